@@ -1,0 +1,3 @@
+"""kumiai: the platform an AI research consortium runs on."""
+
+__version__ = "0.1.0"

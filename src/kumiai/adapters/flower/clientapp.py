@@ -1,0 +1,98 @@
+"""kumiai's ClientApp: the node's side of a job, behind the guard mod."""
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from numpy.typing import NDArray
+
+from kumiai.adapters.flower import protocol
+from kumiai.adapters.flower.guard import NodeLocator, make_guard_mod, node_config_locator
+from kumiai.domain.metrics import HISTOGRAM_BINS, SiteScore
+from kumiai.domain.preprocessing import FeaturePlan, SiteSummary
+from kumiai.domain.training import TrainingSettings
+
+Arrays = list[NDArray[np.float64]]
+
+
+class NodeOperations(Protocol):
+    """What a node can do on its own rows (implemented in kumiai.services.node)."""
+
+    def summary(self, dataset: str, settings: TrainingSettings) -> SiteSummary: ...
+
+    def train(self, dataset: str, settings: TrainingSettings, plan: FeaturePlan,
+              arrays: Arrays, server_round: int) -> tuple[Arrays, int, float]: ...
+
+    def evaluate(self, dataset: str, settings: TrainingSettings, plan: FeaturePlan,
+                 arrays: Arrays) -> SiteScore: ...
+
+
+def score_metrics(score: SiteScore) -> MetricRecord:
+    return MetricRecord({
+        "num-examples": score.examples,
+        "correct": score.correct,
+        "loss-sum": score.loss_sum,
+        "hist-pos": [int(v) for v in score.hist_pos.ravel()],
+        "hist-neg": [int(v) for v in score.hist_neg.ravel()],
+    })
+
+
+def metrics_score(metrics: MetricRecord) -> SiteScore:
+    pos = np.asarray(metrics["hist-pos"], dtype=np.int64)
+    neg = np.asarray(metrics["hist-neg"], dtype=np.int64)
+    return SiteScore(
+        examples=int(metrics["num-examples"]),  # type: ignore[arg-type]
+        correct=int(metrics["correct"]),  # type: ignore[arg-type]
+        loss_sum=float(metrics["loss-sum"]),  # type: ignore[arg-type]
+        hist_pos=pos.reshape(-1, HISTOGRAM_BINS),
+        hist_neg=neg.reshape(-1, HISTOGRAM_BINS),
+    )
+
+
+def build_client_app(
+    operations_for: Callable[[Path], NodeOperations],
+    locate: NodeLocator = node_config_locator,
+) -> ClientApp:
+    app = ClientApp(mods=[make_guard_mod(locate)])
+
+    def unpack(message: Message, context: Context) -> tuple[NodeOperations, str, ConfigRecord,
+                                                             TrainingSettings]:
+        state = context.state[protocol.STATE]
+        config = protocol.job_config(message)
+        assert config is not None  # the guard refuses messages without a ticket
+        settings = TrainingSettings.from_json(str(config[protocol.SETTINGS]))
+        return operations_for(Path(str(state["home"]))), str(state["dataset"]), config, settings
+
+    @app.query()
+    def summarise(message: Message, context: Context) -> Message:
+        node, dataset, _, settings = unpack(message, context)
+        summary = node.summary(dataset, settings)
+        reply = ConfigRecord({"dataset": dataset, "summary": summary.to_json()})
+        return Message(RecordDict({"summary": reply}), reply_to=message)
+
+    @app.train()
+    def train(message: Message, context: Context) -> Message:
+        node, dataset, config, settings = unpack(message, context)
+        plan = FeaturePlan.from_json(str(config[protocol.PLAN]))
+        arrays = message.content["arrays"].to_numpy_ndarrays()  # type: ignore[union-attr]
+        if "proximal-mu" in config:  # set by Flower's FedProx
+            settings = replace(settings, proximal_mu=float(config["proximal-mu"]))  # type: ignore[arg-type]
+        new_arrays, examples, loss = node.train(dataset, settings, plan, arrays,
+                                                int(config.get("server-round", 0)))
+        metrics = MetricRecord({"num-examples": examples, "train-loss": loss})
+        return Message(RecordDict({"arrays": ArrayRecord(new_arrays), "metrics": metrics}),
+                       reply_to=message)
+
+    @app.evaluate()
+    def evaluate(message: Message, context: Context) -> Message:
+        node, dataset, config, settings = unpack(message, context)
+        plan = FeaturePlan.from_json(str(config[protocol.PLAN]))
+        arrays = message.content["arrays"].to_numpy_ndarrays()  # type: ignore[union-attr]
+        score = node.evaluate(dataset, settings, plan, arrays)
+        return Message(RecordDict({"metrics": score_metrics(score)}), reply_to=message)
+
+    return app

@@ -1,0 +1,42 @@
+"""The names kumiai uses inside Flower messages, shared by coordinator and node."""
+
+import json
+import re
+
+from flwr.app import ConfigRecord, Message
+
+TICKET = "kumiai-ticket"
+AGREEMENTS = "kumiai-agreements"
+SETTINGS = "kumiai-settings"
+PLAN = "kumiai-plan"
+STATE = "kumiai"  # ConfigRecord the guard leaves in Context.state for the handlers
+REFUSED = 4030  # Flower Error code of a node's refusal
+
+_REFUSAL = re.compile(r"^\[dataset (?P<dataset>[^\]]+)\] (?P<reason>.*)$", re.S)
+
+
+def job_config(message: Message) -> ConfigRecord | None:
+    """The ConfigRecord carrying a kumiai ticket, whatever key the app stored it under."""
+    for record in message.content.config_records.values():
+        if TICKET in record:
+            return record
+    return None
+
+
+def agreements_of(config: ConfigRecord) -> dict[str, str]:
+    raw = config.get(AGREEMENTS, "{}")
+    try:
+        value = json.loads(str(raw))
+    except json.JSONDecodeError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def refusal_reason(dataset: str, reason: str) -> str:
+    return f"[dataset {dataset}] {reason}"
+
+
+def parse_refusal(text: str) -> tuple[str | None, str]:
+    """(dataset, reason) of a kumiai refusal; (None, text) for any other node error."""
+    match = _REFUSAL.match(text or "")
+    return (match["dataset"], match["reason"]) if match else (None, text or "unknown error")

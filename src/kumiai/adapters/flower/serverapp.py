@@ -1,0 +1,185 @@
+"""kumiai's ServerApp: admit sites, agree on preprocessing, then run a Flower strategy.
+
+1. Every node gets a 'statistics' query carrying the job ticket and its agreement. The
+   node's guard admits or refuses; admitted nodes answer with summaries only.
+2. The summaries merge into one feature plan (means, scales, levels, classes).
+3. A Flower strategy trains on the admitted nodes. An observing grid records each round's
+   per-site scores and any refusal as it happens.
+"""
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+from kumiai.adapters.flower import protocol
+from kumiai.adapters.flower.clientapp import metrics_score
+from kumiai.adapters.flower.strategies import make_strategy
+from kumiai.adapters.models.logistic import LogisticRegression
+from kumiai.domain.errors import JobFailed
+from kumiai.domain.job import JobTicket
+from kumiai.domain.metrics import SiteScore
+from kumiai.domain.preprocessing import FeaturePlan, SiteSummary, merge_summaries
+from kumiai.domain.training import TrainingSettings
+
+
+class JobObserver(Protocol):
+    """Where the coordinator records what happens (implemented by the training service)."""
+
+    def sites_decided(self, admitted: dict[str, SiteSummary], refused: dict[str, str]) -> None: ...
+
+    def site_refused(self, dataset: str, reason: str, server_round: int) -> None: ...
+
+    def round_done(self, server_round: int, train_loss: float | None,
+                   scores: dict[str, SiteScore], seconds: float) -> None: ...
+
+
+@dataclass
+class FederatedJob:
+    ticket: JobTicket
+    agreements: dict[str, str]  # dataset -> signed agreement JSON
+    settings: TrainingSettings
+    expected_nodes: int
+    query_timeout: float = 120.0
+    round_timeout: float = 600.0
+    # filled in by the run
+    plan: FeaturePlan | None = None
+    arrays: list[np.ndarray] = field(default_factory=list)
+
+    def config(self, **extra: str) -> ConfigRecord:
+        return ConfigRecord({
+            protocol.TICKET: self.ticket.to_json(),
+            protocol.AGREEMENTS: _json(self.agreements),
+            protocol.SETTINGS: self.settings.to_json(),
+            **extra,
+        })
+
+
+def _json(value: dict[str, str]) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+class ObservingGrid(Grid):
+    """Delegates to Flower's grid; narrows it to admitted nodes and reports every reply."""
+
+    def __init__(self, inner: Grid, sites: dict[int, str], observer: JobObserver) -> None:
+        self.inner, self.sites, self.observer = inner, dict(sites), observer
+        self._round_started = time.perf_counter()
+        self._train_loss: float | None = None
+
+    # -- delegation ------------------------------------------------------------------
+    def set_run(self, run):  # type: ignore[no-untyped-def]
+        self.inner.set_run(run)
+
+    @property
+    def run(self):  # type: ignore[no-untyped-def]
+        return self.inner.run
+
+    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None):  # type: ignore[no-untyped-def]
+        return self.inner.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return [n for n in self.inner.get_node_ids() if n in self.sites]
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self.inner.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self.inner.pull_messages(message_ids)
+
+    # -- observation -----------------------------------------------------------------
+    def send_and_receive(self, messages: Iterable[Message], *,
+                         timeout: float | None = None) -> Iterable[Message]:
+        messages = list(messages)
+        kind = messages[0].metadata.message_type if messages else ""
+        if kind == MessageType.TRAIN:
+            self._round_started = time.perf_counter()
+        replies = list(self.inner.send_and_receive(messages, timeout=timeout))
+        server_round = int(messages[0].content["config"].get("server-round", 0)) if messages else 0
+        answered = {r.metadata.src_node_id for r in replies}
+        for message in messages:
+            if message.metadata.dst_node_id not in answered:
+                self._drop(message.metadata.dst_node_id,
+                           f"no reply within {timeout:.0f} s", server_round)
+        good = []
+        for reply in replies:
+            if reply.has_error():
+                self._drop(reply.metadata.src_node_id, reply.error.reason or "", server_round)
+            else:
+                good.append(reply)
+        if kind == MessageType.TRAIN:
+            weights = [float(r.content["metrics"]["num-examples"]) for r in good]
+            losses = [float(r.content["metrics"]["train-loss"]) for r in good]
+            self._train_loss = (float(np.average(losses, weights=weights)) if good else None)
+        elif kind == MessageType.EVALUATE:
+            scores = {self.sites[r.metadata.src_node_id]: metrics_score(r.content["metrics"])
+                      for r in good}
+            self.observer.round_done(server_round, self._train_loss, scores,
+                                     time.perf_counter() - self._round_started)
+        return good
+
+    def _drop(self, node_id: int, reason: str, server_round: int) -> None:
+        dataset = self.sites.pop(node_id, None)
+        if dataset is not None:
+            _, text = protocol.parse_refusal(reason)
+            self.observer.site_refused(dataset, text, server_round)
+        if not self.sites:
+            raise JobFailed(f"every node left the job by round {server_round}; last reason: "
+                            f"{protocol.parse_refusal(reason)[1]}")
+
+
+def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, str]:
+    """Ask every node for its summary; the guard admits or refuses each."""
+    deadline = time.monotonic() + job.query_timeout
+    while len(node_ids := list(grid.get_node_ids())) < job.expected_nodes:
+        if time.monotonic() > deadline:
+            raise JobFailed(f"only {len(node_ids)} of {job.expected_nodes} nodes connected within "
+                            f"{job.query_timeout:.0f} s; start the missing nodes")
+        time.sleep(0.2)
+    messages = [Message(RecordDict({"config": job.config()}), dst_node_id=n,
+                        message_type=MessageType.QUERY) for n in node_ids]
+    replies = list(grid.send_and_receive(messages, timeout=job.query_timeout))
+    summaries: dict[str, SiteSummary] = {}
+    sites: dict[int, str] = {}
+    refused: dict[str, str] = {}
+    for reply in replies:
+        if reply.has_error():
+            dataset, reason = protocol.parse_refusal(reply.error.reason or "")
+            refused[dataset or f"node-{reply.metadata.src_node_id}"] = reason
+            continue
+        record = reply.content["summary"]
+        dataset = str(record["dataset"])
+        summaries[dataset] = SiteSummary.from_json(str(record["summary"]))
+        sites[reply.metadata.src_node_id] = dataset
+    observer.sites_decided(summaries, refused)
+    if not summaries:
+        raise JobFailed("every node refused the job: " + "; ".join(refused.values()))
+    job.plan = merge_summaries(summaries)
+    return sites
+
+
+def build_server_app(job: FederatedJob, observer: JobObserver) -> ServerApp:
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        sites = _admit(grid, job, observer)
+        assert job.plan is not None
+        model = LogisticRegression(len(job.plan.feature_names), len(job.plan.classes))
+        config = job.config(**{protocol.PLAN: job.plan.to_json()})
+        result = make_strategy(job.settings).start(
+            grid=ObservingGrid(grid, sites, observer),
+            initial_arrays=ArrayRecord(model.arrays),
+            num_rounds=job.settings.rounds,
+            timeout=job.round_timeout,
+            train_config=config,
+            evaluate_config=ConfigRecord(dict(config)),
+        )
+        job.arrays = result.arrays.to_numpy_ndarrays()
+
+    return app

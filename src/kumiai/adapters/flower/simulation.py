@@ -1,0 +1,62 @@
+"""Running a job on Flower's simulation engine (Ray), quietly and without network access."""
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from flwr.app import Context
+from flwr.clientapp import ClientApp
+from flwr.serverapp import ServerApp
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Flower logs every round at INFO (and run_simulation's deprecation); kumiai shows its own."""
+    logger = logging.getLogger("flwr")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def run_simulation(server_app: ServerApp, client_app: ClientApp, num_nodes: int,
+                   home: Path) -> None:
+    """One Flower simulation: `num_nodes` SuperNodes, Ray state kept out of /tmp/ray."""
+    # Ray's socket paths must stay under ~107 bytes, so its directory is short and derived
+    # from the home rather than inside it.
+    tag = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:10]
+    os.environ["RAY_TMPDIR"] = os.path.join(tempfile.gettempdir(), f"kumiai-ray-{tag}")
+    os.environ.setdefault("FLWR_HOME", str(home / "flwr"))
+    os.environ["RAY_DEDUP_LOGS"] = "0"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ["RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO"] = "0"
+    from flwr.simulation import run_simulation as flower_run_simulation
+
+    with _quiet():
+        flower_run_simulation(
+            server_app=server_app,
+            client_app=client_app,
+            num_supernodes=num_nodes,
+            backend_config={
+                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False,
+                              "include_dashboard": False},
+            },
+        )
+
+
+class PartitionLocator:
+    """Simulation: SuperNode partition i is the node of sites[i] = (member home, dataset)."""
+
+    def __init__(self, sites: list[tuple[str, str]]) -> None:
+        self.sites = sites
+
+    def __call__(self, context: Context) -> tuple[Path, str | None]:
+        home, dataset = self.sites[int(context.node_config["partition-id"])]
+        return Path(home), dataset

@@ -1,0 +1,132 @@
+"""A member's node home: its private key, its data files, what its steward signed or revoked.
+
+This directory is the node's own authority. The coordinator's database only mirrors it.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kumiai.adapters.files import write_atomic, write_json_atomic
+from kumiai.domain import keys
+from kumiai.domain.agreement import SignedAgreement
+from kumiai.domain.errors import InvalidInput, NotFound
+from kumiai.domain.schema import ColumnType, Schema, TargetSpec, parse_target
+
+
+@dataclass(frozen=True)
+class LocalDataset:
+    """The node's own record of a dataset: where the rows are and how to read them."""
+
+    name: str
+    file: Path
+    sha256: str
+    target: TargetSpec
+    schema: Schema
+    missing: dict[str, tuple[str, ...]]
+    rows: int
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "file": str(self.file),
+            "sha256": self.sha256,
+            "target": str(self.target),
+            "schema": {c: t.value for c, t in self.schema.items()},
+            "missing": {c: list(v) for c, v in self.missing.items()},
+            "rows": self.rows,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> "LocalDataset":
+        return cls(
+            name=doc["name"],
+            file=Path(doc["file"]),
+            sha256=doc["sha256"],
+            target=parse_target(doc["target"]),
+            schema={c: ColumnType(t) for c, t in doc["schema"].items()},
+            missing={c: tuple(v) for c, v in doc["missing"].items()},
+            rows=int(doc["rows"]),
+        )
+
+
+class NodeHome:
+    """Paths and durable reads/writes inside one member's home directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def member_name(self) -> str:
+        return str(self._read_json(self.root / "member.json", "member record")["name"])
+
+    # -- identity --------------------------------------------------------------------
+    def create(self, name: str, kind: str, key: Ed25519PrivateKey) -> str:
+        """Write the member's identity and private key (0600). Returns the public key."""
+        if (self.root / "key.pem").exists():
+            raise InvalidInput(f"{self.root} already holds a member key; choose another home")
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.root / "key.pem", keys.private_key_to_pem(key), mode=0o600)
+        public = keys.public_key_b64(key)
+        write_json_atomic(self.root / "member.json",
+                          {"name": name, "kind": kind, "public_key": public})
+        return public
+
+    def private_key(self) -> Ed25519PrivateKey:
+        path = self.root / "key.pem"
+        if not path.is_file():
+            raise NotFound(f"no private key at {path}; this member's node home is incomplete")
+        return keys.private_key_from_pem(path.read_bytes(), str(path))
+
+    def public_key(self) -> str:
+        return str(self._read_json(self.root / "member.json", "member record")["public_key"])
+
+    # -- datasets --------------------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def save_dataset(self, dataset: LocalDataset) -> None:
+        write_json_atomic(self.root / "datasets" / f"{dataset.name}.json", dataset.to_doc())
+
+    def dataset(self, name: str) -> LocalDataset:
+        path = self.root / "datasets" / f"{name}.json"
+        if not path.is_file():
+            raise NotFound(f"dataset {name!r} is not registered on the node at {self.root}")
+        return LocalDataset.from_doc(self._read_json(path, "dataset record"))
+
+    def dataset_names(self) -> list[str]:
+        folder = self.root / "datasets"
+        return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+    # -- agreements and revocations ----------------------------------------------------
+    def save_agreement(self, agreement: SignedAgreement) -> None:
+        write_atomic(self.root / "agreements" / f"{agreement.terms.agreement_id}.json",
+                     agreement.to_json().encode())
+
+    def agreements(self) -> list[SignedAgreement]:
+        folder = self.root / "agreements"
+        if not folder.is_dir():
+            return []
+        return [SignedAgreement.from_json(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+    def revoke(self, agreement_id: str, revoked_at: str, reason: str) -> None:
+        write_json_atomic(self.root / "revoked" / f"{agreement_id}.json",
+                          {"agreement_id": agreement_id, "revoked_at": revoked_at,
+                           "reason": reason})
+
+    def revoked(self) -> frozenset[str]:
+        folder = self.root / "revoked"
+        return frozenset(p.stem for p in folder.glob("*.json")) if folder.is_dir() else frozenset()
+
+    @staticmethod
+    def _read_json(path: Path, what: str) -> dict[str, Any]:
+        try:
+            return dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise NotFound(f"{what} {path} does not exist; is this a kumiai node home?") from None
+        except (json.JSONDecodeError, ValueError):
+            raise InvalidInput(f"{what} {path} is not valid JSON; restore it from backup") from None

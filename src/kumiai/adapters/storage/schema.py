@@ -1,0 +1,168 @@
+"""The coordinator's governance tables (SQLAlchemy 2). Migrations live in ./migrations."""
+
+from datetime import datetime
+
+from datetime import UTC
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC (SQLite has no time zones) and always hands back aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("refusing to store a naive datetime; kumiai stores UTC only")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime}
+
+
+class MemberRow(Base):
+    __tablename__ = "members"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    public_key: Mapped[str] = mapped_column(String(64))
+    key_fingerprint: Mapped[str] = mapped_column(String(16))
+    home: Mapped[str] = mapped_column(Text)
+    joined_at: Mapped[datetime]
+
+
+class DatasetRow(Base):
+    """Catalogue metadata only: the rows stay on the member's node."""
+
+    __tablename__ = "datasets"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    member: Mapped[str] = mapped_column(ForeignKey("members.name"))
+    schema_json: Mapped[str] = mapped_column(Text)
+    target: Mapped[str] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    sensitivity: Mapped[str] = mapped_column(String(20))
+    registered_at: Mapped[datetime]
+
+
+class ProjectRow(Base):
+    __tablename__ = "projects"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(Text)
+    proposed_by: Mapped[str] = mapped_column(ForeignKey("members.name"))
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+    approved_by: Mapped[str | None] = mapped_column(ForeignKey("members.name"))
+    approved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+
+class ProjectMemberRow(Base):
+    __tablename__ = "project_members"
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name"), primary_key=True)
+    member: Mapped[str] = mapped_column(ForeignKey("members.name"), primary_key=True)
+
+
+class RequestRow(Base):
+    """A researcher's data-use request, awaiting the dataset steward's signature or refusal."""
+
+    __tablename__ = "data_requests"
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name"))
+    dataset: Mapped[str] = mapped_column(ForeignKey("datasets.name"))
+    requested_by: Mapped[str] = mapped_column(ForeignKey("members.name"))
+    purpose: Mapped[str] = mapped_column(Text)
+    job_kinds: Mapped[str] = mapped_column(Text)
+    max_rounds: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    refusal_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AgreementRow(Base):
+    """Mirror of an agreement the steward signed; `document` is the signed canonical JSON."""
+
+    __tablename__ = "agreements"
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("data_requests.id"), unique=True)
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name"))
+    dataset: Mapped[str] = mapped_column(ForeignKey("datasets.name"))
+    steward: Mapped[str] = mapped_column(ForeignKey("members.name"))
+    document: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name"))
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    spec_json: Mapped[str] = mapped_column(Text)
+    planned_rounds: Mapped[int] = mapped_column(Integer)
+    completed_rounds: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)
+
+
+class JobSiteRow(Base):
+    """Whether each dataset's node took part in a job, and if not, the node's own reason."""
+
+    __tablename__ = "job_sites"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    dataset: Mapped[str] = mapped_column(ForeignKey("datasets.name"), primary_key=True)
+    member: Mapped[str] = mapped_column(ForeignKey("members.name"))
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class JobRoundRow(Base):
+    __tablename__ = "job_rounds"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    round: Mapped[int] = mapped_column(Integer, primary_key=True)
+    metrics_json: Mapped[str] = mapped_column(Text)
+    seconds: Mapped[float]
+    recorded_at: Mapped[datetime]
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("project", "version"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name"))
+    version: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    strategy: Mapped[str] = mapped_column(String(20))
+    feature_plan_json: Mapped[str] = mapped_column(Text)
+    parameters: Mapped[bytes] = mapped_column(LargeBinary)
+    metrics_json: Mapped[str] = mapped_column(Text)
+    lineage_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]

@@ -1,0 +1,115 @@
+"""Data-use agreements: canonical JSON terms signed with the steward's Ed25519 key."""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kumiai.domain import keys
+from kumiai.domain.canonical import canonical_json
+from kumiai.domain.clock import parse_iso, to_iso
+from kumiai.domain.errors import InvalidInput
+from kumiai.domain.job import JobKind
+
+AGREEMENT_TYPE = "kumiai.agreement"
+AGREEMENT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AgreementTerms:
+    """What the steward consents to: one project, one dataset, one purpose, bounded use."""
+
+    agreement_id: str
+    request_id: str
+    project: str
+    dataset: str
+    steward: str  # the member whose steward signs; owner of the dataset
+    purpose: str
+    job_kinds: tuple[JobKind, ...]
+    max_rounds: int
+    expires_at: datetime
+    signed_at: datetime
+
+    def payload(self) -> dict[str, object]:
+        return {
+            "type": AGREEMENT_TYPE,
+            "version": AGREEMENT_VERSION,
+            "agreement_id": self.agreement_id,
+            "request_id": self.request_id,
+            "project": self.project,
+            "dataset": self.dataset,
+            "steward": self.steward,
+            "purpose": self.purpose,
+            "job_kinds": [k.value for k in self.job_kinds],
+            "max_rounds": self.max_rounds,
+            "expires_at": to_iso(self.expires_at),
+            "signed_at": to_iso(self.signed_at),
+        }
+
+    @classmethod
+    def from_payload(cls, doc: dict[str, object]) -> "AgreementTerms":
+        if doc.get("type") != AGREEMENT_TYPE or doc.get("version") != AGREEMENT_VERSION:
+            raise ValueError(f"not a version-{AGREEMENT_VERSION} {AGREEMENT_TYPE}")
+        kinds = doc["job_kinds"]
+        if not isinstance(kinds, list):
+            raise ValueError("job_kinds must be a list")
+        return cls(
+            agreement_id=str(doc["agreement_id"]),
+            request_id=str(doc["request_id"]),
+            project=str(doc["project"]),
+            dataset=str(doc["dataset"]),
+            steward=str(doc["steward"]),
+            purpose=str(doc["purpose"]),
+            job_kinds=tuple(JobKind(k) for k in kinds),
+            max_rounds=int(str(doc["max_rounds"])),
+            expires_at=parse_iso(str(doc["expires_at"])),
+            signed_at=parse_iso(str(doc["signed_at"])),
+        )
+
+
+@dataclass(frozen=True)
+class SignedAgreement:
+    """Terms plus the steward's signature over their canonical bytes."""
+
+    terms: AgreementTerms
+    signature: str  # base64 Ed25519 over canonical_json(terms.payload())
+    key_fingerprint: str
+
+    def to_json(self) -> str:
+        return canonical_json(
+            {
+                "payload": self.terms.payload(),
+                "signature": self.signature,
+                "key_fingerprint": self.key_fingerprint,
+            }
+        ).decode("utf-8")
+
+    @classmethod
+    def from_json(cls, text: str) -> "SignedAgreement":
+        try:
+            doc = json.loads(text)
+            return cls(
+                terms=AgreementTerms.from_payload(doc["payload"]),
+                signature=str(doc.get("signature") or ""),
+                key_fingerprint=str(doc.get("key_fingerprint") or ""),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, InvalidInput) as exc:
+            raise InvalidInput(
+                f"agreement document is malformed ({exc}); re-export it from the steward's node"
+            ) from None
+
+
+def sign_agreement(terms: AgreementTerms, key: Ed25519PrivateKey) -> SignedAgreement:
+    public = keys.public_key_b64(key)
+    return SignedAgreement(
+        terms=terms,
+        signature=keys.sign(key, canonical_json(terms.payload())),
+        key_fingerprint=keys.fingerprint(public),
+    )
+
+
+def signature_is_valid(agreement: SignedAgreement, steward_public_b64: str) -> bool:
+    return bool(agreement.signature) and keys.verify(
+        steward_public_b64, canonical_json(agreement.terms.payload()), agreement.signature
+    )

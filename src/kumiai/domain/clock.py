@@ -1,0 +1,29 @@
+"""Time is UTC and ISO-8601 everywhere; the domain receives `now`, it never reads a clock."""
+
+from datetime import UTC, datetime
+
+from kumiai.domain.errors import InvalidInput
+
+
+def utc_now() -> datetime:
+    """The current time in UTC, to the second (signed payloads carry no sub-seconds)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def to_iso(moment: datetime) -> str:
+    """Render a UTC moment as `YYYY-MM-DDTHH:MM:SSZ`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str, what: str = "time") -> datetime:
+    """Parse an ISO-8601 date or time; a bare date means midnight UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"{what} {text!r} is not an ISO-8601 date or time; use e.g. 2027-06-30 or "
+            "2027-06-30T12:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

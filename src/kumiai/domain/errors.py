@@ -1,0 +1,35 @@
+"""One exception family. Every message names the thing that is wrong and how to fix it."""
+
+
+class KumiaiError(Exception):
+    """A user-facing error: the CLI prints it on one line and exits non-zero."""
+
+    exit_code = 1
+
+
+class NotFound(KumiaiError):
+    """A member, project, dataset, request, agreement, job or model that does not exist."""
+
+    exit_code = 2
+
+
+class InvalidInput(KumiaiError):
+    """An argument or file the user gave that cannot be used as given."""
+
+    exit_code = 2
+
+
+class DataError(InvalidInput):
+    """A data file that cannot be read: names the file, row and column."""
+
+
+class SchemaMismatch(DataError):
+    """Sites whose columns differ cannot train one model together."""
+
+
+class StateError(KumiaiError):
+    """An act that the object's lifecycle does not allow now (e.g. approving a closed project)."""
+
+
+class JobFailed(KumiaiError):
+    """A job that could not run: every node refused, or the federation broke."""

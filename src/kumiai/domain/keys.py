@@ -1,0 +1,56 @@
+"""Ed25519 signing over canonical bytes. Keys travel as base64 of their raw 32 bytes."""
+
+import base64
+import hashlib
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from kumiai.domain.errors import InvalidInput
+
+
+def new_private_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def private_key_to_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def private_key_from_pem(pem: bytes, where: str) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise InvalidInput(f"{where} is not a PEM Ed25519 private key; restore it from backup") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InvalidInput(f"{where} holds a key that is not Ed25519; kumiai signs with Ed25519")
+    return key
+
+
+def public_key_b64(key: Ed25519PrivateKey) -> str:
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def fingerprint(public_b64: str) -> str:
+    """A short, stable name for a public key (first 16 hex digits of its SHA-256)."""
+    return hashlib.sha256(public_b64.encode("ascii")).hexdigest()[:16]
+
+
+def sign(key: Ed25519PrivateKey, message: bytes) -> str:
+    return base64.b64encode(key.sign(message)).decode("ascii")
+
+
+def verify(public_b64: str, message: bytes, signature_b64: str) -> bool:
+    """True only when the signature is well-formed and valid for this key and message."""
+    try:
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_b64, validate=True))
+        public.verify(base64.b64decode(signature_b64, validate=True), message)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True

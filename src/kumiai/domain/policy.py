@@ -1,0 +1,99 @@
+"""The node's policy check: may this node do this operation for this job on its dataset?
+
+A pure function. The node calls it on every message, with the steward key, revocation list
+and clock of its own home: it never takes the coordinator's word for any of them.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from kumiai.domain.agreement import SignedAgreement, signature_is_valid
+from kumiai.domain.clock import to_iso
+from kumiai.domain.job import ALLOWED_OPERATIONS, JobTicket
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+    @classmethod
+    def allow(cls, agreement_id: str) -> "Decision":
+        return cls(True, f"covered by agreement {agreement_id}")
+
+
+def check_job(
+    *,
+    ticket: JobTicket,
+    operation: str,
+    server_round: int,
+    dataset: str,
+    steward: str,
+    steward_public_key: str,
+    agreement: SignedAgreement | None,
+    revoked: frozenset[str],
+    now: datetime,
+) -> Decision:
+    """Decide on one operation ('statistics', 'train' or 'evaluate') for one round.
+
+    Each refusal names what failed and what would fix it; the reason travels back to the
+    job's record and the researcher.
+    """
+
+    def refuse(why: str) -> Decision:
+        return Decision(False, f"{steward} refused job {ticket.job_id}: {why}")
+
+    if dataset not in ticket.datasets:
+        return refuse(f"the job does not name dataset {dataset!r}")
+    if agreement is None:
+        return refuse(
+            f"no signed agreement for project {ticket.project!r} on dataset {dataset!r}; "
+            "the steward must sign a data-use request first"
+        )
+    terms = agreement.terms
+    if not signature_is_valid(agreement, steward_public_key):
+        return refuse(
+            f"agreement {terms.agreement_id} is unsigned or its signature does not verify with "
+            f"{steward}'s key; only an agreement the steward signed is accepted"
+        )
+    if terms.steward != steward:
+        return refuse(f"agreement {terms.agreement_id} belongs to {terms.steward!r}, not {steward!r}")
+    if terms.agreement_id in revoked:
+        return refuse(f"agreement {terms.agreement_id} was revoked; ask the steward for a new one")
+    if terms.project != ticket.project:
+        return refuse(
+            f"agreement {terms.agreement_id} covers project {terms.project!r}, "
+            f"not {ticket.project!r}"
+        )
+    if terms.dataset != dataset:
+        return refuse(
+            f"agreement {terms.agreement_id} covers dataset {terms.dataset!r}, not {dataset!r}"
+        )
+    if terms.purpose != ticket.purpose:
+        return refuse(
+            f"agreement {terms.agreement_id} allows the purpose {terms.purpose!r}, "
+            f"not {ticket.purpose!r}"
+        )
+    if ticket.kind not in terms.job_kinds:
+        allowed = ", ".join(k.value for k in terms.job_kinds)
+        return refuse(
+            f"agreement {terms.agreement_id} allows job kinds [{allowed}], not {ticket.kind.value!r}"
+        )
+    if operation not in ALLOWED_OPERATIONS[ticket.kind]:
+        return refuse(f"a {ticket.kind.value} job may not ask for {operation!r}")
+    if now >= terms.expires_at:
+        return refuse(
+            f"agreement {terms.agreement_id} expired at {to_iso(terms.expires_at)}; "
+            "ask the steward to sign a renewed request"
+        )
+    if ticket.rounds > terms.max_rounds:
+        return refuse(
+            f"the job plans {ticket.rounds} rounds but agreement {terms.agreement_id} allows at "
+            f"most {terms.max_rounds}; run at most {terms.max_rounds} rounds"
+        )
+    if server_round > terms.max_rounds:
+        return refuse(
+            f"round {server_round} exceeds the {terms.max_rounds} rounds agreement "
+            f"{terms.agreement_id} allows"
+        )
+    return Decision.allow(terms.agreement_id)

@@ -1,0 +1,50 @@
+"""Settings of a federated training job, validated before any node is contacted."""
+
+import json
+from dataclasses import asdict, dataclass
+
+from kumiai.domain.errors import InvalidInput
+
+STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How each node optimises locally, and how the coordinator aggregates."""
+
+    strategy: str = "fedavg"
+    rounds: int = 20
+    local_epochs: int = 1
+    learning_rate: float = 0.1
+    batch_size: int = 32
+    l2: float = 1e-3
+    proximal_mu: float = 0.0  # FedProx only
+    server_learning_rate: float = 0.1  # FedAdam / FedYogi only
+    seed: int = 0
+    test_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.strategy in STRATEGIES, f"strategy {self.strategy!r} is not known; use one of: "
+             + ", ".join(STRATEGIES)),
+            (self.rounds >= 1, f"rounds must be at least 1 (got {self.rounds})"),
+            (self.local_epochs >= 1, f"local epochs must be at least 1 (got {self.local_epochs})"),
+            (self.learning_rate > 0, f"learning rate must be > 0 (got {self.learning_rate})"),
+            (self.batch_size >= 1, f"batch size must be at least 1 (got {self.batch_size})"),
+            (self.l2 >= 0, f"l2 must be >= 0 (got {self.l2})"),
+            (self.proximal_mu >= 0, f"proximal mu must be >= 0 (got {self.proximal_mu})"),
+            (self.server_learning_rate > 0,
+             f"server learning rate must be > 0 (got {self.server_learning_rate})"),
+            (0 < self.test_fraction < 1,
+             f"test fraction must be between 0 and 1, exclusive (got {self.test_fraction})"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InvalidInput(message)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainingSettings":
+        return cls(**json.loads(text))

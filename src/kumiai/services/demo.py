@@ -1,0 +1,91 @@
+"""The demo consortium: four hospitals, a university and a company, one heart-disease project.
+
+Built only through the public services, exactly as a consortium would be by hand, so the
+demo exercises the same code paths as the CLI. The benchmark reuses it.
+"""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from kumiai.domain.clock import utc_now
+from kumiai.domain.errors import InvalidInput
+from kumiai.services.agreements import refuse_request, request_data_use, sign_request
+from kumiai.services.baselines import Site
+from kumiai.services.consortium import Consortium, init_consortium
+from kumiai.services.datasets import register_dataset
+from kumiai.services.members import add_member
+from kumiai.services.projects import approve_project, propose_project
+
+PROJECT = "heart-disease"
+PURPOSE = "Predict coronary artery disease (num > 0) to support diagnosis"
+UNIVERSITY, COMPANY = "hongo-university", "aozora-health"
+# member name -> value of the `dataset` column in the vendored UCI file
+HOSPITALS = {
+    "cleveland-clinic": "Cleveland",
+    "hungarian-cardiology": "Hungary",
+    "zurich-basel": "Switzerland",
+    "va-long-beach": "VA Long Beach",
+}
+REFUSING = "zurich-basel"
+REFUSAL = "Our ethics approval does not cover training models outside the hospital."
+
+
+@dataclass
+class DemoConsortium:
+    consortium: Consortium
+    project: str
+    sites: dict[str, Site]  # dataset -> site
+    refused: dict[str, str] = field(default_factory=dict)  # dataset -> steward's reason
+
+
+def heart_disease_csv() -> Path:
+    return Path(str(resources.files("kumiai") / "data" / "heart_disease_uci.csv"))
+
+
+def export_hospital_files(folder: Path) -> dict[str, Path]:
+    """Each hospital's own export: its rows of the UCI file, without the site column."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.read_csv(heart_disease_csv(), dtype=str, keep_default_na=False)
+    files = {}
+    for member, site in HOSPITALS.items():
+        path = folder / f"{member}.csv"
+        frame[frame["dataset"] == site].drop(columns=["dataset"]).to_csv(path, index=False)
+        files[member] = path
+    return files
+
+
+def build_demo_consortium(home: Path, refusing: str | None = REFUSING) -> DemoConsortium:
+    """A fresh consortium in `home`; `refusing` names the hospital whose steward says no."""
+    if home.exists() and any(home.iterdir()):
+        raise InvalidInput(f"{home} is not empty; the demo builds a consortium in a fresh "
+                           "directory (remove it or pass another --dir)")
+    consortium = init_consortium(home)
+    add_member(consortium, UNIVERSITY, "university")
+    add_member(consortium, COMPANY, "company")
+    files = export_hospital_files(home / "exports")
+    sites: dict[str, Site] = {}
+    for member, path in files.items():
+        add_member(consortium, member, "hospital")
+        dataset = f"{member}-heart"
+        register_dataset(consortium, member=member, file=path, name=dataset, target="num>0",
+                         missing={"chol": ("0",)}, ignore=("id",), sensitivity="special-category")
+        sites[dataset] = Site(consortium.member_home(member), dataset)
+    propose_project(consortium, name=PROJECT, title="Federated heart-disease diagnosis support",
+                    purpose=PURPOSE, proposed_by=UNIVERSITY,
+                    members=(COMPANY, *HOSPITALS))
+    approve_project(consortium, PROJECT, approved_by=COMPANY)
+    refused: dict[str, str] = {}
+    for member in HOSPITALS:
+        request = request_data_use(consortium, project=PROJECT, dataset=f"{member}-heart",
+                                   requested_by=UNIVERSITY, job_kinds="train,evaluate",
+                                   max_rounds=100, expires_at=utc_now() + timedelta(days=180))
+        if member == refusing:
+            refuse_request(consortium, request.id, REFUSAL)
+            refused[request.dataset] = REFUSAL
+        else:
+            sign_request(consortium, request.id)
+    return DemoConsortium(consortium, PROJECT, sites, refused)

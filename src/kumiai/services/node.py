@@ -1,0 +1,143 @@
+"""What a member's node does for a job, on its own rows, inside its own home.
+
+The Flower ClientApp calls these after the guard mod has approved the message. Nothing
+here returns a row: only summaries, model parameters and aggregate scores leave.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.model_selection import train_test_split
+
+from kumiai.adapters import tables
+from kumiai.adapters.models.logistic import LogisticRegression
+from kumiai.adapters.nodehome import LocalDataset, NodeHome
+from kumiai.domain.errors import DataError
+from kumiai.domain.metrics import SiteScore, score_site
+from kumiai.domain.preprocessing import Columns, FeaturePlan, SiteSummary, summarise
+from kumiai.domain.schema import Schema
+from kumiai.domain.training import TrainingSettings
+
+
+@dataclass(frozen=True)
+class SiteSplit:
+    """One site's rows, split into train and test, typed but not yet encoded."""
+
+    dataset: str
+    schema: Schema
+    train: Columns
+    train_labels: NDArray[Any]
+    test: Columns
+    test_labels: NDArray[Any]
+
+
+def _site_seed(seed: int, dataset: str) -> int:
+    """Each site gets its own, reproducible shuffle from the job's seed."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{dataset}".encode()).digest()[:4], "big")
+
+
+def load_rows(record: LocalDataset) -> tuple[Columns, NDArray[Any]]:
+    """Read and type the dataset's file; refuse if it changed since the steward registered it."""
+    if not record.file.is_file():
+        raise DataError(f"dataset {record.name!r}: its file {record.file} is gone; register it again")
+    if tables.content_hash(record.file) != record.sha256:
+        raise DataError(
+            f"dataset {record.name!r}: {record.file} changed since registration (content hash "
+            "differs); the steward must register the new version"
+        )
+    frame = tables.read_raw(record.file)
+    labels = tables.target_labels(frame, path=record.file, target=record.target)
+    columns = tables.parse_columns(frame, path=record.file, schema=record.schema,
+                                   missing=record.missing)
+    keep = np.array([label is not None for label in labels], dtype=bool)
+    return {c: v[keep] for c, v in columns.items()}, labels[keep]
+
+
+def split_rows(
+    dataset: str, schema: Schema, columns: Columns, labels: NDArray[Any], seed: int,
+    test_fraction: float,
+) -> SiteSplit:
+    """Seeded, stratified train/test split (plain shuffle if a class is too rare to stratify)."""
+    index = np.arange(len(labels))
+    counts = np.unique(labels.astype(str), return_counts=True)[1]
+    stratify = labels.astype(str) if counts.min() >= 2 else None
+    train_idx, test_idx = train_test_split(
+        index, test_size=test_fraction, random_state=_site_seed(seed, dataset), stratify=stratify
+    )
+    return SiteSplit(
+        dataset=dataset,
+        schema=schema,
+        train={c: v[train_idx] for c, v in columns.items()},
+        train_labels=labels[train_idx],
+        test={c: v[test_idx] for c, v in columns.items()},
+        test_labels=labels[test_idx],
+    )
+
+
+@lru_cache(maxsize=16)
+def _cached_split(
+    home: str, dataset: str, seed: int, test_fraction: float, _stamp: tuple[int, int]
+) -> SiteSplit:
+    """`_stamp` (mtime, size) keys the cache so an edited file is re-read and re-hashed."""
+    record = NodeHome(Path(home)).dataset(dataset)
+    columns, labels = load_rows(record)
+    return split_rows(dataset, record.schema, columns, labels, seed, test_fraction)
+
+
+class NodeWorker:
+    """A node's operations for one job. Splits are cached per process across rounds."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def split(self, dataset: str, settings: TrainingSettings) -> SiteSplit:
+        record = NodeHome(self.home).dataset(dataset)
+        try:
+            stat = record.file.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            stamp = (0, 0)  # load_rows reports the missing file
+        return _cached_split(str(self.home), dataset, settings.seed, settings.test_fraction, stamp)
+
+    def summary(self, dataset: str, settings: TrainingSettings) -> SiteSummary:
+        part = self.split(dataset, settings)
+        return summarise(part.train, part.schema, part.train_labels)
+
+    def train(
+        self,
+        dataset: str,
+        settings: TrainingSettings,
+        plan: FeaturePlan,
+        arrays: list[NDArray[np.float64]],
+        server_round: int,
+    ) -> tuple[list[NDArray[np.float64]], int, float]:
+        """Local SGD from the global model; returns new parameters, examples, train loss."""
+        part = self.split(dataset, settings)
+        X = plan.transform(part.train)
+        y = plan.encode_labels(part.train_labels, f"dataset {dataset!r}")
+        model = LogisticRegression(X.shape[1], len(plan.classes), l2=settings.l2)
+        model.arrays = arrays
+        rng = np.random.default_rng([_site_seed(settings.seed, dataset), server_round])
+        model.sgd(X, y, epochs=settings.local_epochs, lr=settings.learning_rate,
+                  batch_size=settings.batch_size, rng=rng, prox_mu=settings.proximal_mu,
+                  anchor=arrays)
+        return model.arrays, len(y), model.loss(X, y)
+
+    def evaluate(
+        self,
+        dataset: str,
+        settings: TrainingSettings,
+        plan: FeaturePlan,
+        arrays: list[NDArray[np.float64]],
+    ) -> SiteScore:
+        part = self.split(dataset, settings)
+        model = LogisticRegression(len(plan.feature_names), len(plan.classes))
+        model.arrays = arrays
+        X = plan.transform(part.test)
+        return score_site(model.predict_proba(X),
+                          plan.encode_labels(part.test_labels, f"dataset {dataset!r}"))

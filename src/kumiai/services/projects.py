@@ -1,0 +1,84 @@
+"""Projects: a researcher proposes, the board approves, and eventually someone closes."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from kumiai.adapters.storage.database import transaction
+from kumiai.adapters.storage.schema import MemberRow, ProjectMemberRow, ProjectRow
+from kumiai.domain.clock import utc_now
+from kumiai.domain.errors import InvalidInput
+from kumiai.domain.names import check_slug
+from kumiai.domain.project import ProjectStatus, transition
+from kumiai.services.consortium import Consortium
+from kumiai.services.lookup import all_rows, get
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    name: str
+    title: str
+    purpose: str
+    status: str
+    proposed_by: str
+    members: tuple[str, ...]
+    approved_by: str | None
+    created_at: datetime
+
+
+def _info(session, row: ProjectRow) -> ProjectInfo:  # type: ignore[no-untyped-def]
+    members = tuple(session.scalars(select(ProjectMemberRow.member)
+                                    .where(ProjectMemberRow.project == row.name)
+                                    .order_by(ProjectMemberRow.member)))
+    return ProjectInfo(row.name, row.title, row.purpose, row.status, row.proposed_by, members,
+                       row.approved_by, row.created_at)
+
+
+def propose_project(consortium: Consortium, *, name: str, title: str, purpose: str,
+                    proposed_by: str, members: tuple[str, ...] = ()) -> ProjectInfo:
+    check_slug(name, "project")
+    if not purpose.strip():
+        raise InvalidInput("a project needs a purpose; stewards consent to a stated purpose")
+    with transaction(consortium.sessions) as session:
+        if session.get(ProjectRow, name) is not None:
+            raise InvalidInput(f"project {name!r} already exists; choose another name")
+        for member in {proposed_by, *members}:
+            get(session, MemberRow, member)
+        row = ProjectRow(name=name, title=title or name, purpose=purpose.strip(),
+                         proposed_by=proposed_by, status=ProjectStatus.PROPOSED.value,
+                         created_at=utc_now())
+        session.add(row)
+        session.flush()
+        for member in sorted({proposed_by, *members}):
+            session.add(ProjectMemberRow(project=name, member=member))
+        session.flush()
+        return _info(session, row)
+
+
+def _move(consortium: Consortium, name: str, target: ProjectStatus,
+          by: str | None = None) -> ProjectInfo:
+    with transaction(consortium.sessions) as session:
+        row = get(session, ProjectRow, name)
+        if by is not None:
+            get(session, MemberRow, by)
+        row.status = transition(name, ProjectStatus(row.status), target).value
+        now = utc_now()
+        if target is ProjectStatus.ACTIVE:
+            row.approved_by, row.approved_at = by, now
+        else:
+            row.closed_at = now
+        return _info(session, row)
+
+
+def approve_project(consortium: Consortium, name: str, approved_by: str) -> ProjectInfo:
+    return _move(consortium, name, ProjectStatus.ACTIVE, approved_by)
+
+
+def close_project(consortium: Consortium, name: str) -> ProjectInfo:
+    return _move(consortium, name, ProjectStatus.CLOSED)
+
+
+def list_projects(consortium: Consortium) -> list[ProjectInfo]:
+    with transaction(consortium.sessions) as session:
+        return [_info(session, r) for r in all_rows(session, ProjectRow, ProjectRow.name)]

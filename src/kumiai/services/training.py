@@ -1,0 +1,260 @@
+"""Federated training jobs: admit, train round by round, record, release a model version.
+
+Each round is committed on its own, so a job killed mid-way keeps its finished rounds and
+is marked failed on the next start; a model version is written only together with the
+job's completion, in one transaction, so nothing is ever half-released.
+"""
+
+import io
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from sqlalchemy import func, select
+
+from kumiai.adapters.flower.clientapp import build_client_app
+from kumiai.adapters.flower.serverapp import FederatedJob, build_server_app
+from kumiai.adapters.flower.simulation import PartitionLocator, run_simulation
+from kumiai.adapters.storage.database import transaction
+from kumiai.adapters.storage.schema import (
+    DatasetRow,
+    JobRoundRow,
+    JobRow,
+    JobSiteRow,
+    ModelVersionRow,
+    ProjectRow,
+    RequestRow,
+)
+from kumiai.domain.agreement import SignedAgreement
+from kumiai.domain.clock import utc_now
+from kumiai.domain.errors import InvalidInput, JobFailed, KumiaiError
+from kumiai.domain.job import JobKind, JobStatus, JobTicket
+from kumiai.domain.metrics import SiteScore, combine
+from kumiai.domain.preprocessing import SiteSummary
+from kumiai.domain.project import ProjectStatus, require_active
+from kumiai.domain.training import TrainingSettings
+from kumiai.services.agreements import agreements_for_job
+from kumiai.services.consortium import Consortium
+from kumiai.services.lookup import get
+from kumiai.services.node import NodeWorker
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    round: int
+    rounds: int
+    train_loss: float | None
+    overall: dict[str, float | int | None]
+    sites: dict[str, dict[str, float | int | None]]
+    seconds: float
+
+
+class TrainingProgress(Protocol):
+    """What an interface shows while a job runs (a Rich bar in the CLI)."""
+
+    def admitted(self, job_id: str, sites: list[str], refused: dict[str, str]) -> None: ...
+
+    def refused(self, dataset: str, reason: str, server_round: int) -> None: ...
+
+    def round_done(self, report: RoundReport) -> None: ...
+
+
+@dataclass
+class TrainingOutcome:
+    job_id: str
+    model_id: str
+    rounds: int
+    overall: dict[str, float | int | None]
+    sites: dict[str, dict[str, float | int | None]]
+    refused: dict[str, str] = field(default_factory=dict)
+    seconds_per_round: float = 0.0
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_interrupted_jobs(consortium: Consortium) -> list[str]:
+    """Mark jobs whose process died as failed; their recorded rounds stay as they were."""
+    recovered = []
+    with transaction(consortium.sessions) as session:
+        for job in session.scalars(select(JobRow).where(JobRow.status == JobStatus.RUNNING)):
+            if job.pid != os.getpid() and not _pid_alive(job.pid):
+                job.status = JobStatus.FAILED.value
+                job.finished_at = utc_now()
+                job.error = (f"interrupted: the process running it (pid {job.pid}) stopped after "
+                             f"round {job.completed_rounds} of {job.planned_rounds}; its recorded "
+                             "rounds are kept and no model was released; start a new job")
+                recovered.append(job.id)
+    return recovered
+
+
+class _JobRecorder:
+    """Writes what the federation reports into the job's record, one commit per event."""
+
+    def __init__(self, consortium: Consortium, job_id: str, rounds: int,
+                 progress: TrainingProgress | None) -> None:
+        self.consortium, self.job_id, self.rounds, self.progress = (
+            consortium, job_id, rounds, progress)
+        self.refused: dict[str, str] = {}
+        self.last: RoundReport | None = None
+        self.seconds: list[float] = []
+
+    def _site(self, session, dataset: str) -> JobSiteRow | None:  # type: ignore[no-untyped-def]
+        return session.get(JobSiteRow, (self.job_id, dataset))
+
+    def sites_decided(self, admitted: dict[str, SiteSummary], refused: dict[str, str]) -> None:
+        with transaction(self.consortium.sessions) as session:
+            for dataset in admitted:
+                if (row := self._site(session, dataset)) is not None:
+                    row.status = "participating"
+            for dataset, reason in refused.items():
+                if (row := self._site(session, dataset)) is not None:
+                    row.status, row.reason = "refused", reason
+        self.refused.update(refused)
+        if self.progress:
+            self.progress.admitted(self.job_id, sorted(admitted), refused)
+
+    def site_refused(self, dataset: str, reason: str, server_round: int) -> None:
+        text = f"round {server_round}: {reason}"
+        with transaction(self.consortium.sessions) as session:
+            if (row := self._site(session, dataset)) is not None:
+                row.status, row.reason = "left", text
+        self.refused[dataset] = text
+        if self.progress:
+            self.progress.refused(dataset, text, server_round)
+
+    def round_done(self, server_round: int, train_loss: float | None,
+                   scores: dict[str, SiteScore], seconds: float) -> None:
+        report = RoundReport(
+            round=server_round, rounds=self.rounds, train_loss=train_loss,
+            overall=combine(list(scores.values())).as_dict() if scores else {},
+            sites={d: s.as_dict() for d, s in sorted(scores.items())}, seconds=seconds,
+        )
+        with transaction(self.consortium.sessions) as session:
+            session.add(JobRoundRow(job_id=self.job_id, round=server_round, seconds=seconds,
+                                    recorded_at=utc_now(),
+                                    metrics_json=json.dumps({"train_loss": train_loss,
+                                                             "overall": report.overall,
+                                                             "sites": report.sites})))
+            get(session, JobRow, self.job_id).completed_rounds = server_round
+        self.last = report
+        self.seconds.append(seconds)
+        if self.progress:
+            self.progress.round_done(report)
+
+
+def _arrays_to_bytes(arrays: list[np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, *arrays)
+    return buffer.getvalue()
+
+
+def arrays_from_bytes(blob: bytes) -> list[np.ndarray]:
+    with np.load(io.BytesIO(blob)) as archive:
+        return [archive[f"arr_{i}"] for i in range(len(archive.files))]
+
+
+def _start_job(consortium: Consortium, project: str,
+               settings: TrainingSettings) -> tuple[FederatedJob, list[tuple[str, str]]]:
+    """Create the job record and the ticket; one node per dataset the project requested."""
+    with transaction(consortium.sessions) as session:
+        project_row = get(session, ProjectRow, project)
+        require_active(project, ProjectStatus(project_row.status))
+        datasets = session.scalars(
+            select(DatasetRow).join(RequestRow, RequestRow.dataset == DatasetRow.name)
+            .where(RequestRow.project == project).order_by(DatasetRow.name)).unique().all()
+        if not datasets:
+            raise InvalidInput(f"project {project!r} has no data-use requests yet; request "
+                               f"datasets first: kumiai request {project} --dataset NAME ...")
+        job_id = f"job-{uuid.uuid4().hex[:8]}"
+        ticket = JobTicket(job_id=job_id, project=project, purpose=project_row.purpose,
+                           kind=JobKind.TRAIN, datasets=tuple(d.name for d in datasets),
+                           rounds=settings.rounds)
+        now = utc_now()
+        session.add(JobRow(id=job_id, project=project, kind=JobKind.TRAIN.value,
+                           status=JobStatus.RUNNING.value, spec_json=settings.to_json(),
+                           planned_rounds=settings.rounds, completed_rounds=0, created_at=now,
+                           started_at=now, pid=os.getpid()))
+        session.flush()
+        for d in datasets:
+            session.add(JobSiteRow(job_id=job_id, dataset=d.name, member=d.member,
+                                   status="pending"))
+        job = FederatedJob(ticket=ticket, agreements=agreements_for_job(session, project),
+                           settings=settings, expected_nodes=len(datasets))
+        sites = [(str(consortium.member_home(d.member)), d.name) for d in datasets]
+    return job, sites
+
+
+def _release(consortium: Consortium, job: FederatedJob, recorder: _JobRecorder) -> str:
+    """Complete the job and write its model version in one transaction."""
+    assert job.plan is not None and recorder.last is not None
+    participating = sorted(recorder.last.sites)
+    lineage = {
+        "job": job.ticket.job_id,
+        "datasets": participating,
+        "agreements": {d: SignedAgreement.from_json(job.agreements[d]).terms.agreement_id
+                       for d in participating},
+        "refused": recorder.refused,
+        "settings": json.loads(job.settings.to_json()),
+    }
+    with transaction(consortium.sessions) as session:
+        project = job.ticket.project
+        version = (session.scalar(select(func.max(ModelVersionRow.version))
+                                  .where(ModelVersionRow.project == project)) or 0) + 1
+        model_id = f"{project}-v{version}"
+        session.add(ModelVersionRow(
+            id=model_id, project=project, version=version, job_id=job.ticket.job_id,
+            strategy=job.settings.strategy, feature_plan_json=job.plan.to_json(),
+            parameters=_arrays_to_bytes(job.arrays),
+            metrics_json=json.dumps({"overall": recorder.last.overall,
+                                     "sites": recorder.last.sites}),
+            lineage_json=json.dumps(lineage), created_at=utc_now()))
+        row = get(session, JobRow, job.ticket.job_id)
+        row.status, row.finished_at = JobStatus.COMPLETED.value, utc_now()
+    return model_id
+
+
+def _fail(consortium: Consortium, job_id: str, message: str) -> None:
+    with transaction(consortium.sessions) as session:
+        row = get(session, JobRow, job_id)
+        row.status, row.finished_at, row.error = JobStatus.FAILED.value, utc_now(), message
+
+
+def train(consortium: Consortium, project: str, settings: TrainingSettings,
+          progress: TrainingProgress | None = None) -> TrainingOutcome:
+    """Run one federated training job for a project on Flower's simulation engine."""
+    recover_interrupted_jobs(consortium)
+    job, sites = _start_job(consortium, project, settings)
+    recorder = _JobRecorder(consortium, job.ticket.job_id, settings.rounds, progress)
+    try:
+        run_simulation(build_server_app(job, recorder),
+                       build_client_app(NodeWorker, PartitionLocator(sites)),
+                       len(sites), consortium.home)
+        if recorder.last is None:
+            raise JobFailed("the federation ended without a single evaluated round")
+        model_id = _release(consortium, job, recorder)
+    except KumiaiError as exc:
+        _fail(consortium, job.ticket.job_id, str(exc))
+        raise
+    except BaseException as exc:
+        _fail(consortium, job.ticket.job_id,
+              "interrupted by the user" if isinstance(exc, KeyboardInterrupt)
+              else f"internal error: {type(exc).__name__}: {exc}")
+        raise
+    return TrainingOutcome(
+        job_id=job.ticket.job_id, model_id=model_id, rounds=recorder.last.round,
+        overall=recorder.last.overall, sites=recorder.last.sites, refused=recorder.refused,
+        seconds_per_round=float(np.mean(recorder.seconds)) if recorder.seconds else 0.0,
+    )
