@@ -1,0 +1,29 @@
+"""kumiai's benchmarks, reachable as `kumiai bench NAME --json`.
+
+Speed and quality targets live here, never in the test suite: these machines are noisy,
+so each benchmark compares figures measured within one run.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from kumiai.domain.errors import InvalidInput
+
+Log = Callable[[str], None]
+
+
+def _heart_disease(**options: Any) -> Any:
+    from kumiai_benchmarks.heart_disease import run
+
+    return run(**options)
+
+
+BENCHMARKS: dict[str, Callable[..., Any]] = {"heart-disease": _heart_disease}
+
+
+def run_benchmark(name: str, *, seeds: int, rounds: int, log: Log) -> Any:
+    if name not in BENCHMARKS:
+        raise InvalidInput(f"no benchmark {name!r}; available: {', '.join(sorted(BENCHMARKS))}")
+    if seeds < 1 or rounds < 1:
+        raise InvalidInput("--seeds and --rounds must be at least 1")
+    return BENCHMARKS[name](seeds=seeds, rounds=rounds, log=log)

@@ -71,8 +71,9 @@ class NodeHome:
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self.root / "key.pem", keys.private_key_to_pem(key), mode=0o600)
         public = keys.public_key_b64(key)
-        write_json_atomic(self.root / "member.json",
-                          {"name": name, "kind": kind, "public_key": public})
+        write_json_atomic(
+            self.root / "member.json", {"name": name, "kind": kind, "public_key": public}
+        )
         return public
 
     def private_key(self) -> Ed25519PrivateKey:
@@ -104,8 +105,10 @@ class NodeHome:
 
     # -- agreements and revocations ----------------------------------------------------
     def save_agreement(self, agreement: SignedAgreement) -> None:
-        write_atomic(self.root / "agreements" / f"{agreement.terms.agreement_id}.json",
-                     agreement.to_json().encode())
+        write_atomic(
+            self.root / "agreements" / f"{agreement.terms.agreement_id}.json",
+            agreement.to_json().encode(),
+        )
 
     def agreements(self) -> list[SignedAgreement]:
         folder = self.root / "agreements"
@@ -114,9 +117,10 @@ class NodeHome:
         return [SignedAgreement.from_json(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
     def revoke(self, agreement_id: str, revoked_at: str, reason: str) -> None:
-        write_json_atomic(self.root / "revoked" / f"{agreement_id}.json",
-                          {"agreement_id": agreement_id, "revoked_at": revoked_at,
-                           "reason": reason})
+        write_json_atomic(
+            self.root / "revoked" / f"{agreement_id}.json",
+            {"agreement_id": agreement_id, "revoked_at": revoked_at, "reason": reason},
+        )
 
     def revoked(self) -> frozenset[str]:
         folder = self.root / "revoked"

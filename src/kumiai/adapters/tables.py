@@ -27,7 +27,9 @@ def content_hash(path: Path) -> str:
 def read_raw(path: Path) -> pd.DataFrame:
     """Every cell as text (None where empty), so parsing errors can name the cell."""
     if not path.is_file():
-        raise InvalidInput(f"data file {path} does not exist; give the path to a CSV or Parquet file")
+        raise InvalidInput(
+            f"data file {path} does not exist; give the path to a CSV or Parquet file"
+        )
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
@@ -110,8 +112,10 @@ def parse_columns(
     parsed: Columns = {}
     for column, kind in schema.items():
         if column not in frame.columns:
-            raise DataError(f"data file {path} has lost column {column!r} since registration; "
-                            "register the file again")
+            raise DataError(
+                f"data file {path} has lost column {column!r} since registration; "
+                "register the file again"
+            )
         markers = missing.get(column, ())
         raw = frame[column].tolist()
         if kind is ColumnType.NUMERIC:
@@ -161,8 +165,10 @@ def target_labels(frame: pd.DataFrame, *, path: Path, target: TargetSpec) -> NDA
                 ) from None
             limit = float(str(target.value))
             holds = {
-                ">": number > limit, ">=": number >= limit,
-                "<": number < limit, "<=": number <= limit,
+                ">": number > limit,
+                ">=": number >= limit,
+                "<": number < limit,
+                "<=": number <= limit,
             }[target.op]
         labels.append("1" if holds else "0")
     return np.array(labels, dtype=object)

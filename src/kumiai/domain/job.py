@@ -89,5 +89,7 @@ class JobTicket:
                 rounds=int(doc["rounds"]),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise InvalidInput(f"job ticket is malformed ({exc}); the coordinator must send a "
-                               "version-1 kumiai.job-ticket") from None
+            raise InvalidInput(
+                f"job ticket is malformed ({exc}); the coordinator must send a "
+                "version-1 kumiai.job-ticket"
+            ) from None

@@ -26,7 +26,9 @@ def private_key_from_pem(pem: bytes, where: str) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
-        raise InvalidInput(f"{where} is not a PEM Ed25519 private key; restore it from backup") from None
+        raise InvalidInput(
+            f"{where} is not a PEM Ed25519 private key; restore it from backup"
+        ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise InvalidInput(f"{where} holds a key that is not Ed25519; kumiai signs with Ed25519")
     return key

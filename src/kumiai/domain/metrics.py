@@ -36,8 +36,12 @@ class SiteScore:
         return auc_from_histograms(self.hist_pos, self.hist_neg)
 
     def as_dict(self) -> dict[str, float | int | None]:
-        return {"examples": self.examples, "accuracy": self.accuracy, "auc": self.auc,
-                "loss": self.loss}
+        return {
+            "examples": self.examples,
+            "accuracy": self.accuracy,
+            "auc": self.auc,
+            "loss": self.loss,
+        }
 
 
 def score_site(proba: NDArray[np.float64], labels: NDArray[np.int64]) -> SiteScore:

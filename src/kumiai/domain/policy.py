@@ -57,7 +57,9 @@ def check_job(
             f"{steward}'s key; only an agreement the steward signed is accepted"
         )
     if terms.steward != steward:
-        return refuse(f"agreement {terms.agreement_id} belongs to {terms.steward!r}, not {steward!r}")
+        return refuse(
+            f"agreement {terms.agreement_id} belongs to {terms.steward!r}, not {steward!r}"
+        )
     if terms.agreement_id in revoked:
         return refuse(f"agreement {terms.agreement_id} was revoked; ask the steward for a new one")
     if terms.project != ticket.project:
@@ -77,7 +79,8 @@ def check_job(
     if ticket.kind not in terms.job_kinds:
         allowed = ", ".join(k.value for k in terms.job_kinds)
         return refuse(
-            f"agreement {terms.agreement_id} allows job kinds [{allowed}], not {ticket.kind.value!r}"
+            f"agreement {terms.agreement_id} allows job kinds [{allowed}], "
+            f"not {ticket.kind.value!r}"
         )
     if operation not in ALLOWED_OPERATIONS[ticket.kind]:
         return refuse(f"a {ticket.kind.value} job may not ask for {operation!r}")

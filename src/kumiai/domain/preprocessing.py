@@ -63,7 +63,9 @@ def summarise(columns: Columns, schema: Schema, labels: NDArray[Any]) -> SiteSum
         if kind is ColumnType.NUMERIC:
             present = values[~np.isnan(values)]
             summary.numeric[name] = (
-                int(present.size), float(present.sum()), float((present**2).sum())
+                int(present.size),
+                float(present.sum()),
+                float((present**2).sum()),
             )
             summary.missing[name] = int(values.size - present.size)
         else:

@@ -25,18 +25,24 @@ class TrainingSettings:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.strategy in STRATEGIES, f"strategy {self.strategy!r} is not known; use one of: "
-             + ", ".join(STRATEGIES)),
+            (
+                self.strategy in STRATEGIES,
+                f"strategy {self.strategy!r} is not known; use one of: " + ", ".join(STRATEGIES),
+            ),
             (self.rounds >= 1, f"rounds must be at least 1 (got {self.rounds})"),
             (self.local_epochs >= 1, f"local epochs must be at least 1 (got {self.local_epochs})"),
             (self.learning_rate > 0, f"learning rate must be > 0 (got {self.learning_rate})"),
             (self.batch_size >= 1, f"batch size must be at least 1 (got {self.batch_size})"),
             (self.l2 >= 0, f"l2 must be >= 0 (got {self.l2})"),
             (self.proximal_mu >= 0, f"proximal mu must be >= 0 (got {self.proximal_mu})"),
-            (self.server_learning_rate > 0,
-             f"server learning rate must be > 0 (got {self.server_learning_rate})"),
-            (0 < self.test_fraction < 1,
-             f"test fraction must be between 0 and 1, exclusive (got {self.test_fraction})"),
+            (
+                self.server_learning_rate > 0,
+                f"server learning rate must be > 0 (got {self.server_learning_rate})",
+            ),
+            (
+                0 < self.test_fraction < 1,
+                f"test fraction must be between 0 and 1, exclusive (got {self.test_fraction})",
+            ),
         ]
         for ok, message in checks:
             if not ok:

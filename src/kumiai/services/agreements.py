@@ -61,14 +61,33 @@ class AgreementInfo:
 
 def _request_info(session, row: RequestRow) -> RequestInfo:  # type: ignore[no-untyped-def]
     steward = get(session, DatasetRow, row.dataset).member
-    return RequestInfo(row.id, row.project, row.dataset, steward, row.requested_by, row.purpose,
-                       tuple(row.job_kinds.split(",")), row.max_rounds, row.expires_at,
-                       row.status, row.refusal_reason)
+    return RequestInfo(
+        row.id,
+        row.project,
+        row.dataset,
+        steward,
+        row.requested_by,
+        row.purpose,
+        tuple(row.job_kinds.split(",")),
+        row.max_rounds,
+        row.expires_at,
+        row.status,
+        row.refusal_reason,
+    )
 
 
 def _agreement_info(row: AgreementRow) -> AgreementInfo:
-    return AgreementInfo(row.id, row.request_id, row.project, row.dataset, row.steward,
-                         row.signed_at, row.expires_at, row.revoked_at, row.revocation_reason)
+    return AgreementInfo(
+        row.id,
+        row.request_id,
+        row.project,
+        row.dataset,
+        row.steward,
+        row.signed_at,
+        row.expires_at,
+        row.revoked_at,
+        row.revocation_reason,
+    )
 
 
 def _new_id(prefix: str) -> str:
@@ -97,17 +116,37 @@ def request_data_use(
         dataset_row = get(session, DatasetRow, dataset)
         get(session, MemberRow, requested_by)
         if session.get(ProjectMemberRow, (project, requested_by)) is None:
-            raise InvalidInput(f"{requested_by!r} is not a member of project {project!r}; only "
-                               "its members may request data for it")
-        others = session.scalars(select(DatasetRow).join(
-            RequestRow, RequestRow.dataset == DatasetRow.name).where(
-            RequestRow.project == project, DatasetRow.name != dataset)).unique().all()
-        compare_schemas({d.name: {c: ColumnType(t) for c, t in json.loads(d.schema_json).items()}
-                         for d in [*others, dataset_row]})
-        row = RequestRow(id=_new_id("req"), project=project, dataset=dataset,
-                         requested_by=requested_by, purpose=project_row.purpose,
-                         job_kinds=",".join(k.value for k in kinds), max_rounds=max_rounds,
-                         expires_at=expires_at, status="pending", created_at=utc_now())
+            raise InvalidInput(
+                f"{requested_by!r} is not a member of project {project!r}; only "
+                "its members may request data for it"
+            )
+        others = (
+            session.scalars(
+                select(DatasetRow)
+                .join(RequestRow, RequestRow.dataset == DatasetRow.name)
+                .where(RequestRow.project == project, DatasetRow.name != dataset)
+            )
+            .unique()
+            .all()
+        )
+        compare_schemas(
+            {
+                d.name: {c: ColumnType(t) for c, t in json.loads(d.schema_json).items()}
+                for d in [*others, dataset_row]
+            }
+        )
+        row = RequestRow(
+            id=_new_id("req"),
+            project=project,
+            dataset=dataset,
+            requested_by=requested_by,
+            purpose=project_row.purpose,
+            job_kinds=",".join(k.value for k in kinds),
+            max_rounds=max_rounds,
+            expires_at=expires_at,
+            status="pending",
+            created_at=utc_now(),
+        )
         session.add(row)
         session.flush()
         return _request_info(session, row)
@@ -127,18 +166,31 @@ def sign_request(consortium: Consortium, request_id: str) -> AgreementInfo:
         steward = get(session, DatasetRow, request.dataset).member
         now = utc_now()
         terms = AgreementTerms(
-            agreement_id=_new_id("agr"), request_id=request.id, project=request.project,
-            dataset=request.dataset, steward=steward, purpose=request.purpose,
-            job_kinds=parse_job_kinds(request.job_kinds), max_rounds=request.max_rounds,
-            expires_at=request.expires_at, signed_at=now,
+            agreement_id=_new_id("agr"),
+            request_id=request.id,
+            project=request.project,
+            dataset=request.dataset,
+            steward=steward,
+            purpose=request.purpose,
+            job_kinds=parse_job_kinds(request.job_kinds),
+            max_rounds=request.max_rounds,
+            expires_at=request.expires_at,
+            signed_at=now,
         )
         node = consortium.node(steward)
         signed = sign_agreement(terms, node.private_key())
         node.save_agreement(signed)
         request.status, request.decided_at = "signed", now
-        row = AgreementRow(id=terms.agreement_id, request_id=request.id, project=request.project,
-                           dataset=request.dataset, steward=steward, document=signed.to_json(),
-                           signed_at=now, expires_at=request.expires_at)
+        row = AgreementRow(
+            id=terms.agreement_id,
+            request_id=request.id,
+            project=request.project,
+            dataset=request.dataset,
+            steward=steward,
+            document=signed.to_json(),
+            signed_at=now,
+            expires_at=request.expires_at,
+        )
         session.add(row)
         return _agreement_info(row)
 
@@ -158,8 +210,9 @@ def revoke_agreement(consortium: Consortium, agreement_id: str, reason: str) -> 
     with transaction(consortium.sessions) as session:
         row = get(session, AgreementRow, agreement_id)
         if row.revoked_at is not None:
-            raise StateError(f"agreement {agreement_id} was already revoked at "
-                             f"{to_iso(row.revoked_at)}")
+            raise StateError(
+                f"agreement {agreement_id} was already revoked at {to_iso(row.revoked_at)}"
+            )
         now = utc_now()
         consortium.node(row.steward).revoke(agreement_id, to_iso(now), reason)
         row.revoked_at, row.revocation_reason = now, reason or "revoked by the steward"
@@ -183,8 +236,9 @@ def agreements_for_job(session, project: str) -> dict[str, str]:  # type: ignore
 
     Revoked ones are included on purpose: the node, not the coordinator, decides to refuse.
     """
-    rows = session.scalars(select(AgreementRow).where(AgreementRow.project == project)
-                           .order_by(AgreementRow.signed_at)).all()
+    rows = session.scalars(
+        select(AgreementRow).where(AgreementRow.project == project).order_by(AgreementRow.signed_at)
+    ).all()
     return {r.dataset: r.document for r in rows}
 
 

@@ -27,15 +27,21 @@ def _split(site: Site, settings: TrainingSettings) -> SiteSplit:
     return NodeWorker(site.home).split(site.dataset, settings)
 
 
-def _fit_and_score(train: list[SiteSplit], test: list[SiteSplit],
-                   settings: TrainingSettings) -> dict[str, SiteScore]:
+def _fit_and_score(
+    train: list[SiteSplit], test: list[SiteSplit], settings: TrainingSettings
+) -> dict[str, SiteScore]:
     summaries = {p.dataset: summarise(p.train, p.schema, p.train_labels) for p in train}
     plan = merge_summaries(summaries)
     X = np.vstack([plan.transform(p.train) for p in train])
     y = np.concatenate([plan.encode_labels(p.train_labels, p.dataset) for p in train])
     model = LogisticRegression(X.shape[1], len(plan.classes), l2=settings.l2).fit(X, y)
-    return {p.dataset: score_site(model.predict_proba(plan.transform(p.test)),
-                                  plan.encode_labels(p.test_labels, p.dataset)) for p in test}
+    return {
+        p.dataset: score_site(
+            model.predict_proba(plan.transform(p.test)),
+            plan.encode_labels(p.test_labels, p.dataset),
+        )
+        for p in test
+    }
 
 
 def local_only(sites: list[Site], settings: TrainingSettings) -> dict[str, SiteScore]:
@@ -51,3 +57,12 @@ def pooled(sites: list[Site], settings: TrainingSettings) -> dict[str, SiteScore
     """One model on all sites' training rows together, scored on each site's test rows."""
     parts = [_split(site, settings) for site in sites]
     return _fit_and_score(parts, parts, settings)
+
+
+def single_site(
+    site: Site, evaluate_on: list[Site], settings: TrainingSettings
+) -> dict[str, SiteScore]:
+    """One site's own model, scored on every listed site's test rows (FLamby's 'local' row)."""
+    return _fit_and_score(
+        [_split(site, settings)], [_split(s, settings) for s in evaluate_on], settings
+    )

@@ -39,14 +39,17 @@ def init_consortium(home: Path) -> Consortium:
     home.mkdir(parents=True, exist_ok=True)
     marker = home / MARKER
     if not marker.exists():
-        write_json_atomic(marker, {"type": "kumiai.consortium", "version": 1,
-                                   "created_at": to_iso(utc_now())})
+        write_json_atomic(
+            marker, {"type": "kumiai.consortium", "version": 1, "created_at": to_iso(utc_now())}
+        )
     return Consortium(home.resolve(), open_database(database_url(home.resolve())))
 
 
 def open_consortium(home: Path | None = None) -> Consortium:
     home = home or default_home()
     if not (home / MARKER).is_file():
-        raise NotFound(f"no consortium at {home}; create one with `kumiai init` "
-                       f"(or set {HOME_SETTING} / --home to an existing one)")
+        raise NotFound(
+            f"no consortium at {home}; create one with `kumiai init` "
+            f"(or set {HOME_SETTING} / --home to an existing one)"
+        )
     return Consortium(home.resolve(), open_database(database_url(home.resolve())))

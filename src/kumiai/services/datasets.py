@@ -32,8 +32,15 @@ class DatasetInfo:
 
 
 def _info(row: DatasetRow) -> DatasetInfo:
-    return DatasetInfo(row.name, row.member, row.rows, row.target, row.sensitivity, row.sha256,
-                       json.loads(row.schema_json))
+    return DatasetInfo(
+        row.name,
+        row.member,
+        row.rows,
+        row.target,
+        row.sensitivity,
+        row.sha256,
+        json.loads(row.schema_json),
+    )
 
 
 def register_dataset(
@@ -51,8 +58,9 @@ def register_dataset(
     """Copy the file into the member's node home, check every cell, publish the metadata."""
     check_slug(name, "dataset")
     if sensitivity not in SENSITIVITIES:
-        raise InvalidInput(f"sensitivity {sensitivity!r} is not known; use one of: "
-                           + ", ".join(SENSITIVITIES))
+        raise InvalidInput(
+            f"sensitivity {sensitivity!r} is not known; use one of: " + ", ".join(SENSITIVITIES)
+        )
     spec = parse_target(target)
     missing = missing or {}
     with transaction(consortium.sessions) as session:
@@ -60,14 +68,27 @@ def register_dataset(
         if session.get(DatasetRow, name) is not None:
             raise InvalidInput(f"dataset {name!r} is already registered; choose another name")
         frame = tables.read_raw(file)
-        schema = tables.infer_schema(frame, path=file, target=spec,
-                                     declared=column_types or {}, ignore=ignore, missing=missing)
+        schema = tables.infer_schema(
+            frame,
+            path=file,
+            target=spec,
+            declared=column_types or {},
+            ignore=ignore,
+            missing=missing,
+        )
         node = consortium.node(member)
         stored = node.data_dir / f"{name}{file.suffix.lower()}"
         stored.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(file, stored)
-        record = LocalDataset(name=name, file=stored, sha256=tables.content_hash(stored),
-                              target=spec, schema=schema, missing=missing, rows=0)
+        record = LocalDataset(
+            name=name,
+            file=stored,
+            sha256=tables.content_hash(stored),
+            target=spec,
+            schema=schema,
+            missing=missing,
+            rows=0,
+        )
         try:
             _, labels = load_rows(record)  # every cell parses now, or we say which does not
         except BaseException:
@@ -75,10 +96,16 @@ def register_dataset(
             raise
         record = LocalDataset(**{**record.__dict__, "rows": len(labels)})
         node.save_dataset(record)
-        row = DatasetRow(name=name, member=member,
-                         schema_json=json.dumps({c: t.value for c, t in schema.items()}),
-                         target=str(spec), rows=len(labels), sha256=record.sha256,
-                         sensitivity=sensitivity, registered_at=utc_now())
+        row = DatasetRow(
+            name=name,
+            member=member,
+            schema_json=json.dumps({c: t.value for c, t in schema.items()}),
+            target=str(spec),
+            rows=len(labels),
+            sha256=record.sha256,
+            sensitivity=sensitivity,
+            registered_at=utc_now(),
+        )
         session.add(row)
         return _info(row)
 

@@ -13,12 +13,15 @@ import pandas as pd
 
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput
+from kumiai.domain.metrics import SiteScore
+from kumiai.domain.training import TrainingSettings
 from kumiai.services.agreements import refuse_request, request_data_use, sign_request
-from kumiai.services.baselines import Site
+from kumiai.services.baselines import Site, local_only, pooled
 from kumiai.services.consortium import Consortium, init_consortium
 from kumiai.services.datasets import register_dataset
 from kumiai.services.members import add_member
 from kumiai.services.projects import approve_project, propose_project
+from kumiai.services.training import TrainingOutcome, TrainingProgress, train
 
 PROJECT = "heart-disease"
 PURPOSE = "Predict coronary artery disease (num > 0) to support diagnosis"
@@ -61,8 +64,10 @@ def export_hospital_files(folder: Path) -> dict[str, Path]:
 def build_demo_consortium(home: Path, refusing: str | None = REFUSING) -> DemoConsortium:
     """A fresh consortium in `home`; `refusing` names the hospital whose steward says no."""
     if home.exists() and any(home.iterdir()):
-        raise InvalidInput(f"{home} is not empty; the demo builds a consortium in a fresh "
-                           "directory (remove it or pass another --dir)")
+        raise InvalidInput(
+            f"{home} is not empty; the demo builds a consortium in a fresh "
+            "directory (remove it or pass another --dir)"
+        )
     consortium = init_consortium(home)
     add_member(consortium, UNIVERSITY, "university")
     add_member(consortium, COMPANY, "company")
@@ -71,21 +76,68 @@ def build_demo_consortium(home: Path, refusing: str | None = REFUSING) -> DemoCo
     for member, path in files.items():
         add_member(consortium, member, "hospital")
         dataset = f"{member}-heart"
-        register_dataset(consortium, member=member, file=path, name=dataset, target="num>0",
-                         missing={"chol": ("0",)}, ignore=("id",), sensitivity="special-category")
+        register_dataset(
+            consortium,
+            member=member,
+            file=path,
+            name=dataset,
+            target="num>0",
+            missing={"chol": ("0",)},
+            ignore=("id",),
+            sensitivity="special-category",
+        )
         sites[dataset] = Site(consortium.member_home(member), dataset)
-    propose_project(consortium, name=PROJECT, title="Federated heart-disease diagnosis support",
-                    purpose=PURPOSE, proposed_by=UNIVERSITY,
-                    members=(COMPANY, *HOSPITALS))
+    propose_project(
+        consortium,
+        name=PROJECT,
+        title="Federated heart-disease diagnosis support",
+        purpose=PURPOSE,
+        proposed_by=UNIVERSITY,
+        members=(COMPANY, *HOSPITALS),
+    )
     approve_project(consortium, PROJECT, approved_by=COMPANY)
     refused: dict[str, str] = {}
     for member in HOSPITALS:
-        request = request_data_use(consortium, project=PROJECT, dataset=f"{member}-heart",
-                                   requested_by=UNIVERSITY, job_kinds="train,evaluate",
-                                   max_rounds=100, expires_at=utc_now() + timedelta(days=180))
+        request = request_data_use(
+            consortium,
+            project=PROJECT,
+            dataset=f"{member}-heart",
+            requested_by=UNIVERSITY,
+            job_kinds="train,evaluate",
+            max_rounds=100,
+            expires_at=utc_now() + timedelta(days=180),
+        )
         if member == refusing:
             refuse_request(consortium, request.id, REFUSAL)
             refused[request.dataset] = REFUSAL
         else:
             sign_request(consortium, request.id)
     return DemoConsortium(consortium, PROJECT, sites, refused)
+
+
+DEMO_SETTINGS = TrainingSettings(
+    strategy="fedadam", rounds=30, local_epochs=1, learning_rate=0.05, server_learning_rate=0.05
+)
+
+
+@dataclass
+class DemoReport:
+    demo: DemoConsortium
+    outcome: TrainingOutcome
+    local: dict[str, SiteScore]  # every hospital alone (the refusing one too: its own data)
+    pooled: dict[str, SiteScore]  # the participating hospitals' rows pooled (yardstick only)
+
+
+def run_demo(
+    home: Path, settings: TrainingSettings = DEMO_SETTINGS, progress: TrainingProgress | None = None
+) -> DemoReport:
+    """Build the consortium, train federatedly, and compute the local and pooled yardsticks."""
+    demo = build_demo_consortium(home)
+    outcome = train(demo.consortium, demo.project, settings, progress)
+    participating = [demo.sites[d] for d in outcome.sites]
+    return DemoReport(
+        demo,
+        outcome,
+        local_only(list(demo.sites.values()), settings),
+        pooled(participating, settings),
+    )

@@ -34,9 +34,14 @@ def add_member(consortium: Consortium, name: str, kind: str) -> MemberInfo:
             raise InvalidInput(f"member {name!r} already exists; choose another name")
         home = consortium.member_home(name)
         public = consortium.node(name).create(name, member_kind.value, keys.new_private_key())
-        row = MemberRow(name=name, kind=member_kind.value, public_key=public,
-                        key_fingerprint=keys.fingerprint(public), home=str(home),
-                        joined_at=utc_now())
+        row = MemberRow(
+            name=name,
+            kind=member_kind.value,
+            public_key=public,
+            key_fingerprint=keys.fingerprint(public),
+            home=str(home),
+            joined_at=utc_now(),
+        )
         session.add(row)
         return _info(row)
 

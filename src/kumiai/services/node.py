@@ -44,7 +44,9 @@ def _site_seed(seed: int, dataset: str) -> int:
 def load_rows(record: LocalDataset) -> tuple[Columns, NDArray[Any]]:
     """Read and type the dataset's file; refuse if it changed since the steward registered it."""
     if not record.file.is_file():
-        raise DataError(f"dataset {record.name!r}: its file {record.file} is gone; register it again")
+        raise DataError(
+            f"dataset {record.name!r}: its file {record.file} is gone; register it again"
+        )
     if tables.content_hash(record.file) != record.sha256:
         raise DataError(
             f"dataset {record.name!r}: {record.file} changed since registration (content hash "
@@ -52,14 +54,19 @@ def load_rows(record: LocalDataset) -> tuple[Columns, NDArray[Any]]:
         )
     frame = tables.read_raw(record.file)
     labels = tables.target_labels(frame, path=record.file, target=record.target)
-    columns = tables.parse_columns(frame, path=record.file, schema=record.schema,
-                                   missing=record.missing)
+    columns = tables.parse_columns(
+        frame, path=record.file, schema=record.schema, missing=record.missing
+    )
     keep = np.array([label is not None for label in labels], dtype=bool)
     return {c: v[keep] for c, v in columns.items()}, labels[keep]
 
 
 def split_rows(
-    dataset: str, schema: Schema, columns: Columns, labels: NDArray[Any], seed: int,
+    dataset: str,
+    schema: Schema,
+    columns: Columns,
+    labels: NDArray[Any],
+    seed: int,
     test_fraction: float,
 ) -> SiteSplit:
     """Seeded, stratified train/test split (plain shuffle if a class is too rare to stratify)."""
@@ -123,9 +130,16 @@ class NodeWorker:
         model = LogisticRegression(X.shape[1], len(plan.classes), l2=settings.l2)
         model.arrays = arrays
         rng = np.random.default_rng([_site_seed(settings.seed, dataset), server_round])
-        model.sgd(X, y, epochs=settings.local_epochs, lr=settings.learning_rate,
-                  batch_size=settings.batch_size, rng=rng, prox_mu=settings.proximal_mu,
-                  anchor=arrays)
+        model.sgd(
+            X,
+            y,
+            epochs=settings.local_epochs,
+            lr=settings.learning_rate,
+            batch_size=settings.batch_size,
+            rng=rng,
+            prox_mu=settings.proximal_mu,
+            anchor=arrays,
+        )
         return model.arrays, len(y), model.loss(X, y)
 
     def evaluate(
@@ -139,5 +153,6 @@ class NodeWorker:
         model = LogisticRegression(len(plan.feature_names), len(plan.classes))
         model.arrays = arrays
         X = plan.transform(part.test)
-        return score_site(model.predict_proba(X),
-                          plan.encode_labels(part.test_labels, f"dataset {dataset!r}"))
+        return score_site(
+            model.predict_proba(X), plan.encode_labels(part.test_labels, f"dataset {dataset!r}")
+        )

@@ -28,15 +28,34 @@ class ProjectInfo:
 
 
 def _info(session, row: ProjectRow) -> ProjectInfo:  # type: ignore[no-untyped-def]
-    members = tuple(session.scalars(select(ProjectMemberRow.member)
-                                    .where(ProjectMemberRow.project == row.name)
-                                    .order_by(ProjectMemberRow.member)))
-    return ProjectInfo(row.name, row.title, row.purpose, row.status, row.proposed_by, members,
-                       row.approved_by, row.created_at)
+    members = tuple(
+        session.scalars(
+            select(ProjectMemberRow.member)
+            .where(ProjectMemberRow.project == row.name)
+            .order_by(ProjectMemberRow.member)
+        )
+    )
+    return ProjectInfo(
+        row.name,
+        row.title,
+        row.purpose,
+        row.status,
+        row.proposed_by,
+        members,
+        row.approved_by,
+        row.created_at,
+    )
 
 
-def propose_project(consortium: Consortium, *, name: str, title: str, purpose: str,
-                    proposed_by: str, members: tuple[str, ...] = ()) -> ProjectInfo:
+def propose_project(
+    consortium: Consortium,
+    *,
+    name: str,
+    title: str,
+    purpose: str,
+    proposed_by: str,
+    members: tuple[str, ...] = (),
+) -> ProjectInfo:
     check_slug(name, "project")
     if not purpose.strip():
         raise InvalidInput("a project needs a purpose; stewards consent to a stated purpose")
@@ -45,9 +64,14 @@ def propose_project(consortium: Consortium, *, name: str, title: str, purpose: s
             raise InvalidInput(f"project {name!r} already exists; choose another name")
         for member in {proposed_by, *members}:
             get(session, MemberRow, member)
-        row = ProjectRow(name=name, title=title or name, purpose=purpose.strip(),
-                         proposed_by=proposed_by, status=ProjectStatus.PROPOSED.value,
-                         created_at=utc_now())
+        row = ProjectRow(
+            name=name,
+            title=title or name,
+            purpose=purpose.strip(),
+            proposed_by=proposed_by,
+            status=ProjectStatus.PROPOSED.value,
+            created_at=utc_now(),
+        )
         session.add(row)
         session.flush()
         for member in sorted({proposed_by, *members}):
@@ -56,8 +80,9 @@ def propose_project(consortium: Consortium, *, name: str, title: str, purpose: s
         return _info(session, row)
 
 
-def _move(consortium: Consortium, name: str, target: ProjectStatus,
-          by: str | None = None) -> ProjectInfo:
+def _move(
+    consortium: Consortium, name: str, target: ProjectStatus, by: str | None = None
+) -> ProjectInfo:
     with transaction(consortium.sessions) as session:
         row = get(session, ProjectRow, name)
         if by is not None:

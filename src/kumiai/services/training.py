@@ -93,9 +93,11 @@ def recover_interrupted_jobs(consortium: Consortium) -> list[str]:
             if job.pid != os.getpid() and not _pid_alive(job.pid):
                 job.status = JobStatus.FAILED.value
                 job.finished_at = utc_now()
-                job.error = (f"interrupted: the process running it (pid {job.pid}) stopped after "
-                             f"round {job.completed_rounds} of {job.planned_rounds}; its recorded "
-                             "rounds are kept and no model was released; start a new job")
+                job.error = (
+                    f"interrupted: the process running it (pid {job.pid}) stopped after "
+                    f"round {job.completed_rounds} of {job.planned_rounds}; its recorded "
+                    "rounds are kept and no model was released; start a new job"
+                )
                 recovered.append(job.id)
     return recovered
 
@@ -103,10 +105,15 @@ def recover_interrupted_jobs(consortium: Consortium) -> list[str]:
 class _JobRecorder:
     """Writes what the federation reports into the job's record, one commit per event."""
 
-    def __init__(self, consortium: Consortium, job_id: str, rounds: int,
-                 progress: TrainingProgress | None) -> None:
+    def __init__(
+        self, consortium: Consortium, job_id: str, rounds: int, progress: TrainingProgress | None
+    ) -> None:
         self.consortium, self.job_id, self.rounds, self.progress = (
-            consortium, job_id, rounds, progress)
+            consortium,
+            job_id,
+            rounds,
+            progress,
+        )
         self.refused: dict[str, str] = {}
         self.last: RoundReport | None = None
         self.seconds: list[float] = []
@@ -135,19 +142,33 @@ class _JobRecorder:
         if self.progress:
             self.progress.refused(dataset, text, server_round)
 
-    def round_done(self, server_round: int, train_loss: float | None,
-                   scores: dict[str, SiteScore], seconds: float) -> None:
+    def round_done(
+        self,
+        server_round: int,
+        train_loss: float | None,
+        scores: dict[str, SiteScore],
+        seconds: float,
+    ) -> None:
         report = RoundReport(
-            round=server_round, rounds=self.rounds, train_loss=train_loss,
+            round=server_round,
+            rounds=self.rounds,
+            train_loss=train_loss,
             overall=combine(list(scores.values())).as_dict() if scores else {},
-            sites={d: s.as_dict() for d, s in sorted(scores.items())}, seconds=seconds,
+            sites={d: s.as_dict() for d, s in sorted(scores.items())},
+            seconds=seconds,
         )
         with transaction(self.consortium.sessions) as session:
-            session.add(JobRoundRow(job_id=self.job_id, round=server_round, seconds=seconds,
-                                    recorded_at=utc_now(),
-                                    metrics_json=json.dumps({"train_loss": train_loss,
-                                                             "overall": report.overall,
-                                                             "sites": report.sites})))
+            session.add(
+                JobRoundRow(
+                    job_id=self.job_id,
+                    round=server_round,
+                    seconds=seconds,
+                    recorded_at=utc_now(),
+                    metrics_json=json.dumps(
+                        {"train_loss": train_loss, "overall": report.overall, "sites": report.sites}
+                    ),
+                )
+            )
             get(session, JobRow, self.job_id).completed_rounds = server_round
         self.last = report
         self.seconds.append(seconds)
@@ -166,33 +187,63 @@ def arrays_from_bytes(blob: bytes) -> list[np.ndarray]:
         return [archive[f"arr_{i}"] for i in range(len(archive.files))]
 
 
-def _start_job(consortium: Consortium, project: str,
-               settings: TrainingSettings) -> tuple[FederatedJob, list[tuple[str, str]]]:
+def _start_job(
+    consortium: Consortium, project: str, settings: TrainingSettings
+) -> tuple[FederatedJob, list[tuple[str, str]]]:
     """Create the job record and the ticket; one node per dataset the project requested."""
     with transaction(consortium.sessions) as session:
         project_row = get(session, ProjectRow, project)
         require_active(project, ProjectStatus(project_row.status))
-        datasets = session.scalars(
-            select(DatasetRow).join(RequestRow, RequestRow.dataset == DatasetRow.name)
-            .where(RequestRow.project == project).order_by(DatasetRow.name)).unique().all()
+        datasets = (
+            session.scalars(
+                select(DatasetRow)
+                .join(RequestRow, RequestRow.dataset == DatasetRow.name)
+                .where(RequestRow.project == project)
+                .order_by(DatasetRow.name)
+            )
+            .unique()
+            .all()
+        )
         if not datasets:
-            raise InvalidInput(f"project {project!r} has no data-use requests yet; request "
-                               f"datasets first: kumiai request {project} --dataset NAME ...")
+            raise InvalidInput(
+                f"project {project!r} has no data-use requests yet; request "
+                f"datasets first: kumiai request {project} --dataset NAME ..."
+            )
         job_id = f"job-{uuid.uuid4().hex[:8]}"
-        ticket = JobTicket(job_id=job_id, project=project, purpose=project_row.purpose,
-                           kind=JobKind.TRAIN, datasets=tuple(d.name for d in datasets),
-                           rounds=settings.rounds)
+        ticket = JobTicket(
+            job_id=job_id,
+            project=project,
+            purpose=project_row.purpose,
+            kind=JobKind.TRAIN,
+            datasets=tuple(d.name for d in datasets),
+            rounds=settings.rounds,
+        )
         now = utc_now()
-        session.add(JobRow(id=job_id, project=project, kind=JobKind.TRAIN.value,
-                           status=JobStatus.RUNNING.value, spec_json=settings.to_json(),
-                           planned_rounds=settings.rounds, completed_rounds=0, created_at=now,
-                           started_at=now, pid=os.getpid()))
+        session.add(
+            JobRow(
+                id=job_id,
+                project=project,
+                kind=JobKind.TRAIN.value,
+                status=JobStatus.RUNNING.value,
+                spec_json=settings.to_json(),
+                planned_rounds=settings.rounds,
+                completed_rounds=0,
+                created_at=now,
+                started_at=now,
+                pid=os.getpid(),
+            )
+        )
         session.flush()
         for d in datasets:
-            session.add(JobSiteRow(job_id=job_id, dataset=d.name, member=d.member,
-                                   status="pending"))
-        job = FederatedJob(ticket=ticket, agreements=agreements_for_job(session, project),
-                           settings=settings, expected_nodes=len(datasets))
+            session.add(
+                JobSiteRow(job_id=job_id, dataset=d.name, member=d.member, status="pending")
+            )
+        job = FederatedJob(
+            ticket=ticket,
+            agreements=agreements_for_job(session, project),
+            settings=settings,
+            expected_nodes=len(datasets),
+        )
         sites = [(str(consortium.member_home(d.member)), d.name) for d in datasets]
     return job, sites
 
@@ -204,23 +255,38 @@ def _release(consortium: Consortium, job: FederatedJob, recorder: _JobRecorder) 
     lineage = {
         "job": job.ticket.job_id,
         "datasets": participating,
-        "agreements": {d: SignedAgreement.from_json(job.agreements[d]).terms.agreement_id
-                       for d in participating},
+        "agreements": {
+            d: SignedAgreement.from_json(job.agreements[d]).terms.agreement_id
+            for d in participating
+        },
         "refused": recorder.refused,
         "settings": json.loads(job.settings.to_json()),
     }
     with transaction(consortium.sessions) as session:
         project = job.ticket.project
-        version = (session.scalar(select(func.max(ModelVersionRow.version))
-                                  .where(ModelVersionRow.project == project)) or 0) + 1
+        version = (
+            session.scalar(
+                select(func.max(ModelVersionRow.version)).where(ModelVersionRow.project == project)
+            )
+            or 0
+        ) + 1
         model_id = f"{project}-v{version}"
-        session.add(ModelVersionRow(
-            id=model_id, project=project, version=version, job_id=job.ticket.job_id,
-            strategy=job.settings.strategy, feature_plan_json=job.plan.to_json(),
-            parameters=_arrays_to_bytes(job.arrays),
-            metrics_json=json.dumps({"overall": recorder.last.overall,
-                                     "sites": recorder.last.sites}),
-            lineage_json=json.dumps(lineage), created_at=utc_now()))
+        session.add(
+            ModelVersionRow(
+                id=model_id,
+                project=project,
+                version=version,
+                job_id=job.ticket.job_id,
+                strategy=job.settings.strategy,
+                feature_plan_json=job.plan.to_json(),
+                parameters=_arrays_to_bytes(job.arrays),
+                metrics_json=json.dumps(
+                    {"overall": recorder.last.overall, "sites": recorder.last.sites}
+                ),
+                lineage_json=json.dumps(lineage),
+                created_at=utc_now(),
+            )
+        )
         row = get(session, JobRow, job.ticket.job_id)
         row.status, row.finished_at = JobStatus.COMPLETED.value, utc_now()
     return model_id
@@ -232,16 +298,23 @@ def _fail(consortium: Consortium, job_id: str, message: str) -> None:
         row.status, row.finished_at, row.error = JobStatus.FAILED.value, utc_now(), message
 
 
-def train(consortium: Consortium, project: str, settings: TrainingSettings,
-          progress: TrainingProgress | None = None) -> TrainingOutcome:
+def train(
+    consortium: Consortium,
+    project: str,
+    settings: TrainingSettings,
+    progress: TrainingProgress | None = None,
+) -> TrainingOutcome:
     """Run one federated training job for a project on Flower's simulation engine."""
     recover_interrupted_jobs(consortium)
     job, sites = _start_job(consortium, project, settings)
     recorder = _JobRecorder(consortium, job.ticket.job_id, settings.rounds, progress)
     try:
-        run_simulation(build_server_app(job, recorder),
-                       build_client_app(NodeWorker, PartitionLocator(sites)),
-                       len(sites), consortium.home)
+        run_simulation(
+            build_server_app(job, recorder),
+            build_client_app(NodeWorker, PartitionLocator(sites)),
+            len(sites),
+            consortium.home,
+        )
         if recorder.last is None:
             raise JobFailed("the federation ended without a single evaluated round")
         model_id = _release(consortium, job, recorder)
@@ -249,12 +322,20 @@ def train(consortium: Consortium, project: str, settings: TrainingSettings,
         _fail(consortium, job.ticket.job_id, str(exc))
         raise
     except BaseException as exc:
-        _fail(consortium, job.ticket.job_id,
-              "interrupted by the user" if isinstance(exc, KeyboardInterrupt)
-              else f"internal error: {type(exc).__name__}: {exc}")
+        _fail(
+            consortium,
+            job.ticket.job_id,
+            "interrupted by the user"
+            if isinstance(exc, KeyboardInterrupt)
+            else f"internal error: {type(exc).__name__}: {exc}",
+        )
         raise
     return TrainingOutcome(
-        job_id=job.ticket.job_id, model_id=model_id, rounds=recorder.last.round,
-        overall=recorder.last.overall, sites=recorder.last.sites, refused=recorder.refused,
+        job_id=job.ticket.job_id,
+        model_id=model_id,
+        rounds=recorder.last.round,
+        overall=recorder.last.overall,
+        sites=recorder.last.sites,
+        refused=recorder.refused,
         seconds_per_round=float(np.mean(recorder.seconds)) if recorder.seconds else 0.0,
     )

@@ -24,21 +24,30 @@ class NodeOperations(Protocol):
 
     def summary(self, dataset: str, settings: TrainingSettings) -> SiteSummary: ...
 
-    def train(self, dataset: str, settings: TrainingSettings, plan: FeaturePlan,
-              arrays: Arrays, server_round: int) -> tuple[Arrays, int, float]: ...
+    def train(
+        self,
+        dataset: str,
+        settings: TrainingSettings,
+        plan: FeaturePlan,
+        arrays: Arrays,
+        server_round: int,
+    ) -> tuple[Arrays, int, float]: ...
 
-    def evaluate(self, dataset: str, settings: TrainingSettings, plan: FeaturePlan,
-                 arrays: Arrays) -> SiteScore: ...
+    def evaluate(
+        self, dataset: str, settings: TrainingSettings, plan: FeaturePlan, arrays: Arrays
+    ) -> SiteScore: ...
 
 
 def score_metrics(score: SiteScore) -> MetricRecord:
-    return MetricRecord({
-        "num-examples": score.examples,
-        "correct": score.correct,
-        "loss-sum": score.loss_sum,
-        "hist-pos": [int(v) for v in score.hist_pos.ravel()],
-        "hist-neg": [int(v) for v in score.hist_neg.ravel()],
-    })
+    return MetricRecord(
+        {
+            "num-examples": score.examples,
+            "correct": score.correct,
+            "loss-sum": score.loss_sum,
+            "hist-pos": [int(v) for v in score.hist_pos.ravel()],
+            "hist-neg": [int(v) for v in score.hist_neg.ravel()],
+        }
+    )
 
 
 def metrics_score(metrics: MetricRecord) -> SiteScore:
@@ -59,8 +68,9 @@ def build_client_app(
 ) -> ClientApp:
     app = ClientApp(mods=[make_guard_mod(locate)])
 
-    def unpack(message: Message, context: Context) -> tuple[NodeOperations, str, ConfigRecord,
-                                                             TrainingSettings]:
+    def unpack(
+        message: Message, context: Context
+    ) -> tuple[NodeOperations, str, ConfigRecord, TrainingSettings]:
         state = context.state[protocol.STATE]
         config = protocol.job_config(message)
         assert config is not None  # the guard refuses messages without a ticket
@@ -81,11 +91,13 @@ def build_client_app(
         arrays = message.content["arrays"].to_numpy_ndarrays()  # type: ignore[union-attr]
         if "proximal-mu" in config:  # set by Flower's FedProx
             settings = replace(settings, proximal_mu=float(config["proximal-mu"]))  # type: ignore[arg-type]
-        new_arrays, examples, loss = node.train(dataset, settings, plan, arrays,
-                                                int(config.get("server-round", 0)))
+        new_arrays, examples, loss = node.train(
+            dataset, settings, plan, arrays, int(config.get("server-round", 0))
+        )
         metrics = MetricRecord({"num-examples": examples, "train-loss": loss})
-        return Message(RecordDict({"arrays": ArrayRecord(new_arrays), "metrics": metrics}),
-                       reply_to=message)
+        return Message(
+            RecordDict({"arrays": ArrayRecord(new_arrays), "metrics": metrics}), reply_to=message
+        )
 
     @app.evaluate()
     def evaluate(message: Message, context: Context) -> Message:

@@ -31,8 +31,10 @@ def node_config_locator(context: Context) -> tuple[Path, str | None]:
     """Deployment: each SuperNode is started with --node-config "kumiai-home='...'"."""
     home = context.node_config.get("kumiai-home")
     if not home:
-        raise KumiaiError("this SuperNode has no node_config 'kumiai-home'; start it with "
-                          "--node-config \"kumiai-home='/path/to/member/home'\"")
+        raise KumiaiError(
+            "this SuperNode has no node_config 'kumiai-home'; start it with "
+            "--node-config \"kumiai-home='/path/to/member/home'\""
+        )
     dataset = context.node_config.get("kumiai-dataset")
     return Path(str(home)), (str(dataset) if dataset else None)
 
@@ -44,8 +46,11 @@ def decide(message: Message, home: Path, dataset_hint: str | None) -> tuple[Deci
     config = protocol.job_config(message)
     operation = OPERATION_OF_MESSAGE.get(message.metadata.message_type.split(".")[0], "unknown")
     if config is None:
-        return Decision(False, f"{steward} refused: the message carries no kumiai job ticket; "
-                               "submit work through a kumiai job"), dataset_hint or "?"
+        return Decision(
+            False,
+            f"{steward} refused: the message carries no kumiai job ticket; "
+            "submit work through a kumiai job",
+        ), dataset_hint or "?"
     try:
         ticket = JobTicket.from_json(str(config[protocol.TICKET]))
     except KumiaiError as exc:
@@ -53,8 +58,11 @@ def decide(message: Message, home: Path, dataset_hint: str | None) -> tuple[Deci
     held = [dataset_hint] if dataset_hint else node.dataset_names()
     mine = [d for d in held if d in ticket.datasets]
     if not mine:
-        return Decision(False, f"{steward} refused job {ticket.job_id}: this node holds none of "
-                               f"its datasets {list(ticket.datasets)}"), dataset_hint or "?"
+        return Decision(
+            False,
+            f"{steward} refused job {ticket.job_id}: this node holds none of "
+            f"its datasets {list(ticket.datasets)}",
+        ), dataset_hint or "?"
     dataset = mine[0]
     document = protocol.agreements_of(config).get(dataset)
     try:
@@ -84,8 +92,9 @@ def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
             home, hint = locate(context)
             decision, dataset = decide(message, home, hint)
         except KumiaiError as exc:
-            return Message(Error(protocol.REFUSED, protocol.refusal_reason("?", str(exc))),
-                           reply_to=message)
+            return Message(
+                Error(protocol.REFUSED, protocol.refusal_reason("?", str(exc))), reply_to=message
+            )
         if not decision.allowed:
             return Message(
                 Error(protocol.REFUSED, protocol.refusal_reason(dataset, decision.reason)),

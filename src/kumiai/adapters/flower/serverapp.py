@@ -35,8 +35,13 @@ class JobObserver(Protocol):
 
     def site_refused(self, dataset: str, reason: str, server_round: int) -> None: ...
 
-    def round_done(self, server_round: int, train_loss: float | None,
-                   scores: dict[str, SiteScore], seconds: float) -> None: ...
+    def round_done(
+        self,
+        server_round: int,
+        train_loss: float | None,
+        scores: dict[str, SiteScore],
+        seconds: float,
+    ) -> None: ...
 
 
 @dataclass
@@ -52,12 +57,14 @@ class FederatedJob:
     arrays: list[np.ndarray] = field(default_factory=list)
 
     def config(self, **extra: str) -> ConfigRecord:
-        return ConfigRecord({
-            protocol.TICKET: self.ticket.to_json(),
-            protocol.AGREEMENTS: _json(self.agreements),
-            protocol.SETTINGS: self.settings.to_json(),
-            **extra,
-        })
+        return ConfigRecord(
+            {
+                protocol.TICKET: self.ticket.to_json(),
+                protocol.AGREEMENTS: _json(self.agreements),
+                protocol.SETTINGS: self.settings.to_json(),
+                **extra,
+            }
+        )
 
 
 def _json(value: dict[str, str]) -> str:
@@ -93,8 +100,9 @@ class ObservingGrid(Grid):
         return self.inner.pull_messages(message_ids)
 
     # -- observation -----------------------------------------------------------------
-    def send_and_receive(self, messages: Iterable[Message], *,
-                         timeout: float | None = None) -> Iterable[Message]:
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
         messages = list(messages)
         kind = messages[0].metadata.message_type if messages else ""
         if kind == MessageType.TRAIN:
@@ -104,8 +112,9 @@ class ObservingGrid(Grid):
         answered = {r.metadata.src_node_id for r in replies}
         for message in messages:
             if message.metadata.dst_node_id not in answered:
-                self._drop(message.metadata.dst_node_id,
-                           f"no reply within {timeout:.0f} s", server_round)
+                self._drop(
+                    message.metadata.dst_node_id, f"no reply within {timeout:.0f} s", server_round
+                )
         good = []
         for reply in replies:
             if reply.has_error():
@@ -115,12 +124,15 @@ class ObservingGrid(Grid):
         if kind == MessageType.TRAIN:
             weights = [float(r.content["metrics"]["num-examples"]) for r in good]
             losses = [float(r.content["metrics"]["train-loss"]) for r in good]
-            self._train_loss = (float(np.average(losses, weights=weights)) if good else None)
+            self._train_loss = float(np.average(losses, weights=weights)) if good else None
         elif kind == MessageType.EVALUATE:
-            scores = {self.sites[r.metadata.src_node_id]: metrics_score(r.content["metrics"])
-                      for r in good}
-            self.observer.round_done(server_round, self._train_loss, scores,
-                                     time.perf_counter() - self._round_started)
+            scores = {
+                self.sites[r.metadata.src_node_id]: metrics_score(r.content["metrics"])
+                for r in good
+            }
+            self.observer.round_done(
+                server_round, self._train_loss, scores, time.perf_counter() - self._round_started
+            )
         return good
 
     def _drop(self, node_id: int, reason: str, server_round: int) -> None:
@@ -129,8 +141,10 @@ class ObservingGrid(Grid):
             _, text = protocol.parse_refusal(reason)
             self.observer.site_refused(dataset, text, server_round)
         if not self.sites:
-            raise JobFailed(f"every node left the job by round {server_round}; last reason: "
-                            f"{protocol.parse_refusal(reason)[1]}")
+            raise JobFailed(
+                f"every node left the job by round {server_round}; last reason: "
+                f"{protocol.parse_refusal(reason)[1]}"
+            )
 
 
 def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, str]:
@@ -138,11 +152,15 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
     deadline = time.monotonic() + job.query_timeout
     while len(node_ids := list(grid.get_node_ids())) < job.expected_nodes:
         if time.monotonic() > deadline:
-            raise JobFailed(f"only {len(node_ids)} of {job.expected_nodes} nodes connected within "
-                            f"{job.query_timeout:.0f} s; start the missing nodes")
+            raise JobFailed(
+                f"only {len(node_ids)} of {job.expected_nodes} nodes connected within "
+                f"{job.query_timeout:.0f} s; start the missing nodes"
+            )
         time.sleep(0.2)
-    messages = [Message(RecordDict({"config": job.config()}), dst_node_id=n,
-                        message_type=MessageType.QUERY) for n in node_ids]
+    messages = [
+        Message(RecordDict({"config": job.config()}), dst_node_id=n, message_type=MessageType.QUERY)
+        for n in node_ids
+    ]
     replies = list(grid.send_and_receive(messages, timeout=job.query_timeout))
     summaries: dict[str, SiteSummary] = {}
     sites: dict[int, str] = {}

@@ -25,8 +25,9 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def run_simulation(server_app: ServerApp, client_app: ClientApp, num_nodes: int,
-                   home: Path) -> None:
+def run_simulation(
+    server_app: ServerApp, client_app: ClientApp, num_nodes: int, home: Path
+) -> None:
     """One Flower simulation: `num_nodes` SuperNodes, Ray state kept out of /tmp/ray."""
     # Ray's socket paths must stay under ~107 bytes, so its directory is short and derived
     # from the home rather than inside it.
@@ -45,8 +46,12 @@ def run_simulation(server_app: ServerApp, client_app: ClientApp, num_nodes: int,
             num_supernodes=num_nodes,
             backend_config={
                 "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False,
-                              "include_dashboard": False},
+                "init_args": {
+                    "num_cpus": 2,
+                    "logging_level": "ERROR",
+                    "log_to_driver": False,
+                    "include_dashboard": False,
+                },
             },
         )
 

@@ -128,7 +128,8 @@ class LogisticRegression:
             return self.loss(X, y), np.concatenate([g_coef.ravel(), g_int])
 
         start = np.concatenate([self.coef_.ravel(), self.intercept_])
-        result = minimize(objective, start, jac=True, method="L-BFGS-B",
-                          options={"maxiter": max_iter})
+        result = minimize(
+            objective, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
+        )
         unpack(result.x)
         return self

@@ -1,9 +1,7 @@
 """The coordinator's governance tables (SQLAlchemy 2). Migrations live in ./migrations."""
 
-from datetime import datetime
-
-from datetime import UTC
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     DateTime,
@@ -37,7 +35,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
 
 
 class MemberRow(Base):

@@ -1,0 +1,25 @@
+"""`kumiai bench NAME`: the benchmarks in benchmarks/, with their figures as JSON."""
+
+import json
+
+import typer
+
+from kumiai.interfaces.cli.context import console, errors
+
+
+def bench(
+    name: str = typer.Argument(..., help="Benchmark name, e.g. heart-disease."),
+    seeds: int = typer.Option(5, help="Repetitions with different split seeds."),
+    rounds: int = typer.Option(50, help="Federated rounds per run."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object only."),
+) -> None:
+    """Run a benchmark; progress goes to stderr, results to stdout."""
+    from kumiai_benchmarks import run_benchmark
+
+    result = run_benchmark(
+        name, seeds=seeds, rounds=rounds, log=(lambda line: errors.print(line, highlight=False))
+    )
+    if as_json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        console.print_json(json.dumps(result, sort_keys=True))

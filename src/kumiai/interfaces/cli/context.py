@@ -1,0 +1,34 @@
+"""Shared CLI state: where the consortium lives, and the consoles."""
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from kumiai.services.consortium import Consortium, default_home, open_consortium
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def home_of(ctx: typer.Context) -> Path:
+    root = ctx.find_root()
+    home = (root.obj or {}).get("home")
+    return Path(home) if home else default_home()
+
+
+def consortium(ctx: typer.Context) -> Consortium:
+    return open_consortium(home_of(ctx))
+
+
+def when(moment: object) -> str:
+    """Render a datetime for tables (UTC, to the minute)."""
+    from datetime import datetime
+
+    return moment.strftime("%Y-%m-%d %H:%M") if isinstance(moment, datetime) else "—"
+
+
+def number(value: object, digits: int = 3) -> str:
+    return (
+        f"{value:.{digits}f}" if isinstance(value, float) else "—" if value is None else str(value)
+    )

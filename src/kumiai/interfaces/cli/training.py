@@ -1,0 +1,144 @@
+"""Training jobs and model versions: thin calls into the services."""
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from kumiai.domain.training import STRATEGIES, TrainingSettings
+from kumiai.interfaces.cli.context import console, consortium, number, when
+from kumiai.interfaces.cli.progress import RichTrainingProgress
+from kumiai.services import jobs, models
+from kumiai.services.training import TrainingOutcome
+from kumiai.services.training import train as run_training
+
+
+def site_table(title: str, outcome: TrainingOutcome) -> Table:
+    table = Table("site", "test rows", "accuracy", "AUC", title=title)
+    for dataset, m in outcome.sites.items():
+        table.add_row(dataset, str(m["examples"]), number(m["accuracy"]), number(m["auc"]))
+    table.add_row(
+        "[bold]all sites",
+        str(outcome.overall.get("examples")),
+        number(outcome.overall.get("accuracy")),
+        number(outcome.overall.get("auc")),
+    )
+    for dataset in outcome.refused:
+        table.add_row(dataset, "—", "[yellow]refused", "—")
+    return table
+
+
+def train(
+    ctx: typer.Context,
+    project: str = typer.Argument(...),
+    strategy: str = typer.Option("fedavg", help=", ".join(STRATEGIES)),
+    rounds: int = typer.Option(20, help="Federated rounds."),
+    local_epochs: int = typer.Option(1, help="Local epochs per round."),
+    lr: float = typer.Option(0.1, help="Local SGD learning rate."),
+    batch_size: int = typer.Option(32),
+    l2: float = typer.Option(1e-3, help="L2 penalty."),
+    mu: float = typer.Option(0.0, help="FedProx proximal term (0 = Flower's default 0.1)."),
+    server_lr: float = typer.Option(0.1, help="FedAdam/FedYogi server learning rate."),
+    seed: int = typer.Option(0, help="Seed of the train/test split and local shuffles."),
+    test_fraction: float = typer.Option(0.25, help="Share of each site's rows held out."),
+) -> None:
+    """Train a federated model on every site whose steward agreed; others refuse at the node."""
+    settings = TrainingSettings(
+        strategy=strategy,
+        rounds=rounds,
+        local_epochs=local_epochs,
+        learning_rate=lr,
+        batch_size=batch_size,
+        l2=l2,
+        proximal_mu=mu,
+        server_learning_rate=server_lr,
+        seed=seed,
+        test_fraction=test_fraction,
+    )
+    home = consortium(ctx)
+    with RichTrainingProgress(console, rounds, f"{project} · {strategy}") as progress:
+        outcome = run_training(home, project, settings, progress)
+    console.print(
+        site_table(f"{outcome.model_id} (job {outcome.job_id}, {outcome.rounds} rounds)", outcome)
+    )
+
+
+def jobs_list(ctx: typer.Context, project: str = typer.Argument(None)) -> None:
+    """List jobs; a job whose process died shows as failed, with its finished rounds kept."""
+    table = Table("job", "project", "status", "rounds", "sites", "started", "error")
+    for j in jobs.list_jobs(consortium(ctx), project):
+        sites = ", ".join(f"{s.dataset}:{s.status}" for s in j.sites)
+        table.add_row(
+            j.id,
+            j.project,
+            j.status,
+            f"{j.completed_rounds}/{j.planned_rounds}",
+            sites,
+            when(j.created_at),
+            j.error or "",
+        )
+    console.print(table)
+
+
+def job_show(ctx: typer.Context, job_id: str = typer.Argument(...)) -> None:
+    """Show one job: each site's participation and reason, and every round's metrics."""
+    j = jobs.job_detail(consortium(ctx), job_id)
+    console.print(
+        f"[bold]{j.id}[/] · {j.project} · {j.kind} · {j.status} · "
+        f"{j.completed_rounds}/{j.planned_rounds} rounds"
+    )
+    if j.error:
+        console.print(f"[red]{escape(j.error)}")
+    sites = Table("dataset", "member", "status", "reason", title="sites")
+    for s in j.sites:
+        sites.add_row(s.dataset, s.member, s.status, s.reason or "")
+    console.print(sites)
+    rounds = Table("round", "train loss", "accuracy", "AUC", "seconds", title="rounds")
+    for r in j.rounds:
+        rounds.add_row(
+            str(r["round"]),
+            number(r["train_loss"]),
+            number(r["overall"].get("accuracy")),
+            number(r["overall"].get("auc")),
+            number(r["seconds"], 2),
+        )
+    console.print(rounds)
+
+
+def models_list(ctx: typer.Context, project: str = typer.Argument(None)) -> None:
+    """List released model versions with their overall metrics and lineage."""
+    table = Table("model", "strategy", "job", "sites", "accuracy", "AUC", "agreements", "created")
+    for m in models.list_models(consortium(ctx), project):
+        overall = m.metrics["overall"]
+        table.add_row(
+            m.id,
+            m.strategy,
+            m.job_id,
+            ", ".join(m.lineage["datasets"]),
+            number(overall.get("accuracy")),
+            number(overall.get("auc")),
+            ", ".join(m.lineage["agreements"].values()),
+            when(m.created_at),
+        )
+    console.print(table)
+
+
+def model_show(ctx: typer.Context, model_id: str = typer.Argument(...)) -> None:
+    """Show a model version: metrics per site, and its lineage (job, agreements, refusals)."""
+    m = models.model_detail(consortium(ctx), model_id)
+    table = Table("site", "test rows", "accuracy", "AUC", title=f"{m.id} · {m.strategy}")
+    for dataset, s in m.metrics["sites"].items():
+        table.add_row(dataset, str(s["examples"]), number(s["accuracy"]), number(s["auc"]))
+    overall = m.metrics["overall"]
+    table.add_row(
+        "[bold]all sites",
+        str(overall["examples"]),
+        number(overall["accuracy"]),
+        number(overall["auc"]),
+    )
+    console.print(table)
+    console.print(
+        f"job {m.job_id}; agreements: "
+        + ", ".join(f"{d}={a}" for d, a in m.lineage["agreements"].items())
+    )
+    for dataset, reason in m.lineage["refused"].items():
+        console.print(f"[yellow]refused[/] {dataset}: {escape(reason)}")

@@ -1,0 +1,66 @@
+"""Released model versions: metrics per site, lineage, and the model itself for prediction."""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from kumiai.adapters.models.logistic import LogisticRegression
+from kumiai.adapters.storage.database import transaction
+from kumiai.adapters.storage.schema import ModelVersionRow
+from kumiai.domain.preprocessing import FeaturePlan
+from kumiai.services.consortium import Consortium
+from kumiai.services.lookup import get
+from kumiai.services.training import arrays_from_bytes
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    project: str
+    version: int
+    job_id: str
+    strategy: str
+    created_at: datetime
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+
+
+def _info(row: ModelVersionRow) -> ModelInfo:
+    return ModelInfo(
+        row.id,
+        row.project,
+        row.version,
+        row.job_id,
+        row.strategy,
+        row.created_at,
+        json.loads(row.metrics_json),
+        json.loads(row.lineage_json),
+    )
+
+
+def list_models(consortium: Consortium, project: str | None = None) -> list[ModelInfo]:
+    with transaction(consortium.sessions) as session:
+        query = select(ModelVersionRow).order_by(ModelVersionRow.project, ModelVersionRow.version)
+        if project is not None:
+            query = query.where(ModelVersionRow.project == project)
+        return [_info(r) for r in session.scalars(query)]
+
+
+def model_detail(consortium: Consortium, model_id: str) -> ModelInfo:
+    with transaction(consortium.sessions) as session:
+        return _info(get(session, ModelVersionRow, model_id))
+
+
+def load_model(consortium: Consortium, model_id: str) -> tuple[FeaturePlan, LogisticRegression]:
+    """The feature plan and fitted model, ready for `plan.transform` and `predict_proba`."""
+    with transaction(consortium.sessions) as session:
+        row = get(session, ModelVersionRow, model_id)
+        plan = FeaturePlan.from_json(row.feature_plan_json)
+        model = LogisticRegression(len(plan.feature_names), len(plan.classes))
+        model.arrays = arrays_from_bytes(row.parameters)
+        model.classes_ = np.array(plan.classes, dtype=object)
+        return plan, model
