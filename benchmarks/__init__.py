@@ -13,7 +13,7 @@ Log = Callable[[str], None]
 
 
 def _heart_disease(**options: Any) -> Any:
-    from kumiai_benchmarks.heart_disease import run
+    from benchmarks.heart_disease import run
 
     return run(**options)
 

@@ -121,7 +121,7 @@ class FeaturePlan:
     def encode_labels(self, labels: NDArray[Any], where: str) -> NDArray[np.int64]:
         index = {c: i for i, c in enumerate(self.classes)}
         text = labels.astype(str)
-        unknown = sorted(set(text) - set(index))
+        unknown = sorted(str(t) for t in set(text) - set(index))
         if unknown:
             raise DataError(
                 f"{where}: target values {unknown} were not seen in any site's training rows; "

@@ -14,7 +14,7 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object only."),
 ) -> None:
     """Run a benchmark; progress goes to stderr, results to stdout."""
-    from kumiai_benchmarks import run_benchmark
+    from benchmarks import run_benchmark
 
     result = run_benchmark(
         name, seeds=seeds, rounds=rounds, log=(lambda line: errors.print(line, highlight=False))
