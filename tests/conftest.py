@@ -9,9 +9,9 @@ import pytest
 os.environ["FLWR_TELEMETRY_ENABLED"] = "0"
 os.environ["FLWR_DISABLE_UPDATE_CHECK"] = "1"
 
-from kumiai.domain import keys  # noqa: E402
-from kumiai.domain.agreement import AgreementTerms, SignedAgreement, sign_agreement  # noqa: E402
-from kumiai.domain.job import JobKind, JobTicket  # noqa: E402
+from kumiai.domain import keys
+from kumiai.domain.agreement import AgreementTerms, SignedAgreement, sign_agreement
+from kumiai.domain.job import JobKind, JobTicket
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

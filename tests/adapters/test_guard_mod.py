@@ -31,21 +31,37 @@ def _node(tmp_path: Path):
 
 def _message(config: dict, message_type: str = MessageType.TRAIN) -> Message:
     """A message as a SuperNode receives it (metadata set by the SuperLink)."""
-    metadata = Metadata(run_id=1, message_id="m1", src_node_id=0, dst_node_id=1,
-                        reply_to_message_id="", group_id="1", created_at=time.time(),
-                        ttl=DEFAULT_TTL, message_type=message_type)
+    metadata = Metadata(
+        run_id=1,
+        message_id="m1",
+        src_node_id=0,
+        dst_node_id=1,
+        reply_to_message_id="",
+        group_id="1",
+        created_at=time.time(),
+        ttl=DEFAULT_TTL,
+        message_type=message_type,
+    )
     return Message(RecordDict({"config": ConfigRecord(config)}), metadata=metadata)
 
 
 def _context(home: Path) -> Context:
-    return Context(run_id=1, node_id=1, node_config={"kumiai-home": str(home),
-                                                     "kumiai-dataset": "cleveland-heart"},
-                   state=RecordDict(), run_config={})
+    return Context(
+        run_id=1,
+        node_id=1,
+        node_config={"kumiai-home": str(home), "kumiai-dataset": "cleveland-heart"},
+        state=RecordDict(),
+        run_config={},
+    )
 
 
 def _config(agreements: dict[str, str], **extra: object) -> dict:
-    return {protocol.TICKET: make_ticket().to_json(), protocol.AGREEMENTS: json.dumps(agreements),
-            "server-round": 1, **extra}
+    return {
+        protocol.TICKET: make_ticket().to_json(),
+        protocol.AGREEMENTS: json.dumps(agreements),
+        "server-round": 1,
+        **extra,
+    }
 
 
 def _run(message: Message, context: Context) -> tuple[Message, list[Message]]:
@@ -69,10 +85,10 @@ def test_a_covered_message_reaches_the_app_with_the_dataset_in_state(tmp_path: P
 
 def test_an_uncovered_message_is_answered_with_the_nodes_reason(tmp_path: Path) -> None:
     home, _ = _node(tmp_path)
-    forged = sign_agreement(make_terms(expires_at=utc_now().replace(year=2100)),
-                            keys.new_private_key())
-    reply, reached = _run(_message(_config({"cleveland-heart": forged.to_json()})),
-                          _context(home))
+    forged = sign_agreement(
+        make_terms(expires_at=utc_now().replace(year=2100)), keys.new_private_key()
+    )
+    reply, reached = _run(_message(_config({"cleveland-heart": forged.to_json()})), _context(home))
     assert reached == [] and reply.has_error()
     assert reply.error.code == protocol.REFUSED
     dataset, reason = protocol.parse_refusal(reply.error.reason or "")
@@ -89,8 +105,9 @@ def test_revocation_in_the_node_home_wins_over_the_coordinator(tmp_path: Path) -
     home, key = _node(tmp_path)
     agreement = sign_agreement(make_terms(expires_at=utc_now().replace(year=2100)), key)
     NodeHome(home).revoke("agr-1", "2026-11-27T00:00:00Z", "consent withdrawn")
-    reply, reached = _run(_message(_config({"cleveland-heart": agreement.to_json()})),
-                          _context(home))
+    reply, reached = _run(
+        _message(_config({"cleveland-heart": agreement.to_json()})), _context(home)
+    )
     assert reached == [] and "revoked" in (reply.error.reason or "")
 
 

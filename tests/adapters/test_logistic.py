@@ -71,8 +71,16 @@ def test_sgd_with_a_proximal_term_stays_closer_to_the_anchor() -> None:
     free, held = (LogisticRegression(X.shape[1], 2) for _ in range(2))
     anchor = free.arrays
     for model, mu in ((free, 0.0), (held, 5.0)):
-        model.sgd(X, y, epochs=5, lr=0.1, batch_size=16, rng=np.random.default_rng(0),
-                  prox_mu=mu, anchor=anchor)
+        model.sgd(
+            X,
+            y,
+            epochs=5,
+            lr=0.1,
+            batch_size=16,
+            rng=np.random.default_rng(0),
+            prox_mu=mu,
+            anchor=anchor,
+        )
     distance = [np.linalg.norm(m.coef_ - anchor[0]) for m in (free, held)]
     assert distance[1] < distance[0]
 

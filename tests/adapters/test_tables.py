@@ -26,8 +26,11 @@ def _schema(path: Path, **kw):
 def test_types_are_inferred_and_missing_markers_respected(tmp_path: Path) -> None:
     path = _csv(tmp_path, "id,age,sex,chol,num\n1,63,Male,0,0\n2,,Female,250,2\n3,70,NA,233,1\n")
     frame, schema = _schema(path, ignore=("id",), missing={"chol": ("0",)})
-    assert schema == {"age": ColumnType.NUMERIC, "sex": ColumnType.CATEGORICAL,
-                      "chol": ColumnType.NUMERIC}
+    assert schema == {
+        "age": ColumnType.NUMERIC,
+        "sex": ColumnType.CATEGORICAL,
+        "chol": ColumnType.NUMERIC,
+    }
     columns = tables.parse_columns(frame, path=path, schema=schema, missing={"chol": ("0",)})
     assert np.isnan(columns["chol"][0]) and columns["chol"][1] == 250
     assert np.isnan(columns["age"][1])
@@ -68,7 +71,7 @@ def test_unknown_columns_and_file_kinds_are_explained(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=r"no column\(s\) \['weight'\]"):
         _schema(path, declared={"weight": ColumnType.NUMERIC})
     other = _csv(tmp_path, "x", name="site.xlsx")
-    with pytest.raises(InvalidInput, match="reads .csv"):
+    with pytest.raises(InvalidInput, match=r"reads \.csv"):
         tables.read_raw(other)
     with pytest.raises(InvalidInput, match="does not exist"):
         tables.read_raw(tmp_path / "absent.csv")

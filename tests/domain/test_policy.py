@@ -13,12 +13,28 @@ from kumiai.domain.policy import check_job
 from tests.conftest import NOW, make_terms, make_ticket, signed
 
 
-def decide(key, agreement, *, ticket=None, operation="train", server_round=1, revoked=(),
-           now=NOW, dataset="cleveland-heart", steward="cleveland"):
+def decide(
+    key,
+    agreement,
+    *,
+    ticket=None,
+    operation="train",
+    server_round=1,
+    revoked=(),
+    now=NOW,
+    dataset="cleveland-heart",
+    steward="cleveland",
+):
     return check_job(
-        ticket=ticket or make_ticket(), operation=operation, server_round=server_round,
-        dataset=dataset, steward=steward, steward_public_key=keys.public_key_b64(key),
-        agreement=agreement, revoked=frozenset(revoked), now=now,
+        ticket=ticket or make_ticket(),
+        operation=operation,
+        server_round=server_round,
+        dataset=dataset,
+        steward=steward,
+        steward_public_key=keys.public_key_b64(key),
+        agreement=agreement,
+        revoked=frozenset(revoked),
+        now=now,
     )
 
 

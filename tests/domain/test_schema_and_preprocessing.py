@@ -28,8 +28,12 @@ def test_canonical_json_sorts_keys_without_spaces_in_utf8() -> None:
 
 @pytest.mark.parametrize(
     ("text", "column", "op", "value"),
-    [("num>0", "num", ">", "0"), ("num", "num", None, None), ("Type != L", "Type", "!=", "L"),
-     ("Failure Type==No Failure", "Failure Type", "==", "No Failure")],
+    [
+        ("num>0", "num", ">", "0"),
+        ("num", "num", None, None),
+        ("Type != L", "Type", "!=", "L"),
+        ("Failure Type==No Failure", "Failure Type", "==", "No Failure"),
+    ],
 )
 def test_target_rules_parse(text: str, column: str, op: str | None, value: str | None) -> None:
     spec = parse_target(text)
@@ -52,8 +56,13 @@ def test_column_types_and_missing_markers_parse_or_explain() -> None:
 
 def test_sites_with_different_columns_are_listed() -> None:
     with pytest.raises(SchemaMismatch) as error:
-        compare_schemas({"a": {"age": N, "chol": N}, "b": {"age": N, "sex": C},
-                         "c": {"age": C, "chol": N, "sex": C}})
+        compare_schemas(
+            {
+                "a": {"age": N, "chol": N},
+                "b": {"age": N, "sex": C},
+                "c": {"age": C, "chol": N, "sex": C},
+            }
+        )
     message = str(error.value)
     assert "a lacks sex" in message and "b lacks chol" in message
     assert "column age has different types (a=numeric, b=numeric, c=categorical)" in message
@@ -66,8 +75,9 @@ def test_matching_sites_share_one_schema() -> None:
 def _site(rng: np.random.Generator, n: int, levels: list[str]) -> tuple[dict, np.ndarray]:
     age = rng.normal(50, 10, n)
     age[rng.random(n) < 0.2] = np.nan
-    sex = np.array([rng.choice(levels) if rng.random() > 0.1 else None for _ in range(n)],
-                   dtype=object)
+    sex = np.array(
+        [rng.choice(levels) if rng.random() > 0.1 else None for _ in range(n)], dtype=object
+    )
     labels = rng.choice(["0", "1"], n).astype(object)
     return {"age": age, "sex": sex}, labels
 

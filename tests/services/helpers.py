@@ -15,9 +15,13 @@ HOSPITALS = ("cleveland-clinic", "hungarian-cardiology", "va-long-beach")
 PURPOSE = "diagnosis support"
 
 
-def heart_consortium(home: Path, hospitals: tuple[str, ...] = HOSPITALS,
-                     sign: tuple[str, ...] = HOSPITALS, max_rounds: int = 20,
-                     kinds: str = "train,evaluate") -> tuple[Consortium, dict[str, str]]:
+def heart_consortium(
+    home: Path,
+    hospitals: tuple[str, ...] = HOSPITALS,
+    sign: tuple[str, ...] = HOSPITALS,
+    max_rounds: int = 20,
+    kinds: str = "train,evaluate",
+) -> tuple[Consortium, dict[str, str]]:
     """Hospitals with heart data, one active project, requests signed by `sign`.
 
     Returns the consortium and each hospital's request id.
@@ -27,16 +31,30 @@ def heart_consortium(home: Path, hospitals: tuple[str, ...] = HOSPITALS,
     files = export_hospital_files(home.parent / "exports")
     for member in hospitals:
         add_member(consortium, member, "hospital")
-        register_dataset(consortium, member=member, file=files[member], name=f"{member}-heart",
-                         target="num>0", missing={"chol": ("0",)}, ignore=("id",))
-    propose_project(consortium, name="heart", title="", purpose=PURPOSE, proposed_by="lab",
-                    members=hospitals)
+        register_dataset(
+            consortium,
+            member=member,
+            file=files[member],
+            name=f"{member}-heart",
+            target="num>0",
+            missing={"chol": ("0",)},
+            ignore=("id",),
+        )
+    propose_project(
+        consortium, name="heart", title="", purpose=PURPOSE, proposed_by="lab", members=hospitals
+    )
     approve_project(consortium, "heart", approved_by=hospitals[0])
     requests = {}
     for member in hospitals:
-        request = request_data_use(consortium, project="heart", dataset=f"{member}-heart",
-                                   requested_by="lab", job_kinds=kinds, max_rounds=max_rounds,
-                                   expires_at=utc_now() + timedelta(days=30))
+        request = request_data_use(
+            consortium,
+            project="heart",
+            dataset=f"{member}-heart",
+            requested_by="lab",
+            job_kinds=kinds,
+            max_rounds=max_rounds,
+            expires_at=utc_now() + timedelta(days=30),
+        )
         requests[member] = request.id
         if member in sign:
             sign_request(consortium, request.id)

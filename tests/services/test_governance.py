@@ -40,8 +40,7 @@ def test_unknown_names_and_bad_kinds_are_one_line_errors(home: Path) -> None:
     with pytest.raises(InvalidInput, match="use one of: university, company"):
         members.add_member(consortium, "x", "bank")
     with pytest.raises(NotFound, match="unknown member 'ghost'; see `kumiai member list`"):
-        projects.propose_project(consortium, name="p", title="", purpose="x",
-                                 proposed_by="ghost")
+        projects.propose_project(consortium, name="p", title="", purpose="x", proposed_by="ghost")
     with pytest.raises(NotFound, match="no consortium at"):
         open_consortium(home.parent / "elsewhere")
 
@@ -55,19 +54,28 @@ def test_the_catalogue_holds_metadata_but_never_rows(tmp_path: Path) -> None:
     assert "id" not in info.schema
     stored = _database_bytes(home)
     assert b"typical angina" not in stored and b"lv hypertrophy" not in stored
-    node_copy = NodeHome(consortium.member_home("cleveland-clinic")).dataset("cleveland-clinic-heart")
+    node_copy = NodeHome(consortium.member_home("cleveland-clinic")).dataset(
+        "cleveland-clinic-heart"
+    )
     assert node_copy.file.is_file() and node_copy.file.is_relative_to(consortium.home)
 
 
-def test_a_bad_cell_aborts_registration_without_leaving_anything(home: Path,
-                                                                  tmp_path: Path) -> None:
+def test_a_bad_cell_aborts_registration_without_leaving_anything(
+    home: Path, tmp_path: Path
+) -> None:
     consortium = init_consortium(home)
     members.add_member(consortium, "site", "hospital")
     path = tmp_path / "bad.csv"
     path.write_text("age,num\n63,0\nsixty,1\n")
-    with pytest.raises(InvalidInput, match="row 2 .* column 'age'"):
-        datasets.register_dataset(consortium, member="site", file=path, name="d", target="num",
-                                  column_types={"age": datasets.ColumnType.NUMERIC})
+    with pytest.raises(InvalidInput, match=r"row 2 .* column 'age'"):
+        datasets.register_dataset(
+            consortium,
+            member="site",
+            file=path,
+            name="d",
+            target="num",
+            column_types={"age": datasets.ColumnType.NUMERIC},
+        )
     assert datasets.list_datasets(consortium) == []
     assert not any((consortium.member_home("site") / "data").glob("*"))
 
@@ -96,12 +104,22 @@ def test_revocation_is_written_to_the_node_first(tmp_path: Path) -> None:
 def test_requests_need_an_active_project_and_a_future_expiry(tmp_path: Path) -> None:
     consortium, _ = heart_consortium(tmp_path / "c", hospitals=("cleveland-clinic",), sign=())
     with pytest.raises(InvalidInput, match="in the past"):
-        agreements.request_data_use(consortium, project="heart", dataset="cleveland-clinic-heart",
-                                    requested_by="lab", expires_at=utc_now() - timedelta(days=1))
+        agreements.request_data_use(
+            consortium,
+            project="heart",
+            dataset="cleveland-clinic-heart",
+            requested_by="lab",
+            expires_at=utc_now() - timedelta(days=1),
+        )
     projects.close_project(consortium, "heart")
     with pytest.raises(StateError, match="closed, not active"):
-        agreements.request_data_use(consortium, project="heart", dataset="cleveland-clinic-heart",
-                                    requested_by="lab", expires_at=utc_now() + timedelta(days=1))
+        agreements.request_data_use(
+            consortium,
+            project="heart",
+            dataset="cleveland-clinic-heart",
+            requested_by="lab",
+            expires_at=utc_now() + timedelta(days=1),
+        )
 
 
 def test_a_dataset_whose_columns_differ_is_refused_with_the_columns(tmp_path: Path) -> None:
@@ -109,18 +127,25 @@ def test_a_dataset_whose_columns_differ_is_refused_with_the_columns(tmp_path: Pa
     members.add_member(consortium, "other", "hospital")
     path = tmp_path / "other.csv"
     path.write_text("age,sex,weight,num\n60,Male,80,0\n61,Female,70,1\n")
-    datasets.register_dataset(consortium, member="other", file=path, name="other-heart",
-                              target="num>0")
+    datasets.register_dataset(
+        consortium, member="other", file=path, name="other-heart", target="num>0"
+    )
     with pytest.raises(SchemaMismatch) as error:
-        agreements.request_data_use(consortium, project="heart", dataset="other-heart",
-                                    requested_by="lab", expires_at=utc_now() + timedelta(days=1))
+        agreements.request_data_use(
+            consortium,
+            project="heart",
+            dataset="other-heart",
+            requested_by="lab",
+            expires_at=utc_now() + timedelta(days=1),
+        )
     message = str(error.value)
     assert "other-heart lacks" in message and "chol" in message
     assert "cleveland-clinic-heart lacks weight" in message
 
 
-def test_the_database_url_setting_selects_another_database(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_database_url_setting_selects_another_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url_db = tmp_path / "elsewhere.db"
     monkeypatch.setenv("KUMIAI_DATABASE_URL", f"sqlite:///{url_db}")
     consortium = init_consortium(tmp_path / "home")

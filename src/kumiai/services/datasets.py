@@ -15,7 +15,7 @@ from kumiai.domain.names import check_slug
 from kumiai.domain.schema import ColumnType, parse_target
 from kumiai.services.consortium import Consortium
 from kumiai.services.lookup import all_rows, get
-from kumiai.services.node import load_rows
+from kumiai.services.node import parse_file
 
 SENSITIVITIES = ("public", "internal", "confidential", "special-category")
 
@@ -76,6 +76,8 @@ def register_dataset(
             ignore=ignore,
             missing=missing,
         )
+        # Every cell parses now, or the error names the user's file, row and column.
+        _, labels = parse_file(file, spec, schema, missing)
         node = consortium.node(member)
         stored = node.data_dir / f"{name}{file.suffix.lower()}"
         stored.parent.mkdir(parents=True, exist_ok=True)
@@ -87,14 +89,8 @@ def register_dataset(
             target=spec,
             schema=schema,
             missing=missing,
-            rows=0,
+            rows=len(labels),
         )
-        try:
-            _, labels = load_rows(record)  # every cell parses now, or we say which does not
-        except BaseException:
-            stored.unlink(missing_ok=True)
-            raise
-        record = LocalDataset(**{**record.__dict__, "rows": len(labels)})
         node.save_dataset(record)
         row = DatasetRow(
             name=name,

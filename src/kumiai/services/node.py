@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.model_selection import train_test_split
 
 from kumiai.adapters import tables
 from kumiai.adapters.models.logistic import LogisticRegression
@@ -20,7 +19,7 @@ from kumiai.adapters.nodehome import LocalDataset, NodeHome
 from kumiai.domain.errors import DataError
 from kumiai.domain.metrics import SiteScore, score_site
 from kumiai.domain.preprocessing import Columns, FeaturePlan, SiteSummary, summarise
-from kumiai.domain.schema import Schema
+from kumiai.domain.schema import Schema, TargetSpec
 from kumiai.domain.training import TrainingSettings
 
 
@@ -52,11 +51,16 @@ def load_rows(record: LocalDataset) -> tuple[Columns, NDArray[Any]]:
             f"dataset {record.name!r}: {record.file} changed since registration (content hash "
             "differs); the steward must register the new version"
         )
-    frame = tables.read_raw(record.file)
-    labels = tables.target_labels(frame, path=record.file, target=record.target)
-    columns = tables.parse_columns(
-        frame, path=record.file, schema=record.schema, missing=record.missing
-    )
+    return parse_file(record.file, record.target, record.schema, record.missing)
+
+
+def parse_file(
+    path: Path, target: TargetSpec, schema: Schema, missing: dict[str, tuple[str, ...]]
+) -> tuple[Columns, NDArray[Any]]:
+    """Typed feature columns and target labels; rows without a target are left out."""
+    frame = tables.read_raw(path)
+    labels = tables.target_labels(frame, path=path, target=target)
+    columns = tables.parse_columns(frame, path=path, schema=schema, missing=missing)
     keep = np.array([label is not None for label in labels], dtype=bool)
     return {c: v[keep] for c, v in columns.items()}, labels[keep]
 
@@ -70,6 +74,8 @@ def split_rows(
     test_fraction: float,
 ) -> SiteSplit:
     """Seeded, stratified train/test split (plain shuffle if a class is too rare to stratify)."""
+    from sklearn.model_selection import train_test_split  # lazy: keeps `kumiai` start fast
+
     index = np.arange(len(labels))
     counts = np.unique(labels.astype(str), return_counts=True)[1]
     stratify = labels.astype(str) if counts.min() >= 2 else None
