@@ -11,21 +11,33 @@ from flwr.app import (
     Message,
     MessageType,
     Metadata,
+    MetricRecord,
     RecordDict,
 )
 
 from kumiai.adapters.flower import protocol
 from kumiai.adapters.flower.guard import make_guard_mod
 from kumiai.adapters.nodehome import NodeHome
-from kumiai.domain import keys
+from kumiai.domain import keys, merkle
 from kumiai.domain.agreement import sign_agreement
 from kumiai.domain.clock import utc_now
+from kumiai.domain.ledger import TreeHead, cosignature_valid, sign_head
 from tests.conftest import make_terms, make_ticket
+
+COORDINATOR_KEY = keys.new_private_key()
+
+
+def _head(size: int, salt: bytes = b"") -> TreeHead:
+    """A coordinator-signed head over `size` made-up entries."""
+    tree = merkle.MerkleTree(merkle.leaf_hash(salt + bytes([i])) for i in range(size))
+    return sign_head(TreeHead(size, tree.root().hex(), utc_now()), COORDINATOR_KEY)
 
 
 def _node(tmp_path: Path):
     key = keys.new_private_key()
-    NodeHome(tmp_path / "cleveland").create("cleveland", "hospital", key)
+    NodeHome(tmp_path / "cleveland").create(
+        "cleveland", "hospital", key, keys.public_key_b64(COORDINATOR_KEY)
+    )
     return tmp_path / "cleveland", key
 
 
@@ -59,6 +71,7 @@ def _config(agreements: dict[str, str], **extra: object) -> dict:
     return {
         protocol.TICKET: make_ticket().to_json(),
         protocol.AGREEMENTS: json.dumps(agreements),
+        protocol.HEAD: _head(4).to_json(),
         "server-round": 1,
         **extra,
     }
@@ -69,7 +82,7 @@ def _run(message: Message, context: Context) -> tuple[Message, list[Message]]:
 
     def handler(msg: Message, ctx: Context) -> Message:
         reached.append(msg)
-        return Message(RecordDict(), reply_to=msg)
+        return Message(RecordDict({"metrics": MetricRecord({"num-examples": 1})}), reply_to=msg)
 
     return make_guard_mod()(message, context, handler), reached
 
@@ -115,3 +128,63 @@ def test_a_node_without_a_configured_home_refuses_clearly() -> None:
     context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
     reply, reached = _run(_message(_config({})), context)
     assert reached == [] and "kumiai-home" in (reply.error.reason or "")
+
+
+def _agreement(key) -> str:
+    return sign_agreement(make_terms(expires_at=utc_now().replace(year=2100)), key).to_json()
+
+
+def test_an_accepted_head_is_remembered_and_cosigned(tmp_path: Path) -> None:
+    home, key = _node(tmp_path)
+    reply, reached = _run(_message(_config({"cleveland-heart": _agreement(key)})), _context(home))
+    assert len(reached) == 1
+    cosig = reply.content[protocol.COSIGNATURE]
+    head = TreeHead.from_json(str(cosig["head"]))
+    assert head.size == 4 and cosig["witness"] == "cleveland"
+    assert cosignature_valid(head, "cleveland", str(cosig["signature"]), keys.public_key_b64(key))
+    assert TreeHead.from_json(NodeHome(home).witnessed_head() or "") == head
+
+
+def test_a_head_not_signed_by_the_pinned_coordinator_is_refused(tmp_path: Path) -> None:
+    home, key = _node(tmp_path)
+    forged = sign_head(TreeHead(4, _head(4).root, utc_now()), keys.new_private_key())
+    config = _config({"cleveland-heart": _agreement(key)}, **{protocol.HEAD: forged.to_json()})
+    reply, reached = _run(_message(config), _context(home))
+    assert reached == [] and "not signed by the coordinator" in (reply.error.reason or "")
+
+
+def test_a_forked_log_is_refused_by_the_witness(tmp_path: Path) -> None:
+    home, key = _node(tmp_path)
+    _run(_message(_config({"cleveland-heart": _agreement(key)})), _context(home))  # saw head 4
+    other_history = merkle.MerkleTree(merkle.leaf_hash(b"x" + bytes([i])) for i in range(6))
+    fork = sign_head(TreeHead(6, other_history.root().hex(), utc_now()), COORDINATOR_KEY)
+    proof = other_history.consistency_proof(4, 6)
+    config = _config(
+        {"cleveland-heart": _agreement(key)},
+        **{
+            protocol.HEAD: fork.to_json(),
+            protocol.CONSISTENCY: protocol.encode_consistency({"cleveland": (4, proof)}),
+        },
+    )
+    reply, reached = _run(_message(config), _context(home))
+    assert reached == [] and "forked or rewrote its history" in (reply.error.reason or "")
+    assert TreeHead.from_json(NodeHome(home).witnessed_head() or "").size == 4
+
+
+def test_an_extension_of_the_witnessed_log_is_accepted(tmp_path: Path) -> None:
+    home, key = _node(tmp_path)
+    _run(_message(_config({"cleveland-heart": _agreement(key)})), _context(home))  # saw head 4
+    longer = merkle.MerkleTree(merkle.leaf_hash(bytes([i])) for i in range(9))
+    head = sign_head(TreeHead(9, longer.root().hex(), utc_now()), COORDINATOR_KEY)
+    config = _config(
+        {"cleveland-heart": _agreement(key)},
+        **{
+            protocol.HEAD: head.to_json(),
+            protocol.CONSISTENCY: protocol.encode_consistency(
+                {"cleveland": (4, longer.consistency_proof(4, 9))}
+            ),
+        },
+    )
+    reply, reached = _run(_message(config), _context(home))
+    assert len(reached) == 1 and not reply.has_error()
+    assert TreeHead.from_json(NodeHome(home).witnessed_head() or "").size == 9

@@ -34,6 +34,8 @@ def test_the_guard_protects_a_plain_flower_app(tmp_path: Path) -> None:
     datasets = tuple(f"{h}-heart" for h in hospitals)
     with transaction(consortium.sessions) as session:
         agreements = agreements_for_job(session, "heart")
+        head = consortium.ledger.latest_head(session)
+    assert head is not None
     ticket = JobTicket("job-own", "heart", PURPOSE, JobKind.TRAIN, datasets, rounds=1)
     sites = [(str(consortium.member_home(h)), d) for h, d in zip(hospitals, datasets, strict=True)]
 
@@ -74,6 +76,7 @@ def test_the_guard_protects_a_plain_flower_app(tmp_path: Path) -> None:
                 {
                     protocol.TICKET: ticket.to_json(),
                     protocol.AGREEMENTS: json.dumps(agreements),
+                    protocol.HEAD: head.to_json(),
                     "server-round": 1,
                 }
             )

@@ -31,7 +31,7 @@ def decide(
         server_round=server_round,
         dataset=dataset,
         steward=steward,
-        steward_public_key=keys.public_key_b64(key),
+        steward_public_keys=(keys.public_key_b64(key),),
         agreement=agreement,
         revoked=frozenset(revoked),
         now=now,
@@ -140,3 +140,22 @@ def test_signed_agreements_survive_a_json_round_trip(steward_key) -> None:
 def test_a_malformed_agreement_document_is_a_clear_error() -> None:
     with pytest.raises(InvalidInput, match="malformed"):
         SignedAgreement.from_json('{"payload": {"type": "something-else"}}')
+
+
+def test_an_agreement_signed_before_a_key_rotation_stays_valid(steward_key) -> None:
+    agreement = signed(steward_key)
+    decision = check_job(
+        ticket=make_ticket(),
+        operation="train",
+        server_round=1,
+        dataset="cleveland-heart",
+        steward="cleveland",
+        steward_public_keys=(
+            keys.public_key_b64(keys.new_private_key()),
+            keys.public_key_b64(steward_key),
+        ),
+        agreement=agreement,
+        revoked=frozenset(),
+        now=NOW,
+    )
+    assert decision.allowed

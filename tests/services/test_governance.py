@@ -111,7 +111,7 @@ def test_requests_need_an_active_project_and_a_future_expiry(tmp_path: Path) -> 
             requested_by="lab",
             expires_at=utc_now() - timedelta(days=1),
         )
-    projects.close_project(consortium, "heart")
+    projects.close_project(consortium, "heart", "lab")
     with pytest.raises(StateError, match="closed, not active"):
         agreements.request_data_use(
             consortium,

@@ -64,17 +64,56 @@ class NodeHome:
         return str(self._read_json(self.root / "member.json", "member record")["name"])
 
     # -- identity --------------------------------------------------------------------
-    def create(self, name: str, kind: str, key: Ed25519PrivateKey) -> str:
-        """Write the member's identity and private key (0600). Returns the public key."""
+    def create(self, name: str, kind: str, key: Ed25519PrivateKey, coordinator_key: str) -> str:
+        """Write the member's identity and private key (0600). Returns the public key.
+
+        The coordinator's public key is pinned here at joining: the node checks every tree
+        head it witnesses against it.
+        """
         if (self.root / "key.pem").exists():
             raise InvalidInput(f"{self.root} already holds a member key; choose another home")
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self.root / "key.pem", keys.private_key_to_pem(key), mode=0o600)
         public = keys.public_key_b64(key)
-        write_json_atomic(
-            self.root / "member.json", {"name": name, "kind": kind, "public_key": public}
-        )
+        record = {
+            "name": name,
+            "kind": kind,
+            "public_key": public,
+            "previous_keys": [],
+            "coordinator_key": coordinator_key,
+        }
+        write_json_atomic(self.root / "member.json", record)
         return public
+
+    def rotate_key(self, key: Ed25519PrivateKey) -> str:
+        """Make `key` the member's key; the old public keys stay valid for what they signed."""
+        record = self._read_json(self.root / "member.json", "member record")
+        retired = self.root / "retired-keys" / f"{keys.fingerprint(record['public_key'])}.pem"
+        write_atomic(retired, (self.root / "key.pem").read_bytes(), mode=0o600)
+        record["previous_keys"] = [*record.get("previous_keys", []), record["public_key"]]
+        record["public_key"] = keys.public_key_b64(key)
+        write_atomic(self.root / "key.pem", keys.private_key_to_pem(key), mode=0o600)
+        write_json_atomic(self.root / "member.json", record)
+        return str(record["public_key"])
+
+    def steward_keys(self) -> tuple[str, ...]:
+        """Every public key this member has held, newest first."""
+        record = self._read_json(self.root / "member.json", "member record")
+        return (str(record["public_key"]), *reversed(record.get("previous_keys", [])))
+
+    def coordinator_key(self) -> str:
+        record = self._read_json(self.root / "member.json", "member record")
+        if not record.get("coordinator_key"):
+            raise NotFound(f"{self.root}/member.json pins no coordinator key; re-join the node")
+        return str(record["coordinator_key"])
+
+    def witnessed_head(self) -> str | None:
+        """The last tree head this node verified and cosigned (JSON), if any."""
+        path = self.root / "witness.json"
+        return path.read_text() if path.is_file() else None
+
+    def save_witnessed_head(self, head_json: str) -> None:
+        write_atomic(self.root / "witness.json", head_json.encode())
 
     def private_key(self) -> Ed25519PrivateKey:
         path = self.root / "key.pem"

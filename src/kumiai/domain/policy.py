@@ -29,7 +29,7 @@ def check_job(
     server_round: int,
     dataset: str,
     steward: str,
-    steward_public_key: str,
+    steward_public_keys: tuple[str, ...],
     agreement: SignedAgreement | None,
     revoked: frozenset[str],
     now: datetime,
@@ -37,7 +37,8 @@ def check_job(
     """Decide on one operation ('statistics', 'train' or 'evaluate') for one round.
 
     Each refusal names what failed and what would fix it; the reason travels back to the
-    job's record and the researcher.
+    job's record and the researcher. `steward_public_keys` holds every key the steward has
+    held, so an agreement signed before a key rotation stays valid.
     """
 
     def refuse(why: str) -> Decision:
@@ -51,7 +52,7 @@ def check_job(
             "the steward must sign a data-use request first"
         )
     terms = agreement.terms
-    if not signature_is_valid(agreement, steward_public_key):
+    if not any(signature_is_valid(agreement, key) for key in steward_public_keys):
         return refuse(
             f"agreement {terms.agreement_id} is unsigned or its signature does not verify with "
             f"{steward}'s key; only an agreement the steward signed is accepted"

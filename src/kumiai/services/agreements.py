@@ -21,13 +21,14 @@ from kumiai.adapters.storage.schema import (
     ProjectRow,
     RequestRow,
 )
-from kumiai.domain.agreement import AgreementTerms, SignedAgreement, sign_agreement
+from kumiai.domain.agreement import AgreementTerms, sign_agreement
 from kumiai.domain.clock import to_iso, utc_now
 from kumiai.domain.errors import InvalidInput, StateError
 from kumiai.domain.job import parse_job_kinds
 from kumiai.domain.project import ProjectStatus, require_active
 from kumiai.domain.schema import ColumnType, compare_schemas
 from kumiai.services.consortium import Consortium
+from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get
 
 
@@ -149,7 +150,29 @@ def request_data_use(
         )
         session.add(row)
         session.flush()
-        return _request_info(session, row)
+        info = _request_info(session, row)
+        payload = {
+            "request": row.id,
+            "project": project,
+            "dataset": dataset,
+            "steward": info.steward,
+            "purpose": row.purpose,
+            "job_kinds": list(info.job_kinds),
+            "max_rounds": max_rounds,
+            "expires_at": to_iso(expires_at),
+        }
+        consortium.ledger.append(
+            session,
+            Act(
+                requested_by,
+                "request.made",
+                payload,
+                member=requested_by,
+                dataset=dataset,
+                project=project,
+            ),
+        )
+        return info
 
 
 def _pending(session, request_id: str) -> RequestRow:  # type: ignore[no-untyped-def]
@@ -192,6 +215,18 @@ def sign_request(consortium: Consortium, request_id: str) -> AgreementInfo:
             expires_at=request.expires_at,
         )
         session.add(row)
+        payload = {"agreement": terms.payload(), "signature": signed.signature}
+        consortium.ledger.append(
+            session,
+            Act(
+                steward,
+                "agreement.signed",
+                payload,
+                member=steward,
+                dataset=request.dataset,
+                project=request.project,
+            ),
+        )
         return _agreement_info(row)
 
 
@@ -202,7 +237,20 @@ def refuse_request(consortium: Consortium, request_id: str, reason: str) -> Requ
         request = _pending(session, request_id)
         request.status, request.decided_at = "refused", utc_now()
         request.refusal_reason = reason.strip()
-        return _request_info(session, request)
+        info = _request_info(session, request)
+        payload = {"request": request.id, "reason": request.refusal_reason}
+        consortium.ledger.append(
+            session,
+            Act(
+                info.steward,
+                "request.refused",
+                payload,
+                member=info.steward,
+                dataset=request.dataset,
+                project=request.project,
+            ),
+        )
+        return info
 
 
 def revoke_agreement(consortium: Consortium, agreement_id: str, reason: str) -> AgreementInfo:
@@ -216,6 +264,18 @@ def revoke_agreement(consortium: Consortium, agreement_id: str, reason: str) -> 
         now = utc_now()
         consortium.node(row.steward).revoke(agreement_id, to_iso(now), reason)
         row.revoked_at, row.revocation_reason = now, reason or "revoked by the steward"
+        payload = {"agreement": agreement_id, "reason": row.revocation_reason}
+        consortium.ledger.append(
+            session,
+            Act(
+                row.steward,
+                "agreement.revoked",
+                payload,
+                member=row.steward,
+                dataset=row.dataset,
+                project=row.project,
+            ),
+        )
         return _agreement_info(row)
 
 
@@ -240,7 +300,3 @@ def agreements_for_job(session, project: str) -> dict[str, str]:  # type: ignore
         select(AgreementRow).where(AgreementRow.project == project).order_by(AgreementRow.signed_at)
     ).all()
     return {r.dataset: r.document for r in rows}
-
-
-def parse_document(document: str) -> SignedAgreement:
-    return SignedAgreement.from_json(document)

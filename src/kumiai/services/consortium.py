@@ -1,16 +1,20 @@
-"""The consortium's home: its governance database and, on one machine, the members' nodes."""
+"""The consortium's home: its governance database, its ledger and, on one machine, the nodes."""
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session, sessionmaker
 
-from kumiai.adapters.files import write_json_atomic
+from kumiai.adapters.files import write_atomic, write_json_atomic
 from kumiai.adapters.nodehome import NodeHome
-from kumiai.adapters.storage.database import database_url, open_database
+from kumiai.adapters.storage.database import database_url, open_database, transaction
+from kumiai.domain import keys
 from kumiai.domain.clock import to_iso, utc_now
 from kumiai.domain.errors import NotFound
+from kumiai.domain.ledger import COORDINATOR
+from kumiai.services.ledger import Act, Ledger
 
 MARKER = "consortium.json"
 HOME_SETTING = "KUMIAI_HOME"
@@ -25,6 +29,7 @@ def default_home() -> Path:
 class Consortium:
     home: Path
     sessions: sessionmaker[Session]
+    ledger: Ledger
 
     def member_home(self, member: str) -> Path:
         """Where a member's node keeps its key, data and signed agreements on this machine."""
@@ -33,16 +38,59 @@ class Consortium:
     def node(self, member: str) -> NodeHome:
         return NodeHome(self.member_home(member))
 
+    @property
+    def coordinator_key_file(self) -> Path:
+        return self.home / "coordinator" / "key.pem"
+
+    def coordinator_public_key(self) -> str:
+        return keys.public_key_b64(self.key_of(COORDINATOR))
+
+    def key_of(self, actor: str) -> Ed25519PrivateKey:
+        """The signing key of an actor. On one machine every member's node home is here."""
+        if actor == COORDINATOR:
+            path = self.coordinator_key_file
+            if not path.is_file():
+                raise NotFound(f"the coordinator key {path} is missing; restore it from backup")
+            return keys.private_key_from_pem(path.read_bytes(), str(path))
+        return self.node(actor).private_key()
+
+
+def _open(home: Path) -> Consortium:
+    sessions = open_database(database_url(home))
+    holder: dict[str, Consortium] = {}
+    ledger = Ledger(sessions, lambda actor: holder["c"].key_of(actor))
+    holder["c"] = Consortium(home, sessions, ledger)
+    return holder["c"]
+
 
 def init_consortium(home: Path) -> Consortium:
     """Create (or re-open) a consortium home; safe to run twice."""
     home.mkdir(parents=True, exist_ok=True)
-    marker = home / MARKER
-    if not marker.exists():
-        write_json_atomic(
-            marker, {"type": "kumiai.consortium", "version": 1, "created_at": to_iso(utc_now())}
+    home = home.resolve()
+    consortium = _open(home)
+    if not consortium.coordinator_key_file.exists():
+        write_atomic(
+            consortium.coordinator_key_file,
+            keys.private_key_to_pem(keys.new_private_key()),
+            mode=0o600,
         )
-    return Consortium(home.resolve(), open_database(database_url(home.resolve())))
+    public = consortium.coordinator_public_key()
+    if consortium.ledger.tree().size == 0:
+        with transaction(consortium.sessions) as session:
+            consortium.ledger.append(
+                session, Act(COORDINATOR, "consortium.created", {"coordinator_key": public})
+            )
+    if not (home / MARKER).exists():
+        write_json_atomic(
+            home / MARKER,
+            {
+                "type": "kumiai.consortium",
+                "version": 1,
+                "created_at": to_iso(utc_now()),
+                "coordinator_key": public,
+            },
+        )
+    return consortium
 
 
 def open_consortium(home: Path | None = None) -> Consortium:
@@ -52,4 +100,4 @@ def open_consortium(home: Path | None = None) -> Consortium:
             f"no consortium at {home}; create one with `kumiai init` "
             f"(or set {HOME_SETTING} / --home to an existing one)"
         )
-    return Consortium(home.resolve(), open_database(database_url(home.resolve())))
+    return _open(home.resolve())

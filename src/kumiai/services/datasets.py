@@ -14,6 +14,7 @@ from kumiai.domain.errors import InvalidInput
 from kumiai.domain.names import check_slug
 from kumiai.domain.schema import ColumnType, parse_target
 from kumiai.services.consortium import Consortium
+from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get
 from kumiai.services.node import parse_file
 
@@ -103,6 +104,24 @@ def register_dataset(
             registered_at=utc_now(),
         )
         session.add(row)
+        consortium.ledger.append(
+            session,
+            Act(
+                member,
+                "dataset.registered",
+                {
+                    "dataset": name,
+                    "member": member,
+                    "rows": len(labels),
+                    "sha256": record.sha256,
+                    "target": str(spec),
+                    "sensitivity": sensitivity,
+                    "schema": {c: t.value for c, t in schema.items()},
+                },
+                member=member,
+                dataset=name,
+            ),
+        )
         return _info(row)
 
 

@@ -10,7 +10,8 @@ from kumiai.domain.errors import InvalidInput
 from kumiai.domain.member import parse_member_kind
 from kumiai.domain.names import check_slug
 from kumiai.services.consortium import Consortium
-from kumiai.services.lookup import all_rows
+from kumiai.services.ledger import Act
+from kumiai.services.lookup import all_rows, get
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ def add_member(consortium: Consortium, name: str, kind: str) -> MemberInfo:
         if session.get(MemberRow, name) is not None:
             raise InvalidInput(f"member {name!r} already exists; choose another name")
         home = consortium.member_home(name)
-        public = consortium.node(name).create(name, member_kind.value, keys.new_private_key())
+        public = consortium.node(name).create(
+            name, member_kind.value, keys.new_private_key(), consortium.coordinator_public_key()
+        )
         row = MemberRow(
             name=name,
             kind=member_kind.value,
@@ -43,6 +46,23 @@ def add_member(consortium: Consortium, name: str, kind: str) -> MemberInfo:
             joined_at=utc_now(),
         )
         session.add(row)
+        # Self-signed: the new key vouches for itself; auditors may pin it out of band.
+        payload = {"member": name, "kind": member_kind.value, "public_key": public}
+        consortium.ledger.append(session, Act(name, "member.joined", payload, member=name))
+        return _info(row)
+
+
+def rotate_key(consortium: Consortium, name: str) -> MemberInfo:
+    """Give a member a new key. The entry is signed with the old key, which vouches for it."""
+    with transaction(consortium.sessions) as session:
+        row = get(session, MemberRow, name)
+        new_key = keys.new_private_key()
+        public = keys.public_key_b64(new_key)
+        payload = {"member": name, "public_key": public, "previous_key": row.public_key}
+        consortium.ledger.append(session, Act(name, "member.key-rotated", payload, member=name))
+        row.public_key, row.key_fingerprint = public, keys.fingerprint(public)
+        session.flush()
+        consortium.node(name).rotate_key(new_key)  # last: the commit follows immediately
         return _info(row)
 
 

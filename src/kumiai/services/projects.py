@@ -12,6 +12,7 @@ from kumiai.domain.errors import InvalidInput
 from kumiai.domain.names import check_slug
 from kumiai.domain.project import ProjectStatus, transition
 from kumiai.services.consortium import Consortium
+from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get
 
 
@@ -77,22 +78,37 @@ def propose_project(
         for member in sorted({proposed_by, *members}):
             session.add(ProjectMemberRow(project=name, member=member))
         session.flush()
-        return _info(session, row)
+        info = _info(session, row)
+        consortium.ledger.append(
+            session,
+            Act(
+                proposed_by,
+                "project.proposed",
+                {
+                    "project": name,
+                    "title": info.title,
+                    "purpose": info.purpose,
+                    "members": list(info.members),
+                },
+                member=proposed_by,
+                project=name,
+            ),
+        )
+        return info
 
 
-def _move(
-    consortium: Consortium, name: str, target: ProjectStatus, by: str | None = None
-) -> ProjectInfo:
+def _move(consortium: Consortium, name: str, target: ProjectStatus, by: str) -> ProjectInfo:
     with transaction(consortium.sessions) as session:
         row = get(session, ProjectRow, name)
-        if by is not None:
-            get(session, MemberRow, by)
+        get(session, MemberRow, by)
         row.status = transition(name, ProjectStatus(row.status), target).value
         now = utc_now()
         if target is ProjectStatus.ACTIVE:
             row.approved_by, row.approved_at = by, now
         else:
             row.closed_at = now
+        kind = "project.approved" if target is ProjectStatus.ACTIVE else "project.closed"
+        consortium.ledger.append(session, Act(by, kind, {"project": name}, member=by, project=name))
         return _info(session, row)
 
 
@@ -100,8 +116,8 @@ def approve_project(consortium: Consortium, name: str, approved_by: str) -> Proj
     return _move(consortium, name, ProjectStatus.ACTIVE, approved_by)
 
 
-def close_project(consortium: Consortium, name: str) -> ProjectInfo:
-    return _move(consortium, name, ProjectStatus.CLOSED)
+def close_project(consortium: Consortium, name: str, closed_by: str) -> ProjectInfo:
+    return _move(consortium, name, ProjectStatus.CLOSED, closed_by)
 
 
 def list_projects(consortium: Consortium) -> list[ProjectInfo]:

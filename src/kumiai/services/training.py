@@ -10,12 +10,13 @@ import json
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import func, select
 
 from kumiai.adapters.flower.clientapp import build_client_app
+from kumiai.adapters.flower.protocol import encode_consistency
 from kumiai.adapters.flower.serverapp import FederatedJob, build_server_app
 from kumiai.adapters.flower.simulation import PartitionLocator, run_simulation
 from kumiai.adapters.storage.database import transaction
@@ -25,6 +26,7 @@ from kumiai.adapters.storage.schema import (
     JobRow,
     JobSiteRow,
     ModelVersionRow,
+    ProjectMemberRow,
     ProjectRow,
     RequestRow,
 )
@@ -32,14 +34,17 @@ from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, JobFailed, KumiaiError
 from kumiai.domain.job import JobKind, JobStatus, JobTicket
+from kumiai.domain.ledger import COORDINATOR, TreeHead
 from kumiai.domain.metrics import SiteScore, combine
 from kumiai.domain.preprocessing import SiteSummary
 from kumiai.domain.project import ProjectStatus, require_active
 from kumiai.domain.training import TrainingSettings
 from kumiai.services.agreements import agreements_for_job
 from kumiai.services.consortium import Consortium
+from kumiai.services.ledger import Act
 from kumiai.services.lookup import get
 from kumiai.services.node import NodeWorker
+from kumiai.services.transparency import consistency_proofs, record_cosignature
 
 
 @dataclass(frozen=True)
@@ -98,22 +103,25 @@ def recover_interrupted_jobs(consortium: Consortium) -> list[str]:
                     f"round {job.completed_rounds} of {job.planned_rounds}; its recorded "
                     "rounds are kept and no model was released; start a new job"
                 )
+                _log_failure(consortium, session, job)
                 recovered.append(job.id)
     return recovered
+
+
+def _log_failure(consortium: Consortium, session: Any, job: JobRow) -> None:
+    payload = {"job": job.id, "completed_rounds": job.completed_rounds, "error": job.error}
+    act = Act(COORDINATOR, "job.failed", payload, project=job.project)
+    consortium.ledger.append(session, act)
 
 
 class _JobRecorder:
     """Writes what the federation reports into the job's record, one commit per event."""
 
     def __init__(
-        self, consortium: Consortium, job_id: str, rounds: int, progress: TrainingProgress | None
+        self, consortium: Consortium, job: JobTicket, progress: TrainingProgress | None
     ) -> None:
-        self.consortium, self.job_id, self.rounds, self.progress = (
-            consortium,
-            job_id,
-            rounds,
-            progress,
-        )
+        self.consortium, self.progress = consortium, progress
+        self.job_id, self.rounds, self.project = job.job_id, job.rounds, job.project
         self.refused: dict[str, str] = {}
         self.last: RoundReport | None = None
         self.seconds: list[float] = []
@@ -129,6 +137,7 @@ class _JobRecorder:
             for dataset, reason in refused.items():
                 if (row := self._site(session, dataset)) is not None:
                     row.status, row.reason = "refused", reason
+                    self._log_refusal(session, row, reason, 0)
         self.refused.update(refused)
         if self.progress:
             self.progress.admitted(self.job_id, sorted(admitted), refused)
@@ -138,9 +147,31 @@ class _JobRecorder:
         with transaction(self.consortium.sessions) as session:
             if (row := self._site(session, dataset)) is not None:
                 row.status, row.reason = "left", text
+                self._log_refusal(session, row, reason, server_round)
         self.refused[dataset] = text
         if self.progress:
             self.progress.refused(dataset, text, server_round)
+
+    def _log_refusal(self, session: Any, row: JobSiteRow, reason: str, server_round: int) -> None:
+        """Signed by the refusing member's key: the node, not the coordinator, said no."""
+        payload = {
+            "job": self.job_id,
+            "dataset": row.dataset,
+            "round": server_round,
+            "reason": reason,
+        }
+        act = Act(
+            row.member,
+            "job.refused",
+            payload,
+            member=row.member,
+            dataset=row.dataset,
+            project=self.project,
+        )
+        self.consortium.ledger.append(session, act)
+
+    def cosigned(self, witness: str, head_json: str, signature: str) -> None:
+        record_cosignature(self.consortium, witness, TreeHead.from_json(head_json), signature)
 
     def round_done(
         self,
@@ -170,6 +201,14 @@ class _JobRecorder:
                 )
             )
             get(session, JobRow, self.job_id).completed_rounds = server_round
+            payload = {
+                "job": self.job_id,
+                "round": server_round,
+                "participants": sorted(scores),
+                "examples": report.overall.get("examples"),
+            }
+            act = Act(COORDINATOR, "round.completed", payload, project=self.project)
+            self.consortium.ledger.append(session, act)
         self.last = report
         self.seconds.append(seconds)
         if self.progress:
@@ -188,12 +227,17 @@ def arrays_from_bytes(blob: bytes) -> list[np.ndarray]:
 
 
 def _start_job(
-    consortium: Consortium, project: str, settings: TrainingSettings
-) -> tuple[FederatedJob, list[tuple[str, str]]]:
+    consortium: Consortium, project: str, settings: TrainingSettings, by: str | None
+) -> tuple[FederatedJob, list[tuple[str, str]], str]:
     """Create the job record and the ticket; one node per dataset the project requested."""
     with transaction(consortium.sessions) as session:
         project_row = get(session, ProjectRow, project)
         require_active(project, ProjectStatus(project_row.status))
+        by = by or project_row.proposed_by
+        if session.get(ProjectMemberRow, (project, by)) is None:
+            raise InvalidInput(
+                f"{by!r} is not a member of project {project!r}; only its members start jobs"
+            )
         datasets = (
             session.scalars(
                 select(DatasetRow)
@@ -245,10 +289,18 @@ def _start_job(
             expected_nodes=len(datasets),
         )
         sites = [(str(consortium.member_home(d.member)), d.name) for d in datasets]
-    return job, sites
+        payload = {
+            "job": job_id,
+            "ticket": json.loads(ticket.to_json()),
+            "settings": json.loads(settings.to_json()),
+        }
+        consortium.ledger.append(
+            session, Act(by, "job.started", payload, member=by, project=project)
+        )
+    return job, sites, by
 
 
-def _release(consortium: Consortium, job: FederatedJob, recorder: _JobRecorder) -> str:
+def _release(consortium: Consortium, job: FederatedJob, recorder: _JobRecorder, by: str) -> str:
     """Complete the job and write its model version in one transaction."""
     assert job.plan is not None and recorder.last is not None
     participating = sorted(recorder.last.sites)
@@ -289,6 +341,15 @@ def _release(consortium: Consortium, job: FederatedJob, recorder: _JobRecorder) 
         )
         row = get(session, JobRow, job.ticket.job_id)
         row.status, row.finished_at = JobStatus.COMPLETED.value, utc_now()
+        payload = {
+            "model": model_id,
+            "job": job.ticket.job_id,
+            "lineage": lineage,
+            "metrics": recorder.last.overall,
+        }
+        consortium.ledger.append(
+            session, Act(by, "model.released", payload, member=by, project=project)
+        )
     return model_id
 
 
@@ -296,6 +357,7 @@ def _fail(consortium: Consortium, job_id: str, message: str) -> None:
     with transaction(consortium.sessions) as session:
         row = get(session, JobRow, job_id)
         row.status, row.finished_at, row.error = JobStatus.FAILED.value, utc_now(), message
+        _log_failure(consortium, session, row)
 
 
 def train(
@@ -303,11 +365,21 @@ def train(
     project: str,
     settings: TrainingSettings,
     progress: TrainingProgress | None = None,
+    by: str | None = None,
 ) -> TrainingOutcome:
-    """Run one federated training job for a project on Flower's simulation engine."""
+    """Run one federated training job for a project on Flower's simulation engine.
+
+    `by` is the member starting the job (default: the project's proposer); it signs the
+    job's start and the model's release in the ledger.
+    """
     recover_interrupted_jobs(consortium)
-    job, sites = _start_job(consortium, project, settings)
-    recorder = _JobRecorder(consortium, job.ticket.job_id, settings.rounds, progress)
+    job, sites, by = _start_job(consortium, project, settings, by)
+    with transaction(consortium.sessions) as session:
+        head = consortium.ledger.latest_head(session)
+    assert head is not None  # _start_job just appended and sealed an entry
+    job.head = head.to_json()
+    job.consistency = encode_consistency(consistency_proofs(consortium, head))
+    recorder = _JobRecorder(consortium, job.ticket, progress)
     try:
         run_simulation(
             build_server_app(job, recorder),
@@ -317,7 +389,7 @@ def train(
         )
         if recorder.last is None:
             raise JobFailed("the federation ended without a single evaluated round")
-        model_id = _release(consortium, job, recorder)
+        model_id = _release(consortium, job, recorder, by)
     except KumiaiError as exc:
         _fail(consortium, job.ticket.job_id, str(exc))
         raise

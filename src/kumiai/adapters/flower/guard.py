@@ -15,12 +15,14 @@ from pathlib import Path
 from flwr.app import ConfigRecord, Context, Error, Message
 from flwr.clientapp.typing import ClientAppCallable
 
+from kumiai.adapters import witnessing
 from kumiai.adapters.flower import protocol
 from kumiai.adapters.nodehome import NodeHome
 from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import KumiaiError
 from kumiai.domain.job import OPERATION_OF_MESSAGE, JobTicket
+from kumiai.domain.ledger import TreeHead
 from kumiai.domain.policy import Decision, check_job
 
 NodeLocator = Callable[[Context], tuple[Path, str | None]]
@@ -39,36 +41,84 @@ def node_config_locator(context: Context) -> tuple[Path, str | None]:
     return Path(str(home)), (str(dataset) if dataset else None)
 
 
-def decide(message: Message, home: Path, dataset_hint: str | None) -> tuple[Decision, str]:
-    """Run the policy check for one incoming message with this node's own state."""
+def witness(
+    node: NodeHome, config: ConfigRecord, steward: str, job_id: str
+) -> tuple[Decision, str]:
+    """Check the coordinator's tree head against the one this node last verified.
+
+    A node works only for a coordinator whose log it can check: the message must carry a
+    signed head and, once the node has witnessed before, a consistency proof from it.
+    """
+    if protocol.HEAD not in config:
+        return Decision(
+            False,
+            f"{steward} refused job {job_id}: the message carries no signed "
+            "tree head, so the coordinator's log cannot be checked",
+        ), ""
+    try:
+        head = TreeHead.from_json(str(config[protocol.HEAD]))
+    except KumiaiError as exc:
+        return Decision(False, f"{steward} refused job {job_id}: {exc}"), ""
+    last = witnessing.last_witnessed(node)
+    sent = protocol.consistency_for(config, steward)
+    proof: list[bytes] = []
+    if last is not None and last.size != head.size:
+        if sent is None or sent[0] != last.size:
+            return Decision(
+                False,
+                f"{steward} refused job {job_id}: no consistency proof from "
+                f"the head this node last witnessed (size {last.size}); run "
+                "`kumiai ledger witness` to bring the witnesses up to date",
+            ), ""
+        proof = sent[1]
+    seen = witnessing.observe(node, head, proof)
+    if not seen.verdict.accepted:
+        return Decision(False, f"{steward} refused job {job_id}: {seen.verdict.reason}"), ""
+    return Decision(True, seen.verdict.reason), seen.cosignature or ""
+
+
+def decide(message: Message, home: Path, dataset_hint: str | None) -> tuple[Decision, str, str]:
+    """Run the policy and witness checks for one message with this node's own state.
+
+    Returns the decision, the dataset it concerns and, when the node cosigned the
+    coordinator's tree head, its cosignature.
+    """
     node = NodeHome(home)
     steward = node.member_name
     config = protocol.job_config(message)
     operation = OPERATION_OF_MESSAGE.get(message.metadata.message_type.split(".")[0], "unknown")
     if config is None:
-        return Decision(
-            False,
-            f"{steward} refused: the message carries no kumiai job ticket; "
-            "submit work through a kumiai job",
-        ), dataset_hint or "?"
+        return (
+            Decision(
+                False,
+                f"{steward} refused: the message carries no kumiai job ticket; "
+                "submit work through a kumiai job",
+            ),
+            dataset_hint or "?",
+            "",
+        )
     try:
         ticket = JobTicket.from_json(str(config[protocol.TICKET]))
     except KumiaiError as exc:
-        return Decision(False, f"{steward} refused: {exc}"), dataset_hint or "?"
+        return Decision(False, f"{steward} refused: {exc}"), dataset_hint or "?", ""
     held = [dataset_hint] if dataset_hint else node.dataset_names()
     mine = [d for d in held if d in ticket.datasets]
     if not mine:
-        return Decision(
-            False,
-            f"{steward} refused job {ticket.job_id}: this node holds none of "
-            f"its datasets {list(ticket.datasets)}",
-        ), dataset_hint or "?"
+        return (
+            Decision(
+                False,
+                f"{steward} refused job {ticket.job_id}: this node holds none of "
+                f"its datasets {list(ticket.datasets)}",
+            ),
+            dataset_hint or "?",
+            "",
+        )
     dataset = mine[0]
     document = protocol.agreements_of(config).get(dataset)
     try:
         agreement = SignedAgreement.from_json(document) if document else None
     except KumiaiError as exc:
-        return Decision(False, f"{steward} refused job {ticket.job_id}: {exc}"), dataset
+        return Decision(False, f"{steward} refused job {ticket.job_id}: {exc}"), dataset, ""
     server_round = int(config.get("server-round", 0))
     decision = check_job(
         ticket=ticket,
@@ -76,12 +126,15 @@ def decide(message: Message, home: Path, dataset_hint: str | None) -> tuple[Deci
         server_round=server_round,
         dataset=dataset,
         steward=steward,
-        steward_public_key=node.public_key(),
+        steward_public_keys=node.steward_keys(),
         agreement=agreement,
         revoked=node.revoked(),
         now=utc_now(),
     )
-    return decision, dataset
+    if not decision.allowed:
+        return decision, dataset, ""
+    witnessed, cosignature = witness(node, config, steward, ticket.job_id)
+    return (decision if witnessed.allowed else witnessed), dataset, cosignature
 
 
 def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
@@ -90,7 +143,7 @@ def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
     def kumiai_guard(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
         try:
             home, hint = locate(context)
-            decision, dataset = decide(message, home, hint)
+            decision, dataset, cosignature = decide(message, home, hint)
         except KumiaiError as exc:
             return Message(
                 Error(protocol.REFUSED, protocol.refusal_reason("?", str(exc))), reply_to=message
@@ -101,6 +154,17 @@ def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
                 reply_to=message,
             )
         context.state[protocol.STATE] = ConfigRecord({"home": str(home), "dataset": dataset})
-        return call_next(message, context)
+        reply = call_next(message, context)
+        if cosignature and reply.has_content():
+            head = TreeHead.from_json(str(protocol.job_config(message)[protocol.HEAD]))  # type: ignore[index]
+            reply.content[protocol.COSIGNATURE] = ConfigRecord(
+                {
+                    "witness": NodeHome(home).member_name,
+                    "size": head.size,
+                    "head": head.to_json(),
+                    "signature": cosignature,
+                }
+            )
+        return reply
 
     return kumiai_guard

@@ -9,6 +9,9 @@ TICKET = "kumiai-ticket"
 AGREEMENTS = "kumiai-agreements"
 SETTINGS = "kumiai-settings"
 PLAN = "kumiai-plan"
+HEAD = "kumiai-head"  # the coordinator's latest signed tree head
+CONSISTENCY = "kumiai-consistency"  # {member: [from_size, [hex proof...]]}
+COSIGNATURE = "kumiai-cosignature"  # ConfigRecord a node adds to its reply
 STATE = "kumiai"  # ConfigRecord the guard leaves in Context.state for the handlers
 REFUSED = 4030  # Flower Error code of a node's refusal
 
@@ -40,3 +43,20 @@ def parse_refusal(text: str) -> tuple[str | None, str]:
     """(dataset, reason) of a kumiai refusal; (None, text) for any other node error."""
     match = _REFUSAL.match(text or "")
     return (match["dataset"], match["reason"]) if match else (None, text or "unknown error")
+
+
+def consistency_for(config: ConfigRecord, member: str) -> tuple[int, list[bytes]] | None:
+    """The proof the coordinator sent this member, from the last head it cosigned."""
+    try:
+        value = json.loads(str(config.get(CONSISTENCY, "{}"))).get(member)
+        if value is None:
+            return None
+        return int(value[0]), [bytes.fromhex(h) for h in value[1]]
+    except (ValueError, TypeError, AttributeError, IndexError):
+        return None
+
+
+def encode_consistency(proofs: dict[str, tuple[int, list[bytes]]]) -> str:
+    return json.dumps(
+        {m: [size, [h.hex() for h in proof]] for m, (size, proof) in proofs.items()}, sort_keys=True
+    )

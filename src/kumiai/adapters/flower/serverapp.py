@@ -35,6 +35,8 @@ class JobObserver(Protocol):
 
     def site_refused(self, dataset: str, reason: str, server_round: int) -> None: ...
 
+    def cosigned(self, witness: str, head_json: str, signature: str) -> None: ...
+
     def round_done(
         self,
         server_round: int,
@@ -50,6 +52,8 @@ class FederatedJob:
     agreements: dict[str, str]  # dataset -> signed agreement JSON
     settings: TrainingSettings
     expected_nodes: int
+    head: str = ""  # the coordinator's latest signed tree head (JSON)
+    consistency: str = "{}"  # per witness, a proof from the head it last cosigned
     query_timeout: float = 120.0
     round_timeout: float = 600.0
     # filled in by the run
@@ -62,6 +66,8 @@ class FederatedJob:
                 protocol.TICKET: self.ticket.to_json(),
                 protocol.AGREEMENTS: _json(self.agreements),
                 protocol.SETTINGS: self.settings.to_json(),
+                protocol.HEAD: self.head,
+                protocol.CONSISTENCY: self.consistency,
                 **extra,
             }
         )
@@ -170,6 +176,9 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
             dataset, reason = protocol.parse_refusal(reply.error.reason or "")
             refused[dataset or f"node-{reply.metadata.src_node_id}"] = reason
             continue
+        if protocol.COSIGNATURE in reply.content:
+            cosig = reply.content[protocol.COSIGNATURE]
+            observer.cosigned(str(cosig["witness"]), str(cosig["head"]), str(cosig["signature"]))
         record = reply.content["summary"]
         dataset = str(record["dataset"])
         summaries[dataset] = SiteSummary.from_json(str(record["summary"]))

@@ -24,6 +24,7 @@ def database_url(home: Path) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN itself
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the job writer
     cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged commit survives power loss
@@ -40,6 +41,10 @@ def open_database(url: str) -> sessionmaker[Session]:
         raise InvalidInput(f"{URL_SETTING}={url!r} is not a usable database URL ({exc})") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        # IMMEDIATE takes the write lock at BEGIN: two writers (a job recording its rounds, a
+        # steward revoking) queue up instead of failing mid-transaction, and the ledger's
+        # sequence numbers are read and written under one lock.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:

@@ -164,3 +164,36 @@ class ModelVersionRow(Base):
     metrics_json: Mapped[str] = mapped_column(Text)
     lineage_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class LedgerEntryRow(Base):
+    """One signed act. `leaf` is the exact canonical JSON hashed into the Merkle tree."""
+
+    __tablename__ = "ledger_entries"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    actor: Mapped[str] = mapped_column(String(63), index=True)
+    time: Mapped[datetime]
+    member: Mapped[str | None] = mapped_column(String(63), index=True)
+    dataset: Mapped[str | None] = mapped_column(String(63), index=True)
+    project: Mapped[str | None] = mapped_column(String(63), index=True)
+    leaf: Mapped[str] = mapped_column(Text)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class TreeHeadRow(Base):
+    """A tree head the coordinator signed after a commit."""
+
+    __tablename__ = "tree_heads"
+    size: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    document: Mapped[str] = mapped_column(Text)
+
+
+class CosignatureRow(Base):
+    """A witness node's signature on a tree head it checked for consistency."""
+
+    __tablename__ = "cosignatures"
+    size: Mapped[int] = mapped_column(ForeignKey("tree_heads.size"), primary_key=True)
+    witness: Mapped[str] = mapped_column(String(63), primary_key=True)
+    signature: Mapped[str] = mapped_column(Text)
+    time: Mapped[datetime]

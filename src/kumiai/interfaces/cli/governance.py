@@ -43,6 +43,13 @@ def member_add(
     )
 
 
+@member_app.command("rotate-key")
+def member_rotate_key(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
+    """Give a member a new key pair; the old key signs the change into the ledger."""
+    info = members.rotate_key(consortium(ctx), name)
+    console.print(f"Member [bold]{info.name}[/] now signs with key {info.key_fingerprint}.")
+
+
 @member_app.command("list")
 def member_list(ctx: typer.Context) -> None:
     """List members and their key fingerprints."""
@@ -134,9 +141,13 @@ def project_approve(
 
 
 @project_app.command("close")
-def project_close(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
+def project_close(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    by: str = typer.Option(..., help="The member closing it (a board member)."),
+) -> None:
     """Close a project: no further data use or jobs."""
-    info = projects.close_project(consortium(ctx), name)
+    info = projects.close_project(consortium(ctx), name, by)
     console.print(f"Project [bold]{info.name}[/] is {info.status}.")
 
 

@@ -40,6 +40,7 @@ def train(
     server_lr: float = typer.Option(0.1, help="FedAdam/FedYogi server learning rate."),
     seed: int = typer.Option(0, help="Seed of the train/test split and local shuffles."),
     test_fraction: float = typer.Option(0.25, help="Share of each site's rows held out."),
+    by: str = typer.Option(None, help="The member starting the job (default: the proposer)."),
 ) -> None:
     """Train a federated model on every site whose steward agreed; others refuse at the node."""
     settings = TrainingSettings(
@@ -56,7 +57,7 @@ def train(
     )
     home = consortium(ctx)
     with RichTrainingProgress(console, rounds, f"{project} · {strategy}") as progress:
-        outcome = run_training(home, project, settings, progress)
+        outcome = run_training(home, project, settings, progress, by=by)
     console.print(
         site_table(f"{outcome.model_id} (job {outcome.job_id}, {outcome.rounds} rounds)", outcome)
     )

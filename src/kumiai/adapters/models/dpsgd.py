@@ -1,0 +1,80 @@
+"""Record-level DP-SGD for the numpy logistic regression.
+
+Each step Poisson-samples rows, clips every example's gradient to norm C, sums, adds
+N(0, σ²C²) noise to every coordinate and divides by the *expected* batch size q·n. That is
+exactly the Poisson-subsampled Gaussian mechanism `kumiai.domain.privacy` accounts for,
+whose analysis needs a denominator fixed in advance: dividing by the realised batch size
+would make one row's presence change every other row's weight, not just add its own term.
+The L2 and FedProx terms do not read the data, so they are added after the noise and cost
+no privacy.
+"""
+
+import math
+
+import numpy as np
+
+from kumiai.adapters.models.logistic import FloatArray, IntArray, LogisticRegression
+from kumiai.domain.errors import InvalidInput
+from kumiai.domain.privacy import (
+    check_clipping,
+    check_noise_multiplier,
+    check_sample_rate,
+    check_steps,
+)
+
+
+def clip_rows(gradients: FloatArray, clipping_norm: float) -> FloatArray:
+    """Scale each row down to L2 norm ≤ C; rows already within C are left as they are."""
+    norms = np.linalg.norm(gradients, axis=1)
+    return gradients * (clipping_norm / np.maximum(norms, clipping_norm))[:, None]
+
+
+def dp_sgd(
+    model: LogisticRegression,
+    X: FloatArray,
+    y: IntArray,
+    *,
+    steps: int,
+    sample_rate: float,
+    noise_multiplier: float,
+    clipping_norm: float,
+    learning_rate: float,
+    rng: np.random.Generator,
+    prox_mu: float = 0.0,
+    anchor: list[FloatArray] | None = None,
+) -> None:
+    """Run `steps` DP-SGD steps on `model` in place; prox_mu > 0 adds FedProx's pull to `anchor`.
+
+    σ = 0 is allowed (it is what tests compare against plain gradient descent), but then
+    nothing is private; `kumiai.domain.privacy.plan_dp_sgd` is where real σ values come from.
+    """
+    steps = check_steps(steps, allow_zero=True)
+    q = check_sample_rate(sample_rate)
+    sigma = check_noise_multiplier(noise_multiplier, allow_zero=True)
+    clip = check_clipping(clipping_norm)
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise InvalidInput(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+    if not (math.isfinite(prox_mu) and prox_mu >= 0):
+        raise InvalidInput(f"prox_mu must be a finite number >= 0, got {prox_mu!r}")
+    n = len(y)
+    if n == 0 or len(X) != n:
+        raise InvalidInput(f"DP-SGD needs as many rows of X as labels, at least one: {len(X)}/{n}")
+    anchor = anchor if anchor is not None else model.arrays
+
+    split = model.coef_.size
+    width = split + model.intercept_.size
+    expected_batch = q * n
+    for _ in range(steps):
+        picked = rng.random(n) < q
+        if picked.any():
+            total = clip_rows(model.per_example_gradients(X[picked], y[picked]), clip).sum(axis=0)
+        else:
+            total = np.zeros(width)  # an empty lot is still released, noise and all
+        noisy = (total + rng.normal(0.0, sigma * clip, size=width)) / expected_batch
+        g_coef = noisy[:split].reshape(model.coef_.shape) + model.l2 * model.coef_
+        g_int = noisy[split:]
+        if prox_mu:
+            g_coef = g_coef + prox_mu * (model.coef_ - anchor[0])
+            g_int = g_int + prox_mu * (model.intercept_ - anchor[1])
+        model.coef_ -= learning_rate * g_coef
+        model.intercept_ -= learning_rate * g_int

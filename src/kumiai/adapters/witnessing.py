@@ -1,0 +1,36 @@
+"""A node witnessing the coordinator's log: check a new head against its own, then cosign."""
+
+from dataclasses import dataclass
+
+from kumiai.adapters.nodehome import NodeHome
+from kumiai.domain.errors import InvalidInput
+from kumiai.domain.ledger import TreeHead, cosign
+from kumiai.domain.witness import WitnessVerdict, check_new_head
+
+
+@dataclass(frozen=True)
+class Witnessed:
+    verdict: WitnessVerdict
+    cosignature: str | None  # the node's signature on the head, when accepted
+
+
+def last_witnessed(node: NodeHome) -> TreeHead | None:
+    text = node.witnessed_head()
+    return TreeHead.from_json(text) if text else None
+
+
+def observe(node: NodeHome, head: TreeHead, proof: list[bytes]) -> Witnessed:
+    """Apply the witness rule with this node's own state; remember and cosign what passes."""
+    try:
+        last = last_witnessed(node)
+    except InvalidInput:
+        return Witnessed(
+            WitnessVerdict(False, "this node's witness.json is unreadable; restore it from backup"),
+            None,
+        )
+    verdict = check_new_head(last, head, proof, node.coordinator_key())
+    if not verdict.accepted:
+        return Witnessed(verdict, None)
+    if last is None or head.size > last.size:
+        node.save_witnessed_head(head.to_json())
+    return Witnessed(verdict, cosign(head, node.member_name, node.private_key()))

@@ -1,0 +1,142 @@
+"""The transparency ledger: every governance act, signed by its actor, in an RFC 6962 log.
+
+Entries are written in the same database transaction as the change they record, so the
+tables and the log can never disagree. When a transaction that appended entries commits,
+the coordinator signs a tree head for the new size in that same transaction.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from kumiai.adapters.storage.schema import LedgerEntryRow, TreeHeadRow
+from kumiai.domain import merkle
+from kumiai.domain.clock import utc_now
+from kumiai.domain.errors import InvalidInput
+from kumiai.domain.ledger import (
+    KINDS,
+    Entry,
+    SignedEntry,
+    TreeHead,
+    sign_entry,
+    sign_head,
+)
+
+KeyResolver = Callable[[str], Ed25519PrivateKey]
+_PENDING = "kumiai-ledger-pending"
+_SYNCED = "kumiai-ledger-synced"
+
+
+@dataclass(frozen=True)
+class Act:
+    """One act to record: who, what, about which subjects."""
+
+    actor: str
+    kind: str
+    payload: dict[str, Any]
+    member: str | None = None
+    dataset: str | None = None
+    project: str | None = None
+
+
+class Ledger:
+    """Appends signed entries and seals each transaction with a signed tree head."""
+
+    def __init__(self, sessions: sessionmaker[Session], key_of: KeyResolver) -> None:
+        self.sessions = sessions
+        self.key_of = key_of
+        self._tree: merkle.MerkleTree | None = None
+        event.listen(sessions, "before_commit", self._seal)
+        event.listen(sessions, "after_rollback", self._forget)
+
+    # -- the in-memory tree, kept in step with the table ---------------------------------
+    def _sync(self, session: Session) -> merkle.MerkleTree:
+        if session.info.get(_SYNCED) and self._tree is not None:
+            return self._tree
+        stored = session.scalar(select(func.count()).select_from(LedgerEntryRow)) or 0
+        if self._tree is None or self._tree.size > stored:
+            self._tree = merkle.MerkleTree(
+                session.scalars(select(LedgerEntryRow.leaf_hash).order_by(LedgerEntryRow.seq))
+            )
+        elif self._tree.size < stored:  # another process appended since we last looked
+            self._tree.extend(
+                session.scalars(
+                    select(LedgerEntryRow.leaf_hash)
+                    .where(LedgerEntryRow.seq >= self._tree.size)
+                    .order_by(LedgerEntryRow.seq)
+                )
+            )
+        session.info[_SYNCED] = True
+        return self._tree
+
+    def tree(self) -> merkle.MerkleTree:
+        with self.sessions() as session:
+            session.info.pop(_SYNCED, None)
+            return self._sync(session)
+
+    def _forget(self, session: Session) -> None:
+        if session.info.pop(_PENDING, False):
+            self._tree = None  # entries of the rolled-back transaction are in memory only
+        session.info.pop(_SYNCED, None)
+
+    # -- appending -----------------------------------------------------------------------
+    def append(self, session: Session, act: Act) -> SignedEntry:
+        return self.append_many(session, [act])[-1]
+
+    def append_many(self, session: Session, acts: list[Act]) -> list[SignedEntry]:
+        """Sign and insert acts in order, inside the caller's transaction."""
+        tree = self._sync(session)
+        now = utc_now()
+        rows: list[dict[str, Any]] = []
+        signed_entries: list[SignedEntry] = []
+        for act in acts:
+            if act.kind not in KINDS:
+                raise InvalidInput(f"unknown ledger entry kind {act.kind!r}")
+            signed = sign_entry(
+                Entry(tree.size, now, act.actor, act.kind, act.payload), self.key_of(act.actor)
+            )
+            leaf = signed.leaf_bytes()
+            digest = merkle.leaf_hash(leaf)
+            rows.append(
+                {
+                    "seq": tree.size,
+                    "kind": act.kind,
+                    "actor": act.actor,
+                    "time": now,
+                    "member": act.member,
+                    "dataset": act.dataset,
+                    "project": act.project,
+                    "leaf": leaf.decode(),
+                    "leaf_hash": digest,
+                }
+            )
+            tree.append(digest)
+            signed_entries.append(signed)
+        session.execute(insert(LedgerEntryRow), rows)
+        session.info[_PENDING] = True
+        return signed_entries
+
+    def _seal(self, session: Session) -> None:
+        """Before the commit: the coordinator signs the head of the log as it now stands."""
+        if not session.info.pop(_PENDING, False) or self._tree is None:
+            return
+        head = sign_head(
+            TreeHead(self._tree.size, self._tree.root().hex(), utc_now()),
+            self.key_of("coordinator"),
+        )
+        session.merge(TreeHeadRow(size=head.size, document=head.to_json()))
+        session.flush()
+
+    # -- reading -------------------------------------------------------------------------
+    def latest_head(self, session: Session) -> TreeHead | None:
+        row = session.scalars(select(TreeHeadRow).order_by(TreeHeadRow.size.desc())).first()
+        return TreeHead.from_json(row.document) if row else None
+
+
+def coordinator_key_path(home: Path) -> Path:
+    return home / "coordinator" / "key.pem"

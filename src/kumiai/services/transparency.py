@@ -1,0 +1,269 @@
+"""Reading, proving, exporting, verifying and witnessing the transparency ledger."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from kumiai.adapters import witnessing
+from kumiai.adapters.files import write_atomic
+from kumiai.adapters.signatures import verify_in_parallel
+from kumiai.adapters.storage.database import transaction
+from kumiai.adapters.storage.schema import (
+    CosignatureRow,
+    LedgerEntryRow,
+    MemberRow,
+    TreeHeadRow,
+)
+from kumiai.domain import merkle
+from kumiai.domain.audit import AuditReport, Cosignature, ExportContents, audit
+from kumiai.domain.clock import to_iso, utc_now
+from kumiai.domain.errors import InvalidInput, NotFound
+from kumiai.domain.ledger import SignedEntry, TreeHead
+from kumiai.domain.witness import WitnessVerdict
+from kumiai.services.consortium import Consortium
+
+EXPORT_TYPE = "kumiai.ledger-export"
+
+
+@dataclass(frozen=True)
+class EntryView:
+    seq: int
+    time: str
+    actor: str
+    kind: str
+    payload: dict[str, Any]
+
+
+def show_entries(
+    consortium: Consortium,
+    *,
+    member: str | None = None,
+    dataset: str | None = None,
+    project: str | None = None,
+    kind: str | None = None,
+    limit: int | None = None,
+) -> list[EntryView]:
+    """Entries in log order, filtered by subject or kind (a prefix such as 'agreement.')."""
+    query = select(LedgerEntryRow).order_by(LedgerEntryRow.seq)
+    if member:
+        query = query.where((LedgerEntryRow.member == member) | (LedgerEntryRow.actor == member))
+    if dataset:
+        query = query.where(LedgerEntryRow.dataset == dataset)
+    if project:
+        query = query.where(LedgerEntryRow.project == project)
+    if kind:
+        query = query.where(LedgerEntryRow.kind.startswith(kind))
+    with transaction(consortium.sessions) as session:
+        rows = list(session.scalars(query))
+    if limit is not None:
+        rows = rows[-limit:]
+    views = []
+    for row in rows:
+        entry = SignedEntry.from_leaf_bytes(row.leaf).entry
+        views.append(
+            EntryView(entry.seq, to_iso(entry.time), entry.actor, entry.kind, entry.payload)
+        )
+    return views
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    seq: int
+    leaf_hash: str
+    head: TreeHead
+    path: list[str]
+    verified: bool
+
+
+def prove_inclusion(consortium: Consortium, seq: int) -> InclusionProof:
+    """An inclusion proof of entry `seq` under the latest signed tree head."""
+    with transaction(consortium.sessions) as session:
+        head = consortium.ledger.latest_head(session)
+        row = session.get(LedgerEntryRow, seq)
+    if head is None or row is None or seq >= head.size:
+        size = head.size if head else 0
+        raise NotFound(f"no ledger entry {seq}; the log holds entries 0 to {size - 1}")
+    tree = consortium.ledger.tree()
+    path = tree.inclusion_proof(seq, head.size)
+    verified = merkle.verify_inclusion(
+        row.leaf_hash, seq, head.size, path, bytes.fromhex(head.root)
+    )
+    return InclusionProof(seq, row.leaf_hash.hex(), head, [p.hex() for p in path], verified)
+
+
+def export_ledger(consortium: Consortium, path: Path) -> int:
+    """Write the whole log as JSON lines: header, entries, tree heads, cosignatures."""
+    with transaction(consortium.sessions) as session:
+        leaves = list(session.scalars(select(LedgerEntryRow.leaf).order_by(LedgerEntryRow.seq)))
+        heads = list(session.scalars(select(TreeHeadRow.document).order_by(TreeHeadRow.size)))
+        cosigs = list(
+            session.scalars(
+                select(CosignatureRow).order_by(CosignatureRow.size, CosignatureRow.witness)
+            )
+        )
+        lines = [
+            json.dumps(
+                {
+                    "type": EXPORT_TYPE,
+                    "version": 1,
+                    "exported_at": to_iso(utc_now()),
+                    "coordinator_key": consortium.coordinator_public_key(),
+                    "entries": len(leaves),
+                },
+                sort_keys=True,
+            )
+        ]
+        lines += [json.dumps({"record": "entry", "leaf": leaf}) for leaf in leaves]
+        lines += [
+            json.dumps({"record": "tree-head", **json.loads(doc)}, sort_keys=True) for doc in heads
+        ]
+        lines += [
+            json.dumps(
+                {
+                    "record": "cosignature",
+                    "size": c.size,
+                    "witness": c.witness,
+                    "signature": c.signature,
+                },
+                sort_keys=True,
+            )
+            for c in cosigs
+        ]
+    write_atomic(path, ("\n".join(lines) + "\n").encode())
+    return len(leaves)
+
+
+def read_export(path: Path) -> ExportContents:
+    """Parse an export; a malformed line is named by its number."""
+    if not path.is_file():
+        raise InvalidInput(
+            f"ledger export {path} does not exist; create one with `kumiai ledger export FILE`"
+        )
+    contents = ExportContents("", [], [], [])
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if number == 1:
+                    if record.get("type") != EXPORT_TYPE:
+                        raise ValueError(f"not a {EXPORT_TYPE} (is this a kumiai export?)")
+                    contents.coordinator_key = str(record["coordinator_key"])
+                elif record["record"] == "entry":
+                    contents.leaves.append(str(record["leaf"]))
+                elif record["record"] == "tree-head":
+                    contents.heads.append(
+                        TreeHead.from_json(
+                            json.dumps({"head": record["head"], "signature": record["signature"]})
+                        )
+                    )
+                elif record["record"] == "cosignature":
+                    contents.cosignatures.append(
+                        Cosignature(
+                            int(record["size"]), str(record["witness"]), str(record["signature"])
+                        )
+                    )
+                else:
+                    raise ValueError(f"unknown record {record['record']!r}")
+            except (ValueError, KeyError, TypeError, AttributeError, InvalidInput) as exc:
+                raise InvalidInput(
+                    f"{path}, line {number}: {exc}; the export is malformed"
+                ) from None
+    if not contents.coordinator_key:
+        raise InvalidInput(f"{path} is empty; it is not a ledger export")
+    return contents
+
+
+def read_pinned_keys(path: Path | None) -> dict[str, str]:
+    """A JSON object {member: public key base64, "coordinator": ...} the auditor trusts."""
+    if path is None:
+        return {}
+    try:
+        keys = json.loads(path.read_text())
+        if not isinstance(keys, dict):
+            raise ValueError("expected a JSON object of member -> public key")
+        return {str(k): str(v) for k, v in keys.items()}
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"keys file {path} cannot be used: {exc}") from None
+
+
+def verify_export(path: Path, keys_file: Path | None = None) -> AuditReport:
+    return audit(
+        read_export(path), pinned=read_pinned_keys(keys_file), verify_batch=verify_in_parallel
+    )
+
+
+def verify_ledger(consortium: Consortium, keys_file: Path | None = None) -> AuditReport:
+    """Export to a temporary file inside the home and verify that, exactly as an auditor would."""
+    path = consortium.home / "ledger-verify.jsonl"
+    export_ledger(consortium, path)
+    try:
+        return verify_export(path, keys_file)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def member_keys(consortium: Consortium) -> dict[str, str]:
+    """Current public keys, to hand an auditor as a keys file."""
+    with transaction(consortium.sessions) as session:
+        keys = {m.name: m.public_key for m in session.scalars(select(MemberRow))}
+    return {**keys, "coordinator": consortium.coordinator_public_key()}
+
+
+def consistency_proofs(
+    consortium: Consortium, head: TreeHead
+) -> dict[str, tuple[int, list[bytes]]]:
+    """Per witness: a proof from the last head it cosigned to `head`."""
+    tree = consortium.ledger.tree()
+    with transaction(consortium.sessions) as session:
+        last = dict(
+            session.execute(
+                select(CosignatureRow.witness, func.max(CosignatureRow.size)).group_by(
+                    CosignatureRow.witness
+                )
+            )
+            .tuples()
+            .all()
+        )
+    return {
+        w: (size, tree.consistency_proof(size, head.size))
+        for w, size in last.items()
+        if size <= head.size
+    }
+
+
+def record_cosignature(
+    consortium: Consortium, witness: str, head: TreeHead, signature: str
+) -> None:
+    with transaction(consortium.sessions) as session:
+        session.merge(
+            CosignatureRow(size=head.size, witness=witness, signature=signature, time=utc_now())
+        )
+
+
+def witness_all(consortium: Consortium) -> dict[str, WitnessVerdict]:
+    """Every member's node on this machine checks the latest head against its own and cosigns."""
+    with transaction(consortium.sessions) as session:
+        head = consortium.ledger.latest_head(session)
+        names = list(session.scalars(select(MemberRow.name).order_by(MemberRow.name)))
+    if head is None:
+        raise NotFound("the ledger has no tree head yet")
+    tree = consortium.ledger.tree()
+    verdicts: dict[str, WitnessVerdict] = {}
+    for name in names:
+        node = consortium.node(name)
+        last = witnessing.last_witnessed(node)
+        proof = (
+            tree.consistency_proof(last.size, head.size)
+            if last and last.size <= head.size <= tree.size
+            else []
+        )
+        result = witnessing.observe(node, head, proof)
+        verdicts[name] = result.verdict
+        if result.cosignature:
+            record_cosignature(consortium, name, head, result.cosignature)
+    return verdicts
