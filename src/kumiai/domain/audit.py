@@ -181,12 +181,16 @@ def audit(
             )
             continue
         message = canonical_json(cosign_document(head, cosig.witness))
-        checks.append((witness_keys[-1], message, cosig.signature))
-        checked_where.append(f"cosignature of head {cosig.size} by {cosig.witness}")
+        for key in witness_keys:  # a witness may have cosigned before rotating its key
+            checks.append((key, message, cosig.signature))
+            checked_where.append(f"cosignature of head {cosig.size} by {cosig.witness}")
 
-    for where, valid in zip(checked_where, verify_batch(checks), strict=True):
-        if not valid:
-            findings.append(Finding(where, "signature does not verify"))
+    valid: dict[str, bool] = {}
+    for where, ok in zip(checked_where, verify_batch(checks), strict=True):
+        valid[where] = valid.get(where, False) or ok
+    findings.extend(
+        Finding(where, "signature does not verify") for where, ok in valid.items() if not ok
+    )
 
     seen: dict[int, str] = {}
     for head in heads:

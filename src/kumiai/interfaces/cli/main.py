@@ -10,6 +10,7 @@ from kumiai.interfaces.cli import governance, training
 from kumiai.interfaces.cli.bench import bench
 from kumiai.interfaces.cli.context import errors
 from kumiai.interfaces.cli.demo import demo
+from kumiai.interfaces.cli.ledger import ledger_app
 
 app = typer.Typer(
     help="kumiai: a research consortium's data stays home; stewards' agreements are enforced "
@@ -42,6 +43,7 @@ app.command("jobs")(training.jobs_list)
 app.command("job")(training.job_show)
 app.command("models")(training.models_list)
 app.command("model")(training.model_show)
+app.add_typer(ledger_app, name="ledger")
 app.command("demo")(demo)
 app.command("bench")(bench)
 

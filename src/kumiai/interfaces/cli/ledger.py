@@ -1,0 +1,119 @@
+"""`kumiai ledger`: read, prove, export, verify and witness the transparency ledger."""
+
+import json
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from kumiai.adapters.files import write_json_atomic
+from kumiai.domain.audit import AuditReport
+from kumiai.interfaces.cli.context import console, consortium, errors
+from kumiai.services import transparency
+
+ledger_app = typer.Typer(
+    help="The transparency ledger: every act, signed, verifiable offline.", no_args_is_help=True
+)
+
+
+@ledger_app.command("show")
+def show(
+    ctx: typer.Context,
+    member: str = typer.Option(None, help="Entries by or about this member."),
+    dataset: str = typer.Option(None, help="Entries about this dataset."),
+    project: str = typer.Option(None, help="Entries about this project."),
+    type_: str = typer.Option(None, "--type", help="Kind or prefix, e.g. 'agreement.'."),
+    last: int = typer.Option(None, help="Only the last N matching entries."),
+) -> None:
+    """List ledger entries, oldest first, with optional filters."""
+    table = Table("seq", "time (UTC)", "actor", "kind", "details")
+    for e in transparency.show_entries(
+        consortium(ctx), member=member, dataset=dataset, project=project, kind=type_, limit=last
+    ):
+        details = ", ".join(
+            f"{k}={v}"
+            for k, v in e.payload.items()
+            if isinstance(v, str | int | float) and k != "public_key"
+        )
+        table.add_row(
+            str(e.seq), e.time.replace("T", " ").rstrip("Z"), e.actor, e.kind, escape(details[:120])
+        )
+    console.print(table)
+
+
+@ledger_app.command("prove")
+def prove(ctx: typer.Context, seq: int = typer.Argument(..., help="Entry number.")) -> None:
+    """Print an inclusion proof of one entry under the latest signed tree head."""
+    proof = transparency.prove_inclusion(consortium(ctx), seq)
+    print(
+        json.dumps(
+            {
+                "seq": proof.seq,
+                "leaf_hash": proof.leaf_hash,
+                "tree_size": proof.head.size,
+                "root": proof.head.root,
+                "head_signature": proof.head.signature,
+                "path": proof.path,
+                "verified": proof.verified,
+            },
+            indent=2,
+        )
+    )
+
+
+@ledger_app.command("export")
+def export(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="JSON-lines file to write."),
+    keys: Path = typer.Option(None, help="Also write the members' public keys here."),
+) -> None:
+    """Write the whole ledger (entries, tree heads, cosignatures) as JSON lines."""
+    home = consortium(ctx)
+    count = transparency.export_ledger(home, file)
+    console.print(f"Exported {count} entries to [bold]{file}[/].")
+    if keys is not None:
+        write_json_atomic(keys, transparency.member_keys(home))
+        console.print(
+            f"Public keys written to [bold]{keys}[/] (give them to auditors "
+            "through a separate channel)."
+        )
+
+
+def _report(report: AuditReport, source: str) -> None:
+    if report.ok:
+        console.print(
+            f"[green]verified[/] {source}: {report.entries} entries, {report.heads} "
+            f"tree heads, {report.cosignatures} cosignatures; root {report.root[:16]}…"
+        )
+        return
+    errors.print(f"[red]verification failed[/] for {source}: {len(report.findings)} problem(s)")
+    for finding in report.findings:
+        errors.print(f"  {escape(str(finding))}", highlight=False)
+    raise typer.Exit(1)
+
+
+@ledger_app.command("verify")
+def verify(
+    ctx: typer.Context,
+    file: Path = typer.Argument(None, help="An export; default: this consortium's ledger."),
+    keys: Path = typer.Option(None, help="JSON {member: public key} to pin, from `export --keys`."),
+) -> None:
+    """Verify every signature, the Merkle tree, every tree head and every cosignature."""
+    if file is None:
+        _report(transparency.verify_ledger(consortium(ctx), keys), "this consortium's ledger")
+    else:
+        _report(transparency.verify_export(file, keys), str(file))
+
+
+@ledger_app.command("witness")
+def witness(ctx: typer.Context) -> None:
+    """Have every member's node check the latest tree head against its own, and cosign it."""
+    verdicts = transparency.witness_all(consortium(ctx))
+    refused = False
+    for member, verdict in verdicts.items():
+        colour = "green" if verdict.accepted else "red"
+        console.print(f"[{colour}]{member}[/]: {escape(verdict.reason)}")
+        refused |= not verdict.accepted
+    if refused:
+        raise typer.Exit(1)
