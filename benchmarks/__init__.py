@@ -18,12 +18,21 @@ def _heart_disease(**options: Any) -> Any:
     return run(**options)
 
 
-BENCHMARKS: dict[str, Callable[..., Any]] = {"heart-disease": _heart_disease}
+def _ledger(**options: Any) -> Any:
+    from benchmarks.ledger import run
+
+    return run(**options)
 
 
-def run_benchmark(name: str, *, seeds: int, rounds: int, log: Log) -> Any:
+BENCHMARKS: dict[str, Callable[..., Any]] = {"heart-disease": _heart_disease, "ledger": _ledger}
+
+
+def run_benchmark(name: str, *, seeds: int, rounds: int, sizes: tuple[int, ...], log: Log) -> Any:
     if name not in BENCHMARKS:
         raise InvalidInput(f"no benchmark {name!r}; available: {', '.join(sorted(BENCHMARKS))}")
-    if seeds < 1 or rounds < 1:
-        raise InvalidInput("--seeds and --rounds must be at least 1")
-    return BENCHMARKS[name](seeds=seeds, rounds=rounds, log=log)
+    if seeds < 1 or rounds < 1 or any(s < 2 for s in sizes):
+        raise InvalidInput("--seeds and --rounds must be at least 1, --sizes at least 2")
+    options: dict[str, Any] = {"seeds": seeds, "rounds": rounds, "log": log}
+    if sizes:
+        options["sizes"] = sizes
+    return BENCHMARKS[name](**options)

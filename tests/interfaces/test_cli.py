@@ -1,5 +1,6 @@
 """The `kumiai` command as a user runs it: clear one-line errors, never a traceback."""
 
+import json
 import os
 import re
 import subprocess
@@ -146,3 +147,32 @@ def test_unknown_things_are_named(tmp_path: Path, args: list[str]) -> None:
     home = tmp_path / "c"
     kumiai(home, "init")
     assert_user_error(kumiai(home, *args), "nope")
+
+
+def test_the_ledger_through_the_cli(tmp_path: Path) -> None:
+    home = tmp_path / "c"
+    kumiai(home, "init")
+    kumiai(home, "member", "add", "lab", "--kind", "university")
+    kumiai(home, "member", "add", "st-mary", "--kind", "hospital")
+    assert kumiai(home, "ledger", "witness").returncode == 0
+    shown = kumiai(home, "ledger", "show", "--type", "member.")
+    assert "member.joined" in shown.stdout and "st-mary" in shown.stdout
+    proof = json.loads(kumiai(home, "ledger", "prove", "1").stdout)
+    assert proof["verified"] is True and proof["tree_size"] == 3
+    export, keys = tmp_path / "ledger.jsonl", tmp_path / "keys.json"
+    assert kumiai(home, "ledger", "export", str(export), "--keys", str(keys)).returncode == 0
+    ok = kumiai(tmp_path / "elsewhere", "ledger", "verify", str(export), "--keys", str(keys))
+    assert ok.returncode == 0 and "verified" in ok.stdout
+
+    lines = export.read_text().splitlines()
+    lines[2] = lines[2].replace("university", "universitx")
+    export.write_text("\n".join(lines) + "\n")
+    failed = kumiai(tmp_path / "elsewhere", "ledger", "verify", str(export))
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert "entry 1: signature does not verify" in failed.stderr
+
+    export.write_text(lines[0] + "\n{not json\n")
+    assert_user_error(
+        kumiai(tmp_path / "elsewhere", "ledger", "verify", str(export)), "line 2", "malformed"
+    )
+    assert_user_error(kumiai(home, "ledger", "prove", "99"), "no ledger entry 99")

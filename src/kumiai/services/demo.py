@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kumiai.domain.audit import AuditReport
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.metrics import SiteScore
@@ -22,6 +23,7 @@ from kumiai.services.datasets import register_dataset
 from kumiai.services.members import add_member
 from kumiai.services.projects import approve_project, propose_project
 from kumiai.services.training import TrainingOutcome, TrainingProgress, train
+from kumiai.services.transparency import verify_ledger, witness_all
 
 PROJECT = "heart-disease"
 PURPOSE = "Predict coronary artery disease (num > 0) to support diagnosis"
@@ -126,18 +128,17 @@ class DemoReport:
     outcome: TrainingOutcome
     local: dict[str, SiteScore]  # every hospital alone (the refusing one too: its own data)
     pooled: dict[str, SiteScore]  # the participating hospitals' rows pooled (yardstick only)
+    audit: AuditReport  # the ledger, exported and verified offline after the nodes witnessed
 
 
 def run_demo(
     home: Path, settings: TrainingSettings = DEMO_SETTINGS, progress: TrainingProgress | None = None
 ) -> DemoReport:
-    """Build the consortium, train federatedly, and compute the local and pooled yardsticks."""
+    """Build, train federatedly, compute the yardsticks, then witness and verify the ledger."""
     demo = build_demo_consortium(home)
     outcome = train(demo.consortium, demo.project, settings, progress)
     participating = [demo.sites[d] for d in outcome.sites]
-    return DemoReport(
-        demo,
-        outcome,
-        local_only(list(demo.sites.values()), settings),
-        pooled(participating, settings),
-    )
+    local = local_only(list(demo.sites.values()), settings)
+    reference = pooled(participating, settings)
+    witness_all(demo.consortium)
+    return DemoReport(demo, outcome, local, reference, verify_ledger(demo.consortium))

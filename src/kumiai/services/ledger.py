@@ -49,10 +49,21 @@ class Ledger:
 
     def __init__(self, sessions: sessionmaker[Session], key_of: KeyResolver) -> None:
         self.sessions = sessions
-        self.key_of = key_of
+        self._key_of = key_of
+        self._keys: dict[str, Ed25519PrivateKey] = {}
         self._tree: merkle.MerkleTree | None = None
         event.listen(sessions, "before_commit", self._seal)
         event.listen(sessions, "after_rollback", self._forget)
+
+    def key_of(self, actor: str) -> Ed25519PrivateKey:
+        """The actor's signing key, read from its home once per process."""
+        if actor not in self._keys:
+            self._keys[actor] = self._key_of(actor)
+        return self._keys[actor]
+
+    def forget_key(self, actor: str) -> None:
+        """After a key rotation: the next entry is signed with the new key."""
+        self._keys.pop(actor, None)
 
     # -- the in-memory tree, kept in step with the table ---------------------------------
     def _sync(self, session: Session) -> merkle.MerkleTree:

@@ -63,6 +63,7 @@ def rotate_key(consortium: Consortium, name: str) -> MemberInfo:
         row.public_key, row.key_fingerprint = public, keys.fingerprint(public)
         session.flush()
         consortium.node(name).rotate_key(new_key)  # last: the commit follows immediately
+        consortium.ledger.forget_key(name)
         return _info(row)
 
 

@@ -220,15 +220,10 @@ def consistency_proofs(
     """Per witness: a proof from the last head it cosigned to `head`."""
     tree = consortium.ledger.tree()
     with transaction(consortium.sessions) as session:
-        last = dict(
-            session.execute(
-                select(CosignatureRow.witness, func.max(CosignatureRow.size)).group_by(
-                    CosignatureRow.witness
-                )
-            )
-            .tuples()
-            .all()
+        query = select(CosignatureRow.witness, func.max(CosignatureRow.size)).group_by(
+            CosignatureRow.witness
         )
+        last = {str(witness): int(size) for witness, size in session.execute(query)}
     return {
         w: (size, tree.consistency_proof(size, head.size))
         for w, size in last.items()

@@ -4,6 +4,7 @@ import json
 
 import typer
 
+from kumiai.domain.errors import InvalidInput
 from kumiai.interfaces.cli.context import console, errors
 
 
@@ -11,13 +12,22 @@ def bench(
     name: str = typer.Argument(..., help="Benchmark name, e.g. heart-disease."),
     seeds: int = typer.Option(5, help="Repetitions with different split seeds."),
     rounds: int = typer.Option(50, help="Federated rounds per run."),
+    sizes: str = typer.Option("", help="Ledger sizes, e.g. 100000,1000000 (ledger only)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object only."),
 ) -> None:
     """Run a benchmark; progress goes to stderr, results to stdout."""
     from benchmarks import run_benchmark
 
+    try:
+        parsed = tuple(int(s) for s in sizes.split(",") if s.strip())
+    except ValueError:
+        raise InvalidInput(f"--sizes {sizes!r} is not a comma-separated list of integers") from None
     result = run_benchmark(
-        name, seeds=seeds, rounds=rounds, log=(lambda line: errors.print(line, highlight=False))
+        name,
+        seeds=seeds,
+        rounds=rounds,
+        sizes=parsed,
+        log=(lambda line: errors.print(line, highlight=False)),
     )
     if as_json:
         print(json.dumps(result, sort_keys=True))

@@ -79,9 +79,20 @@ def demo(
             f'("{escape(reason)}"), so its node refused the job.'
         )
     outcome = report.outcome
+    audit = report.audit
+    if audit.ok:
+        console.print(
+            f"[green]Ledger verified offline[/]: {audit.entries} signed entries, "
+            f"{audit.heads} signed tree heads, {audit.cosignatures} cosignatures by the "
+            f"members' nodes; root {audit.root[:16]}…"
+        )
+    else:
+        for finding in audit.findings:
+            console.print(f"[red]ledger problem[/] {escape(str(finding))}")
     console.print(
         f"Model [bold]{outcome.model_id}[/] released from job {outcome.job_id}. Local = each "
         "hospital alone; pooled = the participating hospitals' rows in one place, a yardstick "
         "only this one-machine demo can build.\n"
         f"Explore: kumiai --home {dir_} models   |   kumiai --home {dir_} job {outcome.job_id}"
+        f"   |   kumiai --home {dir_} ledger show"
     )
