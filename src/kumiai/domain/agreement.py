@@ -30,6 +30,9 @@ class AgreementTerms:
     max_rounds: int
     expires_at: datetime
     signed_at: datetime
+    epsilon_cap: float | None = (
+        None  # most ε the project may spend on the dataset; None: no DP required
+    )
 
     def payload(self) -> dict[str, object]:
         return {
@@ -45,6 +48,7 @@ class AgreementTerms:
             "max_rounds": self.max_rounds,
             "expires_at": to_iso(self.expires_at),
             "signed_at": to_iso(self.signed_at),
+            "epsilon_cap": self.epsilon_cap,
         }
 
     @classmethod
@@ -65,6 +69,7 @@ class AgreementTerms:
             max_rounds=int(str(doc["max_rounds"])),
             expires_at=parse_iso(str(doc["expires_at"])),
             signed_at=parse_iso(str(doc["signed_at"])),
+            epsilon_cap=None if doc.get("epsilon_cap") is None else float(str(doc["epsilon_cap"])),
         )
 
 

@@ -59,6 +59,8 @@ class JobTicket:
     kind: JobKind
     datasets: tuple[str, ...]
     rounds: int
+    private: bool = False  # record-level DP-SGD at every node
+    epsilon: float | None = None  # the ε the job plans per dataset, when calibrated to one
 
     def to_json(self) -> str:
         return canonical_json(
@@ -71,6 +73,8 @@ class JobTicket:
                 "kind": self.kind.value,
                 "datasets": list(self.datasets),
                 "rounds": self.rounds,
+                "private": self.private,
+                "epsilon": self.epsilon,
             }
         ).decode("utf-8")
 
@@ -87,6 +91,8 @@ class JobTicket:
                 kind=JobKind(doc["kind"]),
                 datasets=tuple(str(d) for d in doc["datasets"]),
                 rounds=int(doc["rounds"]),
+                private=bool(doc.get("private", False)),
+                epsilon=None if doc.get("epsilon") is None else float(doc["epsilon"]),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(

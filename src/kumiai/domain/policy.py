@@ -95,6 +95,20 @@ def check_job(
             f"the job plans {ticket.rounds} rounds but agreement {terms.agreement_id} allows at "
             f"most {terms.max_rounds}; run at most {terms.max_rounds} rounds"
         )
+    if terms.epsilon_cap is not None and not ticket.private:
+        return refuse(
+            f"agreement {terms.agreement_id} requires record-level differential privacy with "
+            f"ε ≤ {terms.epsilon_cap:g}; run the job with --epsilon"
+        )
+    if (
+        terms.epsilon_cap is not None
+        and ticket.epsilon is not None
+        and (ticket.epsilon > terms.epsilon_cap)
+    ):
+        return refuse(
+            f"the job plans ε={ticket.epsilon:g}, over agreement {terms.agreement_id}'s cap "
+            f"ε={terms.epsilon_cap:g}; ask for at most {terms.epsilon_cap:g}"
+        )
     if server_round > terms.max_rounds:
         return refuse(
             f"round {server_round} exceeds the {terms.max_rounds} rounds agreement "

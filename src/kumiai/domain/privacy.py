@@ -12,11 +12,12 @@ and dividing by the *expected* batch size are analysed under).
 Two accountants are offered. PLD (privacy loss distributions, the default) is numerically
 tight; RDP (Rényi DP) is the older, looser bound kept for comparison with published results.
 
-PLD discretisation: `PLD_DISCRETIZATION` = 1e-3 rather than the library's 1e-4. The library
-rounds pessimistically, so a coarser grid can only raise ε, never lower it; at σ=1, q=0.01,
-1000 steps, δ=1e-5 it reports 1.8289 instead of 1.8282 (and stays within 0.5% of the finer
-grid for σ ≥ 0.2 and up to 10⁵ steps) while running about ten times faster, which is what
-makes calibrating σ by bisection take a fraction of a second instead of several.
+PLD discretisation: every ε kumiai reports or records uses dp_accounting's own default
+PLD grid, so it equals what an auditor gets from the library (σ=1, q=0.01, 1000 steps,
+δ=1e-5: 1.8282). Only the bisection that *calibrates* σ uses a coarser grid,
+`CALIBRATION_DISCRETIZATION` = 1e-3, about ten times faster. The library rounds
+pessimistically, so a coarse grid can only raise ε: a σ that meets the target on the coarse
+grid meets it on the fine one too (the final ε is then recomputed on the fine grid).
 
 Nothing here does I/O.
 """
@@ -36,8 +37,8 @@ Accountant = Literal["pld", "rdp"]
 ACCOUNTANTS: tuple[Accountant, ...] = ("pld", "rdp")
 DEFAULT_ACCOUNTANT: Accountant = "pld"
 
-PLD_DISCRETIZATION = 1e-3
-"""value_discretization_interval for PLDAccountant; see the module docstring."""
+CALIBRATION_DISCRETIZATION = 1e-3
+"""value_discretization_interval of the PLD accountant inside σ calibration only."""
 
 MIN_NOISE = 0.25
 """Smallest σ that noise_for_epsilon searches. Below it a single step already leaks a lot,
@@ -175,10 +176,12 @@ def dp_sgd_event(noise_multiplier: float, sample_rate: float, steps: int) -> Any
     )
 
 
-def make_accountant(accountant: str) -> Any:
-    """A fresh dp_accounting accountant, configured exactly as epsilon_for uses it."""
+def make_accountant(accountant: str, *, coarse: bool = False) -> Any:
+    """A fresh dp_accounting accountant: the library's defaults, or the calibration grid."""
     if check_accountant(accountant) == "pld":
-        return PLDAccountant(value_discretization_interval=PLD_DISCRETIZATION)
+        if coarse:
+            return PLDAccountant(value_discretization_interval=CALIBRATION_DISCRETIZATION)
+        return PLDAccountant()
     return RdpAccountant()
 
 
@@ -202,9 +205,11 @@ def epsilon_for(
 
 
 @lru_cache(maxsize=4096)
-def _epsilon(sigma: float, q: float, steps: int, delta: float, accountant: Accountant) -> float:
+def _epsilon(
+    sigma: float, q: float, steps: int, delta: float, accountant: Accountant, coarse: bool = False
+) -> float:
     """Cached: planning and checking a job ask about the same few settings repeatedly."""
-    engine = make_accountant(accountant)
+    engine = make_accountant(accountant, coarse=coarse)
     engine.compose(dp_sgd_event(sigma, q, steps))
     return float(engine.get_epsilon(delta))
 
@@ -216,8 +221,11 @@ def _calibrate(
     target = _finite_positive("target_epsilon", target_epsilon)
     check_steps(steps)
 
+    sigma_checked, q, steps, delta, name = _check_event(1.0, sample_rate, steps, delta, accountant)
+    del sigma_checked
+
     def eps(sigma: float) -> float:
-        return epsilon_for(sigma, sample_rate, steps, delta, accountant)
+        return _epsilon(sigma, q, steps, delta, name, coarse=True)
 
     # Bracket: eps(lo) > target >= eps(hi). Grow or shrink by halving/doubling from σ = 1.
     sigma, spent = 1.0, eps(1.0)
@@ -256,7 +264,8 @@ def _calibrate(
             hi, hi_eps = mid, spent
         else:
             lo = mid
-    return hi, hi_eps
+    del hi_eps  # on the coarse grid: the ε of record is recomputed on the library's grid
+    return hi, epsilon_for(hi, sample_rate, steps, delta, accountant)
 
 
 def noise_for_epsilon(

@@ -4,6 +4,12 @@ import json
 from dataclasses import asdict, dataclass
 
 from kumiai.domain.errors import InvalidInput
+from kumiai.domain.privacy import (
+    check_accountant,
+    check_clipping,
+    check_epsilon_cap,
+    check_noise_multiplier,
+)
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi")
 
@@ -22,6 +28,16 @@ class TrainingSettings:
     server_learning_rate: float = 0.1  # FedAdam / FedYogi only
     seed: int = 0
     test_fraction: float = 0.25
+    # Record-level differential privacy (DP-SGD at every node). Off when both are None.
+    epsilon: float | None = None  # target ε per dataset for the whole job; σ calibrated
+    noise_multiplier: float | None = None  # or a fixed σ whose ε each node reports
+    clipping_norm: float = 1.0
+    delta: float | None = None  # default per node: 1/(10·n)
+    accountant: str = "pld"
+
+    @property
+    def private(self) -> bool:
+        return self.epsilon is not None or self.noise_multiplier is not None
 
     def __post_init__(self) -> None:
         checks = [
@@ -47,6 +63,17 @@ class TrainingSettings:
         for ok, message in checks:
             if not ok:
                 raise InvalidInput(message)
+        if self.epsilon is not None:
+            check_epsilon_cap(self.epsilon)
+        if self.noise_multiplier is not None:
+            check_noise_multiplier(self.noise_multiplier)
+        check_clipping(self.clipping_norm)
+        check_accountant(self.accountant)
+        if self.delta is not None and not 0 < self.delta < 1:
+            raise InvalidInput(
+                f"delta must be between 0 and 1, exclusive (got {self.delta}); "
+                "leave it out to use 1/(10·n) at each node"
+            )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

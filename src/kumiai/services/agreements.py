@@ -25,6 +25,7 @@ from kumiai.domain.agreement import AgreementTerms, sign_agreement
 from kumiai.domain.clock import to_iso, utc_now
 from kumiai.domain.errors import InvalidInput, StateError
 from kumiai.domain.job import parse_job_kinds
+from kumiai.domain.privacy import check_epsilon_cap
 from kumiai.domain.project import ProjectStatus, require_active
 from kumiai.domain.schema import ColumnType, compare_schemas
 from kumiai.services.consortium import Consortium
@@ -45,6 +46,7 @@ class RequestInfo:
     expires_at: datetime
     status: str
     refusal_reason: str | None
+    epsilon_cap: float | None
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ def _request_info(session, row: RequestRow) -> RequestInfo:  # type: ignore[no-u
         row.expires_at,
         row.status,
         row.refusal_reason,
+        row.epsilon_cap,
     )
 
 
@@ -104,9 +107,12 @@ def request_data_use(
     job_kinds: str | tuple[str, ...] = "train,evaluate",
     max_rounds: int = 50,
     expires_at: datetime,
+    epsilon_cap: float | None = None,
 ) -> RequestInfo:
     """Ask a dataset's steward to let a project use it, for the project's stated purpose."""
     kinds = parse_job_kinds(job_kinds)
+    if epsilon_cap is not None:
+        epsilon_cap = check_epsilon_cap(epsilon_cap)
     if max_rounds < 1:
         raise InvalidInput(f"max rounds must be at least 1 (got {max_rounds})")
     if expires_at <= utc_now():
@@ -145,6 +151,7 @@ def request_data_use(
             job_kinds=",".join(k.value for k in kinds),
             max_rounds=max_rounds,
             expires_at=expires_at,
+            epsilon_cap=epsilon_cap,
             status="pending",
             created_at=utc_now(),
         )
@@ -160,6 +167,7 @@ def request_data_use(
             "job_kinds": list(info.job_kinds),
             "max_rounds": max_rounds,
             "expires_at": to_iso(expires_at),
+            "epsilon_cap": epsilon_cap,
         }
         consortium.ledger.append(
             session,
@@ -199,6 +207,7 @@ def sign_request(consortium: Consortium, request_id: str) -> AgreementInfo:
             max_rounds=request.max_rounds,
             expires_at=request.expires_at,
             signed_at=now,
+            epsilon_cap=request.epsilon_cap,
         )
         node = consortium.node(steward)
         signed = sign_agreement(terms, node.private_key())

@@ -5,6 +5,7 @@ here returns a row: only summaries, model parameters and aggregate scores leave.
 """
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,11 +15,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kumiai.adapters import tables
+from kumiai.adapters.models.dpsgd import dp_sgd
 from kumiai.adapters.models.logistic import LogisticRegression
 from kumiai.adapters.nodehome import LocalDataset, NodeHome
-from kumiai.domain.errors import DataError
+from kumiai.adapters.spendlog import SpendLog
+from kumiai.domain.errors import DataError, InvalidInput, StateError
+from kumiai.domain.job import JobTicket
 from kumiai.domain.metrics import SiteScore, score_site
 from kumiai.domain.preprocessing import Columns, FeaturePlan, SiteSummary, summarise
+from kumiai.domain.privacy import DpSgdPlan, epsilon_for, plan_dp_sgd
 from kumiai.domain.schema import Schema, TargetSpec
 from kumiai.domain.training import TrainingSettings
 
@@ -121,6 +126,56 @@ class NodeWorker:
         part = self.split(dataset, settings)
         return summarise(part.train, part.schema, part.train_labels)
 
+    def privacy_plan(self, dataset: str, settings: TrainingSettings) -> tuple[DpSgdPlan, int]:
+        """DP-SGD for this site's share of the job: (plan over all rounds, steps per round).
+
+        Raises InvalidInput naming the parameter when ε, δ, σ or clipping are out of range.
+        """
+        rows = len(self.split(dataset, settings).train_labels)
+        batch = min(settings.batch_size, rows)
+        steps_per_round = settings.local_epochs * max(1, round(rows / batch))
+        plan = plan_dp_sgd(
+            rows=rows,
+            clipping_norm=settings.clipping_norm,
+            batch_size=batch,
+            steps=settings.rounds * steps_per_round,
+            epsilon_cap=settings.epsilon,
+            noise_multiplier=settings.noise_multiplier,
+            delta=settings.delta,
+            accountant=settings.accountant,
+        )
+        return plan, steps_per_round
+
+    def admit(
+        self,
+        dataset: str,
+        settings: TrainingSettings,
+        ticket: JobTicket,
+        agreement_cap: float | None,
+    ) -> tuple[bool, str, dict[str, float]]:
+        """Before round one: plan the job's whole spend and reserve it, or refuse."""
+        try:
+            plan, steps_per_round = self.privacy_plan(dataset, settings)
+        except InvalidInput as exc:
+            return False, str(exc), {}
+        details = {**plan.as_dict(), "steps_per_round": steps_per_round, "rounds": settings.rounds}
+        decision = SpendLog(NodeHome(self.home), dataset).reserve(
+            job=ticket.job_id,
+            project=ticket.project,
+            planned=plan.epsilon,
+            delta=plan.delta,
+            agreement_cap=agreement_cap,
+            details=details,
+        )
+        numbers = {
+            "epsilon": plan.epsilon,
+            "delta": plan.delta,
+            "noise_multiplier": plan.noise_multiplier,
+            "sample_rate": plan.sample_rate,
+            "steps": float(plan.steps),
+        }
+        return decision.allowed, decision.reason, numbers
+
     def train(
         self,
         dataset: str,
@@ -128,13 +183,21 @@ class NodeWorker:
         plan: FeaturePlan,
         arrays: list[NDArray[np.float64]],
         server_round: int,
-    ) -> tuple[list[NDArray[np.float64]], int, float]:
-        """Local SGD from the global model; returns new parameters, examples, train loss."""
+        job: str = "",
+    ) -> tuple[list[NDArray[np.float64]], int, float, float | None]:
+        """Local training from the global model.
+
+        Returns new parameters, examples, train loss and, for a private job, the job's
+        cumulative ε on this dataset, recorded in the spend log before the update leaves.
+        """
         part = self.split(dataset, settings)
         X = plan.transform(part.train)
         y = plan.encode_labels(part.train_labels, f"dataset {dataset!r}")
         model = LogisticRegression(X.shape[1], len(plan.classes), l2=settings.l2)
         model.arrays = arrays
+        if settings.private:
+            epsilon = self._train_privately(dataset, settings, model, X, y, server_round, job)
+            return model.arrays, len(y), model.loss(X, y), epsilon
         rng = np.random.default_rng([_site_seed(settings.seed, dataset), server_round])
         model.sgd(
             X,
@@ -146,7 +209,54 @@ class NodeWorker:
             prox_mu=settings.proximal_mu,
             anchor=arrays,
         )
-        return model.arrays, len(y), model.loss(X, y)
+        return model.arrays, len(y), model.loss(X, y), None
+
+    def _train_privately(
+        self,
+        dataset: str,
+        settings: TrainingSettings,
+        model: LogisticRegression,
+        X: NDArray[np.float64],
+        y: NDArray[np.int64],
+        server_round: int,
+        job: str,
+    ) -> float:
+        log = SpendLog(NodeHome(self.home), dataset)
+        held = log.view().jobs.get(job)
+        if held is None or held.released or not held.details:
+            raise StateError(
+                f"job {job} holds no privacy reservation on {dataset!r}; it must "
+                "pass the node's budget check first"
+            )
+        if server_round > held.planned_rounds:
+            raise StateError(
+                f"job {job} reserved {held.planned_rounds} rounds, not round {server_round}"
+            )
+        d = held.details
+        sigma, q, steps = (
+            float(d["noise_multiplier"]),
+            float(d["sample_rate"]),
+            int(d["steps_per_round"]),
+        )
+        # Fresh OS entropy, never the job's seed: whoever knew the seed could subtract the noise.
+        rng = np.random.default_rng(secrets.randbits(128))
+        anchor = model.arrays
+        dp_sgd(
+            model,
+            X,
+            y,
+            steps=steps,
+            sample_rate=q,
+            noise_multiplier=sigma,
+            clipping_norm=float(d["clipping_norm"]),
+            learning_rate=settings.learning_rate,
+            rng=rng,
+            prox_mu=settings.proximal_mu,
+            anchor=anchor,
+        )
+        spent = epsilon_for(sigma, q, server_round * steps, float(d["delta"]), str(d["accountant"]))
+        log.spend(job=job, round_=server_round, epsilon=spent)
+        return spent
 
     def evaluate(
         self,

@@ -19,6 +19,7 @@ from kumiai.adapters.flower.clientapp import build_client_app
 from kumiai.adapters.flower.protocol import encode_consistency
 from kumiai.adapters.flower.serverapp import FederatedJob, build_server_app
 from kumiai.adapters.flower.simulation import PartitionLocator, run_simulation
+from kumiai.adapters.spendlog import SpendLog
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import (
     DatasetRow,
@@ -26,6 +27,7 @@ from kumiai.adapters.storage.schema import (
     JobRow,
     JobSiteRow,
     ModelVersionRow,
+    PrivacySpendRow,
     ProjectMemberRow,
     ProjectRow,
     RequestRow,
@@ -44,6 +46,7 @@ from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get
 from kumiai.services.node import NodeWorker
+from kumiai.services.privacy import plan_privacy
 from kumiai.services.transparency import consistency_proofs, record_cosignature
 
 
@@ -55,6 +58,7 @@ class RoundReport:
     overall: dict[str, float | int | None]
     sites: dict[str, dict[str, float | int | None]]
     seconds: float
+    epsilons: dict[str, float] = field(default_factory=dict)  # cumulative ε per dataset
 
 
 class TrainingProgress(Protocol):
@@ -76,6 +80,8 @@ class TrainingOutcome:
     sites: dict[str, dict[str, float | int | None]]
     refused: dict[str, str] = field(default_factory=dict)
     seconds_per_round: float = 0.0
+    epsilons: dict[str, float] = field(default_factory=dict)  # ε each dataset spent
+    planned: dict[str, dict[str, float]] = field(default_factory=dict)  # each node's DP plan
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -105,7 +111,25 @@ def recover_interrupted_jobs(consortium: Consortium) -> list[str]:
                 )
                 _log_failure(consortium, session, job)
                 recovered.append(job.id)
+    for job_id in recovered:
+        release_privacy(consortium, job_id)
     return recovered
+
+
+def release_privacy(consortium: Consortium, job_id: str) -> None:
+    """The job is over: each node stops holding the ε it reserved but did not spend.
+
+    On one machine the coordinator reaches each node's spend log directly; the node still
+    records the release itself, in its own signed log.
+    """
+    with transaction(consortium.sessions) as session:
+        rows = list(
+            session.scalars(select(PrivacySpendRow).where(PrivacySpendRow.job_id == job_id))
+        )
+        for row in rows:
+            member = get(session, DatasetRow, row.dataset).member
+            SpendLog(consortium.node(member), row.dataset).release(job_id)
+            row.status = "ended"
 
 
 def _log_failure(consortium: Consortium, session: Any, job: JobRow) -> None:
@@ -123,6 +147,7 @@ class _JobRecorder:
         self.consortium, self.progress = consortium, progress
         self.job_id, self.rounds, self.project = job.job_id, job.rounds, job.project
         self.refused: dict[str, str] = {}
+        self.planned: dict[str, dict[str, float]] = {}
         self.last: RoundReport | None = None
         self.seconds: list[float] = []
 
@@ -173,12 +198,31 @@ class _JobRecorder:
     def cosigned(self, witness: str, head_json: str, signature: str) -> None:
         record_cosignature(self.consortium, witness, TreeHead.from_json(head_json), signature)
 
+    def privacy_planned(self, dataset: str, plan: dict[str, float]) -> None:
+        """Mirror what the node reserved (display only: the node's spend log is the record)."""
+        self.planned[dataset] = plan
+        with transaction(self.consortium.sessions) as session:
+            session.merge(
+                PrivacySpendRow(
+                    job_id=self.job_id,
+                    dataset=dataset,
+                    project=self.project,
+                    planned=plan["epsilon"],
+                    spent=0.0,
+                    delta=plan["delta"],
+                    noise_multiplier=plan["noise_multiplier"],
+                    rounds=0,
+                    status="running",
+                )
+            )
+
     def round_done(
         self,
         server_round: int,
         train_loss: float | None,
         scores: dict[str, SiteScore],
         seconds: float,
+        epsilons: dict[str, float],
     ) -> None:
         report = RoundReport(
             round=server_round,
@@ -187,6 +231,7 @@ class _JobRecorder:
             overall=combine(list(scores.values())).as_dict() if scores else {},
             sites={d: s.as_dict() for d, s in sorted(scores.items())},
             seconds=seconds,
+            epsilons=dict(sorted(epsilons.items())),
         )
         with transaction(self.consortium.sessions) as session:
             session.add(
@@ -196,7 +241,12 @@ class _JobRecorder:
                     seconds=seconds,
                     recorded_at=utc_now(),
                     metrics_json=json.dumps(
-                        {"train_loss": train_loss, "overall": report.overall, "sites": report.sites}
+                        {
+                            "train_loss": train_loss,
+                            "overall": report.overall,
+                            "sites": report.sites,
+                            "epsilon": report.epsilons,
+                        }
                     ),
                 )
             )
@@ -206,7 +256,12 @@ class _JobRecorder:
                 "round": server_round,
                 "participants": sorted(scores),
                 "examples": report.overall.get("examples"),
+                "epsilon": report.epsilons,
             }
+            for dataset, spent in epsilons.items():
+                row = session.get(PrivacySpendRow, (self.job_id, dataset))
+                if row is not None:
+                    row.spent, row.rounds = spent, server_round
             act = Act(COORDINATOR, "round.completed", payload, project=self.project)
             self.consortium.ledger.append(session, act)
         self.last = report
@@ -261,6 +316,8 @@ def _start_job(
             kind=JobKind.TRAIN,
             datasets=tuple(d.name for d in datasets),
             rounds=settings.rounds,
+            private=settings.private,
+            epsilon=settings.epsilon,
         )
         now = utc_now()
         session.add(
@@ -373,6 +430,7 @@ def train(
     job's start and the model's release in the ledger.
     """
     recover_interrupted_jobs(consortium)
+    plan_privacy(consortium, project, settings)  # bad ε, δ, σ or clipping: refused now
     job, sites, by = _start_job(consortium, project, settings, by)
     with transaction(consortium.sessions) as session:
         head = consortium.ledger.latest_head(session)
@@ -402,6 +460,8 @@ def train(
             else f"internal error: {type(exc).__name__}: {exc}",
         )
         raise
+    finally:
+        release_privacy(consortium, job.ticket.job_id)
     return TrainingOutcome(
         job_id=job.ticket.job_id,
         model_id=model_id,
@@ -410,4 +470,6 @@ def train(
         sites=recorder.last.sites,
         refused=recorder.refused,
         seconds_per_round=float(np.mean(recorder.seconds)) if recorder.seconds else 0.0,
+        epsilons=recorder.last.epsilons,
+        planned=recorder.planned,
     )

@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from numpy.typing import NDArray
 
 from kumiai.adapters.flower import protocol
 from kumiai.adapters.flower.guard import NodeLocator, make_guard_mod, node_config_locator
+from kumiai.adapters.nodehome import NodeHome
+from kumiai.domain.job import JobTicket
 from kumiai.domain.metrics import HISTOGRAM_BINS, SiteScore
 from kumiai.domain.preprocessing import FeaturePlan, SiteSummary
 from kumiai.domain.training import TrainingSettings
@@ -24,6 +26,14 @@ class NodeOperations(Protocol):
 
     def summary(self, dataset: str, settings: TrainingSettings) -> SiteSummary: ...
 
+    def admit(
+        self,
+        dataset: str,
+        settings: TrainingSettings,
+        ticket: JobTicket,
+        agreement_cap: float | None,
+    ) -> tuple[bool, str, dict[str, float]]: ...
+
     def train(
         self,
         dataset: str,
@@ -31,7 +41,8 @@ class NodeOperations(Protocol):
         plan: FeaturePlan,
         arrays: Arrays,
         server_round: int,
-    ) -> tuple[Arrays, int, float]: ...
+        job: str = "",
+    ) -> tuple[Arrays, int, float, float | None]: ...
 
     def evaluate(
         self, dataset: str, settings: TrainingSettings, plan: FeaturePlan, arrays: Arrays
@@ -79,10 +90,25 @@ def build_client_app(
 
     @app.query()
     def summarise(message: Message, context: Context) -> Message:
-        node, dataset, _, settings = unpack(message, context)
+        node, dataset, config, settings = unpack(message, context)
+        content = RecordDict()
+        if settings.private:  # the node's budget check, before round one spends anything
+            ticket = JobTicket.from_json(str(config[protocol.TICKET]))
+            cap = float(context.state[protocol.STATE]["epsilon-cap"])  # type: ignore[arg-type]
+            allowed, reason, numbers = node.admit(
+                dataset, settings, ticket, None if cap < 0 else cap
+            )
+            if not allowed:
+                steward = NodeHome(Path(str(context.state[protocol.STATE]["home"]))).member_name
+                text = f"{steward} refused job {ticket.job_id}: {reason}"
+                return Message(
+                    Error(protocol.REFUSED, protocol.refusal_reason(dataset, text)),
+                    reply_to=message,
+                )
+            content["privacy"] = ConfigRecord(numbers)
         summary = node.summary(dataset, settings)
-        reply = ConfigRecord({"dataset": dataset, "summary": summary.to_json()})
-        return Message(RecordDict({"summary": reply}), reply_to=message)
+        content["summary"] = ConfigRecord({"dataset": dataset, "summary": summary.to_json()})
+        return Message(content, reply_to=message)
 
     @app.train()
     def train(message: Message, context: Context) -> Message:
@@ -91,10 +117,17 @@ def build_client_app(
         arrays = message.content["arrays"].to_numpy_ndarrays()  # type: ignore[union-attr]
         if "proximal-mu" in config:  # set by Flower's FedProx
             settings = replace(settings, proximal_mu=float(config["proximal-mu"]))  # type: ignore[arg-type]
-        new_arrays, examples, loss = node.train(
-            dataset, settings, plan, arrays, int(config.get("server-round", 0))
+        job = JobTicket.from_json(str(config[protocol.TICKET])).job_id
+        new_arrays, examples, loss, epsilon = node.train(
+            dataset, settings, plan, arrays, int(config.get("server-round", 0)), job
         )
-        metrics = MetricRecord({"num-examples": examples, "train-loss": loss})
+        metrics = MetricRecord(
+            {
+                "num-examples": examples,
+                "train-loss": loss,
+                "epsilon": -1.0 if epsilon is None else epsilon,
+            }
+        )
         return Message(
             RecordDict({"arrays": ArrayRecord(new_arrays), "metrics": metrics}), reply_to=message
         )

@@ -153,7 +153,13 @@ def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
                 Error(protocol.REFUSED, protocol.refusal_reason(dataset, decision.reason)),
                 reply_to=message,
             )
-        context.state[protocol.STATE] = ConfigRecord({"home": str(home), "dataset": dataset})
+        agreement = SignedAgreement.from_json(
+            protocol.agreements_of(protocol.job_config(message))[dataset]  # type: ignore[arg-type]
+        )
+        cap = agreement.terms.epsilon_cap
+        context.state[protocol.STATE] = ConfigRecord(
+            {"home": str(home), "dataset": dataset, "epsilon-cap": -1.0 if cap is None else cap}
+        )
         reply = call_next(message, context)
         if cosignature and reply.has_content():
             head = TreeHead.from_json(str(protocol.job_config(message)[protocol.HEAD]))  # type: ignore[index]

@@ -37,12 +37,15 @@ class JobObserver(Protocol):
 
     def cosigned(self, witness: str, head_json: str, signature: str) -> None: ...
 
+    def privacy_planned(self, dataset: str, plan: dict[str, float]) -> None: ...
+
     def round_done(
         self,
         server_round: int,
         train_loss: float | None,
         scores: dict[str, SiteScore],
         seconds: float,
+        epsilons: dict[str, float],
     ) -> None: ...
 
 
@@ -84,6 +87,7 @@ class ObservingGrid(Grid):
         self.inner, self.sites, self.observer = inner, dict(sites), observer
         self._round_started = time.perf_counter()
         self._train_loss: float | None = None
+        self._epsilons: dict[str, float] = {}
 
     # -- delegation ------------------------------------------------------------------
     def set_run(self, run):  # type: ignore[no-untyped-def]
@@ -131,13 +135,22 @@ class ObservingGrid(Grid):
             weights = [float(r.content["metrics"]["num-examples"]) for r in good]
             losses = [float(r.content["metrics"]["train-loss"]) for r in good]
             self._train_loss = float(np.average(losses, weights=weights)) if good else None
+            self._epsilons = {
+                self.sites[r.metadata.src_node_id]: float(r.content["metrics"]["epsilon"])
+                for r in good
+                if float(r.content["metrics"].get("epsilon", -1.0)) >= 0
+            }
         elif kind == MessageType.EVALUATE:
             scores = {
                 self.sites[r.metadata.src_node_id]: metrics_score(r.content["metrics"])
                 for r in good
             }
             self.observer.round_done(
-                server_round, self._train_loss, scores, time.perf_counter() - self._round_started
+                server_round,
+                self._train_loss,
+                scores,
+                time.perf_counter() - self._round_started,
+                self._epsilons,
             )
         return good
 
@@ -182,6 +195,9 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
         record = reply.content["summary"]
         dataset = str(record["dataset"])
         summaries[dataset] = SiteSummary.from_json(str(record["summary"]))
+        if "privacy" in reply.content:
+            plan = reply.content["privacy"]
+            observer.privacy_planned(dataset, {k: float(v) for k, v in plan.items()})
         sites[reply.metadata.src_node_id] = dataset
     observer.sites_decided(summaries, refused)
     if not summaries:

@@ -60,6 +60,7 @@ class DatasetRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     sensitivity: Mapped[str] = mapped_column(String(20))
     registered_at: Mapped[datetime]
+    epsilon_budget: Mapped[float | None]  # mirror of the steward's lifetime budget (display)
 
 
 class ProjectRow(Base):
@@ -93,6 +94,7 @@ class RequestRow(Base):
     job_kinds: Mapped[str] = mapped_column(Text)
     max_rounds: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[datetime]
+    epsilon_cap: Mapped[float | None]
     status: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]
@@ -197,3 +199,18 @@ class CosignatureRow(Base):
     witness: Mapped[str] = mapped_column(String(63), primary_key=True)
     signature: Mapped[str] = mapped_column(Text)
     time: Mapped[datetime]
+
+
+class PrivacySpendRow(Base):
+    """Mirror of each node's spend for a job, for display only: the node's log is the record."""
+
+    __tablename__ = "privacy_spend"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    dataset: Mapped[str] = mapped_column(ForeignKey("datasets.name"), primary_key=True)
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name"))
+    planned: Mapped[float]
+    spent: Mapped[float]
+    delta: Mapped[float]
+    noise_multiplier: Mapped[float]
+    rounds: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))  # running, completed, ended

@@ -31,6 +31,7 @@ def comparison_table(report: DemoReport) -> Table:
         title="Test accuracy and AUC per hospital, same split for every model",
     )
     table.columns[0].no_wrap = True
+    table.columns[4].min_width = 8  # room for 'refused'
     for dataset, local in report.local.items():
         fed = outcome.sites.get(dataset)
         if dataset in outcome.refused:

@@ -1,0 +1,176 @@
+"""The node's durable privacy-spend log for one dataset, in the node's own home.
+
+Appends are serialised by an exclusive file lock, so two jobs starting together on one
+dataset cannot both pass the budget check and overspend it together; each line is fsynced
+before the node lets an update leave, so spend is never lost.
+"""
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kumiai.adapters.files import write_json_atomic
+from kumiai.adapters.nodehome import NodeHome
+from kumiai.domain import keys
+from kumiai.domain.budget import (
+    GENESIS,
+    RELEASE,
+    RESERVE,
+    SPEND,
+    BudgetDecision,
+    BudgetView,
+    SpendRecord,
+    check_reservation,
+    line_hash,
+    parse_log,
+    record_line,
+    tally,
+)
+from kumiai.domain.canonical import canonical_json
+from kumiai.domain.errors import InvalidInput, StateError
+from kumiai.domain.privacy import check_epsilon_cap
+
+
+class SpendLog:
+    def __init__(self, node: NodeHome, dataset: str) -> None:
+        self.node, self.dataset = node, dataset
+        folder = node.root / "privacy"
+        self.log = folder / f"{dataset}.spend.jsonl"
+        self.budget = folder / f"{dataset}.budget.json"
+        self.lock = folder / f"{dataset}.lock"
+
+    # -- the steward's lifetime budget ---------------------------------------------------
+    def lifetime(self) -> float | None:
+        if not self.budget.is_file():
+            return None
+        return float(json.loads(self.budget.read_text())["epsilon"])
+
+    def set_lifetime(self, epsilon: float) -> None:
+        with self._locked():
+            view = self._view()
+            epsilon = check_epsilon_cap(epsilon)
+            if epsilon < view.spent + view.committed:
+                raise InvalidInput(
+                    f"dataset {self.dataset!r} has already spent {view.spent:.3f} and committed "
+                    f"{view.committed:.3f}; its lifetime budget cannot be set below "
+                    f"{view.spent + view.committed:.3f}"
+                )
+            write_json_atomic(self.budget, {"dataset": self.dataset, "epsilon": epsilon})
+
+    # -- reading -------------------------------------------------------------------------
+    def _lines(self) -> list[str]:
+        if not self.log.is_file():
+            return []
+        return [line for line in self.log.read_text().splitlines() if line.strip()]
+
+    def _records(self) -> list[SpendRecord]:
+        public = self.node.steward_keys()
+
+        def verify(message: bytes, signature: str) -> bool:
+            return any(keys.verify(k, message, signature) for k in public)
+
+        try:
+            return parse_log(self._lines(), verify)
+        except InvalidInput as exc:
+            raise InvalidInput(f"dataset {self.dataset!r}: {exc}") from None
+
+    def _view(self) -> BudgetView:
+        return tally(self.lifetime(), self._records())
+
+    def view(self) -> BudgetView:
+        with self._locked():
+            return self._view()
+
+    # -- writing -------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.lock.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _append(
+        self,
+        kind: str,
+        job: str,
+        project: str,
+        epsilon: float,
+        delta: float,
+        round_: int = 0,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        lines = self._lines()
+        record = SpendRecord(
+            len(lines),
+            kind,
+            job,
+            project,
+            epsilon,
+            delta,
+            round_,
+            details or {},
+            line_hash(lines[-1]) if lines else GENESIS,
+        )
+        signature = keys.sign(self.node.private_key(), canonical_json(record.document()))
+        with self.log.open("a") as handle:
+            handle.write(record_line(record, signature) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def reserve(
+        self,
+        *,
+        job: str,
+        project: str,
+        planned: float,
+        delta: float,
+        agreement_cap: float | None,
+        details: dict[str, Any],
+    ) -> BudgetDecision:
+        """Check the whole planned spend and hold it, atomically with respect to other jobs."""
+        with self._locked():
+            decision = check_reservation(
+                self._view(), project=project, job=job, planned=planned, agreement_cap=agreement_cap
+            )
+            if decision.allowed:
+                self._append(RESERVE, job, project, planned, delta, 0, details)
+            return decision
+
+    def spend(self, *, job: str, round_: int, epsilon: float) -> None:
+        """Record the job's cumulative spend after a round, before its update leaves."""
+        with self._locked():
+            spent = self._view().jobs.get(job)
+            if spent is None or spent.reserved == 0:
+                raise StateError(f"job {job} holds no privacy reservation on {self.dataset!r}")
+            if spent.released:
+                raise StateError(f"job {job} was released on {self.dataset!r}; it may not train")
+            if epsilon > spent.reserved + 1e-9:
+                raise StateError(
+                    f"job {job} would spend ε={epsilon:.3f}, over its reservation "
+                    f"ε={spent.reserved:.3f}"
+                )
+            self._append(
+                SPEND, job, spent.project, epsilon, float(spent.details.get("delta", 0.0)), round_
+            )
+
+    def release(self, job: str) -> bool:
+        """The job is over: stop holding what it did not spend. False if nothing was held."""
+        with self._locked():
+            held = self._view().jobs.get(job)
+            if held is None or held.released:
+                return False
+            self._append(
+                RELEASE,
+                job,
+                held.project,
+                held.spent,
+                float(held.details.get("delta", 0.0)),
+                held.rounds,
+            )
+            return True

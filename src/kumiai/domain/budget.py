@@ -1,0 +1,203 @@
+"""Privacy budgets: what a dataset has spent, what running jobs have committed, what is left.
+
+The node keeps an append-only spend log per dataset. Each record is canonical JSON,
+chained to the one before by its SHA-256 and signed with the node's key, so a forged,
+edited, deleted or replayed record breaks the chain at a named line. Spend is counted in
+ε per job (DP-SGD over that job's steps, accounted by dp-accounting) and added across jobs
+and projects (basic composition: conservative).
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from kumiai.domain.canonical import canonical_json
+from kumiai.domain.errors import InvalidInput
+
+GENESIS = "0" * 64
+RESERVE, SPEND, RELEASE = "reserve", "spend", "release"
+
+
+@dataclass(frozen=True)
+class SpendRecord:
+    """One line of a dataset's spend log.
+
+    reserve: a job passed the budget check and holds its whole planned ε.
+    spend: after round `round` the job has spent `epsilon` in total (cumulative).
+    release: the job ended; whatever it did not spend is no longer held.
+    """
+
+    seq: int
+    kind: str
+    job: str
+    project: str
+    epsilon: float
+    delta: float
+    round: int = 0
+    details: dict[str, Any] = field(default_factory=dict)  # σ, q, steps... for the reserve
+    prev: str = GENESIS
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "type": "kumiai.spend",
+            "version": 1,
+            "seq": self.seq,
+            "kind": self.kind,
+            "job": self.job,
+            "project": self.project,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "round": self.round,
+            "details": self.details,
+            "prev": self.prev,
+        }
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> "SpendRecord":
+        if doc.get("type") != "kumiai.spend" or doc.get("version") != 1:
+            raise ValueError("not a version-1 kumiai.spend record")
+        return cls(
+            int(doc["seq"]),
+            str(doc["kind"]),
+            str(doc["job"]),
+            str(doc["project"]),
+            float(doc["epsilon"]),
+            float(doc["delta"]),
+            int(doc["round"]),
+            dict(doc["details"]),
+            str(doc["prev"]),
+        )
+
+
+def line_hash(line: str) -> str:
+    return hashlib.sha256(line.encode()).hexdigest()
+
+
+def record_line(record: SpendRecord, signature: str) -> str:
+    return canonical_json({"record": record.document(), "signature": signature}).decode()
+
+
+@dataclass
+class JobSpend:
+    project: str
+    reserved: float = 0.0
+    spent: float = 0.0
+    rounds: int = 0
+    planned_rounds: int = 0
+    released: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def committed(self) -> float:
+        """Held for the rest of a running job."""
+        return 0.0 if self.released else max(self.reserved - self.spent, 0.0)
+
+
+@dataclass
+class BudgetView:
+    lifetime: float | None
+    jobs: dict[str, JobSpend]
+
+    @property
+    def spent(self) -> float:
+        return sum(j.spent for j in self.jobs.values())
+
+    @property
+    def committed(self) -> float:
+        return sum(j.committed for j in self.jobs.values())
+
+    def project_spent(self, project: str) -> float:
+        return sum(j.spent for j in self.jobs.values() if j.project == project)
+
+    def project_committed(self, project: str) -> float:
+        return sum(j.committed for j in self.jobs.values() if j.project == project)
+
+    @property
+    def left(self) -> float | None:
+        return None if self.lifetime is None else self.lifetime - self.spent - self.committed
+
+
+def tally(lifetime: float | None, records: list[SpendRecord]) -> BudgetView:
+    jobs: dict[str, JobSpend] = {}
+    for r in records:
+        job = jobs.setdefault(r.job, JobSpend(r.project))
+        if r.kind == RESERVE:
+            job.reserved, job.details = r.epsilon, dict(r.details)
+            job.planned_rounds = int(r.details.get("rounds", 0))
+        elif r.kind == SPEND:
+            job.spent, job.rounds = max(job.spent, r.epsilon), max(job.rounds, r.round)
+        elif r.kind == RELEASE:
+            job.released = True
+    return BudgetView(lifetime, jobs)
+
+
+@dataclass(frozen=True)
+class BudgetDecision:
+    allowed: bool
+    reason: str
+
+
+def check_reservation(
+    view: BudgetView, *, project: str, job: str, planned: float, agreement_cap: float | None
+) -> BudgetDecision:
+    """May this job hold `planned` ε? Checked against the project's cap and the lifetime."""
+    if job in view.jobs:
+        return BudgetDecision(False, f"job {job} already holds a reservation on this dataset")
+    if agreement_cap is not None:
+        used = view.project_spent(project) + view.project_committed(project)
+        if used + planned > agreement_cap + 1e-12:
+            return BudgetDecision(
+                False,
+                (
+                    f"the job plans ε={planned:.3f}, but the agreement caps project {project!r} at "
+                    f"ε={agreement_cap:g} and {used:.3f} is already spent or committed; at most "
+                    f"{max(agreement_cap - used, 0):.3f} is left"
+                ),
+            )
+    if view.lifetime is not None:
+        left = view.lifetime - view.spent - view.committed
+        if planned > left + 1e-12:
+            return BudgetDecision(
+                False,
+                (
+                    f"the job plans ε={planned:.3f}, but only {max(left, 0):.3f} of the dataset's "
+                    f"lifetime budget ε={view.lifetime:g} is left (spent {view.spent:.3f}, "
+                    f"committed {view.committed:.3f})"
+                ),
+            )
+    return BudgetDecision(True, f"ε={planned:.3f} reserved")
+
+
+def parse_log(lines: list[str], verify: Any) -> list[SpendRecord]:
+    """Records of a spend log, or InvalidInput naming the first line that breaks the chain.
+
+    `verify(message_bytes, signature) -> bool` checks the node's signature.
+    """
+    records: list[SpendRecord] = []
+    prev = GENESIS
+    for number, line in enumerate(lines, start=1):
+        where = f"spend log line {number}"
+        try:
+            doc = json.loads(line)
+            record = SpendRecord.from_document(doc["record"])
+            signature = str(doc["signature"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InvalidInput(
+                f"{where} is malformed ({exc}); the spend log was tampered with "
+                "or damaged; restore it from backup"
+            ) from None
+        if record.prev != prev or record.seq != number - 1:
+            raise InvalidInput(
+                f"{where} does not follow the line before it (a record was "
+                "inserted, deleted, reordered or replayed); restore the spend "
+                "log from backup"
+            )
+        if not verify(canonical_json(record.document()), signature):
+            raise InvalidInput(
+                f"{where} is not signed by this node (a forged record); restore "
+                "the spend log from backup"
+            )
+        records.append(record)
+        prev = line_hash(line)
+    return records

@@ -1,0 +1,106 @@
+"""Privacy as the coordinator can see it: planned ε before a job, budgets for display.
+
+The nodes decide and record (kumiai.services.node, kumiai.adapters.spendlog); the
+coordinator estimates plans from the catalogue's row counts so that bad parameters are
+refused before any node is contacted, and mirrors budgets for the `kumiai budget` view.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from kumiai.adapters.spendlog import SpendLog
+from kumiai.adapters.storage.database import transaction
+from kumiai.adapters.storage.schema import DatasetRow, PrivacySpendRow, RequestRow
+from kumiai.domain.errors import InvalidInput
+from kumiai.domain.privacy import DpSgdPlan, plan_dp_sgd
+from kumiai.domain.training import TrainingSettings
+from kumiai.services.consortium import Consortium
+from kumiai.services.lookup import all_rows, get
+
+
+def estimate_plan(rows: int, settings: TrainingSettings) -> DpSgdPlan:
+    """The DP-SGD plan a node with `rows` registered rows will make (same split rule)."""
+    train_rows = rows - math.ceil(rows * settings.test_fraction)
+    batch = min(settings.batch_size, train_rows)
+    steps = settings.local_epochs * max(1, round(train_rows / batch)) * settings.rounds
+    return plan_dp_sgd(
+        rows=train_rows,
+        clipping_norm=settings.clipping_norm,
+        batch_size=batch,
+        steps=steps,
+        epsilon_cap=settings.epsilon,
+        noise_multiplier=settings.noise_multiplier,
+        delta=settings.delta,
+        accountant=settings.accountant,
+    )
+
+
+def plan_privacy(
+    consortium: Consortium, project: str, settings: TrainingSettings
+) -> dict[str, DpSgdPlan]:
+    """Planned ε per dataset of a project's next job; InvalidInput names a bad parameter."""
+    if not settings.private:
+        return {}
+    with transaction(consortium.sessions) as session:
+        datasets = (
+            session.scalars(
+                select(DatasetRow)
+                .join(RequestRow, RequestRow.dataset == DatasetRow.name)
+                .where(RequestRow.project == project)
+                .order_by(DatasetRow.name)
+            )
+            .unique()
+            .all()
+        )
+        sizes = {d.name: d.rows for d in datasets}
+    plans = {}
+    for name, rows in sizes.items():
+        try:
+            plans[name] = estimate_plan(rows, settings)
+        except InvalidInput as exc:
+            raise InvalidInput(f"dataset {name!r} ({rows} rows): {exc}") from None
+    return plans
+
+
+def set_budget(consortium: Consortium, dataset: str, epsilon: float) -> float:
+    """The steward sets a dataset's lifetime ε budget on its own node; the catalogue mirrors it."""
+    with transaction(consortium.sessions) as session:
+        row = get(session, DatasetRow, dataset)
+        SpendLog(consortium.node(row.member), dataset).set_lifetime(epsilon)
+        row.epsilon_budget = float(epsilon)
+        return row.epsilon_budget
+
+
+@dataclass
+class BudgetLine:
+    dataset: str
+    member: str
+    lifetime: float | None
+    spent: float
+    committed: float
+    by_project: dict[str, float] = field(default_factory=dict)  # spent per project
+
+    @property
+    def left(self) -> float | None:
+        return None if self.lifetime is None else self.lifetime - self.spent - self.committed
+
+
+def budgets(consortium: Consortium) -> list[BudgetLine]:
+    """Per dataset: lifetime budget, spent, committed by running jobs, spend per project.
+
+    Read from the coordinator's mirror; the nodes' spend logs are the record.
+    """
+    with transaction(consortium.sessions) as session:
+        lines = {
+            d.name: BudgetLine(d.name, d.member, d.epsilon_budget, 0.0, 0.0)
+            for d in all_rows(session, DatasetRow, DatasetRow.name)
+        }
+        for spend in all_rows(session, PrivacySpendRow, PrivacySpendRow.job_id):
+            line = lines[spend.dataset]
+            line.spent += spend.spent
+            if spend.status == "running":
+                line.committed += max(spend.planned - spend.spent, 0.0)
+            line.by_project[spend.project] = line.by_project.get(spend.project, 0.0) + spend.spent
+    return list(lines.values())
