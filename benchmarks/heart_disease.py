@@ -52,7 +52,9 @@ def run(*, seeds: int, rounds: int, log: Any) -> dict[str, Any]:
             secs.append(seconds)
 
     with tempfile.TemporaryDirectory(prefix="kumiai-bench-") as tmp:
-        demo = build_demo_consortium(Path(tmp) / "consortium", refusing=None)
+        demo = build_demo_consortium(
+            Path(tmp) / "consortium", refusing=None, epsilon_cap=None, lifetime_epsilon=None
+        )
         sites = list(demo.sites.values())
         for seed in range(seeds):
             base = replace(BASE, seed=seed, rounds=rounds)

@@ -21,6 +21,7 @@ from kumiai.services.baselines import Site, local_only, pooled
 from kumiai.services.consortium import Consortium, init_consortium
 from kumiai.services.datasets import register_dataset
 from kumiai.services.members import add_member
+from kumiai.services.privacy import BudgetLine, budgets, set_budget
 from kumiai.services.projects import approve_project, propose_project
 from kumiai.services.training import TrainingOutcome, TrainingProgress, train
 from kumiai.services.transparency import verify_ledger, witness_all
@@ -37,6 +38,8 @@ HOSPITALS = {
 }
 REFUSING = "zurich-basel"
 REFUSAL = "Our ethics approval does not cover training models outside the hospital."
+LIFETIME_EPSILON = 5.0  # each hospital steward's lifetime budget per dataset
+PROJECT_EPSILON_CAP = 2.0  # each agreement's cap for the heart-disease project
 
 
 @dataclass
@@ -63,7 +66,12 @@ def export_hospital_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def build_demo_consortium(home: Path, refusing: str | None = REFUSING) -> DemoConsortium:
+def build_demo_consortium(
+    home: Path,
+    refusing: str | None = REFUSING,
+    epsilon_cap: float | None = PROJECT_EPSILON_CAP,
+    lifetime_epsilon: float | None = LIFETIME_EPSILON,
+) -> DemoConsortium:
     """A fresh consortium in `home`; `refusing` names the hospital whose steward says no."""
     if home.exists() and any(home.iterdir()):
         raise InvalidInput(
@@ -108,7 +116,10 @@ def build_demo_consortium(home: Path, refusing: str | None = REFUSING) -> DemoCo
             job_kinds="train,evaluate",
             max_rounds=100,
             expires_at=utc_now() + timedelta(days=180),
+            epsilon_cap=epsilon_cap,
         )
+        if lifetime_epsilon is not None:
+            set_budget(consortium, f"{member}-heart", lifetime_epsilon)
         if member == refusing:
             refuse_request(consortium, request.id, REFUSAL)
             refused[request.dataset] = REFUSAL
@@ -118,7 +129,12 @@ def build_demo_consortium(home: Path, refusing: str | None = REFUSING) -> DemoCo
 
 
 DEMO_SETTINGS = TrainingSettings(
-    strategy="fedadam", rounds=30, local_epochs=1, learning_rate=0.05, server_learning_rate=0.05
+    strategy="fedadam",
+    rounds=30,
+    local_epochs=1,
+    learning_rate=0.05,
+    server_learning_rate=0.05,
+    epsilon=1.0,  # record-level DP-SGD at every hospital
 )
 
 
@@ -129,6 +145,7 @@ class DemoReport:
     local: dict[str, SiteScore]  # every hospital alone (the refusing one too: its own data)
     pooled: dict[str, SiteScore]  # the participating hospitals' rows pooled (yardstick only)
     audit: AuditReport  # the ledger, exported and verified offline after the nodes witnessed
+    budgets: list[BudgetLine]  # each dataset's privacy budget after the job
 
 
 def run_demo(
@@ -141,4 +158,6 @@ def run_demo(
     local = local_only(list(demo.sites.values()), settings)
     reference = pooled(participating, settings)
     witness_all(demo.consortium)
-    return DemoReport(demo, outcome, local, reference, verify_ledger(demo.consortium))
+    return DemoReport(
+        demo, outcome, local, reference, verify_ledger(demo.consortium), budgets(demo.consortium)
+    )

@@ -1,5 +1,6 @@
 """Shared CLI state: where the consortium lives, and the consoles."""
 
+import os
 from pathlib import Path
 
 import typer
@@ -9,6 +10,9 @@ from kumiai.services.consortium import Consortium, default_home, open_consortium
 
 console = Console()
 errors = Console(stderr=True)
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    console.width = 120  # logs and pipes: wide enough for the tables, not 80 columns
+    errors.width = 120
 
 
 def home_of(ctx: typer.Context) -> Path:

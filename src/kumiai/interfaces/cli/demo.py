@@ -9,6 +9,7 @@ from rich.table import Table
 from kumiai.domain.metrics import SiteScore, combine
 from kumiai.interfaces.cli.context import console, number
 from kumiai.interfaces.cli.progress import RichTrainingProgress
+from kumiai.interfaces.cli.training import budget_table
 from kumiai.services.demo import DEMO_SETTINGS, HOSPITALS, PROJECT, DemoReport, run_demo
 
 
@@ -70,10 +71,11 @@ def demo(
         f"a university and a company; project [bold]{PROJECT}[/]. One hospital's "
         "steward refuses."
     )
-    label = f"{PROJECT} · {DEMO_SETTINGS.strategy}"
+    label = f"{PROJECT} · {DEMO_SETTINGS.strategy} · DP ε={DEMO_SETTINGS.epsilon:g}"
     with RichTrainingProgress(console, DEMO_SETTINGS.rounds, label) as progress:
         report = run_demo(dir_, DEMO_SETTINGS, progress)
     console.print(comparison_table(report))
+    console.print(budget_table(report.budgets))
     for dataset, reason in report.demo.refused.items():
         console.print(
             f"[yellow]{dataset}[/]: its steward refused the request "

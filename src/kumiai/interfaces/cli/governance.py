@@ -169,6 +169,9 @@ def request(
     kinds: str = typer.Option("train,evaluate", help="Job kinds: train, evaluate, statistics."),
     rounds: int = typer.Option(50, help="Most rounds any one job may run."),
     expires: str = typer.Option("", help="Expiry (ISO date); default 180 days from now."),
+    epsilon: float = typer.Option(
+        None, help="ε cap for the project on this dataset (DP required)."
+    ),
 ) -> None:
     """Ask a dataset's steward to allow its use for the project's purpose."""
     expires_at = parse_iso(expires, "expiry") if expires else utc_now() + timedelta(days=180)
@@ -180,6 +183,7 @@ def request(
         job_kinds=kinds,
         max_rounds=rounds,
         expires_at=expires_at,
+        epsilon_cap=epsilon,
     )
     console.print(
         f"Request [bold]{info.id}[/] sent to {info.steward}'s steward; they run: "

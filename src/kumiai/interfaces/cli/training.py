@@ -4,10 +4,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from kumiai.domain.privacy import DpSgdPlan
 from kumiai.domain.training import STRATEGIES, TrainingSettings
 from kumiai.interfaces.cli.context import console, consortium, number, when
 from kumiai.interfaces.cli.progress import RichTrainingProgress
-from kumiai.services import jobs, models
+from kumiai.services import jobs, models, privacy
+from kumiai.services.privacy import BudgetLine, plan_privacy
 from kumiai.services.training import TrainingOutcome
 from kumiai.services.training import train as run_training
 
@@ -41,6 +43,11 @@ def train(
     seed: int = typer.Option(0, help="Seed of the train/test split and local shuffles."),
     test_fraction: float = typer.Option(0.25, help="Share of each site's rows held out."),
     by: str = typer.Option(None, help="The member starting the job (default: the proposer)."),
+    epsilon: float = typer.Option(None, help="Record-level DP: target ε per dataset for the job."),
+    noise_multiplier: float = typer.Option(None, help="Record-level DP with this σ instead."),
+    clipping: float = typer.Option(1.0, help="DP-SGD per-example clipping norm."),
+    delta: float = typer.Option(None, help="DP δ (default at each node: 1/(10·rows))."),
+    accountant: str = typer.Option("pld", help="pld (default) or rdp."),
 ) -> None:
     """Train a federated model on every site whose steward agreed; others refuse at the node."""
     settings = TrainingSettings(
@@ -54,13 +61,89 @@ def train(
         server_learning_rate=server_lr,
         seed=seed,
         test_fraction=test_fraction,
+        epsilon=epsilon,
+        noise_multiplier=noise_multiplier,
+        clipping_norm=clipping,
+        delta=delta,
+        accountant=accountant,
     )
     home = consortium(ctx)
+    plans = plan_privacy(home, project, settings)
+    if plans:
+        console.print(planned_privacy_table(plans))
+    else:
+        console.print("No record-level differential privacy (use --epsilon to add it).")
     with RichTrainingProgress(console, rounds, f"{project} · {strategy}") as progress:
         outcome = run_training(home, project, settings, progress, by=by)
     console.print(
         site_table(f"{outcome.model_id} (job {outcome.job_id}, {outcome.rounds} rounds)", outcome)
     )
+
+
+def planned_privacy_table(plans: dict[str, DpSgdPlan]) -> Table:
+    table = Table(
+        "dataset",
+        "planned ε",
+        "δ",
+        "σ (noise)",
+        "sample rate",
+        "steps",
+        title="Planned privacy spend (each node re-plans and checks its own budget)",
+    )
+    for dataset, plan in plans.items():
+        table.add_row(
+            dataset,
+            f"{plan.epsilon:.3f}",
+            f"{plan.delta:.2e}",
+            f"{plan.noise_multiplier:.3f}",
+            f"{plan.sample_rate:.3f}",
+            str(plan.steps),
+        )
+    return table
+
+
+def budget_table(lines: list[BudgetLine]) -> Table:
+    table = Table(
+        "dataset",
+        "lifetime ε",
+        "spent",
+        "committed",
+        "left",
+        "spent per project",
+        title="Privacy budgets (mirror of the nodes' spend logs)",
+    )
+    table.columns[0].no_wrap = True
+    for b in lines:
+        table.add_row(
+            b.dataset,
+            number(b.lifetime),
+            f"{b.spent:.3f}",
+            f"{b.committed:.3f}",
+            number(b.left),
+            ", ".join(f"{p}: {e:.3f}" for p, e in b.by_project.items()) or "—",
+        )
+    return table
+
+
+def budget(ctx: typer.Context) -> None:
+    """Per dataset: lifetime budget, spent, committed by running jobs, spend per project."""
+    console.print(budget_table(privacy.budgets(consortium(ctx))))
+
+
+def budget_default(ctx: typer.Context) -> None:
+    """Privacy budgets per dataset (`kumiai budget`); `kumiai budget set` changes one."""
+    if ctx.invoked_subcommand is None:
+        budget(ctx)
+
+
+def budget_set(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(...),
+    epsilon: float = typer.Option(..., help="Lifetime ε budget across all projects."),
+) -> None:
+    """The steward sets a dataset's lifetime ε budget, kept and enforced on its own node."""
+    value = privacy.set_budget(consortium(ctx), dataset, epsilon)
+    console.print(f"Dataset [bold]{dataset}[/] may spend at most ε={value:g} over its lifetime.")
 
 
 def jobs_list(ctx: typer.Context, project: str = typer.Argument(None)) -> None:
