@@ -30,9 +30,10 @@ class AgreementTerms:
     max_rounds: int
     expires_at: datetime
     signed_at: datetime
-    epsilon_cap: float | None = (
-        None  # most ε the project may spend on the dataset; None: no DP required
-    )
+    # Most ε the project may spend on the dataset; None: differential privacy not required.
+    epsilon_cap: float | None = None
+    # May the coordinator see this node's individual updates (no secure aggregation)?
+    plain_aggregation: bool = False
 
     def payload(self) -> dict[str, object]:
         return {
@@ -49,6 +50,7 @@ class AgreementTerms:
             "expires_at": to_iso(self.expires_at),
             "signed_at": to_iso(self.signed_at),
             "epsilon_cap": self.epsilon_cap,
+            "plain_aggregation": self.plain_aggregation,
         }
 
     @classmethod
@@ -70,6 +72,7 @@ class AgreementTerms:
             expires_at=parse_iso(str(doc["expires_at"])),
             signed_at=parse_iso(str(doc["signed_at"])),
             epsilon_cap=None if doc.get("epsilon_cap") is None else float(str(doc["epsilon_cap"])),
+            plain_aggregation=bool(doc.get("plain_aggregation", False)),
         )
 
 

@@ -61,6 +61,7 @@ class JobTicket:
     rounds: int
     private: bool = False  # record-level DP-SGD at every node
     epsilon: float | None = None  # the ε the job plans per dataset, when calibrated to one
+    secure_aggregation: bool = True  # the coordinator sees only sums of updates
 
     def to_json(self) -> str:
         return canonical_json(
@@ -75,6 +76,7 @@ class JobTicket:
                 "rounds": self.rounds,
                 "private": self.private,
                 "epsilon": self.epsilon,
+                "secure_aggregation": self.secure_aggregation,
             }
         ).decode("utf-8")
 
@@ -93,6 +95,7 @@ class JobTicket:
                 rounds=int(doc["rounds"]),
                 private=bool(doc.get("private", False)),
                 epsilon=None if doc.get("epsilon") is None else float(doc["epsilon"]),
+                secure_aggregation=bool(doc.get("secure_aggregation", True)),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(

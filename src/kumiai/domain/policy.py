@@ -95,6 +95,11 @@ def check_job(
             f"the job plans {ticket.rounds} rounds but agreement {terms.agreement_id} allows at "
             f"most {terms.max_rounds}; run at most {terms.max_rounds} rounds"
         )
+    if not ticket.secure_aggregation and not terms.plain_aggregation:
+        return refuse(
+            f"agreement {terms.agreement_id} requires secure aggregation (the coordinator may "
+            "see only sums of updates); run the job with secure aggregation on"
+        )
     if terms.epsilon_cap is not None and not ticket.private:
         return refuse(
             f"agreement {terms.agreement_id} requires record-level differential privacy with "

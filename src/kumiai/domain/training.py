@@ -34,6 +34,9 @@ class TrainingSettings:
     clipping_norm: float = 1.0
     delta: float | None = None  # default per node: 1/(10·n)
     accountant: str = "pld"
+    # SecAgg+: the coordinator sees only the sum of the nodes' updates. Off only if every
+    # agreement allows plain aggregation.
+    secure_aggregation: bool = True
 
     @property
     def private(self) -> bool:

@@ -108,6 +108,7 @@ def request_data_use(
     max_rounds: int = 50,
     expires_at: datetime,
     epsilon_cap: float | None = None,
+    plain_aggregation: bool = False,
 ) -> RequestInfo:
     """Ask a dataset's steward to let a project use it, for the project's stated purpose."""
     kinds = parse_job_kinds(job_kinds)
@@ -152,6 +153,7 @@ def request_data_use(
             max_rounds=max_rounds,
             expires_at=expires_at,
             epsilon_cap=epsilon_cap,
+            plain_aggregation=plain_aggregation,
             status="pending",
             created_at=utc_now(),
         )
@@ -168,6 +170,7 @@ def request_data_use(
             "max_rounds": max_rounds,
             "expires_at": to_iso(expires_at),
             "epsilon_cap": epsilon_cap,
+            "plain_aggregation": plain_aggregation,
         }
         consortium.ledger.append(
             session,
@@ -208,6 +211,7 @@ def sign_request(consortium: Consortium, request_id: str) -> AgreementInfo:
             expires_at=request.expires_at,
             signed_at=now,
             epsilon_cap=request.epsilon_cap,
+            plain_aggregation=request.plain_aggregation,
         )
         node = consortium.node(steward)
         signed = sign_agreement(terms, node.private_key())

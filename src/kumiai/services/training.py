@@ -318,6 +318,7 @@ def _start_job(
             rounds=settings.rounds,
             private=settings.private,
             epsilon=settings.epsilon,
+            secure_aggregation=settings.secure_aggregation,
         )
         now = utc_now()
         session.add(

@@ -1,17 +1,22 @@
 """kumiai's ClientApp: the node's side of a job, behind the guard mod."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import ClientAppCallable
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+from flwr.compat.common import recorddict_compat as compat
 from numpy.typing import NDArray
 
 from kumiai.adapters.flower import protocol
-from kumiai.adapters.flower.guard import NodeLocator, make_guard_mod, node_config_locator
+from kumiai.adapters.flower.guard import Mod, NodeLocator, make_guard_mod, node_config_locator
 from kumiai.adapters.nodehome import NodeHome
 from kumiai.domain.job import JobTicket
 from kumiai.domain.metrics import HISTOGRAM_BINS, SiteScore
@@ -73,11 +78,28 @@ def metrics_score(metrics: MetricRecord) -> SiteScore:
     )
 
 
+LEGACY_PARAMETERS = "fitins.parameters"
+
+
+def secure_aggregation_mod(
+    message: Message, context: Context, call_next: ClientAppCallable
+) -> Message:
+    """Flower's secaggplus_mod, applied only to messages of the SecAgg+ protocol.
+
+    The same ClientApp then serves jobs with and without secure aggregation.
+    """
+    if RECORD_KEY_CONFIGS in message.content.config_records:
+        return secaggplus_mod(message, context, call_next)
+    return call_next(message, context)
+
+
 def build_client_app(
     operations_for: Callable[[Path], NodeOperations],
     locate: NodeLocator = node_config_locator,
+    mods: Sequence[Mod] = (),
 ) -> ClientApp:
-    app = ClientApp(mods=[make_guard_mod(locate)])
+    """The node's ClientApp: guard first, then SecAgg+ masking, then any extra `mods`."""
+    app = ClientApp(mods=[make_guard_mod(locate), secure_aggregation_mod, *mods])
 
     def unpack(
         message: Message, context: Context
@@ -114,20 +136,25 @@ def build_client_app(
     def train(message: Message, context: Context) -> Message:
         node, dataset, config, settings = unpack(message, context)
         plan = FeaturePlan.from_json(str(config[protocol.PLAN]))
-        arrays = message.content["arrays"].to_numpy_ndarrays()  # type: ignore[union-attr]
+        secure = LEGACY_PARAMETERS in message.content  # SecAgg+ speaks Flower's legacy FitIns
+        record = message.content[LEGACY_PARAMETERS if secure else "arrays"]
+        arrays = record.to_numpy_ndarrays()  # type: ignore[union-attr]
         if "proximal-mu" in config:  # set by Flower's FedProx
             settings = replace(settings, proximal_mu=float(config["proximal-mu"]))  # type: ignore[arg-type]
         job = JobTicket.from_json(str(config[protocol.TICKET])).job_id
         new_arrays, examples, loss, epsilon = node.train(
             dataset, settings, plan, arrays, int(config.get("server-round", 0)), job
         )
-        metrics = MetricRecord(
-            {
-                "num-examples": examples,
-                "train-loss": loss,
-                "epsilon": -1.0 if epsilon is None else epsilon,
-            }
-        )
+        values = {
+            "num-examples": examples,
+            "train-loss": loss,
+            "epsilon": -1.0 if epsilon is None else epsilon,
+        }
+        if secure:  # secaggplus_mod masks these parameters before they leave the node
+            parameters = ndarrays_to_parameters(new_arrays)
+            fitres = FitRes(Status(Code.OK, ""), parameters, examples, values)  # type: ignore[arg-type]
+            return Message(compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=message)
+        metrics = MetricRecord(values)
         return Message(
             RecordDict({"arrays": ArrayRecord(new_arrays), "metrics": metrics}), reply_to=message
         )

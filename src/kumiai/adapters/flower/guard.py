@@ -12,8 +12,10 @@ or from a locator the caller passes (the simulation maps partition ids to homes)
 from collections.abc import Callable
 from pathlib import Path
 
-from flwr.app import ConfigRecord, Context, Error, Message
+from flwr.app import ConfigRecord, Context, Error, Message, MessageType
 from flwr.clientapp.typing import ClientAppCallable
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Stage
+from flwr.common.secure_aggregation.secaggplus_constants import Key as SecAggKey
 
 from kumiai.adapters import witnessing
 from kumiai.adapters.flower import protocol
@@ -137,10 +139,26 @@ def decide(message: Message, home: Path, dataset_hint: str | None) -> tuple[Deci
     return (decision if witnessed.allowed else witnessed), dataset, cosignature
 
 
+def is_secure_aggregation_handshake(message: Message) -> bool:
+    """SecAgg+ setup, key sharing and unmasking: protocol steps that read no rows.
+
+    Only the stage that collects masked vectors trains, and it carries the job's ticket,
+    so it is checked like any other training message.
+    """
+    configs = message.content.config_records.get(RECORD_KEY_CONFIGS)
+    return (
+        message.metadata.message_type == MessageType.TRAIN
+        and configs is not None
+        and configs.get(SecAggKey.STAGE) != Stage.COLLECT_MASKED_VECTORS
+    )
+
+
 def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
     """A mod that refuses, with the node's reason, any message its agreements do not cover."""
 
     def kumiai_guard(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+        if is_secure_aggregation_handshake(message):
+            return call_next(message, context)  # key exchange only: no data is touched
         try:
             home, hint = locate(context)
             decision, dataset, cosignature = decide(message, home, hint)

@@ -9,7 +9,7 @@
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,6 +19,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from kumiai.adapters.flower import protocol
 from kumiai.adapters.flower.clientapp import metrics_score
+from kumiai.adapters.flower.secure import SecureAggregationSettings, run_secure_rounds
 from kumiai.adapters.flower.strategies import make_strategy
 from kumiai.adapters.models.logistic import LogisticRegression
 from kumiai.domain.errors import JobFailed
@@ -59,8 +60,10 @@ class FederatedJob:
     consistency: str = "{}"  # per witness, a proof from the head it last cosigned
     query_timeout: float = 120.0
     round_timeout: float = 600.0
+    reply_hook: Callable[[Message], None] | None = None  # sees every reply (audits, tests)
     # filled in by the run
     plan: FeaturePlan | None = None
+    rows: dict[str, int] = field(default_factory=dict)  # training rows per admitted dataset
     arrays: list[np.ndarray] = field(default_factory=list)
 
     def config(self, **extra: str) -> ConfigRecord:
@@ -83,8 +86,16 @@ def _json(value: dict[str, str]) -> str:
 class ObservingGrid(Grid):
     """Delegates to Flower's grid; narrows it to admitted nodes and reports every reply."""
 
-    def __init__(self, inner: Grid, sites: dict[int, str], observer: JobObserver) -> None:
+    def __init__(
+        self,
+        inner: Grid,
+        sites: dict[int, str],
+        observer: JobObserver,
+        reply_hook: Callable[[Message], None] | None = None,
+    ) -> None:
         self.inner, self.sites, self.observer = inner, dict(sites), observer
+        self.reply_hook = reply_hook  # an auditor's view of every reply the coordinator gets
+        self._round = 0
         self._round_started = time.perf_counter()
         self._train_loss: float | None = None
         self._epsilons: dict[str, float] = {}
@@ -115,15 +126,18 @@ class ObservingGrid(Grid):
     ) -> Iterable[Message]:
         messages = list(messages)
         kind = messages[0].metadata.message_type if messages else ""
-        if kind == MessageType.TRAIN:
-            self._round_started = time.perf_counter()
         replies = list(self.inner.send_and_receive(messages, timeout=timeout))
-        server_round = int(messages[0].content["config"].get("server-round", 0)) if messages else 0
+        for reply in replies:
+            if self.reply_hook is not None:
+                self.reply_hook(reply)
+        server_round = self._round_of(messages)
         answered = {r.metadata.src_node_id for r in replies}
         for message in messages:
             if message.metadata.dst_node_id not in answered:
                 self._drop(
-                    message.metadata.dst_node_id, f"no reply within {timeout:.0f} s", server_round
+                    message.metadata.dst_node_id,
+                    f"no reply within {timeout or 0:.0f} s",
+                    server_round,
                 )
         good = []
         for reply in replies:
@@ -132,18 +146,12 @@ class ObservingGrid(Grid):
             else:
                 good.append(reply)
         if kind == MessageType.TRAIN:
-            weights = [float(r.content["metrics"]["num-examples"]) for r in good]
-            losses = [float(r.content["metrics"]["train-loss"]) for r in good]
-            self._train_loss = float(np.average(losses, weights=weights)) if good else None
-            self._epsilons = {
-                self.sites[r.metadata.src_node_id]: float(r.content["metrics"]["epsilon"])
-                for r in good
-                if float(r.content["metrics"].get("epsilon", -1.0)) >= 0
-            }
+            self._observe_training(good)
         elif kind == MessageType.EVALUATE:
             scores = {
                 self.sites[r.metadata.src_node_id]: metrics_score(r.content["metrics"])
                 for r in good
+                if r.metadata.src_node_id in self.sites
             }
             self.observer.round_done(
                 server_round,
@@ -152,7 +160,37 @@ class ObservingGrid(Grid):
                 time.perf_counter() - self._round_started,
                 self._epsilons,
             )
+            self._round_started = time.perf_counter()
         return good
+
+    def _round_of(self, messages: list[Message]) -> int:
+        for message in messages:
+            config = protocol.job_config(message)
+            if config is not None and "server-round" in config:
+                self._round = int(config["server-round"])  # type: ignore[arg-type]
+                break
+        return self._round
+
+    def _observe_training(self, replies: list[Message]) -> None:
+        """Train loss and ε from plain replies ('metrics') or SecAgg+ ones ('fitres.metrics').
+
+        SecAgg+ stage replies (key setup, sharing, unmasking) carry neither and are skipped.
+        """
+        found = []
+        for reply in replies:
+            record = reply.content.get("metrics") or reply.content.get("fitres.metrics")
+            if record is not None and "train-loss" in record:
+                found.append((self.sites.get(reply.metadata.src_node_id), record))
+        if not found:
+            return
+        weights = [float(r["num-examples"]) for _, r in found]
+        losses = [float(r["train-loss"]) for _, r in found]
+        self._train_loss = float(np.average(losses, weights=weights))
+        self._epsilons = {
+            site: float(r["epsilon"])
+            for site, r in found
+            if site is not None and float(r.get("epsilon", -1.0)) >= 0
+        }
 
     def _drop(self, node_id: int, reason: str, server_round: int) -> None:
         dataset = self.sites.pop(node_id, None)
@@ -195,6 +233,7 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
         record = reply.content["summary"]
         dataset = str(record["dataset"])
         summaries[dataset] = SiteSummary.from_json(str(record["summary"]))
+        job.rows[dataset] = summaries[dataset].rows
         if "privacy" in reply.content:
             plan = reply.content["privacy"]
             observer.privacy_planned(dataset, {k: float(v) for k, v in plan.items()})
@@ -215,8 +254,22 @@ def build_server_app(job: FederatedJob, observer: JobObserver) -> ServerApp:
         assert job.plan is not None
         model = LogisticRegression(len(job.plan.feature_names), len(job.plan.classes))
         config = job.config(**{protocol.PLAN: job.plan.to_json()})
+        observing = ObservingGrid(grid, sites, observer, job.reply_hook)
+        if job.settings.secure_aggregation:
+            if len(sites) < 2:
+                raise JobFailed(
+                    f"secure aggregation needs at least 2 participating nodes; only "
+                    f"{len(sites)} admitted the job (a sum of one update is that update)"
+                )
+            secure = SecureAggregationSettings(
+                nodes=len(sites), max_weight=float(max(job.rows.values(), default=1) + 1)
+            )
+            job.arrays = run_secure_rounds(
+                observing, context, job.settings, secure, model.arrays, config, job.round_timeout
+            )
+            return
         result = make_strategy(job.settings).start(
-            grid=ObservingGrid(grid, sites, observer),
+            grid=observing,
             initial_arrays=ArrayRecord(model.arrays),
             num_rounds=job.settings.rounds,
             timeout=job.round_timeout,

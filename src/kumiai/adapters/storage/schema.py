@@ -95,6 +95,7 @@ class RequestRow(Base):
     max_rounds: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[datetime]
     epsilon_cap: Mapped[float | None]
+    plain_aggregation: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]

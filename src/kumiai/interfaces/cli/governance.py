@@ -172,6 +172,9 @@ def request(
     epsilon: float = typer.Option(
         None, help="ε cap for the project on this dataset (DP required)."
     ),
+    allow_plain_aggregation: bool = typer.Option(
+        False, help="Let jobs run without secure aggregation (the coordinator sees updates)."
+    ),
 ) -> None:
     """Ask a dataset's steward to allow its use for the project's purpose."""
     expires_at = parse_iso(expires, "expiry") if expires else utc_now() + timedelta(days=180)
@@ -184,6 +187,7 @@ def request(
         max_rounds=rounds,
         expires_at=expires_at,
         epsilon_cap=epsilon,
+        plain_aggregation=allow_plain_aggregation,
     )
     console.print(
         f"Request [bold]{info.id}[/] sent to {info.steward}'s steward; they run: "

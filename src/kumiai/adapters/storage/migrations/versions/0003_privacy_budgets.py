@@ -43,6 +43,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("data_requests", schema=None) as batch_op:
         batch_op.add_column(sa.Column("epsilon_cap", sa.Double(), nullable=True))
+        batch_op.add_column(
+            sa.Column("plain_aggregation", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
     with op.batch_alter_table("datasets", schema=None) as batch_op:
         batch_op.add_column(sa.Column("epsilon_budget", sa.Double(), nullable=True))
@@ -56,6 +59,7 @@ def downgrade() -> None:
         batch_op.drop_column("epsilon_budget")
 
     with op.batch_alter_table("data_requests", schema=None) as batch_op:
+        batch_op.drop_column("plain_aggregation")
         batch_op.drop_column("epsilon_cap")
 
     op.drop_table("privacy_spend")
