@@ -67,7 +67,10 @@ class TrainingSettings:
             if not ok:
                 raise InvalidInput(message)
         if self.epsilon is not None:
-            check_epsilon_cap(self.epsilon)
+            try:
+                check_epsilon_cap(self.epsilon)
+            except InvalidInput as exc:
+                raise InvalidInput(str(exc).replace("epsilon_cap", "epsilon (--epsilon)")) from None
         if self.noise_multiplier is not None:
             check_noise_multiplier(self.noise_multiplier)
         check_clipping(self.clipping_norm)

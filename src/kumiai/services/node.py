@@ -228,9 +228,14 @@ class NodeWorker:
                 f"job {job} holds no privacy reservation on {dataset!r}; it must "
                 "pass the node's budget check first"
             )
-        if server_round > held.planned_rounds:
+        # The node counts the rounds it has trained itself: a round sent twice is paid for
+        # twice, and no round beyond the reservation is trained (the coordinator's round
+        # number is not trusted).
+        trained = held.rounds + 1
+        if trained > held.planned_rounds:
             raise StateError(
-                f"job {job} reserved {held.planned_rounds} rounds, not round {server_round}"
+                f"job {job} reserved {held.planned_rounds} rounds on {dataset!r} and has trained "
+                f"them all; round {server_round} is refused"
             )
         d = held.details
         sigma, q, steps = (
@@ -254,8 +259,8 @@ class NodeWorker:
             prox_mu=settings.proximal_mu,
             anchor=anchor,
         )
-        spent = epsilon_for(sigma, q, server_round * steps, float(d["delta"]), str(d["accountant"]))
-        log.spend(job=job, round_=server_round, epsilon=spent)
+        spent = epsilon_for(sigma, q, trained * steps, float(d["delta"]), str(d["accountant"]))
+        log.spend(job=job, round_=trained, epsilon=spent)
         return spent
 
     def evaluate(
