@@ -340,7 +340,7 @@ def test_private_training_records_cumulative_spend_each_round(cleveland: Consort
     assert spent[0] < spent[1] < spent[2]
     assert spent[2] == pytest.approx(numbers["epsilon"], rel=1e-9) and spent[2] <= 1.0 + 1e-9
 
-    with pytest.raises(StateError, match="reserved 3 rounds .* has trained them all"):
+    with pytest.raises(StateError, match=r"reserved 3 rounds .* has trained them all"):
         worker.train(DS, DP, plan, arrays, 4, "job-1")
     records = log_records(spend_log(cleveland, CLEVELAND))
     assert [(r["kind"], r["round"]) for r in records] == [
