@@ -24,7 +24,17 @@ def _ledger(**options: Any) -> Any:
     return run(**options)
 
 
-BENCHMARKS: dict[str, Callable[..., Any]] = {"heart-disease": _heart_disease, "ledger": _ledger}
+def _privacy(**options: Any) -> Any:
+    from benchmarks.privacy import run
+
+    return run(**options)
+
+
+BENCHMARKS: dict[str, Callable[..., Any]] = {
+    "heart-disease": _heart_disease,
+    "ledger": _ledger,
+    "privacy": _privacy,
+}
 
 
 def run_benchmark(name: str, *, seeds: int, rounds: int, sizes: tuple[int, ...], log: Log) -> Any:

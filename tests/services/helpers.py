@@ -21,6 +21,7 @@ def heart_consortium(
     sign: tuple[str, ...] = HOSPITALS,
     max_rounds: int = 20,
     kinds: str = "train,evaluate",
+    plain_aggregation: bool = False,
 ) -> tuple[Consortium, dict[str, str]]:
     """Hospitals with heart data, one active project, requests signed by `sign`.
 
@@ -54,6 +55,7 @@ def heart_consortium(
             job_kinds=kinds,
             max_rounds=max_rounds,
             expires_at=utc_now() + timedelta(days=30),
+            plain_aggregation=plain_aggregation,
         )
         requests[member] = request.id
         if member in sign:

@@ -71,6 +71,7 @@ def build_demo_consortium(
     refusing: str | None = REFUSING,
     epsilon_cap: float | None = PROJECT_EPSILON_CAP,
     lifetime_epsilon: float | None = LIFETIME_EPSILON,
+    plain_aggregation: bool = False,
 ) -> DemoConsortium:
     """A fresh consortium in `home`; `refusing` names the hospital whose steward says no."""
     if home.exists() and any(home.iterdir()):
@@ -117,6 +118,7 @@ def build_demo_consortium(
             max_rounds=100,
             expires_at=utc_now() + timedelta(days=180),
             epsilon_cap=epsilon_cap,
+            plain_aggregation=plain_aggregation,
         )
         if lifetime_epsilon is not None:
             set_budget(consortium, f"{member}-heart", lifetime_epsilon)

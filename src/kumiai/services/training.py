@@ -9,13 +9,16 @@ import io
 import json
 import os
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from flwr.app import Message
 from sqlalchemy import func, select
 
 from kumiai.adapters.flower.clientapp import build_client_app
+from kumiai.adapters.flower.guard import Mod
 from kumiai.adapters.flower.protocol import encode_consistency
 from kumiai.adapters.flower.serverapp import FederatedJob, build_server_app
 from kumiai.adapters.flower.simulation import PartitionLocator, run_simulation
@@ -424,11 +427,15 @@ def train(
     settings: TrainingSettings,
     progress: TrainingProgress | None = None,
     by: str | None = None,
+    node_mods: Sequence[Mod] = (),
+    reply_hook: Callable[[Message], None] | None = None,
 ) -> TrainingOutcome:
     """Run one federated training job for a project on Flower's simulation engine.
 
     `by` is the member starting the job (default: the project's proposer); it signs the
-    job's start and the model's release in the ledger.
+    job's start and the model's release in the ledger. `node_mods` are extra Flower mods
+    every simulated node runs after its guard (e.g. message logging); `reply_hook` sees every
+    reply the coordinator receives (audits: with secure aggregation, no individual update).
     """
     recover_interrupted_jobs(consortium)
     plan_privacy(consortium, project, settings)  # bad ε, δ, σ or clipping: refused now
@@ -438,11 +445,12 @@ def train(
     assert head is not None  # _start_job just appended and sealed an entry
     job.head = head.to_json()
     job.consistency = encode_consistency(consistency_proofs(consortium, head))
+    job.reply_hook = reply_hook
     recorder = _JobRecorder(consortium, job.ticket, progress)
     try:
         run_simulation(
             build_server_app(job, recorder),
-            build_client_app(NodeWorker, PartitionLocator(sites)),
+            build_client_app(NodeWorker, PartitionLocator(sites), node_mods),
             len(sites),
             consortium.home,
         )

@@ -98,8 +98,8 @@ def build_client_app(
     locate: NodeLocator = node_config_locator,
     mods: Sequence[Mod] = (),
 ) -> ClientApp:
-    """The node's ClientApp: guard first, then SecAgg+ masking, then any extra `mods`."""
-    app = ClientApp(mods=[make_guard_mod(locate), secure_aggregation_mod, *mods])
+    """The node's ClientApp: the guard first, then any extra `mods`, then SecAgg+ masking."""
+    app = ClientApp(mods=[make_guard_mod(locate), *mods, secure_aggregation_mod])
 
     def unpack(
         message: Message, context: Context
