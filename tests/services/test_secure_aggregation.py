@@ -115,6 +115,10 @@ def _drop_at_setup(message: Message, context: Context, call_next: ClientAppCalla
 
 def test_a_drop_before_key_sharing_fails_the_job_clearly(tmp_path: Path) -> None:
     consortium, _ = heart_consortium(tmp_path / "c")
-    with pytest.raises(JobFailed, match=r"secure aggregation halted in round 1 at setup"):
+    with pytest.raises(JobFailed) as failure:
         train(consortium, "heart", SETTINGS, node_mods=[_drop_at_setup])
+    message = str(failure.value)
+    assert "round 1 at the secure-aggregation stage 'setup'" in message
+    assert "no model was released" in message and "node crashed before key sharing" in message
+    assert "Traceback" not in message and len(message) < 600
     assert list_models(consortium) == []

@@ -39,10 +39,22 @@ def refusal_reason(dataset: str, reason: str) -> str:
     return f"[dataset {dataset}] {reason}"
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def parse_refusal(text: str) -> tuple[str | None, str]:
-    """(dataset, reason) of a kumiai refusal; (None, text) for any other node error."""
+    """(dataset, reason) of a kumiai refusal; (None, a one-line summary) for other errors.
+
+    A node's crash arrives as a Ray/Flower traceback; the summary keeps its last message.
+    """
     match = _REFUSAL.match(text or "")
-    return (match["dataset"], match["reason"]) if match else (None, text or "unknown error")
+    if match:
+        return match["dataset"], match["reason"]
+    clean = _ANSI.sub("", text or "unknown error")
+    if "Message: " in clean:
+        clean = clean.rsplit("Message: ", 1)[1]
+    clean = " ".join(clean.split())
+    return None, clean if len(clean) <= 300 else clean[:297] + "..."
 
 
 def consistency_for(config: ConfigRecord, member: str) -> tuple[int, list[bytes]] | None:

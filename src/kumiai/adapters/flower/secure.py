@@ -66,15 +66,15 @@ class HaltingAwareSecAggPlus(SecAggPlusWorkflow):  # type: ignore[misc]
 def _legacy_strategy(
     settings: TrainingSettings,
     initial: list[Any],
-    nodes: int,
+    minimum: int,
     fit_config: Callable[[int], dict[str, Any]],
 ) -> legacy.Strategy:
     common: dict[str, Any] = {
         "fraction_fit": 1.0,
         "fraction_evaluate": 0.0,
-        "min_fit_clients": nodes,
+        "min_fit_clients": minimum,
         "min_evaluate_clients": 0,
-        "min_available_clients": nodes,
+        "min_available_clients": minimum,
         "on_fit_config_fn": fit_config,
         "initial_parameters": ndarrays_to_parameters(initial),
     }
@@ -119,7 +119,9 @@ def run_secure_rounds(
         ]
         grid.send_and_receive(messages, timeout=round_timeout)
 
-    strategy = _legacy_strategy(settings, initial, secure.nodes, fit_config)
+    # Flower's legacy client manager waits (for a day) until `minimum` nodes are connected;
+    # the observing grid fails the job as soon as fewer remain, so it never waits in vain.
+    strategy = _legacy_strategy(settings, initial, secure.reconstruction_threshold, fit_config)
     legacy_context = LegacyContext(
         context=context,
         config=ServerConfig(num_rounds=settings.rounds, round_timeout=round_timeout),

@@ -15,6 +15,8 @@ from typing import Protocol
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+from flwr.common.secure_aggregation.secaggplus_constants import Key as SecAggKey
 from flwr.serverapp import Grid, ServerApp
 
 from kumiai.adapters.flower import protocol
@@ -95,6 +97,8 @@ class ObservingGrid(Grid):
     ) -> None:
         self.inner, self.sites, self.observer = inner, dict(sites), observer
         self.reply_hook = reply_hook  # an auditor's view of every reply the coordinator gets
+        self.minimum = 1  # fewest nodes the aggregation can go on with
+        self._stage = ""
         self._round = 0
         self._round_started = time.perf_counter()
         self._train_loss: float | None = None
@@ -164,11 +168,19 @@ class ObservingGrid(Grid):
         return good
 
     def _round_of(self, messages: list[Message]) -> int:
+        """The round a batch belongs to: from the job config, else the message's group id
+        (SecAgg+ stage messages carry only that)."""
+        self._stage = ""
         for message in messages:
             config = protocol.job_config(message)
             if config is not None and "server-round" in config:
                 self._round = int(config["server-round"])  # type: ignore[arg-type]
                 break
+            if message.metadata.group_id.isdigit():
+                self._round = int(message.metadata.group_id)
+            stage = message.content.config_records.get(RECORD_KEY_CONFIGS, {}).get(SecAggKey.STAGE)
+            if stage:
+                self._stage = str(stage)
         return self._round
 
     def _observe_training(self, replies: list[Message]) -> None:
@@ -201,6 +213,14 @@ class ObservingGrid(Grid):
             raise JobFailed(
                 f"every node left the job by round {server_round}; last reason: "
                 f"{protocol.parse_refusal(reason)[1]}"
+            )
+        if len(self.sites) < self.minimum:
+            raise JobFailed(
+                f"only {len(self.sites)} node(s) remain in round {server_round}"
+                + (f" at the secure-aggregation stage '{self._stage}'" if self._stage else "")
+                + f", fewer than the {self.minimum} secure aggregation needs to reconstruct a "
+                f"sum; the job stopped "
+                f"and no model was released (last to leave: {protocol.parse_refusal(reason)[1]})"
             )
 
 
@@ -264,6 +284,7 @@ def build_server_app(job: FederatedJob, observer: JobObserver) -> ServerApp:
             secure = SecureAggregationSettings(
                 nodes=len(sites), max_weight=float(max(job.rows.values(), default=1) + 1)
             )
+            observing.minimum = secure.reconstruction_threshold
             job.arrays = run_secure_rounds(
                 observing, context, job.settings, secure, model.arrays, config, job.round_timeout
             )
