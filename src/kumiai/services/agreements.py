@@ -30,7 +30,7 @@ from kumiai.domain.project import ProjectStatus, require_active
 from kumiai.domain.schema import ColumnType, compare_schemas
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
-from kumiai.services.lookup import all_rows, get
+from kumiai.services.lookup import all_rows, get, project_datasets
 
 
 @dataclass(frozen=True)
@@ -128,15 +128,7 @@ def request_data_use(
                 f"{requested_by!r} is not a member of project {project!r}; only "
                 "its members may request data for it"
             )
-        others = (
-            session.scalars(
-                select(DatasetRow)
-                .join(RequestRow, RequestRow.dataset == DatasetRow.name)
-                .where(RequestRow.project == project, DatasetRow.name != dataset)
-            )
-            .unique()
-            .all()
-        )
+        others = [d for d in project_datasets(session, project) if d.name != dataset]
         compare_schemas(
             {
                 d.name: {c: ColumnType(t) for c, t in json.loads(d.schema_json).items()}

@@ -40,3 +40,15 @@ def get(session: Session, row_type: type[Row], key: str) -> Row:
 
 def all_rows(session: Session, row_type: type[Row], *order: object) -> list[Row]:
     return list(session.scalars(select(row_type).order_by(*order)))  # type: ignore[arg-type]
+
+
+def project_datasets(session: Session, project: str) -> list[DatasetRow]:
+    """Every dataset some data-use request of the project names, whatever its steward said."""
+    return list(
+        session.scalars(
+            select(DatasetRow)
+            .join(RequestRow, RequestRow.dataset == DatasetRow.name)
+            .where(RequestRow.project == project)
+            .order_by(DatasetRow.name)
+        ).unique()
+    )

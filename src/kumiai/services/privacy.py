@@ -8,16 +8,14 @@ refused before any node is contacted, and mirrors budgets for the `kumiai budget
 import math
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
 from kumiai.adapters.spendlog import SpendLog
 from kumiai.adapters.storage.database import transaction
-from kumiai.adapters.storage.schema import DatasetRow, PrivacySpendRow, RequestRow
+from kumiai.adapters.storage.schema import DatasetRow, PrivacySpendRow
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.privacy import DpSgdPlan, plan_dp_sgd
 from kumiai.domain.training import TrainingSettings
 from kumiai.services.consortium import Consortium
-from kumiai.services.lookup import all_rows, get
+from kumiai.services.lookup import all_rows, get, project_datasets
 
 
 def estimate_plan(rows: int, settings: TrainingSettings) -> DpSgdPlan:
@@ -44,16 +42,7 @@ def plan_privacy(
     if not settings.private:
         return {}
     with transaction(consortium.sessions) as session:
-        datasets = (
-            session.scalars(
-                select(DatasetRow)
-                .join(RequestRow, RequestRow.dataset == DatasetRow.name)
-                .where(RequestRow.project == project)
-                .order_by(DatasetRow.name)
-            )
-            .unique()
-            .all()
-        )
+        datasets = project_datasets(session, project)
         sizes = {d.name: d.rows for d in datasets}
     plans = {}
     for name, rows in sizes.items():

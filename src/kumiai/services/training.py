@@ -33,7 +33,6 @@ from kumiai.adapters.storage.schema import (
     PrivacySpendRow,
     ProjectMemberRow,
     ProjectRow,
-    RequestRow,
 )
 from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.clock import utc_now
@@ -47,7 +46,7 @@ from kumiai.domain.training import TrainingSettings
 from kumiai.services.agreements import agreements_for_job
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
-from kumiai.services.lookup import get
+from kumiai.services.lookup import get, project_datasets
 from kumiai.services.node import NodeWorker
 from kumiai.services.privacy import plan_privacy
 from kumiai.services.transparency import consistency_proofs, record_cosignature
@@ -296,16 +295,7 @@ def _start_job(
             raise InvalidInput(
                 f"{by!r} is not a member of project {project!r}; only its members start jobs"
             )
-        datasets = (
-            session.scalars(
-                select(DatasetRow)
-                .join(RequestRow, RequestRow.dataset == DatasetRow.name)
-                .where(RequestRow.project == project)
-                .order_by(DatasetRow.name)
-            )
-            .unique()
-            .all()
-        )
+        datasets = project_datasets(session, project)
         if not datasets:
             raise InvalidInput(
                 f"project {project!r} has no data-use requests yet; request "

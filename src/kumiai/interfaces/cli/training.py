@@ -176,13 +176,16 @@ def job_show(ctx: typer.Context, job_id: str = typer.Argument(...)) -> None:
     for s in j.sites:
         sites.add_row(s.dataset, s.member, s.status, s.reason or "")
     console.print(sites)
-    rounds = Table("round", "train loss", "accuracy", "AUC", "seconds", title="rounds")
+    rounds = Table(
+        "round", "train loss", "accuracy", "AUC", "ε spent (max)", "seconds", title="rounds"
+    )
     for r in j.rounds:
         rounds.add_row(
             str(r["round"]),
             number(r["train_loss"]),
             number(r["overall"].get("accuracy")),
             number(r["overall"].get("auc")),
+            number(max(r.get("epsilon", {}).values(), default=None)),
             number(r["seconds"], 2),
         )
     console.print(rounds)
