@@ -10,6 +10,7 @@ or from a locator the caller passes (the simulation maps partition ids to homes)
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from flwr.app import ConfigRecord, Context, Error, Message, MessageType
@@ -43,84 +44,98 @@ def node_config_locator(context: Context) -> tuple[Path, str | None]:
     return Path(str(home)), (str(dataset) if dataset else None)
 
 
+@dataclass(frozen=True)
+class Admission:
+    """The guard's answer for one message, with what the handlers need once it is allowed."""
+
+    decision: Decision
+    dataset: str
+    steward: str = ""
+    epsilon_cap: float | None = None  # the agreement's cap, for the node's budget check
+    cosignature: str = ""  # the node's signature on the coordinator's head, if it cosigned
+    head: TreeHead | None = None
+
+
 def witness(
     node: NodeHome, config: ConfigRecord, steward: str, job_id: str
-) -> tuple[Decision, str]:
+) -> tuple[Decision, str, TreeHead | None]:
     """Check the coordinator's tree head against the one this node last verified.
 
     A node works only for a coordinator whose log it can check: the message must carry a
     signed head and, once the node has witnessed before, a consistency proof from it.
     """
     if protocol.HEAD not in config:
-        return Decision(
-            False,
-            f"{steward} refused job {job_id}: the message carries no signed "
-            "tree head, so the coordinator's log cannot be checked",
-        ), ""
+        return (
+            Decision(
+                False,
+                f"{steward} refused job {job_id}: the message carries no signed "
+                "tree head, so the coordinator's log cannot be checked",
+            ),
+            "",
+            None,
+        )
     try:
         head = TreeHead.from_json(str(config[protocol.HEAD]))
     except KumiaiError as exc:
-        return Decision(False, f"{steward} refused job {job_id}: {exc}"), ""
+        return Decision(False, f"{steward} refused job {job_id}: {exc}"), "", None
     last = witnessing.last_witnessed(node)
     sent = protocol.consistency_for(config, steward)
     proof: list[bytes] = []
     if last is not None and last.size != head.size:
         if sent is None or sent[0] != last.size:
-            return Decision(
-                False,
-                f"{steward} refused job {job_id}: no consistency proof from "
-                f"the head this node last witnessed (size {last.size}); run "
-                "`kumiai ledger witness` to bring the witnesses up to date",
-            ), ""
+            return (
+                Decision(
+                    False,
+                    f"{steward} refused job {job_id}: no consistency proof from "
+                    f"the head this node last witnessed (size {last.size}); run "
+                    "`kumiai ledger witness` to bring the witnesses up to date",
+                ),
+                "",
+                None,
+            )
         proof = sent[1]
     seen = witnessing.observe(node, head, proof)
     if not seen.verdict.accepted:
-        return Decision(False, f"{steward} refused job {job_id}: {seen.verdict.reason}"), ""
-    return Decision(True, seen.verdict.reason), seen.cosignature or ""
+        return Decision(False, f"{steward} refused job {job_id}: {seen.verdict.reason}"), "", None
+    return Decision(True, seen.verdict.reason), seen.cosignature or "", head
 
 
-def decide(message: Message, home: Path, dataset_hint: str | None) -> tuple[Decision, str, str]:
-    """Run the policy and witness checks for one message with this node's own state.
-
-    Returns the decision, the dataset it concerns and, when the node cosigned the
-    coordinator's tree head, its cosignature.
-    """
+def decide(message: Message, home: Path, dataset_hint: str | None) -> Admission:
+    """Run the policy and witness checks for one message with this node's own state."""
     node = NodeHome(home)
     steward = node.member_name
     config = protocol.job_config(message)
     operation = OPERATION_OF_MESSAGE.get(message.metadata.message_type.split(".")[0], "unknown")
     if config is None:
-        return (
+        return Admission(
             Decision(
                 False,
                 f"{steward} refused: the message carries no kumiai job ticket; "
                 "submit work through a kumiai job",
             ),
             dataset_hint or "?",
-            "",
         )
     try:
         ticket = JobTicket.from_json(str(config[protocol.TICKET]))
     except KumiaiError as exc:
-        return Decision(False, f"{steward} refused: {exc}"), dataset_hint or "?", ""
+        return Admission(Decision(False, f"{steward} refused: {exc}"), dataset_hint or "?")
     held = [dataset_hint] if dataset_hint else node.dataset_names()
     mine = [d for d in held if d in ticket.datasets]
     if not mine:
-        return (
+        return Admission(
             Decision(
                 False,
                 f"{steward} refused job {ticket.job_id}: this node holds none of "
                 f"its datasets {list(ticket.datasets)}",
             ),
             dataset_hint or "?",
-            "",
         )
     dataset = mine[0]
     document = protocol.agreements_of(config).get(dataset)
     try:
         agreement = SignedAgreement.from_json(document) if document else None
     except KumiaiError as exc:
-        return Decision(False, f"{steward} refused job {ticket.job_id}: {exc}"), dataset, ""
+        return Admission(Decision(False, f"{steward} refused job {ticket.job_id}: {exc}"), dataset)
     server_round = int(config.get("server-round", 0))
     decision = check_job(
         ticket=ticket,
@@ -134,9 +149,12 @@ def decide(message: Message, home: Path, dataset_hint: str | None) -> tuple[Deci
         now=utc_now(),
     )
     if not decision.allowed:
-        return decision, dataset, ""
-    witnessed, cosignature = witness(node, config, steward, ticket.job_id)
-    return (decision if witnessed.allowed else witnessed), dataset, cosignature
+        return Admission(decision, dataset)
+    witnessed, cosignature, head = witness(node, config, steward, ticket.job_id)
+    if not witnessed.allowed:
+        return Admission(witnessed, dataset)
+    cap = agreement.terms.epsilon_cap if agreement is not None else None
+    return Admission(decision, dataset, steward, cap, cosignature, head)
 
 
 def is_secure_aggregation_handshake(message: Message) -> bool:
@@ -161,32 +179,31 @@ def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
             return call_next(message, context)  # key exchange only: no data is touched
         try:
             home, hint = locate(context)
-            decision, dataset, cosignature = decide(message, home, hint)
+            admission = decide(message, home, hint)
         except KumiaiError as exc:
             return Message(
                 Error(protocol.REFUSED, protocol.refusal_reason("?", str(exc))), reply_to=message
             )
-        if not decision.allowed:
-            return Message(
-                Error(protocol.REFUSED, protocol.refusal_reason(dataset, decision.reason)),
-                reply_to=message,
-            )
-        agreement = SignedAgreement.from_json(
-            protocol.agreements_of(protocol.job_config(message))[dataset]  # type: ignore[arg-type]
-        )
-        cap = agreement.terms.epsilon_cap
+        if not admission.decision.allowed:
+            reason = protocol.refusal_reason(admission.dataset, admission.decision.reason)
+            return Message(Error(protocol.REFUSED, reason), reply_to=message)
+        cap = admission.epsilon_cap
         context.state[protocol.STATE] = ConfigRecord(
-            {"home": str(home), "dataset": dataset, "epsilon-cap": -1.0 if cap is None else cap}
+            {
+                "home": str(home),
+                "dataset": admission.dataset,
+                "epsilon-cap": -1.0 if cap is None else cap,
+            }
         )
         reply = call_next(message, context)
-        if cosignature and reply.has_content():
-            head = TreeHead.from_json(str(protocol.job_config(message)[protocol.HEAD]))  # type: ignore[index]
+        head = admission.head
+        if admission.cosignature and head is not None and reply.has_content():
             reply.content[protocol.COSIGNATURE] = ConfigRecord(
                 {
-                    "witness": NodeHome(home).member_name,
+                    "witness": admission.steward,
                     "size": head.size,
                     "head": head.to_json(),
-                    "signature": cosignature,
+                    "signature": admission.cosignature,
                 }
             )
         return reply

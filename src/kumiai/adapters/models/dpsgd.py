@@ -72,9 +72,4 @@ def dp_sgd(
             total = np.zeros(width)  # an empty lot is still released, noise and all
         noisy = (total + rng.normal(0.0, sigma * clip, size=width)) / expected_batch
         g_coef = noisy[:split].reshape(model.coef_.shape) + model.l2 * model.coef_
-        g_int = noisy[split:]
-        if prox_mu:
-            g_coef = g_coef + prox_mu * (model.coef_ - anchor[0])
-            g_int = g_int + prox_mu * (model.intercept_ - anchor[1])
-        model.coef_ -= learning_rate * g_coef
-        model.intercept_ -= learning_rate * g_int
+        model.step(g_coef, noisy[split:], learning_rate, prox_mu, anchor)

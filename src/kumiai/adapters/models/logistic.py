@@ -107,11 +107,22 @@ class LogisticRegression:
             for start in range(0, len(y), batch_size):
                 batch = order[start : start + batch_size]
                 g_coef, g_int = self.gradient(X[batch], y[batch])
-                if prox_mu:
-                    g_coef = g_coef + prox_mu * (self.coef_ - anchor[0])
-                    g_int = g_int + prox_mu * (self.intercept_ - anchor[1])
-                self.coef_ -= lr * g_coef
-                self.intercept_ -= lr * g_int
+                self.step(g_coef, g_int, lr, prox_mu, anchor)
+
+    def step(
+        self,
+        g_coef: FloatArray,
+        g_int: FloatArray,
+        lr: float,
+        prox_mu: float = 0.0,
+        anchor: list[FloatArray] | None = None,
+    ) -> None:
+        """One gradient step; with prox_mu > 0 it adds FedProx's pull towards `anchor`."""
+        if prox_mu and anchor is not None:
+            g_coef = g_coef + prox_mu * (self.coef_ - anchor[0])
+            g_int = g_int + prox_mu * (self.intercept_ - anchor[1])
+        self.coef_ -= lr * g_coef
+        self.intercept_ -= lr * g_int
 
     def fit(self, X: FloatArray, y: IntArray, max_iter: int = 500) -> "LogisticRegression":
         """Full-batch L-BFGS to the optimum: the pooled and local-only reference models."""
