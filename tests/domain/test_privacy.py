@@ -9,7 +9,7 @@ from dp_accounting.rdp import RdpAccountant
 
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.privacy import (
-    DpSgdPlan,
+    PrivacyPlan,
     check_clipping,
     check_delta,
     check_epsilon_cap,
@@ -157,7 +157,7 @@ def test_cap_no_noise_can_meet_says_so() -> None:
 
 def test_plan_calibrates_noise_from_a_cap() -> None:
     plan = plan_dp_sgd(rows=2000, clipping_norm=1.0, batch_size=100, steps=300, epsilon_cap=3.0)
-    assert isinstance(plan, DpSgdPlan)
+    assert isinstance(plan, PrivacyPlan)
     assert plan.sample_rate == pytest.approx(0.05)
     assert plan.delta == pytest.approx(5e-5)
     assert plan.accountant == "pld"

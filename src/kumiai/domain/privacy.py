@@ -1,4 +1,4 @@
-"""Record-level differential privacy for DP-SGD: accounting and the rules its parameters obey.
+"""Differential privacy plans and accounting: DP-SGD at each node, or client-level DP-FedAvg.
 
 Each DP-SGD step Poisson-samples every row with probability q, clips each example's gradient
 to norm C and adds Gaussian noise of standard deviation σ·C to the sum: a Poisson-subsampled
@@ -8,6 +8,10 @@ formulas, so the numbers a consortium relies on come from audited, widely used c
 
 Neighbouring datasets differ by adding or removing one row (the relation Poisson sampling
 and dividing by the *expected* batch size are analysed under).
+
+Client-level DP (DP-FedAvg, `plan_client_dp` in kumiai.domain.client_dp) is the other
+level: each member's node clips its whole update to C and the coordinator adds Gaussian
+noise σ·C to the sum once per round, so q = 1 and a job is `rounds` Gaussian releases.
 
 Two accountants are offered. PLD (privacy loss distributions, the default) is numerically
 tight; RDP (Rényi DP) is the older, looser bound kept for comparison with published results.
@@ -23,6 +27,7 @@ Nothing here does I/O.
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any, Literal, cast
@@ -315,9 +320,35 @@ def check_noise_meets_cap(
 
 
 # -- a plan for one job ----------------------------------------------------------------
+Level = Literal["record", "client"]
+LEVELS: tuple[Level, ...] = ("record", "client")
+
+RECORD_SENSITIVITY: dict[str, int] = {"record": 1, "client": 2}
+"""How far one row can move the noised sum, in units of the clipping norm C.
+
+DP-SGD clips each example's gradient to C, so adding or removing a row moves a step's sum by
+at most C. Client-level DP clips a member's whole update to C; one row changed inside that
+member can turn its clipped update into another of norm C, a move of up to 2C. A dataset's
+budget is counted per row (its patients), so client-level rounds are accounted at σ/2."""
+
+
+def check_level(level: str) -> Level:
+    if level not in LEVELS:
+        raise InvalidInput(
+            f"dp level must be one of {', '.join(LEVELS)}, got {level!r} (record: DP-SGD "
+            "at each node; client: each node clips its update, the coordinator adds noise)"
+        )
+    return cast(Level, level)
+
+
 @dataclass(frozen=True)
-class DpSgdPlan:
-    """Everything DP-SGD needs, and the ε it spends: recorded with the job it governs."""
+class PrivacyPlan:
+    """Everything one dataset's part of a private job needs, and the ε it spends.
+
+    `epsilon` is always per row of the dataset (what its budget counts). For client-level
+    DP, `member_epsilon` is the guarantee for the member's whole dataset at once, the figure
+    DP-FedAvg papers and Flower's accountant report; `steps` are then rounds, q = 1.
+    """
 
     noise_multiplier: float
     clipping_norm: float
@@ -326,9 +357,27 @@ class DpSgdPlan:
     delta: float
     epsilon: float
     accountant: Accountant
+    level: Level = "record"
+    member_epsilon: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def spent_after(details: Mapping[str, Any], rounds: int) -> float:
+    """ε per row after `rounds` rounds of a plan (as stored in a node's spend log).
+
+    One function for both levels, so a node counts its spend the same way whichever kind of
+    job it serves.
+    """
+    level = check_level(str(details.get("level", "record")))
+    return epsilon_for(
+        float(details["noise_multiplier"]) / RECORD_SENSITIVITY[level],
+        float(details["sample_rate"]),
+        rounds * int(details["steps_per_round"]),
+        float(details["delta"]),
+        str(details["accountant"]),
+    )
 
 
 def plan_dp_sgd(
@@ -341,7 +390,7 @@ def plan_dp_sgd(
     noise_multiplier: float | None = None,
     delta: float | None = None,
     accountant: str = DEFAULT_ACCOUNTANT,
-) -> DpSgdPlan:
+) -> PrivacyPlan:
     """Fix DP-SGD's parameters for one site's part of a job.
 
     rows: the site's training rows (n). batch_size: the *expected* lot size; each row is
@@ -378,7 +427,7 @@ def plan_dp_sgd(
             epsilon = epsilon_for(sigma, sample_rate, steps, delta, name)
         else:
             epsilon = check_noise_meets_cap(sigma, sample_rate, steps, delta, epsilon_cap, name)
-    return DpSgdPlan(
+    return PrivacyPlan(
         noise_multiplier=sigma,
         clipping_norm=clipping_norm,
         sample_rate=sample_rate,

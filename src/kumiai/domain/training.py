@@ -3,11 +3,13 @@
 import json
 from dataclasses import asdict, dataclass
 
+from kumiai.domain.client_dp import CLIENT_STRATEGIES
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.privacy import (
     check_accountant,
     check_clipping,
     check_epsilon_cap,
+    check_level,
     check_noise_multiplier,
 )
 
@@ -28,10 +30,13 @@ class TrainingSettings:
     server_learning_rate: float = 0.1  # FedAdam / FedYogi only
     seed: int = 0
     test_fraction: float = 0.25
-    # Record-level differential privacy (DP-SGD at every node). Off when both are None.
-    epsilon: float | None = None  # target ε per dataset for the whole job; σ calibrated
+    # Differential privacy. Off when both epsilon and noise_multiplier are None.
+    epsilon: float | None = None  # target ε per dataset (per row) for the whole job
     noise_multiplier: float | None = None  # or a fixed σ whose ε each node reports
-    clipping_norm: float = 1.0
+    clipping_norm: float = 1.0  # per example (record level) or per update (client level)
+    # record: DP-SGD at every node. client: DP-FedAvg, each node clips its update and the
+    # coordinator adds the noise (kumiai.domain.client_dp).
+    dp_level: str = "record"
     delta: float | None = None  # default per node: 1/(10·n)
     accountant: str = "pld"
     # SecAgg+: the coordinator sees only the sum of the nodes' updates. Off only if every
@@ -74,6 +79,18 @@ class TrainingSettings:
         if self.noise_multiplier is not None:
             check_noise_multiplier(self.noise_multiplier)
         check_clipping(self.clipping_norm)
+        check_level(self.dp_level)
+        if self.dp_level == "client" and not self.private:
+            raise InvalidInput(
+                "client-level DP needs --epsilon (a target) or --noise-multiplier; "
+                "without either the job has no differential privacy"
+            )
+        if self.dp_level == "client" and self.strategy not in CLIENT_STRATEGIES:
+            raise InvalidInput(
+                f"client-level DP works with strategy {' or '.join(CLIENT_STRATEGIES)}, not "
+                f"{self.strategy!r}: a server optimiser steps on the mean before the noise "
+                "is added, so the noise would no longer bound what is released"
+            )
         check_accountant(self.accountant)
         if self.delta is not None and not 0 < self.delta < 1:
             raise InvalidInput(

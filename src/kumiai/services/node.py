@@ -19,11 +19,12 @@ from kumiai.adapters.models.dpsgd import dp_sgd
 from kumiai.adapters.models.logistic import LogisticRegression
 from kumiai.adapters.nodehome import LocalDataset, NodeHome
 from kumiai.adapters.spendlog import SpendLog
+from kumiai.domain.client_dp import plan_client_dp
 from kumiai.domain.errors import DataError, InvalidInput, StateError
 from kumiai.domain.job import JobTicket
 from kumiai.domain.metrics import SiteScore, score_site
 from kumiai.domain.preprocessing import Columns, FeaturePlan, SiteSummary, summarise
-from kumiai.domain.privacy import DpSgdPlan, epsilon_for, plan_dp_sgd
+from kumiai.domain.privacy import PrivacyPlan, plan_dp_sgd, spent_after
 from kumiai.domain.schema import Schema, TargetSpec
 from kumiai.domain.training import TrainingSettings
 
@@ -126,12 +127,23 @@ class NodeWorker:
         part = self.split(dataset, settings)
         return summarise(part.train, part.schema, part.train_labels)
 
-    def privacy_plan(self, dataset: str, settings: TrainingSettings) -> tuple[DpSgdPlan, int]:
-        """DP-SGD for this site's share of the job: (plan over all rounds, steps per round).
+    def privacy_plan(self, dataset: str, settings: TrainingSettings) -> tuple[PrivacyPlan, int]:
+        """This site's share of a private job: (plan over all rounds, steps per round).
 
         Raises InvalidInput naming the parameter when ε, δ, σ or clipping are out of range.
         """
         rows = len(self.split(dataset, settings).train_labels)
+        if settings.dp_level == "client":  # one noised release per round, at the coordinator
+            plan = plan_client_dp(
+                rows=rows,
+                clipping_norm=settings.clipping_norm,
+                rounds=settings.rounds,
+                epsilon_cap=settings.epsilon,
+                noise_multiplier=settings.noise_multiplier,
+                delta=settings.delta,
+                accountant=settings.accountant,
+            )
+            return plan, 1
         batch = min(settings.batch_size, rows)
         steps_per_round = settings.local_epochs * max(1, round(rows / batch))
         plan = plan_dp_sgd(
@@ -174,6 +186,8 @@ class NodeWorker:
             "sample_rate": plan.sample_rate,
             "steps": float(plan.steps),
         }
+        if plan.member_epsilon is not None:
+            numbers["member_epsilon"] = plan.member_epsilon
         return decision.allowed, decision.reason, numbers
 
     def train(
@@ -195,7 +209,7 @@ class NodeWorker:
         y = plan.encode_labels(part.train_labels, f"dataset {dataset!r}")
         model = LogisticRegression(X.shape[1], len(plan.classes), l2=settings.l2)
         model.arrays = arrays
-        if settings.private:
+        if settings.private and settings.dp_level == "record":
             epsilon = self._train_privately(dataset, settings, model, X, y, server_round, job)
             return model.arrays, len(y), model.loss(X, y), epsilon
         rng = np.random.default_rng([_site_seed(settings.seed, dataset), server_round])
@@ -209,7 +223,34 @@ class NodeWorker:
             prox_mu=settings.proximal_mu,
             anchor=arrays,
         )
+        if settings.private:  # client level: the update is clipped on its way out (a mod)
+            log, held, trained = self._claim_round(dataset, job, server_round)
+            spent = spent_after(held.details, trained)
+            log.spend(job=job, round_=trained, epsilon=spent)
+            return model.arrays, len(y), model.loss(X, y), spent
         return model.arrays, len(y), model.loss(X, y), None
+
+    def _claim_round(self, dataset: str, job: str, server_round: int) -> tuple[SpendLog, Any, int]:
+        """The job's reservation and the number of the round about to be paid for.
+
+        The node counts the rounds it has trained itself: a round sent twice is paid for
+        twice, and no round beyond the reservation is trained (the coordinator's round
+        number is not trusted).
+        """
+        log = SpendLog(NodeHome(self.home), dataset)
+        held = log.view().jobs.get(job)
+        if held is None or held.released or not held.details:
+            raise StateError(
+                f"job {job} holds no privacy reservation on {dataset!r}; it must "
+                "pass the node's budget check first"
+            )
+        trained = held.rounds + 1
+        if trained > held.planned_rounds:
+            raise StateError(
+                f"job {job} reserved {held.planned_rounds} rounds on {dataset!r} and has trained "
+                f"them all; round {server_round} is refused"
+            )
+        return log, held, trained
 
     def _train_privately(
         self,
@@ -221,28 +262,8 @@ class NodeWorker:
         server_round: int,
         job: str,
     ) -> float:
-        log = SpendLog(NodeHome(self.home), dataset)
-        held = log.view().jobs.get(job)
-        if held is None or held.released or not held.details:
-            raise StateError(
-                f"job {job} holds no privacy reservation on {dataset!r}; it must "
-                "pass the node's budget check first"
-            )
-        # The node counts the rounds it has trained itself: a round sent twice is paid for
-        # twice, and no round beyond the reservation is trained (the coordinator's round
-        # number is not trusted).
-        trained = held.rounds + 1
-        if trained > held.planned_rounds:
-            raise StateError(
-                f"job {job} reserved {held.planned_rounds} rounds on {dataset!r} and has trained "
-                f"them all; round {server_round} is refused"
-            )
+        log, held, trained = self._claim_round(dataset, job, server_round)
         d = held.details
-        sigma, q, steps = (
-            float(d["noise_multiplier"]),
-            float(d["sample_rate"]),
-            int(d["steps_per_round"]),
-        )
         # Fresh OS entropy, never the job's seed: whoever knew the seed could subtract the noise.
         rng = np.random.default_rng(secrets.randbits(128))
         anchor = model.arrays
@@ -250,16 +271,16 @@ class NodeWorker:
             model,
             X,
             y,
-            steps=steps,
-            sample_rate=q,
-            noise_multiplier=sigma,
+            steps=int(d["steps_per_round"]),
+            sample_rate=float(d["sample_rate"]),
+            noise_multiplier=float(d["noise_multiplier"]),
             clipping_norm=float(d["clipping_norm"]),
             learning_rate=settings.learning_rate,
             rng=rng,
             prox_mu=settings.proximal_mu,
             anchor=anchor,
         )
-        spent = epsilon_for(sigma, q, trained * steps, float(d["delta"]), str(d["accountant"]))
+        spent = spent_after(d, trained)
         log.spend(job=job, round_=trained, epsilon=spent)
         return spent
 

@@ -6,21 +6,37 @@ refused before any node is contacted, and mirrors budgets for the `kumiai budget
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kumiai.adapters.spendlog import SpendLog
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import DatasetRow, PrivacySpendRow
+from kumiai.domain.client_dp import plan_client_dp
 from kumiai.domain.errors import InvalidInput
-from kumiai.domain.privacy import DpSgdPlan, plan_dp_sgd
+from kumiai.domain.privacy import PrivacyPlan, plan_dp_sgd
 from kumiai.domain.training import TrainingSettings
 from kumiai.services.consortium import Consortium
 from kumiai.services.lookup import all_rows, get, project_datasets
 
 
-def estimate_plan(rows: int, settings: TrainingSettings) -> DpSgdPlan:
-    """The DP-SGD plan a node with `rows` registered rows will make (same split rule)."""
-    train_rows = rows - math.ceil(rows * settings.test_fraction)
+def _train_rows(rows: int, settings: TrainingSettings) -> int:
+    """The training rows a node with `rows` registered rows will have (same split rule)."""
+    return rows - math.ceil(rows * settings.test_fraction)
+
+
+def estimate_plan(rows: int, settings: TrainingSettings) -> PrivacyPlan:
+    """The privacy plan a node with `rows` registered rows will make."""
+    train_rows = _train_rows(rows, settings)
+    if settings.dp_level == "client":
+        return plan_client_dp(
+            rows=train_rows,
+            clipping_norm=settings.clipping_norm,
+            rounds=settings.rounds,
+            epsilon_cap=settings.epsilon,
+            noise_multiplier=settings.noise_multiplier,
+            delta=settings.delta,
+            accountant=settings.accountant,
+        )
     batch = min(settings.batch_size, train_rows)
     steps = settings.local_epochs * max(1, round(train_rows / batch)) * settings.rounds
     return plan_dp_sgd(
@@ -35,17 +51,44 @@ def estimate_plan(rows: int, settings: TrainingSettings) -> DpSgdPlan:
     )
 
 
+def _dataset_rows(consortium: Consortium, project: str) -> dict[str, int]:
+    with transaction(consortium.sessions) as session:
+        return {d.name: d.rows for d in project_datasets(session, project)}
+
+
+def resolve_settings(
+    consortium: Consortium, project: str, settings: TrainingSettings
+) -> TrainingSettings:
+    """Fix what the coordinator must decide for all nodes at once before a job starts.
+
+    Client-level DP adds one noise for everyone, so σ is calibrated here, to the smallest
+    default δ among the project's datasets: every node's own ε then meets the target.
+    """
+    if not (settings.private and settings.dp_level == "client"):
+        return settings
+    if settings.noise_multiplier is not None:
+        return settings
+    sizes = _dataset_rows(consortium, project)
+    if not sizes:
+        return settings  # the job start refuses a project without datasets
+    # The most rows give the smallest default δ = 1/(10·n), hence the largest ε for a σ.
+    largest = max(sizes, key=lambda name: _train_rows(sizes[name], settings))
+    try:
+        plan = estimate_plan(sizes[largest], settings)
+    except InvalidInput as exc:
+        raise InvalidInput(f"dataset {largest!r} ({sizes[largest]} rows): {exc}") from None
+    return replace(settings, noise_multiplier=plan.noise_multiplier)
+
+
 def plan_privacy(
     consortium: Consortium, project: str, settings: TrainingSettings
-) -> dict[str, DpSgdPlan]:
+) -> dict[str, PrivacyPlan]:
     """Planned ε per dataset of a project's next job; InvalidInput names a bad parameter."""
     if not settings.private:
         return {}
-    with transaction(consortium.sessions) as session:
-        datasets = project_datasets(session, project)
-        sizes = {d.name: d.rows for d in datasets}
+    settings = resolve_settings(consortium, project, settings)
     plans = {}
-    for name, rows in sizes.items():
+    for name, rows in _dataset_rows(consortium, project).items():
         try:
             plans[name] = estimate_plan(rows, settings)
         except InvalidInput as exc:

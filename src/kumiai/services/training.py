@@ -48,7 +48,7 @@ from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
 from kumiai.services.node import NodeWorker
-from kumiai.services.privacy import plan_privacy
+from kumiai.services.privacy import plan_privacy, resolve_settings
 from kumiai.services.transparency import consistency_proofs, record_cosignature
 
 
@@ -61,6 +61,7 @@ class RoundReport:
     sites: dict[str, dict[str, float | int | None]]
     seconds: float
     epsilons: dict[str, float] = field(default_factory=dict)  # cumulative ε per dataset
+    member_epsilon: float | None = None  # client-level DP: Flower's accountant, per member
 
 
 class TrainingProgress(Protocol):
@@ -83,6 +84,7 @@ class TrainingOutcome:
     refused: dict[str, str] = field(default_factory=dict)
     seconds_per_round: float = 0.0
     epsilons: dict[str, float] = field(default_factory=dict)  # ε each dataset spent
+    member_epsilon: float | None = None  # client-level DP, per member (Flower's accountant)
     planned: dict[str, dict[str, float]] = field(default_factory=dict)  # each node's DP plan
 
 
@@ -225,6 +227,7 @@ class _JobRecorder:
         scores: dict[str, SiteScore],
         seconds: float,
         epsilons: dict[str, float],
+        member_epsilon: float | None = None,
     ) -> None:
         report = RoundReport(
             round=server_round,
@@ -234,6 +237,7 @@ class _JobRecorder:
             sites={d: s.as_dict() for d, s in sorted(scores.items())},
             seconds=seconds,
             epsilons=dict(sorted(epsilons.items())),
+            member_epsilon=member_epsilon,
         )
         with transaction(self.consortium.sessions) as session:
             session.add(
@@ -248,6 +252,7 @@ class _JobRecorder:
                             "overall": report.overall,
                             "sites": report.sites,
                             "epsilon": report.epsilons,
+                            "member_epsilon": member_epsilon,
                         }
                     ),
                 )
@@ -260,6 +265,8 @@ class _JobRecorder:
                 "examples": report.overall.get("examples"),
                 "epsilon": report.epsilons,
             }
+            if member_epsilon is not None:
+                payload["member_epsilon"] = member_epsilon
             for dataset, spent in epsilons.items():
                 row = session.get(PrivacySpendRow, (self.job_id, dataset))
                 if row is not None:
@@ -428,6 +435,7 @@ def train(
     reply the coordinator receives (audits: with secure aggregation, no individual update).
     """
     recover_interrupted_jobs(consortium)
+    settings = resolve_settings(consortium, project, settings)  # client-level DP: fix σ
     plan_privacy(consortium, project, settings)  # bad ε, δ, σ or clipping: refused now
     job, sites, by = _start_job(consortium, project, settings, by)
     with transaction(consortium.sessions) as session:
@@ -470,5 +478,6 @@ def train(
         refused=recorder.refused,
         seconds_per_round=float(np.mean(recorder.seconds)) if recorder.seconds else 0.0,
         epsilons=recorder.last.epsilons,
+        member_epsilon=recorder.last.member_epsilon,
         planned=recorder.planned,
     )

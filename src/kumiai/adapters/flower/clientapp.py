@@ -16,6 +16,7 @@ from flwr.compat.common import recorddict_compat as compat
 from numpy.typing import NDArray
 
 from kumiai.adapters.flower import protocol
+from kumiai.adapters.flower.central_dp import client_dp_mod
 from kumiai.adapters.flower.guard import Mod, NodeLocator, make_guard_mod, node_config_locator
 from kumiai.adapters.nodehome import NodeHome
 from kumiai.domain.job import JobTicket
@@ -78,9 +79,6 @@ def metrics_score(metrics: MetricRecord) -> SiteScore:
     )
 
 
-LEGACY_PARAMETERS = "fitins.parameters"
-
-
 def secure_aggregation_mod(
     message: Message, context: Context, call_next: ClientAppCallable
 ) -> Message:
@@ -98,8 +96,11 @@ def build_client_app(
     locate: NodeLocator = node_config_locator,
     mods: Sequence[Mod] = (),
 ) -> ClientApp:
-    """The node's ClientApp: the guard first, then any extra `mods`, then SecAgg+ masking."""
-    app = ClientApp(mods=[make_guard_mod(locate), *mods, secure_aggregation_mod])
+    """The node's ClientApp: the guard first, then any extra `mods`, then SecAgg+ masking.
+
+    Client-level DP clipping sits innermost, so an update is clipped before it is masked.
+    """
+    app = ClientApp(mods=[make_guard_mod(locate), *mods, secure_aggregation_mod, client_dp_mod])
 
     def unpack(
         message: Message, context: Context
@@ -136,8 +137,10 @@ def build_client_app(
     def train(message: Message, context: Context) -> Message:
         node, dataset, config, settings = unpack(message, context)
         plan = FeaturePlan.from_json(str(config[protocol.PLAN]))
-        secure = LEGACY_PARAMETERS in message.content  # SecAgg+ speaks Flower's legacy FitIns
-        record = message.content[LEGACY_PARAMETERS if secure else "arrays"]
+        secure = (
+            protocol.LEGACY_PARAMETERS in message.content
+        )  # SecAgg+ speaks Flower's legacy FitIns
+        record = message.content[protocol.LEGACY_PARAMETERS if secure else "arrays"]
         arrays = record.to_numpy_ndarrays()  # type: ignore[union-attr]
         if "proximal-mu" in config:  # set by Flower's FedProx
             settings = replace(settings, proximal_mu=float(config["proximal-mu"]))  # type: ignore[arg-type]
@@ -145,6 +148,8 @@ def build_client_app(
         new_arrays, examples, loss, epsilon = node.train(
             dataset, settings, plan, arrays, int(config.get("server-round", 0)), job
         )
+        if settings.private and settings.dp_level == "client":
+            examples = 1  # uniform weights: the noise is calibrated to a plain mean of members
         values = {
             "num-examples": examples,
             "train-loss": loss,

@@ -97,8 +97,12 @@ def run_secure_rounds(
     initial: list[Any],
     config: ConfigRecord,
     round_timeout: float,
+    wrap: Callable[[legacy.Strategy], legacy.Strategy] | None = None,
 ) -> list[Any]:
-    """All rounds under SecAgg+; returns the final parameters."""
+    """All rounds under SecAgg+; returns the final parameters.
+
+    `wrap` wraps the strategy (client-level DP: Flower's noise-adding wrapper).
+    """
 
     def fit_config(server_round: int) -> dict[str, Any]:
         return {**dict(config), "server-round": server_round}
@@ -122,6 +126,8 @@ def run_secure_rounds(
     # Flower's legacy client manager waits (for a day) until `minimum` nodes are connected;
     # the observing grid fails the job as soon as fewer remain, so it never waits in vain.
     strategy = _legacy_strategy(settings, initial, secure.reconstruction_threshold, fit_config)
+    if wrap is not None:
+        strategy = wrap(strategy)
     legacy_context = LegacyContext(
         context=context,
         config=ServerConfig(num_rounds=settings.rounds, round_timeout=round_timeout),

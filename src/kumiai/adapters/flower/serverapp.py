@@ -17,9 +17,18 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 from flwr.common.secure_aggregation.secaggplus_constants import Key as SecAggKey
+from flwr.server import strategy as legacy
 from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import FedAvg
+from flwr.supercore.privacy_accounting.rdp_accountant import RdpAccountant
 
 from kumiai.adapters.flower import protocol
+from kumiai.adapters.flower.central_dp import (
+    AccountedLegacyClipping,
+    flower_accountant,
+    message_strategy,
+    spent_by_members,
+)
 from kumiai.adapters.flower.clientapp import metrics_score
 from kumiai.adapters.flower.secure import SecureAggregationSettings, run_secure_rounds
 from kumiai.adapters.flower.strategies import make_strategy
@@ -28,6 +37,7 @@ from kumiai.domain.errors import JobFailed
 from kumiai.domain.job import JobTicket
 from kumiai.domain.metrics import SiteScore
 from kumiai.domain.preprocessing import FeaturePlan, SiteSummary, merge_summaries
+from kumiai.domain.privacy import default_delta
 from kumiai.domain.training import TrainingSettings
 
 
@@ -49,6 +59,7 @@ class JobObserver(Protocol):
         scores: dict[str, SiteScore],
         seconds: float,
         epsilons: dict[str, float],
+        member_epsilon: float | None = None,
     ) -> None: ...
 
 
@@ -98,6 +109,8 @@ class ObservingGrid(Grid):
         self.inner, self.sites, self.observer = inner, dict(sites), observer
         self.reply_hook = reply_hook  # an auditor's view of every reply the coordinator gets
         self.minimum = 1  # fewest nodes the aggregation can go on with
+        self.minimum_reason = ""  # why, for the message when fewer remain
+        self.accountant: RdpAccountant | None = None  # Flower's, for client-level DP
         self._stage = ""
         self._round = 0
         self._round_started = time.perf_counter()
@@ -163,6 +176,7 @@ class ObservingGrid(Grid):
                 scores,
                 time.perf_counter() - self._round_started,
                 self._epsilons,
+                spent_by_members(self.accountant),
             )
             self._round_started = time.perf_counter()
         return good
@@ -218,8 +232,7 @@ class ObservingGrid(Grid):
             raise JobFailed(
                 f"only {len(self.sites)} node(s) remain in round {server_round}"
                 + (f" at the secure-aggregation stage '{self._stage}'" if self._stage else "")
-                + f", fewer than the {self.minimum} secure aggregation needs to reconstruct a "
-                f"sum; the job stopped "
+                + f", fewer than the {self.minimum} {self.minimum_reason}; the job stopped "
                 f"and no model was released (last to leave: {protocol.parse_refusal(reason)[1]})"
             )
 
@@ -275,24 +288,51 @@ def build_server_app(job: FederatedJob, observer: JobObserver) -> ServerApp:
         model = LogisticRegression(len(job.plan.feature_names), len(job.plan.classes))
         config = job.config(**{protocol.PLAN: job.plan.to_json()})
         observing = ObservingGrid(grid, sites, observer, job.reply_hook)
-        if job.settings.secure_aggregation:
+        settings = job.settings
+        client_dp = settings.private and settings.dp_level == "client"
+        if client_dp:
+            delta = settings.delta or min(default_delta(n) for n in job.rows.values())
+            observing.accountant = flower_accountant(delta, len(sites))
+            observing.minimum = len(sites)
+            observing.minimum_reason = "client-level DP calibrated its noise to"
+        if settings.secure_aggregation:
             if len(sites) < 2:
                 raise JobFailed(
                     f"secure aggregation needs at least 2 participating nodes; only "
                     f"{len(sites)} admitted the job (a sum of one update is that update)"
                 )
             secure = SecureAggregationSettings(
-                nodes=len(sites), max_weight=float(max(job.rows.values(), default=1) + 1)
+                nodes=len(sites),
+                # client-level DP weighs every member 1; otherwise by rows
+                max_weight=1.0 if client_dp else float(max(job.rows.values(), default=1) + 1),
             )
-            observing.minimum = secure.reconstruction_threshold
+            if not client_dp:
+                observing.minimum = secure.reconstruction_threshold
+                observing.minimum_reason = "secure aggregation needs to reconstruct a sum"
+            accountant = observing.accountant
+
+            def wrap(strategy: legacy.Strategy) -> legacy.Strategy:
+                return AccountedLegacyClipping(strategy, settings, len(sites), accountant)
+
             job.arrays = run_secure_rounds(
-                observing, context, job.settings, secure, model.arrays, config, job.round_timeout
+                observing,
+                context,
+                settings,
+                secure,
+                model.arrays,
+                config,
+                job.round_timeout,
+                wrap if client_dp else None,
             )
             return
-        result = make_strategy(job.settings).start(
+        strategy = make_strategy(settings)
+        if client_dp:
+            assert isinstance(strategy, FedAvg) and observing.accountant is not None
+            strategy = message_strategy(strategy, settings, len(sites), observing.accountant)
+        result = strategy.start(
             grid=observing,
             initial_arrays=ArrayRecord(model.arrays),
-            num_rounds=job.settings.rounds,
+            num_rounds=settings.rounds,
             timeout=job.round_timeout,
             train_config=config,
             evaluate_config=ConfigRecord(dict(config)),

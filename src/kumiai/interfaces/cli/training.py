@@ -4,7 +4,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kumiai.domain.privacy import DpSgdPlan
+from kumiai.domain.privacy import PrivacyPlan
 from kumiai.domain.training import STRATEGIES, TrainingSettings
 from kumiai.interfaces.cli.context import console, consortium, number, when
 from kumiai.interfaces.cli.progress import RichTrainingProgress
@@ -80,7 +80,7 @@ def train(
     )
 
 
-def planned_privacy_table(plans: dict[str, DpSgdPlan]) -> Table:
+def planned_privacy_table(plans: dict[str, PrivacyPlan]) -> Table:
     table = Table(
         "dataset",
         "planned ε",
