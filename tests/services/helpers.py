@@ -1,8 +1,10 @@
 """Small consortia built through the public services, as a user would build them."""
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
+from kumiai.adapters.spendlog import SpendLog
 from kumiai.domain.clock import utc_now
 from kumiai.services.agreements import request_data_use, sign_request
 from kumiai.services.consortium import Consortium, init_consortium
@@ -61,3 +63,15 @@ def heart_consortium(
         if member in sign:
             sign_request(consortium, request.id)
     return consortium, requests
+
+
+def log_records(log: SpendLog) -> list[dict]:
+    """A spend log's records, oldest first."""
+    if not log.log.is_file():
+        return []
+    return [json.loads(line)["record"] for line in log.log.read_text().splitlines()]
+
+
+def spend_records(consortium: Consortium, member: str) -> list[dict]:
+    """The records of a hospital's spend log for its heart dataset."""
+    return log_records(SpendLog(consortium.node(member), f"{member}-heart"))

@@ -2,7 +2,6 @@
 lifetime budgets and agreement caps, per-round spend, and (two simulation runs) a DP job end
 to end with the refusal of one that would overspend."""
 
-import json
 import math
 from dataclasses import replace
 from datetime import timedelta
@@ -31,7 +30,7 @@ from kumiai.services.node import NodeWorker
 from kumiai.services.privacy import budgets, estimate_plan, plan_privacy, set_budget
 from kumiai.services.projects import approve_project, propose_project
 from kumiai.services.training import train
-from tests.services.helpers import HOSPITALS, PURPOSE, heart_consortium
+from tests.services.helpers import HOSPITALS, PURPOSE, heart_consortium, log_records
 
 CLEVELAND = "cleveland-clinic"
 DS = f"{CLEVELAND}-heart"
@@ -73,12 +72,6 @@ def registered_rows(consortium: Consortium, member: str) -> int:
 
 def spend_log(consortium: Consortium, member: str) -> SpendLog:
     return SpendLog(consortium.node(member), f"{member}-heart")
-
-
-def log_records(log: SpendLog) -> list[dict]:
-    if not log.log.is_file():
-        return []
-    return [json.loads(line)["record"] for line in log.log.read_text().splitlines()]
 
 
 # -- parameters refused before any training -------------------------------------------

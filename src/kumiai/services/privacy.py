@@ -113,6 +113,7 @@ class BudgetLine:
     spent: float
     committed: float
     by_project: dict[str, float] = field(default_factory=dict)  # spent per project
+    by_level: dict[str, float] = field(default_factory=dict)  # spent per DP level
 
     @property
     def left(self) -> float | None:
@@ -120,7 +121,8 @@ class BudgetLine:
 
 
 def budgets(consortium: Consortium) -> list[BudgetLine]:
-    """Per dataset: lifetime budget, spent, committed by running jobs, spend per project.
+    """Per dataset: lifetime budget, spent, committed by running jobs, spend per project
+    and per level (record-level DP-SGD or client-level DP-FedAvg, both counted per row).
 
     Read from the coordinator's mirror; the nodes' spend logs are the record.
     """
@@ -135,4 +137,5 @@ def budgets(consortium: Consortium) -> list[BudgetLine]:
             if spend.status == "running":
                 line.committed += max(spend.planned - spend.spent, 0.0)
             line.by_project[spend.project] = line.by_project.get(spend.project, 0.0) + spend.spent
+            line.by_level[spend.level] = line.by_level.get(spend.level, 0.0) + spend.spent
     return list(lines.values())

@@ -146,9 +146,13 @@ class _JobRecorder:
     """Writes what the federation reports into the job's record, one commit per event."""
 
     def __init__(
-        self, consortium: Consortium, job: JobTicket, progress: TrainingProgress | None
+        self,
+        consortium: Consortium,
+        job: JobTicket,
+        progress: TrainingProgress | None,
+        level: str = "record",
     ) -> None:
-        self.consortium, self.progress = consortium, progress
+        self.consortium, self.progress, self.level = consortium, progress, level
         self.job_id, self.rounds, self.project = job.job_id, job.rounds, job.project
         self.refused: dict[str, str] = {}
         self.planned: dict[str, dict[str, float]] = {}
@@ -217,6 +221,7 @@ class _JobRecorder:
                     noise_multiplier=plan["noise_multiplier"],
                     rounds=0,
                     status="running",
+                    level=self.level,
                 )
             )
 
@@ -444,7 +449,7 @@ def train(
     job.head = head.to_json()
     job.consistency = encode_consistency(consistency_proofs(consortium, head))
     job.reply_hook = reply_hook
-    recorder = _JobRecorder(consortium, job.ticket, progress)
+    recorder = _JobRecorder(consortium, job.ticket, progress, settings.dp_level)
     try:
         run_simulation(
             build_server_app(job, recorder),

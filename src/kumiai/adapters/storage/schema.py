@@ -215,3 +215,4 @@ class PrivacySpendRow(Base):
     noise_multiplier: Mapped[float]
     rounds: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))  # running, completed, ended
+    level: Mapped[str] = mapped_column(String(10), server_default="record")  # or "client"

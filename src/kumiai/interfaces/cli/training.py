@@ -43,9 +43,16 @@ def train(
     seed: int = typer.Option(0, help="Seed of the train/test split and local shuffles."),
     test_fraction: float = typer.Option(0.25, help="Share of each site's rows held out."),
     by: str = typer.Option(None, help="The member starting the job (default: the proposer)."),
-    epsilon: float = typer.Option(None, help="Record-level DP: target ε per dataset for the job."),
-    noise_multiplier: float = typer.Option(None, help="Record-level DP with this σ instead."),
-    clipping: float = typer.Option(1.0, help="DP-SGD per-example clipping norm."),
+    epsilon: float = typer.Option(None, help="DP: target ε per dataset (per row) for the job."),
+    noise_multiplier: float = typer.Option(None, help="DP with this σ instead of a target ε."),
+    clipping: float = typer.Option(
+        1.0, help="DP clipping norm: per example (record level) or per update (client level)."
+    ),
+    dp_level: str = typer.Option(
+        "record",
+        help="record: DP-SGD at each node. client: DP-FedAvg, each node clips its update and "
+        "the coordinator adds the noise (for projects with many members).",
+    ),
     delta: float = typer.Option(None, help="DP δ (default at each node: 1/(10·rows))."),
     accountant: str = typer.Option("pld", help="pld (default) or rdp."),
 ) -> None:
@@ -66,13 +73,14 @@ def train(
         clipping_norm=clipping,
         delta=delta,
         accountant=accountant,
+        dp_level=dp_level,
     )
     home = consortium(ctx)
     plans = plan_privacy(home, project, settings)
     if plans:
         console.print(planned_privacy_table(plans))
     else:
-        console.print("No record-level differential privacy (use --epsilon to add it).")
+        console.print("No differential privacy (use --epsilon to add it).")
     with RichTrainingProgress(console, rounds, f"{project} · {strategy}") as progress:
         outcome = run_training(home, project, settings, progress, by=by)
     console.print(
@@ -81,24 +89,26 @@ def train(
 
 
 def planned_privacy_table(plans: dict[str, PrivacyPlan]) -> Table:
+    client = any(plan.level == "client" for plan in plans.values())
+    columns = ["dataset", "planned ε (per row)", "δ", "σ (noise)", "sample rate", "steps"]
     table = Table(
-        "dataset",
-        "planned ε",
-        "δ",
-        "σ (noise)",
-        "sample rate",
-        "steps",
-        title="Planned privacy spend (each node re-plans and checks its own budget)",
+        *columns + (["member ε"] if client else []),
+        title=(
+            "Planned privacy spend, client level: nodes clip, the coordinator adds the noise"
+            if client
+            else "Planned privacy spend (each node re-plans and checks its own budget)"
+        ),
     )
     for dataset, plan in plans.items():
-        table.add_row(
+        cells = [
             dataset,
             f"{plan.epsilon:.3f}",
             f"{plan.delta:.2e}",
             f"{plan.noise_multiplier:.3f}",
             f"{plan.sample_rate:.3f}",
             str(plan.steps),
-        )
+        ]
+        table.add_row(*cells + ([number(plan.member_epsilon)] if client else []))
     return table
 
 
@@ -110,7 +120,8 @@ def budget_table(lines: list[BudgetLine]) -> Table:
         "committed",
         "left",
         "spent per project",
-        title="Privacy budgets (mirror of the nodes' spend logs)",
+        "spent per level",
+        title="Privacy budgets per row (mirror of the nodes' spend logs)",
     )
     table.columns[0].no_wrap = True
     for b in lines:
@@ -121,6 +132,7 @@ def budget_table(lines: list[BudgetLine]) -> Table:
             f"{b.committed:.3f}",
             number(b.left),
             ", ".join(f"{p}: {e:.3f}" for p, e in b.by_project.items()) or "—",
+            ", ".join(f"{lv}: {e:.3f}" for lv, e in sorted(b.by_level.items())) or "—",
         )
     return table
 
@@ -176,8 +188,16 @@ def job_show(ctx: typer.Context, job_id: str = typer.Argument(...)) -> None:
     for s in j.sites:
         sites.add_row(s.dataset, s.member, s.status, s.reason or "")
     console.print(sites)
+    client = any(r.get("member_epsilon") is not None for r in j.rounds)
     rounds = Table(
-        "round", "train loss", "accuracy", "AUC", "ε spent (max)", "seconds", title="rounds"
+        "round",
+        "train loss",
+        "accuracy",
+        "AUC",
+        "ε spent (max, per row)",
+        *(["member ε (Flower)"] if client else []),
+        "seconds",
+        title="rounds",
     )
     for r in j.rounds:
         rounds.add_row(
@@ -186,6 +206,7 @@ def job_show(ctx: typer.Context, job_id: str = typer.Argument(...)) -> None:
             number(r["overall"].get("accuracy")),
             number(r["overall"].get("auc")),
             number(max(r.get("epsilon", {}).values(), default=None)),
+            *([number(r.get("member_epsilon"))] if client else []),
             number(r["seconds"], 2),
         )
     console.print(rounds)
