@@ -117,6 +117,14 @@ def test_governance_through_the_cli(tmp_path: Path) -> None:
     assert_user_error(
         kumiai(home, "train", "heart", "--strategy", "magic"), "strategy 'magic' is not known"
     )
+    assert_user_error(
+        kumiai(home, "train", "heart", "--dp-level", "client", "--strategy", "fedadam"),
+        "client-level DP works with strategy fedavg or fedprox",
+    )
+    assert_user_error(
+        kumiai(home, "train", "heart", "--dp-level", "devices", "--epsilon", "1"),
+        "dp level must be one of record, client",
+    )
 
 
 def test_an_unparseable_cell_is_named_by_file_row_and_column(tmp_path: Path) -> None:

@@ -195,7 +195,7 @@ def job_show(ctx: typer.Context, job_id: str = typer.Argument(...)) -> None:
         "accuracy",
         "AUC",
         "ε spent (max, per row)",
-        *(["member ε (Flower)"] if client else []),
+        *(["member ε (Flower, RDP)"] if client else []),
         "seconds",
         title="rounds",
     )
