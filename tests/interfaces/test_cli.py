@@ -118,7 +118,17 @@ def test_governance_through_the_cli(tmp_path: Path) -> None:
         kumiai(home, "train", "heart", "--strategy", "magic"), "strategy 'magic' is not known"
     )
     assert_user_error(
-        kumiai(home, "train", "heart", "--dp-level", "client", "--strategy", "fedadam"),
+        kumiai(
+            home,
+            "train",
+            "heart",
+            "--dp-level",
+            "client",
+            "--epsilon",
+            "1",
+            "--strategy",
+            "fedadam",
+        ),
         "client-level DP works with strategy fedavg or fedprox",
     )
     assert_user_error(
