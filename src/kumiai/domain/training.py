@@ -3,14 +3,16 @@
 import json
 from dataclasses import asdict, dataclass
 
-from kumiai.domain.client_dp import CLIENT_STRATEGIES
+from kumiai.domain.client_dp import CLIENT_STRATEGIES, plan_client_dp
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.privacy import (
+    PrivacyPlan,
     check_accountant,
     check_clipping,
     check_epsilon_cap,
     check_level,
     check_noise_multiplier,
+    plan_dp_sgd,
 )
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi")
@@ -104,3 +106,34 @@ class TrainingSettings:
     @classmethod
     def from_json(cls, text: str) -> "TrainingSettings":
         return cls(**json.loads(text))
+
+
+def plan_privacy_for(settings: TrainingSettings, rows: int) -> tuple[PrivacyPlan, int]:
+    """A site's share of a private job from its training rows: (plan, steps per round).
+
+    One function for the node's decision and the coordinator's estimate, so they agree.
+    """
+    if settings.dp_level == "client":  # one noised release per round, at the coordinator
+        plan = plan_client_dp(
+            rows=rows,
+            clipping_norm=settings.clipping_norm,
+            rounds=settings.rounds,
+            epsilon_cap=settings.epsilon,
+            noise_multiplier=settings.noise_multiplier,
+            delta=settings.delta,
+            accountant=settings.accountant,
+        )
+        return plan, 1
+    batch = min(settings.batch_size, rows)
+    steps_per_round = settings.local_epochs * max(1, round(rows / batch))
+    plan = plan_dp_sgd(
+        rows=rows,
+        clipping_norm=settings.clipping_norm,
+        batch_size=batch,
+        steps=settings.rounds * steps_per_round,
+        epsilon_cap=settings.epsilon,
+        noise_multiplier=settings.noise_multiplier,
+        delta=settings.delta,
+        accountant=settings.accountant,
+    )
+    return plan, steps_per_round

@@ -19,14 +19,13 @@ from kumiai.adapters.models.dpsgd import dp_sgd
 from kumiai.adapters.models.logistic import LogisticRegression
 from kumiai.adapters.nodehome import LocalDataset, NodeHome
 from kumiai.adapters.spendlog import SpendLog
-from kumiai.domain.client_dp import plan_client_dp
 from kumiai.domain.errors import DataError, InvalidInput, StateError
 from kumiai.domain.job import JobTicket
 from kumiai.domain.metrics import SiteScore, score_site
 from kumiai.domain.preprocessing import Columns, FeaturePlan, SiteSummary, summarise
-from kumiai.domain.privacy import PrivacyPlan, plan_dp_sgd, spent_after
+from kumiai.domain.privacy import PrivacyPlan, spent_after
 from kumiai.domain.schema import Schema, TargetSpec
-from kumiai.domain.training import TrainingSettings
+from kumiai.domain.training import TrainingSettings, plan_privacy_for
 
 
 @dataclass(frozen=True)
@@ -133,30 +132,7 @@ class NodeWorker:
         Raises InvalidInput naming the parameter when ε, δ, σ or clipping are out of range.
         """
         rows = len(self.split(dataset, settings).train_labels)
-        if settings.dp_level == "client":  # one noised release per round, at the coordinator
-            plan = plan_client_dp(
-                rows=rows,
-                clipping_norm=settings.clipping_norm,
-                rounds=settings.rounds,
-                epsilon_cap=settings.epsilon,
-                noise_multiplier=settings.noise_multiplier,
-                delta=settings.delta,
-                accountant=settings.accountant,
-            )
-            return plan, 1
-        batch = min(settings.batch_size, rows)
-        steps_per_round = settings.local_epochs * max(1, round(rows / batch))
-        plan = plan_dp_sgd(
-            rows=rows,
-            clipping_norm=settings.clipping_norm,
-            batch_size=batch,
-            steps=settings.rounds * steps_per_round,
-            epsilon_cap=settings.epsilon,
-            noise_multiplier=settings.noise_multiplier,
-            delta=settings.delta,
-            accountant=settings.accountant,
-        )
-        return plan, steps_per_round
+        return plan_privacy_for(settings, rows)
 
     def admit(
         self,

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field, replace
 from kumiai.adapters.spendlog import SpendLog
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import DatasetRow, PrivacySpendRow
-from kumiai.domain.client_dp import plan_client_dp
 from kumiai.domain.errors import InvalidInput
-from kumiai.domain.privacy import PrivacyPlan, plan_dp_sgd
-from kumiai.domain.training import TrainingSettings
+from kumiai.domain.privacy import PrivacyPlan
+from kumiai.domain.training import TrainingSettings, plan_privacy_for
 from kumiai.services.consortium import Consortium
 from kumiai.services.lookup import all_rows, get, project_datasets
 
@@ -26,29 +25,7 @@ def _train_rows(rows: int, settings: TrainingSettings) -> int:
 
 def estimate_plan(rows: int, settings: TrainingSettings) -> PrivacyPlan:
     """The privacy plan a node with `rows` registered rows will make."""
-    train_rows = _train_rows(rows, settings)
-    if settings.dp_level == "client":
-        return plan_client_dp(
-            rows=train_rows,
-            clipping_norm=settings.clipping_norm,
-            rounds=settings.rounds,
-            epsilon_cap=settings.epsilon,
-            noise_multiplier=settings.noise_multiplier,
-            delta=settings.delta,
-            accountant=settings.accountant,
-        )
-    batch = min(settings.batch_size, train_rows)
-    steps = settings.local_epochs * max(1, round(train_rows / batch)) * settings.rounds
-    return plan_dp_sgd(
-        rows=train_rows,
-        clipping_norm=settings.clipping_norm,
-        batch_size=batch,
-        steps=steps,
-        epsilon_cap=settings.epsilon,
-        noise_multiplier=settings.noise_multiplier,
-        delta=settings.delta,
-        accountant=settings.accountant,
-    )
+    return plan_privacy_for(settings, _train_rows(rows, settings))[0]
 
 
 def _dataset_rows(consortium: Consortium, project: str) -> dict[str, int]:
