@@ -11,7 +11,8 @@ os.environ["FLWR_DISABLE_UPDATE_CHECK"] = "1"
 
 from kumiai.domain import keys
 from kumiai.domain.agreement import AgreementTerms, SignedAgreement, sign_agreement
-from kumiai.domain.job import JobKind, JobTicket
+from kumiai.domain.job import JobDocument, JobKind, SignedJob, sign_job
+from kumiai.domain.training import TrainingSettings
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -38,17 +39,43 @@ def make_terms(**changes: object) -> AgreementTerms:
     return AgreementTerms(**values)  # type: ignore[arg-type]
 
 
-def make_ticket(**changes: object) -> JobTicket:
+COORDINATOR_KEY = keys.new_private_key()  # the coordinator key the test nodes pin
+COORDINATOR_PUBLIC = keys.public_key_b64(COORDINATOR_KEY)
+
+
+def make_job(
+    *,
+    rounds: int = 5,
+    private: bool = False,
+    epsilon: float | None = None,
+    secure_aggregation: bool = True,
+    settings: TrainingSettings | None = None,
+    **changes: object,
+) -> JobDocument:
+    """A job document; `private` without `epsilon` means a fixed σ of 1."""
+    if settings is None:
+        settings = TrainingSettings(
+            rounds=rounds,
+            epsilon=epsilon,
+            noise_multiplier=1.0 if private and epsilon is None else None,
+            secure_aggregation=secure_aggregation,
+        )
     values: dict[str, object] = {
         "job_id": "job-1",
         "project": "heart",
         "purpose": "diagnosis support",
         "kind": JobKind.TRAIN,
         "datasets": ("cleveland-heart", "hungary-heart"),
-        "rounds": 5,
+        "settings": settings,
+        "agreements": {"cleveland-heart": "agr-1", "hungary-heart": "agr-2"},
+        "issued_at": NOW,
     }
     values.update(changes)
-    return JobTicket(**values)  # type: ignore[arg-type]
+    return JobDocument(**values)  # type: ignore[arg-type]
+
+
+def make_signed_job(key=COORDINATOR_KEY, **changes: object) -> SignedJob:  # type: ignore[no-untyped-def]
+    return sign_job(make_job(**changes), key)  # type: ignore[arg-type]
 
 
 def signed(key, **changes: object) -> SignedAgreement:  # type: ignore[no-untyped-def]

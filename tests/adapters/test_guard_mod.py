@@ -22,9 +22,9 @@ from kumiai.domain import keys, merkle
 from kumiai.domain.agreement import sign_agreement
 from kumiai.domain.clock import utc_now
 from kumiai.domain.ledger import TreeHead, cosignature_valid, sign_head
-from tests.conftest import make_terms, make_ticket
+from tests.conftest import COORDINATOR_KEY, COORDINATOR_PUBLIC, make_signed_job, make_terms
 
-COORDINATOR_KEY = keys.new_private_key()
+FAR = utc_now().replace(year=2100)  # agreements here never expire
 
 
 def _head(size: int, salt: bytes = b"") -> TreeHead:
@@ -34,14 +34,15 @@ def _head(size: int, salt: bytes = b"") -> TreeHead:
 
 
 def _node(tmp_path: Path):
+    """A node home whose steward signed agr-1 there (the node's own copy)."""
     key = keys.new_private_key()
-    NodeHome(tmp_path / "cleveland").create(
-        "cleveland", "hospital", key, keys.public_key_b64(COORDINATOR_KEY)
-    )
+    node = NodeHome(tmp_path / "cleveland")
+    node.create("cleveland", "hospital", key, COORDINATOR_PUBLIC)
+    node.save_agreement(sign_agreement(make_terms(expires_at=FAR), key))
     return tmp_path / "cleveland", key
 
 
-def _message(config: dict, message_type: str = MessageType.TRAIN) -> Message:
+def _message(config: dict, message_type: str = MessageType.QUERY) -> Message:
     """A message as a SuperNode receives it (metadata set by the SuperLink)."""
     metadata = Metadata(
         run_id=1,
@@ -67,9 +68,9 @@ def _context(home: Path) -> Context:
     )
 
 
-def _config(agreements: dict[str, str], **extra: object) -> dict:
+def _config(agreements: dict[str, str], job_id: str = "job-1", **extra: object) -> dict:
     return {
-        protocol.TICKET: make_ticket().to_json(),
+        protocol.JOB: make_signed_job(job_id=job_id).to_json(),
         protocol.AGREEMENTS: json.dumps(agreements),
         protocol.HEAD: _head(4).to_json(),
         "server-round": 1,
@@ -89,34 +90,49 @@ def _run(message: Message, context: Context) -> tuple[Message, list[Message]]:
 
 def test_a_covered_message_reaches_the_app_with_the_dataset_in_state(tmp_path: Path) -> None:
     home, key = _node(tmp_path)
-    agreement = sign_agreement(make_terms(expires_at=utc_now().replace(year=2100)), key)
+    agreement = sign_agreement(make_terms(expires_at=FAR), key)
     context = _context(home)
     reply, reached = _run(_message(_config({"cleveland-heart": agreement.to_json()})), context)
     assert len(reached) == 1 and not reply.has_error()
     assert context.state[protocol.STATE]["dataset"] == "cleveland-heart"
 
 
-def test_an_uncovered_message_is_answered_with_the_nodes_reason(tmp_path: Path) -> None:
+def test_an_agreement_the_coordinator_forged_is_answered_with_the_nodes_reason(
+    tmp_path: Path,
+) -> None:
     home, _ = _node(tmp_path)
-    forged = sign_agreement(
-        make_terms(expires_at=utc_now().replace(year=2100)), keys.new_private_key()
-    )
+    forged = sign_agreement(make_terms(expires_at=FAR), keys.new_private_key())
     reply, reached = _run(_message(_config({"cleveland-heart": forged.to_json()})), _context(home))
     assert reached == [] and reply.has_error()
     assert reply.error.code == protocol.REFUSED
     dataset, reason = protocol.parse_refusal(reply.error.reason or "")
-    assert dataset == "cleveland-heart" and "does not verify" in reason
+    assert dataset == "cleveland-heart" and "differs from the one this node's steward" in reason
 
 
-def test_a_message_without_a_ticket_never_reaches_the_app(tmp_path: Path) -> None:
+def test_a_tampered_own_copy_does_not_verify(tmp_path: Path) -> None:
+    home, _ = _node(tmp_path)
+    path = home / "agreements" / "agr-1.json"
+    path.write_text(path.read_text().replace('"max_rounds":10', '"max_rounds":99'))
+    reply, reached = _run(_message(_config({})), _context(home))
+    assert reached == [] and "does not verify" in (reply.error.reason or "")
+
+
+def test_a_node_that_holds_no_copy_of_the_agreement_refuses(tmp_path: Path) -> None:
+    home, _ = _node(tmp_path)
+    (home / "agreements" / "agr-1.json").unlink()
+    reply, reached = _run(_message(_config({})), _context(home))
+    assert reached == [] and "no signed agreement" in (reply.error.reason or "")
+
+
+def test_a_message_without_a_job_document_never_reaches_the_app(tmp_path: Path) -> None:
     home, _ = _node(tmp_path)
     reply, reached = _run(_message({"lr": 0.1}), _context(home))
-    assert reached == [] and "no kumiai job ticket" in (reply.error.reason or "")
+    assert reached == [] and "no kumiai job document" in (reply.error.reason or "")
 
 
 def test_revocation_in_the_node_home_wins_over_the_coordinator(tmp_path: Path) -> None:
     home, key = _node(tmp_path)
-    agreement = sign_agreement(make_terms(expires_at=utc_now().replace(year=2100)), key)
+    agreement = sign_agreement(make_terms(expires_at=FAR), key)
     NodeHome(home).revoke("agr-1", "2026-11-27T00:00:00Z", "consent withdrawn")
     reply, reached = _run(
         _message(_config({"cleveland-heart": agreement.to_json()})), _context(home)
@@ -131,7 +147,7 @@ def test_a_node_without_a_configured_home_refuses_clearly() -> None:
 
 
 def _agreement(key) -> str:
-    return sign_agreement(make_terms(expires_at=utc_now().replace(year=2100)), key).to_json()
+    return sign_agreement(make_terms(expires_at=FAR), key).to_json()
 
 
 def test_an_accepted_head_is_remembered_and_cosigned(tmp_path: Path) -> None:
@@ -161,6 +177,7 @@ def test_a_forked_log_is_refused_by_the_witness(tmp_path: Path) -> None:
     proof = other_history.consistency_proof(4, 6)
     config = _config(
         {"cleveland-heart": _agreement(key)},
+        "job-2",
         **{
             protocol.HEAD: fork.to_json(),
             protocol.CONSISTENCY: protocol.encode_consistency({"cleveland": (4, proof)}),
@@ -178,6 +195,7 @@ def test_an_extension_of_the_witnessed_log_is_accepted(tmp_path: Path) -> None:
     head = sign_head(TreeHead(9, longer.root().hex(), utc_now()), COORDINATOR_KEY)
     config = _config(
         {"cleveland-heart": _agreement(key)},
+        "job-2",
         **{
             protocol.HEAD: head.to_json(),
             protocol.CONSISTENCY: protocol.encode_consistency(

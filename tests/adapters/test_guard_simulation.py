@@ -21,7 +21,11 @@ from kumiai.adapters.flower import protocol
 from kumiai.adapters.flower.guard import make_guard_mod
 from kumiai.adapters.flower.simulation import PartitionLocator, run_simulation
 from kumiai.adapters.storage.database import transaction
-from kumiai.domain.job import JobKind, JobTicket
+from kumiai.domain.agreement import SignedAgreement
+from kumiai.domain.clock import utc_now
+from kumiai.domain.job import JobDocument, JobKind, sign_job
+from kumiai.domain.ledger import COORDINATOR
+from kumiai.domain.training import TrainingSettings
 from kumiai.services.agreements import agreements_for_job
 from tests.services.helpers import PURPOSE, heart_consortium
 
@@ -30,13 +34,27 @@ pytestmark = pytest.mark.simulation
 
 def test_the_guard_protects_a_plain_flower_app(tmp_path: Path) -> None:
     hospitals = ("cleveland-clinic", "va-long-beach")
-    consortium, _ = heart_consortium(tmp_path / "c", hospitals=hospitals, sign=hospitals[:1])
+    consortium, _ = heart_consortium(
+        tmp_path / "c", hospitals=hospitals, sign=hospitals[:1], plain_aggregation=True
+    )
     datasets = tuple(f"{h}-heart" for h in hospitals)
     with transaction(consortium.sessions) as session:
         agreements = agreements_for_job(session, "heart")
         head = consortium.ledger.latest_head(session)
     assert head is not None
-    ticket = JobTicket("job-own", "heart", PURPOSE, JobKind.TRAIN, datasets, rounds=1)
+    document = JobDocument(
+        job_id="job-own",
+        project="heart",
+        purpose=PURPOSE,
+        kind=JobKind.TRAIN,
+        datasets=datasets,
+        settings=TrainingSettings(rounds=1, secure_aggregation=False),
+        agreements={
+            d: SignedAgreement.from_json(a).terms.agreement_id for d, a in agreements.items()
+        },
+        issued_at=utc_now(),
+    )
+    job = sign_job(document, consortium.key_of(COORDINATOR))
     sites = [(str(consortium.member_home(h)), d) for h, d in zip(hospitals, datasets, strict=True)]
 
     client = ClientApp(mods=[make_guard_mod(PartitionLocator(sites))])
@@ -74,7 +92,7 @@ def test_the_guard_protects_a_plain_flower_app(tmp_path: Path) -> None:
         seen["with-ticket"] = send(
             ConfigRecord(
                 {
-                    protocol.TICKET: ticket.to_json(),
+                    protocol.JOB: job.to_json(),
                     protocol.AGREEMENTS: json.dumps(agreements),
                     protocol.HEAD: head.to_json(),
                     "server-round": 1,
@@ -93,4 +111,4 @@ def test_the_guard_protects_a_plain_flower_app(tmp_path: Path) -> None:
     dataset, reason = protocol.parse_refusal(refused[0].error.reason or "")
     assert dataset == "va-long-beach-heart" and "no signed agreement" in reason
     assert all(r.has_error() for r in seen["without-ticket"])
-    assert all("no kumiai job ticket" in (r.error.reason or "") for r in seen["without-ticket"])
+    assert all("no kumiai job document" in (r.error.reason or "") for r in seen["without-ticket"])

@@ -22,9 +22,9 @@ from kumiai.domain.budget import (
 )
 from kumiai.domain.canonical import canonical_json
 from kumiai.domain.errors import InvalidInput
-from kumiai.domain.job import JobTicket
+from kumiai.domain.job import SignedJob
 from kumiai.domain.policy import check_job
-from tests.conftest import NOW, make_ticket, signed
+from tests.conftest import COORDINATOR_PUBLIC, NOW, make_signed_job, signed
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -316,9 +316,10 @@ def test_a_malformed_line_is_named(steward_key, bad: str) -> None:
 
 
 # -- the policy's DP rules ------------------------------------------------------------
-def decide(key, agreement, ticket):
+def decide(key, agreement, job):
     return check_job(
-        ticket=ticket,
+        job=job,
+        coordinator_key=COORDINATOR_PUBLIC,
         operation="train",
         server_round=1,
         dataset="cleveland-heart",
@@ -331,15 +332,15 @@ def decide(key, agreement, ticket):
 
 
 def test_an_agreement_with_an_epsilon_cap_refuses_a_non_private_job(steward_key) -> None:
-    decision = decide(steward_key, signed(steward_key, epsilon_cap=2.0), make_ticket())
+    decision = decide(steward_key, signed(steward_key, epsilon_cap=2.0), make_signed_job())
     assert not decision.allowed
-    assert "requires record-level differential privacy with ε ≤ 2" in decision.reason
+    assert "requires differential privacy with ε ≤ 2" in decision.reason
     assert "--epsilon" in decision.reason
 
 
 def test_a_job_planning_more_than_the_cap_is_refused(steward_key) -> None:
-    ticket = make_ticket(private=True, epsilon=2.5)
-    decision = decide(steward_key, signed(steward_key, epsilon_cap=2.0), ticket)
+    job = make_signed_job(private=True, epsilon=2.5)
+    decision = decide(steward_key, signed(steward_key, epsilon_cap=2.0), job)
     assert not decision.allowed
     assert "plans ε=2.5" in decision.reason and "cap ε=2" in decision.reason
 
@@ -347,27 +348,27 @@ def test_a_job_planning_more_than_the_cap_is_refused(steward_key) -> None:
 @pytest.mark.parametrize("epsilon", [2.0, 0.5, None])
 def test_a_private_job_within_the_cap_is_allowed(steward_key, epsilon: float | None) -> None:
     """At the cap, below it, or with a fixed σ whose ε the node checks at admission."""
-    ticket = make_ticket(private=True, epsilon=epsilon)
-    decision = decide(steward_key, signed(steward_key, epsilon_cap=2.0), ticket)
+    job = make_signed_job(private=True, epsilon=epsilon)
+    decision = decide(steward_key, signed(steward_key, epsilon_cap=2.0), job)
     assert decision.allowed, decision.reason
 
 
 def test_without_a_cap_any_job_is_allowed_whatever_its_epsilon(steward_key) -> None:
     agreement = signed(steward_key)
-    assert decide(steward_key, agreement, make_ticket()).allowed
-    assert decide(steward_key, agreement, make_ticket(private=True, epsilon=50.0)).allowed
+    assert decide(steward_key, agreement, make_signed_job()).allowed
+    assert decide(steward_key, agreement, make_signed_job(private=True, epsilon=50.0)).allowed
 
 
 def test_the_cap_is_part_of_what_the_steward_signed(steward_key) -> None:
     original = signed(steward_key, epsilon_cap=1.0)
     raised = replace(original, terms=replace(original.terms, epsilon_cap=10.0))
-    ticket = make_ticket(private=True, epsilon=5.0)
-    decision = decide(steward_key, raised, ticket)
+    job = make_signed_job(private=True, epsilon=5.0)
+    decision = decide(steward_key, raised, job)
     assert not decision.allowed and "does not verify" in decision.reason
 
 
-def test_the_ticket_carries_privacy_through_json() -> None:
-    ticket = make_ticket(private=True, epsilon=0.75)
-    assert JobTicket.from_json(ticket.to_json()) == ticket
-    plain = make_ticket()
-    assert JobTicket.from_json(plain.to_json()) == plain
+def test_the_job_document_carries_privacy_through_json() -> None:
+    job = make_signed_job(private=True, epsilon=0.75)
+    assert SignedJob.from_json(job.to_json()) == job
+    plain = make_signed_job()
+    assert SignedJob.from_json(plain.to_json()) == plain

@@ -10,14 +10,14 @@ from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.job import JobKind
 from kumiai.domain.policy import check_job
-from tests.conftest import NOW, make_terms, make_ticket, signed
+from tests.conftest import COORDINATOR_PUBLIC, NOW, make_signed_job, make_terms, signed
 
 
 def decide(
     key,
     agreement,
     *,
-    ticket=None,
+    job=None,
     operation="train",
     server_round=1,
     revoked=(),
@@ -26,7 +26,8 @@ def decide(
     steward="cleveland",
 ):
     return check_job(
-        ticket=ticket or make_ticket(),
+        job=job or make_signed_job(),
+        coordinator_key=COORDINATOR_PUBLIC,
         operation=operation,
         server_round=server_round,
         dataset=dataset,
@@ -105,13 +106,13 @@ def test_a_job_kind_the_agreement_does_not_allow_is_refused(steward_key) -> None
 
 
 def test_an_evaluation_job_cannot_ask_for_training(steward_key) -> None:
-    ticket = make_ticket(kind=JobKind.EVALUATE)
-    decision = decide(steward_key, signed(steward_key), ticket=ticket, operation="train")
+    job = make_signed_job(kind=JobKind.EVALUATE)
+    decision = decide(steward_key, signed(steward_key), job=job, operation="train")
     assert not decision.allowed and "may not ask for 'train'" in decision.reason
 
 
 def test_a_job_planning_more_rounds_than_allowed_is_refused(steward_key) -> None:
-    decision = decide(steward_key, signed(steward_key), ticket=make_ticket(rounds=11))
+    decision = decide(steward_key, signed(steward_key), job=make_signed_job(rounds=11))
     assert not decision.allowed and "at most 10" in decision.reason
 
 
@@ -121,7 +122,7 @@ def test_a_round_beyond_the_limit_is_refused(steward_key) -> None:
 
 
 def test_a_job_not_naming_the_nodes_dataset_is_refused(steward_key) -> None:
-    decision = decide(steward_key, signed(steward_key), ticket=make_ticket(datasets=("x",)))
+    decision = decide(steward_key, signed(steward_key), job=make_signed_job(datasets=("x",)))
     assert not decision.allowed
 
 
@@ -145,7 +146,8 @@ def test_a_malformed_agreement_document_is_a_clear_error() -> None:
 def test_an_agreement_signed_before_a_key_rotation_stays_valid(steward_key) -> None:
     agreement = signed(steward_key)
     decision = check_job(
-        ticket=make_ticket(),
+        job=make_signed_job(),
+        coordinator_key=COORDINATOR_PUBLIC,
         operation="train",
         server_round=1,
         dataset="cleveland-heart",

@@ -22,16 +22,19 @@ from flwr.supercore.task_identity import TaskIdentity
 from kumiai.adapters.flower import protocol
 from kumiai.adapters.flower.central_dp import client_dp_mod, flower_accountant
 from kumiai.adapters.models.logistic import LogisticRegression
+from kumiai.adapters.nodehome import NodeHome
+from kumiai.domain.admission import Admitted
 from kumiai.domain.budget import SPEND
 from kumiai.domain.errors import JobFailed
-from kumiai.domain.job import JobKind, JobTicket
+from kumiai.domain.job import sign_job
 from kumiai.domain.training import TrainingSettings
 from kumiai.services.jobs import job_detail
 from kumiai.services.models import list_models
 from kumiai.services.node import NodeWorker
 from kumiai.services.privacy import budgets, plan_privacy, resolve_settings
 from kumiai.services.training import train
-from tests.services.helpers import HOSPITALS, PURPOSE, heart_consortium, spend_records
+from tests.conftest import COORDINATOR_KEY, make_job
+from tests.services.helpers import HOSPITALS, heart_consortium, spend_records
 
 CLIP = 0.05  # small enough that every real update is clipped
 CLIENT = TrainingSettings(rounds=3, epsilon=8.0, dp_level="client", clipping_norm=CLIP)
@@ -138,22 +141,21 @@ def test_a_node_refuses_to_clip_at_a_norm_it_did_not_reserve_for(
     consortium, _ = heart_consortium(tmp_path / "c", hospitals=(member,))
     dataset, home = f"{member}-heart", consortium.member_home(member)
     worker = NodeWorker(home)
-    ticket = JobTicket("job-1", "heart", PURPOSE, JobKind.TRAIN, (dataset,), 3, True, 8.0)
     settings = resolve_settings(consortium, "heart", CLIENT)
+    ticket = make_job(datasets=(dataset,), settings=settings)
     allowed, reason, numbers = worker.admit(dataset, settings, ticket, None)
     assert allowed, reason
     assert 0 < numbers["member_epsilon"] < numbers["epsilon"] <= 8.0
 
     arrays = LogisticRegression(4, 2).arrays
     context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
-    context.state[protocol.STATE] = ConfigRecord({"dataset": dataset, "home": str(home)})
+    signed = sign_job(ticket, COORDINATOR_KEY)
+    NodeHome(home).save_admission("job-1", Admitted(signed, dataset, run=1).to_doc())
+    state = {"dataset": dataset, "home": str(home), "job": "job-1"}
+    context.state[protocol.STATE] = ConfigRecord(state)
 
     def message(clipping: float) -> Message:
-        config = {
-            protocol.TICKET: ticket.to_json(),
-            protocol.SETTINGS: settings.to_json(),
-            "clipping_norm": clipping,
-        }
+        config = {protocol.JOB: signed.to_json(), "clipping_norm": clipping}
         content = RecordDict({"arrays": ArrayRecord(arrays), "config": ConfigRecord(config)})
         return Message(content, dst_node_id=1, message_type=MessageType.TRAIN)
 
@@ -176,8 +178,7 @@ def test_an_agreement_cap_below_the_plan_refuses_a_client_level_job(tmp_path: Pa
     consortium, _ = heart_consortium(tmp_path / "c", hospitals=(member,))
     dataset = f"{member}-heart"
     worker = NodeWorker(consortium.member_home(member))
-    ticket = JobTicket("job-1", "heart", PURPOSE, JobKind.TRAIN, (dataset,), 3, True, 8.0)
     settings = resolve_settings(consortium, "heart", CLIENT)
-    allowed, reason, _ = worker.admit(dataset, settings, ticket, 2.0)
+    allowed, reason, _ = worker.admit(dataset, settings, make_job(datasets=(dataset,)), 2.0)
     assert not allowed and "caps project 'heart' at ε=2" in reason
     assert [r["kind"] for r in spend_records(consortium, member)] == []

@@ -19,7 +19,7 @@ from kumiai.adapters.spendlog import SpendLog
 from kumiai.domain.budget import RELEASE, RESERVE, SPEND
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, JobFailed, StateError
-from kumiai.domain.job import JobKind, JobTicket
+from kumiai.domain.job import JobDocument
 from kumiai.domain.preprocessing import merge_summaries
 from kumiai.domain.privacy import epsilon_for
 from kumiai.domain.training import TrainingSettings
@@ -30,6 +30,7 @@ from kumiai.services.node import NodeWorker
 from kumiai.services.privacy import budgets, estimate_plan, plan_privacy, set_budget
 from kumiai.services.projects import approve_project, propose_project
 from kumiai.services.training import train
+from tests.conftest import make_job
 from tests.services.helpers import HOSPITALS, PURPOSE, heart_consortium, log_records
 
 CLEVELAND = "cleveland-clinic"
@@ -50,8 +51,8 @@ def cleveland(tmp_path: Path) -> Consortium:
     return consortium
 
 
-def ticket(job: str, project: str = "heart", epsilon: float | None = 1.0) -> JobTicket:
-    return JobTicket(job, project, PURPOSE, JobKind.TRAIN, (DS,), 3, True, epsilon)
+def ticket(job: str, project: str = "heart", epsilon: float | None = 1.0) -> JobDocument:
+    return make_job(job_id=job, project=project, datasets=(DS,), rounds=3, epsilon=epsilon)
 
 
 def unchecked(settings: TrainingSettings, **values: object) -> TrainingSettings:

@@ -4,6 +4,7 @@ This directory is the node's own authority. The coordinator's database only mirr
 """
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,10 @@ from kumiai.domain import keys
 from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.errors import InvalidInput, NotFound
 from kumiai.domain.schema import ColumnType, Schema, TargetSpec, parse_target
+
+# Ids that become file names: no path separators, no dot-dot, so no message can name a file
+# outside the node home.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,27 @@ class NodeHome:
     def revoked(self) -> frozenset[str]:
         folder = self.root / "revoked"
         return frozenset(p.stem for p in folder.glob("*.json")) if folder.is_dir() else frozenset()
+
+    def agreement(self, agreement_id: str) -> SignedAgreement | None:
+        """The node's own copy of an agreement its steward signed (None if it holds none)."""
+        path = self.root / "agreements" / f"{agreement_id}.json"
+        if not _SAFE_NAME.fullmatch(agreement_id) or not path.is_file():
+            return None
+        return SignedAgreement.from_json(path.read_text())
+
+    # -- jobs this node admitted ---------------------------------------------------------
+    def admission(self, job_id: str) -> dict[str, Any] | None:
+        """The node's record of a job it admitted, or None if it never admitted it."""
+        if not _SAFE_NAME.fullmatch(job_id):
+            raise InvalidInput(f"job id {job_id!r} is not a valid name")
+        path = self.root / "jobs" / f"{job_id}.json"
+        return self._read_json(path, "admitted-job record") if path.is_file() else None
+
+    def save_admission(self, job_id: str, record: dict[str, Any]) -> None:
+        """Durable before the node answers: a killed process never forgets a round it did."""
+        if not _SAFE_NAME.fullmatch(job_id):
+            raise InvalidInput(f"job id {job_id!r} is not a valid name")
+        write_json_atomic(self.root / "jobs" / f"{job_id}.json", record)
 
     @staticmethod
     def _read_json(path: Path, what: str) -> dict[str, Any]:

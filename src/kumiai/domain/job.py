@@ -1,11 +1,24 @@
-"""Jobs, their kinds, and the ticket every federated message carries to the nodes."""
+"""Jobs, their kinds, and the one signed document that decides what a node does for a job.
+
+Everything a node obeys (kind, rounds, privacy, optimiser, aggregation) is in the job
+document. The coordinator signs it with the key every node pinned at joining, the ledger
+records it, and the node admits it once against its own agreement and budget. A later
+message is only ever compared with it, never obeyed.
+"""
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kumiai.domain import keys
 from kumiai.domain.canonical import canonical_json
+from kumiai.domain.clock import parse_iso, to_iso
 from kumiai.domain.errors import InvalidInput
+from kumiai.domain.training import TrainingSettings
 
 
 class JobKind(StrEnum):
@@ -49,56 +62,146 @@ def parse_job_kinds(text: str | list[str] | tuple[str, ...]) -> tuple[JobKind, .
     return tuple(dict.fromkeys(kinds))
 
 
+JOB_TYPE, SIGNED_JOB_TYPE, JOB_VERSION = "kumiai.job", "kumiai.signed-job", 1
+
+
 @dataclass(frozen=True)
-class JobTicket:
-    """What a job asks of the nodes. The node checks it against its own signed agreement."""
+class JobDocument:
+    """What a job asks of the nodes, whole: the node obeys this and nothing else."""
 
     job_id: str
     project: str
     purpose: str
     kind: JobKind
     datasets: tuple[str, ...]
-    rounds: int
-    private: bool = False  # record-level DP-SGD at every node
-    epsilon: float | None = None  # the ε the job plans per dataset, when calibrated to one
-    secure_aggregation: bool = True  # the coordinator sees only sums of updates
+    settings: TrainingSettings
+    agreements: dict[str, str]  # dataset -> the id of the agreement the job runs under
+    issued_at: datetime
 
-    def to_json(self) -> str:
-        return canonical_json(
-            {
-                "type": "kumiai.job-ticket",
-                "version": 1,
-                "job_id": self.job_id,
-                "project": self.project,
-                "purpose": self.purpose,
-                "kind": self.kind.value,
-                "datasets": list(self.datasets),
-                "rounds": self.rounds,
-                "private": self.private,
-                "epsilon": self.epsilon,
-                "secure_aggregation": self.secure_aggregation,
-            }
-        ).decode("utf-8")
+    @property
+    def rounds(self) -> int:
+        return self.settings.rounds
+
+    @property
+    def private(self) -> bool:
+        return self.settings.private
+
+    @property
+    def epsilon(self) -> float | None:
+        return self.settings.epsilon
+
+    @property
+    def secure_aggregation(self) -> bool:
+        return self.settings.secure_aggregation
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "type": JOB_TYPE,
+            "version": JOB_VERSION,
+            "job_id": self.job_id,
+            "project": self.project,
+            "purpose": self.purpose,
+            "kind": self.kind.value,
+            "datasets": list(self.datasets),
+            "settings": asdict(self.settings),
+            "agreements": dict(sorted(self.agreements.items())),
+            "issued_at": to_iso(self.issued_at),
+        }
 
     @classmethod
-    def from_json(cls, text: str) -> "JobTicket":
+    def from_payload(cls, doc: Any) -> "JobDocument":
         try:
-            doc = json.loads(text)
-            if doc.get("type") != "kumiai.job-ticket" or doc.get("version") != 1:
-                raise ValueError("not a version-1 job ticket")
+            if doc.get("type") != JOB_TYPE or doc.get("version") != JOB_VERSION:
+                raise ValueError(f"not a version-{JOB_VERSION} {JOB_TYPE}")
+            extra = set(doc) - _PAYLOAD_KEYS
+            if extra:
+                raise ValueError(f"unknown field(s) {sorted(extra)}")
+            settings = doc["settings"]
+            unknown = set(settings) - {f.name for f in fields(TrainingSettings)}
+            if unknown:
+                raise ValueError(f"unknown setting(s) {sorted(unknown)}")
             return cls(
                 job_id=str(doc["job_id"]),
                 project=str(doc["project"]),
                 purpose=str(doc["purpose"]),
                 kind=JobKind(doc["kind"]),
                 datasets=tuple(str(d) for d in doc["datasets"]),
-                rounds=int(doc["rounds"]),
-                private=bool(doc.get("private", False)),
-                epsilon=None if doc.get("epsilon") is None else float(doc["epsilon"]),
-                secure_aggregation=bool(doc.get("secure_aggregation", True)),
+                settings=TrainingSettings(**settings),
+                agreements={str(k): str(v) for k, v in dict(doc["agreements"]).items()},
+                issued_at=parse_iso(str(doc["issued_at"])),
             )
+        except InvalidInput as exc:
+            raise InvalidInput(f"job document has an invalid setting: {exc}") from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(
-                f"job ticket is malformed ({exc}); the coordinator must send a "
-                "version-1 kumiai.job-ticket"
+                f"job document is malformed ({exc}); the coordinator must send a "
+                f"version-{JOB_VERSION} {JOB_TYPE}"
             ) from None
+
+
+_PAYLOAD_KEYS = frozenset(JobDocument.__dataclass_fields__) | {"type", "version"}
+
+
+@dataclass(frozen=True)
+class SignedJob:
+    """A job document with the coordinator's Ed25519 signature over its canonical JSON."""
+
+    document: JobDocument
+    signature: str
+
+    def signed_bytes(self) -> bytes:
+        return canonical_json(self.document.payload())
+
+    def to_json(self) -> str:
+        return canonical_json(
+            {
+                "type": SIGNED_JOB_TYPE,
+                "version": JOB_VERSION,
+                "job": self.document.payload(),
+                "signature": self.signature,
+            }
+        ).decode("utf-8")
+
+    @classmethod
+    def from_json(cls, text: str) -> "SignedJob":
+        try:
+            doc = json.loads(text)
+            if doc.get("type") != SIGNED_JOB_TYPE or doc.get("version") != JOB_VERSION:
+                raise ValueError(f"not a version-{JOB_VERSION} {SIGNED_JOB_TYPE}")
+            signature = str(doc["signature"])
+            job = doc["job"]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InvalidInput(
+                f"signed job document is malformed ({exc}); the coordinator must send a "
+                f"version-{JOB_VERSION} {SIGNED_JOB_TYPE}"
+            ) from None
+        return cls(JobDocument.from_payload(job), signature)
+
+
+def sign_job(document: JobDocument, coordinator_key: Ed25519PrivateKey) -> SignedJob:
+    return SignedJob(document, keys.sign(coordinator_key, canonical_json(document.payload())))
+
+
+def job_signature_is_valid(job: SignedJob, coordinator_public_key: str) -> bool:
+    return keys.verify(coordinator_public_key, job.signed_bytes(), job.signature)
+
+
+def differing_fields(admitted: JobDocument, presented: JobDocument) -> list[str]:
+    """Dotted names of every field where a later message's document departs from the admitted.
+
+    Named so that a refusal says exactly what the coordinator tried to change.
+    """
+
+    def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for key in value:
+                out.update(flat(value[key], f"{prefix}{key}."))
+            return out
+        return {prefix.rstrip("."): value}
+
+    a, b = flat(admitted.payload()), flat(presented.payload())
+    return sorted(k for k in a.keys() | b.keys() if a.get(k, _MISSING) != b.get(k, _MISSING))
+
+
+_MISSING = object()

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from kumiai.domain.agreement import SignedAgreement, signature_is_valid
 from kumiai.domain.clock import to_iso
-from kumiai.domain.job import ALLOWED_OPERATIONS, JobTicket
+from kumiai.domain.job import ALLOWED_OPERATIONS, SignedJob, job_signature_is_valid
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,8 @@ class Decision:
 
 def check_job(
     *,
-    ticket: JobTicket,
+    job: SignedJob,
+    coordinator_key: str,
     operation: str,
     server_round: int,
     dataset: str,
@@ -36,14 +37,22 @@ def check_job(
 ) -> Decision:
     """Decide on one operation ('statistics', 'train' or 'evaluate') for one round.
 
-    Each refusal names what failed and what would fix it; the reason travels back to the
-    job's record and the researcher. `steward_public_keys` holds every key the steward has
-    held, so an agreement signed before a key rotation stays valid.
+    `job` must carry the signature of the coordinator key the node pinned at joining, and
+    `agreement` is the node's own copy of the agreement the job names for `dataset`. Each
+    refusal names what failed and what would fix it; the reason travels back to the job's
+    record and the researcher. `steward_public_keys` holds every key the steward has held,
+    so an agreement signed before a key rotation stays valid.
     """
+    ticket = job.document
 
     def refuse(why: str) -> Decision:
         return Decision(False, f"{steward} refused job {ticket.job_id}: {why}")
 
+    if not job_signature_is_valid(job, coordinator_key):
+        return refuse(
+            "the job document is not signed by the coordinator key this node pinned when it "
+            "joined; only the consortium's own coordinator may submit work"
+        )
     if dataset not in ticket.datasets:
         return refuse(f"the job does not name dataset {dataset!r}")
     if agreement is None:
@@ -52,6 +61,11 @@ def check_job(
             "the steward must sign a data-use request first"
         )
     terms = agreement.terms
+    if ticket.agreements.get(dataset) != terms.agreement_id:
+        return refuse(
+            f"the job names agreement {ticket.agreements.get(dataset)!r} for {dataset!r}, "
+            f"not {terms.agreement_id!r}"
+        )
     if not any(signature_is_valid(agreement, key) for key in steward_public_keys):
         return refuse(
             f"agreement {terms.agreement_id} is unsigned or its signature does not verify with "
@@ -102,7 +116,7 @@ def check_job(
         )
     if terms.epsilon_cap is not None and not ticket.private:
         return refuse(
-            f"agreement {terms.agreement_id} requires record-level differential privacy with "
+            f"agreement {terms.agreement_id} requires differential privacy with "
             f"ε ≤ {terms.epsilon_cap:g}; run the job with --epsilon"
         )
     if (

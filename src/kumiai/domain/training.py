@@ -49,6 +49,13 @@ class TrainingSettings:
     def private(self) -> bool:
         return self.epsilon is not None or self.noise_multiplier is not None
 
+    @property
+    def local_proximal_mu(self) -> float:
+        """The FedProx μ every node trains with; FedProx without one uses Flower's 0.1."""
+        if self.strategy == "fedprox":
+            return self.proximal_mu or 0.1
+        return self.proximal_mu
+
     def __post_init__(self) -> None:
         checks = [
             (

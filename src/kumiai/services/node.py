@@ -20,7 +20,7 @@ from kumiai.adapters.models.logistic import LogisticRegression
 from kumiai.adapters.nodehome import LocalDataset, NodeHome
 from kumiai.adapters.spendlog import SpendLog
 from kumiai.domain.errors import DataError, InvalidInput, StateError
-from kumiai.domain.job import JobTicket
+from kumiai.domain.job import JobDocument
 from kumiai.domain.metrics import SiteScore, score_site
 from kumiai.domain.preprocessing import Columns, FeaturePlan, SiteSummary, summarise
 from kumiai.domain.privacy import PrivacyPlan, spent_after
@@ -138,7 +138,7 @@ class NodeWorker:
         self,
         dataset: str,
         settings: TrainingSettings,
-        ticket: JobTicket,
+        job: JobDocument,
         agreement_cap: float | None,
     ) -> tuple[bool, str, dict[str, float]]:
         """Before round one: plan the job's whole spend and reserve it, or refuse."""
@@ -148,8 +148,8 @@ class NodeWorker:
             return False, str(exc), {}
         details = {**plan.as_dict(), "steps_per_round": steps_per_round, "rounds": settings.rounds}
         decision = SpendLog(NodeHome(self.home), dataset).reserve(
-            job=ticket.job_id,
-            project=ticket.project,
+            job=job.job_id,
+            project=job.project,
             planned=plan.epsilon,
             delta=plan.delta,
             agreement_cap=agreement_cap,
@@ -196,7 +196,7 @@ class NodeWorker:
             lr=settings.learning_rate,
             batch_size=settings.batch_size,
             rng=rng,
-            prox_mu=settings.proximal_mu,
+            prox_mu=settings.local_proximal_mu,
             anchor=arrays,
         )
         if settings.private:  # client level: the update is clipped on its way out (a mod)
@@ -253,7 +253,7 @@ class NodeWorker:
             clipping_norm=float(d["clipping_norm"]),
             learning_rate=settings.learning_rate,
             rng=rng,
-            prox_mu=settings.proximal_mu,
+            prox_mu=settings.local_proximal_mu,
             anchor=anchor,
         )
         spent = spent_after(d, trained)

@@ -37,7 +37,7 @@ from kumiai.adapters.storage.schema import (
 from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, JobFailed, KumiaiError
-from kumiai.domain.job import JobKind, JobStatus, JobTicket
+from kumiai.domain.job import JobDocument, JobKind, JobStatus, sign_job
 from kumiai.domain.ledger import COORDINATOR, TreeHead
 from kumiai.domain.metrics import SiteScore, combine
 from kumiai.domain.preprocessing import SiteSummary
@@ -148,7 +148,7 @@ class _JobRecorder:
     def __init__(
         self,
         consortium: Consortium,
-        job: JobTicket,
+        job: JobDocument,
         progress: TrainingProgress | None,
         level: str = "record",
     ) -> None:
@@ -298,7 +298,7 @@ def arrays_from_bytes(blob: bytes) -> list[np.ndarray]:
 def _start_job(
     consortium: Consortium, project: str, settings: TrainingSettings, by: str | None
 ) -> tuple[FederatedJob, list[tuple[str, str]], str]:
-    """Create the job record and the ticket; one node per dataset the project requested."""
+    """Create the job record and the signed job document; one node per requested dataset."""
     with transaction(consortium.sessions) as session:
         project_row = get(session, ProjectRow, project)
         require_active(project, ProjectStatus(project_row.status))
@@ -314,18 +314,24 @@ def _start_job(
                 f"datasets first: kumiai request {project} --dataset NAME ..."
             )
         job_id = f"job-{uuid.uuid4().hex[:8]}"
-        ticket = JobTicket(
-            job_id=job_id,
-            project=project,
-            purpose=project_row.purpose,
-            kind=JobKind.TRAIN,
-            datasets=tuple(d.name for d in datasets),
-            rounds=settings.rounds,
-            private=settings.private,
-            epsilon=settings.epsilon,
-            secure_aggregation=settings.secure_aggregation,
-        )
         now = utc_now()
+        agreements = agreements_for_job(session, project)
+        signed = sign_job(
+            JobDocument(
+                job_id=job_id,
+                project=project,
+                purpose=project_row.purpose,
+                kind=JobKind.TRAIN,
+                datasets=tuple(d.name for d in datasets),
+                settings=settings,
+                agreements={
+                    d: SignedAgreement.from_json(text).terms.agreement_id
+                    for d, text in agreements.items()
+                },
+                issued_at=now,
+            ),
+            consortium.key_of(COORDINATOR),
+        )
         session.add(
             JobRow(
                 id=job_id,
@@ -345,18 +351,10 @@ def _start_job(
             session.add(
                 JobSiteRow(job_id=job_id, dataset=d.name, member=d.member, status="pending")
             )
-        job = FederatedJob(
-            ticket=ticket,
-            agreements=agreements_for_job(session, project),
-            settings=settings,
-            expected_nodes=len(datasets),
-        )
+        job = FederatedJob(signed=signed, agreements=agreements, expected_nodes=len(datasets))
         sites = [(str(consortium.member_home(d.member)), d.name) for d in datasets]
-        payload = {
-            "job": job_id,
-            "ticket": json.loads(ticket.to_json()),
-            "settings": json.loads(settings.to_json()),
-        }
+        # The ledger holds the very document the nodes admit, and its signature.
+        payload = {"job": job_id, "document": json.loads(signed.to_json())}
         consortium.ledger.append(
             session, Act(by, "job.started", payload, member=by, project=project)
         )

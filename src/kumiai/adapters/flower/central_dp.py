@@ -12,7 +12,6 @@ a consortium needs around them:
 - the legacy wrapper (for SecAgg+) gets the same accounting the Message-API one has.
 """
 
-from pathlib import Path
 from typing import Any
 
 from flwr.app import Context, Error, Message, MessageType
@@ -31,10 +30,10 @@ from flwr.supercore.privacy_accounting import (
 from flwr.supercore.privacy_accounting.rdp_accountant import RdpAccountant
 
 from kumiai.adapters.flower import protocol
+from kumiai.adapters.flower.admitted import admitted_job
 from kumiai.adapters.nodehome import NodeHome
 from kumiai.adapters.spendlog import SpendLog
 from kumiai.domain.errors import JobFailed
-from kumiai.domain.job import JobTicket
 from kumiai.domain.training import TrainingSettings
 
 
@@ -113,15 +112,14 @@ def client_dp_mod(message: Message, context: Context, call_next: ClientAppCallab
     """
     if message.metadata.message_type != MessageType.TRAIN:
         return call_next(message, context)
-    config = protocol.job_config(message)
-    if config is None:
+    if protocol.job_config(message) is None:  # a SecAgg+ step that carries no update
         return call_next(message, context)
-    settings = TrainingSettings.from_json(str(config[protocol.SETTINGS]))
+    home, dataset, admitted = admitted_job(context)
+    settings, job = admitted.job.document.settings, admitted.job.document.job_id
     if not (settings.private and settings.dp_level == "client"):
         return call_next(message, context)
-    state = context.state[protocol.STATE]
-    dataset, home = str(state["dataset"]), Path(str(state["home"]))
-    job = JobTicket.from_json(str(config[protocol.TICKET])).job_id
+    config = protocol.job_config(message)
+    assert config is not None
     held = SpendLog(NodeHome(home), dataset).view().jobs.get(job)
     reserved = None if held is None else held.details.get("clipping_norm")
     asked = config.get(KEY_CLIPPING_NORM)

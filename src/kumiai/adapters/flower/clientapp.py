@@ -1,7 +1,6 @@
 """kumiai's ClientApp: the node's side of a job, behind the guard mod."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -16,10 +15,11 @@ from flwr.compat.common import recorddict_compat as compat
 from numpy.typing import NDArray
 
 from kumiai.adapters.flower import protocol
+from kumiai.adapters.flower.admitted import admitted_job
 from kumiai.adapters.flower.central_dp import client_dp_mod
 from kumiai.adapters.flower.guard import Mod, NodeLocator, make_guard_mod, node_config_locator
 from kumiai.adapters.nodehome import NodeHome
-from kumiai.domain.job import JobTicket
+from kumiai.domain.job import JobDocument
 from kumiai.domain.metrics import HISTOGRAM_BINS, SiteScore
 from kumiai.domain.preprocessing import FeaturePlan, SiteSummary
 from kumiai.domain.training import TrainingSettings
@@ -36,7 +36,7 @@ class NodeOperations(Protocol):
         self,
         dataset: str,
         settings: TrainingSettings,
-        ticket: JobTicket,
+        job: JobDocument,
         agreement_cap: float | None,
     ) -> tuple[bool, str, dict[str, float]]: ...
 
@@ -104,26 +104,28 @@ def build_client_app(
 
     def unpack(
         message: Message, context: Context
-    ) -> tuple[NodeOperations, str, ConfigRecord, TrainingSettings]:
-        state = context.state[protocol.STATE]
+    ) -> tuple[NodeOperations, str, ConfigRecord, JobDocument]:
+        """The node, its dataset, the message's config and the job document it admitted.
+
+        The settings come from the node's own record of the admitted job, never from the
+        message (the guard has already refused a message whose document differs).
+        """
+        home, dataset, admitted = admitted_job(context)
         config = protocol.job_config(message)
-        assert config is not None  # the guard refuses messages without a ticket
-        settings = TrainingSettings.from_json(str(config[protocol.SETTINGS]))
-        return operations_for(Path(str(state["home"]))), str(state["dataset"]), config, settings
+        assert config is not None  # the guard refuses messages without a job document
+        return operations_for(home), dataset, config, admitted.job.document
 
     @app.query()
     def summarise(message: Message, context: Context) -> Message:
-        node, dataset, config, settings = unpack(message, context)
+        node, dataset, _, job = unpack(message, context)
+        settings = job.settings
         content = RecordDict()
         if settings.private:  # the node's budget check, before round one spends anything
-            ticket = JobTicket.from_json(str(config[protocol.TICKET]))
             cap = float(context.state[protocol.STATE]["epsilon-cap"])  # type: ignore[arg-type]
-            allowed, reason, numbers = node.admit(
-                dataset, settings, ticket, None if cap < 0 else cap
-            )
+            allowed, reason, numbers = node.admit(dataset, settings, job, None if cap < 0 else cap)
             if not allowed:
                 steward = NodeHome(Path(str(context.state[protocol.STATE]["home"]))).member_name
-                text = f"{steward} refused job {ticket.job_id}: {reason}"
+                text = f"{steward} refused job {job.job_id}: {reason}"
                 return Message(
                     Error(protocol.REFUSED, protocol.refusal_reason(dataset, text)),
                     reply_to=message,
@@ -135,26 +137,23 @@ def build_client_app(
 
     @app.train()
     def train(message: Message, context: Context) -> Message:
-        node, dataset, config, settings = unpack(message, context)
+        node, dataset, config, job = unpack(message, context)
+        settings = job.settings
         plan = FeaturePlan.from_json(str(config[protocol.PLAN]))
-        secure = (
-            protocol.LEGACY_PARAMETERS in message.content
-        )  # SecAgg+ speaks Flower's legacy FitIns
+        secure = settings.secure_aggregation  # SecAgg+ speaks Flower's legacy FitIns
         record = message.content[protocol.LEGACY_PARAMETERS if secure else "arrays"]
         arrays = record.to_numpy_ndarrays()  # type: ignore[union-attr]
-        if "proximal-mu" in config:  # set by Flower's FedProx
-            settings = replace(settings, proximal_mu=float(config["proximal-mu"]))  # type: ignore[arg-type]
-        job = JobTicket.from_json(str(config[protocol.TICKET])).job_id
         new_arrays, examples, loss, epsilon = node.train(
-            dataset, settings, plan, arrays, int(config.get("server-round", 0)), job
+            dataset, settings, plan, arrays, int(config.get("server-round", 0)), job.job_id
         )
         if settings.private and settings.dp_level == "client":
             examples = 1  # uniform weights: the noise is calibrated to a plain mean of members
-        values = {
+        values: dict[str, float | int] = {
             "num-examples": examples,
-            "train-loss": loss,
             "epsilon": -1.0 if epsilon is None else epsilon,
         }
+        if not settings.private:  # under DP the exact loss over every row would leak, uncounted
+            values["train-loss"] = loss
         if secure:  # secaggplus_mod masks these parameters before they leave the node
             parameters = ndarrays_to_parameters(new_arrays)
             fitres = FitRes(Status(Code.OK, ""), parameters, examples, values)  # type: ignore[arg-type]
@@ -166,7 +165,8 @@ def build_client_app(
 
     @app.evaluate()
     def evaluate(message: Message, context: Context) -> Message:
-        node, dataset, config, settings = unpack(message, context)
+        node, dataset, config, job = unpack(message, context)
+        settings = job.settings
         plan = FeaturePlan.from_json(str(config[protocol.PLAN]))
         arrays = message.content["arrays"].to_numpy_ndarrays()  # type: ignore[union-attr]
         score = node.evaluate(dataset, settings, plan, arrays)

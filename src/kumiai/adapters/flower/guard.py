@@ -1,4 +1,4 @@
-"""The node's guard: a Flower mod that applies the policy check to every message.
+"""The node's guard: a Flower mod that applies the node's rules to every message.
 
 Because it is an ordinary mod, it guards any Flower ClientApp, kumiai's own or a user's:
 
@@ -7,8 +7,14 @@ Because it is an ordinary mod, it guards any Flower ClientApp, kumiai's own or a
 
 The node is found from `node_config["kumiai-home"]` (and optionally `kumiai-dataset`),
 or from a locator the caller passes (the simulation maps partition ids to homes).
+
+On the first message of a job the guard admits the coordinator-signed job document against
+the node's own agreement and records it in the node home; every later message is compared
+with that record (`kumiai.domain.admission`). The handlers read the job's parameters from
+the record, never from the message.
 """
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +23,23 @@ from flwr.app import ConfigRecord, Context, Error, Message, MessageType
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Stage
 from flwr.common.secure_aggregation.secaggplus_constants import Key as SecAggKey
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from kumiai.adapters import witnessing
 from kumiai.adapters.flower import protocol
 from kumiai.adapters.nodehome import NodeHome
+from kumiai.domain.admission import (
+    Admitted,
+    Request,
+    StageRequest,
+    after_reply,
+    check_request,
+    check_secure_stage,
+)
 from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import KumiaiError
-from kumiai.domain.job import OPERATION_OF_MESSAGE, JobTicket
+from kumiai.domain.job import OPERATION_OF_MESSAGE, SignedJob
 from kumiai.domain.ledger import TreeHead
 from kumiai.domain.policy import Decision, check_job
 
@@ -54,6 +69,8 @@ class Admission:
     epsilon_cap: float | None = None  # the agreement's cap, for the node's budget check
     cosignature: str = ""  # the node's signature on the coordinator's head, if it cosigned
     head: TreeHead | None = None
+    admitted: Admitted | None = None  # the node's record of the job (None for stage steps)
+    request: Request | None = None
 
 
 def witness(
@@ -100,47 +117,107 @@ def witness(
     return Decision(True, seen.verdict.reason), seen.cosignature or "", head
 
 
-def decide(message: Message, home: Path, dataset_hint: str | None) -> Admission:
-    """Run the policy and witness checks for one message with this node's own state."""
+def secure_stage(message: Message) -> str | None:
+    """The SecAgg+ stage a TRAIN message belongs to, or None for an ordinary message."""
+    configs = message.content.config_records.get(RECORD_KEY_CONFIGS)
+    if message.metadata.message_type != MessageType.TRAIN or configs is None:
+        return None
+    return str(configs.get(SecAggKey.STAGE, ""))
+
+
+def _optional_float(config: ConfigRecord, *names: str) -> float | None:
+    for name in names:
+        if name in config:
+            try:
+                return float(config[name])  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                return float("nan")  # never equal to the admitted value: refused, named
+    return None
+
+
+def read_request(message: Message, config: ConfigRecord) -> Request:
+    """What the message asks for, as the rules compare it with the admitted job."""
+    operation = OPERATION_OF_MESSAGE.get(message.metadata.message_type.split(".")[0], "unknown")
+    try:
+        server_round = int(config.get("server-round", 0))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        server_round = -1
+    plan = config.get(protocol.PLAN)
+    return Request(
+        operation=operation,
+        server_round=server_round,
+        secure=secure_stage(message) == Stage.COLLECT_MASKED_VECTORS,
+        proximal_mu=_optional_float(config, "proximal-mu", "proximal_mu"),
+        clipping_norm=_optional_float(config, KEY_CLIPPING_NORM),
+        plan=hashlib.sha256(str(plan).encode()).hexdigest() if plan is not None else "",
+    )
+
+
+def _own_agreement(
+    node: NodeHome, job: SignedJob, dataset: str, config: ConfigRecord
+) -> tuple[SignedAgreement | None, str]:
+    """The node's own copy of the agreement the job names, and why it cannot be used.
+
+    The coordinator's copy is only compared: a copy that differs from the one the steward
+    signed on this node is a lie, and named as one.
+    """
+    agreement_id = job.document.agreements.get(dataset, "")
+    try:
+        own = node.agreement(agreement_id) if agreement_id else None
+    except KumiaiError as exc:
+        return None, f"this node's copy of agreement {agreement_id} is unreadable ({exc})"
+    presented = protocol.agreements_of(config).get(dataset)
+    if own is not None and presented is not None and presented != own.to_json():
+        return None, (
+            f"the coordinator presented a copy of agreement {agreement_id} that differs from "
+            "the one this node's steward signed"
+        )
+    return own, ""
+
+
+def decide(message: Message, context: Context, home: Path, dataset_hint: str | None) -> Admission:
+    """Run the policy, admission and witness checks for one message with this node's state."""
     node = NodeHome(home)
     steward = node.member_name
+    stage = secure_stage(message)
+    if stage is not None and stage != Stage.COLLECT_MASKED_VECTORS:
+        return _decide_stage(message, context, node, stage)
     config = protocol.job_config(message)
-    operation = OPERATION_OF_MESSAGE.get(message.metadata.message_type.split(".")[0], "unknown")
     if config is None:
         return Admission(
             Decision(
                 False,
-                f"{steward} refused: the message carries no kumiai job ticket; "
+                f"{steward} refused: the message carries no kumiai job document; "
                 "submit work through a kumiai job",
             ),
             dataset_hint or "?",
         )
     try:
-        ticket = JobTicket.from_json(str(config[protocol.TICKET]))
+        job = SignedJob.from_json(str(config[protocol.JOB]))
     except KumiaiError as exc:
         return Admission(Decision(False, f"{steward} refused: {exc}"), dataset_hint or "?")
+    doc = job.document
     held = [dataset_hint] if dataset_hint else node.dataset_names()
-    mine = [d for d in held if d in ticket.datasets]
+    mine = [d for d in held if d in doc.datasets]
     if not mine:
         return Admission(
             Decision(
                 False,
-                f"{steward} refused job {ticket.job_id}: this node holds none of "
-                f"its datasets {list(ticket.datasets)}",
+                f"{steward} refused job {doc.job_id}: this node holds none of "
+                f"its datasets {list(doc.datasets)}",
             ),
             dataset_hint or "?",
         )
     dataset = mine[0]
-    document = protocol.agreements_of(config).get(dataset)
-    try:
-        agreement = SignedAgreement.from_json(document) if document else None
-    except KumiaiError as exc:
-        return Admission(Decision(False, f"{steward} refused job {ticket.job_id}: {exc}"), dataset)
-    server_round = int(config.get("server-round", 0))
+    agreement, problem = _own_agreement(node, job, dataset, config)
+    if problem:
+        return Admission(Decision(False, f"{steward} refused job {doc.job_id}: {problem}"), dataset)
+    request = read_request(message, config)
     decision = check_job(
-        ticket=ticket,
-        operation=operation,
-        server_round=server_round,
+        job=job,
+        coordinator_key=node.coordinator_key(),
+        operation=request.operation,
+        server_round=request.server_round,
         dataset=dataset,
         steward=steward,
         steward_public_keys=node.steward_keys(),
@@ -150,24 +227,69 @@ def decide(message: Message, home: Path, dataset_hint: str | None) -> Admission:
     )
     if not decision.allowed:
         return Admission(decision, dataset)
-    witnessed, cosignature, head = witness(node, config, steward, ticket.job_id)
+    try:
+        record = node.admission(doc.job_id)
+        admitted = (
+            Admitted.from_doc(record)
+            if record is not None
+            else Admitted(job=job, dataset=dataset, run=context.run_id)
+        )
+    except (KumiaiError, KeyError, TypeError, ValueError) as exc:
+        return Admission(
+            Decision(
+                False,
+                f"{steward} refused job {doc.job_id}: this node's record of the job is "
+                f"unreadable ({exc}); the job cannot go on here",
+            ),
+            dataset,
+        )
+    followup = check_request(admitted, job, context.run_id, request)
+    if not followup.allowed:
+        return Admission(Decision(False, f"{steward} {followup.reason}"), dataset)
+    witnessed, cosignature, head = witness(node, config, steward, doc.job_id)
     if not witnessed.allowed:
         return Admission(witnessed, dataset)
+    if record is None:
+        node.save_admission(doc.job_id, admitted.to_doc())  # admitted once, before any work
     cap = agreement.terms.epsilon_cap if agreement is not None else None
-    return Admission(decision, dataset, steward, cap, cosignature, head)
+    return Admission(decision, dataset, steward, cap, cosignature, head, admitted, request)
 
 
-def is_secure_aggregation_handshake(message: Message) -> bool:
-    """SecAgg+ setup, key sharing and unmasking: protocol steps that read no rows.
+def _decide_stage(message: Message, context: Context, node: NodeHome, stage: str) -> Admission:
+    """A SecAgg+ step with no job document: only for a secure job admitted in this run.
 
-    Only the stage that collects masked vectors trains, and it carries the job's ticket,
-    so it is checked like any other training message.
+    These steps exchange keys and shares; they read no rows.
     """
-    configs = message.content.config_records.get(RECORD_KEY_CONFIGS)
-    return (
-        message.metadata.message_type == MessageType.TRAIN
-        and configs is not None
-        and configs.get(SecAggKey.STAGE) != Stage.COLLECT_MASKED_VECTORS
+    state = context.state.config_records.get(protocol.STATE)
+    admitted: Admitted | None = None
+    if state is not None and "job" in state:
+        record = node.admission(str(state["job"]))
+        admitted = Admitted.from_doc(record) if record is not None else None
+    configs = message.content.config_records[RECORD_KEY_CONFIGS]
+
+    def number(key: str) -> int | None:
+        value = configs.get(key)
+        return int(value) if isinstance(value, int) else None  # type: ignore[arg-type]
+
+    request = StageRequest(
+        stage=stage,
+        sample_number=number(SecAggKey.SAMPLE_NUMBER),
+        share_number=number(SecAggKey.SHARE_NUMBER),
+        threshold=number(SecAggKey.THRESHOLD),
+    )
+    decision = check_secure_stage(admitted, context.run_id, request)
+    dataset = admitted.dataset if admitted is not None else "?"
+    if not decision.allowed:
+        return Admission(Decision(False, f"{node.member_name} {decision.reason}"), dataset)
+    # Revocation and expiry are checked again at the stage that touches rows (collecting
+    # masked vectors, which carries the job document); refusing a key step instead would
+    # leave Flower's SecAgg+ unable to unmask the others' sum.
+    return Admission(decision, dataset, node.member_name)
+
+
+def _refusal(message: Message, dataset: str, reason: str) -> Message:
+    return Message(
+        Error(protocol.REFUSED, protocol.refusal_reason(dataset, reason)), reply_to=message
     )
 
 
@@ -175,27 +297,30 @@ def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
     """A mod that refuses, with the node's reason, any message its agreements do not cover."""
 
     def kumiai_guard(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
-        if is_secure_aggregation_handshake(message):
-            return call_next(message, context)  # key exchange only: no data is touched
         try:
             home, hint = locate(context)
-            admission = decide(message, home, hint)
+            admission = decide(message, context, home, hint)
         except KumiaiError as exc:
-            return Message(
-                Error(protocol.REFUSED, protocol.refusal_reason("?", str(exc))), reply_to=message
-            )
+            return _refusal(message, "?", str(exc))
         if not admission.decision.allowed:
-            reason = protocol.refusal_reason(admission.dataset, admission.decision.reason)
-            return Message(Error(protocol.REFUSED, reason), reply_to=message)
+            return _refusal(message, admission.dataset, admission.decision.reason)
+        admitted, request = admission.admitted, admission.request
+        if admitted is None or request is None:  # a SecAgg+ step of an admitted job
+            return call_next(message, context)
         cap = admission.epsilon_cap
         context.state[protocol.STATE] = ConfigRecord(
             {
                 "home": str(home),
                 "dataset": admission.dataset,
+                "job": admitted.job.document.job_id,
                 "epsilon-cap": -1.0 if cap is None else cap,
             }
         )
         reply = call_next(message, context)
+        if not reply.has_error():  # recorded before the reply leaves: no round is done twice
+            NodeHome(home).save_admission(
+                admitted.job.document.job_id, after_reply(admitted, request).to_doc()
+            )
         head = admission.head
         if admission.cosignature and head is not None and reply.has_content():
             reply.content[protocol.COSIGNATURE] = ConfigRecord(

@@ -5,9 +5,8 @@ import re
 
 from flwr.app import ConfigRecord, Message
 
-TICKET = "kumiai-ticket"
-AGREEMENTS = "kumiai-agreements"
-SETTINGS = "kumiai-settings"
+JOB = "kumiai-job"  # the coordinator-signed job document (kumiai.domain.job.SignedJob)
+AGREEMENTS = "kumiai-agreements"  # the coordinator's copies, compared with the node's own
 PLAN = "kumiai-plan"
 HEAD = "kumiai-head"  # the coordinator's latest signed tree head
 CONSISTENCY = "kumiai-consistency"  # {member: [from_size, [hex proof...]]}
@@ -20,9 +19,9 @@ _REFUSAL = re.compile(r"^\[dataset (?P<dataset>[^\]]+)\] (?P<reason>.*)$", re.S)
 
 
 def job_config(message: Message) -> ConfigRecord | None:
-    """The ConfigRecord carrying a kumiai ticket, whatever key the app stored it under."""
+    """The ConfigRecord carrying a kumiai job document, whatever key the app stored it under."""
     for record in message.content.config_records.values():
-        if TICKET in record:
+        if JOB in record:
             return record
     return None
 

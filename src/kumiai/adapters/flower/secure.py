@@ -79,7 +79,7 @@ def _legacy_strategy(
         "initial_parameters": ndarrays_to_parameters(initial),
     }
     if settings.strategy == "fedprox":
-        return legacy.FedProx(proximal_mu=settings.proximal_mu or 0.1, **common)
+        return legacy.FedProx(proximal_mu=settings.local_proximal_mu, **common)
     if settings.strategy in ("fedadam", "fedyogi"):
         kind = legacy.FedAdam if settings.strategy == "fedadam" else legacy.FedYogi
         # tau and eta_l as in the Message-API strategies, so both paths train alike.

@@ -34,7 +34,7 @@ from kumiai.adapters.flower.secure import SecureAggregationSettings, run_secure_
 from kumiai.adapters.flower.strategies import make_strategy
 from kumiai.adapters.models.logistic import LogisticRegression
 from kumiai.domain.errors import JobFailed
-from kumiai.domain.job import JobTicket
+from kumiai.domain.job import JobDocument, SignedJob
 from kumiai.domain.metrics import SiteScore
 from kumiai.domain.preprocessing import FeaturePlan, SiteSummary, merge_summaries
 from kumiai.domain.privacy import default_delta
@@ -65,9 +65,8 @@ class JobObserver(Protocol):
 
 @dataclass
 class FederatedJob:
-    ticket: JobTicket
+    signed: SignedJob  # the coordinator-signed job document every node admits
     agreements: dict[str, str]  # dataset -> signed agreement JSON
-    settings: TrainingSettings
     expected_nodes: int
     head: str = ""  # the coordinator's latest signed tree head (JSON)
     consistency: str = "{}"  # per witness, a proof from the head it last cosigned
@@ -79,12 +78,19 @@ class FederatedJob:
     rows: dict[str, int] = field(default_factory=dict)  # training rows per admitted dataset
     arrays: list[np.ndarray] = field(default_factory=list)
 
+    @property
+    def ticket(self) -> JobDocument:
+        return self.signed.document
+
+    @property
+    def settings(self) -> TrainingSettings:
+        return self.signed.document.settings
+
     def config(self, **extra: str) -> ConfigRecord:
         return ConfigRecord(
             {
-                protocol.TICKET: self.ticket.to_json(),
+                protocol.JOB: self.signed.to_json(),
                 protocol.AGREEMENTS: _json(self.agreements),
-                protocol.SETTINGS: self.settings.to_json(),
                 protocol.HEAD: self.head,
                 protocol.CONSISTENCY: self.consistency,
                 **extra,
@@ -201,17 +207,26 @@ class ObservingGrid(Grid):
         """Train loss and ε from plain replies ('metrics') or SecAgg+ ones ('fitres.metrics').
 
         SecAgg+ stage replies (key setup, sharing, unmasking) carry neither and are skipped.
+        Under DP the nodes send no loss (it would leak, uncounted), so none is shown.
         """
         found = []
         for reply in replies:
             record = reply.content.get("metrics") or reply.content.get("fitres.metrics")
-            if record is not None and "train-loss" in record:
+            if record is not None and "num-examples" in record:
                 found.append((self.sites.get(reply.metadata.src_node_id), record))
         if not found:
             return
-        weights = [float(r["num-examples"]) for _, r in found]
-        losses = [float(r["train-loss"]) for _, r in found]
-        self._train_loss = float(np.average(losses, weights=weights))
+        with_loss = [r for _, r in found if "train-loss" in r]
+        self._train_loss = (
+            float(
+                np.average(
+                    [float(r["train-loss"]) for r in with_loss],
+                    weights=[float(r["num-examples"]) for r in with_loss],
+                )
+            )
+            if with_loss
+            else None
+        )
         self._epsilons = {
             site: float(r["epsilon"])
             for site, r in found

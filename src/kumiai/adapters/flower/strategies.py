@@ -10,7 +10,7 @@ def make_strategy(settings: TrainingSettings) -> Strategy:
     # blocks waiting for a node that refused.
     common = {"min_train_nodes": 1, "min_evaluate_nodes": 1, "min_available_nodes": 1}
     if settings.strategy == "fedprox":
-        return FedProx(proximal_mu=settings.proximal_mu or 0.1, **common)
+        return FedProx(proximal_mu=settings.local_proximal_mu, **common)
     if settings.strategy == "fedadam":
         return FedAdam(eta=settings.server_learning_rate, eta_l=settings.learning_rate, **common)
     if settings.strategy == "fedyogi":
