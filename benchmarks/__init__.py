@@ -30,7 +30,14 @@ def _privacy(**options: Any) -> Any:
     return run(**options)
 
 
+def _attacks(**options: Any) -> Any:
+    from benchmarks.attacks import run
+
+    return run(**options)
+
+
 BENCHMARKS: dict[str, Callable[..., Any]] = {
+    "attacks": _attacks,
     "heart-disease": _heart_disease,
     "ledger": _ledger,
     "privacy": _privacy,

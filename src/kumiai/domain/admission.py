@@ -10,7 +10,7 @@ lying coordinator can be played in tests without Flower.
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kumiai.domain.job import SignedJob, differing_fields
+from kumiai.domain.job import SignedJob, differing_fields, operation_refusal
 from kumiai.domain.policy import Decision
 
 
@@ -62,6 +62,17 @@ class Request:
     plan: str = ""  # sha256 of the feature plan the message carries, if any
 
 
+def check_run(current_job: str | None, job_id: str, run: int) -> Decision:
+    """A Flower run serves one job: a message of another job in the same run is refused."""
+    if current_job is not None and current_job != job_id:
+        return Decision(
+            False,
+            f"refused job {job_id}: run {run} belongs to job {current_job}; a message of "
+            "another job is not accepted in it",
+        )
+    return Decision(True, "the run's own job")
+
+
 def check_request(admitted: Admitted, job: SignedJob, run: int, request: Request) -> Decision:
     """May this message, presented with `job`, go on under what the node admitted?"""
     doc = admitted.job.document
@@ -83,6 +94,8 @@ def check_request(admitted: Admitted, job: SignedJob, run: int, request: Request
             f"field(s) {named}; the node obeys only the document it admitted"
         )
     settings = doc.settings
+    if (wrong := operation_refusal(doc.kind, request.operation)) is not None:
+        return refuse(wrong)
     if request.operation == "statistics" and admitted.summarised:
         return refuse("its summaries were already released; they leave the node once per job")
     if request.operation in ("train", "evaluate") and not 1 <= request.server_round <= doc.rounds:

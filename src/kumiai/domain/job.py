@@ -7,6 +7,7 @@ message is only ever compared with it, never obeyed.
 """
 
 import json
+import re
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from enum import StrEnum
@@ -42,6 +43,14 @@ ALLOWED_OPERATIONS: dict[JobKind, frozenset[str]] = {
     JobKind.STATISTICS: frozenset({"statistics"}),
 }
 
+
+def operation_refusal(kind: JobKind, operation: str) -> str | None:
+    """Why a job of `kind` may not ask for `operation`, or None when it may."""
+    if operation in ALLOWED_OPERATIONS[kind]:
+        return None
+    return f"a job of kind {kind.value!r} may not ask for {operation!r}"
+
+
 # Flower message types -> the node operation they ask for.
 OPERATION_OF_MESSAGE = {"train": "train", "evaluate": "evaluate", "query": "statistics"}
 
@@ -63,6 +72,8 @@ def parse_job_kinds(text: str | list[str] | tuple[str, ...]) -> tuple[JobKind, .
 
 
 JOB_TYPE, SIGNED_JOB_TYPE, JOB_VERSION = "kumiai.job", "kumiai.signed-job", 1
+# A job id names files in every node home: letters, digits, '.', '_' and '-' only.
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,8 @@ class JobDocument:
             unknown = set(settings) - {f.name for f in fields(TrainingSettings)}
             if unknown:
                 raise ValueError(f"unknown setting(s) {sorted(unknown)}")
+            if not _JOB_ID.fullmatch(str(doc["job_id"])):
+                raise ValueError(f"job id {doc['job_id']!r} is not a valid name")
             return cls(
                 job_id=str(doc["job_id"]),
                 project=str(doc["project"]),

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from kumiai.domain.agreement import SignedAgreement, signature_is_valid
 from kumiai.domain.clock import to_iso
-from kumiai.domain.job import ALLOWED_OPERATIONS, SignedJob, job_signature_is_valid
+from kumiai.domain.job import SignedJob, job_signature_is_valid, operation_refusal
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,8 @@ def check_job(
             f"agreement {terms.agreement_id} allows job kinds [{allowed}], "
             f"not {ticket.kind.value!r}"
         )
-    if operation not in ALLOWED_OPERATIONS[ticket.kind]:
-        return refuse(f"a {ticket.kind.value} job may not ask for {operation!r}")
+    if (wrong := operation_refusal(ticket.kind, operation)) is not None:
+        return refuse(wrong)
     if now >= terms.expires_at:
         return refuse(
             f"agreement {terms.agreement_id} expired at {to_iso(terms.expires_at)}; "

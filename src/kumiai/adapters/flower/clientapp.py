@@ -19,6 +19,7 @@ from kumiai.adapters.flower.admitted import admitted_job
 from kumiai.adapters.flower.central_dp import client_dp_mod
 from kumiai.adapters.flower.guard import Mod, NodeLocator, make_guard_mod, node_config_locator
 from kumiai.adapters.nodehome import NodeHome
+from kumiai.domain.errors import KumiaiError
 from kumiai.domain.job import JobDocument
 from kumiai.domain.metrics import HISTOGRAM_BINS, SiteScore
 from kumiai.domain.preprocessing import FeaturePlan, SiteSummary
@@ -91,16 +92,46 @@ def secure_aggregation_mod(
     return call_next(message, context)
 
 
+def failure_mod(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """A node that cannot do admitted work (a changed file, a damaged spend log) says why.
+
+    The reason leaves as one line naming the dataset and the cause, the same shape as a
+    refusal, so the researcher reads it in `kumiai job` rather than a Ray traceback.
+    """
+    try:
+        return call_next(message, context)
+    except KumiaiError as exc:
+        state = context.state.config_records.get(protocol.STATE)
+        dataset = str(state["dataset"]) if state is not None else "?"
+        job = str(state["job"]) if state is not None and "job" in state else "?"
+        try:
+            steward = NodeHome(Path(str(state["home"]))).member_name if state else "the node"
+        except KumiaiError:
+            steward = "the node"
+        text = f"{steward} could not work for job {job}: {exc}"
+        return Message(
+            Error(protocol.FAILED, protocol.refusal_reason(dataset, text)), reply_to=message
+        )
+
+
 def build_client_app(
     operations_for: Callable[[Path], NodeOperations],
     locate: NodeLocator = node_config_locator,
     mods: Sequence[Mod] = (),
 ) -> ClientApp:
-    """The node's ClientApp: the guard first, then any extra `mods`, then SecAgg+ masking.
+    """The node's ClientApp: the guard first, failures as one line, extra `mods`, SecAgg+.
 
     Client-level DP clipping sits innermost, so an update is clipped before it is masked.
     """
-    app = ClientApp(mods=[make_guard_mod(locate), *mods, secure_aggregation_mod, client_dp_mod])
+    app = ClientApp(
+        mods=[
+            make_guard_mod(locate),
+            failure_mod,
+            *mods,
+            secure_aggregation_mod,
+            client_dp_mod,
+        ]
+    )
 
     def unpack(
         message: Message, context: Context

@@ -34,6 +34,7 @@ from kumiai.domain.admission import (
     StageRequest,
     after_reply,
     check_request,
+    check_run,
     check_secure_stage,
 )
 from kumiai.domain.agreement import SignedAgreement
@@ -212,21 +213,13 @@ def decide(message: Message, context: Context, home: Path, dataset_hint: str | N
     agreement, problem = _own_agreement(node, job, dataset, config)
     if problem:
         return Admission(Decision(False, f"{steward} refused job {doc.job_id}: {problem}"), dataset)
-    request = read_request(message, config)
-    decision = check_job(
-        job=job,
-        coordinator_key=node.coordinator_key(),
-        operation=request.operation,
-        server_round=request.server_round,
-        dataset=dataset,
-        steward=steward,
-        steward_public_keys=node.steward_keys(),
-        agreement=agreement,
-        revoked=node.revoked(),
-        now=utc_now(),
+    state = context.state.config_records.get(protocol.STATE)
+    bound = check_run(
+        str(state["job"]) if state and "job" in state else None, doc.job_id, context.run_id
     )
-    if not decision.allowed:
-        return Admission(decision, dataset)
+    if not bound.allowed:
+        return Admission(Decision(False, f"{steward} {bound.reason}"), dataset)
+    request = read_request(message, config)
     try:
         record = node.admission(doc.job_id)
         admitted = (
@@ -244,8 +237,22 @@ def decide(message: Message, context: Context, home: Path, dataset_hint: str | N
             dataset,
         )
     followup = check_request(admitted, job, context.run_id, request)
-    if not followup.allowed:
+    if not followup.allowed:  # first: a lying document is named as one, field by field
         return Admission(Decision(False, f"{steward} {followup.reason}"), dataset)
+    decision = check_job(
+        job=job,
+        coordinator_key=node.coordinator_key(),
+        operation=request.operation,
+        server_round=request.server_round,
+        dataset=dataset,
+        steward=steward,
+        steward_public_keys=node.steward_keys(),
+        agreement=agreement,
+        revoked=node.revoked(),
+        now=utc_now(),
+    )
+    if not decision.allowed:
+        return Admission(decision, dataset)
     witnessed, cosignature, head = witness(node, config, steward, doc.job_id)
     if not witnessed.allowed:
         return Admission(witnessed, dataset)

@@ -13,6 +13,7 @@ CONSISTENCY = "kumiai-consistency"  # {member: [from_size, [hex proof...]]}
 COSIGNATURE = "kumiai-cosignature"  # ConfigRecord a node adds to its reply
 STATE = "kumiai"  # ConfigRecord the guard leaves in Context.state for the handlers
 REFUSED = 4030  # Flower Error code of a node's refusal
+FAILED = 5030  # Flower Error code of a node that could not do admitted work (bad data, ...)
 LEGACY_PARAMETERS = "fitins.parameters"  # where SecAgg+ (legacy FitIns) carries the model
 
 _REFUSAL = re.compile(r"^\[dataset (?P<dataset>[^\]]+)\] (?P<reason>.*)$", re.S)
