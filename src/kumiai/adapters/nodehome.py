@@ -4,6 +4,8 @@ This directory is the node's own authority. The coordinator's database only mirr
 """
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ class LocalDataset:
     schema: Schema
     missing: dict[str, tuple[str, ...]]
     rows: int
+    ignored: tuple[str, ...] = ()  # columns the steward left out (--ignore)
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -38,6 +41,7 @@ class LocalDataset:
             "schema": {c: t.value for c, t in self.schema.items()},
             "missing": {c: list(v) for c, v in self.missing.items()},
             "rows": self.rows,
+            "ignored": list(self.ignored),
         }
 
     @classmethod
@@ -50,6 +54,7 @@ class LocalDataset:
             schema={c: ColumnType(t) for c, t in doc["schema"].items()},
             missing={c: tuple(v) for c, v in doc["missing"].items()},
             rows=int(doc["rows"]),
+            ignored=tuple(doc.get("ignored", ())),
         )
 
 
@@ -142,6 +147,12 @@ class NodeHome:
         folder = self.root / "datasets"
         return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
+    def dataset_or_none(self, name: str) -> LocalDataset | None:
+        return self.dataset(name) if (self.root / "datasets" / f"{name}.json").is_file() else None
+
+    def forget_dataset(self, name: str) -> None:
+        (self.root / "datasets" / f"{name}.json").unlink(missing_ok=True)
+
     # -- agreements and revocations ----------------------------------------------------
     def save_agreement(self, agreement: SignedAgreement) -> None:
         write_atomic(
@@ -173,3 +184,50 @@ class NodeHome:
             raise NotFound(f"{what} {path} does not exist; is this a kumiai node home?") from None
         except (json.JSONDecodeError, ValueError):
             raise InvalidInput(f"{what} {path} is not valid JSON; restore it from backup") from None
+
+
+class DatasetWrite:
+    """A dataset's file and record put into a node home so that a failure leaves no trace.
+
+    `stage` copies the steward's file beside its final place. `install` (just before the
+    caller's database transaction commits) swaps it in with the record and keeps the
+    previous version aside; `undo` restores what was there; `finish` drops the old file.
+    """
+
+    def __init__(self, home: NodeHome, name: str, source: Path) -> None:
+        self.home = home
+        self.name = name
+        self.stored = home.data_dir / f"{name}{source.suffix.lower()}"
+        self.staged = self.stored.with_name(f".{self.stored.name}.incoming")
+        self.previous = home.dataset_or_none(name)
+        self.backup: Path | None = None
+        self.installed = False
+        self.stored.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, self.staged)
+
+    def install(self, record: LocalDataset) -> None:
+        self.installed = True
+        old = self.previous.file if self.previous is not None else None
+        if old is not None and old.is_file():
+            self.backup = old.with_name(f".{old.name}.previous")
+            os.replace(old, self.backup)
+        os.replace(self.staged, self.stored)
+        self.home.save_dataset(record)
+
+    def undo(self) -> None:
+        self.staged.unlink(missing_ok=True)
+        if not self.installed:
+            return
+        if self.previous is None:
+            self.home.forget_dataset(self.name)
+            self.stored.unlink(missing_ok=True)
+            return
+        self.home.save_dataset(self.previous)
+        if self.stored != self.previous.file:
+            self.stored.unlink(missing_ok=True)
+        if self.backup is not None:
+            os.replace(self.backup, self.previous.file)
+
+    def finish(self) -> None:
+        if self.backup is not None:
+            self.backup.unlink(missing_ok=True)
