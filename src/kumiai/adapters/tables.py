@@ -22,6 +22,7 @@ from kumiai.domain.schema import (
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 SUPPORTED = (".csv", ".parquet", ".pq")
+SHOWN_CELLS = 5  # offending cells an error lists by row before it only counts the rest
 
 
 def content_hash(path: Path) -> str:
@@ -93,14 +94,19 @@ def read_raw(path: Path) -> pd.DataFrame:
             frame = pd.read_parquet(path)
             frame = frame.astype(object).where(frame.notna(), None)
             frame = frame.map(lambda v: None if v is None else str(v))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        csv.Error,
+        UnicodeDecodeError,
+        OSError,
+    ) as exc:
         raise DataError(f"data file {path} cannot be read: {exc}") from None
     except ValueError as exc:  # pyarrow raises ArrowInvalid, a ValueError
         raise DataError(f"data file {path} cannot be read: {exc}") from None
-    if frame.empty and len(frame.index) == 0:
+    if len(frame.index) == 0:
         raise DataError(
-            f"data file {path} has a header but no data rows; add the rows (one per line "
-            "after the header) and register it again"
+            f"data file {path} has a header but no data rows; add the rows and register it again"
         )
     return frame
 
@@ -125,7 +131,10 @@ def _csv_lines(path: Path, rows: set[int]) -> dict[int, int]:
 
 def locate(path: Path, rows: list[int]) -> dict[int, str]:
     """'row 3 (line 4)' for each 0-based data row: the 1-based data row and, in a CSV, its line."""
-    lines = _csv_lines(path, set(rows)) if path.suffix.lower() == ".csv" else {}
+    try:
+        lines = _csv_lines(path, set(rows)) if path.suffix.lower() == ".csv" else {}
+    except (csv.Error, OSError):
+        lines = {}  # the row number alone still points at the cell
     return {r: f"row {r + 1}" + (f" (line {lines[r]})" if r in lines else "") for r in rows}
 
 
@@ -134,10 +143,6 @@ def _is_missing(value: Any, markers: tuple[str, ...]) -> bool:
         return True
     text = str(value).strip()
     return text.lower() in MISSING_TOKENS or text in markers
-
-
-# How many offending cells an error message lists before it only counts the rest.
-SHOWN_CELLS = 5
 
 
 def _unusable_numbers(
