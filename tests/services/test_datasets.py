@@ -231,3 +231,18 @@ def test_an_update_waits_for_running_jobs(site: Consortium, tmp_path: Path) -> N
     newer.write_text(HEADER + _rows(14))
     with pytest.raises(StateError, match="in use by job\\(s\\) job-1, still running"):
         datasets.update_dataset(site, "d", newer)
+
+
+def test_a_csv_dataset_can_move_to_parquet(site: Consortium, tmp_path: Path) -> None:
+    import pandas as pd
+
+    path = tmp_path / "site.csv"
+    path.write_text(HEADER + _rows(12))
+    _register(site, path)
+    parquet = tmp_path / "site.parquet"
+    pd.read_csv(tmp_path / "site.csv").iloc[:11].to_parquet(parquet)
+    update = datasets.update_dataset(site, "d", parquet)
+    node = NodeHome(site.member_home("site"))
+    assert [p.name for p in (node.data_dir).iterdir()] == ["d.parquet"]
+    assert update.after.rows == 11 and update.after.schema == update.before.schema
+    assert len(load_rows(node.dataset("d"))[1]) == 11
