@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kumiai.adapters import nodehome
+from kumiai.adapters import datasetwrite, nodehome
 from kumiai.adapters.nodehome import NodeHome
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import JobRow, JobSiteRow
@@ -90,13 +90,13 @@ def test_a_failure_after_the_node_copy_is_installed_is_undone(
 ) -> None:
     path = tmp_path / "site.csv"
     path.write_text(HEADER + _rows(12))
-    install = nodehome.DatasetWrite.install
+    install = datasetwrite.DatasetWrite.install
 
-    def install_then_fail(self: nodehome.DatasetWrite, record: nodehome.LocalDataset) -> None:
+    def install_then_fail(self: datasetwrite.DatasetWrite, record: nodehome.LocalDataset) -> None:
         install(self, record)
         raise OSError("disk full")
 
-    monkeypatch.setattr(nodehome.DatasetWrite, "install", install_then_fail)
+    monkeypatch.setattr(datasetwrite.DatasetWrite, "install", install_then_fail)
     with pytest.raises(OSError, match="disk full"):
         _register(site, path)
     _nothing_written(site)

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumiai.adapters import tables
-from kumiai.adapters.nodehome import DatasetWrite, LocalDataset, NodeHome
+from kumiai.adapters.datasetwrite import DatasetWrite
+from kumiai.adapters.nodehome import LocalDataset, NodeHome
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import (
     DatasetRow,
