@@ -126,7 +126,8 @@ def test_a_dataset_whose_columns_differ_is_refused_with_the_columns(tmp_path: Pa
     consortium, _ = heart_consortium(tmp_path / "c", hospitals=("cleveland-clinic",), sign=())
     members.add_member(consortium, "other", "hospital")
     path = tmp_path / "other.csv"
-    path.write_text("age,sex,weight,num\n60,Male,80,0\n61,Female,70,1\n")
+    rows = "".join(f"{60 + i},{('Male', 'Female')[i % 2]},{70 + i},{i % 2}\n" for i in range(10))
+    path.write_text("age,sex,weight,num\n" + rows)
     datasets.register_dataset(
         consortium, member="other", file=path, name="other-heart", target="num>0"
     )

@@ -33,6 +33,7 @@ class LocalDataset:
     schema: Schema
     missing: dict[str, tuple[str, ...]]
     rows: int
+    ignored: tuple[str, ...] = ()  # columns the steward left out (--ignore)
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -43,6 +44,7 @@ class LocalDataset:
             "schema": {c: t.value for c, t in self.schema.items()},
             "missing": {c: list(v) for c, v in self.missing.items()},
             "rows": self.rows,
+            "ignored": list(self.ignored),
         }
 
     @classmethod
@@ -55,6 +57,7 @@ class LocalDataset:
             schema={c: ColumnType(t) for c, t in doc["schema"].items()},
             missing={c: tuple(v) for c, v in doc["missing"].items()},
             rows=int(doc["rows"]),
+            ignored=tuple(doc.get("ignored", ())),
         )
 
 
@@ -146,6 +149,12 @@ class NodeHome:
     def dataset_names(self) -> list[str]:
         folder = self.root / "datasets"
         return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+    def dataset_or_none(self, name: str) -> LocalDataset | None:
+        return self.dataset(name) if (self.root / "datasets" / f"{name}.json").is_file() else None
+
+    def forget_dataset(self, name: str) -> None:
+        (self.root / "datasets" / f"{name}.json").unlink(missing_ok=True)
 
     # -- agreements and revocations ----------------------------------------------------
     def save_agreement(self, agreement: SignedAgreement) -> None:

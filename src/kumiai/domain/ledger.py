@@ -27,6 +27,7 @@ KINDS = (
     "member.joined",
     "member.key-rotated",
     "dataset.registered",
+    "dataset.updated",
     "project.proposed",
     "project.approved",
     "project.closed",

@@ -1,5 +1,6 @@
 """Column types, target expressions, and the rule that sites must share one schema."""
 
+import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -13,6 +14,26 @@ class ColumnType(StrEnum):
 
 
 Schema = dict[str, ColumnType]
+
+# The largest magnitude a numeric cell may have. Preprocessing sums every value's square
+# across all sites (domain.preprocessing); at |x| <= 1e100 a square is at most 1e200, so no
+# real number of rows can overflow a float64 (about 1.8e308), and no measured quantity
+# comes near it. `inf`, `-inf` and values such as `1e308` are refused at registration.
+MAX_MAGNITUDE = 1e100
+NOT_A_NUMBER = "is not a number"
+
+
+def read_number(text: str) -> tuple[float | None, str]:
+    """A numeric cell's value, or None and why it cannot be used (empty when it is fine)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None, NOT_A_NUMBER
+    if not math.isfinite(value):
+        return None, "is not a finite number"
+    if abs(value) > MAX_MAGNITUDE:
+        return None, f"is beyond ±{MAX_MAGNITUDE:g}, the largest magnitude kumiai accepts"
+    return value, ""
 
 
 def parse_column_types(text: str | None) -> dict[str, ColumnType]:

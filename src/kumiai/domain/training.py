@@ -1,6 +1,7 @@
 """Settings of a federated training job, validated before any node is contacted."""
 
 import json
+import math
 from dataclasses import asdict, dataclass
 
 from kumiai.domain.client_dp import CLIENT_STRATEGIES, plan_client_dp
@@ -57,6 +58,26 @@ class TrainingSettings:
         return self.proximal_mu
 
     def __post_init__(self) -> None:
+        # NaN slips through every comparison below and infinity through most; either would
+        # reach the signed job document, which JSON cannot hold. Name the option first.
+        for field_name, label, option in (
+            ("learning_rate", "learning rate", "--lr"),
+            ("l2", "l2", "--l2"),
+            ("proximal_mu", "proximal mu", "--mu"),
+            ("server_learning_rate", "server learning rate", "--server-lr"),
+            ("test_fraction", "test fraction", "--test-fraction"),
+            ("epsilon", "epsilon", "--epsilon"),
+            ("noise_multiplier", "noise multiplier", "--noise-multiplier"),
+            ("clipping_norm", "clipping norm", "--clipping"),
+            ("delta", "delta", "--delta"),
+        ):
+            value = getattr(self, field_name)
+            if value is None and field_name in ("epsilon", "noise_multiplier", "delta"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidInput(f"{label} ({option}) must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise InvalidInput(f"{label} ({option}) must be a finite number, got {value}")
         checks = [
             (
                 self.strategy in STRATEGIES,

@@ -1,23 +1,45 @@
-"""A steward registers a dataset on its own node; the catalogue receives metadata only."""
+"""A steward registers a dataset on its own node; the catalogue receives metadata only.
+
+Registering and updating check every cell of the steward's file before anything is
+stored, and write the node's copy, its record, the catalogue row and the signed ledger
+entry together: a refusal or a crash leaves none of them behind.
+"""
 
 import json
-import shutil
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from kumiai.adapters import tables
-from kumiai.adapters.nodehome import LocalDataset
+from kumiai.adapters.datasetwrite import DatasetWrite
+from kumiai.adapters.nodehome import LocalDataset, NodeHome
 from kumiai.adapters.storage.database import transaction
-from kumiai.adapters.storage.schema import DatasetRow, MemberRow
+from kumiai.adapters.storage.schema import (
+    DatasetRow,
+    JobRow,
+    JobSiteRow,
+    MemberRow,
+    ProjectRow,
+    RequestRow,
+)
 from kumiai.domain.clock import utc_now
-from kumiai.domain.errors import InvalidInput
+from kumiai.domain.errors import DataError, InvalidInput, StateError
+from kumiai.domain.job import JobStatus
 from kumiai.domain.names import check_slug
-from kumiai.domain.schema import ColumnType, parse_target
+from kumiai.domain.project import ProjectStatus
+from kumiai.domain.schema import ColumnType, Schema, TargetSpec, parse_target
+from kumiai.domain.split import check_splittable
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get
-from kumiai.services.node import parse_file
 
+Result = TypeVar("Result")
 SENSITIVITIES = ("public", "internal", "confidential", "special-category")
 
 
@@ -32,6 +54,15 @@ class DatasetInfo:
     schema: dict[str, str]
 
 
+@dataclass(frozen=True)
+class DatasetUpdate:
+    """A new version of a dataset: the catalogue entry before and after, and columns left out."""
+
+    before: DatasetInfo
+    after: DatasetInfo
+    left_out: tuple[str, ...]
+
+
 def _info(row: DatasetRow) -> DatasetInfo:
     return DatasetInfo(
         row.name,
@@ -42,6 +73,66 @@ def _info(row: DatasetRow) -> DatasetInfo:
         row.sha256,
         json.loads(row.schema_json),
     )
+
+
+def _schema_doc(schema: Schema) -> dict[str, str]:
+    return {c: t.value for c, t in schema.items()}
+
+
+@dataclass(frozen=True)
+class _Checked:
+    schema: Schema
+    rows: int
+
+
+def _check(
+    file: Path,
+    frame: pd.DataFrame,
+    spec: TargetSpec,
+    declared: dict[str, ColumnType],
+    ignore: tuple[str, ...],
+    missing: dict[str, tuple[str, ...]],
+) -> _Checked:
+    """Every check a dataset passes before it is stored; errors name the steward's file."""
+    schema = tables.infer_schema(
+        frame, path=file, target=spec, declared=declared, ignore=ignore, missing=missing
+    )
+    labels = tables.target_labels(frame, path=file, target=spec)
+    # Every cell parses now, or the error names the file, row and column.
+    tables.parse_columns(frame, path=file, schema=schema, missing=missing)
+    present = Counter(str(label) for label in labels if label is not None)
+    check_splittable(f"data file {file} (target {spec})", present)
+    return _Checked(schema, sum(present.values()))
+
+
+def _stage(node: NodeHome, name: str, file: Path, sha256: str) -> DatasetWrite:
+    """Copy the file into the node home; refuse if it changed while it was being checked."""
+    write = DatasetWrite(node, name, file)
+    if tables.content_hash(write.staged) != sha256:
+        write.undo()
+        raise DataError(f"data file {file} changed while kumiai was checking it; run again")
+    return write
+
+
+def _commit(
+    consortium: Consortium, work: Callable[[Session, list[DatasetWrite]], Result]
+) -> Result:
+    """Run `work(session, writes)` in one transaction; undo its node writes if it fails.
+
+    `work` installs its node writes last, so the node is changed only when the database
+    is about to commit, and put back if the commit fails.
+    """
+    writes: list[DatasetWrite] = []
+    try:
+        with transaction(consortium.sessions) as session:
+            result = work(session, writes)
+    except BaseException:
+        for write in writes:
+            write.undo()
+        raise
+    for write in writes:
+        write.finish()
+    return result
 
 
 def register_dataset(
@@ -64,42 +155,36 @@ def register_dataset(
         )
     spec = parse_target(target)
     missing = missing or {}
-    with transaction(consortium.sessions) as session:
+
+    def work(session: Session, writes: list[DatasetWrite]) -> DatasetInfo:
         get(session, MemberRow, member)
         if session.get(DatasetRow, name) is not None:
-            raise InvalidInput(f"dataset {name!r} is already registered; choose another name")
+            raise InvalidInput(
+                f"dataset {name!r} is already registered; choose another name, or register a "
+                f"new version of its file with: kumiai dataset update {name} FILE"
+            )
+        sha256 = tables.content_hash(tables.require_file(file))
         frame = tables.read_raw(file)
-        schema = tables.infer_schema(
-            frame,
-            path=file,
-            target=spec,
-            declared=column_types or {},
-            ignore=ignore,
-            missing=missing,
-        )
-        # Every cell parses now, or the error names the user's file, row and column.
-        _, labels = parse_file(file, spec, schema, missing)
+        checked = _check(file, frame, spec, column_types or {}, ignore, missing)
         node = consortium.node(member)
-        stored = node.data_dir / f"{name}{file.suffix.lower()}"
-        stored.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(file, stored)
+        writes.append(write := _stage(node, name, file, sha256))
         record = LocalDataset(
             name=name,
-            file=stored,
-            sha256=tables.content_hash(stored),
+            file=write.stored,
+            sha256=sha256,
             target=spec,
-            schema=schema,
+            schema=checked.schema,
             missing=missing,
-            rows=len(labels),
+            rows=checked.rows,
+            ignored=ignore,
         )
-        node.save_dataset(record)
         row = DatasetRow(
             name=name,
             member=member,
-            schema_json=json.dumps({c: t.value for c, t in schema.items()}),
+            schema_json=json.dumps(_schema_doc(checked.schema)),
             target=str(spec),
-            rows=len(labels),
-            sha256=record.sha256,
+            rows=checked.rows,
+            sha256=sha256,
             sensitivity=sensitivity,
             registered_at=utc_now(),
         )
@@ -112,17 +197,196 @@ def register_dataset(
                 {
                     "dataset": name,
                     "member": member,
-                    "rows": len(labels),
-                    "sha256": record.sha256,
+                    "rows": checked.rows,
+                    "sha256": sha256,
                     "target": str(spec),
                     "sensitivity": sensitivity,
-                    "schema": {c: t.value for c, t in schema.items()},
+                    "schema": _schema_doc(checked.schema),
                 },
                 member=member,
                 dataset=name,
             ),
         )
+        session.flush()
+        write.install(record)
         return _info(row)
+
+    return _commit(consortium, work)
+
+
+def schema_changes(before: Schema, after: Schema) -> list[str]:
+    """What a new version does to the columns, in words: adds, drops, retypes."""
+    changes = []
+    added = [c for c in after if c not in before]
+    dropped = [c for c in before if c not in after]
+    retyped = [
+        f"{c} from {before[c].value} to {after[c].value}"
+        for c in before
+        if c in after and before[c] is not after[c]
+    ]
+    if added:
+        changes.append("adds " + ", ".join(added))
+    if dropped:
+        changes.append("drops " + ", ".join(dropped))
+    if retyped:
+        changes.append("changes " + ", ".join(retyped))
+    return changes
+
+
+def _projects_using(session: Session, dataset: str) -> list[str]:
+    """Active projects with a pending or signed request on the dataset."""
+    query = (
+        select(RequestRow.project)
+        .join(ProjectRow, ProjectRow.name == RequestRow.project)
+        .where(
+            RequestRow.dataset == dataset,
+            RequestRow.status.in_(("pending", "signed")),
+            ProjectRow.status == ProjectStatus.ACTIVE.value,
+        )
+        .distinct()
+        .order_by(RequestRow.project)
+    )
+    return list(session.scalars(query))
+
+
+def _refuse_while_jobs_run(session: Session, dataset: str) -> None:
+    """A job in progress planned its privacy spend and split on the rows it started with."""
+    query = (
+        select(JobRow.id)
+        .join(JobSiteRow, JobSiteRow.job_id == JobRow.id)
+        .where(
+            JobSiteRow.dataset == dataset,
+            JobRow.status.in_((JobStatus.PENDING.value, JobStatus.RUNNING.value)),
+        )
+        .order_by(JobRow.id)
+    )
+    jobs = list(session.scalars(query))
+    if jobs:
+        raise StateError(
+            f"dataset {dataset!r} is in use by job(s) {', '.join(jobs)}, still running; update "
+            "it when they have finished (`kumiai jobs` marks a job whose process died failed)"
+        )
+
+
+@dataclass(frozen=True)
+class _ColumnPlan:
+    """How a new version's columns are read: as registered, plus the steward's changes."""
+
+    declared: dict[str, ColumnType]
+    ignored: tuple[str, ...]
+    left_out: tuple[str, ...]  # in the new file only, and not named by the steward
+    missing: dict[str, tuple[str, ...]]
+
+
+def _plan_columns(
+    previous: LocalDataset,
+    found: list[str],
+    column_types: dict[str, ColumnType],
+    ignore: tuple[str, ...],
+    missing: dict[str, tuple[str, ...]] | None,
+) -> _ColumnPlan:
+    kept = {c: t for c, t in previous.schema.items() if c in found and c not in ignore}
+    declared = kept | column_types
+    still_ignored = tuple(c for c in previous.ignored if c in found and c not in declared)
+    ignored = tuple(dict.fromkeys((*still_ignored, *ignore)))
+    left_out = tuple(
+        c for c in found if c not in declared and c not in ignored and c != previous.target.column
+    )
+    markers = {c: v for c, v in previous.missing.items() if c in found}
+    for column, values in (missing or {}).items():
+        markers[column] = tuple(dict.fromkeys((*markers.get(column, ()), *values)))
+    return _ColumnPlan(declared, ignored, left_out, markers)
+
+
+def update_dataset(
+    consortium: Consortium,
+    name: str,
+    file: Path,
+    *,
+    column_types: dict[str, ColumnType] | None = None,
+    missing: dict[str, tuple[str, ...]] | None = None,
+    ignore: tuple[str, ...] = (),
+) -> DatasetUpdate:
+    """Register a new version of a dataset's file, checked like a registration.
+
+    The target and sensitivity stay. The registered columns keep their types (`column_types`
+    adds or retypes columns); columns the new file adds are left out unless named there;
+    `missing` adds markers to the registered ones; `ignore` drops registered columns. A
+    schema change is refused while an active project has a request on the dataset. Signed
+    agreements and the privacy budget carry over: they are about the same people's data.
+    """
+
+    def work(session: Session, writes: list[DatasetWrite]) -> DatasetUpdate:
+        row = get(session, DatasetRow, name)
+        before = _info(row)
+        _refuse_while_jobs_run(session, name)
+        node = consortium.node(row.member)
+        previous = node.dataset(name)
+        sha256 = tables.content_hash(tables.require_file(file))
+        if sha256 == previous.sha256 and previous.file.is_file():
+            raise InvalidInput(
+                f"data file {file} is the version of {name!r} already registered (same "
+                "content hash); nothing to update"
+            )
+        frame = tables.read_raw(file)
+        plan = _plan_columns(previous, list(frame.columns), column_types or {}, ignore, missing)
+        checked = _check(
+            file,
+            frame,
+            previous.target,
+            plan.declared,
+            (*plan.ignored, *plan.left_out),
+            plan.missing,
+        )
+        changes = schema_changes(previous.schema, checked.schema)
+        projects = _projects_using(session, name) if changes else []
+        if projects:
+            new = ", ".join(plan.left_out)
+            unused = f" (columns not in the registered schema are left out: {new})"
+            raise StateError(
+                f"data file {file} {'; '.join(changes)} compared with dataset {name!r} as "
+                f"registered, and active project(s) {', '.join(projects)} asked to use it with "
+                "its registered columns; keep the columns and types (--types, --missing), or "
+                "register the new file under a new name" + (unused if plan.left_out else "")
+            )
+        writes.append(write := _stage(node, name, file, sha256))
+        record = LocalDataset(
+            name=name,
+            file=write.stored,
+            sha256=sha256,
+            target=previous.target,
+            schema=checked.schema,
+            missing=plan.missing,
+            rows=checked.rows,
+            ignored=plan.ignored,
+        )
+        row.schema_json = json.dumps(_schema_doc(checked.schema))
+        row.rows = checked.rows
+        row.sha256 = sha256
+        consortium.ledger.append(
+            session,
+            Act(
+                row.member,
+                "dataset.updated",
+                {
+                    "dataset": name,
+                    "member": row.member,
+                    "previous_sha256": before.sha256,
+                    "sha256": sha256,
+                    "previous_rows": before.rows,
+                    "rows": checked.rows,
+                    "schema": _schema_doc(checked.schema),
+                    "schema_changes": changes,
+                },
+                member=row.member,
+                dataset=name,
+            ),
+        )
+        session.flush()
+        write.install(record)
+        return DatasetUpdate(before, _info(row), plan.left_out)
+
+    return _commit(consortium, work)
 
 
 def list_datasets(consortium: Consortium) -> list[DatasetInfo]:
