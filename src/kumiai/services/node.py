@@ -49,12 +49,14 @@ def load_rows(record: LocalDataset) -> tuple[Columns, NDArray[Any]]:
     """Read and type the dataset's file; refuse if it changed since the steward registered it."""
     if not record.file.is_file():
         raise DataError(
-            f"dataset {record.name!r}: its file {record.file} is gone; register it again"
+            f"dataset {record.name!r}: its file {record.file} is gone; restore it, or "
+            f"register the new file with `kumiai dataset update {record.name} FILE`"
         )
     if tables.content_hash(record.file) != record.sha256:
         raise DataError(
             f"dataset {record.name!r}: {record.file} changed since registration (content hash "
-            "differs); the steward must register the new version"
+            f"differs); the steward registers the new version with `kumiai dataset update "
+            f"{record.name} {record.file}`"
         )
     return parse_file(record.file, record.target, record.schema, record.missing)
 
