@@ -33,3 +33,7 @@ class StateError(KumiaiError):
 
 class JobFailed(KumiaiError):
     """A job that could not run: every node refused, or the federation broke."""
+
+
+class UnsupportedVersion(InvalidInput):
+    """A signed document in a format version this kumiai does not read (older or newer)."""
