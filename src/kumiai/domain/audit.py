@@ -103,6 +103,7 @@ def report_document(report: AuditReport) -> dict[str, Any]:
     return {
         "type": REPORT_TYPE,
         "version": REPORT_VERSION,
+        "verifier": "kumiai (Python)",
         "ok": report.ok,
         "root": report.root,
         "counts": {

@@ -144,6 +144,18 @@ def _exact_int(text: str) -> int | float:
     return _finite_float(text)  # as a double, the way every other JSON reader sees it
 
 
+def whole_number(value: Any, what: str) -> int:
+    """A JSON number that is a whole number >= 0, as an int; ValueError otherwise.
+
+    JSON numbers are doubles, so 3 and 3.0 are one number (and one canonical form, "3").
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what} is not a number")
+    if not (0 <= value <= MAX_SAFE_INTEGER and float(value).is_integer()):
+        raise ValueError(f"{what} is not a whole number from 0 to 2^53 - 1")
+    return int(value)
+
+
 def require_version(doc: Any, type_: str, version: int, *, what: str, fix: str) -> None:
     """Refuse a document that is not `type_`, or is another format version of it.
 
@@ -152,9 +164,7 @@ def require_version(doc: Any, type_: str, version: int, *, what: str, fix: str) 
     """
     if not isinstance(doc, dict) or doc.get("type") != type_:
         raise ValueError(f"not a {type_}")
-    found = doc.get("version")
-    if type(found) is not int:
-        raise ValueError(f"the {type_} has no integer version")
+    found = whole_number(doc.get("version"), f"the version of the {type_}")
     if found == version:
         return
     if found < version:

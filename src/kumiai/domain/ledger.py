@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kumiai.domain import keys
-from kumiai.domain.canonical import canonical_json, load_json, require_version
+from kumiai.domain.canonical import canonical_json, load_json, require_version, whole_number
 from kumiai.domain.clock import parse_iso, to_iso
 from kumiai.domain.errors import InvalidInput, UnsupportedVersion
 
@@ -100,9 +100,8 @@ class SignedEntry:
             body = doc["entry"]
             require_version(body, ENTRY_TYPE, VERSION, what="this ledger entry", fix=_OLD_LOG_FIX)
             _require_fields(body, _ENTRY_FIELDS, "an entry")
-            seq, actor, kind, payload = body["seq"], body["actor"], body["kind"], body["payload"]
-            if type(seq) is not int or seq < 0:
-                raise ValueError("seq is not a whole number")
+            seq = whole_number(body["seq"], "seq")
+            actor, kind, payload = body["actor"], body["kind"], body["payload"]
             if not (isinstance(actor, str) and isinstance(kind, str)):
                 raise ValueError("actor and kind must be strings")
             if not isinstance(payload, dict):
@@ -180,9 +179,8 @@ class TreeHead:
             head = doc["head"]
             require_version(head, HEAD_TYPE, VERSION, what="this tree head", fix=_OLD_LOG_FIX)
             _require_fields(head, _HEAD_FIELDS, "a tree head")
-            size, root, signature = head["size"], head["root"], doc.get("signature", "")
-            if type(size) is not int or size < 0:
-                raise ValueError("size is not a whole number")
+            size = whole_number(head["size"], "size")
+            root, signature = head["root"], doc.get("signature", "")
             if not isinstance(root, str) or not _ROOT.fullmatch(root):
                 raise ValueError("root is not 64 lowercase hexadecimal digits")
             if not isinstance(signature, str):

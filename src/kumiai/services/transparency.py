@@ -19,7 +19,12 @@ from kumiai.adapters.storage.schema import (
 )
 from kumiai.domain import merkle
 from kumiai.domain.audit import AuditReport, Cosignature, ExportContents, audit
-from kumiai.domain.canonical import has_lone_surrogate, load_json, require_version
+from kumiai.domain.canonical import (
+    has_lone_surrogate,
+    load_json,
+    require_version,
+    whole_number,
+)
 from kumiai.domain.clock import to_iso, utc_now
 from kumiai.domain.errors import InvalidInput, NotFound, UnsupportedVersion
 from kumiai.domain.ledger import SignedEntry, TreeHead
@@ -180,11 +185,12 @@ def read_export(path: Path) -> ExportContents:
                     TreeHead.from_document({"head": record["head"], "signature": signature})
                 )
             elif record["record"] == "cosignature":
-                size = record["size"]
-                if type(size) is not int or size < 0:
-                    raise ValueError("size is not a whole number")
                 contents.cosignatures.append(
-                    Cosignature(size, _text(record, "witness"), _text(record, "signature"))
+                    Cosignature(
+                        whole_number(record["size"], "size"),
+                        _text(record, "witness"),
+                        _text(record, "signature"),
+                    )
                 )
             else:
                 raise ValueError(f"unknown record {record['record']!r}")
