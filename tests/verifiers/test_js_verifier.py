@@ -259,6 +259,13 @@ def entry_of_an_older_version(records: Records, built: Built) -> Records:
     )
 
 
+def time_in_another_form(records: Records, built: Built) -> Records:
+    """The same moment, written +00:00: not the form that was signed, so malformed."""
+    seq = _seq(records, "project.approved")
+    time = json.loads(records[seq + 1]["leaf"])["entry"]["time"]
+    return _edit_leaf(records, seq, f'"time":"{time}"', f'"time":"{time[:-1]}+00:00"')
+
+
 def honest(records: Records, built: Built) -> Records:
     return records
 
@@ -329,6 +336,10 @@ VARIANTS = {
         _expect_entry("job.refused", None, ["no-key"]),
     ),
     "entry of an older version": (entry_of_an_older_version, _expect_older_version),
+    "time in another form": (
+        time_in_another_form,
+        _expect_entry("project.approved", None, ["malformed"]),
+    ),
 }
 
 
