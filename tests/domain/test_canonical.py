@@ -233,3 +233,19 @@ def test_strict_readers_refuse_fields_that_were_not_signed() -> None:
         SignedEntry.from_leaf_bytes(json.dumps(doc))
     doc["entry"]["seq"] = 0.0  # the same number as 0, and the same canonical bytes
     assert SignedEntry.from_leaf_bytes(json.dumps(doc)) == entry
+
+
+def test_a_leaf_is_the_canonical_json_of_entry_signature_and_fingerprint() -> None:
+    """leaf_bytes assembles the leaf around the signed bytes; it must equal JCS of the whole."""
+    payload = {"purpose": "診断支援", "epsilon": 0.1 + 0.2, "order": {"😀": 1, "\ue000": 2}}
+    entry = sign_entry(
+        Entry(7, utc_now(), "lab", "project.proposed", payload), keys.new_private_key()
+    )
+    whole = {
+        "entry": entry.entry.document(),
+        "signature": entry.signature,
+        "key_fingerprint": entry.key_fingerprint,
+    }
+    assert entry.leaf_bytes() == canonical_json(whole) == rfc8785.dumps(whole)
+    parsed = SignedEntry.from_leaf_bytes(entry.leaf_bytes())
+    assert parsed.leaf_bytes() == entry.leaf_bytes() and parsed.message() == entry.message()

@@ -272,7 +272,7 @@ function requireCanonicalTime(value) {
   const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
   const days = month === 2 && leap ? 29 : DAYS[month - 1];
   const valid =
-    match && year >= 1000 && month >= 1 && month <= 12 && day >= 1 && day <= days &&
+    match && year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= days &&
     hour <= 23 && minute <= 59 && second <= 59;
   if (!valid) {
     throw new Malformed(`time ${JSON.stringify(value)} is not of the form YYYY-MM-DDTHH:MM:SSZ`);

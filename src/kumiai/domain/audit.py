@@ -217,7 +217,7 @@ def audit(
         where = f"entry {position}"
         try:
             signed = SignedEntry.from_leaf_bytes(leaf)
-            message = canonical_json(signed.entry.document())
+            message = signed.message()
         except InvalidInput as exc:
             findings.append(Finding(where, str(exc), "malformed"))
             continue

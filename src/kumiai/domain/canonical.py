@@ -121,9 +121,9 @@ def load_json(text: str | bytes) -> Any:
     So Python and any other verifier rebuild the same canonical bytes from the same text.
     ValueError (as json.loads) for NaN, Infinity and numbers out of a double's range.
     """
-    return json.loads(
-        text, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_exact_int
-    )
+    if isinstance(text, bytes | bytearray):
+        text = text.decode("utf-8")
+    return _DECODER.decode(text)
 
 
 def _no_constant(name: str) -> Any:
@@ -142,6 +142,11 @@ def _exact_int(text: str) -> int | float:
     if -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
         return number
     return _finite_float(text)  # as a double, the way every other JSON reader sees it
+
+
+_DECODER = json.JSONDecoder(
+    parse_constant=_no_constant, parse_float=_finite_float, parse_int=_exact_int
+)  # one instance: json.loads with hooks would build a decoder per call
 
 
 def whole_number(value: Any, what: str) -> int:

@@ -8,15 +8,15 @@ were signed in, so an independent verifier (verifiers/js) reaches the same verdi
 """
 
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kumiai.domain import keys
 from kumiai.domain.canonical import canonical_json, load_json, require_version, whole_number
-from kumiai.domain.clock import parse_iso, to_iso
+from kumiai.domain.clock import to_iso
 from kumiai.domain.errors import InvalidInput, UnsupportedVersion
 
 ENTRY_TYPE, HEAD_TYPE, COSIGN_TYPE = "kumiai.ledger-entry", "kumiai.tree-head", "kumiai.cosignature"
@@ -80,15 +80,28 @@ class SignedEntry:
     entry: Entry
     signature: str
     key_fingerprint: str
+    signed_bytes: bytes = field(default=b"", compare=False, repr=False)  # kept by sign_entry
+
+    def message(self) -> bytes:
+        """The bytes the actor signed: the entry's canonical JSON."""
+        return self.signed_bytes or canonical_json(self.entry.document())
 
     def leaf_bytes(self) -> bytes:
-        """The exact bytes hashed into the Merkle tree."""
-        return canonical_json(
-            {
-                "entry": self.entry.document(),
-                "signature": self.signature,
-                "key_fingerprint": self.key_fingerprint,
-            }
+        """The exact bytes hashed into the Merkle tree.
+
+        canonical_json({"entry", "key_fingerprint", "signature"}), assembled around the signed
+        bytes: JCS writes those keys in this order and each value in its own canonical form.
+        """
+        return b"".join(
+            (
+                b'{"entry":',
+                self.message(),
+                b',"key_fingerprint":',
+                canonical_json(self.key_fingerprint),
+                b',"signature":',
+                canonical_json(self.signature),
+                b"}",
+            )
         )
 
     @classmethod
@@ -118,27 +131,33 @@ class SignedEntry:
 
 
 def _require_fields(doc: object, fields: frozenset[str], what: str) -> None:
-    if not isinstance(doc, dict) or set(doc) != fields:
+    if not isinstance(doc, dict) or doc.keys() != fields:
         raise ValueError(f"{what} must hold exactly the fields {', '.join(sorted(fields))}")
 
 
+_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z", re.ASCII)
+
+
 def _canonical_time(value: object) -> datetime:
-    """A time as it is signed: YYYY-MM-DDTHH:MM:SSZ, nothing else."""
-    if not isinstance(value, str) or to_iso(moment := parse_iso(value)) != value:
-        raise ValueError(f"time {value!r} is not of the form YYYY-MM-DDTHH:MM:SSZ")
-    return moment
+    """A time as it is signed, YYYY-MM-DDTHH:MM:SSZ (what to_iso writes), nothing else."""
+    match = _TIME.fullmatch(value) if isinstance(value, str) else None
+    try:
+        if match is None:
+            raise ValueError
+        return datetime(*(int(part) for part in match.groups()), tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"time {value!r} is not of the form YYYY-MM-DDTHH:MM:SSZ") from None
 
 
 def sign_entry(entry: Entry, key: Ed25519PrivateKey) -> SignedEntry:
+    message = canonical_json(entry.document())
     return SignedEntry(
-        entry,
-        keys.sign(key, canonical_json(entry.document())),
-        keys.fingerprint(keys.public_key_b64(key)),
+        entry, keys.sign(key, message), keys.fingerprint(keys.public_key_b64(key)), message
     )
 
 
 def entry_signature_valid(signed: SignedEntry, public_b64: str) -> bool:
-    return keys.verify(public_b64, canonical_json(signed.entry.document()), signed.signature)
+    return keys.verify(public_b64, signed.message(), signed.signature)
 
 
 @dataclass(frozen=True)
