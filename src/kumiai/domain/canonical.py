@@ -13,7 +13,7 @@ from typing import Any
 
 import rfc8785
 
-from kumiai.domain.errors import InvalidInput, UnsupportedVersion
+from kumiai.domain.errors import NotCanonical, UnsupportedVersion
 
 MAX_SAFE_INTEGER = 2**53 - 1
 """Beyond this an integer is not exact as an IEEE double, which is what a JSON number is."""
@@ -27,7 +27,7 @@ _PLAIN = json.JSONEncoder(
 
 
 def canonical_json(obj: Any) -> bytes:
-    """The RFC 8785 bytes of a JSON value; InvalidInput names any part JSON cannot carry."""
+    """The RFC 8785 bytes of a JSON value; NotCanonical names any part JSON cannot carry."""
     if _plain(obj):
         try:
             return _PLAIN(obj).encode("utf-8")
@@ -36,7 +36,7 @@ def canonical_json(obj: Any) -> bytes:
     try:
         return rfc8785.dumps(obj)
     except (rfc8785.CanonicalizationError, RecursionError) as exc:
-        raise InvalidInput(_explain(obj, exc)) from None
+        raise NotCanonical(_explain(obj, exc)) from None
 
 
 def _plain(obj: Any) -> bool:

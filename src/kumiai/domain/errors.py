@@ -37,3 +37,10 @@ class JobFailed(KumiaiError):
 
 class UnsupportedVersion(InvalidInput):
     """A signed document in a format version this kumiai does not read (older or newer)."""
+
+
+class NotCanonical(InvalidInput, ValueError):
+    """A value canonical JSON (RFC 8785) cannot hold: NaN, Infinity, an inexact integer.
+
+    Also a ValueError, as json.dumps(allow_nan=False) raised before RFC 8785 came in.
+    """
