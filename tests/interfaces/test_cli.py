@@ -188,6 +188,15 @@ def test_the_ledger_through_the_cli(tmp_path: Path) -> None:
     failed = kumiai(tmp_path / "elsewhere", "ledger", "verify", str(export))
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
     assert "entry 1: signature does not verify" in failed.stderr
+    as_json = kumiai(tmp_path / "elsewhere", "ledger", "verify", str(export), "--json")
+    verdicts = json.loads(as_json.stdout)["entries"]
+    assert as_json.returncode == 1 and [v["ok"] for v in verdicts] == [True, False, True]
+    assert verdicts[1] == {
+        "seq": 1,
+        "ok": False,
+        "reason": "signature does not verify",
+        "codes": ["signature"],
+    }
 
     export.write_text(lines[0] + "\n{not json\n")
     assert_user_error(

@@ -15,11 +15,11 @@ from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import LedgerEntryRow, TreeHeadRow
 from kumiai.domain import keys, merkle
 from kumiai.domain.clock import utc_now
-from kumiai.domain.errors import InvalidInput
+from kumiai.domain.errors import InvalidInput, UnsupportedVersion
 from kumiai.domain.ledger import Entry, SignedEntry, TreeHead, sign_entry, sign_head
 from kumiai.services import members, transparency
 from kumiai.services.agreements import list_agreements, revoke_agreement
-from kumiai.services.consortium import Consortium, open_consortium
+from kumiai.services.consortium import Consortium, init_consortium, open_consortium
 from tests.services.helpers import heart_consortium
 
 
@@ -289,3 +289,17 @@ def test_appends_acknowledged_before_a_kill_survive_it(
     assert report.ok, report.findings[:3]
     members.add_member(reopened, "after-the-crash", "startup")  # the log goes on
     assert transparency.verify_ledger(reopened).ok
+
+
+def test_a_home_written_by_an_older_kumiai_is_refused_by_name(tmp_path: Path) -> None:
+    """Its signed history is in the old canonical form; nothing may extend it."""
+    home = tmp_path / "old"
+    init_consortium(home)
+    marker = home / "consortium.json"
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "version": 1}))
+    for opening in (open_consortium, init_consortium):
+        with pytest.raises(UnsupportedVersion) as refused:
+            opening(home)
+        message = str(refused.value)
+        assert "this consortium home" in message and "older kumiai" in message
+        assert "kumiai.consortium version 1" in message and "only version 2" in message

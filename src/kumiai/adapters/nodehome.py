@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kumiai.adapters.files import write_atomic, write_json_atomic
 from kumiai.domain import keys
 from kumiai.domain.agreement import SignedAgreement
-from kumiai.domain.errors import InvalidInput, NotFound
+from kumiai.domain.errors import InvalidInput, NotFound, UnsupportedVersion
 from kumiai.domain.schema import ColumnType, Schema, TargetSpec, parse_target
 
 # Ids that become file names: no path separators, no dot-dot, so no message can name a file
@@ -167,7 +167,13 @@ class NodeHome:
         folder = self.root / "agreements"
         if not folder.is_dir():
             return []
-        return [SignedAgreement.from_json(p.read_text()) for p in sorted(folder.glob("*.json"))]
+        agreements = []
+        for path in sorted(folder.glob("*.json")):
+            try:
+                agreements.append(SignedAgreement.from_json(path.read_text(encoding="utf-8")))
+            except UnsupportedVersion as exc:
+                raise UnsupportedVersion(f"this node home holds {path}: {exc}") from None
+        return agreements
 
     def revoke(self, agreement_id: str, revoked_at: str, reason: str) -> None:
         write_json_atomic(

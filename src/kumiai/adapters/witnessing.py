@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from kumiai.adapters.nodehome import NodeHome
-from kumiai.domain.errors import InvalidInput
+from kumiai.domain.errors import InvalidInput, UnsupportedVersion
 from kumiai.domain.ledger import TreeHead, cosign
 from kumiai.domain.witness import WitnessVerdict, check_new_head
 
@@ -23,6 +23,8 @@ def observe(node: NodeHome, head: TreeHead, proof: list[bytes]) -> Witnessed:
     """Apply the witness rule with this node's own state; remember and cosign what passes."""
     try:
         last = last_witnessed(node)
+    except UnsupportedVersion as exc:
+        return Witnessed(WitnessVerdict(False, f"this node's witness.json: {exc}"), None)
     except InvalidInput:
         return Witnessed(
             WitnessVerdict(False, "this node's witness.json is unreadable; restore it from backup"),

@@ -1,19 +1,18 @@
-"""Data-use agreements: canonical JSON terms signed with the steward's Ed25519 key."""
+"""Data-use agreements: canonical JSON (RFC 8785) terms signed with the steward's Ed25519 key."""
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kumiai.domain import keys
-from kumiai.domain.canonical import canonical_json
+from kumiai.domain.canonical import canonical_json, load_json, require_version
 from kumiai.domain.clock import parse_iso, to_iso
-from kumiai.domain.errors import InvalidInput
+from kumiai.domain.errors import InvalidInput, UnsupportedVersion
 from kumiai.domain.job import JobKind
 
 AGREEMENT_TYPE = "kumiai.agreement"
-AGREEMENT_VERSION = 1
+AGREEMENT_VERSION = 2  # 2: signed as RFC 8785 canonical JSON
 
 
 @dataclass(frozen=True)
@@ -55,8 +54,13 @@ class AgreementTerms:
 
     @classmethod
     def from_payload(cls, doc: dict[str, object]) -> "AgreementTerms":
-        if doc.get("type") != AGREEMENT_TYPE or doc.get("version") != AGREEMENT_VERSION:
-            raise ValueError(f"not a version-{AGREEMENT_VERSION} {AGREEMENT_TYPE}")
+        require_version(
+            doc,
+            AGREEMENT_TYPE,
+            AGREEMENT_VERSION,
+            what=f"agreement {doc.get('agreement_id', '?')}",
+            fix="Make the request again and have the steward sign it with this kumiai.",
+        )
         kinds = doc["job_kinds"]
         if not isinstance(kinds, list):
             raise ValueError("job_kinds must be a list")
@@ -96,12 +100,14 @@ class SignedAgreement:
     @classmethod
     def from_json(cls, text: str) -> "SignedAgreement":
         try:
-            doc = json.loads(text)
+            doc = load_json(text)
             return cls(
                 terms=AgreementTerms.from_payload(doc["payload"]),
                 signature=str(doc.get("signature") or ""),
                 key_fingerprint=str(doc.get("key_fingerprint") or ""),
             )
+        except UnsupportedVersion:
+            raise
         except (ValueError, KeyError, TypeError, AttributeError, InvalidInput) as exc:
             raise InvalidInput(
                 f"agreement document is malformed ({exc}); re-export it from the steward's node"

@@ -8,6 +8,7 @@ head or cosignature at fault, so an auditor knows exactly where the record break
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kumiai.domain import keys, merkle
 from kumiai.domain.canonical import canonical_json
@@ -48,9 +49,30 @@ class ExportContents:
 class Finding:
     where: str
     problem: str
+    code: str = ""  # a stable name of the check that failed; verifiers/js uses the same ones
 
     def __str__(self) -> str:
         return f"{self.where}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One entry's, head's, head pair's or cosignature's result, with every problem found."""
+
+    subject: dict[str, Any]  # {"seq": 3}, {"size": 5}, {"from": 4, "to": 5}, {"size", "witness"}
+    problems: tuple[Finding, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def document(self) -> dict[str, Any]:
+        return {
+            **self.subject,
+            "ok": self.ok,
+            "reason": "; ".join(f.problem for f in self.problems) or None,
+            "codes": sorted({f.code for f in self.problems}),
+        }
 
 
 @dataclass
@@ -58,12 +80,43 @@ class AuditReport:
     entries: int
     heads: int
     cosignatures: int
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # the first MAX_FINDINGS, to print
     root: str = ""
+    # Per subject, every finding (not only the first MAX_FINDINGS): see report_document.
+    verdicts: dict[str, list[Verdict]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.findings
+
+
+REPORT_TYPE, REPORT_VERSION = "kumiai.audit-report", 1
+
+
+def report_document(report: AuditReport) -> dict[str, Any]:
+    """The report as JSON, entry by entry, in the shape verifiers/js/verify.mjs prints.
+
+    Two verifiers of one export should print the same verdicts; a test holds them to it.
+    """
+    verdicts = report.verdicts
+    [export] = verdicts.get("export") or [Verdict({})]
+    return {
+        "type": REPORT_TYPE,
+        "version": REPORT_VERSION,
+        "verifier": "kumiai (Python)",
+        "ok": report.ok,
+        "root": report.root,
+        "counts": {
+            "entries": report.entries,
+            "tree_heads": report.heads,
+            "cosignatures": report.cosignatures,
+        },
+        "export": export.document(),
+        **{
+            part: [v.document() for v in verdicts.get(part, [])]
+            for part in ("entries", "tree_heads", "consistency", "cosignatures")
+        },
+    }
 
 
 class _Keys:
@@ -86,23 +139,33 @@ def _entry_key(
     entry = signed.entry
     payload = entry.payload
     if entry.kind not in KINDS:
-        findings.append(Finding(where, f"unknown kind {entry.kind!r}"))
+        findings.append(Finding(where, f"unknown kind {entry.kind!r}", "unknown-kind"))
     if entry.kind == "consortium.created":
         if payload.get("coordinator_key") != registry.current[COORDINATOR]:
-            findings.append(Finding(where, "names a coordinator key other than the export's"))
+            findings.append(
+                Finding(where, "names a coordinator key other than the export's", "coordinator-key")
+            )
         return registry.current[COORDINATOR]
     if entry.kind == "member.joined":
-        member, key = str(payload.get("member")), str(payload.get("public_key"))
+        member, key = payload.get("member"), payload.get("public_key")
+        if not (isinstance(member, str) and isinstance(key, str)):
+            findings.append(
+                Finding(where, "does not name the member and its public key", "malformed")
+            )
+            return None
         if entry.actor != member:
-            findings.append(Finding(where, f"{entry.actor!r} signed the joining of {member!r}"))
+            findings.append(
+                Finding(where, f"{entry.actor!r} signed the joining of {member!r}", "join-signer")
+            )
         if member in registry.current:
-            findings.append(Finding(where, f"{member!r} joins a second time"))
+            findings.append(Finding(where, f"{member!r} joins a second time", "join-twice"))
         pinned = registry.pinned.get(member)
         if pinned is not None and pinned != key:
             findings.append(
                 Finding(
                     where,
                     f"{member!r} joined with a key other than the one pinned in the keys file",
+                    "join-pinned",
                 )
             )
         registry.set(member, key)
@@ -110,11 +173,19 @@ def _entry_key(
     key = registry.current.get(entry.actor)
     if key is None:
         findings.append(
-            Finding(where, f"signed by {entry.actor!r}, who had no registered key at that time")
+            Finding(
+                where,
+                f"signed by {entry.actor!r}, who had no registered key at that time",
+                "no-key",
+            )
         )
         return None
     if entry.kind == "member.key-rotated":
-        registry.set(entry.actor, str(payload.get("public_key")))
+        new_key = payload.get("public_key")
+        if isinstance(new_key, str):
+            registry.set(entry.actor, new_key)
+        else:
+            findings.append(Finding(where, "does not name the new public key", "malformed"))
     return key
 
 
@@ -124,11 +195,21 @@ def audit(
     pinned: dict[str, str] | None = None,
     verify_batch: BatchVerifier = verify_sequentially,
 ) -> AuditReport:
-    """Check everything in an export; the report lists each failing entry, head or cosignature."""
+    """Check everything in an export; the report lists each failing entry, head or cosignature.
+
+    verifiers/js/verify.mjs makes exactly these checks in the same order: change one, change
+    both (tests/verifiers holds them to agreeing, entry by entry).
+    """
     pinned = pinned or {}
     findings: list[Finding] = []
     if COORDINATOR in pinned and pinned[COORDINATOR] != contents.coordinator_key:
-        findings.append(Finding("export header", "the coordinator key differs from the pinned one"))
+        findings.append(
+            Finding(
+                "export header",
+                "the coordinator key differs from the pinned one",
+                "coordinator-pinned",
+            )
+        )
     registry = _Keys(contents.coordinator_key, pinned)
     checks: list[SignatureCheck] = []
     checked_where: list[str] = []
@@ -136,8 +217,9 @@ def audit(
         where = f"entry {position}"
         try:
             signed = SignedEntry.from_leaf_bytes(leaf)
+            message = signed.message()
         except InvalidInput as exc:
-            findings.append(Finding(where, str(exc)))
+            findings.append(Finding(where, str(exc), "malformed"))
             continue
         if signed.entry.seq != position:
             findings.append(
@@ -145,6 +227,7 @@ def audit(
                     where,
                     f"carries sequence number {signed.entry.seq}: an entry "
                     "before it was deleted, or entries were reordered",
+                    "sequence",
                 )
             )
         key = _entry_key(signed, registry, where, findings)
@@ -157,10 +240,11 @@ def audit(
                     f"signed with key {signed.key_fingerprint}, which was "
                     f"not {signed.entry.actor!r}'s registered key at "
                     "that time",
+                    "wrong-key",
                 )
             )
             continue
-        checks.append((key, canonical_json(signed.entry.document()), signed.signature))
+        checks.append((key, message, signed.signature))
         checked_where.append(where)
 
     tree = merkle.MerkleTree(merkle.leaf_hash(leaf.encode()) for leaf in contents.leaves)
@@ -169,27 +253,33 @@ def audit(
         checks.append((contents.coordinator_key, canonical_json(head.document()), head.signature))
         checked_where.append(f"tree head {head.size}")
     by_size = {h.size: h for h in heads}
+    cosignature_subjects: dict[str, dict[str, Any]] = {}
     for cosig in contents.cosignatures:
+        where = f"cosignature of head {cosig.size} by {cosig.witness}"
+        cosignature_subjects.setdefault(where, {"size": cosig.size, "witness": cosig.witness})
         head = by_size.get(cosig.size)
         witness_keys = registry.history.get(cosig.witness, [])
         if head is None or not witness_keys:
             findings.append(
                 Finding(
-                    f"cosignature of head {cosig.size} by {cosig.witness}",
+                    where,
                     "names a head or witness that is not in the export",
+                    "unknown-head-or-witness",
                 )
             )
             continue
         message = canonical_json(cosign_document(head, cosig.witness))
         for key in witness_keys:  # a witness may have cosigned before rotating its key
             checks.append((key, message, cosig.signature))
-            checked_where.append(f"cosignature of head {cosig.size} by {cosig.witness}")
+            checked_where.append(where)
 
     valid: dict[str, bool] = {}
     for where, ok in zip(checked_where, verify_batch(checks), strict=True):
         valid[where] = valid.get(where, False) or ok
     findings.extend(
-        Finding(where, "signature does not verify") for where, ok in valid.items() if not ok
+        Finding(where, "signature does not verify", "signature")
+        for where, ok in valid.items()
+        if not ok
     )
 
     seen: dict[int, str] = {}
@@ -198,7 +288,9 @@ def audit(
         if head.size in seen and seen[head.size] != head.root:
             findings.append(
                 Finding(
-                    where, "two different roots for the same size: the coordinator forked its log"
+                    where,
+                    "two different roots for the same size: the coordinator forked its log",
+                    "fork",
                 )
             )
         seen[head.size] = head.root
@@ -208,6 +300,7 @@ def audit(
                     where,
                     f"claims {head.size} entries; the export holds "
                     f"{tree.size}: entries were deleted",
+                    "too-large",
                 )
             )
         elif tree.root(head.size).hex() != head.root:
@@ -216,11 +309,14 @@ def audit(
                     where,
                     "root does not match the entries: an entry up to "
                     f"{head.size} was changed, deleted or reordered",
+                    "root",
                 )
             )
+    pairs: list[tuple[int, int]] = []
     for older, newer in itertools.pairwise(heads):
         if older.size >= newer.size or newer.size > tree.size:
             continue
+        pairs.append((older.size, newer.size))
         proof = tree.consistency_proof(older.size, newer.size)
         try:
             consistent = merkle.verify_consistency(
@@ -233,6 +329,7 @@ def audit(
                 Finding(
                     f"tree heads {older.size} and {newer.size}",
                     "are not consistent with each other",
+                    "inconsistent",
                 )
             )
     order = {w: i for i, w in enumerate(checked_where)}
@@ -243,10 +340,30 @@ def audit(
             else (1, order.get(f.where, 0))
         )
     )
+    subjects = {
+        "export": {"export header": {}},
+        "entries": {f"entry {i}": {"seq": i} for i in range(len(contents.leaves))},
+        "tree_heads": {f"tree head {h.size}": {"size": h.size} for h in heads},
+        "consistency": {f"tree heads {a} and {b}": {"from": a, "to": b} for a, b in pairs},
+        "cosignatures": cosignature_subjects,
+    }
     return AuditReport(
         len(contents.leaves),
         len(heads),
         len(contents.cosignatures),
         findings[:MAX_FINDINGS],
         tree.root().hex(),
+        _verdicts(subjects, findings),
     )
+
+
+def _verdicts(
+    subjects: dict[str, dict[str, dict[str, Any]]], findings: list[Finding]
+) -> dict[str, list[Verdict]]:
+    by_where: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_where.setdefault(finding.where, []).append(finding)
+    return {
+        part: [Verdict(subject, tuple(by_where.get(where, ()))) for where, subject in named.items()]
+        for part, named in subjects.items()
+    }

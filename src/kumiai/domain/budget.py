@@ -8,14 +8,15 @@ and projects (basic composition: conservative).
 """
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from kumiai.domain.canonical import canonical_json
-from kumiai.domain.errors import InvalidInput
+from kumiai.domain.canonical import canonical_json, load_json, require_version
+from kumiai.domain.errors import InvalidInput, UnsupportedVersion
 
 GENESIS = "0" * 64
+SPEND_TYPE = "kumiai.spend"
+SPEND_VERSION = 2  # 2: signed as RFC 8785 canonical JSON
 RESERVE, SPEND, RELEASE = "reserve", "spend", "release"
 
 
@@ -40,8 +41,8 @@ class SpendRecord:
 
     def document(self) -> dict[str, Any]:
         return {
-            "type": "kumiai.spend",
-            "version": 1,
+            "type": SPEND_TYPE,
+            "version": SPEND_VERSION,
             "seq": self.seq,
             "kind": self.kind,
             "job": self.job,
@@ -54,9 +55,17 @@ class SpendRecord:
         }
 
     @classmethod
-    def from_document(cls, doc: dict[str, Any]) -> "SpendRecord":
-        if doc.get("type") != "kumiai.spend" or doc.get("version") != 1:
-            raise ValueError("not a version-1 kumiai.spend record")
+    def from_document(cls, doc: dict[str, Any], where: str = "this record") -> "SpendRecord":
+        require_version(
+            doc,
+            SPEND_TYPE,
+            SPEND_VERSION,
+            what=where,
+            fix=(
+                "This kumiai cannot verify the old signatures, so it cannot count the budget: "
+                "finish the dataset's jobs with the kumiai release that wrote the log."
+            ),
+        )
         return cls(
             int(doc["seq"]),
             str(doc["kind"]),
@@ -179,9 +188,11 @@ def parse_log(lines: list[str], verify: Any) -> list[SpendRecord]:
     for number, line in enumerate(lines, start=1):
         where = f"spend log line {number}"
         try:
-            doc = json.loads(line)
-            record = SpendRecord.from_document(doc["record"])
+            doc = load_json(line)
+            record = SpendRecord.from_document(doc["record"], where)
             signature = str(doc["signature"])
+        except UnsupportedVersion:
+            raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(
                 f"{where} is malformed ({exc}); the spend log was tampered with "

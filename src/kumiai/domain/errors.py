@@ -33,3 +33,14 @@ class StateError(KumiaiError):
 
 class JobFailed(KumiaiError):
     """A job that could not run: every node refused, or the federation broke."""
+
+
+class UnsupportedVersion(InvalidInput):
+    """A signed document in a format version this kumiai does not read (older or newer)."""
+
+
+class NotCanonical(InvalidInput, ValueError):
+    """A value canonical JSON (RFC 8785) cannot hold: NaN, Infinity, an inexact integer.
+
+    Also a ValueError, as json.dumps(allow_nan=False) raised before RFC 8785 came in.
+    """

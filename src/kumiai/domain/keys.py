@@ -41,7 +41,7 @@ def public_key_b64(key: Ed25519PrivateKey) -> str:
 
 def fingerprint(public_b64: str) -> str:
     """A short, stable name for a public key (first 16 hex digits of its SHA-256)."""
-    return hashlib.sha256(public_b64.encode("ascii")).hexdigest()[:16]
+    return hashlib.sha256(public_b64.encode("utf-8")).hexdigest()[:16]
 
 
 def sign(key: Ed25519PrivateKey, message: bytes) -> str:

@@ -1,5 +1,6 @@
 """The consortium's home: its governance database, its ledger and, on one machine, the nodes."""
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +12,15 @@ from kumiai.adapters.files import write_atomic, write_json_atomic
 from kumiai.adapters.nodehome import NodeHome
 from kumiai.adapters.storage.database import database_url, open_database, transaction
 from kumiai.domain import keys
+from kumiai.domain.canonical import require_version
 from kumiai.domain.clock import to_iso, utc_now
-from kumiai.domain.errors import NotFound
+from kumiai.domain.errors import InvalidInput, NotFound
 from kumiai.domain.ledger import COORDINATOR
 from kumiai.services.ledger import Act, Ledger
 
 MARKER = "consortium.json"
+HOME_TYPE = "kumiai.consortium"
+HOME_VERSION = 2  # 2: the ledger and every agreement are signed as RFC 8785 canonical JSON
 HOME_SETTING = "KUMIAI_HOME"
 
 
@@ -63,9 +67,32 @@ def _open(home: Path) -> Consortium:
     return holder["c"]
 
 
+def _check_home_version(home: Path) -> None:
+    """Refuse, before touching it, a home whose signed history this kumiai cannot read."""
+    try:
+        marker = json.loads((home / MARKER).read_text(encoding="utf-8"))
+        require_version(
+            marker,
+            HOME_TYPE,
+            HOME_VERSION,
+            what=f"this consortium home ({home})",
+            fix=(
+                "Its ledger and agreements are signed in the old form and cannot be re-signed: "
+                "keep using the kumiai release that created it, or create a new consortium "
+                "with `kumiai init` in another directory."
+            ),
+        )
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(
+            f"{home / MARKER} is unreadable ({exc}); restore it from backup"
+        ) from None
+
+
 def init_consortium(home: Path) -> Consortium:
     """Create (or re-open) a consortium home; safe to run twice."""
     home.mkdir(parents=True, exist_ok=True)
+    if (home / MARKER).exists():
+        _check_home_version(home)
     home = home.resolve()
     consortium = _open(home)
     if not consortium.coordinator_key_file.exists():
@@ -84,8 +111,8 @@ def init_consortium(home: Path) -> Consortium:
         write_json_atomic(
             home / MARKER,
             {
-                "type": "kumiai.consortium",
-                "version": 1,
+                "type": HOME_TYPE,
+                "version": HOME_VERSION,
                 "created_at": to_iso(utc_now()),
                 "coordinator_key": public,
             },
@@ -100,4 +127,5 @@ def open_consortium(home: Path | None = None) -> Consortium:
             f"no consortium at {home}; create one with `kumiai init` "
             f"(or set {HOME_SETTING} / --home to an existing one)"
         )
+    _check_home_version(home)
     return _open(home.resolve())

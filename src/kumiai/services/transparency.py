@@ -19,13 +19,20 @@ from kumiai.adapters.storage.schema import (
 )
 from kumiai.domain import merkle
 from kumiai.domain.audit import AuditReport, Cosignature, ExportContents, audit
+from kumiai.domain.canonical import (
+    has_lone_surrogate,
+    load_json,
+    require_version,
+    whole_number,
+)
 from kumiai.domain.clock import to_iso, utc_now
-from kumiai.domain.errors import InvalidInput, NotFound
+from kumiai.domain.errors import InvalidInput, NotFound, UnsupportedVersion
 from kumiai.domain.ledger import SignedEntry, TreeHead
 from kumiai.domain.witness import WitnessVerdict
 from kumiai.services.consortium import Consortium
 
 EXPORT_TYPE = "kumiai.ledger-export"
+EXPORT_VERSION = 2  # 2: entries, heads and cosignatures signed as RFC 8785 canonical JSON
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,7 @@ def export_ledger(consortium: Consortium, path: Path) -> int:
             json.dumps(
                 {
                     "type": EXPORT_TYPE,
-                    "version": 1,
+                    "version": EXPORT_VERSION,
                     "exported_at": to_iso(utc_now()),
                     "coordinator_key": consortium.coordinator_public_key(),
                     "entries": len(leaves),
@@ -137,45 +144,70 @@ def export_ledger(consortium: Consortium, path: Path) -> int:
 
 
 def read_export(path: Path) -> ExportContents:
-    """Parse an export; a malformed line is named by its number."""
+    """Parse an export; a malformed line is named by its number.
+
+    verifiers/js/verify.mjs refuses exactly what this refuses (its exit code 2).
+    """
     if not path.is_file():
         raise InvalidInput(
             f"ledger export {path} does not exist; create one with `kumiai ledger export FILE`"
         )
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path} is not UTF-8 text ({exc}); the export is malformed") from None
     contents = ExportContents("", [], [], [])
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                if number == 1:
-                    if record.get("type") != EXPORT_TYPE:
-                        raise ValueError(f"not a {EXPORT_TYPE} (is this a kumiai export?)")
-                    contents.coordinator_key = str(record["coordinator_key"])
-                elif record["record"] == "entry":
-                    contents.leaves.append(str(record["leaf"]))
-                elif record["record"] == "tree-head":
-                    contents.heads.append(
-                        TreeHead.from_json(
-                            json.dumps({"head": record["head"], "signature": record["signature"]})
-                        )
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip(" \t"):
+            continue
+        try:
+            record = load_json(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            if ("\\ud" in line or "\\uD" in line) and has_lone_surrogate(record):
+                raise ValueError("a string holds a lone surrogate, which is not Unicode text")
+            if number == 1:
+                require_version(
+                    record,
+                    EXPORT_TYPE,
+                    EXPORT_VERSION,
+                    what=f"{path}",
+                    fix="Export it again with this kumiai, or verify it with the release "
+                    "that wrote it.",
+                )
+                contents.coordinator_key = _text(record, "coordinator_key")
+            elif record["record"] == "entry":
+                contents.leaves.append(_text(record, "leaf"))
+            elif record["record"] == "tree-head":
+                signature = _text(record, "signature")
+                contents.heads.append(
+                    TreeHead.from_document({"head": record["head"], "signature": signature})
+                )
+            elif record["record"] == "cosignature":
+                contents.cosignatures.append(
+                    Cosignature(
+                        whole_number(record["size"], "size"),
+                        _text(record, "witness"),
+                        _text(record, "signature"),
                     )
-                elif record["record"] == "cosignature":
-                    contents.cosignatures.append(
-                        Cosignature(
-                            int(record["size"]), str(record["witness"]), str(record["signature"])
-                        )
-                    )
-                else:
-                    raise ValueError(f"unknown record {record['record']!r}")
-            except (ValueError, KeyError, TypeError, AttributeError, InvalidInput) as exc:
-                raise InvalidInput(
-                    f"{path}, line {number}: {exc}; the export is malformed"
-                ) from None
+                )
+            else:
+                raise ValueError(f"unknown record {record['record']!r}")
+        except UnsupportedVersion:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, InvalidInput) as exc:
+            raise InvalidInput(f"{path}, line {number}: {exc}; the export is malformed") from None
     if not contents.coordinator_key:
         raise InvalidInput(f"{path} is empty; it is not a ledger export")
     return contents
+
+
+def _text(record: dict[str, Any], name: str) -> str:
+    value = record[name]
+    if not isinstance(value, str):
+        raise ValueError(f"{name} is not a string")
+    return value
 
 
 def read_pinned_keys(path: Path | None) -> dict[str, str]:
@@ -183,10 +215,12 @@ def read_pinned_keys(path: Path | None) -> dict[str, str]:
     if path is None:
         return {}
     try:
-        keys = json.loads(path.read_text())
-        if not isinstance(keys, dict):
-            raise ValueError("expected a JSON object of member -> public key")
-        return {str(k): str(v) for k, v in keys.items()}
+        keys = load_json(path.read_bytes().decode("utf-8"))
+        if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+            raise ValueError("expected a JSON object of member -> public key (base64)")
+        if has_lone_surrogate(keys):
+            raise ValueError("a string holds a lone surrogate, which is not Unicode text")
+        return dict(keys)
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"keys file {path} cannot be used: {exc}") from None
 

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kumiai.adapters.files import write_json_atomic
-from kumiai.domain.audit import AuditReport
+from kumiai.domain.audit import AuditReport, report_document
 from kumiai.interfaces.cli.context import console, consortium, errors
 from kumiai.services import transparency
 
@@ -80,7 +80,12 @@ def export(
         )
 
 
-def _report(report: AuditReport, source: str) -> None:
+def _report(report: AuditReport, source: str, as_json: bool) -> None:
+    if as_json:  # the shape verifiers/js/verify.mjs prints, so two verifiers can be compared
+        print(json.dumps(report_document(report), indent=2, ensure_ascii=False))
+        if not report.ok:
+            raise typer.Exit(1)
+        return
     if report.ok:
         console.print(
             f"[green]verified[/] {source}: {report.entries} entries, {report.heads} "
@@ -98,12 +103,16 @@ def verify(
     ctx: typer.Context,
     file: Path = typer.Argument(None, help="An export; default: this consortium's ledger."),
     keys: Path = typer.Option(None, help="JSON {member: public key} to pin, from `export --keys`."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the verdict of every entry, head and cosignature as JSON."
+    ),
 ) -> None:
     """Verify every signature, the Merkle tree, every tree head and every cosignature."""
     if file is None:
-        _report(transparency.verify_ledger(consortium(ctx), keys), "this consortium's ledger")
+        report = transparency.verify_ledger(consortium(ctx), keys)
+        _report(report, "this consortium's ledger", as_json)
     else:
-        _report(transparency.verify_export(file, keys), str(file))
+        _report(transparency.verify_export(file, keys), str(file), as_json)
 
 
 @ledger_app.command("witness")

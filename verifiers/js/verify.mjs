@@ -1,0 +1,703 @@
+#!/usr/bin/env node
+// An independent verifier of a kumiai ledger export, in JavaScript with Node's standard
+// library only (node:crypto, node:fs): no npm package, nothing of kumiai's Python.
+//
+//   node verify.mjs ledger.jsonl [keys.json]
+//
+// It makes the checks `kumiai ledger verify ledger.jsonl --keys keys.json` makes, in the
+// same order, and prints the same JSON report (kumiai.domain.audit.report_document):
+// a verdict per entry, tree head, pair of consecutive heads and cosignature, and overall.
+// Exit code 0: everything verifies; 1: something does not; 2: the input is unusable.
+//
+// The signed bytes are RFC 8785 (JCS) canonical JSON, rebuilt here from the parsed
+// documents; JCS's numbers and strings are ECMAScript's own (JSON.stringify), so a
+// disagreement with the Python verifier would show a canonicalisation bug on one side.
+
+import { createHash, createPublicKey, verify as ed25519Verify } from "node:crypto";
+import { readFileSync, realpathSync, statSync } from "node:fs";
+import process from "node:process";
+import { pathToFileURL } from "node:url";
+
+const EXPORT_TYPE = "kumiai.ledger-export";
+const ENTRY_TYPE = "kumiai.ledger-entry";
+const HEAD_TYPE = "kumiai.tree-head";
+const COSIGN_TYPE = "kumiai.cosignature";
+const EXPORT_VERSION = 2;
+const LEDGER_VERSION = 2; // entries, tree heads and cosignatures
+const REPORT_TYPE = "kumiai.audit-report";
+const REPORT_VERSION = 1;
+const COORDINATOR = "coordinator";
+const KINDS = [
+  "consortium.created",
+  "member.joined",
+  "member.key-rotated",
+  "dataset.registered",
+  "project.proposed",
+  "project.approved",
+  "project.closed",
+  "request.made",
+  "request.refused",
+  "agreement.signed",
+  "agreement.revoked",
+  "job.started",
+  "round.completed",
+  "job.refused",
+  "job.failed",
+  "model.released",
+];
+const OLD_LOG_FIX =
+  "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +
+  "or start a new consortium with this one.";
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+const LONE_SURROGATE = /\p{Cs}/u; // with the u flag only an unpaired surrogate matches
+const ROOT = /^[0-9a-f]{64}$/;
+const TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const ED25519_SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
+
+/** Input that cannot be audited at all: exit code 2. */
+class Unusable extends Error {}
+/** A document that does not parse as what it claims to be: an entry's "malformed". */
+class Malformed extends Error {}
+
+const own = (object, key) => (Object.hasOwn(object, key) ? object[key] : undefined);
+const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
+// Python's repr of a string, close enough for messages (never compared).
+const quoted = (text) => `'${String(text)}'`;
+
+// -- RFC 8785 (JCS) --------------------------------------------------------------------
+
+/** The canonical JSON text of a parsed value (RFC 8785 §3.2). */
+export function canonicalize(value) {
+  if (value === null) return "null";
+  switch (typeof value) {
+    case "boolean":
+      return value ? "true" : "false";
+    case "number":
+      // ECMAScript Number::toString is exactly JCS's number form; -0 prints as 0.
+      if (!Number.isFinite(value)) throw new Malformed(`${value} is not a JSON number`);
+      return JSON.stringify(value);
+    case "string":
+      if (LONE_SURROGATE.test(value)) throw new Malformed("a string holds a lone surrogate");
+      return JSON.stringify(value);
+    case "object": {
+      if (Array.isArray(value)) return `[${value.map(canonicalize).join(",")}]`;
+      // Array.prototype.sort compares UTF-16 code units: the order RFC 8785 §3.2.3 asks for.
+      const keys = Object.keys(value).sort();
+      return `{${keys.map((k) => `${canonicalize(k)}:${canonicalize(value[k])}`).join(",")}}`;
+    }
+    default:
+      throw new Malformed(`a ${typeof value} is not JSON`);
+  }
+}
+
+const canonicalBytes = (value) => Buffer.from(canonicalize(value), "utf8");
+
+// -- Ed25519 and keys ------------------------------------------------------------------
+
+function base64Bytes(text) {
+  return typeof text === "string" && BASE64.test(text) ? Buffer.from(text, "base64") : null;
+}
+
+const publicKeys = new Map();
+function publicKey(b64) {
+  if (!publicKeys.has(b64)) {
+    const raw = base64Bytes(b64);
+    let key = null;
+    if (raw && raw.length === 32) {
+      try {
+        const der = Buffer.concat([ED25519_SPKI_PREFIX, raw]);
+        key = createPublicKey({ key: der, format: "der", type: "spki" });
+      } catch {
+        key = null;
+      }
+    }
+    publicKeys.set(b64, key);
+  }
+  return publicKeys.get(b64);
+}
+
+/** True only when the signature is well-formed and valid for this key and message. */
+function signatureValid(publicB64, message, signatureB64) {
+  const key = publicKey(publicB64);
+  const signature = base64Bytes(signatureB64);
+  if (!key || !signature || signature.length !== 64) return false;
+  try {
+    return ed25519Verify(null, message, key, signature);
+  } catch {
+    return false;
+  }
+}
+
+/** kumiai's short name of a key: the first 16 hex digits of SHA-256 of its base64 text. */
+const fingerprint = (publicB64) =>
+  createHash("sha256").update(publicB64, "utf8").digest("hex").slice(0, 16);
+
+// -- RFC 6962 Merkle tree ----------------------------------------------------------------
+
+const sha256 = (...parts) => {
+  const hash = createHash("sha256");
+  for (const part of parts) hash.update(part);
+  return hash.digest();
+};
+const EMPTY_ROOT = sha256(Buffer.alloc(0));
+const leafHash = (bytes) => sha256(Buffer.from([0]), bytes);
+const nodeHash = (left, right) => sha256(Buffer.from([1]), left, right);
+const isPowerOfTwo = (n) => n > 0 && 2 ** Math.round(Math.log2(n)) === n;
+const largestPowerOfTwoBelow = (n) => {
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+};
+
+/** Every level of complete aligned subtrees, so any MTH(D[a:b]) costs O(log n) hashes. */
+class MerkleTree {
+  constructor(leafHashes) {
+    this.size = leafHashes.length;
+    this.levels = [leafHashes];
+    for (let level = leafHashes; level.length > 1; ) {
+      const parents = [];
+      for (let i = 0; i + 1 < level.length; i += 2) parents.push(nodeHash(level[i], level[i + 1]));
+      this.levels.push(parents);
+      level = parents;
+    }
+  }
+
+  /** MTH(D[start:end]) by RFC 6962 §2.1's definition. */
+  hash(start, end) {
+    const n = end - start;
+    if (n === 0) return EMPTY_ROOT;
+    if (isPowerOfTwo(n) && start % n === 0) {
+      return this.levels[Math.log2(n)][start / n];
+    }
+    const k = largestPowerOfTwoBelow(n);
+    return nodeHash(this.hash(start, start + k), this.hash(start + k, end));
+  }
+
+  root(size = this.size) {
+    return this.hash(0, size);
+  }
+
+  /** PROOF(m, D[0:n]) of RFC 6962 §2.1.2. */
+  consistencyProof(m, n) {
+    if (m === 0 || m === n) return [];
+    const subproof = (m, start, end, complete) => {
+      const n = end - start;
+      if (m === n) return complete ? [] : [this.hash(start, end)];
+      const k = largestPowerOfTwoBelow(n);
+      if (m <= k) return [...subproof(m, start, start + k, complete), this.hash(start + k, end)];
+      return [...subproof(m - k, start + k, end, false), this.hash(start, start + k)];
+    };
+    return subproof(m, 0, n, true);
+  }
+}
+
+/** RFC 9162 §2.1.4.2, step by step, with the trivial cases as kumiai defines them. */
+function verifyConsistency(oldSize, newSize, oldRoot, newRoot, proof) {
+  if (oldSize > newSize) return false;
+  if (oldSize === newSize) return proof.length === 0 && oldRoot.equals(newRoot);
+  if (oldSize === 0) return proof.length === 0 && oldRoot.equals(EMPTY_ROOT);
+  if (proof.length === 0) return false;
+  const path = isPowerOfTwo(oldSize) ? [oldRoot, ...proof] : [...proof];
+  // Sizes are below 2^53; BigInt keeps the bit operations exact beyond 2^31.
+  let fn = BigInt(oldSize - 1);
+  let sn = BigInt(newSize - 1);
+  while (fn & 1n) {
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  let fr = path[0];
+  let sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0n) return false;
+    if (fn & 1n || fn === sn) {
+      fr = nodeHash(c, fr);
+      sr = nodeHash(c, sr);
+      while (!(fn & 1n) && fn !== 0n) {
+        fn >>= 1n;
+        sn >>= 1n;
+      }
+    } else {
+      sr = nodeHash(sr, c);
+    }
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  return fr.equals(oldRoot) && sr.equals(newRoot) && sn === 0n;
+}
+
+// -- documents -----------------------------------------------------------------------
+
+function wholeNumber(value, what) {
+  if (typeof value !== "number") throw new Malformed(`${what} is not a number`);
+  if (!(value >= 0 && value <= MAX_SAFE && Number.isInteger(value))) {
+    throw new Malformed(`${what} is not a whole number from 0 to 2^53 - 1`);
+  }
+  return value;
+}
+
+function text(record, name) {
+  const value = own(record, name);
+  if (typeof value !== "string") throw new Malformed(`${name} is not a string`);
+  return value;
+}
+
+function requireFields(doc, fields, what) {
+  const keys = isObject(doc) ? Object.keys(doc).sort() : null;
+  if (!keys || keys.join("\u0000") !== [...fields].sort().join("\u0000")) {
+    throw new Malformed(`${what} must hold exactly the fields ${[...fields].sort().join(", ")}`);
+  }
+}
+
+/** Throws Malformed for another type, Unusable-worthy text for another version. */
+function requireVersion(doc, type, version, what, fix) {
+  if (!isObject(doc) || own(doc, "type") !== type) throw new Malformed(`not a ${type}`);
+  const found = wholeNumber(own(doc, "version"), `the version of the ${type}`);
+  if (found === version) return;
+  const error = new Malformed(
+    found < version
+      ? `${what} is ${type} version ${found}, written by an older kumiai; this kumiai reads ` +
+          `only version ${version}, signed as RFC 8785 canonical JSON. ${fix}`
+      : `${what} is ${type} version ${found}, written by a newer kumiai; this kumiai reads ` +
+          `only version ${version}. Upgrade kumiai to read it.`,
+  );
+  error.unsupportedVersion = true;
+  throw error;
+}
+
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+function requireCanonicalTime(value) {
+  const match = typeof value === "string" ? TIME.exec(value) : null;
+  const [year, month, day, hour, minute, second] = match ? match.slice(1).map(Number) : [];
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 && leap ? 29 : DAYS[month - 1];
+  const valid =
+    match && year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= days &&
+    hour <= 23 && minute <= 59 && second <= 59;
+  if (!valid) {
+    throw new Malformed(`time ${JSON.stringify(value)} is not of the form YYYY-MM-DDTHH:MM:SSZ`);
+  }
+}
+
+const LEAF_FIELDS = ["entry", "signature", "key_fingerprint"];
+const ENTRY_FIELDS = ["type", "version", "seq", "time", "actor", "kind", "payload"];
+const HEAD_FIELDS = ["type", "version", "size", "root", "time"];
+
+/** A leaf: exactly the signed fields, each in the form it was signed in. */
+function parseLeaf(leaf) {
+  try {
+    let doc;
+    try {
+      doc = JSON.parse(leaf);
+    } catch (error) {
+      throw new Malformed(error.message);
+    }
+    requireFields(doc, LEAF_FIELDS, "a leaf");
+    const body = doc.entry;
+    requireVersion(body, ENTRY_TYPE, LEDGER_VERSION, "this ledger entry", OLD_LOG_FIX);
+    requireFields(body, ENTRY_FIELDS, "an entry");
+    const seq = wholeNumber(body.seq, "seq");
+    if (typeof body.actor !== "string" || typeof body.kind !== "string") {
+      throw new Malformed("actor and kind must be strings");
+    }
+    if (!isObject(body.payload)) throw new Malformed("the payload is not an object");
+    if (typeof doc.signature !== "string" || typeof doc.key_fingerprint !== "string") {
+      throw new Malformed("signature and key_fingerprint must be strings");
+    }
+    requireCanonicalTime(body.time);
+    const message = canonicalBytes(body); // the signed bytes; throws on NaN-free oddities
+    return { seq, actor: body.actor, kind: body.kind, payload: body.payload, doc, message };
+  } catch (error) {
+    if (!(error instanceof Malformed)) throw error;
+    throw new Malformed(
+      error.unsupportedVersion ? error.message : `ledger entry is malformed (${error.message})`,
+    );
+  }
+}
+
+function parseHead(doc) {
+  try {
+    if (!isObject(doc)) throw new Malformed("not a JSON object");
+    const head = own(doc, "head");
+    requireVersion(head, HEAD_TYPE, LEDGER_VERSION, "this tree head", OLD_LOG_FIX);
+    requireFields(head, HEAD_FIELDS, "a tree head");
+    const size = wholeNumber(head.size, "size");
+    if (typeof head.root !== "string" || !ROOT.test(head.root)) {
+      throw new Malformed("root is not 64 lowercase hexadecimal digits");
+    }
+    requireCanonicalTime(head.time);
+    return { size, root: head.root, document: head, signature: doc.signature };
+  } catch (error) {
+    if (!(error instanceof Malformed) || error.unsupportedVersion) throw error;
+    throw new Malformed(`tree head is malformed (${error.message})`);
+  }
+}
+
+/** What kumiai's reader (load_json) refuses anywhere in a line: not Unicode, not finite. */
+function unreadable(value) {
+  if (typeof value === "string") return LONE_SURROGATE.test(value) ? "a lone surrogate" : null;
+  if (typeof value === "number") return Number.isFinite(value) ? null : "a number out of range";
+  const children = Array.isArray(value)
+    ? value
+    : isObject(value)
+      ? Object.entries(value).flat()
+      : [];
+  for (const child of children) {
+    const why = unreadable(child);
+    if (why) return why;
+  }
+  return null;
+}
+
+function readUtf8(path, what) {
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(readFileSync(path));
+  } catch (error) {
+    if (error instanceof TypeError) throw new Unusable(`${path} is not UTF-8 text`);
+    throw new Unusable(`${what} ${path} cannot be read: ${error.message}`);
+  }
+}
+
+/** The export's header, entries, heads and cosignatures, as kumiai's read_export takes them. */
+export function readExport(path) {
+  let isFile = false;
+  try {
+    isFile = statSync(path).isFile();
+  } catch {
+    isFile = false;
+  }
+  if (!isFile) {
+    throw new Unusable(
+      `ledger export ${path} does not exist; create one with \`kumiai ledger export FILE\``,
+    );
+  }
+  const contents = { coordinatorKey: "", leaves: [], heads: [], cosignatures: [] };
+  const lines = readUtf8(path, "ledger export").split(/\r\n|\r|\n/);
+  lines.forEach((line, index) => {
+    const number = index + 1;
+    if (/^[ \t]*$/.test(line)) return;
+    try {
+      let record;
+      try {
+        record = JSON.parse(line);
+      } catch (error) {
+        throw new Malformed(error.message);
+      }
+      if (!isObject(record)) throw new Malformed("not a JSON object");
+      const why = unreadable(record);
+      if (why) throw new Malformed(`it holds ${why}`);
+      if (number === 1) {
+        requireVersion(
+          record,
+          EXPORT_TYPE,
+          EXPORT_VERSION,
+          path,
+          "Export it again with this kumiai, or verify it with the release that wrote it.",
+        );
+        contents.coordinatorKey = text(record, "coordinator_key");
+        return;
+      }
+      if (!Object.hasOwn(record, "record")) throw new Malformed("it has no 'record' field");
+      const kind = record.record;
+      if (kind === "entry") {
+        contents.leaves.push(text(record, "leaf"));
+      } else if (kind === "tree-head") {
+        const signature = text(record, "signature");
+        if (!Object.hasOwn(record, "head")) throw new Malformed("it has no 'head' field");
+        contents.heads.push(parseHead({ head: record.head, signature }));
+      } else if (kind === "cosignature") {
+        const size = wholeNumber(own(record, "size"), "size");
+        contents.cosignatures.push({
+          size,
+          witness: text(record, "witness"),
+          signature: text(record, "signature"),
+        });
+      } else {
+        throw new Malformed(`unknown record ${JSON.stringify(kind)}`);
+      }
+    } catch (error) {
+      if (!(error instanceof Malformed)) throw error;
+      if (error.unsupportedVersion) throw new Unusable(error.message);
+      throw new Unusable(`${path}, line ${number}: ${error.message}; the export is malformed`);
+    }
+  });
+  if (!contents.coordinatorKey) throw new Unusable(`${path} is empty; it is not a ledger export`);
+  return contents;
+}
+
+/** {member: public key} an auditor obtained through another channel. */
+export function readPinnedKeys(path) {
+  if (path === undefined) return new Map();
+  let keys;
+  try {
+    keys = JSON.parse(readUtf8(path, "keys file"));
+  } catch (error) {
+    if (error instanceof Unusable) throw error;
+    throw new Unusable(`keys file ${path} cannot be used: ${error.message}`);
+  }
+  if (!isObject(keys) || !Object.values(keys).every((v) => typeof v === "string")) {
+    throw new Unusable(
+      `keys file ${path} cannot be used: expected a JSON object of member -> public key (base64)`,
+    );
+  }
+  if (unreadable(keys)) {
+    throw new Unusable(`keys file ${path} cannot be used: it holds ${unreadable(keys)}`);
+  }
+  return new Map(Object.entries(keys));
+}
+
+// -- the audit -------------------------------------------------------------------------
+
+/** Which key each actor holds as the log is replayed (joins and rotations). */
+class KeyRegistry {
+  constructor(coordinatorKey, pinned) {
+    this.current = new Map([[COORDINATOR, coordinatorKey]]);
+    this.history = new Map([[COORDINATOR, [coordinatorKey]]]);
+    this.pinned = pinned;
+  }
+
+  set(actor, key) {
+    this.current.set(actor, key);
+    if (!this.history.has(actor)) this.history.set(actor, []);
+    this.history.get(actor).push(key);
+  }
+}
+
+/** The key this entry must verify under (or null), updating the registry. */
+function entryKey(entry, registry, problem) {
+  const payload = entry.payload;
+  if (!KINDS.includes(entry.kind)) problem(`unknown kind ${quoted(entry.kind)}`, "unknown-kind");
+  if (entry.kind === "consortium.created") {
+    if (own(payload, "coordinator_key") !== registry.current.get(COORDINATOR)) {
+      problem("names a coordinator key other than the export's", "coordinator-key");
+    }
+    return registry.current.get(COORDINATOR);
+  }
+  if (entry.kind === "member.joined") {
+    const member = own(payload, "member");
+    const key = own(payload, "public_key");
+    if (typeof member !== "string" || typeof key !== "string") {
+      problem("does not name the member and its public key", "malformed");
+      return null;
+    }
+    if (entry.actor !== member) {
+      problem(`${quoted(entry.actor)} signed the joining of ${quoted(member)}`, "join-signer");
+    }
+    if (registry.current.has(member)) problem(`${quoted(member)} joins a second time`, "join-twice");
+    const pinned = registry.pinned.get(member);
+    if (pinned !== undefined && pinned !== key) {
+      problem(
+        `${quoted(member)} joined with a key other than the one pinned in the keys file`,
+        "join-pinned",
+      );
+    }
+    registry.set(member, key);
+    return key;
+  }
+  const key = registry.current.get(entry.actor);
+  if (key === undefined) {
+    problem(`signed by ${quoted(entry.actor)}, who had no registered key at that time`, "no-key");
+    return null;
+  }
+  if (entry.kind === "member.key-rotated") {
+    const newKey = own(payload, "public_key");
+    if (typeof newKey === "string") registry.set(entry.actor, newKey);
+    else problem("does not name the new public key", "malformed");
+  }
+  return key;
+}
+
+/** Every check of kumiai.domain.audit.audit, with its report as report_document prints it. */
+export function audit(contents, pinned = new Map()) {
+  const findings = new Map(); // where -> [{problem, code}]
+  let anyFinding = false;
+  const find = (where, problem, code) => {
+    if (!findings.has(where)) findings.set(where, []);
+    findings.get(where).push({ problem, code });
+    anyFinding = true;
+  };
+  if (pinned.has(COORDINATOR) && pinned.get(COORDINATOR) !== contents.coordinatorKey) {
+    find("export header", "the coordinator key differs from the pinned one", "coordinator-pinned");
+  }
+  const registry = new KeyRegistry(contents.coordinatorKey, pinned);
+  contents.leaves.forEach((leaf, position) => {
+    const where = `entry ${position}`;
+    const problem = (message, code) => find(where, message, code);
+    let entry;
+    try {
+      entry = parseLeaf(leaf);
+    } catch (error) {
+      if (!(error instanceof Malformed)) throw error;
+      problem(error.message, "malformed");
+      return;
+    }
+    if (entry.seq !== position) {
+      problem(
+        `carries sequence number ${entry.seq}: an entry before it was deleted, ` +
+          "or entries were reordered",
+        "sequence",
+      );
+    }
+    const key = entryKey(entry, registry, problem);
+    if (key === null) return;
+    if (entry.doc.key_fingerprint !== fingerprint(key)) {
+      problem(
+        `signed with key ${entry.doc.key_fingerprint}, which was not ` +
+          `${quoted(entry.actor)}'s registered key at that time`,
+        "wrong-key",
+      );
+      return;
+    }
+    if (!signatureValid(key, entry.message, entry.doc.signature)) {
+      problem("signature does not verify", "signature");
+    }
+  });
+
+  const tree = new MerkleTree(contents.leaves.map((leaf) => leafHash(Buffer.from(leaf, "utf8"))));
+  const heads = [...contents.heads].sort((a, b) => a.size - b.size); // stable, as Python's
+  const headValid = new Map();
+  for (const head of heads) {
+    const where = `tree head ${head.size}`;
+    const ok = signatureValid(contents.coordinatorKey, canonicalBytes(head.document), head.signature);
+    headValid.set(where, headValid.get(where) || ok);
+  }
+  const bySize = new Map(heads.map((h) => [h.size, h]));
+  const cosignatureSubjects = new Map();
+  const cosignatureValid = new Map();
+  for (const cosig of contents.cosignatures) {
+    const where = `cosignature of head ${cosig.size} by ${cosig.witness}`;
+    if (!cosignatureSubjects.has(where)) {
+      cosignatureSubjects.set(where, { size: cosig.size, witness: cosig.witness });
+    }
+    const head = bySize.get(cosig.size);
+    const witnessKeys = registry.history.get(cosig.witness) ?? [];
+    if (head === undefined || witnessKeys.length === 0) {
+      find(where, "names a head or witness that is not in the export", "unknown-head-or-witness");
+      continue;
+    }
+    const message = canonicalBytes({
+      type: COSIGN_TYPE,
+      version: LEDGER_VERSION,
+      witness: cosig.witness,
+      head: head.document,
+      head_signature: head.signature,
+    });
+    // A witness may have cosigned before rotating its key.
+    const ok = witnessKeys.some((key) => signatureValid(key, message, cosig.signature));
+    cosignatureValid.set(where, cosignatureValid.get(where) || ok);
+  }
+  for (const [where, ok] of [...headValid, ...cosignatureValid]) {
+    if (!ok) find(where, "signature does not verify", "signature");
+  }
+
+  const seen = new Map();
+  for (const head of heads) {
+    const where = `tree head ${head.size}`;
+    if (seen.has(head.size) && seen.get(head.size) !== head.root) {
+      find(where, "two different roots for the same size: the coordinator forked its log", "fork");
+    }
+    seen.set(head.size, head.root);
+    if (head.size > tree.size) {
+      find(
+        where,
+        `claims ${head.size} entries; the export holds ${tree.size}: entries were deleted`,
+        "too-large",
+      );
+    } else if (tree.root(head.size).toString("hex") !== head.root) {
+      find(
+        where,
+        `root does not match the entries: an entry up to ${head.size} was changed, ` +
+          "deleted or reordered",
+        "root",
+      );
+    }
+  }
+  const pairs = [];
+  for (let i = 0; i + 1 < heads.length; i++) {
+    const [older, newer] = [heads[i], heads[i + 1]];
+    if (older.size >= newer.size || newer.size > tree.size) continue;
+    pairs.push([older.size, newer.size]);
+    const proof = tree.consistencyProof(older.size, newer.size);
+    const consistent = verifyConsistency(
+      older.size,
+      newer.size,
+      Buffer.from(older.root, "hex"),
+      Buffer.from(newer.root, "hex"),
+      proof,
+    );
+    if (!consistent) {
+      find(
+        `tree heads ${older.size} and ${newer.size}`,
+        "are not consistent with each other",
+        "inconsistent",
+      );
+    }
+  }
+
+  const verdict = (where, subject) => {
+    const problems = findings.get(where) ?? [];
+    return {
+      ...subject,
+      ok: problems.length === 0,
+      reason: problems.map((p) => p.problem).join("; ") || null,
+      codes: [...new Set(problems.map((p) => p.code))].sort(),
+    };
+  };
+  const sizes = [...new Set(heads.map((h) => h.size))];
+  return {
+    type: REPORT_TYPE,
+    version: REPORT_VERSION,
+    verifier: "kumiai verifiers/js",
+    ok: !anyFinding,
+    root: tree.root().toString("hex"),
+    counts: {
+      entries: contents.leaves.length,
+      tree_heads: heads.length,
+      cosignatures: contents.cosignatures.length,
+    },
+    export: verdict("export header", {}),
+    entries: contents.leaves.map((_, seq) => verdict(`entry ${seq}`, { seq })),
+    tree_heads: sizes.map((size) => verdict(`tree head ${size}`, { size })),
+    consistency: pairs.map(([from, to]) => verdict(`tree heads ${from} and ${to}`, { from, to })),
+    cosignatures: [...cosignatureSubjects].map(([where, subject]) => verdict(where, subject)),
+  };
+}
+
+// -- command line ----------------------------------------------------------------------
+
+const USAGE = "usage: node verify.mjs LEDGER.jsonl [KEYS.json]   (or --describe)";
+
+function main(args) {
+  if (args.length === 1 && args[0] === "--describe") {
+    // What this verifier knows of the format, so a test can hold it to kumiai's.
+    const versions = { [EXPORT_TYPE]: EXPORT_VERSION };
+    for (const type of [ENTRY_TYPE, HEAD_TYPE, COSIGN_TYPE]) versions[type] = LEDGER_VERSION;
+    process.stdout.write(`${JSON.stringify({ kinds: KINDS, versions }, null, 2)}\n`);
+    return 0;
+  }
+  if (args.length < 1 || args.length > 2 || args.some((a) => a.startsWith("-"))) {
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+  try {
+    const report = audit(readExport(args[0]), readPinnedKeys(args[1]));
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    if (!report.ok) {
+      const failing = [report.export, ...report.entries, ...report.tree_heads]
+        .concat(report.consistency, report.cosignatures)
+        .filter((v) => !v.ok).length;
+      process.stderr.write(`verification failed for ${args[0]}: ${failing} failing item(s)\n`);
+    }
+    return report.ok ? 0 : 1;
+  } catch (error) {
+    if (!(error instanceof Unusable)) throw error;
+    const report = { type: REPORT_TYPE, version: REPORT_VERSION, ok: false, error: error.message };
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    process.stderr.write(`${error.message}\n`);
+    return 2;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  process.exitCode = main(process.argv.slice(2));
+}
