@@ -32,6 +32,7 @@ const KINDS = [
   "member.joined",
   "member.key-rotated",
   "dataset.registered",
+  "dataset.updated",
   "project.proposed",
   "project.approved",
   "project.closed",

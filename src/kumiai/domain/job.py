@@ -71,7 +71,7 @@ def parse_job_kinds(text: str | list[str] | tuple[str, ...]) -> tuple[JobKind, .
     return tuple(dict.fromkeys(kinds))
 
 
-JOB_TYPE, SIGNED_JOB_TYPE, JOB_VERSION = "kumiai.job", "kumiai.signed-job", 1
+JOB_TYPE, SIGNED_JOB_TYPE, JOB_VERSION = "kumiai.job", "kumiai.signed-job", 2
 # A job id names files in every node home: letters, digits, '.', '_' and '-' only.
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
