@@ -8,6 +8,7 @@ from flwr.app import (
     DEFAULT_TTL,
     ConfigRecord,
     Context,
+    Error,
     Message,
     MessageType,
     Metadata,
@@ -202,6 +203,36 @@ def test_an_extension_of_the_witnessed_log_is_accepted(tmp_path: Path) -> None:
                 {"cleveland": (4, longer.consistency_proof(4, 9))}
             ),
         },
+    )
+    reply, reached = _run(_message(config), _context(home))
+    assert len(reached) == 1 and not reply.has_error()
+    assert TreeHead.from_json(NodeHome(home).witnessed_head() or "").size == 9
+
+
+def test_a_node_that_failed_before_answering_has_not_moved_its_witness(tmp_path: Path) -> None:
+    """One failure must not lock a member out: the head is remembered only with a reply."""
+    home, key = _node(tmp_path)
+    _run(_message(_config({"cleveland-heart": _agreement(key)})), _context(home))  # saw head 4
+    longer = merkle.MerkleTree(merkle.leaf_hash(bytes([i])) for i in range(9))
+    head = sign_head(TreeHead(9, longer.root().hex(), utc_now()), COORDINATOR_KEY)
+    proof_from_4 = protocol.encode_consistency({"cleveland": (4, longer.consistency_proof(4, 9))})
+
+    def failing(msg: Message, ctx: Context) -> Message:
+        return Message(Error(protocol.FAILED, "[dataset cleveland-heart] bad data"), reply_to=msg)
+
+    config = _config(
+        {"cleveland-heart": _agreement(key)},
+        "job-2",
+        **{protocol.HEAD: head.to_json(), protocol.CONSISTENCY: proof_from_4},
+    )
+    reply = make_guard_mod()(_message(config), _context(home), failing)
+    assert reply.has_error()
+    assert TreeHead.from_json(NodeHome(home).witnessed_head() or "").size == 4
+    # The coordinator never got a cosignature of head 9, so it proves from 4 again: accepted.
+    config = _config(
+        {"cleveland-heart": _agreement(key)},
+        "job-3",
+        **{protocol.HEAD: head.to_json(), protocol.CONSISTENCY: proof_from_4},
     )
     reply, reached = _run(_message(config), _context(home))
     assert len(reached) == 1 and not reply.has_error()

@@ -112,7 +112,7 @@ def witness(
                 None,
             )
         proof = sent[1]
-    seen = witnessing.observe(node, head, proof)
+    seen = witnessing.check(node, head, proof)
     if not seen.verdict.accepted:
         return Decision(False, f"{steward} refused job {job_id}: {seen.verdict.reason}"), "", None
     return Decision(True, seen.verdict.reason), seen.cosignature or "", head
@@ -324,11 +324,14 @@ def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
             }
         )
         reply = call_next(message, context)
+        head = admission.head
         if not reply.has_error():  # recorded before the reply leaves: no round is done twice
-            NodeHome(home).save_admission(
+            node = NodeHome(home)
+            node.save_admission(
                 admitted.job.document.job_id, after_reply(admitted, request).to_doc()
             )
-        head = admission.head
+            if head is not None and admission.cosignature:
+                witnessing.remember(node, head)  # vouched for: its cosignature leaves now
         if admission.cosignature and head is not None and reply.has_content():
             reply.content[protocol.COSIGNATURE] = ConfigRecord(
                 {
