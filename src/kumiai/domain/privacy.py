@@ -32,10 +32,6 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any, Literal, cast
 
-import dp_accounting
-from dp_accounting.pld import PLDAccountant
-from dp_accounting.rdp import RdpAccountant
-
 from kumiai.domain.errors import InvalidInput
 
 Accountant = Literal["pld", "rdp"]
@@ -173,6 +169,8 @@ def _check_event(
 # -- accounting ------------------------------------------------------------------------
 def dp_sgd_event(noise_multiplier: float, sample_rate: float, steps: int) -> Any:
     """The dp_accounting event for `steps` Poisson-sampled Gaussian steps."""
+    import dp_accounting  # lazy: it loads scipy; commands that only read must start fast
+
     return dp_accounting.SelfComposedDpEvent(
         dp_accounting.PoissonSampledDpEvent(
             sample_rate, dp_accounting.GaussianDpEvent(noise_multiplier)
@@ -183,6 +181,9 @@ def dp_sgd_event(noise_multiplier: float, sample_rate: float, steps: int) -> Any
 
 def make_accountant(accountant: str, *, coarse: bool = False) -> Any:
     """A fresh dp_accounting accountant: the library's defaults, or the calibration grid."""
+    from dp_accounting.pld import PLDAccountant  # lazy, as in dp_sgd_event
+    from dp_accounting.rdp import RdpAccountant
+
     if check_accountant(accountant) == "pld":
         if coarse:
             return PLDAccountant(value_discretization_interval=CALIBRATION_DISCRETIZATION)
