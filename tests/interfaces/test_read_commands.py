@@ -195,6 +195,7 @@ def test_project_list_and_show_json(small: Consortium) -> None:
     assert shown["project"] == project
     assert ISO_UTC.match(shown["approved_at"]) and shown["closed_at"] is None
     assert [j["id"] for j in shown["jobs"]] == [small.outcome.job_id]
+    assert shown["jobs"] == as_json(small, "jobs")  # the same document as `kumiai jobs`
     assert [m["id"] for m in shown["models"]] == [small.outcome.model_id]
     assert sorted(a["steward"] for a in shown["agreements"]) == sorted(SIGNING)
     assert len(shown["requests"]) == len(HOSPITALS)

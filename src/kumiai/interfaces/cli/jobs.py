@@ -14,7 +14,7 @@ from kumiai.interfaces.cli.output import JSON_OPTION, plain, print_json
 from kumiai.services import jobs, models
 
 
-def _job_document(job: jobs.JobInfo, with_rounds: bool) -> dict[str, Any]:
+def job_document(job: jobs.JobInfo, with_rounds: bool) -> dict[str, Any]:
     document = plain(job)
     assert isinstance(document, dict)
     if not with_rounds:
@@ -39,7 +39,7 @@ def jobs_list(
             errors.print(f"Job {job_id} marked failed; its nodes' reserved ε released.")
     listing = jobs.list_jobs(home, project)
     if as_json:
-        print_json([_job_document(j, with_rounds=False) for j in listing])
+        print_json([job_document(j, with_rounds=False) for j in listing])
         return
     table = Table("job", "project", "status", "rounds", "sites", "started", "error")
     for j in listing:
@@ -63,7 +63,7 @@ def job_show(
     """Show one job: each site's participation and reason, and every round's metrics."""
     j = jobs.job_detail(consortium(ctx), job_id)
     if as_json:
-        print_json(_job_document(j, with_rounds=True))
+        print_json(job_document(j, with_rounds=True))
         return
     console.print(
         f"[bold]{j.id}[/] · {j.project} · {j.kind} · {j.status} · "

@@ -9,7 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from kumiai.interfaces.cli.context import console, consortium, number, when
-from kumiai.interfaces.cli.output import JSON_OPTION, print_json
+from kumiai.interfaces.cli.jobs import job_document
+from kumiai.interfaces.cli.output import JSON_OPTION, plain, print_json
 from kumiai.services import views
 from kumiai.services.agreements import RequestInfo
 
@@ -58,7 +59,10 @@ def project_show(
     """Show a project: purpose, members, its requests, agreements, jobs and models."""
     view = views.project_view(consortium(ctx), name)
     if as_json:
-        print_json(view)
+        document = plain(view)
+        assert isinstance(document, dict)
+        document["jobs"] = [job_document(j, with_rounds=False) for j in view.jobs]
+        print_json(document)
         return
     p = view.project
     console.print(
@@ -109,5 +113,6 @@ def agreement_show(
     )
     terms = Table("term", "value", title="signed terms")
     for key, value in sorted(view.terms.items()):
-        terms.add_row(key, escape(str(value)))
+        text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        terms.add_row(key, escape(text))
     console.print(terms)
