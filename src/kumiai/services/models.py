@@ -9,12 +9,12 @@ from sqlalchemy import select
 
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import ModelVersionRow
-from kumiai.domain.preprocessing import FeaturePlan
 from kumiai.services.consortium import Consortium
 from kumiai.services.lookup import get
 
 if TYPE_CHECKING:
     from kumiai.adapters.models.logistic import LogisticRegression
+    from kumiai.domain.preprocessing import FeaturePlan
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,14 @@ def model_detail(consortium: Consortium, model_id: str) -> ModelInfo:
         return _info(get(session, ModelVersionRow, model_id))
 
 
-def load_model(consortium: Consortium, model_id: str) -> tuple[FeaturePlan, "LogisticRegression"]:
+def load_model(consortium: Consortium, model_id: str) -> tuple["FeaturePlan", "LogisticRegression"]:
     """The feature plan and fitted model, ready for `plan.transform` and `predict_proba`."""
     # Lazy: numpy and scipy are for prediction; listing and showing models must start fast.
     import numpy as np
 
     from kumiai.adapters.models.logistic import LogisticRegression
     from kumiai.adapters.storage.arrays import arrays_from_bytes
+    from kumiai.domain.preprocessing import FeaturePlan
 
     with transaction(consortium.sessions) as session:
         row = get(session, ModelVersionRow, model_id)

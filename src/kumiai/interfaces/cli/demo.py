@@ -7,20 +7,22 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kumiai.domain.metrics import SiteScore, combine
 from kumiai.interfaces.cli.budget import budget_table
 from kumiai.interfaces.cli.context import console, number
 
 if TYPE_CHECKING:
+    from kumiai.domain.metrics import SiteScore
     from kumiai.services.demo import DemoReport
 
 
-def _cells(score: SiteScore | None) -> tuple[str, str]:
+def _cells(score: "SiteScore | None") -> tuple[str, str]:
     return ("—", "—") if score is None else (number(score.accuracy), number(score.auc))
 
 
 def comparison_table(report: "DemoReport") -> Table:
     """Local-only, federated and pooled scores per hospital, on the same test rows."""
+    from kumiai.domain.metrics import combine  # lazy: numpy; only the demo needs it
+
     outcome = report.outcome
     table = Table(
         "hospital",
