@@ -29,8 +29,8 @@ demo: install
 	$(BIN)/kumiai demo --dir kumiai-demo
 
 lint: install-dev
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(BIN)/lint-imports
 
 test: lint

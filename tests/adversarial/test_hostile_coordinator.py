@@ -9,11 +9,11 @@ import re
 from pathlib import Path
 
 import pytest
-from benchmarks.attacks import ATTACKS, DATASET, ROUNDS, Attack, Node, Templates, play
 from flwr.app import ConfigRecord, MessageType, RecordDict
 
 from kumiai.adapters.flower import protocol
 from kumiai.adapters.models.logistic import LogisticRegression
+from kumiai.benchmarks.attacks import ATTACKS, DATASET, ROUNDS, Attack, Node, Templates, play
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "trust-model.md"
 

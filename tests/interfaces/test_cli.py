@@ -203,3 +203,12 @@ def test_the_ledger_through_the_cli(tmp_path: Path) -> None:
         kumiai(tmp_path / "elsewhere", "ledger", "verify", str(export)), "line 2", "malformed"
     )
     assert_user_error(kumiai(home, "ledger", "prove", "99"), "no ledger entry 99")
+
+
+def test_a_benchmark_option_given_to_the_wrong_benchmark_is_refused(tmp_path: Path) -> None:
+    assert_user_error(
+        kumiai(tmp_path, "bench", "ledger", "--runs", "3"), "--runs applies to", "bench startup"
+    )
+    assert_user_error(
+        kumiai(tmp_path, "bench", "startup", "--sizes", "10"), "--sizes applies to", "bench ledger"
+    )

@@ -13,6 +13,7 @@ from kumiai.services.models import list_models, load_model
 from kumiai.services.node import NodeWorker
 from kumiai.services.training import train
 from tests.services.helpers import HOSPITALS, heart_consortium
+from tests.services.majority import majority_rate
 
 pytestmark = pytest.mark.simulation
 
@@ -26,7 +27,12 @@ def test_a_job_trains_on_signing_sites_and_records_the_refusal(tmp_path: Path) -
     outcome = train(consortium, "heart", SETTINGS)
     assert sorted(outcome.sites) == [f"{h}-heart" for h in sorted(HOSPITALS[:2])]
     assert "no signed agreement" in outcome.refused["va-long-beach-heart"]
-    assert 0.6 < float(outcome.overall["accuracy"]) <= 1.0  # type: ignore[arg-type]
+    accuracy = float(outcome.overall["accuracy"])  # type: ignore[arg-type]
+    splits = [
+        NodeWorker(consortium.member_home(h)).split(f"{h}-heart", SETTINGS) for h in HOSPITALS[:2]
+    ]
+    # 0.773 against 0.587 after 3 rounds; a majority-class predictor scores exactly 0.587.
+    assert majority_rate(splits) + 0.1 <= accuracy <= 1.0
 
     job = job_detail(consortium, outcome.job_id)
     assert job.status == "completed" and job.completed_rounds == 3

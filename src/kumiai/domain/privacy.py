@@ -169,7 +169,7 @@ def _check_event(
 # -- accounting ------------------------------------------------------------------------
 def dp_sgd_event(noise_multiplier: float, sample_rate: float, steps: int) -> Any:
     """The dp_accounting event for `steps` Poisson-sampled Gaussian steps."""
-    import dp_accounting  # lazy: read-only commands validate settings without the accountants
+    import dp_accounting  # lazy: it loads scipy; commands that only read must start fast
 
     return dp_accounting.SelfComposedDpEvent(
         dp_accounting.PoissonSampledDpEvent(

@@ -1,17 +1,38 @@
-"""Reading jobs back: status, per-site participation with the nodes' reasons, round metrics."""
+"""Jobs after the fact: reading them back, failing them, recovering those whose process died.
+
+Reading never writes. A job whose process died reads as `interrupted`, computed from its
+pid; only `recover_interrupted_jobs` (run by `kumiai train` before it starts, and by
+`kumiai jobs --recover`) marks it failed in the record and releases the ε its nodes
+reserved. The training service imports this module, never the reverse, so reading jobs
+does not load Flower.
+"""
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from kumiai.adapters.spendlog import SpendLog
 from kumiai.adapters.storage.database import transaction
-from kumiai.adapters.storage.schema import JobRoundRow, JobRow, JobSiteRow
+from kumiai.adapters.storage.schema import (
+    DatasetRow,
+    JobRoundRow,
+    JobRow,
+    JobSiteRow,
+    PrivacySpendRow,
+)
+from kumiai.domain.clock import utc_now
+from kumiai.domain.job import JobStatus
+from kumiai.domain.ledger import COORDINATOR
 from kumiai.services.consortium import Consortium
+from kumiai.services.ledger import Act
 from kumiai.services.lookup import get
-from kumiai.services.training import recover_interrupted_jobs
+
+INTERRUPTED = "interrupted"  # shown on read only; the record says `running` until recovery
 
 
 @dataclass(frozen=True)
@@ -38,7 +59,33 @@ class JobInfo:
     rounds: tuple[dict[str, Any], ...]
 
 
-def _info(session, row: JobRow, with_rounds: bool) -> JobInfo:  # type: ignore[no-untyped-def]
+def _pid_alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_interrupted(row: JobRow) -> bool:
+    """Recorded as running, but the process that ran it is gone."""
+    return (
+        row.status == JobStatus.RUNNING.value and row.pid != os.getpid() and not _pid_alive(row.pid)
+    )
+
+
+def _stopped(row: JobRow) -> str:
+    return (
+        f"the process running it (pid {row.pid}) stopped after round {row.completed_rounds} "
+        f"of {row.planned_rounds}; its recorded rounds are kept and no model was released"
+    )
+
+
+def _info(session: Session, row: JobRow, with_rounds: bool) -> JobInfo:
     sites = tuple(
         SiteStatus(s.dataset, s.member, s.status, s.reason)
         for s in session.scalars(
@@ -53,16 +100,23 @@ def _info(session, row: JobRow, with_rounds: bool) -> JobInfo:  # type: ignore[n
                 select(JobRoundRow).where(JobRoundRow.job_id == row.id).order_by(JobRoundRow.round)
             )
         )
+    status, error = row.status, row.error
+    if _is_interrupted(row):
+        status = INTERRUPTED
+        error = (
+            f"{_stopped(row)}; `kumiai jobs --recover` (or the next `kumiai train`) marks it "
+            "failed and releases the ε its nodes reserved"
+        )
     return JobInfo(
         row.id,
         row.project,
         row.kind,
-        row.status,
+        status,
         row.planned_rounds,
         row.completed_rounds,
         row.created_at,
         row.finished_at,
-        row.error,
+        error,
         json.loads(row.spec_json),
         sites,
         rounds,
@@ -70,7 +124,6 @@ def _info(session, row: JobRow, with_rounds: bool) -> JobInfo:  # type: ignore[n
 
 
 def list_jobs(consortium: Consortium, project: str | None = None) -> list[JobInfo]:
-    recover_interrupted_jobs(consortium)
     with transaction(consortium.sessions) as session:
         query = select(JobRow).order_by(JobRow.created_at)
         if project is not None:
@@ -79,6 +132,51 @@ def list_jobs(consortium: Consortium, project: str | None = None) -> list[JobInf
 
 
 def job_detail(consortium: Consortium, job_id: str) -> JobInfo:
-    recover_interrupted_jobs(consortium)
     with transaction(consortium.sessions) as session:
         return _info(session, get(session, JobRow, job_id), with_rounds=True)
+
+
+def recover_interrupted_jobs(consortium: Consortium) -> list[str]:
+    """Mark jobs whose process died as failed; their recorded rounds stay as they were."""
+    recovered = []
+    with transaction(consortium.sessions) as session:
+        for job in session.scalars(select(JobRow).where(JobRow.status == JobStatus.RUNNING)):
+            if _is_interrupted(job):
+                job.status = JobStatus.FAILED.value
+                job.finished_at = utc_now()
+                job.error = f"interrupted: {_stopped(job)}; start a new job"
+                _log_failure(consortium, session, job)
+                recovered.append(job.id)
+    for job_id in recovered:
+        release_privacy(consortium, job_id)
+    return recovered
+
+
+def release_privacy(consortium: Consortium, job_id: str) -> None:
+    """The job is over: each node stops holding the ε it reserved but did not spend.
+
+    On one machine the coordinator reaches each node's spend log directly; the node still
+    records the release itself, in its own signed log.
+    """
+    with transaction(consortium.sessions) as session:
+        rows = list(
+            session.scalars(select(PrivacySpendRow).where(PrivacySpendRow.job_id == job_id))
+        )
+        for row in rows:
+            member = get(session, DatasetRow, row.dataset).member
+            SpendLog(consortium.node(member), row.dataset).release(job_id)
+            row.status = "ended"
+
+
+def fail_job(consortium: Consortium, job_id: str, message: str) -> None:
+    """Record why a job stopped; its finished rounds stay, no model is released."""
+    with transaction(consortium.sessions) as session:
+        row = get(session, JobRow, job_id)
+        row.status, row.finished_at, row.error = JobStatus.FAILED.value, utc_now(), message
+        _log_failure(consortium, session, row)
+
+
+def _log_failure(consortium: Consortium, session: Session, job: JobRow) -> None:
+    payload = {"job": job.id, "completed_rounds": job.completed_rounds, "error": job.error}
+    act = Act(COORDINATOR, "job.failed", payload, project=job.project)
+    consortium.ledger.append(session, act)

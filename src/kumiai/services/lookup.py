@@ -23,7 +23,7 @@ _WHAT: dict[type[Base], tuple[str, str]] = {
     MemberRow: ("member", "kumiai member list"),
     DatasetRow: ("dataset", "kumiai dataset list"),
     ProjectRow: ("project", "kumiai project list"),
-    RequestRow: ("data-use request", "kumiai request list"),
+    RequestRow: ("data-use request", "kumiai requests"),
     AgreementRow: ("agreement", "kumiai agreement list"),
     JobRow: ("job", "kumiai jobs"),
     ModelVersionRow: ("model version", "kumiai models"),

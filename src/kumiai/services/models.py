@@ -3,18 +3,18 @@
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import select
 
-from kumiai.adapters.models.logistic import LogisticRegression
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import ModelVersionRow
-from kumiai.domain.preprocessing import FeaturePlan
 from kumiai.services.consortium import Consortium
 from kumiai.services.lookup import get
-from kumiai.services.training import arrays_from_bytes
+
+if TYPE_CHECKING:
+    from kumiai.adapters.models.logistic import LogisticRegression
+    from kumiai.domain.preprocessing import FeaturePlan
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,15 @@ def model_detail(consortium: Consortium, model_id: str) -> ModelInfo:
         return _info(get(session, ModelVersionRow, model_id))
 
 
-def load_model(consortium: Consortium, model_id: str) -> tuple[FeaturePlan, LogisticRegression]:
+def load_model(consortium: Consortium, model_id: str) -> tuple["FeaturePlan", "LogisticRegression"]:
     """The feature plan and fitted model, ready for `plan.transform` and `predict_proba`."""
+    # Lazy: numpy and scipy are for prediction; listing and showing models must start fast.
+    import numpy as np
+
+    from kumiai.adapters.models.logistic import LogisticRegression
+    from kumiai.adapters.storage.arrays import arrays_from_bytes
+    from kumiai.domain.preprocessing import FeaturePlan
+
     with transaction(consortium.sessions) as session:
         row = get(session, ModelVersionRow, model_id)
         plan = FeaturePlan.from_json(row.feature_plan_json)

@@ -1,4 +1,4 @@
-"""`kumiai bench NAME`: the benchmarks in benchmarks/, with their figures as JSON."""
+"""`kumiai bench NAME`: the benchmarks in kumiai.benchmarks, with their figures as JSON."""
 
 import json
 
@@ -13,10 +13,11 @@ def bench(
     seeds: int = typer.Option(5, help="Repetitions with different split seeds."),
     rounds: int = typer.Option(50, help="Federated rounds per run."),
     sizes: str = typer.Option("", help="Ledger sizes, e.g. 100000,1000000 (ledger only)."),
+    runs: int = typer.Option(None, help="Timed runs per command, median kept (startup only)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object only."),
 ) -> None:
     """Run a benchmark; progress goes to stderr, results to stdout."""
-    from benchmarks import run_benchmark
+    from kumiai.benchmarks import run_benchmark  # lazy: benchmarks load Flower and Ray
 
     try:
         parsed = tuple(int(s) for s in sizes.split(",") if s.strip())
@@ -27,6 +28,7 @@ def bench(
         seeds=seeds,
         rounds=rounds,
         sizes=parsed,
+        runs=runs,
         log=(lambda line: errors.print(line, highlight=False)),
     )
     if as_json:

@@ -1,24 +1,28 @@
 """`kumiai demo`: a whole consortium in a fresh directory, trained and compared."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kumiai.domain.metrics import SiteScore, combine
+from kumiai.interfaces.cli.budget import budget_table
 from kumiai.interfaces.cli.context import console, number
-from kumiai.interfaces.cli.progress import RichTrainingProgress
-from kumiai.interfaces.cli.training import budget_table
-from kumiai.services.demo import DEMO_SETTINGS, HOSPITALS, PROJECT, DemoReport, run_demo
+
+if TYPE_CHECKING:
+    from kumiai.domain.metrics import SiteScore
+    from kumiai.services.demo import DemoReport
 
 
-def _cells(score: SiteScore | None) -> tuple[str, str]:
+def _cells(score: "SiteScore | None") -> tuple[str, str]:
     return ("—", "—") if score is None else (number(score.accuracy), number(score.auc))
 
 
-def comparison_table(report: DemoReport) -> Table:
+def comparison_table(report: "DemoReport") -> Table:
     """Local-only, federated and pooled scores per hospital, on the same test rows."""
+    from kumiai.domain.metrics import combine  # lazy: numpy; only the demo needs it
+
     outcome = report.outcome
     table = Table(
         "hospital",
@@ -66,6 +70,10 @@ def demo(
     ),
 ) -> None:
     """Four hospitals, a university and a company train a heart-disease model together."""
+    # Lazy: the demo trains, which loads Flower and Ray; other commands must start fast.
+    from kumiai.interfaces.cli.progress import RichTrainingProgress
+    from kumiai.services.demo import DEMO_SETTINGS, HOSPITALS, PROJECT, run_demo
+
     console.print(
         f"Building the demo consortium in [bold]{dir_}[/]: {', '.join(HOSPITALS)}, "
         f"a university and a company; project [bold]{PROJECT}[/]. One hospital's "

@@ -9,7 +9,8 @@ from rich.table import Table
 from kumiai.domain.clock import parse_iso, utc_now
 from kumiai.domain.schema import parse_column_types, parse_missing_markers
 from kumiai.interfaces.cli.context import console, consortium, home_of, when
-from kumiai.services import agreements, datasets, members, projects
+from kumiai.interfaces.cli.output import JSON_OPTION, print_json
+from kumiai.services import agreements, members, projects
 from kumiai.services.consortium import init_consortium
 
 member_app = typer.Typer(help="Members of the consortium and their keys.", no_args_is_help=True)
@@ -51,10 +52,14 @@ def member_rotate_key(ctx: typer.Context, name: str = typer.Argument(...)) -> No
 
 
 @member_app.command("list")
-def member_list(ctx: typer.Context) -> None:
+def member_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List members and their key fingerprints."""
+    listing = members.list_members(consortium(ctx))
+    if as_json:
+        print_json(listing)
+        return
     table = Table("member", "kind", "key", "node home")
-    for m in members.list_members(consortium(ctx)):
+    for m in listing:
         table.add_row(m.name, m.kind, m.key_fingerprint, m.home)
     console.print(table)
 
@@ -69,9 +74,13 @@ def dataset_register(
     types: str = typer.Option("", help="Force column types: 'ca=numeric,sex=categorical'."),
     missing: str = typer.Option("", help="Values meaning missing: 'chol=0,ca=?'."),
     ignore: str = typer.Option("", help="Columns to leave out: 'id,site'."),
-    sensitivity: str = typer.Option("confidential", help=", ".join(datasets.SENSITIVITIES)),
+    sensitivity: str = typer.Option(
+        "confidential", help="public, internal, confidential or special-category."
+    ),
 ) -> None:
     """Register a dataset on its member's node; only metadata reaches the catalogue."""
+    from kumiai.services import datasets  # lazy: pandas and scipy; other commands start fast
+
     info = datasets.register_dataset(
         consortium(ctx),
         member=member,
@@ -99,6 +108,8 @@ def dataset_update(
     ignore: str = typer.Option("", help="Registered columns to leave out from now on."),
 ) -> None:
     """Register a new version of a dataset's file: checked like a registration, signed."""
+    from kumiai.services import datasets  # lazy, as in dataset_register
+
     update = datasets.update_dataset(
         consortium(ctx),
         name,
@@ -120,10 +131,16 @@ def dataset_update(
 
 
 @dataset_app.command("list")
-def dataset_list(ctx: typer.Context) -> None:
+def dataset_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List the catalogue: metadata only, never rows."""
+    from kumiai.services import datasets  # lazy, as in dataset_register
+
+    listing = datasets.list_datasets(consortium(ctx))
+    if as_json:
+        print_json(listing)
+        return
     table = Table("dataset", "member", "rows", "target", "sensitivity", "columns")
-    for d in datasets.list_datasets(consortium(ctx)):
+    for d in listing:
         table.add_row(
             d.name,
             d.member,
@@ -182,9 +199,14 @@ def project_close(
 
 
 @project_app.command("list")
-def project_list(ctx: typer.Context) -> None:
+def project_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List projects, their status, members and purpose."""
+    listing = projects.list_projects(consortium(ctx))
+    if as_json:
+        print_json(listing)
+        return
     table = Table("project", "status", "proposed by", "approved by", "members", "purpose")
-    for p in projects.list_projects(consortium(ctx)):
+    for p in listing:
         table.add_row(
             p.name, p.status, p.proposed_by, p.approved_by or "—", ", ".join(p.members), p.purpose
         )
@@ -225,12 +247,18 @@ def request(
     )
 
 
-def requests_list(ctx: typer.Context, project: str = typer.Argument(None)) -> None:
+def requests_list(
+    ctx: typer.Context, project: str = typer.Argument(None), as_json: bool = JSON_OPTION
+) -> None:
     """List data-use requests and their stewards' decisions."""
+    listing = agreements.list_requests(consortium(ctx), project)
+    if as_json:
+        print_json(listing)
+        return
     table = Table(
         "request", "project", "dataset", "steward", "kinds", "rounds", "expires", "status"
     )
-    for r in agreements.list_requests(consortium(ctx), project):
+    for r in listing:
         status = r.status + (f": {r.refusal_reason}" if r.refusal_reason else "")
         table.add_row(
             r.id,
@@ -278,10 +306,16 @@ def agreement_revoke(
 
 
 @agreement_app.command("list")
-def agreement_list(ctx: typer.Context, project: str = typer.Argument(None)) -> None:
+def agreement_list(
+    ctx: typer.Context, project: str = typer.Argument(None), as_json: bool = JSON_OPTION
+) -> None:
     """List signed agreements, with expiry and revocation."""
+    listing = agreements.list_agreements(consortium(ctx), project)
+    if as_json:
+        print_json(listing)
+        return
     table = Table("agreement", "project", "dataset", "steward", "signed", "expires", "revoked")
-    for a in agreements.list_agreements(consortium(ctx), project):
+    for a in listing:
         table.add_row(
             a.id,
             a.project,

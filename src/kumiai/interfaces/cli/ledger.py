@@ -10,6 +10,7 @@ from rich.table import Table
 from kumiai.adapters.files import write_json_atomic
 from kumiai.domain.audit import AuditReport, report_document
 from kumiai.interfaces.cli.context import console, consortium, errors
+from kumiai.interfaces.cli.output import JSON_OPTION, print_json
 from kumiai.services import transparency
 
 ledger_app = typer.Typer(
@@ -25,12 +26,17 @@ def show(
     project: str = typer.Option(None, help="Entries about this project."),
     type_: str = typer.Option(None, "--type", help="Kind or prefix, e.g. 'agreement.'."),
     last: int = typer.Option(None, help="Only the last N matching entries."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """List ledger entries, oldest first, with optional filters."""
-    table = Table("seq", "time (UTC)", "actor", "kind", "details")
-    for e in transparency.show_entries(
+    entries = transparency.show_entries(
         consortium(ctx), member=member, dataset=dataset, project=project, kind=type_, limit=last
-    ):
+    )
+    if as_json:
+        print_json(entries)  # whole payloads: the table shortens them
+        return
+    table = Table("seq", "time (UTC)", "actor", "kind", "details")
+    for e in entries:
         details = ", ".join(
             f"{k}={v}"
             for k, v in e.payload.items()

@@ -1,4 +1,8 @@
-"""The `kumiai` command. Every command is a thin call into kumiai.services."""
+"""The `kumiai` command. Every command is a thin call into kumiai.services.
+
+Only `train`, `demo` and `bench` load Flower, Ray and the benchmarks, inside the command:
+everything else must start in well under a second.
+"""
 
 from pathlib import Path
 
@@ -6,8 +10,9 @@ import typer
 from rich.markup import escape
 
 from kumiai.domain.errors import KumiaiError
-from kumiai.interfaces.cli import governance, training
+from kumiai.interfaces.cli import governance, jobs, show, training
 from kumiai.interfaces.cli.bench import bench
+from kumiai.interfaces.cli.budget import budget_app
 from kumiai.interfaces.cli.context import errors
 from kumiai.interfaces.cli.demo import demo
 from kumiai.interfaces.cli.ledger import ledger_app
@@ -33,21 +38,20 @@ def main(
 
 app.command("init")(governance.init)
 app.add_typer(governance.member_app, name="member")
+governance.dataset_app.command("show")(show.dataset_show)
 app.add_typer(governance.dataset_app, name="dataset")
+governance.project_app.command("show")(show.project_show)
 app.add_typer(governance.project_app, name="project")
 app.command("request")(governance.request)
 app.command("requests")(governance.requests_list)
+governance.agreement_app.command("show")(show.agreement_show)
 app.add_typer(governance.agreement_app, name="agreement")
 app.command("train")(training.train)
-budget_app = typer.Typer(help="Privacy budgets per dataset.", invoke_without_command=True)
-budget_app.callback(invoke_without_command=True)(training.budget_default)
-budget_app.command("show")(training.budget)
-budget_app.command("set")(training.budget_set)
 app.add_typer(budget_app, name="budget")
-app.command("jobs")(training.jobs_list)
-app.command("job")(training.job_show)
-app.command("models")(training.models_list)
-app.command("model")(training.model_show)
+app.command("jobs")(jobs.jobs_list)
+app.command("job")(jobs.job_show)
+app.command("models")(jobs.models_list)
+app.command("model")(jobs.model_show)
 app.add_typer(ledger_app, name="ledger")
 app.command("demo")(demo)
 app.command("bench")(bench)

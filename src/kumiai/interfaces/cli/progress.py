@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from kumiai.services.training import RoundReport
+from kumiai.services.recorder import RoundReport
 
 
 class RichTrainingProgress:

@@ -1,20 +1,23 @@
-"""Training jobs and model versions: thin calls into the services."""
+"""`kumiai train`: a federated training job, with its planned privacy spend and results.
+
+Flower and Ray load only inside `train`: every other command must start fast.
+"""
+
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from kumiai.domain.privacy import PrivacyPlan
 from kumiai.domain.training import STRATEGIES, TrainingSettings
-from kumiai.interfaces.cli.context import console, consortium, number, when
-from kumiai.interfaces.cli.progress import RichTrainingProgress
-from kumiai.services import jobs, models, privacy
-from kumiai.services.privacy import BudgetLine, plan_privacy
-from kumiai.services.training import TrainingOutcome
-from kumiai.services.training import train as run_training
+from kumiai.interfaces.cli.context import console, consortium, number
+from kumiai.services.privacy import plan_privacy
+
+if TYPE_CHECKING:
+    from kumiai.services.training import TrainingOutcome
 
 
-def site_table(title: str, outcome: TrainingOutcome) -> Table:
+def site_table(title: str, outcome: "TrainingOutcome") -> Table:
     table = Table("site", "test rows", "accuracy", "AUC", title=title)
     for dataset, m in outcome.sites.items():
         table.add_row(dataset, str(m["examples"]), number(m["accuracy"]), number(m["auc"]))
@@ -75,6 +78,10 @@ def train(
         accountant=accountant,
         dp_level=dp_level,
     )
+    # Lazy: these load Flower and Ray (seconds); only this command needs them.
+    from kumiai.interfaces.cli.progress import RichTrainingProgress
+    from kumiai.services.training import train as run_training
+
     home = consortium(ctx)
     plans = plan_privacy(home, project, settings)
     if plans:
@@ -110,143 +117,3 @@ def planned_privacy_table(plans: dict[str, PrivacyPlan]) -> Table:
         ]
         table.add_row(*cells + ([number(plan.member_epsilon)] if client else []))
     return table
-
-
-def budget_table(lines: list[BudgetLine]) -> Table:
-    table = Table(
-        "dataset",
-        "lifetime ε",
-        "spent",
-        "committed",
-        "left",
-        "spent per project",
-        "spent per level",
-        title="Privacy budgets per row (mirror of the nodes' spend logs)",
-    )
-    table.columns[0].no_wrap = True
-    for b in lines:
-        table.add_row(
-            b.dataset,
-            number(b.lifetime),
-            f"{b.spent:.3f}",
-            f"{b.committed:.3f}",
-            number(b.left),
-            ", ".join(f"{p}: {e:.3f}" for p, e in b.by_project.items()) or "—",
-            ", ".join(f"{lv}: {e:.3f}" for lv, e in sorted(b.by_level.items())) or "—",
-        )
-    return table
-
-
-def budget(ctx: typer.Context) -> None:
-    """Per dataset: lifetime budget, spent, committed by running jobs, spend per project."""
-    console.print(budget_table(privacy.budgets(consortium(ctx))))
-
-
-def budget_default(ctx: typer.Context) -> None:
-    """Privacy budgets per dataset (`kumiai budget`); `kumiai budget set` changes one."""
-    if ctx.invoked_subcommand is None:
-        budget(ctx)
-
-
-def budget_set(
-    ctx: typer.Context,
-    dataset: str = typer.Argument(...),
-    epsilon: float = typer.Option(..., help="Lifetime ε budget across all projects."),
-) -> None:
-    """The steward sets a dataset's lifetime ε budget, kept and enforced on its own node."""
-    value = privacy.set_budget(consortium(ctx), dataset, epsilon)
-    console.print(f"Dataset [bold]{dataset}[/] may spend at most ε={value:g} over its lifetime.")
-
-
-def jobs_list(ctx: typer.Context, project: str = typer.Argument(None)) -> None:
-    """List jobs; a job whose process died shows as failed, with its finished rounds kept."""
-    table = Table("job", "project", "status", "rounds", "sites", "started", "error")
-    for j in jobs.list_jobs(consortium(ctx), project):
-        sites = ", ".join(f"{s.dataset}:{s.status}" for s in j.sites)
-        table.add_row(
-            j.id,
-            j.project,
-            j.status,
-            f"{j.completed_rounds}/{j.planned_rounds}",
-            sites,
-            when(j.created_at),
-            j.error or "",
-        )
-    console.print(table)
-
-
-def job_show(ctx: typer.Context, job_id: str = typer.Argument(...)) -> None:
-    """Show one job: each site's participation and reason, and every round's metrics."""
-    j = jobs.job_detail(consortium(ctx), job_id)
-    console.print(
-        f"[bold]{j.id}[/] · {j.project} · {j.kind} · {j.status} · "
-        f"{j.completed_rounds}/{j.planned_rounds} rounds"
-    )
-    if j.error:
-        console.print(f"[red]{escape(j.error)}")
-    sites = Table("dataset", "member", "status", "reason", title="sites")
-    for s in j.sites:
-        sites.add_row(s.dataset, s.member, s.status, s.reason or "")
-    console.print(sites)
-    client = any(r.get("member_epsilon") is not None for r in j.rounds)
-    rounds = Table(
-        "round",
-        "train loss",
-        "accuracy",
-        "AUC",
-        "ε spent (max, per row)",
-        *(["member ε (Flower, RDP)"] if client else []),
-        "seconds",
-        title="rounds",
-    )
-    for r in j.rounds:
-        rounds.add_row(
-            str(r["round"]),
-            number(r["train_loss"]),
-            number(r["overall"].get("accuracy")),
-            number(r["overall"].get("auc")),
-            number(max(r.get("epsilon", {}).values(), default=None)),
-            *([number(r.get("member_epsilon"))] if client else []),
-            number(r["seconds"], 2),
-        )
-    console.print(rounds)
-
-
-def models_list(ctx: typer.Context, project: str = typer.Argument(None)) -> None:
-    """List released model versions with their overall metrics and lineage."""
-    table = Table("model", "strategy", "job", "sites", "accuracy", "AUC", "agreements", "created")
-    for m in models.list_models(consortium(ctx), project):
-        overall = m.metrics["overall"]
-        table.add_row(
-            m.id,
-            m.strategy,
-            m.job_id,
-            ", ".join(m.lineage["datasets"]),
-            number(overall.get("accuracy")),
-            number(overall.get("auc")),
-            ", ".join(m.lineage["agreements"].values()),
-            when(m.created_at),
-        )
-    console.print(table)
-
-
-def model_show(ctx: typer.Context, model_id: str = typer.Argument(...)) -> None:
-    """Show a model version: metrics per site, and its lineage (job, agreements, refusals)."""
-    m = models.model_detail(consortium(ctx), model_id)
-    table = Table("site", "test rows", "accuracy", "AUC", title=f"{m.id} · {m.strategy}")
-    for dataset, s in m.metrics["sites"].items():
-        table.add_row(dataset, str(s["examples"]), number(s["accuracy"]), number(s["auc"]))
-    overall = m.metrics["overall"]
-    table.add_row(
-        "[bold]all sites",
-        str(overall["examples"]),
-        number(overall["accuracy"]),
-        number(overall["auc"]),
-    )
-    console.print(table)
-    console.print(
-        f"job {m.job_id}; agreements: "
-        + ", ".join(f"{d}={a}" for d, a in m.lineage["agreements"].items())
-    )
-    for dataset, reason in m.lineage["refused"].items():
-        console.print(f"[yellow]refused[/] {dataset}: {escape(reason)}")

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kumiai.adapters.storage.database import transaction
 from kumiai.domain import merkle
 from kumiai.services import transparency
 from kumiai.services.consortium import init_consortium
@@ -48,7 +47,7 @@ def measure(size: int, log: Any) -> dict[str, float]:
                 )
                 for i in range(count)
             ]
-            with transaction(consortium.sessions) as session:
+            with consortium.sessions.begin() as session:  # one durable commit per batch
                 ledger.append_many(session, acts)
             appended += count
             if appended % 100_000 == 0:

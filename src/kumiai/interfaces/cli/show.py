@@ -1,0 +1,118 @@
+"""`dataset show`, `project show`, `agreement show`: one record and what surrounds it.
+
+Registered on the governance sub-apps in main.py; kept apart so that governance.py stays
+the home of the commands that change things.
+"""
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from kumiai.interfaces.cli.context import console, consortium, number, when
+from kumiai.interfaces.cli.jobs import job_document
+from kumiai.interfaces.cli.output import JSON_OPTION, plain, print_json
+from kumiai.services import views
+from kumiai.services.agreements import RequestInfo
+
+
+def _requests_table(requests: tuple[RequestInfo, ...], title: str) -> Table:
+    columns = ("request", "project", "dataset", "kinds", "rounds", "ε cap", "status")
+    table = Table(*columns, title=title)
+    for r in requests:
+        status = r.status + (f": {r.refusal_reason}" if r.refusal_reason else "")
+        table.add_row(
+            r.id,
+            r.project,
+            r.dataset,
+            ",".join(r.job_kinds),
+            str(r.max_rounds),
+            number(r.epsilon_cap),
+            escape(status),
+        )
+    return table
+
+
+def dataset_show(
+    ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSON_OPTION
+) -> None:
+    """Show a dataset: its schema, hash, budget and every project that asked to use it."""
+    view = views.dataset_view(consortium(ctx), name)
+    if as_json:
+        print_json(view)
+        return
+    d = view.dataset
+    console.print(
+        f"[bold]{d.name}[/] on {d.member}'s node · {d.rows} rows · target {escape(d.target)} · "
+        f"{d.sensitivity} · registered {when(view.registered_at)} UTC\n"
+        f"sha256 {d.sha256} · lifetime ε {number(view.lifetime_epsilon)}"
+    )
+    columns = Table("column", "type", title="schema")
+    for column, kind in d.schema.items():
+        columns.add_row(column, kind)
+    console.print(columns)
+    console.print(_requests_table(view.requests, "data-use requests"))
+
+
+def project_show(
+    ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSON_OPTION
+) -> None:
+    """Show a project: purpose, members, its requests, agreements, jobs and models."""
+    view = views.project_view(consortium(ctx), name)
+    if as_json:
+        document = plain(view)
+        assert isinstance(document, dict)
+        document["jobs"] = [job_document(j, with_rounds=False) for j in view.jobs]
+        print_json(document)
+        return
+    p = view.project
+    console.print(
+        f"[bold]{p.name}[/] · {escape(p.title)} · {p.status} · proposed by {p.proposed_by} "
+        f"{when(p.created_at)} UTC · approved by {p.approved_by or '—'}\n"
+        f"purpose: {escape(p.purpose)}\nmembers: {', '.join(p.members)}"
+    )
+    console.print(_requests_table(view.requests, "data-use requests"))
+    agreements = Table("agreement", "dataset", "steward", "expires", "revoked", title="agreements")
+    for a in view.agreements:
+        revoked = when(a.revoked_at) if a.revoked_at else "—"
+        agreements.add_row(a.id, a.dataset, a.steward, when(a.expires_at), revoked)
+    console.print(agreements)
+    jobs = Table("job", "status", "rounds", "started", title="jobs")
+    for j in view.jobs:
+        jobs.add_row(j.id, j.status, f"{j.completed_rounds}/{j.planned_rounds}", when(j.created_at))
+    console.print(jobs)
+    models = Table("model", "strategy", "accuracy", "AUC", "created", title="models")
+    for m in view.models:
+        overall = m.metrics["overall"]
+        models.add_row(
+            m.id,
+            m.strategy,
+            number(overall.get("accuracy")),
+            number(overall.get("auc")),
+            when(m.created_at),
+        )
+    console.print(models)
+
+
+def agreement_show(
+    ctx: typer.Context, agreement_id: str = typer.Argument(...), as_json: bool = JSON_OPTION
+) -> None:
+    """Show an agreement: the terms its steward signed, as the node checks them."""
+    view = views.agreement_view(consortium(ctx), agreement_id)
+    if as_json:
+        print_json(view)
+        return
+    a = view.agreement
+    revoked = (
+        f"revoked {when(a.revoked_at)} UTC: {escape(a.revocation_reason or '')}"
+        if a.revoked_at
+        else "not revoked"
+    )
+    console.print(
+        f"[bold]{a.id}[/] (request {a.request_id}) · {a.project} on {a.dataset} · signed by "
+        f"{a.steward} {when(a.signed_at)} UTC with key {view.key_fingerprint} · {revoked}"
+    )
+    terms = Table("term", "value", title="signed terms")
+    for key, value in sorted(view.terms.items()):
+        text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        terms.add_row(key, escape(text))
+    console.print(terms)

@@ -1,0 +1,185 @@
+"""What a running job reports, written into its record: one commit per event.
+
+Kept apart from the training service so that interfaces can show progress (`RoundReport`)
+without importing Flower.
+"""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kumiai.adapters.storage.database import transaction
+from kumiai.adapters.storage.schema import JobRoundRow, JobRow, JobSiteRow, PrivacySpendRow
+from kumiai.domain.clock import utc_now
+from kumiai.domain.job import JobDocument
+from kumiai.domain.ledger import COORDINATOR, TreeHead
+from kumiai.domain.metrics import SiteScore, combine
+from kumiai.domain.preprocessing import SiteSummary
+from kumiai.services.consortium import Consortium
+from kumiai.services.ledger import Act
+from kumiai.services.lookup import get
+from kumiai.services.transparency import record_cosignature
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    round: int
+    rounds: int
+    train_loss: float | None
+    overall: dict[str, float | int | None]
+    sites: dict[str, dict[str, float | int | None]]
+    seconds: float
+    epsilons: dict[str, float] = field(default_factory=dict)  # cumulative ε per dataset
+    member_epsilon: float | None = None  # client-level DP: Flower's accountant, per member
+
+
+class TrainingProgress(Protocol):
+    """What an interface shows while a job runs (a Rich bar in the CLI)."""
+
+    def admitted(self, job_id: str, sites: list[str], refused: dict[str, str]) -> None: ...
+
+    def refused(self, dataset: str, reason: str, server_round: int) -> None: ...
+
+    def round_done(self, report: RoundReport) -> None: ...
+
+
+class JobRecorder:
+    """Writes what the federation reports into the job's record, one commit per event."""
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        job: JobDocument,
+        progress: TrainingProgress | None,
+        level: str = "record",
+    ) -> None:
+        self.consortium, self.progress, self.level = consortium, progress, level
+        self.job_id, self.rounds, self.project = job.job_id, job.rounds, job.project
+        self.refused: dict[str, str] = {}
+        self.planned: dict[str, dict[str, float]] = {}
+        self.last: RoundReport | None = None
+        self.seconds: list[float] = []
+
+    def _site(self, session, dataset: str) -> JobSiteRow | None:  # type: ignore[no-untyped-def]
+        return session.get(JobSiteRow, (self.job_id, dataset))
+
+    def sites_decided(self, admitted: dict[str, SiteSummary], refused: dict[str, str]) -> None:
+        with transaction(self.consortium.sessions) as session:
+            for dataset in admitted:
+                if (row := self._site(session, dataset)) is not None:
+                    row.status = "participating"
+            for dataset, reason in refused.items():
+                if (row := self._site(session, dataset)) is not None:
+                    row.status, row.reason = "refused", reason
+                    self._log_refusal(session, row, reason, 0)
+        self.refused.update(refused)
+        if self.progress:
+            self.progress.admitted(self.job_id, sorted(admitted), refused)
+
+    def site_refused(self, dataset: str, reason: str, server_round: int) -> None:
+        text = f"round {server_round}: {reason}"
+        with transaction(self.consortium.sessions) as session:
+            if (row := self._site(session, dataset)) is not None:
+                row.status, row.reason = "left", text
+                self._log_refusal(session, row, reason, server_round)
+        self.refused[dataset] = text
+        if self.progress:
+            self.progress.refused(dataset, text, server_round)
+
+    def _log_refusal(self, session: Any, row: JobSiteRow, reason: str, server_round: int) -> None:
+        """Signed by the refusing member's key: the node, not the coordinator, said no."""
+        payload = {
+            "job": self.job_id,
+            "dataset": row.dataset,
+            "round": server_round,
+            "reason": reason,
+        }
+        act = Act(
+            row.member,
+            "job.refused",
+            payload,
+            member=row.member,
+            dataset=row.dataset,
+            project=self.project,
+        )
+        self.consortium.ledger.append(session, act)
+
+    def cosigned(self, witness: str, head_json: str, signature: str) -> None:
+        record_cosignature(self.consortium, witness, TreeHead.from_json(head_json), signature)
+
+    def privacy_planned(self, dataset: str, plan: dict[str, float]) -> None:
+        """Mirror what the node reserved (display only: the node's spend log is the record)."""
+        self.planned[dataset] = plan
+        with transaction(self.consortium.sessions) as session:
+            session.merge(
+                PrivacySpendRow(
+                    job_id=self.job_id,
+                    dataset=dataset,
+                    project=self.project,
+                    planned=plan["epsilon"],
+                    spent=0.0,
+                    delta=plan["delta"],
+                    noise_multiplier=plan["noise_multiplier"],
+                    rounds=0,
+                    status="running",
+                    level=self.level,
+                )
+            )
+
+    def round_done(
+        self,
+        server_round: int,
+        train_loss: float | None,
+        scores: dict[str, SiteScore],
+        seconds: float,
+        epsilons: dict[str, float],
+        member_epsilon: float | None = None,
+    ) -> None:
+        report = RoundReport(
+            round=server_round,
+            rounds=self.rounds,
+            train_loss=train_loss,
+            overall=combine(list(scores.values())).as_dict() if scores else {},
+            sites={d: s.as_dict() for d, s in sorted(scores.items())},
+            seconds=seconds,
+            epsilons=dict(sorted(epsilons.items())),
+            member_epsilon=member_epsilon,
+        )
+        with transaction(self.consortium.sessions) as session:
+            session.add(
+                JobRoundRow(
+                    job_id=self.job_id,
+                    round=server_round,
+                    seconds=seconds,
+                    recorded_at=utc_now(),
+                    metrics_json=json.dumps(
+                        {
+                            "train_loss": train_loss,
+                            "overall": report.overall,
+                            "sites": report.sites,
+                            "epsilon": report.epsilons,
+                            "member_epsilon": member_epsilon,
+                        }
+                    ),
+                )
+            )
+            get(session, JobRow, self.job_id).completed_rounds = server_round
+            payload = {
+                "job": self.job_id,
+                "round": server_round,
+                "participants": sorted(scores),
+                "examples": report.overall.get("examples"),
+                "epsilon": report.epsilons,
+            }
+            if member_epsilon is not None:
+                payload["member_epsilon"] = member_epsilon
+            for dataset, spent in epsilons.items():
+                row = session.get(PrivacySpendRow, (self.job_id, dataset))
+                if row is not None:
+                    row.spent, row.rounds = spent, server_round
+            act = Act(COORDINATOR, "round.completed", payload, project=self.project)
+            self.consortium.ledger.append(session, act)
+        self.last = report
+        self.seconds.append(seconds)
+        if self.progress:
+            self.progress.round_done(report)

@@ -1,0 +1,274 @@
+"""The commands that only read: they never load the training machinery, and `--json` prints
+one parseable document with real values.
+
+Each command runs in a fresh interpreter, as a user runs it, against one small consortium
+with a finished job (trained once for the module, hence the simulation mark). Start-up
+time is measured by `kumiai bench startup`, never asserted here.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kumiai.domain.training import TrainingSettings
+from kumiai.services.agreements import list_agreements
+from kumiai.services.members import list_members
+from kumiai.services.privacy import set_budget
+from kumiai.services.training import TrainingOutcome, train
+from tests.services.helpers import HOSPITALS, heart_consortium
+
+pytestmark = pytest.mark.simulation
+
+TRAINING_MACHINERY = {"flwr", "ray", "dp_accounting", "sklearn"}
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+SIGNING = HOSPITALS[:2]  # va-long-beach's request stays unsigned: its node refuses
+UNSIGNED = f"{HOSPITALS[2]}-heart"
+
+# Runs `kumiai ARGS` in this interpreter, then reports the top-level packages it loaded.
+PROBE = """
+import runpy, sys
+sys.argv = ["kumiai", *sys.argv[1:]]
+code = 0
+try:
+    runpy.run_module("kumiai", run_name="__main__", alter_sys=True)
+except SystemExit as stop:
+    code = stop.code
+loaded = sorted({name.split(".")[0] for name in sys.modules})
+sys.stderr.write("LOADED " + " ".join(loaded) + "\\n")
+raise SystemExit(code)
+"""
+
+
+@dataclass(frozen=True)
+class Consortium:
+    home: Path
+    outcome: TrainingOutcome
+    agreement: str
+    fingerprints: dict[str, str]
+    export: Path
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Consortium:
+    home = tmp_path_factory.mktemp("read") / "c"
+    consortium, _ = heart_consortium(home, sign=SIGNING)
+    set_budget(consortium, "cleveland-clinic-heart", 3.0)
+    outcome = train(consortium, "heart", TrainingSettings(rounds=2, epsilon=1.0))
+    agreement = next(a.id for a in list_agreements(consortium) if a.steward == HOSPITALS[0])
+    fingerprints = {m.name: m.key_fingerprint for m in list_members(consortium)}
+    export = home.parent / "ledger.jsonl"
+    return Consortium(home, outcome, agreement, fingerprints, export)
+
+
+def run(home: Path, *args: str, probe: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", "KUMIAI_HOME": str(home)}
+    prefix = ["-c", PROBE] if probe else ["-m", "kumiai"]
+    return subprocess.run(
+        [sys.executable, *prefix, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def read_only(small: Consortium) -> dict[str, list[str]]:
+    job, model = small.outcome.job_id, small.outcome.model_id
+    return {
+        "--help": ["--help"],
+        "member list": ["member", "list"],
+        "dataset list": ["dataset", "list"],
+        "dataset show": ["dataset", "show", "cleveland-clinic-heart"],
+        "project list": ["project", "list"],
+        "project show": ["project", "show", "heart"],
+        "requests": ["requests"],
+        "agreement list": ["agreement", "list"],
+        "agreement show": ["agreement", "show", small.agreement],
+        "jobs": ["jobs"],
+        "job": ["job", job],
+        "models": ["models"],
+        "model": ["model", model],
+        "budget": ["budget"],
+        "budget show": ["budget", "show"],
+        "ledger show": ["ledger", "show"],
+        "ledger prove": ["ledger", "prove", "3"],
+        "ledger export": ["ledger", "export", str(small.export)],
+        "ledger verify": ["ledger", "verify"],
+    }
+
+
+COMMANDS = [
+    "--help",
+    "member list",
+    "dataset list",
+    "dataset show",
+    "project list",
+    "project show",
+    "requests",
+    "agreement list",
+    "agreement show",
+    "jobs",
+    "job",
+    "models",
+    "model",
+    "budget",
+    "budget show",
+    "ledger show",
+    "ledger prove",
+    "ledger export",
+    "ledger verify",
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_read_only_command_never_loads_the_training_machinery(
+    small: Consortium, command: str
+) -> None:
+    result = run(small.home, *read_only(small)[command], probe=True)
+    assert result.returncode == 0, result.stderr
+    [report] = [line for line in result.stderr.splitlines() if line.startswith("LOADED ")]
+    loaded = set(report.split()[1:])
+    assert "kumiai" in loaded and "typer" in loaded  # the probe saw the command run
+    assert loaded & TRAINING_MACHINERY == set()
+
+
+def test_the_probe_sees_the_training_machinery_when_it_is_loaded() -> None:
+    """The check above must be able to fail: with the training service loaded, it does."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import kumiai.services.training\n" + PROBE, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    [report] = [line for line in result.stderr.splitlines() if line.startswith("LOADED ")]
+    assert "flwr" in report.split()[1:]
+
+
+def as_json(small: Consortium, *args: str) -> Any:
+    result = run(small.home, *args, "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    return json.loads(result.stdout)  # one document and nothing else, or this raises
+
+
+def test_member_list_json(small: Consortium) -> None:
+    members = as_json(small, "member", "list")
+    assert [m["name"] for m in members] == sorted(["lab", *HOSPITALS])
+    for m in members:
+        assert m["key_fingerprint"] == small.fingerprints[m["name"]]
+        assert m["home"] == str(small.home.resolve() / "members" / m["name"])
+
+
+def test_dataset_list_and_show_json(small: Consortium) -> None:
+    listing = {d["name"]: d for d in as_json(small, "dataset", "list")}
+    assert sorted(listing) == sorted(f"{h}-heart" for h in HOSPITALS)
+    cleveland = listing["cleveland-clinic-heart"]
+    assert cleveland["rows"] == 304 and cleveland["target"] == "num>0"
+    assert cleveland["member"] == "cleveland-clinic" and len(cleveland["sha256"]) == 64
+    assert cleveland["schema"]["age"] == "numeric" and "id" not in cleveland["schema"]
+
+    shown = as_json(small, "dataset", "show", "cleveland-clinic-heart")
+    assert shown["dataset"] == cleveland
+    assert shown["lifetime_epsilon"] == 3.0
+    assert ISO_UTC.match(shown["registered_at"])
+    [request] = shown["requests"]
+    assert request["status"] == "signed" and request["project"] == "heart"
+    assert request["job_kinds"] == ["train", "evaluate"] and request["max_rounds"] == 20
+
+
+def test_project_list_and_show_json(small: Consortium) -> None:
+    [project] = as_json(small, "project", "list")
+    assert project["name"] == "heart" and project["status"] == "active"
+    assert project["members"] == sorted(["lab", *HOSPITALS])
+    assert project["approved_by"] == HOSPITALS[0] and ISO_UTC.match(project["created_at"])
+
+    shown = as_json(small, "project", "show", "heart")
+    assert shown["project"] == project
+    assert ISO_UTC.match(shown["approved_at"]) and shown["closed_at"] is None
+    assert [j["id"] for j in shown["jobs"]] == [small.outcome.job_id]
+    assert shown["jobs"] == as_json(small, "jobs")  # the same document as `kumiai jobs`
+    assert [m["id"] for m in shown["models"]] == [small.outcome.model_id]
+    assert sorted(a["steward"] for a in shown["agreements"]) == sorted(SIGNING)
+    assert len(shown["requests"]) == len(HOSPITALS)
+
+
+def test_requests_and_agreements_json(small: Consortium) -> None:
+    requests = as_json(small, "requests", "heart")
+    status = {r["dataset"]: r["status"] for r in requests}
+    assert status == {**{f"{h}-heart": "signed" for h in SIGNING}, UNSIGNED: "pending"}
+    assert all(ISO_UTC.match(r["expires_at"]) and r["epsilon_cap"] is None for r in requests)
+
+    agreements = as_json(small, "agreement", "list")
+    assert sorted(a["dataset"] for a in agreements) == sorted(f"{h}-heart" for h in SIGNING)
+    assert all(a["revoked_at"] is None and ISO_UTC.match(a["signed_at"]) for a in agreements)
+
+    shown = as_json(small, "agreement", "show", small.agreement)
+    assert shown["agreement"]["id"] == small.agreement
+    assert shown["key_fingerprint"] == small.fingerprints[HOSPITALS[0]]
+    terms = shown["terms"]
+    assert terms["project"] == "heart" and terms["dataset"] == "cleveland-clinic-heart"
+    assert terms["max_rounds"] == 20 and terms["job_kinds"] == ["train", "evaluate"]
+
+
+def test_jobs_and_job_json(small: Consortium) -> None:
+    outcome = small.outcome
+    [job] = as_json(small, "jobs")
+    assert job["id"] == outcome.job_id and job["status"] == "completed"
+    assert job["completed_rounds"] == job["planned_rounds"] == 2
+    assert "rounds" not in job  # a listing does not read them
+    assert job["settings"]["epsilon"] == 1.0 and ISO_UTC.match(job["finished_at"])
+    sites = {s["dataset"]: s for s in job["sites"]}
+    assert (
+        sites[UNSIGNED]["status"] == "refused"
+        and "no signed agreement" in (sites[UNSIGNED]["reason"])
+    )
+
+    detail = as_json(small, "job", outcome.job_id)
+    assert [r["round"] for r in detail["rounds"]] == [1, 2]
+    last = detail["rounds"][-1]
+    assert last["overall"]["accuracy"] == pytest.approx(outcome.overall["accuracy"])
+    assert last["epsilon"] == pytest.approx(outcome.epsilons)
+    assert isinstance(last["seconds"], float) and last["seconds"] > 0
+
+
+def test_models_and_model_json(small: Consortium) -> None:
+    outcome = small.outcome
+    [model] = as_json(small, "models")
+    assert model["id"] == outcome.model_id and model["job_id"] == outcome.job_id
+    assert model["version"] == 1 and ISO_UTC.match(model["created_at"])
+    assert model["metrics"]["overall"]["accuracy"] == pytest.approx(outcome.overall["accuracy"])
+    assert sorted(model["lineage"]["agreements"]) == sorted(f"{h}-heart" for h in SIGNING)
+    assert UNSIGNED in model["lineage"]["refused"]
+    assert as_json(small, "model", outcome.model_id) == model
+
+
+def test_budget_json(small: Consortium) -> None:
+    spent = small.outcome.epsilons["cleveland-clinic-heart"]
+    for args in (["budget"], ["budget", "show"]):
+        lines = {b["dataset"]: b for b in as_json(small, *args)}
+        cleveland = lines["cleveland-clinic-heart"]
+        assert cleveland["lifetime"] == 3.0 and cleveland["committed"] == 0.0
+        assert cleveland["spent"] == pytest.approx(spent) and 0 < spent <= 1.0
+        assert cleveland["left"] == pytest.approx(3.0 - spent)
+        assert cleveland["by_project"] == {"heart": pytest.approx(spent)}
+        assert lines[UNSIGNED]["spent"] == 0.0 and lines[UNSIGNED]["lifetime"] is None
+
+
+def test_ledger_show_json(small: Consortium) -> None:
+    entries = as_json(small, "ledger", "show", "--type", "job.")
+    kinds = [e["kind"] for e in entries]
+    assert kinds[0] == "job.started" and "job.refused" in kinds
+    refusal = next(e for e in entries if e["kind"] == "job.refused")
+    assert refusal["actor"] == HOSPITALS[2] and refusal["payload"]["dataset"] == UNSIGNED
+    assert all(e["payload"]["job"] == small.outcome.job_id for e in entries)
+    assert all(isinstance(e["seq"], int) and ISO_UTC.match(e["time"]) for e in entries)
+    assert [e["seq"] for e in entries] == sorted(e["seq"] for e in entries)
