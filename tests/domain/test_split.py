@@ -13,7 +13,7 @@ from kumiai.domain.split import (
     minimum_rows,
     split_sizes,
 )
-from kumiai.services.node import split_rows
+from kumiai.node.worker import split_rows
 
 
 def _split(counts: dict[str, int], test_fraction: float = 0.25) -> None:

@@ -4,8 +4,8 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from kumiai.adapters.spendlog import SpendLog
 from kumiai.domain.clock import utc_now
+from kumiai.node.spendlog import SpendLog
 from kumiai.services.agreements import request_data_use, sign_request
 from kumiai.services.consortium import Consortium, init_consortium
 from kumiai.services.datasets import register_dataset

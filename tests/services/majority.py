@@ -3,7 +3,7 @@
 from collections import Counter
 from collections.abc import Iterable
 
-from kumiai.services.node import SiteSplit
+from kumiai.node.worker import SiteSplit
 
 
 def majority_rate(splits: Iterable[SiteSplit]) -> float:

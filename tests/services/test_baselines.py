@@ -4,9 +4,9 @@ from pathlib import Path
 
 from kumiai.domain.metrics import combine
 from kumiai.domain.training import TrainingSettings
+from kumiai.node.worker import NodeWorker
 from kumiai.services.baselines import Site, local_only, pooled, single_site
 from kumiai.services.datasets import register_dataset
-from kumiai.services.node import NodeWorker
 from tests.services.helpers import HOSPITALS, heart_consortium
 from tests.services.majority import majority_rate
 

@@ -20,17 +20,18 @@ from flwr.supercore.privacy_accounting import GaussianPrivacyEvent
 from flwr.supercore.task_identity import TaskIdentity
 
 from kumiai.adapters.flower import protocol
-from kumiai.adapters.flower.central_dp import client_dp_mod, flower_accountant
+from kumiai.adapters.flower.central_dp import flower_accountant
 from kumiai.adapters.models.logistic import LogisticRegression
-from kumiai.adapters.nodehome import NodeHome
 from kumiai.domain.admission import Admitted
 from kumiai.domain.budget import SPEND
 from kumiai.domain.errors import JobFailed
 from kumiai.domain.job import sign_job
 from kumiai.domain.training import TrainingSettings
+from kumiai.node.clipping import client_dp_mod
+from kumiai.node.home import NodeHome
+from kumiai.node.worker import NodeWorker
 from kumiai.services.jobs import job_detail
 from kumiai.services.models import list_models
-from kumiai.services.node import NodeWorker
 from kumiai.services.privacy import budgets, plan_privacy, resolve_settings
 from kumiai.services.training import train
 from tests.conftest import COORDINATOR_KEY, make_job

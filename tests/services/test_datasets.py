@@ -5,17 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from kumiai.adapters import datasetwrite, nodehome
-from kumiai.adapters.nodehome import NodeHome
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import JobRow, JobSiteRow
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import DataError, InvalidInput, NotFound, StateError
 from kumiai.domain.schema import ColumnType
 from kumiai.domain.training import TrainingSettings
+from kumiai.node import datasetwrite
+from kumiai.node.home import LocalDataset, NodeHome
+from kumiai.node.worker import NodeWorker, load_rows
 from kumiai.services import agreements, datasets, members, projects, transparency
 from kumiai.services.consortium import Consortium, init_consortium
-from kumiai.services.node import NodeWorker, load_rows
 
 HEADER = "id,age,sex,chol,num\n"
 
@@ -92,7 +92,7 @@ def test_a_failure_after_the_node_copy_is_installed_is_undone(
     path.write_text(HEADER + _rows(12))
     install = datasetwrite.DatasetWrite.install
 
-    def install_then_fail(self: datasetwrite.DatasetWrite, record: nodehome.LocalDataset) -> None:
+    def install_then_fail(self: datasetwrite.DatasetWrite, record: LocalDataset) -> None:
         install(self, record)
         raise OSError("disk full")
 

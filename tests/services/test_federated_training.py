@@ -7,10 +7,10 @@ import pytest
 
 from kumiai.domain.errors import JobFailed
 from kumiai.domain.training import TrainingSettings
+from kumiai.node.worker import NodeWorker
 from kumiai.services.agreements import list_agreements, revoke_agreement
 from kumiai.services.jobs import job_detail, list_jobs
 from kumiai.services.models import list_models, load_model
-from kumiai.services.node import NodeWorker
 from kumiai.services.training import train
 from tests.services.helpers import HOSPITALS, heart_consortium
 from tests.services.majority import majority_rate

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from kumiai.adapters.nodehome import NodeHome
 from kumiai.domain import keys
 from kumiai.domain.agreement import SignedAgreement, signature_is_valid
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, NotFound, SchemaMismatch, StateError
+from kumiai.node.home import NodeHome
 from kumiai.services import agreements, datasets, members, projects
 from kumiai.services.consortium import init_consortium, open_consortium
 from tests.services.helpers import heart_consortium

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from kumiai.adapters import witnessing
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import LedgerEntryRow, TreeHeadRow
 from kumiai.domain import keys, merkle
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, UnsupportedVersion
 from kumiai.domain.ledger import Entry, SignedEntry, TreeHead, sign_entry, sign_head
+from kumiai.node import witnessing
 from kumiai.services import members, transparency
 from kumiai.services.agreements import list_agreements, revoke_agreement
 from kumiai.services.consortium import Consortium, init_consortium, open_consortium

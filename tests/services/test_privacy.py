@@ -14,8 +14,6 @@ from dp_accounting.pld import PLDAccountant
 from dp_accounting.rdp import RdpAccountant
 
 from kumiai.adapters.models.logistic import LogisticRegression
-from kumiai.adapters.nodehome import NodeHome
-from kumiai.adapters.spendlog import SpendLog
 from kumiai.domain.budget import RELEASE, RESERVE, SPEND
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, JobFailed, StateError
@@ -23,10 +21,12 @@ from kumiai.domain.job import JobDocument
 from kumiai.domain.preprocessing import merge_summaries
 from kumiai.domain.privacy import epsilon_for
 from kumiai.domain.training import TrainingSettings
+from kumiai.node.home import NodeHome
+from kumiai.node.spendlog import SpendLog
+from kumiai.node.worker import NodeWorker
 from kumiai.services.agreements import request_data_use, sign_request
 from kumiai.services.consortium import Consortium
 from kumiai.services.jobs import job_detail, list_jobs
-from kumiai.services.node import NodeWorker
 from kumiai.services.privacy import budgets, estimate_plan, plan_privacy, set_budget
 from kumiai.services.projects import approve_project, propose_project
 from kumiai.services.training import train

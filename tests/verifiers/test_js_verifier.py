@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from kumiai.adapters.nodehome import NodeHome
 from kumiai.adapters.storage.database import transaction
 from kumiai.domain import keys
 from kumiai.domain.audit import report_document
@@ -38,6 +37,7 @@ from kumiai.domain.ledger import (
     cosign,
     sign_head,
 )
+from kumiai.node.home import NodeHome
 from kumiai.services import members, transparency
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act

@@ -34,10 +34,7 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 from flwr.common.secure_aggregation.secaggplus_constants import Key as SecAggKey
 
 from kumiai.adapters.flower import protocol
-from kumiai.adapters.flower.clientapp import build_client_app
 from kumiai.adapters.models.logistic import LogisticRegression
-from kumiai.adapters.nodehome import NodeHome
-from kumiai.adapters.spendlog import SpendLog
 from kumiai.adapters.storage.database import transaction
 from kumiai.domain import keys, merkle
 from kumiai.domain.agreement import SignedAgreement, sign_agreement
@@ -47,6 +44,10 @@ from kumiai.domain.job import JobDocument, JobKind, SignedJob, sign_job
 from kumiai.domain.ledger import COORDINATOR, TreeHead, sign_head
 from kumiai.domain.preprocessing import FeaturePlan, SiteSummary, merge_summaries
 from kumiai.domain.training import TrainingSettings
+from kumiai.node.clientapp import build_client_app
+from kumiai.node.home import NodeHome
+from kumiai.node.spendlog import SpendLog
+from kumiai.node.worker import NodeWorker
 from kumiai.services.agreements import (
     agreements_for_job,
     request_data_use,
@@ -57,7 +58,6 @@ from kumiai.services.consortium import init_consortium, open_consortium
 from kumiai.services.datasets import register_dataset
 from kumiai.services.demo import export_hospital_files
 from kumiai.services.members import add_member
-from kumiai.services.node import NodeWorker
 from kumiai.services.projects import approve_project, propose_project
 
 MEMBER, PEER = "cleveland-clinic", "hungarian-cardiology"

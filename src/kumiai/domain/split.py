@@ -1,6 +1,6 @@
 """How many labelled rows a site needs before its rows can be split into train and test.
 
-Each node holds out `test_fraction` of its rows (services.node.split_rows, scikit-learn's
+Each node holds out `test_fraction` of its rows (node.worker.split_rows, scikit-learn's
 train_test_split), stratified by class when every class has at least two rows. The split
 fails when the test share rounds to no row, when nothing is left to train on, or, when
 stratified, when either part is smaller than the number of classes. Registration refuses

@@ -14,7 +14,7 @@ from kumiai.adapters.models.logistic import LogisticRegression
 from kumiai.domain.metrics import SiteScore, score_site
 from kumiai.domain.preprocessing import merge_summaries, summarise
 from kumiai.domain.training import TrainingSettings
-from kumiai.services.node import NodeWorker, SiteSplit
+from kumiai.node.worker import NodeWorker, SiteSplit
 
 
 @dataclass(frozen=True)

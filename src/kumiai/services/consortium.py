@@ -9,13 +9,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session, sessionmaker
 
 from kumiai.adapters.files import write_atomic, write_json_atomic
-from kumiai.adapters.nodehome import NodeHome
 from kumiai.adapters.storage.database import database_url, open_database, transaction
 from kumiai.domain import keys
 from kumiai.domain.canonical import require_version
 from kumiai.domain.clock import to_iso, utc_now
 from kumiai.domain.errors import InvalidInput, NotFound
 from kumiai.domain.ledger import COORDINATOR
+from kumiai.node.home import NodeHome
 from kumiai.services.ledger import Act, Ledger
 
 MARKER = "consortium.json"

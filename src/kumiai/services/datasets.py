@@ -17,8 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumiai.adapters import tables
-from kumiai.adapters.datasetwrite import DatasetWrite
-from kumiai.adapters.nodehome import LocalDataset, NodeHome
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import (
     DatasetRow,
@@ -35,6 +33,8 @@ from kumiai.domain.names import check_slug
 from kumiai.domain.project import ProjectStatus
 from kumiai.domain.schema import ColumnType, Schema, TargetSpec, parse_target
 from kumiai.domain.split import check_splittable
+from kumiai.node.datasetwrite import DatasetWrite
+from kumiai.node.home import LocalDataset, NodeHome
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumiai.adapters.spendlog import SpendLog
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import (
     DatasetRow,
@@ -28,6 +27,7 @@ from kumiai.adapters.storage.schema import (
 from kumiai.domain.clock import utc_now
 from kumiai.domain.job import JobStatus
 from kumiai.domain.ledger import COORDINATOR
+from kumiai.node.spendlog import SpendLog
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get

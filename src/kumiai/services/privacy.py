@@ -1,6 +1,6 @@
 """Privacy as the coordinator can see it: planned ε before a job, budgets for display.
 
-The nodes decide and record (kumiai.services.node, kumiai.adapters.spendlog); the
+The nodes decide and record (kumiai.node.worker, kumiai.node.spendlog); the
 coordinator estimates plans from the catalogue's row counts so that bad parameters are
 refused before any node is contacted, and mirrors budgets for the `kumiai budget` view.
 """
@@ -8,12 +8,12 @@ refused before any node is contacted, and mirrors budgets for the `kumiai budget
 import math
 from dataclasses import dataclass, field, replace
 
-from kumiai.adapters.spendlog import SpendLog
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import DatasetRow, PrivacySpendRow
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.privacy import PrivacyPlan
 from kumiai.domain.training import TrainingSettings, plan_privacy_for
+from kumiai.node.spendlog import SpendLog
 from kumiai.services.consortium import Consortium
 from kumiai.services.lookup import all_rows, get, project_datasets
 

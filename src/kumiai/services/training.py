@@ -15,8 +15,6 @@ import numpy as np
 from flwr.app import Message
 from sqlalchemy import func, select
 
-from kumiai.adapters.flower.clientapp import build_client_app
-from kumiai.adapters.flower.guard import Mod
 from kumiai.adapters.flower.protocol import encode_consistency
 from kumiai.adapters.flower.serverapp import FederatedJob, build_server_app
 from kumiai.adapters.flower.simulation import PartitionLocator, run_simulation
@@ -36,12 +34,14 @@ from kumiai.domain.job import JobDocument, JobKind, JobStatus, sign_job
 from kumiai.domain.ledger import COORDINATOR
 from kumiai.domain.project import ProjectStatus, require_active
 from kumiai.domain.training import TrainingSettings
+from kumiai.node.clientapp import build_client_app
+from kumiai.node.guard import Mod
+from kumiai.node.worker import NodeWorker
 from kumiai.services.agreements import agreements_for_job
 from kumiai.services.consortium import Consortium
 from kumiai.services.jobs import fail_job, recover_interrupted_jobs, release_privacy
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
-from kumiai.services.node import NodeWorker
 from kumiai.services.privacy import plan_privacy, resolve_settings
 from kumiai.services.recorder import JobRecorder, RoundReport, TrainingProgress
 from kumiai.services.transparency import consistency_proofs

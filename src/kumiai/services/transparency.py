@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from kumiai.adapters import witnessing
 from kumiai.adapters.files import write_atomic
 from kumiai.adapters.signatures import verify_in_parallel
 from kumiai.adapters.storage.database import transaction
@@ -29,6 +28,7 @@ from kumiai.domain.clock import to_iso, utc_now
 from kumiai.domain.errors import InvalidInput, NotFound, UnsupportedVersion
 from kumiai.domain.ledger import SignedEntry, TreeHead
 from kumiai.domain.witness import WitnessVerdict
+from kumiai.node import witnessing
 from kumiai.services.consortium import Consortium
 
 EXPORT_TYPE = "kumiai.ledger-export"

@@ -1,4 +1,6 @@
-"""Client-level DP on Flower: each node clips its update, the coordinator adds the noise.
+"""Client-level DP on Flower, the coordinator's side: noise on the sum, and its accounting.
+
+Each node clips its own update (`kumiai.node.clipping`); the coordinator adds the noise.
 
 Flower's own pieces do the work: `fixedclipping_mod` on the node (the Message-API one, or
 the legacy one inside SecAgg+ masking), `DifferentialPrivacyClientSideFixedClipping` on the
@@ -14,13 +16,8 @@ a consortium needs around them:
 
 from typing import Any
 
-from flwr.app import Context, Error, Message, MessageType
-from flwr.client.mod import fixedclipping_mod as legacy_fixedclipping_mod
-from flwr.clientapp.mod import fixedclipping_mod
-from flwr.clientapp.typing import ClientAppCallable
 from flwr.server import strategy as legacy
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg
-from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from flwr.supercore.privacy_accounting import (
     GaussianPrivacyEvent,
     NeighboringRelation,
@@ -29,10 +26,6 @@ from flwr.supercore.privacy_accounting import (
 )
 from flwr.supercore.privacy_accounting.rdp_accountant import RdpAccountant
 
-from kumiai.adapters.flower import protocol
-from kumiai.adapters.flower.admitted import admitted_job
-from kumiai.adapters.nodehome import NodeHome
-from kumiai.adapters.spendlog import SpendLog
 from kumiai.domain.errors import JobFailed
 from kumiai.domain.training import TrainingSettings
 
@@ -96,42 +89,3 @@ class AccountedLegacyClipping(legacy.DifferentialPrivacyClientSideFixedClipping)
             members = self.num_sampled_clients
             self.accountant.compose(GaussianPrivacyEvent(self.noise_multiplier, members, members))
         return parameters, metrics
-
-
-def _refuse(message: Message, dataset: str, text: str) -> Message:
-    return Message(
-        Error(protocol.REFUSED, protocol.refusal_reason(dataset, text)), reply_to=message
-    )
-
-
-def client_dp_mod(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
-    """On a client-level DP job's training message: clip the update with Flower's mod.
-
-    The norm must be the one the node reserved its budget for: a larger one would let an
-    update move the sum by more than the noise covers.
-    """
-    if message.metadata.message_type != MessageType.TRAIN:
-        return call_next(message, context)
-    if protocol.job_config(message) is None:  # a SecAgg+ step that carries no update
-        return call_next(message, context)
-    home, dataset, admitted = admitted_job(context)
-    settings, job = admitted.job.document.settings, admitted.job.document.job_id
-    if not (settings.private and settings.dp_level == "client"):
-        return call_next(message, context)
-    config = protocol.job_config(message)
-    assert config is not None
-    held = SpendLog(NodeHome(home), dataset).view().jobs.get(job)
-    reserved = None if held is None else held.details.get("clipping_norm")
-    asked = config.get(KEY_CLIPPING_NORM)
-    if reserved is None:
-        return _refuse(message, dataset, f"job {job} holds no privacy reservation here")
-    if asked is None or float(asked) != float(reserved):  # type: ignore[arg-type]
-        return _refuse(
-            message,
-            dataset,
-            f"job {job} asked to clip updates at {asked!r}, but this node reserved its "
-            f"budget for a clipping norm of {reserved}; the round is refused",
-        )
-    if protocol.LEGACY_PARAMETERS in message.content:  # inside SecAgg+: clipped before masking
-        return legacy_fixedclipping_mod(message, context, call_next)
-    return fixedclipping_mod(message, context, call_next)

@@ -3,7 +3,10 @@
 import json
 import re
 
-from flwr.app import ConfigRecord, Message
+import numpy as np
+from flwr.app import ConfigRecord, Message, MetricRecord
+
+from kumiai.domain.metrics import HISTOGRAM_BINS, SiteScore
 
 JOB = "kumiai-job"  # the coordinator-signed job document (kumiai.domain.job.SignedJob)
 AGREEMENTS = "kumiai-agreements"  # the coordinator's copies, compared with the node's own
@@ -72,4 +75,28 @@ def consistency_for(config: ConfigRecord, member: str) -> tuple[int, list[bytes]
 def encode_consistency(proofs: dict[str, tuple[int, list[bytes]]]) -> str:
     return json.dumps(
         {m: [size, [h.hex() for h in proof]] for m, (size, proof) in proofs.items()}, sort_keys=True
+    )
+
+
+def score_metrics(score: SiteScore) -> MetricRecord:
+    return MetricRecord(
+        {
+            "num-examples": score.examples,
+            "correct": score.correct,
+            "loss-sum": score.loss_sum,
+            "hist-pos": [int(v) for v in score.hist_pos.ravel()],
+            "hist-neg": [int(v) for v in score.hist_neg.ravel()],
+        }
+    )
+
+
+def metrics_score(metrics: MetricRecord) -> SiteScore:
+    pos = np.asarray(metrics["hist-pos"], dtype=np.int64)
+    neg = np.asarray(metrics["hist-neg"], dtype=np.int64)
+    return SiteScore(
+        examples=int(metrics["num-examples"]),  # type: ignore[arg-type]
+        correct=int(metrics["correct"]),  # type: ignore[arg-type]
+        loss_sum=float(metrics["loss-sum"]),  # type: ignore[arg-type]
+        hist_pos=pos.reshape(-1, HISTOGRAM_BINS),
+        hist_neg=neg.reshape(-1, HISTOGRAM_BINS),
     )

@@ -29,7 +29,7 @@ from kumiai.adapters.flower.central_dp import (
     message_strategy,
     spent_by_members,
 )
-from kumiai.adapters.flower.clientapp import metrics_score
+from kumiai.adapters.flower.protocol import metrics_score
 from kumiai.adapters.flower.secure import SecureAggregationSettings, run_secure_rounds
 from kumiai.adapters.flower.strategies import make_strategy
 from kumiai.adapters.models.logistic import LogisticRegression

@@ -2,10 +2,10 @@
 
 from dataclasses import dataclass
 
-from kumiai.adapters.nodehome import NodeHome
 from kumiai.domain.errors import InvalidInput, UnsupportedVersion
 from kumiai.domain.ledger import TreeHead, cosign
 from kumiai.domain.witness import WitnessVerdict, check_new_head
+from kumiai.node.home import NodeHome
 
 
 @dataclass(frozen=True)

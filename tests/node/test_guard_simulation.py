@@ -18,7 +18,6 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
 from kumiai.adapters.flower import protocol
-from kumiai.adapters.flower.guard import make_guard_mod
 from kumiai.adapters.flower.simulation import PartitionLocator, run_simulation
 from kumiai.adapters.storage.database import transaction
 from kumiai.domain.agreement import SignedAgreement
@@ -26,6 +25,7 @@ from kumiai.domain.clock import utc_now
 from kumiai.domain.job import JobDocument, JobKind, sign_job
 from kumiai.domain.ledger import COORDINATOR
 from kumiai.domain.training import TrainingSettings
+from kumiai.node.guard import make_guard_mod
 from kumiai.services.agreements import agreements_for_job
 from tests.services.helpers import PURPOSE, heart_consortium
 

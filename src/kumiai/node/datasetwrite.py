@@ -4,7 +4,7 @@ import os
 import shutil
 from pathlib import Path
 
-from kumiai.adapters.nodehome import LocalDataset, NodeHome
+from kumiai.node.home import LocalDataset, NodeHome
 
 
 class DatasetWrite:

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from kumiai.adapters.files import write_json_atomic
-from kumiai.adapters.nodehome import NodeHome
 from kumiai.domain import keys
 from kumiai.domain.budget import (
     GENESIS,
@@ -32,6 +31,7 @@ from kumiai.domain.budget import (
 from kumiai.domain.canonical import canonical_json
 from kumiai.domain.errors import InvalidInput, StateError
 from kumiai.domain.privacy import check_epsilon_cap
+from kumiai.node.home import NodeHome
 
 
 class SpendLog:

@@ -2,7 +2,7 @@
 
 Because it is an ordinary mod, it guards any Flower ClientApp, kumiai's own or a user's:
 
-    from kumiai.adapters.flower.guard import make_guard_mod
+    from kumiai.node.guard import make_guard_mod
     app = ClientApp(mods=[make_guard_mod()])
 
 The node is found from `node_config["kumiai-home"]` (and optionally `kumiai-dataset`),
@@ -25,9 +25,7 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 from flwr.common.secure_aggregation.secaggplus_constants import Key as SecAggKey
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
-from kumiai.adapters import witnessing
 from kumiai.adapters.flower import protocol
-from kumiai.adapters.nodehome import NodeHome
 from kumiai.domain.admission import (
     Admitted,
     Request,
@@ -43,6 +41,8 @@ from kumiai.domain.errors import KumiaiError
 from kumiai.domain.job import OPERATION_OF_MESSAGE, SignedJob
 from kumiai.domain.ledger import TreeHead
 from kumiai.domain.policy import Decision, check_job
+from kumiai.node import witnessing
+from kumiai.node.home import NodeHome
 
 NodeLocator = Callable[[Context], tuple[Path, str | None]]
 Mod = Callable[[Message, Context, ClientAppCallable], Message]

@@ -17,8 +17,6 @@ from numpy.typing import NDArray
 from kumiai.adapters import tables
 from kumiai.adapters.models.dpsgd import dp_sgd
 from kumiai.adapters.models.logistic import LogisticRegression
-from kumiai.adapters.nodehome import LocalDataset, NodeHome
-from kumiai.adapters.spendlog import SpendLog
 from kumiai.domain.errors import DataError, InvalidInput, StateError
 from kumiai.domain.job import JobDocument
 from kumiai.domain.metrics import SiteScore, score_site
@@ -26,6 +24,8 @@ from kumiai.domain.preprocessing import Columns, FeaturePlan, SiteSummary, summa
 from kumiai.domain.privacy import PrivacyPlan, spent_after
 from kumiai.domain.schema import Schema, TargetSpec
 from kumiai.domain.training import TrainingSettings, plan_privacy_for
+from kumiai.node.home import LocalDataset, NodeHome
+from kumiai.node.spendlog import SpendLog
 
 
 @dataclass(frozen=True)

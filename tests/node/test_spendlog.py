@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from kumiai.adapters.nodehome import NodeHome
-from kumiai.adapters.spendlog import SpendLog
 from kumiai.domain import keys
 from kumiai.domain.budget import RELEASE, RESERVE, SPEND
 from kumiai.domain.canonical import canonical_json
 from kumiai.domain.errors import InvalidInput, StateError
+from kumiai.node.home import NodeHome
+from kumiai.node.spendlog import SpendLog
 
 DATASET = "cleveland-heart"
 DETAILS = {"noise_multiplier": 1.1, "sample_rate": 0.1, "delta": 1e-5, "rounds": 3}

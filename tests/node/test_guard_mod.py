@@ -17,12 +17,12 @@ from flwr.app import (
 )
 
 from kumiai.adapters.flower import protocol
-from kumiai.adapters.flower.guard import make_guard_mod
-from kumiai.adapters.nodehome import NodeHome
 from kumiai.domain import keys, merkle
 from kumiai.domain.agreement import sign_agreement
 from kumiai.domain.clock import utc_now
 from kumiai.domain.ledger import TreeHead, cosignature_valid, sign_head
+from kumiai.node.guard import make_guard_mod
+from kumiai.node.home import NodeHome
 from tests.conftest import COORDINATOR_KEY, COORDINATOR_PUBLIC, make_signed_job, make_terms
 
 FAR = utc_now().replace(year=2100)  # agreements here never expire

@@ -8,8 +8,8 @@ from pathlib import Path
 from flwr.app import Context
 
 from kumiai.adapters.flower import protocol
-from kumiai.adapters.nodehome import NodeHome
 from kumiai.domain.admission import Admitted
+from kumiai.node.home import NodeHome
 
 
 def admitted_job(context: Context) -> tuple[Path, str, Admitted]:

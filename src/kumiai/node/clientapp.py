@@ -15,21 +15,22 @@ from flwr.compat.common import recorddict_compat as compat
 from numpy.typing import NDArray
 
 from kumiai.adapters.flower import protocol
-from kumiai.adapters.flower.admitted import admitted_job
-from kumiai.adapters.flower.central_dp import client_dp_mod
-from kumiai.adapters.flower.guard import Mod, NodeLocator, make_guard_mod, node_config_locator
-from kumiai.adapters.nodehome import NodeHome
+from kumiai.adapters.flower.protocol import score_metrics
 from kumiai.domain.errors import KumiaiError
 from kumiai.domain.job import JobDocument
-from kumiai.domain.metrics import HISTOGRAM_BINS, SiteScore
+from kumiai.domain.metrics import SiteScore
 from kumiai.domain.preprocessing import FeaturePlan, SiteSummary
 from kumiai.domain.training import TrainingSettings
+from kumiai.node.admitted import admitted_job
+from kumiai.node.clipping import client_dp_mod
+from kumiai.node.guard import Mod, NodeLocator, make_guard_mod, node_config_locator
+from kumiai.node.home import NodeHome
 
 Arrays = list[NDArray[np.float64]]
 
 
 class NodeOperations(Protocol):
-    """What a node can do on its own rows (implemented in kumiai.services.node)."""
+    """What a node can do on its own rows (implemented in kumiai.node.worker)."""
 
     def summary(self, dataset: str, settings: TrainingSettings) -> SiteSummary: ...
 
@@ -54,30 +55,6 @@ class NodeOperations(Protocol):
     def evaluate(
         self, dataset: str, settings: TrainingSettings, plan: FeaturePlan, arrays: Arrays
     ) -> SiteScore: ...
-
-
-def score_metrics(score: SiteScore) -> MetricRecord:
-    return MetricRecord(
-        {
-            "num-examples": score.examples,
-            "correct": score.correct,
-            "loss-sum": score.loss_sum,
-            "hist-pos": [int(v) for v in score.hist_pos.ravel()],
-            "hist-neg": [int(v) for v in score.hist_neg.ravel()],
-        }
-    )
-
-
-def metrics_score(metrics: MetricRecord) -> SiteScore:
-    pos = np.asarray(metrics["hist-pos"], dtype=np.int64)
-    neg = np.asarray(metrics["hist-neg"], dtype=np.int64)
-    return SiteScore(
-        examples=int(metrics["num-examples"]),  # type: ignore[arg-type]
-        correct=int(metrics["correct"]),  # type: ignore[arg-type]
-        loss_sum=float(metrics["loss-sum"]),  # type: ignore[arg-type]
-        hist_pos=pos.reshape(-1, HISTOGRAM_BINS),
-        hist_neg=neg.reshape(-1, HISTOGRAM_BINS),
-    )
 
 
 def secure_aggregation_mod(
