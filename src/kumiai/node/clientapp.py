@@ -77,7 +77,7 @@ def failure_mod(message: Message, context: Context, call_next: ClientAppCallable
     """
     try:
         return call_next(message, context)
-    except KumiaiError as exc:
+    except Exception as exc:  # every failure leaves as one line, never a traceback
         state = context.state.config_records.get(protocol.STATE)
         dataset = str(state["dataset"]) if state is not None else "?"
         job = str(state["job"]) if state is not None and "job" in state else "?"
@@ -85,7 +85,12 @@ def failure_mod(message: Message, context: Context, call_next: ClientAppCallable
             steward = NodeHome(Path(str(state["home"]))).member_name if state else "the node"
         except KumiaiError:
             steward = "the node"
-        text = f"{steward} could not work for job {job}: {exc}"
+        cause = (
+            str(exc)
+            if isinstance(exc, KumiaiError)
+            else f"internal error: {type(exc).__name__}: {exc}"
+        )
+        text = f"{steward} could not work for job {job}: {cause}"
         return Message(
             Error(protocol.FAILED, protocol.refusal_reason(dataset, text)), reply_to=message
         )

@@ -309,6 +309,8 @@ def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
             admission = decide(message, context, home, hint)
         except KumiaiError as exc:
             return _refusal(message, "?", str(exc))
+        except Exception as exc:  # a broken check refuses; it never lets the message through
+            return _refusal(message, "?", f"the node's check failed: {type(exc).__name__}: {exc}")
         if not admission.decision.allowed:
             return _refusal(message, admission.dataset, admission.decision.reason)
         admitted, request = admission.admitted, admission.request

@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy import select
+
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import JobRoundRow, JobRow, JobSiteRow, PrivacySpendRow
 from kumiai.domain.clock import utc_now
@@ -64,6 +66,14 @@ class JobRecorder:
         return session.get(JobSiteRow, (self.job_id, dataset))
 
     def sites_decided(self, admitted: dict[str, SiteSummary], refused: dict[str, str]) -> None:
+        """Every site leaves 'pending' here: participating, refused, or absent with a reason.
+
+        A node whose answer named no dataset (it failed before its guard knew which) cannot be
+        matched to a site; the sites left over are marked absent and carry those answers, so
+        no site is silently missing from the job or the model's lineage.
+        """
+        unmatched = {k: v for k, v in refused.items() if self._unknown(k)}
+        refused = {k: v for k, v in refused.items() if k not in unmatched}
         with transaction(self.consortium.sessions) as session:
             for dataset in admitted:
                 if (row := self._site(session, dataset)) is not None:
@@ -72,9 +82,20 @@ class JobRecorder:
                 if (row := self._site(session, dataset)) is not None:
                     row.status, row.reason = "refused", reason
                     self._log_refusal(session, row, reason, 0)
+            for row in session.scalars(
+                select(JobSiteRow).where(
+                    JobSiteRow.job_id == self.job_id, JobSiteRow.status == "pending"
+                )
+            ):
+                why = "; ".join(unmatched.values()) or "no node answered for it"
+                row.status, row.reason = "absent", f"its node did not take part: {why}"
+                refused[row.dataset] = row.reason
         self.refused.update(refused)
         if self.progress:
             self.progress.admitted(self.job_id, sorted(admitted), refused)
+
+    def _unknown(self, key: str) -> bool:
+        return key == "?" or key.startswith("node-")
 
     def site_refused(self, dataset: str, reason: str, server_round: int) -> None:
         text = f"round {server_round}: {reason}"

@@ -273,7 +273,8 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
     for reply in replies:
         if reply.has_error():
             dataset, reason = protocol.parse_refusal(reply.error.reason or "")
-            refused[dataset or f"node-{reply.metadata.src_node_id}"] = reason
+            known = dataset if dataset and dataset != "?" else None
+            refused[known or f"node-{reply.metadata.src_node_id}"] = reason
             continue
         if protocol.COSIGNATURE in reply.content:
             cosig = reply.content[protocol.COSIGNATURE]
