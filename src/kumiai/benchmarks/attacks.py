@@ -38,7 +38,7 @@ from kumiai.adapters.models.logistic import LogisticRegression
 from kumiai.adapters.storage.database import transaction
 from kumiai.domain import keys, merkle
 from kumiai.domain.agreement import SignedAgreement, sign_agreement
-from kumiai.domain.budget import SPEND
+from kumiai.domain.budget import SPEND, attest, signed_attestation
 from kumiai.domain.clock import utc_now
 from kumiai.domain.job import JobDocument, JobKind, SignedJob, sign_job
 from kumiai.domain.ledger import COORDINATOR, TreeHead, sign_head
@@ -123,6 +123,7 @@ class Node:
         assert head is not None
         self.head = head
         self.contexts: dict[int, Context] = {}
+        self.attested: dict[str, str] = {}  # what an honest coordinator keeps from replies
         self.hostile_reply: Message | None = None
         self.spent_by_hostile = 0
 
@@ -161,6 +162,7 @@ class Node:
             protocol.JOB: job.to_json(),
             protocol.AGREEMENTS: json.dumps(self.agreements, sort_keys=True),
             protocol.HEAD: self.head.to_json(),
+            protocol.ATTESTED: json.dumps(self.attested, sort_keys=True),
             **extra,
         }
 
@@ -181,7 +183,11 @@ class Node:
             ttl=DEFAULT_TTL,
             message_type=message_type,
         )
-        return self.app(Message(records, metadata=metadata), context)
+        reply = self.app(Message(records, metadata=metadata), context)
+        if not reply.has_error() and protocol.SPEND in reply.content:
+            spend = reply.content[protocol.SPEND]
+            self.attested[str(spend["dataset"])] = str(spend["attestation"])
+        return reply
 
     def hostile(self, message_type: str, records: RecordDict, run: int = 1) -> Message:
         """The message under test: what the node answers and what ε it spent answering."""
@@ -427,6 +433,28 @@ def _path_in_job_id(node: Node) -> Message:
     return node.hostile(MessageType.QUERY, RecordDict({"config": ConfigRecord(node.config(job))}))
 
 
+def _truncated_spend_log(node: Node) -> Message:
+    """A job spent, then its lines vanished from the node's log (deleted, or an old backup)."""
+    job = node.job()
+    plan = node.admit(job)
+    node.train(job, plan, 1)
+    log = SpendLog(NodeHome(node.home), DATASET).log
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(line for line in lines if '"job":"job-honest"' not in line))
+    after = node.job(job_id="job-after")
+    records = RecordDict({"config": ConfigRecord(node.config(after))})
+    return node.hostile(MessageType.QUERY, records, run=2)
+
+
+def _forged_attestation(node: Node) -> Message:
+    """The coordinator presents an attestation of the node's log signed by another key."""
+    mark = attest(MEMBER, DATASET, ["x"] * 50)
+    forged = signed_attestation(mark, keys.sign(keys.new_private_key(), mark.signed_bytes()))
+    node.attested = {DATASET: forged}
+    records = RecordDict({"config": ConfigRecord(node.config(node.job()))})
+    return node.hostile(MessageType.QUERY, records)
+
+
 def _round_beyond_document(node: Node) -> Message:
     job = node.job(node.settings(rounds=1))
     plan = node.admit(job)
@@ -559,6 +587,9 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("forked tree head", "forked or rewrote", _head_case(rewrite=False)),
     Attack("rewritten tree head", "forked or rewrote", _head_case(rewrite=True)),
     Attack("no job document", "no kumiai job document", _no_document),
+    # the spend log
+    Attack("spend log truncated on disk", "lines were removed", _truncated_spend_log, True),
+    Attack("spend attestation forged", "this node did not sign", _forged_attestation),
     Attack("a job id that names a path", "is not a valid name", _path_in_job_id),
 )
 

@@ -212,3 +212,83 @@ def parse_log(lines: list[str], verify: Any) -> list[SpendRecord]:
         records.append(record)
         prev = line_hash(line)
     return records
+
+
+# -- attestations: the node's signed word on how far its log had grown -----------------
+ATTESTATION_TYPE = "kumiai.spend-attestation"
+
+
+@dataclass(frozen=True)
+class SpendAttestation:
+    """How many lines a dataset's spend log had, and the hash of the last, signed by its node.
+
+    The node hands one out with every reply that changed its log; the coordinator keeps the
+    latest and presents it before the next private job. A log that no longer contains the
+    attested line (lines deleted, or a backup restored) is caught before any budget check
+    counts from it. The coordinator cannot forge one; it can only withhold it.
+    """
+
+    member: str
+    dataset: str
+    lines: int
+    tail: str  # line_hash of line `lines` (GENESIS for an empty log)
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "type": ATTESTATION_TYPE,
+            "version": SPEND_VERSION,
+            "member": self.member,
+            "dataset": self.dataset,
+            "lines": self.lines,
+            "tail": self.tail,
+        }
+
+    def signed_bytes(self) -> bytes:
+        return canonical_json(self.payload())
+
+    @classmethod
+    def from_payload(cls, doc: Any) -> "SpendAttestation":
+        require_version(
+            doc,
+            ATTESTATION_TYPE,
+            SPEND_VERSION,
+            what="this spend attestation",
+            fix="Run a new private job so the node attests its log again.",
+        )
+        return cls(str(doc["member"]), str(doc["dataset"]), int(doc["lines"]), str(doc["tail"]))
+
+
+def attest(member: str, dataset: str, lines: list[str]) -> SpendAttestation:
+    return SpendAttestation(member, dataset, len(lines), line_hash(lines[-1]) if lines else GENESIS)
+
+
+def signed_attestation(attestation: SpendAttestation, signature: str) -> str:
+    return canonical_json({"attestation": attestation.payload(), "signature": signature}).decode()
+
+
+def parse_attestation(text: str) -> tuple[SpendAttestation, str]:
+    """(attestation, signature); InvalidInput names what is wrong with the document."""
+    try:
+        doc = load_json(text)
+        return SpendAttestation.from_payload(doc["attestation"]), str(doc["signature"])
+    except UnsupportedVersion:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidInput(f"spend attestation is malformed ({exc})") from None
+
+
+def check_attested(lines: list[str], attestation: SpendAttestation) -> str | None:
+    """Why `lines` do not continue the log the node attested, or None when they do."""
+    if len(lines) < attestation.lines:
+        return (
+            f"its spend log for {attestation.dataset!r} has {len(lines)} line(s), but this node "
+            f"signed that it had {attestation.lines}: lines were removed (a truncated log or an "
+            "old backup); restore the log before the dataset is used again"
+        )
+    if attestation.lines and line_hash(lines[attestation.lines - 1]) != attestation.tail:
+        return (
+            f"line {attestation.lines} of its spend log for {attestation.dataset!r} is not the "
+            "one this node signed for: the log was rewritten; restore it before the dataset "
+            "is used again"
+        )
+    return None

@@ -5,7 +5,16 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.app import (
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Error,
+    Message,
+    MessageType,
+    MetricRecord,
+    RecordDict,
+)
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable
@@ -25,6 +34,7 @@ from kumiai.node.admitted import admitted_job
 from kumiai.node.clipping import client_dp_mod
 from kumiai.node.guard import Mod, NodeLocator, make_guard_mod, node_config_locator
 from kumiai.node.home import NodeHome
+from kumiai.node.spendlog import SpendLog
 
 Arrays = list[NDArray[np.float64]]
 
@@ -40,6 +50,7 @@ class NodeOperations(Protocol):
         settings: TrainingSettings,
         job: JobDocument,
         agreement_cap: float | None,
+        attested: str | None = None,
     ) -> tuple[bool, str, dict[str, float]]: ...
 
     def train(
@@ -96,6 +107,28 @@ def failure_mod(message: Message, context: Context, call_next: ClientAppCallable
         )
 
 
+def attestation_mod(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """After a private job's admission or round changed the spend log: the node's signed word.
+
+    The coordinator keeps the latest and presents it before the next private job, so a log
+    that later loses lines (deleted, or an old backup) is caught (`SpendLog.reserve`).
+    """
+    reply = call_next(message, context)
+    state = context.state.config_records.get(protocol.STATE)
+    kind = message.metadata.message_type
+    if reply.has_error() or state is None or kind not in (MessageType.QUERY, MessageType.TRAIN):
+        return reply
+    if protocol.job_config(message) is None:  # a SecAgg+ step: the log did not change
+        return reply
+    home, dataset, admitted = admitted_job(context)
+    if admitted.job.document.settings.private:
+        log = SpendLog(NodeHome(home), dataset)
+        reply.content[protocol.SPEND] = ConfigRecord(
+            {"dataset": dataset, "attestation": log.attestation()}
+        )
+    return reply
+
+
 def build_client_app(
     operations_for: Callable[[Path], NodeOperations],
     locate: NodeLocator = node_config_locator,
@@ -109,6 +142,7 @@ def build_client_app(
         mods=[
             make_guard_mod(locate),
             failure_mod,
+            attestation_mod,
             *mods,
             secure_aggregation_mod,
             client_dp_mod,
@@ -130,12 +164,15 @@ def build_client_app(
 
     @app.query()
     def summarise(message: Message, context: Context) -> Message:
-        node, dataset, _, job = unpack(message, context)
+        node, dataset, config, job = unpack(message, context)
         settings = job.settings
         content = RecordDict()
         if settings.private:  # the node's budget check, before round one spends anything
             cap = float(context.state[protocol.STATE]["epsilon-cap"])  # type: ignore[arg-type]
-            allowed, reason, numbers = node.admit(dataset, settings, job, None if cap < 0 else cap)
+            attested = protocol.attested_of(config).get(dataset)
+            allowed, reason, numbers = node.admit(
+                dataset, settings, job, None if cap < 0 else cap, attested
+            )
             if not allowed:
                 steward = NodeHome(Path(str(context.state[protocol.STATE]["home"]))).member_name
                 text = f"{steward} refused job {job.job_id}: {reason}"

@@ -22,10 +22,14 @@ from kumiai.domain.budget import (
     BudgetDecision,
     BudgetView,
     SpendRecord,
+    attest,
+    check_attested,
     check_reservation,
     line_hash,
+    parse_attestation,
     parse_log,
     record_line,
+    signed_attestation,
     tally,
 )
 from kumiai.domain.canonical import canonical_json
@@ -123,6 +127,28 @@ class SpendLog:
             handle.flush()
             os.fsync(handle.fileno())
 
+    def attestation(self) -> str:
+        """This node's signed word on how far the log has grown (for the coordinator to keep)."""
+        with self._locked():
+            mark = attest(self.node.member_name, self.dataset, self._lines())
+            return signed_attestation(mark, keys.sign(self.node.private_key(), mark.signed_bytes()))
+
+    def _contradicts(self, attested: str) -> str | None:
+        """Why the log contradicts an attestation the coordinator presented, or None."""
+        try:
+            mark, signature = parse_attestation(attested)
+        except InvalidInput as exc:
+            return f"the coordinator presented a {exc}"
+        signed = any(
+            keys.verify(k, mark.signed_bytes(), signature) for k in self.node.steward_keys()
+        )
+        if not signed or mark.member != self.node.member_name or mark.dataset != self.dataset:
+            return (
+                f"the coordinator presented a spend attestation for {mark.dataset!r} that this "
+                "node did not sign"
+            )
+        return check_attested(self._lines(), mark)
+
     def reserve(
         self,
         *,
@@ -132,9 +158,16 @@ class SpendLog:
         delta: float,
         agreement_cap: float | None,
         details: dict[str, Any],
+        attested: str | None = None,
     ) -> BudgetDecision:
-        """Check the whole planned spend and hold it, atomically with respect to other jobs."""
+        """Check the whole planned spend and hold it, atomically with respect to other jobs.
+
+        `attested` is the latest attestation of this log the coordinator holds: a log that
+        no longer contains the attested line has lost spend, and no budget is counted from it.
+        """
         with self._locked():
+            if attested is not None and (problem := self._contradicts(attested)) is not None:
+                return BudgetDecision(False, problem)
             decision = check_reservation(
                 self._view(), project=project, job=job, planned=planned, agreement_cap=agreement_cap
             )

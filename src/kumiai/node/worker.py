@@ -142,8 +142,12 @@ class NodeWorker:
         settings: TrainingSettings,
         job: JobDocument,
         agreement_cap: float | None,
+        attested: str | None = None,
     ) -> tuple[bool, str, dict[str, float]]:
-        """Before round one: plan the job's whole spend and reserve it, or refuse."""
+        """Before round one: plan the job's whole spend and reserve it, or refuse.
+
+        `attested`: the latest attestation of this dataset's spend log the coordinator holds.
+        """
         try:
             plan, steps_per_round = self.privacy_plan(dataset, settings)
         except InvalidInput as exc:
@@ -156,6 +160,7 @@ class NodeWorker:
             delta=plan.delta,
             agreement_cap=agreement_cap,
             details=details,
+            attested=attested,
         )
         numbers = {
             "epsilon": plan.epsilon,

@@ -12,7 +12,9 @@ from sqlalchemy import select
 
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import JobRoundRow, JobRow, JobSiteRow, PrivacySpendRow
+from kumiai.domain.budget import parse_attestation
 from kumiai.domain.clock import utc_now
+from kumiai.domain.errors import KumiaiError
 from kumiai.domain.job import JobDocument
 from kumiai.domain.ledger import COORDINATOR, TreeHead
 from kumiai.domain.metrics import SiteScore, combine
@@ -128,6 +130,13 @@ class JobRecorder:
     def cosigned(self, witness: str, head_json: str, signature: str) -> None:
         record_cosignature(self.consortium, witness, TreeHead.from_json(head_json), signature)
 
+    def spend_attested(self, dataset: str, attestation: str) -> None:
+        """Keep the node's latest signed word on its spend log (shown again before its next job)."""
+        with transaction(self.consortium.sessions) as session:
+            row = session.get(PrivacySpendRow, (self.job_id, dataset))
+            if row is not None:
+                row.attestation = attestation
+
     def privacy_planned(self, dataset: str, plan: dict[str, float]) -> None:
         """Mirror what the node reserved (display only: the node's spend log is the record)."""
         self.planned[dataset] = plan
@@ -204,3 +213,27 @@ class JobRecorder:
         self.seconds.append(seconds)
         if self.progress:
             self.progress.round_done(report)
+
+
+def latest_attestations(consortium: Consortium, datasets: list[str]) -> dict[str, str]:
+    """Per dataset, the attestation of the longest spend log its node has signed for.
+
+    A log only grows, so the one with the most lines is the latest; the node checks it
+    (its own signature, its own log) before a new private job.
+    """
+    best: dict[str, tuple[int, str]] = {}
+    with transaction(consortium.sessions) as session:
+        rows = session.scalars(
+            select(PrivacySpendRow).where(
+                PrivacySpendRow.dataset.in_(datasets), PrivacySpendRow.attestation.is_not(None)
+            )
+        )
+        for row in rows:
+            text = str(row.attestation)
+            try:
+                lines = parse_attestation(text)[0].lines
+            except KumiaiError:
+                continue  # not the node's word after all; the node would refuse it anyway
+            if lines >= best.get(row.dataset, (-1, ""))[0]:
+                best[row.dataset] = (lines, text)
+    return {dataset: text for dataset, (_, text) in best.items()}

@@ -43,7 +43,12 @@ from kumiai.services.jobs import fail_job, recover_interrupted_jobs, release_pri
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
 from kumiai.services.privacy import plan_privacy, resolve_settings
-from kumiai.services.recorder import JobRecorder, RoundReport, TrainingProgress
+from kumiai.services.recorder import (
+    JobRecorder,
+    RoundReport,
+    TrainingProgress,
+    latest_attestations,
+)
 from kumiai.services.transparency import consistency_proofs
 
 # Re-exported: the demo service, benchmarks and tests import these from here.
@@ -208,6 +213,7 @@ def train(
     assert head is not None  # _start_job just appended and sealed an entry
     job.head = head.to_json()
     job.consistency = encode_consistency(consistency_proofs(consortium, head))
+    job.attested = latest_attestations(consortium, list(job.ticket.datasets))
     job.reply_hook = reply_hook
     recorder = JobRecorder(consortium, job.ticket, progress, settings.dp_level)
     try:

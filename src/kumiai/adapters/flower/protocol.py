@@ -14,6 +14,8 @@ PLAN = "kumiai-plan"
 HEAD = "kumiai-head"  # the coordinator's latest signed tree head
 CONSISTENCY = "kumiai-consistency"  # {member: [from_size, [hex proof...]]}
 COSIGNATURE = "kumiai-cosignature"  # ConfigRecord a node adds to its reply
+SPEND = "kumiai-spend"  # ConfigRecord a node adds to a reply: its signed spend attestation
+ATTESTED = "kumiai-attested"  # {dataset: the latest attestation the coordinator holds}
 STATE = "kumiai"  # ConfigRecord the guard leaves in Context.state for the handlers
 REFUSED = 4030  # Flower Error code of a node's refusal
 FAILED = 5030  # Flower Error code of a node that could not do admitted work (bad data, ...)
@@ -34,6 +36,15 @@ def agreements_of(config: ConfigRecord) -> dict[str, str]:
     raw = config.get(AGREEMENTS, "{}")
     try:
         value = json.loads(str(raw))
+    except json.JSONDecodeError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def attested_of(config: ConfigRecord) -> dict[str, str]:
+    """The spend attestations the coordinator presents, by dataset (empty if none)."""
+    try:
+        value = json.loads(str(config.get(ATTESTED, "{}")))
     except json.JSONDecodeError:
         return {}
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}

@@ -52,6 +52,8 @@ class JobObserver(Protocol):
 
     def privacy_planned(self, dataset: str, plan: dict[str, float]) -> None: ...
 
+    def spend_attested(self, dataset: str, attestation: str) -> None: ...
+
     def round_done(
         self,
         server_round: int,
@@ -70,6 +72,7 @@ class FederatedJob:
     expected_nodes: int
     head: str = ""  # the coordinator's latest signed tree head (JSON)
     consistency: str = "{}"  # per witness, a proof from the head it last cosigned
+    attested: dict[str, str] = field(default_factory=dict)  # dataset -> latest attestation
     query_timeout: float = 120.0
     round_timeout: float = 600.0
     reply_hook: Callable[[Message], None] | None = None  # sees every reply (audits, tests)
@@ -91,6 +94,7 @@ class FederatedJob:
             {
                 protocol.JOB: self.signed.to_json(),
                 protocol.AGREEMENTS: _json(self.agreements),
+                protocol.ATTESTED: _json(self.attested),
                 protocol.HEAD: self.head,
                 protocol.CONSISTENCY: self.consistency,
                 **extra,
@@ -170,6 +174,8 @@ class ObservingGrid(Grid):
                 good.append(reply)
         if kind == MessageType.TRAIN:
             self._observe_training(good)
+            for reply in good:
+                _keep_attestation(reply, self.observer)
         elif kind == MessageType.EVALUATE:
             scores = {
                 self.sites[r.metadata.src_node_id]: metrics_score(r.content["metrics"])
@@ -252,6 +258,13 @@ class ObservingGrid(Grid):
             )
 
 
+def _keep_attestation(reply: Message, observer: JobObserver) -> None:
+    """A node's signed word on its spend log, kept to be presented before its next job."""
+    if protocol.SPEND in reply.content:
+        spend = reply.content[protocol.SPEND]
+        observer.spend_attested(str(spend["dataset"]), str(spend["attestation"]))
+
+
 def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, str]:
     """Ask every node for its summary; the guard admits or refuses each."""
     deadline = time.monotonic() + job.query_timeout
@@ -286,6 +299,7 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
         if "privacy" in reply.content:
             plan = reply.content["privacy"]
             observer.privacy_planned(dataset, {k: float(v) for k, v in plan.items()})
+        _keep_attestation(reply, observer)
         sites[reply.metadata.src_node_id] = dataset
     observer.sites_decided(summaries, refused)
     if not summaries:

@@ -216,3 +216,5 @@ class PrivacySpendRow(Base):
     rounds: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))  # running, completed, ended
     level: Mapped[str] = mapped_column(String(10), server_default="record")  # or "client"
+    # The node's latest signed attestation of its spend log, presented before the next job.
+    attestation: Mapped[str | None] = mapped_column(Text, nullable=True)
