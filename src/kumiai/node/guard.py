@@ -16,7 +16,7 @@ the record, never from the message.
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flwr.app import ConfigRecord, Context, Error, Message, MessageType
@@ -26,6 +26,7 @@ from flwr.common.secure_aggregation.secaggplus_constants import Key as SecAggKey
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from kumiai.adapters.flower import protocol
+from kumiai.domain import keys
 from kumiai.domain.admission import (
     Admitted,
     Request,
@@ -41,6 +42,7 @@ from kumiai.domain.errors import KumiaiError
 from kumiai.domain.job import OPERATION_OF_MESSAGE, SignedJob
 from kumiai.domain.ledger import TreeHead
 from kumiai.domain.policy import Decision, check_job
+from kumiai.domain.refusal import Refusal, signed_refusal
 from kumiai.node import witnessing
 from kumiai.node.home import NodeHome
 
@@ -72,6 +74,7 @@ class Admission:
     head: TreeHead | None = None
     admitted: Admitted | None = None  # the node's record of the job (None for stage steps)
     request: Request | None = None
+    job: SignedJob | None = None  # the document the message presented, when it parsed
 
 
 def witness(
@@ -197,6 +200,19 @@ def decide(message: Message, context: Context, home: Path, dataset_hint: str | N
         job = SignedJob.from_json(str(config[protocol.JOB]))
     except KumiaiError as exc:
         return Admission(Decision(False, f"{steward} refused: {exc}"), dataset_hint or "?")
+    return replace(_decide_job(message, context, node, job, config, dataset_hint), job=job)
+
+
+def _decide_job(
+    message: Message,
+    context: Context,
+    node: NodeHome,
+    job: SignedJob,
+    config: ConfigRecord,
+    dataset_hint: str | None,
+) -> Admission:
+    """The checks for a message that carries a well-formed job document."""
+    steward = node.member_name
     doc = job.document
     held = [dataset_hint] if dataset_hint else node.dataset_names()
     mine = [d for d in held if d in doc.datasets]
@@ -294,6 +310,21 @@ def _decide_stage(message: Message, context: Context, node: NodeHome, stage: str
     return Admission(decision, dataset, node.member_name)
 
 
+def keep_refusal(home: Path, admission: Admission, reason: str) -> None:
+    """The node's own signed copy of a refusal of a job it could name (see domain.refusal)."""
+    if admission.job is None or admission.dataset == "?":
+        return
+    node = NodeHome(home)
+    refusal = Refusal(
+        node.member_name, admission.job.document.job_id, admission.dataset, reason, utc_now()
+    )
+    try:
+        signature = keys.sign(node.private_key(), refusal.signed_bytes())
+        node.save_refusal(refusal.job, refusal.dataset, signed_refusal(refusal, signature))
+    except KumiaiError:
+        return  # a name unfit for a file was refused anyway; there is nothing to keep
+
+
 def _refusal(message: Message, dataset: str, reason: str) -> Message:
     return Message(
         Error(protocol.REFUSED, protocol.refusal_reason(dataset, reason)), reply_to=message
@@ -312,6 +343,7 @@ def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
         except Exception as exc:  # a broken check refuses; it never lets the message through
             return _refusal(message, "?", f"the node's check failed: {type(exc).__name__}: {exc}")
         if not admission.decision.allowed:
+            keep_refusal(home, admission, admission.decision.reason)
             return _refusal(message, admission.dataset, admission.decision.reason)
         admitted, request = admission.admitted, admission.request
         if admitted is None or request is None:  # a SecAgg+ step of an admitted job
@@ -326,6 +358,9 @@ def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
             }
         )
         reply = call_next(message, context)
+        if reply.has_error() and reply.error.code == protocol.REFUSED:  # e.g. the budget
+            _, reason = protocol.parse_refusal(reply.error.reason or "")
+            keep_refusal(home, admission, reason)
         head = admission.head
         if not reply.has_error():  # recorded before the reply leaves: no round is done twice
             node = NodeHome(home)

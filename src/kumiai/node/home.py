@@ -206,6 +206,25 @@ class NodeHome:
             raise InvalidInput(f"job id {job_id!r} is not a valid name")
         write_json_atomic(self.root / "jobs" / f"{job_id}.json", record)
 
+    # -- the node's own copies of its refusals --------------------------------------------
+    def save_refusal(self, job_id: str, dataset: str, document: str) -> None:
+        if not (_SAFE_NAME.fullmatch(job_id) and _SAFE_NAME.fullmatch(dataset)):
+            raise InvalidInput(f"job {job_id!r} or dataset {dataset!r} is not a valid name")
+        write_atomic(self.root / "refusals" / f"{job_id}.{dataset}.json", document.encode())
+
+    def refusal_copies(self) -> list[str]:
+        """Copies of refusals not yet seen in a head this node cosigned."""
+        folder = self.root / "refusals"
+        return [p.read_text() for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+    def refusal_witnessed(self, job_id: str, dataset: str) -> None:
+        """The refusal is in a head this node cosigned: keep the copy, stop checking it."""
+        name = f"{job_id}.{dataset}.json"
+        source = self.root / "refusals" / name
+        if source.is_file():
+            write_atomic(self.root / "refusals" / "witnessed" / name, source.read_bytes())
+            source.unlink()
+
     @staticmethod
     def _read_json(path: Path, what: str) -> dict[str, Any]:
         try:

@@ -16,7 +16,7 @@ from kumiai.adapters.storage.schema import (
     MemberRow,
     TreeHeadRow,
 )
-from kumiai.domain import merkle
+from kumiai.domain import keys, merkle
 from kumiai.domain.audit import AuditReport, Cosignature, ExportContents, audit
 from kumiai.domain.canonical import (
     has_lone_surrogate,
@@ -27,6 +27,7 @@ from kumiai.domain.canonical import (
 from kumiai.domain.clock import to_iso, utc_now
 from kumiai.domain.errors import InvalidInput, NotFound, UnsupportedVersion
 from kumiai.domain.ledger import SignedEntry, TreeHead
+from kumiai.domain.refusal import Refusal, parse_refusal_copy, unrecorded
 from kumiai.domain.witness import WitnessVerdict
 from kumiai.node import witnessing
 from kumiai.services.consortium import Consortium
@@ -284,6 +285,10 @@ def witness_all(consortium: Consortium) -> dict[str, WitnessVerdict]:
     tree = consortium.ledger.tree()
     verdicts: dict[str, WitnessVerdict] = {}
     for name in names:
+        problems, found = unrecorded_refusals(consortium, name, head)
+        if problems:  # a node does not vouch for a log that lacks what it said
+            verdicts[name] = WitnessVerdict(False, "; ".join(problems))
+            continue
         node = consortium.node(name)
         last = witnessing.last_witnessed(node)
         proof = (
@@ -295,4 +300,46 @@ def witness_all(consortium: Consortium) -> dict[str, WitnessVerdict]:
         verdicts[name] = result.verdict
         if result.cosignature:
             record_cosignature(consortium, name, head, result.cosignature)
+            for refusal in found:  # cosigned with them in: erasing them now is a fork
+                node.refusal_witnessed(refusal.job, refusal.dataset)
     return verdicts
+
+
+def unrecorded_refusals(
+    consortium: Consortium, member: str, head: TreeHead
+) -> tuple[list[str], list[Refusal]]:
+    """(problems, refusals found): this member's refusal copies against the log under `head`.
+
+    Each refusal must be a `job.refused` entry signed by the member and included under the
+    head; the node checks the inclusion proof itself before it cosigns.
+    """
+    node = consortium.node(member)
+    public = node.steward_keys()
+    copies = []
+    for text in node.refusal_copies():
+        try:
+            refusal, signature = parse_refusal_copy(text)
+        except InvalidInput:
+            continue  # not a copy this node can stand behind
+        if any(keys.verify(k, refusal.signed_bytes(), signature) for k in public):
+            copies.append(refusal)
+    if not copies:
+        return [], []
+    tree = consortium.ledger.tree()
+    recorded: set[tuple[str, str]] = set()
+    with transaction(consortium.sessions) as session:
+        rows = session.execute(
+            select(LedgerEntryRow.seq, LedgerEntryRow.dataset, LedgerEntryRow.leaf).where(
+                LedgerEntryRow.kind == "job.refused",
+                LedgerEntryRow.actor == member,
+                LedgerEntryRow.seq < head.size,
+            )
+        )
+        for seq, dataset, leaf in rows:
+            proof = tree.inclusion_proof(seq, head.size)
+            leaf_hash = merkle.leaf_hash(leaf.encode())
+            if merkle.verify_inclusion(leaf_hash, seq, head.size, proof, bytes.fromhex(head.root)):
+                job = str(json.loads(leaf)["entry"]["payload"].get("job", ""))
+                recorded.add((job, str(dataset)))
+    problems = unrecorded(copies, recorded)
+    return problems, [c for c in copies if (c.job, c.dataset) in recorded]
