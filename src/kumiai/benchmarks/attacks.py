@@ -217,7 +217,7 @@ class Node:
         self, job: SignedJob, plan: FeaturePlan, server_round: int, **extra: Any
     ) -> RecordDict:
         arrays = LogisticRegression(len(plan.feature_names), len(plan.classes)).arrays
-        config = self.config(job, **{protocol.PLAN: plan.to_json(), "server-round": server_round})
+        config = self.config(job, **{protocol.PLAN: plan.to_json(), protocol.ROUND: server_round})
         config.update(extra)
         return RecordDict({"arrays": ArrayRecord(arrays), "config": ConfigRecord(config)})
 

@@ -15,7 +15,7 @@ from kumiai.node.home import NodeHome
 def admitted_job(context: Context) -> tuple[Path, str, Admitted]:
     """(home, dataset, record) of the job the guard admitted for this message."""
     state = context.state[protocol.STATE]
-    home = Path(str(state["home"]))
-    record = NodeHome(home).admission(str(state["job"]))
+    home = Path(str(state[protocol.STATE_HOME]))
+    record = NodeHome(home).admission(str(state[protocol.STATE_JOB]))
     assert record is not None  # the guard saved it before letting the message through
-    return home, str(state["dataset"]), Admitted.from_doc(record)
+    return home, str(state[protocol.DATASET]), Admitted.from_doc(record)

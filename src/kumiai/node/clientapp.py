@@ -90,10 +90,16 @@ def failure_mod(message: Message, context: Context, call_next: ClientAppCallable
         return call_next(message, context)
     except Exception as exc:  # every failure leaves as one line, never a traceback
         state = context.state.config_records.get(protocol.STATE)
-        dataset = str(state["dataset"]) if state is not None else "?"
-        job = str(state["job"]) if state is not None and "job" in state else "?"
+        dataset = str(state[protocol.DATASET]) if state is not None else "?"
+        job = (
+            str(state[protocol.STATE_JOB])
+            if state is not None and protocol.STATE_JOB in state
+            else "?"
+        )
         try:
-            steward = NodeHome(Path(str(state["home"]))).member_name if state else "the node"
+            steward = (
+                NodeHome(Path(str(state[protocol.STATE_HOME]))).member_name if state else "the node"
+            )
         except KumiaiError:
             steward = "the node"
         cause = (
@@ -124,7 +130,7 @@ def attestation_mod(message: Message, context: Context, call_next: ClientAppCall
     if admitted.job.document.settings.private:
         log = SpendLog(NodeHome(home), dataset)
         reply.content[protocol.SPEND] = ConfigRecord(
-            {"dataset": dataset, "attestation": log.attestation()}
+            {protocol.DATASET: dataset, protocol.ATTESTATION: log.attestation()}
         )
     return reply
 
@@ -168,21 +174,25 @@ def build_client_app(
         settings = job.settings
         content = RecordDict()
         if settings.private:  # the node's budget check, before round one spends anything
-            cap = float(context.state[protocol.STATE]["epsilon-cap"])  # type: ignore[arg-type]
+            cap = float(context.state[protocol.STATE][protocol.STATE_CAP])  # type: ignore[arg-type]
             attested = protocol.attested_of(config).get(dataset)
             allowed, reason, numbers = node.admit(
                 dataset, settings, job, None if cap < 0 else cap, attested
             )
             if not allowed:
-                steward = NodeHome(Path(str(context.state[protocol.STATE]["home"]))).member_name
+                steward = NodeHome(
+                    Path(str(context.state[protocol.STATE][protocol.STATE_HOME]))
+                ).member_name
                 text = f"{steward} refused job {job.job_id}: {reason}"
                 return Message(
                     Error(protocol.REFUSED, protocol.refusal_reason(dataset, text)),
                     reply_to=message,
                 )
-            content["privacy"] = ConfigRecord(numbers)
+            content[protocol.PRIVACY] = ConfigRecord(numbers)
         summary = node.summary(dataset, settings)
-        content["summary"] = ConfigRecord({"dataset": dataset, "summary": summary.to_json()})
+        content[protocol.SUMMARY] = ConfigRecord(
+            {protocol.DATASET: dataset, protocol.SUMMARY: summary.to_json()}
+        )
         return Message(content, reply_to=message)
 
     @app.train()
@@ -191,26 +201,27 @@ def build_client_app(
         settings = job.settings
         plan = FeaturePlan.from_json(str(config[protocol.PLAN]))
         secure = settings.secure_aggregation  # SecAgg+ speaks Flower's legacy FitIns
-        record = message.content[protocol.LEGACY_PARAMETERS if secure else "arrays"]
+        record = message.content[protocol.LEGACY_PARAMETERS if secure else protocol.ARRAYS]
         arrays = record.to_numpy_ndarrays()  # type: ignore[union-attr]
         new_arrays, examples, loss, epsilon = node.train(
-            dataset, settings, plan, arrays, int(config.get("server-round", 0)), job.job_id
+            dataset, settings, plan, arrays, int(config.get(protocol.ROUND, 0)), job.job_id
         )
         if settings.private and settings.dp_level == "client":
             examples = 1  # uniform weights: the noise is calibrated to a plain mean of members
         values: dict[str, float | int] = {
-            "num-examples": examples,
-            "epsilon": -1.0 if epsilon is None else epsilon,
+            protocol.EXAMPLES: examples,
+            protocol.EPSILON: -1.0 if epsilon is None else epsilon,
         }
         if not settings.private:  # under DP the exact loss over every row would leak, uncounted
-            values["train-loss"] = loss
+            values[protocol.TRAIN_LOSS] = loss
         if secure:  # secaggplus_mod masks these parameters before they leave the node
             parameters = ndarrays_to_parameters(new_arrays)
             fitres = FitRes(Status(Code.OK, ""), parameters, examples, values)  # type: ignore[arg-type]
             return Message(compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=message)
         metrics = MetricRecord(values)
         return Message(
-            RecordDict({"arrays": ArrayRecord(new_arrays), "metrics": metrics}), reply_to=message
+            RecordDict({protocol.ARRAYS: ArrayRecord(new_arrays), protocol.METRICS: metrics}),
+            reply_to=message,
         )
 
     @app.evaluate()
@@ -218,8 +229,8 @@ def build_client_app(
         node, dataset, config, job = unpack(message, context)
         settings = job.settings
         plan = FeaturePlan.from_json(str(config[protocol.PLAN]))
-        arrays = message.content["arrays"].to_numpy_ndarrays()  # type: ignore[union-attr]
+        arrays = message.content[protocol.ARRAYS].to_numpy_ndarrays()  # type: ignore[union-attr]
         score = node.evaluate(dataset, settings, plan, arrays)
-        return Message(RecordDict({"metrics": score_metrics(score)}), reply_to=message)
+        return Message(RecordDict({protocol.METRICS: score_metrics(score)}), reply_to=message)
 
     return app

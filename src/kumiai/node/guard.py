@@ -52,13 +52,13 @@ Mod = Callable[[Message, Context, ClientAppCallable], Message]
 
 def node_config_locator(context: Context) -> tuple[Path, str | None]:
     """Deployment: each SuperNode is started with --node-config "kumiai-home='...'"."""
-    home = context.node_config.get("kumiai-home")
+    home = context.node_config.get(protocol.NODE_HOME)
     if not home:
         raise KumiaiError(
             "this SuperNode has no node_config 'kumiai-home'; start it with "
             "--node-config \"kumiai-home='/path/to/member/home'\""
         )
-    dataset = context.node_config.get("kumiai-dataset")
+    dataset = context.node_config.get(protocol.NODE_DATASET)
     return Path(str(home)), (str(dataset) if dataset else None)
 
 
@@ -143,7 +143,7 @@ def read_request(message: Message, config: ConfigRecord) -> Request:
     """What the message asks for, as the rules compare it with the admitted job."""
     operation = OPERATION_OF_MESSAGE.get(message.metadata.message_type.split(".")[0], "unknown")
     try:
-        server_round = int(config.get("server-round", 0))  # type: ignore[arg-type]
+        server_round = int(config.get(protocol.ROUND, 0))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         server_round = -1
     plan = config.get(protocol.PLAN)
@@ -151,7 +151,7 @@ def read_request(message: Message, config: ConfigRecord) -> Request:
         operation=operation,
         server_round=server_round,
         secure=secure_stage(message) == Stage.COLLECT_MASKED_VECTORS,
-        proximal_mu=_optional_float(config, "proximal-mu", "proximal_mu"),
+        proximal_mu=_optional_float(config, protocol.FEDPROX_MU, protocol.LEGACY_FEDPROX_MU),
         clipping_norm=_optional_float(config, KEY_CLIPPING_NORM),
         plan=hashlib.sha256(str(plan).encode()).hexdigest() if plan is not None else "",
     )
@@ -231,7 +231,9 @@ def _decide_job(
         return Admission(Decision(False, f"{steward} refused job {doc.job_id}: {problem}"), dataset)
     state = context.state.config_records.get(protocol.STATE)
     bound = check_run(
-        str(state["job"]) if state and "job" in state else None, doc.job_id, context.run_id
+        str(state[protocol.STATE_JOB]) if state and protocol.STATE_JOB in state else None,
+        doc.job_id,
+        context.run_id,
     )
     if not bound.allowed:
         return Admission(Decision(False, f"{steward} {bound.reason}"), dataset)
@@ -285,8 +287,8 @@ def _decide_stage(message: Message, context: Context, node: NodeHome, stage: str
     """
     state = context.state.config_records.get(protocol.STATE)
     admitted: Admitted | None = None
-    if state is not None and "job" in state:
-        record = node.admission(str(state["job"]))
+    if state is not None and protocol.STATE_JOB in state:
+        record = node.admission(str(state[protocol.STATE_JOB]))
         admitted = Admitted.from_doc(record) if record is not None else None
     configs = message.content.config_records[RECORD_KEY_CONFIGS]
 
@@ -351,10 +353,10 @@ def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
         cap = admission.epsilon_cap
         context.state[protocol.STATE] = ConfigRecord(
             {
-                "home": str(home),
-                "dataset": admission.dataset,
-                "job": admitted.job.document.job_id,
-                "epsilon-cap": -1.0 if cap is None else cap,
+                protocol.STATE_HOME: str(home),
+                protocol.STATE_DATASET: admission.dataset,
+                protocol.STATE_JOB: admitted.job.document.job_id,
+                protocol.STATE_CAP: -1.0 if cap is None else cap,
             }
         )
         reply = call_next(message, context)
@@ -372,10 +374,10 @@ def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
         if admission.cosignature and head is not None and reply.has_content():
             reply.content[protocol.COSIGNATURE] = ConfigRecord(
                 {
-                    "witness": admission.steward,
-                    "size": head.size,
-                    "head": head.to_json(),
-                    "signature": admission.cosignature,
+                    protocol.WITNESS: admission.steward,
+                    protocol.SIZE: head.size,
+                    protocol.SIGNED_HEAD: head.to_json(),
+                    protocol.SIGNATURE: admission.cosignature,
                 }
             )
         return reply

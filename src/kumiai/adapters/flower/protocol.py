@@ -17,6 +17,28 @@ COSIGNATURE = "kumiai-cosignature"  # ConfigRecord a node adds to its reply
 SPEND = "kumiai-spend"  # ConfigRecord a node adds to a reply: its signed spend attestation
 ATTESTED = "kumiai-attested"  # {dataset: the latest attestation the coordinator holds}
 STATE = "kumiai"  # ConfigRecord the guard leaves in Context.state for the handlers
+# Records and keys of kumiai's own messages
+CONFIG = "config"  # the ConfigRecord of a query, train or evaluate message
+ARRAYS = "arrays"  # model parameters (Flower's Message-API convention)
+METRICS = "metrics"  # a reply's MetricRecord
+LEGACY_METRICS = "fitres.metrics"  # the same under SecAgg+ (Flower's legacy FitRes)
+SUMMARY = "summary"  # ConfigRecord of a node's SiteSummary: {DATASET, SUMMARY}
+PRIVACY = "privacy"  # ConfigRecord of a node's privacy plan at admission
+DATASET = "dataset"
+ATTESTATION = "attestation"
+EXAMPLES = "num-examples"
+TRAIN_LOSS = "train-loss"  # only without DP
+EPSILON = "epsilon"  # cumulative ε of the job on the dataset, -1 when not private
+CORRECT, LOSS_SUM, HIST_POS, HIST_NEG = "correct", "loss-sum", "hist-pos", "hist-neg"
+WITNESS, SIZE, SIGNED_HEAD, SIGNATURE = "witness", "size", "head", "signature"  # COSIGNATURE
+# A SuperNode's --node-config: which member home (and dataset) it serves
+NODE_HOME, NODE_DATASET = "kumiai-home", "kumiai-dataset"
+# Keys of the STATE record the guard leaves for the handlers
+STATE_HOME, STATE_DATASET, STATE_JOB, STATE_CAP = "home", "dataset", "job", "epsilon-cap"
+# Keys Flower's strategies put in a config (the node compares them with its document)
+ROUND = "server-round"
+FEDPROX_MU, LEGACY_FEDPROX_MU = "proximal-mu", "proximal_mu"
+
 REFUSED = 4030  # Flower Error code of a node's refusal
 FAILED = 5030  # Flower Error code of a node that could not do admitted work (bad data, ...)
 LEGACY_PARAMETERS = "fitins.parameters"  # where SecAgg+ (legacy FitIns) carries the model
@@ -64,7 +86,7 @@ def parse_refusal(text: str) -> tuple[str | None, str]:
     """
     match = _REFUSAL.match(text or "")
     if match:
-        return match["dataset"], match["reason"]
+        return match[DATASET], match["reason"]
     clean = _ANSI.sub("", text or "unknown error")
     if "Message: " in clean:
         clean = clean.rsplit("Message: ", 1)[1]
@@ -102,12 +124,12 @@ def score_metrics(score: SiteScore) -> MetricRecord:
 
 
 def metrics_score(metrics: MetricRecord) -> SiteScore:
-    pos = np.asarray(metrics["hist-pos"], dtype=np.int64)
-    neg = np.asarray(metrics["hist-neg"], dtype=np.int64)
+    pos = np.asarray(metrics[HIST_POS], dtype=np.int64)
+    neg = np.asarray(metrics[HIST_NEG], dtype=np.int64)
     return SiteScore(
-        examples=int(metrics["num-examples"]),  # type: ignore[arg-type]
-        correct=int(metrics["correct"]),  # type: ignore[arg-type]
-        loss_sum=float(metrics["loss-sum"]),  # type: ignore[arg-type]
+        examples=int(metrics[EXAMPLES]),  # type: ignore[arg-type]
+        correct=int(metrics[CORRECT]),  # type: ignore[arg-type]
+        loss_sum=float(metrics[LOSS_SUM]),  # type: ignore[arg-type]
         hist_pos=pos.reshape(-1, HISTOGRAM_BINS),
         hist_neg=neg.reshape(-1, HISTOGRAM_BINS),
     )

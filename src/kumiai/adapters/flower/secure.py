@@ -18,6 +18,7 @@ from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
 from flwr.serverapp import Grid
 
+from kumiai.adapters.flower import protocol
 from kumiai.domain.errors import JobFailed
 from kumiai.domain.training import TrainingSettings
 
@@ -105,12 +106,12 @@ def run_secure_rounds(
     """
 
     def fit_config(server_round: int) -> dict[str, Any]:
-        return {**dict(config), "server-round": server_round}
+        return {**dict(config), protocol.ROUND: server_round}
 
     def evaluate(grid: Grid, legacy_context: Context) -> None:
         current = legacy_context.state.config_records[MAIN_CONFIGS_RECORD][Key.CURRENT_ROUND]
         arrays = legacy_context.state.array_records[MAIN_PARAMS_RECORD]
-        round_config = ConfigRecord({**dict(config), "server-round": int(current)})
+        round_config = ConfigRecord({**dict(config), protocol.ROUND: int(current)})
         messages = [
             Message(
                 RecordDict(

@@ -178,7 +178,7 @@ class ObservingGrid(Grid):
                 _keep_attestation(reply, self.observer)
         elif kind == MessageType.EVALUATE:
             scores = {
-                self.sites[r.metadata.src_node_id]: metrics_score(r.content["metrics"])
+                self.sites[r.metadata.src_node_id]: metrics_score(r.content[protocol.METRICS])
                 for r in good
                 if r.metadata.src_node_id in self.sites
             }
@@ -199,8 +199,8 @@ class ObservingGrid(Grid):
         self._stage = ""
         for message in messages:
             config = protocol.job_config(message)
-            if config is not None and "server-round" in config:
-                self._round = int(config["server-round"])  # type: ignore[arg-type]
+            if config is not None and protocol.ROUND in config:
+                self._round = int(config[protocol.ROUND])  # type: ignore[arg-type]
                 break
             if message.metadata.group_id.isdigit():
                 self._round = int(message.metadata.group_id)
@@ -217,26 +217,28 @@ class ObservingGrid(Grid):
         """
         found = []
         for reply in replies:
-            record = reply.content.get("metrics") or reply.content.get("fitres.metrics")
-            if record is not None and "num-examples" in record:
+            record = reply.content.get(protocol.METRICS) or reply.content.get(
+                protocol.LEGACY_METRICS
+            )
+            if record is not None and protocol.EXAMPLES in record:
                 found.append((self.sites.get(reply.metadata.src_node_id), record))
         if not found:
             return
-        with_loss = [r for _, r in found if "train-loss" in r]
+        with_loss = [r for _, r in found if protocol.TRAIN_LOSS in r]
         self._train_loss = (
             float(
                 np.average(
-                    [float(r["train-loss"]) for r in with_loss],
-                    weights=[float(r["num-examples"]) for r in with_loss],
+                    [float(r[protocol.TRAIN_LOSS]) for r in with_loss],
+                    weights=[float(r[protocol.EXAMPLES]) for r in with_loss],
                 )
             )
             if with_loss
             else None
         )
         self._epsilons = {
-            site: float(r["epsilon"])
+            site: float(r[protocol.EPSILON])
             for site, r in found
-            if site is not None and float(r.get("epsilon", -1.0)) >= 0
+            if site is not None and float(r.get(protocol.EPSILON, -1.0)) >= 0
         }
 
     def _drop(self, node_id: int, reason: str, server_round: int) -> None:
@@ -262,7 +264,7 @@ def _keep_attestation(reply: Message, observer: JobObserver) -> None:
     """A node's signed word on its spend log, kept to be presented before its next job."""
     if protocol.SPEND in reply.content:
         spend = reply.content[protocol.SPEND]
-        observer.spend_attested(str(spend["dataset"]), str(spend["attestation"]))
+        observer.spend_attested(str(spend[protocol.DATASET]), str(spend[protocol.ATTESTATION]))
 
 
 def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, str]:
@@ -276,7 +278,11 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
             )
         time.sleep(0.2)
     messages = [
-        Message(RecordDict({"config": job.config()}), dst_node_id=n, message_type=MessageType.QUERY)
+        Message(
+            RecordDict({protocol.CONFIG: job.config()}),
+            dst_node_id=n,
+            message_type=MessageType.QUERY,
+        )
         for n in node_ids
     ]
     replies = list(grid.send_and_receive(messages, timeout=job.query_timeout))
@@ -291,13 +297,17 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
             continue
         if protocol.COSIGNATURE in reply.content:
             cosig = reply.content[protocol.COSIGNATURE]
-            observer.cosigned(str(cosig["witness"]), str(cosig["head"]), str(cosig["signature"]))
-        record = reply.content["summary"]
-        dataset = str(record["dataset"])
-        summaries[dataset] = SiteSummary.from_json(str(record["summary"]))
+            observer.cosigned(
+                str(cosig[protocol.WITNESS]),
+                str(cosig[protocol.SIGNED_HEAD]),
+                str(cosig[protocol.SIGNATURE]),
+            )
+        record = reply.content[protocol.SUMMARY]
+        dataset = str(record[protocol.DATASET])
+        summaries[dataset] = SiteSummary.from_json(str(record[protocol.SUMMARY]))
         job.rows[dataset] = summaries[dataset].rows
         if "privacy" in reply.content:
-            plan = reply.content["privacy"]
+            plan = reply.content[protocol.PRIVACY]
             observer.privacy_planned(dataset, {k: float(v) for k, v in plan.items()})
         _keep_attestation(reply, observer)
         sites[reply.metadata.src_node_id] = dataset
