@@ -24,8 +24,13 @@ def heart_consortium(
     max_rounds: int = 20,
     kinds: str = "train,evaluate",
     plain_aggregation: bool = False,
+    statistics: dict[str, str] | None = None,
+    min_cohort: int = 0,
+    epsilon_cap: float | None = None,
 ) -> tuple[Consortium, dict[str, str]]:
     """Hospitals with heart data, one active project, requests signed by `sign`.
+
+    `statistics` sets a hospital's aggregate_statistics term (default: allowed).
 
     Returns the consortium and each hospital's request id.
     """
@@ -58,6 +63,9 @@ def heart_consortium(
             max_rounds=max_rounds,
             expires_at=utc_now() + timedelta(days=30),
             plain_aggregation=plain_aggregation,
+            aggregate_statistics=(statistics or {}).get(member, "allowed"),
+            min_cohort=min_cohort,
+            epsilon_cap=epsilon_cap,
         )
         requests[member] = request.id
         if member in sign:

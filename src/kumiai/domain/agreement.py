@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kumiai.domain import keys
 from kumiai.domain.canonical import canonical_json, load_json, require_version
 from kumiai.domain.clock import parse_iso, to_iso
+from kumiai.domain.disclosure import ALLOWED, statistics_terms
 from kumiai.domain.errors import InvalidInput, UnsupportedVersion
 from kumiai.domain.job import JobKind
 
@@ -33,6 +34,10 @@ class AgreementTerms:
     epsilon_cap: float | None = None
     # May the coordinator see this node's individual updates (no secure aggregation)?
     plain_aggregation: bool = False
+    # What summaries and evaluation aggregates may leave: allowed | dp | forbidden
+    # (kumiai.domain.disclosure), and over how few rows none may.
+    aggregate_statistics: str = ALLOWED
+    min_cohort: int = 0
 
     def payload(self) -> dict[str, object]:
         return {
@@ -50,6 +55,8 @@ class AgreementTerms:
             "signed_at": to_iso(self.signed_at),
             "epsilon_cap": self.epsilon_cap,
             "plain_aggregation": self.plain_aggregation,
+            "aggregate_statistics": self.aggregate_statistics,
+            "min_cohort": self.min_cohort,
         }
 
     @classmethod
@@ -64,6 +71,7 @@ class AgreementTerms:
         kinds = doc["job_kinds"]
         if not isinstance(kinds, list):
             raise ValueError("job_kinds must be a list")
+        statistics, min_cohort = statistics_terms(doc)
         return cls(
             agreement_id=str(doc["agreement_id"]),
             request_id=str(doc["request_id"]),
@@ -77,6 +85,8 @@ class AgreementTerms:
             signed_at=parse_iso(str(doc["signed_at"])),
             epsilon_cap=None if doc.get("epsilon_cap") is None else float(str(doc["epsilon_cap"])),
             plain_aggregation=bool(doc.get("plain_aggregation", False)),
+            aggregate_statistics=statistics,
+            min_cohort=min_cohort,
         )
 
 

@@ -44,8 +44,13 @@ class SiteScore:
         }
 
 
-def score_site(proba: NDArray[np.float64], labels: NDArray[np.int64]) -> SiteScore:
-    """Aggregate one site's predictions; binary problems score the positive class only."""
+def score_site(
+    proba: NDArray[np.float64], labels: NDArray[np.int64], loss_bound: float | None = None
+) -> SiteScore:
+    """Aggregate one site's predictions; binary problems score the positive class only.
+
+    `loss_bound` clips each row's log loss, so one row moves the sum by at most that much.
+    """
     n_classes = proba.shape[1]
     scored = [1] if n_classes == 2 else list(range(n_classes))
     pos = np.zeros((len(scored), HISTOGRAM_BINS), dtype=np.int64)
@@ -56,10 +61,13 @@ def score_site(proba: NDArray[np.float64], labels: NDArray[np.int64]) -> SiteSco
         pos[row] = np.bincount(bins[is_pos], minlength=HISTOGRAM_BINS)
         neg[row] = np.bincount(bins[~is_pos], minlength=HISTOGRAM_BINS)
     picked = np.clip(proba[np.arange(len(labels)), labels], 1e-12, 1.0)
+    losses = -np.log(picked)
+    if loss_bound is not None:
+        losses = np.minimum(losses, loss_bound)
     return SiteScore(
         examples=len(labels),
         correct=int((proba.argmax(axis=1) == labels).sum()),
-        loss_sum=float(-np.log(picked).sum()),
+        loss_sum=float(losses.sum()),
         hist_pos=pos,
         hist_neg=neg,
     )

@@ -5,6 +5,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from kumiai.domain.client_dp import CLIENT_STRATEGIES, plan_client_dp
+from kumiai.domain.disclosure import PublicDomain
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.privacy import (
     PrivacyPlan,
@@ -45,10 +46,19 @@ class TrainingSettings:
     # SecAgg+: the coordinator sees only the sum of the nodes' updates. Off only if every
     # agreement allows plain aggregation.
     secure_aggregation: bool = True
+    # At sites whose agreement releases statistics only under DP: the ε their summary and
+    # final scores spend together (half each), and the public bounds the noise is calibrated
+    # to (kumiai.domain.disclosure.PublicDomain as JSON; empty: none declared).
+    statistics_epsilon: float = 1.0
+    public_domain: str = ""
 
     @property
     def private(self) -> bool:
         return self.epsilon is not None or self.noise_multiplier is not None
+
+    @property
+    def domain(self) -> PublicDomain | None:
+        return PublicDomain.from_json(self.public_domain) if self.public_domain else None
 
     @property
     def local_proximal_mu(self) -> float:
@@ -70,6 +80,7 @@ class TrainingSettings:
             ("noise_multiplier", "noise multiplier", "--noise-multiplier"),
             ("clipping_norm", "clipping norm", "--clipping"),
             ("delta", "delta", "--delta"),
+            ("statistics_epsilon", "statistics epsilon", "--statistics-epsilon"),
         ):
             value = getattr(self, field_name)
             if value is None and field_name in ("epsilon", "noise_multiplier", "delta"):
@@ -122,6 +133,13 @@ class TrainingSettings:
                 "is added, so the noise would no longer bound what is released"
             )
         check_accountant(self.accountant)
+        if self.statistics_epsilon <= 0:
+            raise InvalidInput(
+                f"statistics epsilon (--statistics-epsilon) must be > 0 "
+                f"(got {self.statistics_epsilon})"
+            )
+        if self.public_domain:
+            PublicDomain.from_json(self.public_domain, "the public domain (--public-domain)")
         if self.delta is not None and not 0 < self.delta < 1:
             raise InvalidInput(
                 f"delta must be between 0 and 1, exclusive (got {self.delta}); "

@@ -25,8 +25,9 @@ from numpy.typing import NDArray
 
 from kumiai.adapters.flower import protocol
 from kumiai.adapters.flower.protocol import score_metrics
+from kumiai.domain.disclosure import ALLOWED, DP, FORBIDDEN, cohort_refusal
 from kumiai.domain.errors import KumiaiError
-from kumiai.domain.job import JobDocument
+from kumiai.domain.job import JobDocument, JobKind
 from kumiai.domain.metrics import SiteScore
 from kumiai.domain.preprocessing import FeaturePlan, SiteSummary
 from kumiai.domain.training import TrainingSettings
@@ -42,7 +43,13 @@ Arrays = list[NDArray[np.float64]]
 class NodeOperations(Protocol):
     """What a node can do on its own rows (implemented in kumiai.node.worker)."""
 
-    def summary(self, dataset: str, settings: TrainingSettings) -> SiteSummary: ...
+    def cohort(self, dataset: str, settings: TrainingSettings) -> tuple[int, int]: ...
+
+    def spent(self, dataset: str, job: str) -> float | None: ...
+
+    def summary(
+        self, dataset: str, settings: TrainingSettings, statistics: str = ALLOWED, job: str = ""
+    ) -> SiteSummary | None: ...
 
     def admit(
         self,
@@ -51,6 +58,7 @@ class NodeOperations(Protocol):
         job: JobDocument,
         agreement_cap: float | None,
         attested: str | None = None,
+        statistics: str = ALLOWED,
     ) -> tuple[bool, str, dict[str, float]]: ...
 
     def train(
@@ -64,8 +72,15 @@ class NodeOperations(Protocol):
     ) -> tuple[Arrays, int, float, float | None]: ...
 
     def evaluate(
-        self, dataset: str, settings: TrainingSettings, plan: FeaturePlan, arrays: Arrays
-    ) -> SiteScore: ...
+        self,
+        dataset: str,
+        settings: TrainingSettings,
+        plan: FeaturePlan,
+        arrays: Arrays,
+        statistics: str = ALLOWED,
+        job: str = "",
+        final: bool = False,
+    ) -> SiteScore | None: ...
 
 
 def secure_aggregation_mod(
@@ -113,6 +128,9 @@ def failure_mod(message: Message, context: Context, call_next: ClientAppCallable
         )
 
 
+_SPENDING = (MessageType.QUERY, MessageType.TRAIN, MessageType.EVALUATE)
+
+
 def attestation_mod(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
     """After a private job's admission or round changed the spend log: the node's signed word.
 
@@ -122,12 +140,12 @@ def attestation_mod(message: Message, context: Context, call_next: ClientAppCall
     reply = call_next(message, context)
     state = context.state.config_records.get(protocol.STATE)
     kind = message.metadata.message_type
-    if reply.has_error() or state is None or kind not in (MessageType.QUERY, MessageType.TRAIN):
+    if reply.has_error() or state is None or kind not in _SPENDING:
         return reply
     if protocol.job_config(message) is None:  # a SecAgg+ step: the log did not change
         return reply
     home, dataset, admitted = admitted_job(context)
-    if admitted.job.document.settings.private:
+    if admitted.job.document.settings.private or state[protocol.STATE_STATISTICS] == DP:
         log = SpendLog(NodeHome(home), dataset)
         reply.content[protocol.SPEND] = ConfigRecord(
             {protocol.DATASET: dataset, protocol.ATTESTATION: log.attestation()}
@@ -172,27 +190,47 @@ def build_client_app(
     def summarise(message: Message, context: Context) -> Message:
         node, dataset, config, job = unpack(message, context)
         settings = job.settings
+        state = context.state[protocol.STATE]
+        statistics, cohort = (
+            str(state[protocol.STATE_STATISTICS]),
+            int(state[protocol.STATE_COHORT]),
+        )  # type: ignore[arg-type]
+
+        def refuse(reason: str) -> Message:
+            steward = NodeHome(Path(str(state[protocol.STATE_HOME]))).member_name
+            text = f"{steward} refused job {job.job_id}: {reason}"
+            return Message(
+                Error(protocol.REFUSED, protocol.refusal_reason(dataset, text)), reply_to=message
+            )
+
+        train_rows, test_rows = node.cohort(dataset, settings)
+        agreement_id = job.agreements.get(dataset, "?")
+        if (small := cohort_refusal(agreement_id, cohort, train_rows, test_rows)) is not None:
+            return refuse(small)
+        if statistics == FORBIDDEN and job.kind is JobKind.STATISTICS:
+            return refuse(
+                f"agreement {agreement_id} lets no aggregate statistics leave this node, and a "
+                "statistics job releases nothing else"
+            )
         content = RecordDict()
-        if settings.private:  # the node's budget check, before round one spends anything
-            cap = float(context.state[protocol.STATE][protocol.STATE_CAP])  # type: ignore[arg-type]
+        if settings.private or statistics == DP:  # the budget check, before anything is spent
+            cap = float(state[protocol.STATE_CAP])  # type: ignore[arg-type]
             attested = protocol.attested_of(config).get(dataset)
             allowed, reason, numbers = node.admit(
-                dataset, settings, job, None if cap < 0 else cap, attested
+                dataset, settings, job, None if cap < 0 else cap, attested, statistics
             )
             if not allowed:
-                steward = NodeHome(
-                    Path(str(context.state[protocol.STATE][protocol.STATE_HOME]))
-                ).member_name
-                text = f"{steward} refused job {job.job_id}: {reason}"
-                return Message(
-                    Error(protocol.REFUSED, protocol.refusal_reason(dataset, text)),
-                    reply_to=message,
-                )
+                return refuse(reason)
             content[protocol.PRIVACY] = ConfigRecord(numbers)
-        summary = node.summary(dataset, settings)
-        content[protocol.SUMMARY] = ConfigRecord(
-            {protocol.DATASET: dataset, protocol.SUMMARY: summary.to_json()}
-        )
+        summary = node.summary(dataset, settings, statistics, job.job_id)
+        released: dict[str, str | int] = {protocol.DATASET: dataset, protocol.ROWS: train_rows}
+        if summary is None:
+            released[protocol.WITHHELD] = (
+                f"agreement {agreement_id} keeps aggregate statistics at the node"
+            )
+        else:
+            released[protocol.SUMMARY] = summary.to_json()
+        content[protocol.SUMMARY] = ConfigRecord(released)
         return Message(content, reply_to=message)
 
     @app.train()
@@ -230,7 +268,19 @@ def build_client_app(
         settings = job.settings
         plan = FeaturePlan.from_json(str(config[protocol.PLAN]))
         arrays = message.content[protocol.ARRAYS].to_numpy_ndarrays()  # type: ignore[union-attr]
-        score = node.evaluate(dataset, settings, plan, arrays)
-        return Message(RecordDict({protocol.METRICS: score_metrics(score)}), reply_to=message)
+        statistics = str(context.state[protocol.STATE][protocol.STATE_STATISTICS])
+        _, _, admitted = admitted_job(context)
+        server_round = int(config.get(protocol.ROUND, 0))  # type: ignore[arg-type]
+        # under DP, scores leave once: for the last round's model, after this node trained it
+        final = server_round == job.rounds and admitted.trained == job.rounds
+        score = node.evaluate(dataset, settings, plan, arrays, statistics, job.job_id, final)
+        if score is None:
+            return Message(
+                RecordDict({protocol.METRICS: protocol.withheld_metrics()}), reply_to=message
+            )
+        metrics = score_metrics(score)
+        if statistics == DP:  # what the scores cost, for the coordinator's mirror
+            metrics[protocol.EPSILON] = node.spent(dataset, job.job_id) or 0.0
+        return Message(RecordDict({protocol.METRICS: metrics}), reply_to=message)
 
     return app

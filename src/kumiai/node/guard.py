@@ -38,6 +38,7 @@ from kumiai.domain.admission import (
 )
 from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.clock import utc_now
+from kumiai.domain.disclosure import ALLOWED
 from kumiai.domain.errors import KumiaiError
 from kumiai.domain.job import OPERATION_OF_MESSAGE, SignedJob
 from kumiai.domain.ledger import TreeHead
@@ -70,6 +71,8 @@ class Admission:
     dataset: str
     steward: str = ""
     epsilon_cap: float | None = None  # the agreement's cap, for the node's budget check
+    statistics: str = ALLOWED  # the agreement's aggregate_statistics term
+    min_cohort: int = 0  # and its minimum cohort
     cosignature: str = ""  # the node's signature on the coordinator's head, if it cosigned
     head: TreeHead | None = None
     admitted: Admitted | None = None  # the node's record of the job (None for stage steps)
@@ -276,8 +279,20 @@ def _decide_job(
         return Admission(witnessed, dataset)
     if record is None:
         node.save_admission(doc.job_id, admitted.to_doc())  # admitted once, before any work
-    cap = agreement.terms.epsilon_cap if agreement is not None else None
-    return Admission(decision, dataset, steward, cap, cosignature, head, admitted, request)
+    assert agreement is not None  # check_job refuses a job without one
+    terms = agreement.terms
+    return Admission(
+        decision,
+        dataset,
+        steward,
+        terms.epsilon_cap,
+        terms.aggregate_statistics,
+        terms.min_cohort,
+        cosignature,
+        head,
+        admitted,
+        request,
+    )
 
 
 def _decide_stage(message: Message, context: Context, node: NodeHome, stage: str) -> Admission:
@@ -357,6 +372,8 @@ def make_guard_mod(locate: NodeLocator = node_config_locator) -> Mod:
                 protocol.STATE_DATASET: admission.dataset,
                 protocol.STATE_JOB: admitted.job.document.job_id,
                 protocol.STATE_CAP: -1.0 if cap is None else cap,
+                protocol.STATE_STATISTICS: admission.statistics,
+                protocol.STATE_COHORT: admission.min_cohort,
             }
         )
         reply = call_next(message, context)

@@ -17,13 +17,25 @@ from numpy.typing import NDArray
 from kumiai.adapters import tables
 from kumiai.adapters.models.dpsgd import dp_sgd
 from kumiai.adapters.models.logistic import LogisticRegression
+from kumiai.domain.disclosure import (
+    ALLOWED,
+    DP,
+    DP_LOSS_BOUND,
+    FORBIDDEN,
+    PublicDomain,
+    clip_to_domain,
+    domain_gaps,
+    noisy_score,
+    noisy_summary,
+)
 from kumiai.domain.errors import DataError, InvalidInput, StateError
-from kumiai.domain.job import JobDocument
+from kumiai.domain.job import JobDocument, operation_refusal
 from kumiai.domain.metrics import SiteScore, score_site
 from kumiai.domain.preprocessing import Columns, FeaturePlan, SiteSummary, summarise
 from kumiai.domain.privacy import PrivacyPlan, spent_after
 from kumiai.domain.schema import Schema, TargetSpec
 from kumiai.domain.training import TrainingSettings, plan_privacy_for
+from kumiai.node.disclosure import laplace
 from kumiai.node.home import LocalDataset, NodeHome
 from kumiai.node.spendlog import SpendLog
 
@@ -124,9 +136,38 @@ class NodeWorker:
             stamp = (0, 0)  # load_rows reports the missing file
         return _cached_split(str(self.home), dataset, settings.seed, settings.test_fraction, stamp)
 
-    def summary(self, dataset: str, settings: TrainingSettings) -> SiteSummary:
+    def cohort(self, dataset: str, settings: TrainingSettings) -> tuple[int, int]:
+        """(training rows, test rows): public, as the catalogue's row count is."""
         part = self.split(dataset, settings)
-        return summarise(part.train, part.schema, part.train_labels)
+        return len(part.train_labels), len(part.test_labels)
+
+    def summary(
+        self, dataset: str, settings: TrainingSettings, statistics: str = ALLOWED, job: str = ""
+    ) -> SiteSummary | None:
+        """The summary this site's agreement lets leave: exact, noised (and paid), or None."""
+        if statistics == FORBIDDEN:
+            return None
+        part = self.split(dataset, settings)
+        if statistics == ALLOWED:
+            return summarise(part.train, part.schema, part.train_labels)
+        domain = self._domain(dataset, settings, part.schema)
+        columns, labels = clip_to_domain(part.train, part.train_labels, part.schema, domain)
+        log, held = self._held(dataset, job)
+        share = float(held.details["summary_epsilon"])
+        log.spend(job=job, round_=0, epsilon=held.spent + share)  # paid before it leaves
+        return noisy_summary(summarise(columns, part.schema, labels), domain, share, laplace)
+
+    def _domain(self, dataset: str, settings: TrainingSettings, schema: Schema) -> PublicDomain:
+        domain = settings.domain or PublicDomain()
+        gaps = domain_gaps(schema, domain)
+        if gaps:
+            raise InvalidInput(
+                f"dataset {dataset!r} releases statistics only under differential privacy, "
+                "which needs public bounds the job document does not declare: "
+                + "; ".join(gaps)
+                + ". Declare them in a file given with --public-domain"
+            )
+        return domain
 
     def privacy_plan(self, dataset: str, settings: TrainingSettings) -> tuple[PrivacyPlan, int]:
         """This site's share of a private job: (plan over all rounds, steps per round).
@@ -143,34 +184,52 @@ class NodeWorker:
         job: JobDocument,
         agreement_cap: float | None,
         attested: str | None = None,
+        statistics: str = ALLOWED,
     ) -> tuple[bool, str, dict[str, float]]:
         """Before round one: plan the job's whole spend and reserve it, or refuse.
 
-        `attested`: the latest attestation of this dataset's spend log the coordinator holds.
+        The spend is the training's ε (a private job) plus, where the agreement releases
+        statistics only under DP, the statistics ε. `attested`: the latest attestation of
+        this dataset's spend log the coordinator holds.
         """
-        try:
-            plan, steps_per_round = self.privacy_plan(dataset, settings)
-        except InvalidInput as exc:
-            return False, str(exc), {}
-        details = {**plan.as_dict(), "steps_per_round": steps_per_round, "rounds": settings.rounds}
+        numbers: dict[str, float] = {"epsilon": 0.0, "delta": 0.0, "noise_multiplier": 0.0}
+        details: dict[str, Any] = {"rounds": settings.rounds}
+        if settings.private:
+            try:
+                plan, steps_per_round = self.privacy_plan(dataset, settings)
+            except InvalidInput as exc:
+                return False, str(exc), {}
+            details = {**plan.as_dict(), "steps_per_round": steps_per_round, **details}
+            numbers = {
+                "epsilon": plan.epsilon,
+                "delta": plan.delta,
+                "noise_multiplier": plan.noise_multiplier,
+                "sample_rate": plan.sample_rate,
+                "steps": float(plan.steps),
+            }
+            if plan.member_epsilon is not None:
+                numbers["member_epsilon"] = plan.member_epsilon
+        if statistics == DP:
+            try:
+                self._domain(dataset, settings, self.split(dataset, settings).schema)
+            except InvalidInput as exc:
+                return False, str(exc), {}
+            share = settings.statistics_epsilon / 2  # half the summary, half the final scores
+            details["summary_epsilon"] = share
+            details["evaluation_epsilon"] = (
+                share if operation_refusal(job.kind, "evaluate") is None else 0.0
+            )
+            numbers["statistics_epsilon"] = share + details["evaluation_epsilon"]
+            numbers["epsilon"] += numbers["statistics_epsilon"]
         decision = SpendLog(NodeHome(self.home), dataset).reserve(
             job=job.job_id,
             project=job.project,
-            planned=plan.epsilon,
-            delta=plan.delta,
+            planned=numbers["epsilon"],
+            delta=numbers["delta"],
             agreement_cap=agreement_cap,
             details=details,
             attested=attested,
         )
-        numbers = {
-            "epsilon": plan.epsilon,
-            "delta": plan.delta,
-            "noise_multiplier": plan.noise_multiplier,
-            "sample_rate": plan.sample_rate,
-            "steps": float(plan.steps),
-        }
-        if plan.member_epsilon is not None:
-            numbers["member_epsilon"] = plan.member_epsilon
         return decision.allowed, decision.reason, numbers
 
     def train(
@@ -208,10 +267,25 @@ class NodeWorker:
         )
         if settings.private:  # client level: the update is clipped on its way out (a mod)
             log, held, trained = self._claim_round(dataset, job, server_round)
-            spent = spent_after(held.details, trained)
+            spent = _paid(held.details) + spent_after(held.details, trained)
             log.spend(job=job, round_=trained, epsilon=spent)
             return model.arrays, len(y), model.loss(X, y), spent
-        return model.arrays, len(y), model.loss(X, y), None
+        return model.arrays, len(y), model.loss(X, y), self.spent(dataset, job)
+
+    def spent(self, dataset: str, job: str) -> float | None:
+        """What a job has spent on this dataset so far (None: it holds no reservation)."""
+        held = SpendLog(NodeHome(self.home), dataset).view().jobs.get(job)
+        return None if held is None else held.spent
+
+    def _held(self, dataset: str, job: str) -> tuple[SpendLog, Any]:
+        log = SpendLog(NodeHome(self.home), dataset)
+        held = log.view().jobs.get(job)
+        if held is None or held.released:
+            raise StateError(
+                f"job {job} holds no privacy reservation on {dataset!r}; it must "
+                "pass the node's budget check first"
+            )
+        return log, held
 
     def _claim_round(self, dataset: str, job: str, server_round: int) -> tuple[SpendLog, Any, int]:
         """The job's reservation and the number of the round about to be paid for.
@@ -263,7 +337,7 @@ class NodeWorker:
             prox_mu=settings.local_proximal_mu,
             anchor=anchor,
         )
-        spent = spent_after(d, trained)
+        spent = _paid(d) + spent_after(d, trained)
         log.spend(job=job, round_=trained, epsilon=spent)
         return spent
 
@@ -273,11 +347,32 @@ class NodeWorker:
         settings: TrainingSettings,
         plan: FeaturePlan,
         arrays: list[NDArray[np.float64]],
-    ) -> SiteScore:
+        statistics: str = ALLOWED,
+        job: str = "",
+        final: bool = False,
+    ) -> SiteScore | None:
+        """The scores this site's agreement lets leave, or None (withheld).
+
+        Under `dp` they leave once, for the `final` model, noised and paid for.
+        """
+        if statistics == FORBIDDEN or (statistics == DP and not final):
+            return None
         part = self.split(dataset, settings)
         model = LogisticRegression(len(plan.feature_names), len(plan.classes))
         model.arrays = arrays
         X = plan.transform(part.test)
-        return score_site(
-            model.predict_proba(X), plan.encode_labels(part.test_labels, f"dataset {dataset!r}")
-        )
+        labels = plan.encode_labels(part.test_labels, f"dataset {dataset!r}")
+        if statistics == ALLOWED:
+            return score_site(model.predict_proba(X), labels)
+        score = score_site(model.predict_proba(X), labels, loss_bound=DP_LOSS_BOUND)
+        log, held = self._held(dataset, job)
+        share = float(held.details.get("evaluation_epsilon", 0.0))
+        if share <= 0:
+            return None
+        log.spend(job=job, round_=held.rounds, epsilon=held.spent + share)  # paid first
+        return noisy_score(score, share, laplace)
+
+
+def _paid(details: dict[str, Any]) -> float:
+    """The statistics ε a private job's training spends are counted on top of (its summary)."""
+    return float(details.get("summary_epsilon", 0.0))

@@ -23,6 +23,7 @@ from kumiai.adapters.storage.schema import (
 )
 from kumiai.domain.agreement import AgreementTerms, sign_agreement
 from kumiai.domain.clock import to_iso, utc_now
+from kumiai.domain.disclosure import ALLOWED, check_min_cohort, check_statistics_mode
 from kumiai.domain.errors import InvalidInput, StateError
 from kumiai.domain.job import parse_job_kinds
 from kumiai.domain.privacy import check_epsilon_cap
@@ -47,6 +48,8 @@ class RequestInfo:
     status: str
     refusal_reason: str | None
     epsilon_cap: float | None
+    aggregate_statistics: str = "allowed"
+    min_cohort: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ def _request_info(session, row: RequestRow) -> RequestInfo:  # type: ignore[no-u
         row.status,
         row.refusal_reason,
         row.epsilon_cap,
+        row.aggregate_statistics,
+        row.min_cohort,
     )
 
 
@@ -109,9 +114,13 @@ def request_data_use(
     expires_at: datetime,
     epsilon_cap: float | None = None,
     plain_aggregation: bool = False,
+    aggregate_statistics: str = ALLOWED,
+    min_cohort: int = 0,
 ) -> RequestInfo:
     """Ask a dataset's steward to let a project use it, for the project's stated purpose."""
     kinds = parse_job_kinds(job_kinds)
+    check_statistics_mode(aggregate_statistics)
+    check_min_cohort(min_cohort)
     if epsilon_cap is not None:
         epsilon_cap = check_epsilon_cap(epsilon_cap)
     if max_rounds < 1:
@@ -146,6 +155,8 @@ def request_data_use(
             expires_at=expires_at,
             epsilon_cap=epsilon_cap,
             plain_aggregation=plain_aggregation,
+            aggregate_statistics=aggregate_statistics,
+            min_cohort=min_cohort,
             status="pending",
             created_at=utc_now(),
         )
@@ -163,6 +174,8 @@ def request_data_use(
             "expires_at": to_iso(expires_at),
             "epsilon_cap": epsilon_cap,
             "plain_aggregation": plain_aggregation,
+            "aggregate_statistics": aggregate_statistics,
+            "min_cohort": min_cohort,
         }
         consortium.ledger.append(
             session,
@@ -204,6 +217,8 @@ def sign_request(consortium: Consortium, request_id: str) -> AgreementInfo:
             signed_at=now,
             epsilon_cap=request.epsilon_cap,
             plain_aggregation=request.plain_aggregation,
+            aggregate_statistics=request.aggregate_statistics,
+            min_cohort=request.min_cohort,
         )
         node = consortium.node(steward)
         signed = sign_agreement(terms, node.private_key())

@@ -5,6 +5,7 @@ without importing Flower.
 """
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,7 +19,6 @@ from kumiai.domain.errors import KumiaiError
 from kumiai.domain.job import JobDocument
 from kumiai.domain.ledger import COORDINATOR, TreeHead
 from kumiai.domain.metrics import SiteScore, combine
-from kumiai.domain.preprocessing import SiteSummary
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get
@@ -67,7 +67,7 @@ class JobRecorder:
     def _site(self, session, dataset: str) -> JobSiteRow | None:  # type: ignore[no-untyped-def]
         return session.get(JobSiteRow, (self.job_id, dataset))
 
-    def sites_decided(self, admitted: dict[str, SiteSummary], refused: dict[str, str]) -> None:
+    def sites_decided(self, admitted: Collection[str], refused: dict[str, str]) -> None:
         """Every site leaves 'pending' here: participating, refused, or absent with a reason.
 
         A node whose answer named no dataset (it failed before its guard knew which) cannot be

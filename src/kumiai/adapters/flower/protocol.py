@@ -35,6 +35,11 @@ WITNESS, SIZE, SIGNED_HEAD, SIGNATURE = "witness", "size", "head", "signature"  
 NODE_HOME, NODE_DATASET = "kumiai-home", "kumiai-dataset"
 # Keys of the STATE record the guard leaves for the handlers
 STATE_HOME, STATE_DATASET, STATE_JOB, STATE_CAP = "home", "dataset", "job", "epsilon-cap"
+# ... and the agreement's terms on aggregate statistics (kumiai.domain.disclosure)
+STATE_STATISTICS, STATE_COHORT = "aggregate-statistics", "min-cohort"
+# A summary or score a node's agreement keeps at the node: why, in place of the numbers
+WITHHELD = "withheld"
+ROWS = "rows"  # a site's training rows, public (sent even when its summary is withheld)
 # Keys Flower's strategies put in a config (the node compares them with its document)
 ROUND = "server-round"
 FEDPROX_MU, LEGACY_FEDPROX_MU = "proximal-mu", "proximal_mu"
@@ -123,7 +128,15 @@ def score_metrics(score: SiteScore) -> MetricRecord:
     )
 
 
-def metrics_score(metrics: MetricRecord) -> SiteScore:
+def withheld_metrics() -> MetricRecord:
+    """An evaluation reply that keeps the scores at the node (the site stays in the job)."""
+    return MetricRecord({EXAMPLES: 0, WITHHELD: 1})
+
+
+def metrics_score(metrics: MetricRecord) -> SiteScore | None:
+    """The site's scores, or None when its agreement kept them at the node."""
+    if WITHHELD in metrics:
+        return None
     pos = np.asarray(metrics[HIST_POS], dtype=np.int64)
     neg = np.asarray(metrics[HIST_NEG], dtype=np.int64)
     return SiteScore(

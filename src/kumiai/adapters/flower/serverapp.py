@@ -9,7 +9,7 @@
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,7 +44,7 @@ from kumiai.domain.training import TrainingSettings
 class JobObserver(Protocol):
     """Where the coordinator records what happens (implemented by the training service)."""
 
-    def sites_decided(self, admitted: dict[str, SiteSummary], refused: dict[str, str]) -> None: ...
+    def sites_decided(self, admitted: Collection[str], refused: dict[str, str]) -> None: ...
 
     def site_refused(self, dataset: str, reason: str, server_round: int) -> None: ...
 
@@ -177,11 +177,19 @@ class ObservingGrid(Grid):
             for reply in good:
                 _keep_attestation(reply, self.observer)
         elif kind == MessageType.EVALUATE:
-            scores = {
-                self.sites[r.metadata.src_node_id]: metrics_score(r.content[protocol.METRICS])
-                for r in good
-                if r.metadata.src_node_id in self.sites
-            }
+            scores: dict[str, SiteScore] = {}
+            released = []
+            for reply in good:
+                site = self.sites.get(reply.metadata.src_node_id)
+                metrics = reply.content[protocol.METRICS]
+                score = metrics_score(metrics)  # None: the site's agreement keeps it there
+                if site is None or score is None:
+                    continue
+                scores[site] = score
+                released.append(reply)
+                if float(metrics.get(protocol.EPSILON, -1.0)) >= 0:  # paid for from its budget
+                    self._epsilons[site] = float(metrics[protocol.EPSILON])
+                _keep_attestation(reply, self.observer)
             self.observer.round_done(
                 server_round,
                 self._train_loss,
@@ -191,6 +199,7 @@ class ObservingGrid(Grid):
                 spent_by_members(self.accountant),
             )
             self._round_started = time.perf_counter()
+            return released  # Flower's strategy averages only scores that left their node
         return good
 
     def _round_of(self, messages: list[Message]) -> int:
@@ -287,6 +296,7 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
     ]
     replies = list(grid.send_and_receive(messages, timeout=job.query_timeout))
     summaries: dict[str, SiteSummary] = {}
+    withheld: dict[str, str] = {}
     sites: dict[int, str] = {}
     refused: dict[str, str] = {}
     for reply in replies:
@@ -304,16 +314,25 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
             )
         record = reply.content[protocol.SUMMARY]
         dataset = str(record[protocol.DATASET])
-        summaries[dataset] = SiteSummary.from_json(str(record[protocol.SUMMARY]))
-        job.rows[dataset] = summaries[dataset].rows
+        job.rows[dataset] = int(record[protocol.ROWS])  # type: ignore[arg-type]
+        if protocol.WITHHELD in record:  # it trains on the others' plan; its summary stays
+            withheld[dataset] = str(record[protocol.WITHHELD])
+        else:
+            summaries[dataset] = SiteSummary.from_json(str(record[protocol.SUMMARY]))
         if "privacy" in reply.content:
             plan = reply.content[protocol.PRIVACY]
             observer.privacy_planned(dataset, {k: float(v) for k, v in plan.items()})
         _keep_attestation(reply, observer)
         sites[reply.metadata.src_node_id] = dataset
-    observer.sites_decided(summaries, refused)
-    if not summaries:
+    observer.sites_decided(sorted([*summaries, *withheld]), refused)
+    if not sites:
         raise JobFailed("every node refused the job: " + "; ".join(refused.values()))
+    if not summaries:
+        raise JobFailed(
+            "no admitted site released a summary to build the preprocessing plan from: "
+            + "; ".join(f"{d}: {why}" for d, why in sorted(withheld.items()))
+            + ". Include a site whose agreement allows statistics (or allows them under DP)"
+        )
     job.plan = merge_summaries(summaries)
     return sites
 

@@ -96,6 +96,8 @@ class RequestRow(Base):
     expires_at: Mapped[datetime]
     epsilon_cap: Mapped[float | None]
     plain_aggregation: Mapped[bool] = mapped_column(default=False)
+    aggregate_statistics: Mapped[str] = mapped_column(String(12), default="allowed")
+    min_cohort: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]

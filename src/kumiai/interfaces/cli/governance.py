@@ -227,6 +227,14 @@ def request(
     allow_plain_aggregation: bool = typer.Option(
         False, help="Let jobs run without secure aggregation (the coordinator sees updates)."
     ),
+    statistics: str = typer.Option(
+        "allowed",
+        help="Aggregate statistics (summaries, scores) that may leave the node: allowed, dp "
+        "(noised, paid from the ε budget) or forbidden.",
+    ),
+    min_cohort: int = typer.Option(
+        0, help="Fewest training or test rows a site may release aggregates over."
+    ),
 ) -> None:
     """Ask a dataset's steward to allow its use for the project's purpose."""
     expires_at = parse_iso(expires, "expiry") if expires else utc_now() + timedelta(days=180)
@@ -240,6 +248,8 @@ def request(
         expires_at=expires_at,
         epsilon_cap=epsilon,
         plain_aggregation=allow_plain_aggregation,
+        aggregate_statistics=statistics,
+        min_cohort=min_cohort,
     )
     console.print(
         f"Request [bold]{info.id}[/] sent to {info.steward}'s steward; they run: "

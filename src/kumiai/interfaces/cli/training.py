@@ -3,11 +3,14 @@
 Flower and Ray load only inside `train`: every other command must start fast.
 """
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
+from kumiai.domain.disclosure import PublicDomain
+from kumiai.domain.errors import InvalidInput
 from kumiai.domain.privacy import PrivacyPlan
 from kumiai.domain.training import STRATEGIES, TrainingSettings
 from kumiai.interfaces.cli.context import console, consortium, number
@@ -58,6 +61,16 @@ def train(
     ),
     delta: float = typer.Option(None, help="DP δ (default at each node: 1/(10·rows))."),
     accountant: str = typer.Option("pld", help="pld (default) or rdp."),
+    statistics_epsilon: float = typer.Option(
+        1.0,
+        help="ε a site whose agreement says `--statistics dp` spends on its summary and final "
+        "scores (half each), on top of training.",
+    ),
+    public_domain: Path = typer.Option(
+        None,
+        help="JSON file of public bounds for dp statistics: "
+        '{"bounds": {"age": [0, 120]}, "levels": {"sex": ["0", "1"]}, "classes": ["0", "1"]}.',
+    ),
 ) -> None:
     """Train a federated model on every site whose steward agreed; others refuse at the node."""
     settings = TrainingSettings(
@@ -77,6 +90,8 @@ def train(
         delta=delta,
         accountant=accountant,
         dp_level=dp_level,
+        statistics_epsilon=statistics_epsilon,
+        public_domain=read_public_domain(public_domain),
     )
     # Lazy: these load Flower and Ray (seconds); only this command needs them.
     from kumiai.interfaces.cli.progress import RichTrainingProgress
@@ -93,6 +108,19 @@ def train(
     console.print(
         site_table(f"{outcome.model_id} (job {outcome.job_id}, {outcome.rounds} rounds)", outcome)
     )
+
+
+def read_public_domain(path: Path | None) -> str:
+    """The file's public domain as canonical JSON, or a clear error naming the file."""
+    if path is None:
+        return ""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot read the public domain file {path}: {exc.strerror}; give a readable file"
+        ) from None
+    return PublicDomain.from_json(text, f"public domain file {path}").to_json()
 
 
 def planned_privacy_table(plans: dict[str, PrivacyPlan]) -> Table:
