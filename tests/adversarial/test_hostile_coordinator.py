@@ -14,6 +14,7 @@ from flwr.app import ConfigRecord, MessageType, RecordDict
 from kumiai.adapters.flower import protocol
 from kumiai.adapters.models.logistic import LogisticRegression
 from kumiai.benchmarks.attacks import ATTACKS, DATASET, ROUNDS, Attack, Node, Templates, play
+from tests.services.helpers import heart_public_domain
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "trust-model.md"
 
@@ -55,7 +56,7 @@ def _honest_job(node: Node) -> None:
 
 def test_the_honest_coordinator_is_served_in_full(templates: Templates, tmp_path: Path) -> None:
     """The harness is not a node that refuses everything: the honest job runs to the end."""
-    node = templates.node(True, tmp_path / "case")
+    node = templates.node(tmp_path / "case", True)
     _honest_job(node)
 
 
@@ -63,7 +64,7 @@ def test_a_settings_record_beside_the_document_is_never_obeyed(
     templates: Templates, tmp_path: Path
 ) -> None:
     """The old two-document hole: a 'no DP' settings record is ignored; the node still pays."""
-    node = templates.node(True, tmp_path / "case")
+    node = templates.node(tmp_path / "case", True)
     job = node.job()
     plan = node.admit(job)
     node.train(job, plan, 1)
@@ -80,7 +81,7 @@ def test_a_node_that_failed_mid_round_says_why_in_one_line(
     templates: Templates, tmp_path: Path
 ) -> None:
     """A changed data file: the node's answer names the dataset and cause, no traceback."""
-    node = templates.node(True, tmp_path / "case")
+    node = templates.node(tmp_path / "case", True)
     job = node.job()
     plan = node.admit(job)
     data = Path(node.consortium.node("cleveland-clinic").dataset(DATASET).file)
@@ -98,7 +99,7 @@ def test_a_node_that_failed_mid_round_says_why_in_one_line(
 
 def test_a_refused_message_moves_no_counter(templates: Templates, tmp_path: Path) -> None:
     """After a refused replay the honest next round still goes through."""
-    node = templates.node(True, tmp_path / "case")
+    node = templates.node(tmp_path / "case", True)
     job = node.job()
     plan = node.admit(job)
     node.train(job, plan, 1)
@@ -111,7 +112,7 @@ def test_stage_messages_of_an_admitted_secure_job_reach_secagg(
     templates: Templates, tmp_path: Path
 ) -> None:
     """A real SecAgg+ setup for the admitted job passes the guard (Flower answers it)."""
-    node = templates.node(False, tmp_path / "case")
+    node = templates.node(tmp_path / "case", False)
     node.admit(node.job())
     from flwr.common.secure_aggregation.secaggplus_constants import Key, Stage
 
@@ -142,6 +143,36 @@ def test_every_attack_is_named_in_the_trust_model() -> None:
 def test_an_unknown_message_without_a_document_never_reaches_a_handler(
     templates: Templates, tmp_path: Path
 ) -> None:
-    node = templates.node(False, tmp_path / "case")
+    node = templates.node(tmp_path / "case", False)
     reply = node.send(MessageType.EVALUATE, RecordDict({"config": ConfigRecord({})}))
     assert reply.has_error() and reply.error.code == protocol.REFUSED
+
+
+def test_dp_scores_leave_once_for_the_final_model_and_are_paid_for(
+    templates: Templates, tmp_path: Path
+) -> None:
+    """Under `aggregate_statistics: dp` a coordinator cannot collect a score every round."""
+    node = templates.node(tmp_path / "case", True, (("aggregate_statistics", "dp"),))
+    settings = node.settings(
+        epsilon=0.5, statistics_epsilon=0.4, public_domain=heart_public_domain(node.home)
+    )  # training and statistics together within the agreement's cap of 1
+    job = node.job(settings)
+    plan = node.admit(job)
+    assert node.spends() == 1  # the summary was paid for before it left
+    for server_round in range(1, ROUNDS + 1):
+        node.train(job, plan, server_round)
+        evaluate = node.train_records(job, plan, server_round)
+        before = node.spends()
+        scored = node.send(MessageType.EVALUATE, evaluate)
+        assert not scored.has_error(), scored.error.reason
+        metrics = scored.content["metrics"]
+        if server_round < ROUNDS:  # withheld: nothing but the marker, nothing spent
+            assert protocol.WITHHELD in metrics and int(metrics["num-examples"]) == 0
+            assert node.spends() == before
+        else:
+            assert protocol.WITHHELD not in metrics and int(metrics["num-examples"]) > 0
+            assert node.spends() == before + 1
+            assert float(metrics["epsilon"]) > 0
+    again = node.hostile(MessageType.EVALUATE, node.train_records(job, plan, ROUNDS))
+    assert again.has_error() and "already evaluated" in (again.error.reason or "")
+    assert node.spent_by_hostile == 0

@@ -5,6 +5,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from kumiai.domain.clock import utc_now
+from kumiai.domain.disclosure import PublicDomain
+from kumiai.domain.schema import ColumnType
+from kumiai.node.home import NodeHome
 from kumiai.node.spendlog import SpendLog
 from kumiai.services.agreements import request_data_use, sign_request
 from kumiai.services.consortium import Consortium, init_consortium
@@ -83,3 +86,32 @@ def log_records(log: SpendLog) -> list[dict]:
 def spend_records(consortium: Consortium, member: str) -> list[dict]:
     """The records of a hospital's spend log for its heart dataset."""
     return log_records(SpendLog(consortium.node(member), f"{member}-heart"))
+
+
+# Public knowledge about the columns (a codebook), never read from any site's rows.
+BOUNDS = {
+    "age": (0.0, 120.0),
+    "trestbps": (0.0, 250.0),
+    "chol": (0.0, 700.0),
+    "thalch": (40.0, 250.0),
+    "oldpeak": (-5.0, 10.0),
+    "ca": (0.0, 4.0),
+}
+CODEBOOK = {
+    "sex": ("Female", "Male"),
+    "dataset": ("Cleveland", "Hungary", "Switzerland", "VA Long Beach"),
+    "cp": ("asymptomatic", "atypical angina", "non-anginal", "typical angina"),
+    "fbs": ("False", "True"),
+    "restecg": ("lv hypertrophy", "normal", "st-t abnormality"),
+    "exang": ("False", "True"),
+    "slope": ("downsloping", "flat", "upsloping"),
+    "thal": ("fixed defect", "normal", "reversable defect"),
+}
+
+
+def heart_public_domain(home: Path) -> str:
+    """The public domain of the heart data, as a researcher would declare it (JSON)."""
+    schema = NodeHome(home).dataset(f"{home.name}-heart").schema
+    bounds = {c: BOUNDS[c] for c, kind in schema.items() if kind is ColumnType.NUMERIC}
+    levels = {c: CODEBOOK[c] for c, kind in schema.items() if kind is not ColumnType.NUMERIC}
+    return PublicDomain(bounds, levels, ("0", "1")).to_json()

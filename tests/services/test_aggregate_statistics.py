@@ -8,48 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from kumiai.domain.disclosure import PublicDomain
-from kumiai.domain.schema import ColumnType
 from kumiai.domain.training import TrainingSettings
-from kumiai.node.home import NodeHome
 from kumiai.node.spendlog import SpendLog
-from kumiai.services.consortium import Consortium
 from kumiai.services.jobs import job_detail
 from kumiai.services.training import train
-from tests.services.helpers import heart_consortium, spend_records
+from tests.services.helpers import heart_consortium, heart_public_domain, spend_records
 
 pytestmark = pytest.mark.simulation
-
-# Public knowledge about the columns (a codebook), never read from any site's rows.
-BOUNDS = {
-    "age": (0.0, 120.0),
-    "trestbps": (0.0, 250.0),
-    "chol": (0.0, 700.0),
-    "thalch": (40.0, 250.0),
-    "oldpeak": (-5.0, 10.0),
-    "ca": (0.0, 4.0),
-}
-CODEBOOK = {
-    "sex": ("Female", "Male"),
-    "dataset": ("Cleveland", "Hungary", "Switzerland", "VA Long Beach"),
-    "cp": ("asymptomatic", "atypical angina", "non-anginal", "typical angina"),
-    "fbs": ("False", "True"),
-    "restecg": ("lv hypertrophy", "normal", "st-t abnormality"),
-    "exang": ("False", "True"),
-    "slope": ("downsloping", "flat", "upsloping"),
-    "thal": ("fixed defect", "normal", "reversable defect"),
-}
-
-
-def public_domain(consortium: Consortium) -> str:
-    schema = (
-        NodeHome(consortium.member_home("cleveland-clinic"))
-        .dataset("cleveland-clinic-heart")
-        .schema
-    )
-    bounds = {c: BOUNDS[c] for c, kind in schema.items() if kind is ColumnType.NUMERIC}
-    levels = {c: CODEBOOK[c] for c, kind in schema.items() if kind is not ColumnType.NUMERIC}
-    return PublicDomain(bounds, levels, ("0", "1")).to_json()
 
 
 def test_forbidden_keeps_statistics_home_and_dp_pays_for_them(tmp_path: Path) -> None:
@@ -58,7 +23,9 @@ def test_forbidden_keeps_statistics_home_and_dp_pays_for_them(tmp_path: Path) ->
         statistics={"va-long-beach": "forbidden", "hungarian-cardiology": "dp"},
     )
     settings = TrainingSettings(
-        rounds=2, statistics_epsilon=0.8, public_domain=public_domain(consortium)
+        rounds=2,
+        statistics_epsilon=0.8,
+        public_domain=heart_public_domain(consortium.member_home("cleveland-clinic")),
     )
     outcome = train(consortium, "heart", settings)
     job = job_detail(consortium, outcome.job_id)
@@ -120,7 +87,7 @@ def test_statistics_are_paid_from_the_same_cap_as_training(tmp_path: Path) -> No
         epsilon=1.0,
         statistics_epsilon=1.0,
         secure_aggregation=False,
-        public_domain=public_domain(consortium),
+        public_domain=heart_public_domain(consortium.member_home("cleveland-clinic")),
     )
     outcome = train(consortium, "heart", settings)
     reason = outcome.refused["hungarian-cardiology-heart"]

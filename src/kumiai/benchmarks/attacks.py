@@ -68,8 +68,11 @@ ROUNDS = 3
 
 
 # -- the consortium the node lives in --------------------------------------------------
-def build_consortium(home: Path, exports: Path, *, plain_aggregation: bool) -> None:
-    """Two hospitals whose stewards signed ε ≤ 1 agreements (plain aggregation as given)."""
+def build_consortium(home: Path, exports: Path, *, plain_aggregation: bool, **terms: Any) -> None:
+    """Two hospitals whose stewards signed ε ≤ 1 agreements (plain aggregation as given).
+
+    `terms` changes the requests' other terms (job kinds, aggregate statistics, cohort).
+    """
     consortium = init_consortium(home)
     add_member(consortium, "lab", "university")
     files = export_hospital_files(exports)
@@ -99,11 +102,14 @@ def build_consortium(home: Path, exports: Path, *, plain_aggregation: bool) -> N
             project=PROJECT,
             dataset=f"{member}-heart",
             requested_by="lab",
-            job_kinds="train,evaluate",
-            max_rounds=10,
-            expires_at=utc_now() + timedelta(days=30),
-            epsilon_cap=CAP,
-            plain_aggregation=plain_aggregation,
+            **{
+                "job_kinds": "train,evaluate",
+                "max_rounds": 10,
+                "expires_at": utc_now() + timedelta(days=30),
+                "epsilon_cap": CAP,
+                "plain_aggregation": plain_aggregation,
+                **terms,
+            },
         )
         sign_request(consortium, request.id)
 
@@ -242,6 +248,7 @@ class Attack:
     expect: str  # a phrase the node's reason must contain
     play: Callable[[Node], Message]
     plain_aggregation: bool = False  # the agreements allow plain aggregation
+    terms: tuple[tuple[str, Any], ...] = ()  # other terms the stewards signed
 
 
 def _changed_after_admission(**settings: Any) -> Callable[[Node], Message]:
@@ -391,6 +398,11 @@ def _evaluation_job_trains(node: Node) -> Message:
     job = node.job(kind=JobKind.EVALUATE)
     plan = node.admit(job)
     return node.hostile(MessageType.TRAIN, node.train_records(job, plan, 1))
+
+
+def _statistics_job(node: Node) -> Message:
+    job = node.job(kind=JobKind.STATISTICS)
+    return node.hostile(MessageType.QUERY, RecordDict({"config": ConfigRecord(node.config(job))}))
 
 
 def _head_case(rewrite: bool) -> Callable[[Node], Message]:
@@ -587,6 +599,25 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("forked tree head", "forked or rewrote", _head_case(rewrite=False)),
     Attack("rewritten tree head", "forked or rewrote", _head_case(rewrite=True)),
     Attack("no job document", "no kumiai job document", _no_document),
+    # aggregate statistics
+    Attack(
+        "a statistics job where the agreement forbids statistics",
+        "lets no aggregate statistics leave",
+        _statistics_job,
+        terms=(("aggregate_statistics", "forbidden"), ("job_kinds", "train,evaluate,statistics")),
+    ),
+    Attack(
+        "dp statistics without public bounds",
+        "needs public bounds",
+        _admit_settings(),
+        terms=(("aggregate_statistics", "dp"),),
+    ),
+    Attack(
+        "a site below the agreement's minimum cohort",
+        "only over at least 1000 rows",
+        _admit_settings(),
+        terms=(("min_cohort", 1000),),
+    ),
     # the spend log
     Attack("spend log truncated on disk", "lines were removed", _truncated_spend_log, True),
     Attack("spend attestation forged", "this node did not sign", _forged_attestation),
@@ -614,23 +645,31 @@ class Outcome:
 
 
 class Templates:
-    """One built consortium per aggregation kind, copied fresh for every case."""
+    """One built consortium per kind of agreement, copied fresh for every case."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.built: dict[bool, Path] = {}
+        self.built: dict[tuple[bool, tuple[tuple[str, Any], ...]], Path] = {}
 
-    def node(self, plain_aggregation: bool, case_dir: Path) -> Node:
-        if plain_aggregation not in self.built:
-            home = self.root / ("plain" if plain_aggregation else "secure")
-            build_consortium(home, self.root / "exports", plain_aggregation=plain_aggregation)
-            self.built[plain_aggregation] = home
-        shutil.copytree(self.built[plain_aggregation], case_dir)
+    def node(
+        self,
+        case_dir: Path,
+        plain_aggregation: bool = False,
+        terms: tuple[tuple[str, Any], ...] = (),
+    ) -> Node:
+        key = (plain_aggregation, terms)
+        if key not in self.built:
+            home = self.root / f"template-{len(self.built)}"
+            build_consortium(
+                home, self.root / "exports", plain_aggregation=plain_aggregation, **dict(terms)
+            )
+            self.built[key] = home
+        shutil.copytree(self.built[key], case_dir)
         return Node(case_dir, plain_aggregation=plain_aggregation)
 
 
 def play(attack: Attack, templates: Templates, case_dir: Path) -> Outcome:
-    node = templates.node(attack.plain_aggregation, case_dir)
+    node = templates.node(case_dir, attack.plain_aggregation, attack.terms)
     reply = attack.play(node)
     refused = reply.has_error() and reply.error.code == protocol.REFUSED
     _, reason = (
