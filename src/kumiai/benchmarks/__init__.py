@@ -36,6 +36,12 @@ def _attacks(**options: Any) -> Any:
     return run(**options)
 
 
+def _overhead(**options: Any) -> Any:
+    from kumiai.benchmarks.overhead import run
+
+    return run(**options)
+
+
 def _startup(**options: Any) -> Any:
     from kumiai.benchmarks.startup import run
 
@@ -46,6 +52,7 @@ BENCHMARKS: dict[str, Callable[..., Any]] = {
     "attacks": _attacks,
     "heart-disease": _heart_disease,
     "ledger": _ledger,
+    "overhead": _overhead,
     "privacy": _privacy,
     "startup": _startup,
 }
@@ -57,16 +64,23 @@ def run_benchmark(
     name: str,
     *,
     seeds: int,
-    rounds: int,
+    rounds: int | None,
     sizes: tuple[int, ...],
     log: Log,
     runs: int | None = None,
 ) -> Any:
     if name not in BENCHMARKS:
         raise InvalidInput(f"no benchmark {name!r}; available: {', '.join(sorted(BENCHMARKS))}")
-    if seeds < 1 or rounds < 1 or any(s < 2 for s in sizes) or (runs is not None and runs < 1):
+    if (
+        seeds < 1
+        or (rounds is not None and rounds < 1)
+        or any(s < 2 for s in sizes)
+        or (runs is not None and runs < 1)
+    ):
         raise InvalidInput("--seeds, --rounds and --runs must be at least 1, --sizes at least 2")
-    options: dict[str, Any] = {"seeds": seeds, "rounds": rounds, "log": log}
+    options: dict[str, Any] = {"seeds": seeds, "log": log}
+    if rounds is not None:  # otherwise each benchmark's own (heart-disease 50, overhead 30)
+        options["rounds"] = rounds
     for option, value in (("sizes", sizes), ("runs", runs)):
         if value:
             if ONLY_FOR[option] != name:

@@ -41,7 +41,7 @@ def _summary(
     }
 
 
-def run(*, seeds: int, rounds: int, log: Any) -> dict[str, Any]:
+def run(*, seeds: int, rounds: int = 50, log: Any, **_: Any) -> dict[str, Any]:
     results: dict[str, tuple[list[float], list[float], list[float]]] = {}
 
     def record(key: str, accuracy: Any, auc: Any, seconds: float | None = None) -> None:

@@ -52,7 +52,7 @@ class SiteSplit:
     test_labels: NDArray[Any]
 
 
-def _site_seed(seed: int, dataset: str) -> int:
+def site_seed(seed: int, dataset: str) -> int:
     """Each site gets its own, reproducible shuffle from the job's seed."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{dataset}".encode()).digest()[:4], "big")
 
@@ -99,7 +99,7 @@ def split_rows(
     counts = np.unique(labels.astype(str), return_counts=True)[1]
     stratify = labels.astype(str) if counts.min() >= 2 else None
     train_idx, test_idx = train_test_split(
-        index, test_size=test_fraction, random_state=_site_seed(seed, dataset), stratify=stratify
+        index, test_size=test_fraction, random_state=site_seed(seed, dataset), stratify=stratify
     )
     return SiteSplit(
         dataset=dataset,
@@ -254,7 +254,7 @@ class NodeWorker:
         if settings.private and settings.dp_level == "record":
             epsilon = self._train_privately(dataset, settings, model, X, y, server_round, job)
             return model.arrays, len(y), model.loss(X, y), epsilon
-        rng = np.random.default_rng([_site_seed(settings.seed, dataset), server_round])
+        rng = np.random.default_rng([site_seed(settings.seed, dataset), server_round])
         model.sgd(
             X,
             y,

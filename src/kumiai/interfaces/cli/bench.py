@@ -11,7 +11,9 @@ from kumiai.interfaces.cli.context import console, errors
 def bench(
     name: str = typer.Argument(..., help="Benchmark name, e.g. heart-disease."),
     seeds: int = typer.Option(5, help="Repetitions with different split seeds."),
-    rounds: int = typer.Option(50, help="Federated rounds per run."),
+    rounds: int = typer.Option(
+        None, help="Federated rounds per run (default: the benchmark's own, e.g. 50, 30)."
+    ),
     sizes: str = typer.Option("", help="Ledger sizes, e.g. 100000,1000000 (ledger only)."),
     runs: int = typer.Option(None, help="Timed runs per command, median kept (startup only)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object only."),
