@@ -16,7 +16,7 @@ from kumiai.services.agreements import RequestInfo
 
 
 def _requests_table(requests: tuple[RequestInfo, ...], title: str) -> Table:
-    columns = ("request", "project", "dataset", "kinds", "rounds", "ε cap", "status")
+    columns = ("request", "project", "dataset", "kinds", "rounds", "ε cap", "statistics", "status")
     table = Table(*columns, title=title)
     for r in requests:
         status = r.status + (f": {r.refusal_reason}" if r.refusal_reason else "")
@@ -27,6 +27,7 @@ def _requests_table(requests: tuple[RequestInfo, ...], title: str) -> Table:
             ",".join(r.job_kinds),
             str(r.max_rounds),
             number(r.epsilon_cap),
+            r.aggregate_statistics + (f", ≥{r.min_cohort} rows" if r.min_cohort else ""),
             escape(status),
         )
     return table
