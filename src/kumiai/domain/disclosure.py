@@ -12,21 +12,28 @@ aggregation. The steward governs them with the agreement's `aggregate_statistics
 `min_cohort` refuses a site whose training or test rows are too few for any aggregate
 to hide an individual. Pure functions: the noise itself is drawn by the node
 (`kumiai.node.disclosure`), so these rules are tested without randomness.
+
+NumPy (and the metrics and preprocessing it serves) loads inside the functions that compute:
+every command reads agreements and job documents, which use the terms above them.
 """
+
+from __future__ import annotations
 
 import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from kumiai.domain.canonical import canonical_json
 from kumiai.domain.errors import InvalidInput
-from kumiai.domain.metrics import HISTOGRAM_BINS, SiteScore
-from kumiai.domain.preprocessing import Columns, SiteSummary
 from kumiai.domain.schema import ColumnType, Schema
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from kumiai.domain.metrics import SiteScore
+    from kumiai.domain.preprocessing import Columns, SiteSummary
 
 ALLOWED, DP, FORBIDDEN = "allowed", "dp", "forbidden"
 STATISTICS_MODES = (ALLOWED, DP, FORBIDDEN)
@@ -93,7 +100,7 @@ class PublicDomain:
         ).decode()
 
     @classmethod
-    def from_json(cls, text: str, where: str = "the public domain") -> "PublicDomain":
+    def from_json(cls, text: str, where: str = "the public domain") -> PublicDomain:
         try:
             doc = json.loads(text)
             if not isinstance(doc, dict):
@@ -143,6 +150,8 @@ def clip_to_domain(
 ) -> tuple[Columns, np.ndarray]:
     """Numeric values clipped to their bounds; levels outside the domain become missing;
     rows whose class is outside the domain are left out."""
+    import numpy as np
+
     keep = np.isin(labels.astype(str), list(domain.classes))
     clipped: Columns = {}
     for name, kind in schema.items():
@@ -176,6 +185,8 @@ def noisy_summary(
     (basic composition), so the whole summary is ε-DP for adding or removing a row. Counts
     stay whole numbers and non-negative afterwards (post-processing costs no privacy).
     """
+    from kumiai.domain.preprocessing import SiteSummary
+
     releases: dict[str, Release] = {
         "classes": Release([summary.classes.get(c, 0) for c in domain.classes], 1.0, True)
     }
@@ -230,6 +241,10 @@ def noisy_summary(
 def coarse_histogram(hist: np.ndarray) -> np.ndarray:
     """Merge the fine score bins into DP_SCORE_BINS groups, kept at each group's first bin
     so the same AUC code reads them (rows in one group tie)."""
+    import numpy as np
+
+    from kumiai.domain.metrics import HISTOGRAM_BINS
+
     width = HISTOGRAM_BINS // DP_SCORE_BINS
     rows = np.atleast_2d(hist)
     grouped = rows.reshape(rows.shape[0], DP_SCORE_BINS, width).sum(axis=2)
@@ -244,6 +259,10 @@ def noisy_score(score: SiteScore, epsilon: float, noise: Noise) -> SiteScore:
     One row moves the example count, the correct count, the summed loss (by at most the
     bound) and one bin per scored class in either histogram.
     """
+    import numpy as np
+
+    from kumiai.domain.metrics import HISTOGRAM_BINS, SiteScore
+
     classes = score.hist_pos.shape[0]
     width = HISTOGRAM_BINS // DP_SCORE_BINS
     pos, neg = coarse_histogram(score.hist_pos), coarse_histogram(score.hist_neg)

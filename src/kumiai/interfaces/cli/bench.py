@@ -5,7 +5,6 @@ import json
 import typer
 
 from kumiai.domain.errors import InvalidInput
-from kumiai.interfaces.cli.context import console, errors
 
 
 def bench(
@@ -20,6 +19,7 @@ def bench(
 ) -> None:
     """Run a benchmark; progress goes to stderr, results to stdout."""
     from kumiai.benchmarks import run_benchmark  # lazy: benchmarks load Flower and Ray
+    from kumiai.interfaces.cli.context import console, errors
 
     try:
         parsed = tuple(int(s) for s in sizes.split(",") if s.strip())

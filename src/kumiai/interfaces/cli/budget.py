@@ -1,17 +1,23 @@
 """`kumiai budget`: each dataset's privacy budget, as the coordinator mirrors the nodes' logs."""
 
-import typer
-from rich.table import Table
+from typing import TYPE_CHECKING
 
-from kumiai.interfaces.cli.context import console, consortium, number
+import typer
+
+from kumiai.interfaces.cli.context import consortium, number
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
-from kumiai.services import privacy
-from kumiai.services.privacy import BudgetLine
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from kumiai.services.privacy import BudgetLine
 
 budget_app = typer.Typer(help="Privacy budgets per dataset.", invoke_without_command=True)
 
 
-def budget_table(lines: list[BudgetLine]) -> Table:
+def budget_table(lines: "list[BudgetLine]") -> "Table":
+    from rich.table import Table
+
     table = Table(
         "dataset",
         "lifetime ε",
@@ -36,7 +42,7 @@ def budget_table(lines: list[BudgetLine]) -> Table:
     return table
 
 
-def budget_document(line: BudgetLine) -> dict[str, object]:
+def budget_document(line: "BudgetLine") -> dict[str, object]:
     """`left` is a property, so the dataclass alone would leave it out."""
     return {
         "dataset": line.dataset,
@@ -53,10 +59,14 @@ def budget_document(line: BudgetLine) -> dict[str, object]:
 @budget_app.command("show")
 def budget(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Per dataset: lifetime budget, spent, committed by running jobs, spend per project."""
+    from kumiai.services import privacy
+
     lines = privacy.budgets(consortium(ctx))
     if as_json:
         print_json([budget_document(line) for line in lines])
     else:
+        from kumiai.interfaces.cli.context import console
+
         console.print(budget_table(lines))
 
 
@@ -74,5 +84,8 @@ def budget_set(
     epsilon: float = typer.Option(..., help="Lifetime ε budget across all projects."),
 ) -> None:
     """The steward sets a dataset's lifetime ε budget, kept and enforced on its own node."""
+    from kumiai.interfaces.cli.context import console
+    from kumiai.services import privacy
+
     value = privacy.set_budget(consortium(ctx), dataset, epsilon)
     console.print(f"Dataset [bold]{dataset}[/] may spend at most ε={value:g} over its lifetime.")

@@ -1,27 +1,53 @@
-"""Shared CLI state: where the consortium lives, and the consoles."""
+"""Shared CLI state: where the consortium lives, and the consoles.
+
+The services and Rich load on first use, never on import: `--help` needs neither, and
+`--json` needs no Rich (see "What a command loads" in docs/architecture.md).
+"""
 
 import os
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
-from kumiai.services.consortium import Consortium, default_home, open_consortium
+if TYPE_CHECKING:
+    from rich.console import Console
 
-console = Console()
-errors = Console(stderr=True)
-if not console.is_terminal and "COLUMNS" not in os.environ:
-    console.width = 120  # logs and pipes: wide enough for the tables, not 80 columns
-    errors.width = 120
+    from kumiai.services.consortium import Consortium
+
+
+@cache
+def _consoles() -> "tuple[Console, Console]":
+    from rich.console import Console
+
+    console, errors = Console(), Console(stderr=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 120  # logs and pipes: wide enough for the tables, not 80 columns
+        errors.width = 120
+    return console, errors
+
+
+def __getattr__(name: str) -> "Console":
+    """`console` (stdout) and `errors` (stderr), made on first use (PEP 562)."""
+    if name == "console":
+        return _consoles()[0]
+    if name == "errors":
+        return _consoles()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def home_of(ctx: typer.Context) -> Path:
+    from kumiai.services.consortium import default_home
+
     root = ctx.find_root()
     home = (root.obj or {}).get("home")
     return Path(home) if home else default_home()
 
 
-def consortium(ctx: typer.Context) -> Consortium:
+def consortium(ctx: typer.Context) -> "Consortium":
+    from kumiai.services.consortium import open_consortium
+
     return open_consortium(home_of(ctx))
 
 

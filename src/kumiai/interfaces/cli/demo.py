@@ -4,13 +4,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from kumiai.interfaces.cli.budget import budget_table
-from kumiai.interfaces.cli.context import console, number
+from kumiai.interfaces.cli.context import number
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from kumiai.domain.metrics import SiteScore
     from kumiai.services.demo import DemoReport
 
@@ -19,8 +19,10 @@ def _cells(score: "SiteScore | None") -> tuple[str, str]:
     return ("—", "—") if score is None else (number(score.accuracy), number(score.auc))
 
 
-def comparison_table(report: "DemoReport") -> Table:
+def comparison_table(report: "DemoReport") -> "Table":
     """Local-only, federated and pooled scores per hospital, on the same test rows."""
+    from rich.table import Table
+
     from kumiai.domain.metrics import combine  # lazy: numpy; only the demo needs it
 
     outcome = report.outcome
@@ -71,6 +73,9 @@ def demo(
 ) -> None:
     """Four hospitals, a university and a company train a heart-disease model together."""
     # Lazy: the demo trains, which loads Flower and Ray; other commands must start fast.
+    from rich.markup import escape
+
+    from kumiai.interfaces.cli.context import console
     from kumiai.interfaces.cli.progress import RichTrainingProgress
     from kumiai.services.demo import DEMO_SETTINGS, HOSPITALS, PROJECT, run_demo
 

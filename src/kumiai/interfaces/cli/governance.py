@@ -1,17 +1,17 @@
-"""Members, datasets, projects, requests and agreements: thin calls into the services."""
+"""Members, datasets, projects, requests and agreements: thin calls into the services.
+
+Each command imports its service and Rich itself, so that `--help` loads neither.
+"""
 
 from datetime import timedelta
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from kumiai.domain.clock import parse_iso, utc_now
 from kumiai.domain.schema import parse_column_types, parse_missing_markers
-from kumiai.interfaces.cli.context import console, consortium, home_of, when
+from kumiai.interfaces.cli.context import consortium, home_of, when
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
-from kumiai.services import agreements, members, projects
-from kumiai.services.consortium import init_consortium
 
 member_app = typer.Typer(help="Members of the consortium and their keys.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Datasets registered on members' nodes.", no_args_is_help=True)
@@ -25,6 +25,9 @@ def _csv(text: str | None) -> tuple[str, ...]:
 
 def init(ctx: typer.Context) -> None:
     """Create a consortium home (database and member nodes) here or at --home."""
+    from kumiai.interfaces.cli.context import console
+    from kumiai.services.consortium import init_consortium
+
     home = home_of(ctx)
     init_consortium(home)
     console.print(f"Consortium ready at [bold]{home}[/]. Next: kumiai member add NAME --kind ...")
@@ -37,6 +40,9 @@ def member_add(
     kind: str = typer.Option(..., help="university, company, hospital or startup."),
 ) -> None:
     """Add a member: creates its node home and Ed25519 key pair, registers the public key."""
+    from kumiai.interfaces.cli.context import console
+    from kumiai.services import members
+
     info = members.add_member(consortium(ctx), name, kind)
     console.print(
         f"Member [bold]{info.name}[/] ({info.kind}) joined; key {info.key_fingerprint}"
@@ -47,6 +53,9 @@ def member_add(
 @member_app.command("rotate-key")
 def member_rotate_key(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
     """Give a member a new key pair; the old key signs the change into the ledger."""
+    from kumiai.interfaces.cli.context import console
+    from kumiai.services import members
+
     info = members.rotate_key(consortium(ctx), name)
     console.print(f"Member [bold]{info.name}[/] now signs with key {info.key_fingerprint}.")
 
@@ -54,10 +63,16 @@ def member_rotate_key(ctx: typer.Context, name: str = typer.Argument(...)) -> No
 @member_app.command("list")
 def member_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List members and their key fingerprints."""
+    from kumiai.services import members
+
     listing = members.list_members(consortium(ctx))
     if as_json:
         print_json(listing)
         return
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
     table = Table("member", "kind", "key", "node home")
     for m in listing:
         table.add_row(m.name, m.kind, m.key_fingerprint, m.home)
@@ -79,6 +94,7 @@ def dataset_register(
     ),
 ) -> None:
     """Register a dataset on its member's node; only metadata reaches the catalogue."""
+    from kumiai.interfaces.cli.context import console
     from kumiai.services import datasets  # lazy: pandas and scipy; other commands start fast
 
     info = datasets.register_dataset(
@@ -108,6 +124,7 @@ def dataset_update(
     ignore: str = typer.Option("", help="Registered columns to leave out from now on."),
 ) -> None:
     """Register a new version of a dataset's file: checked like a registration, signed."""
+    from kumiai.interfaces.cli.context import console
     from kumiai.services import datasets  # lazy, as in dataset_register
 
     update = datasets.update_dataset(
@@ -139,6 +156,10 @@ def dataset_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     if as_json:
         print_json(listing)
         return
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
     table = Table("dataset", "member", "rows", "target", "sensitivity", "columns")
     for d in listing:
         table.add_row(
@@ -162,6 +183,9 @@ def project_propose(
     members_: str = typer.Option("", "--members", help="Participating members: 'a,b,c'."),
 ) -> None:
     """Propose a research project; the board must approve it before any data use."""
+    from kumiai.interfaces.cli.context import console
+    from kumiai.services import projects
+
     info = projects.propose_project(
         consortium(ctx),
         name=name,
@@ -183,6 +207,9 @@ def project_approve(
     by: str = typer.Option(..., help="The approving board member."),
 ) -> None:
     """Approve a proposed project (it becomes active)."""
+    from kumiai.interfaces.cli.context import console
+    from kumiai.services import projects
+
     info = projects.approve_project(consortium(ctx), name, by)
     console.print(f"Project [bold]{info.name}[/] is {info.status}.")
 
@@ -194,6 +221,9 @@ def project_close(
     by: str = typer.Option(..., help="The member closing it (a board member)."),
 ) -> None:
     """Close a project: no further data use or jobs."""
+    from kumiai.interfaces.cli.context import console
+    from kumiai.services import projects
+
     info = projects.close_project(consortium(ctx), name, by)
     console.print(f"Project [bold]{info.name}[/] is {info.status}.")
 
@@ -201,10 +231,16 @@ def project_close(
 @project_app.command("list")
 def project_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List projects, their status, members and purpose."""
+    from kumiai.services import projects
+
     listing = projects.list_projects(consortium(ctx))
     if as_json:
         print_json(listing)
         return
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
     table = Table("project", "status", "proposed by", "approved by", "members", "purpose")
     for p in listing:
         table.add_row(
@@ -237,6 +273,9 @@ def request(
     ),
 ) -> None:
     """Ask a dataset's steward to allow its use for the project's purpose."""
+    from kumiai.interfaces.cli.context import console
+    from kumiai.services import agreements
+
     expires_at = parse_iso(expires, "expiry") if expires else utc_now() + timedelta(days=180)
     info = agreements.request_data_use(
         consortium(ctx),
@@ -261,10 +300,16 @@ def requests_list(
     ctx: typer.Context, project: str = typer.Argument(None), as_json: bool = JSON_OPTION
 ) -> None:
     """List data-use requests and their stewards' decisions."""
+    from kumiai.services import agreements
+
     listing = agreements.list_requests(consortium(ctx), project)
     if as_json:
         print_json(listing)
         return
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
     table = Table(
         "request", "project", "dataset", "steward", "kinds", "rounds", "expires", "status"
     )
@@ -286,6 +331,9 @@ def requests_list(
 @agreement_app.command("sign")
 def agreement_sign(ctx: typer.Context, request_id: str = typer.Argument(...)) -> None:
     """Sign a request with the steward's key: the node will then work for the project."""
+    from kumiai.interfaces.cli.context import console
+    from kumiai.services import agreements
+
     info = agreements.sign_request(consortium(ctx), request_id)
     console.print(
         f"Agreement [bold]{info.id}[/] signed by {info.steward} for {info.project} on "
@@ -300,6 +348,9 @@ def agreement_refuse(
     reason: str = typer.Option(..., help="Why; the researcher reads it."),
 ) -> None:
     """Refuse a request; the node will refuse any job for it."""
+    from kumiai.interfaces.cli.context import console
+    from kumiai.services import agreements
+
     info = agreements.refuse_request(consortium(ctx), request_id, reason)
     console.print(f"Request {info.id} refused by {info.steward}.")
 
@@ -311,6 +362,9 @@ def agreement_revoke(
     reason: str = typer.Option("revoked by the steward", help="Why."),
 ) -> None:
     """Revoke a signed agreement; the node refuses from its next message on."""
+    from kumiai.interfaces.cli.context import console
+    from kumiai.services import agreements
+
     info = agreements.revoke_agreement(consortium(ctx), agreement_id, reason)
     console.print(f"Agreement {info.id} revoked at {when(info.revoked_at)} UTC.")
 
@@ -320,10 +374,16 @@ def agreement_list(
     ctx: typer.Context, project: str = typer.Argument(None), as_json: bool = JSON_OPTION
 ) -> None:
     """List signed agreements, with expiry and revocation."""
+    from kumiai.services import agreements
+
     listing = agreements.list_agreements(consortium(ctx), project)
     if as_json:
         print_json(listing)
         return
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
     table = Table("agreement", "project", "dataset", "steward", "signed", "expires", "revoked")
     for a in listing:
         table.add_row(

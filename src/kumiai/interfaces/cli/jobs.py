@@ -1,20 +1,21 @@
 """`kumiai jobs`, `job`, `models`, `model`: reading jobs and released model versions back.
 
-These only read (`jobs --recover` excepted) and never load Flower.
+These only read (`jobs --recover` excepted) and never load Flower. Each command imports
+its service and Rich itself, so that `--help` loads neither.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from kumiai.interfaces.cli.context import console, consortium, errors, number, when
+from kumiai.interfaces.cli.context import consortium, number, when
 from kumiai.interfaces.cli.output import JSON_OPTION, plain, print_json
-from kumiai.services import jobs, models
+
+if TYPE_CHECKING:
+    from kumiai.services.jobs import JobInfo
 
 
-def job_document(job: jobs.JobInfo, with_rounds: bool) -> dict[str, Any]:
+def job_document(job: "JobInfo", with_rounds: bool) -> dict[str, Any]:
     document = plain(job)
     assert isinstance(document, dict)
     if not with_rounds:
@@ -33,14 +34,23 @@ def jobs_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List jobs; a job whose process died shows as interrupted, its finished rounds kept."""
+    from kumiai.services import jobs
+
     home = consortium(ctx)
     if recover:
+        from kumiai.interfaces.cli.context import errors
+
         for job_id in jobs.recover_interrupted_jobs(home):
             errors.print(f"Job {job_id} marked failed; its nodes' reserved ε released.")
     listing = jobs.list_jobs(home, project)
     if as_json:
         print_json([job_document(j, with_rounds=False) for j in listing])
         return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
     table = Table("job", "project", "status", "rounds", "sites", "started", "error")
     for j in listing:
         sites = ", ".join(f"{s.dataset}:{s.status}" for s in j.sites)
@@ -61,10 +71,17 @@ def job_show(
     ctx: typer.Context, job_id: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
     """Show one job: each site's participation and reason, and every round's metrics."""
+    from kumiai.services import jobs
+
     j = jobs.job_detail(consortium(ctx), job_id)
     if as_json:
         print_json(job_document(j, with_rounds=True))
         return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
     console.print(
         f"[bold]{j.id}[/] · {j.project} · {j.kind} · {j.status} · "
         f"{j.completed_rounds}/{j.planned_rounds} rounds"
@@ -103,10 +120,16 @@ def models_list(
     ctx: typer.Context, project: str = typer.Argument(None), as_json: bool = JSON_OPTION
 ) -> None:
     """List released model versions with their overall metrics and lineage."""
+    from kumiai.services import models
+
     listing = models.list_models(consortium(ctx), project)
     if as_json:
         print_json(listing)
         return
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
     table = Table("model", "strategy", "job", "sites", "accuracy", "AUC", "agreements", "created")
     for m in listing:
         overall = m.metrics["overall"]
@@ -127,10 +150,17 @@ def model_show(
     ctx: typer.Context, model_id: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
     """Show a model version: metrics per site, and its lineage (job, agreements, refusals)."""
+    from kumiai.services import models
+
     m = models.model_detail(consortium(ctx), model_id)
     if as_json:
         print_json(m)
         return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
     table = Table("site", "test rows", "accuracy", "AUC", title=f"{m.id} · {m.strategy}")
     for dataset, s in m.metrics["sites"].items():
         table.add_row(dataset, str(s["examples"]), number(s["accuracy"]), number(s["auc"]))

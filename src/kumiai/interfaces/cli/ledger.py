@@ -1,17 +1,19 @@
-"""`kumiai ledger`: read, prove, export, verify and witness the transparency ledger."""
+"""`kumiai ledger`: read, prove, export, verify and witness the transparency ledger.
+
+Each command imports the service and Rich itself, so that `--help` loads neither.
+"""
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from kumiai.adapters.files import write_json_atomic
-from kumiai.domain.audit import AuditReport, report_document
-from kumiai.interfaces.cli.context import console, consortium, errors
+from kumiai.interfaces.cli.context import consortium
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
-from kumiai.services import transparency
+
+if TYPE_CHECKING:
+    from kumiai.domain.audit import AuditReport
 
 ledger_app = typer.Typer(
     help="The transparency ledger: every act, signed, verifiable offline.", no_args_is_help=True
@@ -29,12 +31,19 @@ def show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List ledger entries, oldest first, with optional filters."""
+    from kumiai.services import transparency
+
     entries = transparency.show_entries(
         consortium(ctx), member=member, dataset=dataset, project=project, kind=type_, limit=last
     )
     if as_json:
         print_json(entries)  # whole payloads: the table shortens them
         return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
     table = Table("seq", "time (UTC)", "actor", "kind", "details")
     for e in entries:
         details = ", ".join(
@@ -51,6 +60,8 @@ def show(
 @ledger_app.command("prove")
 def prove(ctx: typer.Context, seq: int = typer.Argument(..., help="Entry number.")) -> None:
     """Print an inclusion proof of one entry under the latest signed tree head."""
+    from kumiai.services import transparency
+
     proof = transparency.prove_inclusion(consortium(ctx), seq)
     print(
         json.dumps(
@@ -75,6 +86,10 @@ def export(
     keys: Path = typer.Option(None, help="Also write the members' public keys here."),
 ) -> None:
     """Write the whole ledger (entries, tree heads, cosignatures) as JSON lines."""
+    from kumiai.adapters.files import write_json_atomic
+    from kumiai.interfaces.cli.context import console
+    from kumiai.services import transparency
+
     home = consortium(ctx)
     count = transparency.export_ledger(home, file)
     console.print(f"Exported {count} entries to [bold]{file}[/].")
@@ -86,12 +101,18 @@ def export(
         )
 
 
-def _report(report: AuditReport, source: str, as_json: bool) -> None:
+def _report(report: "AuditReport", source: str, as_json: bool) -> None:
+    from kumiai.domain.audit import report_document
+
     if as_json:  # the shape verifiers/js/verify.mjs prints, so two verifiers can be compared
         print(json.dumps(report_document(report), indent=2, ensure_ascii=False))
         if not report.ok:
             raise typer.Exit(1)
         return
+    from rich.markup import escape
+
+    from kumiai.interfaces.cli.context import console, errors
+
     if report.ok:
         console.print(
             f"[green]verified[/] {source}: {report.entries} entries, {report.heads} "
@@ -114,6 +135,8 @@ def verify(
     ),
 ) -> None:
     """Verify every signature, the Merkle tree, every tree head and every cosignature."""
+    from kumiai.services import transparency
+
     if file is None:
         report = transparency.verify_ledger(consortium(ctx), keys)
         _report(report, "this consortium's ledger", as_json)
@@ -124,6 +147,11 @@ def verify(
 @ledger_app.command("witness")
 def witness(ctx: typer.Context) -> None:
     """Have every member's node check the latest tree head against its own, and cosign it."""
+    from rich.markup import escape
+
+    from kumiai.interfaces.cli.context import console
+    from kumiai.services import transparency
+
     verdicts = transparency.witness_all(consortium(ctx))
     refused = False
     for member, verdict in verdicts.items():

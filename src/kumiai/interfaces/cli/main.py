@@ -1,19 +1,18 @@
 """The `kumiai` command. Every command is a thin call into kumiai.services.
 
 Only `train`, `demo` and `bench` load Flower, Ray and the benchmarks, inside the command:
-everything else must start in well under a second.
+everything else must start in well under a second. The command modules import their
+services and Rich inside each command, so building this app (and `--help`) loads neither.
 """
 
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from kumiai.domain.errors import KumiaiError
 from kumiai.interfaces.cli import governance, jobs, show, training
 from kumiai.interfaces.cli.bench import bench
 from kumiai.interfaces.cli.budget import budget_app
-from kumiai.interfaces.cli.context import errors
 from kumiai.interfaces.cli.demo import demo
 from kumiai.interfaces.cli.ledger import ledger_app
 
@@ -62,8 +61,14 @@ def run() -> None:
     try:
         app()
     except KumiaiError as exc:
+        from rich.markup import escape
+
+        from kumiai.interfaces.cli.context import errors
+
         errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
+        from kumiai.interfaces.cli.context import errors
+
         errors.print("[red]interrupted[/]")
         raise SystemExit(130) from None

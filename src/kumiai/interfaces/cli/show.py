@@ -1,21 +1,28 @@
 """`dataset show`, `project show`, `agreement show`: one record and what surrounds it.
 
 Registered on the governance sub-apps in main.py; kept apart so that governance.py stays
-the home of the commands that change things.
+the home of the commands that change things. Each command imports the service and Rich
+itself, so that `--help` loads neither.
 """
 
-import typer
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING
 
-from kumiai.interfaces.cli.context import console, consortium, number, when
+import typer
+
+from kumiai.interfaces.cli.context import consortium, number, when
 from kumiai.interfaces.cli.jobs import job_document
 from kumiai.interfaces.cli.output import JSON_OPTION, plain, print_json
-from kumiai.services import views
-from kumiai.services.agreements import RequestInfo
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from kumiai.services.agreements import RequestInfo
 
 
-def _requests_table(requests: tuple[RequestInfo, ...], title: str) -> Table:
+def _requests_table(requests: "tuple[RequestInfo, ...]", title: str) -> "Table":
+    from rich.markup import escape
+    from rich.table import Table
+
     columns = ("request", "project", "dataset", "kinds", "rounds", "ε cap", "statistics", "status")
     table = Table(*columns, title=title)
     for r in requests:
@@ -37,10 +44,17 @@ def dataset_show(
     ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
     """Show a dataset: its schema, hash, budget and every project that asked to use it."""
+    from kumiai.services import views
+
     view = views.dataset_view(consortium(ctx), name)
     if as_json:
         print_json(view)
         return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
     d = view.dataset
     console.print(
         f"[bold]{d.name}[/] on {d.member}'s node · {d.rows} rows · target {escape(d.target)} · "
@@ -58,6 +72,8 @@ def project_show(
     ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
     """Show a project: purpose, members, its requests, agreements, jobs and models."""
+    from kumiai.services import views
+
     view = views.project_view(consortium(ctx), name)
     if as_json:
         document = plain(view)
@@ -65,6 +81,11 @@ def project_show(
         document["jobs"] = [job_document(j, with_rounds=False) for j in view.jobs]
         print_json(document)
         return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
     p = view.project
     console.print(
         f"[bold]{p.name}[/] · {escape(p.title)} · {p.status} · proposed by {p.proposed_by} "
@@ -98,10 +119,17 @@ def agreement_show(
     ctx: typer.Context, agreement_id: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
     """Show an agreement: the terms its steward signed, as the node checks them."""
+    from kumiai.services import views
+
     view = views.agreement_view(consortium(ctx), agreement_id)
     if as_json:
         print_json(view)
         return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
     a = view.agreement
     revoked = (
         f"revoked {when(a.revoked_at)} UTC: {escape(a.revocation_reason or '')}"

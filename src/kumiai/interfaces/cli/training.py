@@ -1,26 +1,28 @@
 """`kumiai train`: a federated training job, with its planned privacy spend and results.
 
-Flower and Ray load only inside `train`: every other command must start fast.
+Flower and Ray load only inside `train`, and the services and Rich too: every other
+command (and `--help`) must start fast.
 """
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from kumiai.domain.disclosure import PublicDomain
 from kumiai.domain.errors import InvalidInput
-from kumiai.domain.privacy import PrivacyPlan
-from kumiai.domain.training import STRATEGIES, TrainingSettings
-from kumiai.interfaces.cli.context import console, consortium, number
-from kumiai.services.privacy import plan_privacy
+from kumiai.domain.training import STRATEGIES
+from kumiai.interfaces.cli.context import consortium, number
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
+    from kumiai.domain.privacy import PrivacyPlan
     from kumiai.services.training import TrainingOutcome
 
 
-def site_table(title: str, outcome: "TrainingOutcome") -> Table:
+def site_table(title: str, outcome: "TrainingOutcome") -> "Table":
+    from rich.table import Table
+
     table = Table("site", "test rows", "accuracy", "AUC", title=title)
     for dataset, m in outcome.sites.items():
         table.add_row(dataset, str(m["examples"]), number(m["accuracy"]), number(m["auc"]))
@@ -73,6 +75,8 @@ def train(
     ),
 ) -> None:
     """Train a federated model on every site whose steward agreed; others refuse at the node."""
+    from kumiai.domain.training import TrainingSettings
+
     settings = TrainingSettings(
         strategy=strategy,
         rounds=rounds,
@@ -94,7 +98,9 @@ def train(
         public_domain=read_public_domain(public_domain),
     )
     # Lazy: these load Flower and Ray (seconds); only this command needs them.
+    from kumiai.interfaces.cli.context import console
     from kumiai.interfaces.cli.progress import RichTrainingProgress
+    from kumiai.services.privacy import plan_privacy
     from kumiai.services.training import train as run_training
 
     home = consortium(ctx)
@@ -112,6 +118,8 @@ def train(
 
 def read_public_domain(path: Path | None) -> str:
     """The file's public domain as canonical JSON, or a clear error naming the file."""
+    from kumiai.domain.disclosure import PublicDomain
+
     if path is None:
         return ""
     try:
@@ -123,7 +131,9 @@ def read_public_domain(path: Path | None) -> str:
     return PublicDomain.from_json(text, f"public domain file {path}").to_json()
 
 
-def planned_privacy_table(plans: dict[str, PrivacyPlan]) -> Table:
+def planned_privacy_table(plans: "dict[str, PrivacyPlan]") -> "Table":
+    from rich.table import Table
+
     client = any(plan.level == "client" for plan in plans.values())
     columns = ["dataset", "planned ε (per row)", "δ", "σ (noise)", "sample rate", "steps"]
     table = Table(
