@@ -1,16 +1,17 @@
-"""Reading a member's CSV or Parquet file into typed columns, with errors that point at cells."""
+"""Reading a member's CSV or Parquet file into typed columns, with errors that point at cells.
+
+pandas and NumPy load inside the functions that read a file: the catalogue commands that
+only list datasets import this module without reading any.
+"""
+
+from __future__ import annotations
 
 import csv
 import hashlib
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Any
 
 from kumiai.domain.errors import DataError, InvalidInput
-from kumiai.domain.preprocessing import Columns
 from kumiai.domain.schema import (
     MAX_MAGNITUDE,
     NOT_A_NUMBER,
@@ -21,6 +22,12 @@ from kumiai.domain.schema import (
 )
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+if TYPE_CHECKING:
+    import pandas as pd
+    from numpy.typing import NDArray
+
+    from kumiai.domain.preprocessing import Columns
+
 SUPPORTED = (".csv", ".parquet", ".pq")
 SHOWN_CELLS = 5  # offending cells an error lists by row before it only counts the rest
 
@@ -80,6 +87,8 @@ def check_header(path: Path, names: list[str]) -> None:
 
 def read_raw(path: Path) -> pd.DataFrame:
     """Every cell as text (None where empty), so parsing errors can name the cell."""
+    import pandas as pd
+
     suffix = require_file(path).suffix.lower()
     if suffix not in SUPPORTED:
         raise InvalidInput(
@@ -246,6 +255,8 @@ def parse_columns(
     frame: pd.DataFrame, *, path: Path, schema: Schema, missing: dict[str, tuple[str, ...]]
 ) -> Columns:
     """Typed columns; cells that do not parse are named by file, row and column."""
+    import numpy as np
+
     parsed: Columns = {}
     for column, kind in schema.items():
         if column not in frame.columns:
@@ -272,6 +283,8 @@ def parse_columns(
 
 def target_labels(frame: pd.DataFrame, *, path: Path, target: TargetSpec) -> NDArray[Any]:
     """Labels as text ('0'/'1' for a rule such as num>0); None where the target is missing."""
+    import numpy as np
+
     if target.column not in frame.columns:
         raise DataError(f"data file {path} has no target column {target.column!r}")
     labels: list[str | None] = []

@@ -5,14 +5,15 @@ stored, and write the node's copy, its record, the catalogue row and the signed 
 entry together: a refusal or a crash leaves none of them behind.
 """
 
+from __future__ import annotations
+
 import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,6 +39,9 @@ from kumiai.node.home import LocalDataset, NodeHome
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get
+
+if TYPE_CHECKING:
+    import pandas as pd  # loaded by adapters.tables when a file is read
 
 Result = TypeVar("Result")
 SENSITIVITIES = ("public", "internal", "confidential", "special-category")
