@@ -1,5 +1,6 @@
-"""The commands that only read: they never load the training machinery, and `--json` prints
-one parseable document with real values.
+"""The commands that only read: they never load the training machinery (nor Alembic,
+pandas or NumPy), `--help` loads neither the database nor the services, and `--json` prints
+one parseable document with real values, without Rich.
 
 Each command runs in a fresh interpreter, as a user runs it, against one small consortium
 with a finished job (trained once for the module, hence the simulation mark). Start-up
@@ -27,11 +28,15 @@ from tests.services.helpers import HOSPITALS, heart_consortium
 pytestmark = pytest.mark.simulation
 
 TRAINING_MACHINERY = {"flwr", "ray", "dp_accounting", "sklearn"}
+# What reading does not need: migrations (the database is at head), data files, arrays.
+NOT_FOR_READING = {"alembic", "pandas", "numpy", "scipy", "pyarrow", "opendp"}
+# What `--help` does not need: the database and the keys.
+NOT_FOR_HELP = {"sqlalchemy", "cryptography"}
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 SIGNING = HOSPITALS[:2]  # va-long-beach's request stays unsigned: its node refuses
 UNSIGNED = f"{HOSPITALS[2]}-heart"
 
-# Runs `kumiai ARGS` in this interpreter, then reports the top-level packages it loaded.
+# Runs `kumiai ARGS` in this interpreter, then reports the modules it loaded.
 PROBE = """
 import runpy, sys
 sys.argv = ["kumiai", *sys.argv[1:]]
@@ -40,8 +45,7 @@ try:
     runpy.run_module("kumiai", run_name="__main__", alter_sys=True)
 except SystemExit as stop:
     code = stop.code
-loaded = sorted({name.split(".")[0] for name in sys.modules})
-sys.stderr.write("LOADED " + " ".join(loaded) + "\\n")
+sys.stderr.write("LOADED " + " ".join(sorted(sys.modules)) + "\\n")
 raise SystemExit(code)
 """
 
@@ -128,16 +132,43 @@ COMMANDS = [
 ]
 
 
+def loaded_by(home: Path, *args: str) -> set[str]:
+    """The modules `kumiai ARGS` loaded, run in a fresh interpreter."""
+    result = run(home, *args, probe=True)
+    assert result.returncode == 0, result.stderr
+    [report] = [line for line in result.stderr.splitlines() if line.startswith("LOADED ")]
+    modules = set(report.split()[1:])
+    assert "kumiai.interfaces.cli.main" in modules and "typer" in modules  # the probe saw it run
+    return modules
+
+
+def packages(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_read_only_command_never_loads_the_training_machinery(
     small: Consortium, command: str
 ) -> None:
-    result = run(small.home, *read_only(small)[command], probe=True)
-    assert result.returncode == 0, result.stderr
-    [report] = [line for line in result.stderr.splitlines() if line.startswith("LOADED ")]
-    loaded = set(report.split()[1:])
-    assert "kumiai" in loaded and "typer" in loaded  # the probe saw the command run
+    loaded = packages(loaded_by(small.home, *read_only(small)[command]))
     assert loaded & TRAINING_MACHINERY == set()
+    assert loaded & NOT_FOR_READING == set()
+
+
+def test_help_loads_neither_the_database_nor_the_services(small: Consortium) -> None:
+    modules = loaded_by(small.home, "--help")
+    assert packages(modules) & (TRAINING_MACHINERY | NOT_FOR_READING | NOT_FOR_HELP) == set()
+    assert not any(name.startswith("kumiai.services") for name in modules)
+
+
+NO_JSON = {"--help", "ledger prove", "ledger export"}  # prove prints JSON only; export a file
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c not in NO_JSON])
+def test_json_output_loads_no_rich(small: Consortium, command: str) -> None:
+    loaded = packages(loaded_by(small.home, *read_only(small)[command], "--json"))
+    assert "sqlalchemy" in loaded  # it did read the database
+    assert "rich" not in loaded
 
 
 def test_the_probe_sees_the_training_machinery_when_it_is_loaded() -> None:
