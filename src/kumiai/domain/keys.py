@@ -1,10 +1,13 @@
-"""Ed25519 signing over canonical bytes. Keys travel as base64 of their raw 32 bytes."""
+"""Ed25519 signing over canonical bytes. Keys travel as base64 of their raw 32 bytes.
+
+`cryptography`'s serialization (PEM, raw bytes) loads inside the functions that use it:
+every command that reads the database imports this module, and reading needs neither.
+"""
 
 import base64
 import hashlib
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kumiai.domain.errors import InvalidInput
@@ -15,6 +18,8 @@ def new_private_key() -> Ed25519PrivateKey:
 
 
 def private_key_to_pem(key: Ed25519PrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -23,6 +28,8 @@ def private_key_to_pem(key: Ed25519PrivateKey) -> bytes:
 
 
 def private_key_from_pem(pem: bytes, where: str) -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives import serialization
+
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
@@ -35,6 +42,8 @@ def private_key_from_pem(pem: bytes, where: str) -> Ed25519PrivateKey:
 
 
 def public_key_b64(key: Ed25519PrivateKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return base64.b64encode(raw).decode("ascii")
 
