@@ -1,8 +1,8 @@
 """Opening the governance database: one URL setting, migrations applied on open.
 
-A database already at the newest migration opens without loading Alembic (a third of a
-second on every command that reads): only `HEAD_REVISION` is compared with the
-`alembic_version` row. A test keeps `HEAD_REVISION` equal to the newest file in
+A database already at the newest migration opens without loading Alembic (0.12-0.17 s of
+CPU on every command, against 0.015 s for the rest of opening): only `HEAD_REVISION` is
+compared with the `alembic_version` row. A test keeps `HEAD_REVISION` equal to the newest file in
 `migrations/versions/`.
 """
 
