@@ -18,7 +18,8 @@ tight; RDP (Rényi DP) is the older, looser bound kept for comparison with publi
 
 PLD discretisation: every ε kumiai reports or records uses dp_accounting's own default
 PLD grid, so it equals what an auditor gets from the library (σ=1, q=0.01, 1000 steps,
-δ=1e-5: 1.8282). Only the bisection that *calibrates* σ uses a coarser grid,
+δ=1e-5: 1.8282). Only the search that *calibrates* σ (dp_accounting's own
+calibrate_dp_mechanism, in a bracket kumiai finds on cached ε) uses a coarser grid,
 `CALIBRATION_DISCRETIZATION` = 1e-3, about ten times faster. The library rounds
 pessimistically, so a coarse grid can only raise ε: a σ that meets the target on the coarse
 grid meets it on the fine one too (the final ε is then recomputed on the fine grid).
@@ -262,16 +263,20 @@ def _calibrate(
                     "lower the number of steps or the batch size"
                 )
             lo = sigma
-    # Bisect in log σ: ε falls smoothly with σ over orders of magnitude.
-    while hi / lo > 1.0 + NOISE_TOLERANCE:
-        mid = math.sqrt(lo * hi)
-        spent = eps(mid)
-        if spent <= target:
-            hi, hi_eps = mid, spent
-        else:
-            lo = mid
+    # The root itself: dp_accounting's own calibration (Brent's method, then its bisection
+    # fallback, which guarantees ε ≤ target) inside the bracket found above on cached ε.
+    from dp_accounting import mechanism_calibration  # lazy, as in dp_sgd_event
+
+    sigma = mechanism_calibration.calibrate_dp_mechanism(
+        lambda: make_accountant(name, coarse=True),
+        lambda noise: dp_sgd_event(noise, q, steps),
+        target,
+        delta,
+        bracket_interval=mechanism_calibration.ExplicitBracketInterval(lo, hi),
+        tol=lo * NOISE_TOLERANCE,
+    )
     del hi_eps  # on the coarse grid: the ε of record is recomputed on the library's grid
-    return hi, epsilon_for(hi, sample_rate, steps, delta, accountant)
+    return float(sigma), epsilon_for(float(sigma), sample_rate, steps, delta, accountant)
 
 
 def noise_for_epsilon(
