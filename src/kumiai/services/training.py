@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from kumiai.adapters.flower.protocol import encode_consistency
 from kumiai.adapters.flower.serverapp import FederatedJob, build_server_app
 from kumiai.adapters.flower.simulation import PartitionLocator, run_simulation
+from kumiai.adapters.flower.stopping import SERVER_STOP_SECONDS, stop_reason
 from kumiai.adapters.storage.arrays import arrays_to_bytes
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import (
@@ -230,13 +231,12 @@ def train(
         fail_job(consortium, job.ticket.job_id, str(exc))
         raise
     except BaseException as exc:
-        fail_job(
-            consortium,
-            job.ticket.job_id,
-            "interrupted by the user"
-            if isinstance(exc, KeyboardInterrupt)
-            else f"internal error: {type(exc).__name__}: {exc}",
-        )
+        reason = stop_reason(exc) or f"internal error: {type(exc).__name__}: {exc}"
+        # The ServerApp thread outlives Flower's runtime: end it before the record says
+        # failed, so no round is recorded after.
+        job.stop.request(reason)
+        job.stop.wait_for_server(SERVER_STOP_SECONDS)
+        fail_job(consortium, job.ticket.job_id, reason)
         raise
     finally:
         release_privacy(consortium, job.ticket.job_id)
