@@ -2,15 +2,17 @@
 
 Appends are serialised by an exclusive file lock, so two jobs starting together on one
 dataset cannot both pass the budget check and overspend it together; each line is fsynced
-before the node lets an update leave, so spend is never lost.
+before the node lets an update leave, so spend is never lost. The lock is `filelock`'s, not
+raw `fcntl`, so a node runs on Windows as well as on Unix.
 """
 
-import fcntl
 import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from filelock import FileLock
 
 from kumiai.adapters.files import write_json_atomic
 from kumiai.domain import keys
@@ -91,13 +93,11 @@ class SpendLog:
     # -- writing -------------------------------------------------------------------------
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        """Exclusive across processes and threads: a fresh lock object per use, so no
+        reentrancy is shared between threads that hold one SpendLog."""
         self.lock.parent.mkdir(parents=True, exist_ok=True)
-        with self.lock.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with FileLock(self.lock):
+            yield
 
     def _append(
         self,
