@@ -3,8 +3,8 @@
 Reading never writes. A job whose process died reads as `interrupted`, computed from its
 pid; only `recover_interrupted_jobs` (run by `kumiai train` before it starts, and by
 `kumiai jobs --recover`) marks it failed in the record, raises its recorded spend to what
-each node logged (`services.recovery`) and releases the ε its nodes reserved. The training service imports this module, never the reverse, so reading jobs
-does not load Flower.
+each node logged (`services.recovery`) and releases the ε its nodes reserved. The training
+service imports this module, never the reverse, so reading jobs does not load Flower.
 """
 
 import json
