@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from filelock import FileLock
-
 from kumiai.adapters.files import write_json_atomic
 from kumiai.domain import keys
 from kumiai.domain.budget import (
@@ -94,7 +92,10 @@ class SpendLog:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """Exclusive across processes and threads: a fresh lock object per use, so no
-        reentrancy is shared between threads that hold one SpendLog."""
+        reentrancy is shared between threads that hold one SpendLog. Imported here: the
+        read-only commands import this module but never lock, and filelock costs start-up."""
+        from filelock import FileLock
+
         self.lock.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(self.lock):
             yield
