@@ -7,16 +7,28 @@ import threading
 from queue import Queue
 
 from flwr.server.superlink.fleet.vce import vce_api
+from flwr.server.superlink.fleet.vce.backend.raybackend import RayBackend
 
-from kumiai.adapters.flower.simulation import FLOWER_DISPATCH_SHA256, _dispatch, _fast_dispatch
+from kumiai.adapters.flower.simulation import (
+    FLOWER_DISPATCH_SHA256,
+    FLOWER_TERMINATE_SHA256,
+    _dispatch,
+    _end_actors_keep_ray,
+    _fast_dispatch,
+    one_engine,
+)
 
 
-def test_flowers_dispatch_is_the_one_replaced() -> None:
-    source = inspect.getsource(vce_api.add_messages_to_queue)
-    assert hashlib.sha256(source.encode()).hexdigest() == FLOWER_DISPATCH_SHA256, (
-        "Flower changed vce_api.add_messages_to_queue: re-read it, update "
-        "kumiai.adapters.flower.simulation._dispatch to match, then the hash"
-    )
+def test_flowers_functions_are_the_ones_replaced() -> None:
+    for function, expected, ours in (
+        (vce_api.add_messages_to_queue, FLOWER_DISPATCH_SHA256, "_dispatch"),
+        (RayBackend.terminate, FLOWER_TERMINATE_SHA256, "_end_actors_keep_ray"),
+    ):
+        source = inspect.getsource(function)
+        assert hashlib.sha256(source.encode()).hexdigest() == expected, (
+            f"Flower changed {function.__qualname__}: re-read it, update "
+            f"kumiai.adapters.flower.simulation.{ours} to match, then the hash"
+        )
 
 
 class Store:
@@ -47,3 +59,10 @@ def test_the_replacement_is_undone_after_the_run() -> None:
     with _fast_dispatch():
         assert vce_api.add_messages_to_queue is _dispatch
     assert vce_api.add_messages_to_queue is original
+
+
+def test_one_engine_keeps_ray_between_jobs_and_restores_flower() -> None:
+    original = RayBackend.terminate
+    with one_engine():
+        assert RayBackend.terminate is _end_actors_keep_ray
+    assert RayBackend.terminate is original

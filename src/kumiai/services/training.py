@@ -9,6 +9,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +18,7 @@ from sqlalchemy import func, select
 
 from kumiai.adapters.flower.protocol import encode_consistency
 from kumiai.adapters.flower.serverapp import FederatedJob, build_server_app
-from kumiai.adapters.flower.simulation import PartitionLocator, run_simulation
+from kumiai.adapters.flower.simulation import PartitionLocator, one_engine, run_simulation
 from kumiai.adapters.flower.stopping import SERVER_STOP_SECONDS, stop_reason
 from kumiai.adapters.storage.arrays import arrays_to_bytes
 from kumiai.adapters.storage.database import transaction
@@ -187,6 +188,11 @@ def _release(consortium: Consortium, job: FederatedJob, recorder: JobRecorder, b
             session, Act(by, "model.released", payload, member=by, project=project)
         )
     return model_id
+
+
+def many_jobs() -> AbstractContextManager[None]:
+    """Run several jobs on one simulation engine, Ray started once (benchmarks, notebooks)."""
+    return one_engine()
 
 
 def train(
