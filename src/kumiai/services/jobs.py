@@ -27,7 +27,6 @@ from kumiai.adapters.storage.schema import (
 from kumiai.domain.clock import utc_now
 from kumiai.domain.job import JobStatus
 from kumiai.domain.ledger import COORDINATOR
-from kumiai.node.spendlog import SpendLog
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get
@@ -155,8 +154,8 @@ def recover_interrupted_jobs(consortium: Consortium) -> list[str]:
 def release_privacy(consortium: Consortium, job_id: str) -> None:
     """The job is over: each node stops holding the ε it reserved but did not spend.
 
-    On one machine the coordinator reaches each node's spend log directly; the node still
-    records the release itself, in its own signed log.
+    The coordinator asks each node through its port; the node records the release itself,
+    in its own signed log.
     """
     with transaction(consortium.sessions) as session:
         rows = list(
@@ -164,7 +163,7 @@ def release_privacy(consortium: Consortium, job_id: str) -> None:
         )
         for row in rows:
             member = get(session, DatasetRow, row.dataset).member
-            SpendLog(consortium.node(member), row.dataset).release(job_id)
+            consortium.node(member).release_privacy(row.dataset, job_id)
             row.status = "ended"
 
 

@@ -13,7 +13,6 @@ from kumiai.adapters.storage.schema import DatasetRow, PrivacySpendRow
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.privacy import PrivacyPlan
 from kumiai.domain.training import TrainingSettings, plan_privacy_for
-from kumiai.node.spendlog import SpendLog
 from kumiai.services.consortium import Consortium
 from kumiai.services.lookup import all_rows, get, project_datasets
 
@@ -77,7 +76,7 @@ def set_budget(consortium: Consortium, dataset: str, epsilon: float) -> float:
     """The steward sets a dataset's lifetime ε budget on its own node; the catalogue mirrors it."""
     with transaction(consortium.sessions) as session:
         row = get(session, DatasetRow, dataset)
-        SpendLog(consortium.node(row.member), dataset).set_lifetime(epsilon)
+        consortium.node(row.member).set_budget(dataset, epsilon)
         row.epsilon_budget = float(epsilon)
         return row.epsilon_budget
 

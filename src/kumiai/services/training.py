@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.app import Message
+from flwr.clientapp.typing import Mod
 from sqlalchemy import func, select
 
 from kumiai.adapters.flower.protocol import encode_consistency
 from kumiai.adapters.flower.serverapp import FederatedJob, build_server_app
-from kumiai.adapters.flower.simulation import PartitionLocator, run_simulation
+from kumiai.adapters.flower.simulation import run_simulation
 from kumiai.adapters.storage.arrays import arrays_to_bytes
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import (
@@ -31,12 +32,9 @@ from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, JobFailed, KumiaiError
 from kumiai.domain.job import JobDocument, JobKind, JobStatus, sign_job
-from kumiai.domain.ledger import COORDINATOR
 from kumiai.domain.project import ProjectStatus, require_active
 from kumiai.domain.training import TrainingSettings
-from kumiai.node.clientapp import build_client_app
-from kumiai.node.guard import Mod
-from kumiai.node.worker import NodeWorker
+from kumiai.node.port import NodePort, simulation_client_app
 from kumiai.services.agreements import agreements_for_job
 from kumiai.services.consortium import Consortium
 from kumiai.services.jobs import fail_job, recover_interrupted_jobs, release_privacy
@@ -71,7 +69,7 @@ class TrainingOutcome:
 
 def _start_job(
     consortium: Consortium, project: str, settings: TrainingSettings, by: str | None
-) -> tuple[FederatedJob, list[tuple[str, str]], str]:
+) -> tuple[FederatedJob, list[tuple[NodePort, str]], str]:
     """Create the job record and the signed job document; one node per requested dataset."""
     with transaction(consortium.sessions) as session:
         project_row = get(session, ProjectRow, project)
@@ -104,7 +102,7 @@ def _start_job(
                 },
                 issued_at=now,
             ),
-            consortium.key_of(COORDINATOR),
+            consortium.coordinator_key(),
         )
         session.add(
             JobRow(
@@ -126,7 +124,7 @@ def _start_job(
                 JobSiteRow(job_id=job_id, dataset=d.name, member=d.member, status="pending")
             )
         job = FederatedJob(signed=signed, agreements=agreements, expected_nodes=len(datasets))
-        sites = [(str(consortium.member_home(d.member)), d.name) for d in datasets]
+        sites = [(consortium.node(d.member), d.name) for d in datasets]
         # The ledger holds the very document the nodes admit, and its signature.
         payload = {"job": job_id, "document": json.loads(signed.to_json())}
         consortium.ledger.append(
@@ -219,7 +217,7 @@ def train(
     try:
         run_simulation(
             build_server_app(job, recorder),
-            build_client_app(NodeWorker, PartitionLocator(sites), node_mods),
+            simulation_client_app(sites, node_mods),
             len(sites),
             consortium.home,
         )
