@@ -40,7 +40,7 @@ from kumiai.services.consortium import Consortium
 from kumiai.services.jobs import fail_job, recover_interrupted_jobs, release_privacy
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
-from kumiai.services.privacy import plan_privacy, resolve_settings
+from kumiai.services.privacy import JobPrivacy, plan_job_privacy
 from kumiai.services.recorder import (
     JobRecorder,
     RoundReport,
@@ -194,6 +194,7 @@ def train(
     by: str | None = None,
     node_mods: Sequence[Mod] = (),
     reply_hook: Callable[[Message], None] | None = None,
+    privacy: JobPrivacy | None = None,
 ) -> TrainingOutcome:
     """Run one federated training job for a project on Flower's simulation engine.
 
@@ -201,10 +202,15 @@ def train(
     job's start and the model's release in the ledger. `node_mods` are extra Flower mods
     every simulated node runs after its guard (e.g. message logging); `reply_hook` sees every
     reply the coordinator receives (audits: with secure aggregation, no individual update).
+    `privacy` is the job's privacy as `services.privacy.plan_job_privacy` planned it for
+    these settings (the CLI plans it first to show it); without it, it is planned here.
     """
     recover_interrupted_jobs(consortium)
-    settings = resolve_settings(consortium, project, settings)  # client-level DP: fix σ
-    plan_privacy(consortium, project, settings)  # bad ε, δ, σ or clipping: refused now
+    if privacy is None:  # bad ε, δ, σ or clipping: refused now, before any node is contacted
+        privacy = plan_job_privacy(consortium, project, settings)
+    elif privacy.requested != settings:
+        raise InvalidInput("the privacy plan was made for other settings; plan this job's again")
+    settings = privacy.settings  # client-level DP: σ fixed once for every node
     job, sites, by = _start_job(consortium, project, settings, by)
     with transaction(consortium.sessions) as session:
         head = consortium.ledger.latest_head(session)
