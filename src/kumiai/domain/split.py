@@ -5,6 +5,9 @@ train_test_split), stratified by class when every class has at least two rows. T
 fails when the test share rounds to no row, when nothing is left to train on, or, when
 stratified, when either part is smaller than the number of classes. Registration refuses
 such a site up front, with the count and the minimum, instead of a job failing later.
+
+`SiteSplit` (a site's rows once split) and `site_seed` live here, pure, so a yardstick on
+one machine can hold a node's split without importing the node.
 """
 
 import hashlib
