@@ -146,3 +146,11 @@ def test_the_scan_catches_a_service_reaching_into_a_node_home(tmp_path: Path) ->
     bad = tmp_path / "bad.py"
     bad.write_text("from kumiai.node.home import NodeHome\nfrom kumiai.node import witnessing\n")
     assert _node_imports(bad) == ["kumiai.node.home", "kumiai.node.witnessing"]
+
+
+def test_joining_twice_keeps_the_first_key(node: LocalNode) -> None:
+    public = node.public_key()
+    with pytest.raises(InvalidInput, match="already holds a member key"):
+        node.join(MEMBER, "hospital", COORDINATOR_PUBLIC)
+    entry = Entry(1, utc_now(), MEMBER, "project.closed", {"project": "heart"})
+    assert entry_signature_valid(node.sign_entry(entry), public)

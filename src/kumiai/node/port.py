@@ -147,6 +147,7 @@ class LocalNode:
     def __init__(self, root: Path) -> None:
         self.home = NodeHome(root)
         self._key: Ed25519PrivateKey | None = None
+        self._member: str | None = None
 
     @property
     def address(self) -> str:
@@ -159,13 +160,21 @@ class LocalNode:
         return self._key
 
     @property
+    def _member_name(self) -> str:
+        if self._member is None:
+            self._member = self.home.member_name
+        return self._member
+
+    @property
     def _next_key_file(self) -> Path:
         return self.home.root / "next-key.pem"
 
     # -- identity and signatures ----------------------------------------------------------
     def join(self, name: str, kind: str, coordinator_key: str) -> str:
-        self._key = keys.new_private_key()
-        return self.home.create(name, kind, self._key, coordinator_key)
+        key = keys.new_private_key()
+        public = self.home.create(name, kind, key, coordinator_key)
+        self._key, self._member = key, name
+        return public
 
     def public_key(self) -> str:
         return self.home.public_key()
@@ -189,13 +198,13 @@ class LocalNode:
         return public
 
     def sign_entry(self, entry: Entry) -> SignedEntry:
-        member = self.home.member_name
+        member = self._member_name
         if entry.actor != member:
             raise InvalidInput(f"the node of {member!r} signs its own acts, not {entry.actor!r}'s")
         return sign_entry(entry, self._private_key())
 
     def sign_agreement(self, terms: AgreementTerms) -> SignedAgreement:
-        member = self.home.member_name
+        member = self._member_name
         if terms.steward != member:
             raise InvalidInput(f"the node of {member!r} signs only its own agreements")
         self.home.dataset(terms.dataset)  # NotFound unless the dataset is this node's
