@@ -32,7 +32,7 @@ def run_until_the_window(
     job, sites, _ = _start_job(consortium, "heart", settings, None)
     ticket = job.ticket
     recorder = JobRecorder(consortium, ticket, None)
-    workers = {dataset: NodeWorker(Path(home)) for home, dataset in sites}
+    workers = {dataset: NodeWorker(Path(node.address)) for node, dataset in sites}
     for dataset, worker in workers.items():
         allowed, reason, numbers = worker.admit(dataset, settings, ticket, None)
         assert allowed, reason

@@ -73,7 +73,7 @@ def registered_rows(consortium: Consortium, member: str) -> int:
 
 
 def spend_log(consortium: Consortium, member: str) -> SpendLog:
-    return SpendLog(consortium.node(member), f"{member}-heart")
+    return SpendLog(NodeHome(consortium.member_home(member)), f"{member}-heart")
 
 
 # -- parameters refused before any training -------------------------------------------

@@ -19,6 +19,7 @@ from kumiai.adapters.storage.schema import JobRow, LedgerEntryRow
 from kumiai.domain.budget import RELEASE
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.recovery import RECOVERED
+from kumiai.node.home import NodeHome
 from kumiai.node.spendlog import SpendLog
 from kumiai.services.consortium import Consortium
 from kumiai.services.jobs import INTERRUPTED, job_detail, recover_interrupted_jobs
@@ -38,7 +39,7 @@ def consortium_of_two(tmp_path: Path) -> Consortium:
 
 
 def spend_log(consortium: Consortium, dataset: str) -> SpendLog:
-    return SpendLog(consortium.node(dataset.removesuffix("-heart")), dataset)
+    return SpendLog(NodeHome(consortium.member_home(dataset.removesuffix("-heart"))), dataset)
 
 
 def node_spent(consortium: Consortium, dataset: str, job: str) -> float:

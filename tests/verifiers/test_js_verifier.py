@@ -220,7 +220,7 @@ def head_over_another_root(records: Records, built: Built) -> Records:
     index = _head(records, 3)
     head = TreeHead.from_document(records[index])
     rewritten = TreeHead(head.size, "ab" * 32, utc_now())
-    signed = sign_head(rewritten, built.consortium.key_of("coordinator"))
+    signed = sign_head(rewritten, built.consortium.coordinator_key())
     records[index] = {"record": "tree-head", **json.loads(signed.to_json())}
     return records
 

@@ -27,7 +27,6 @@ from kumiai.adapters.storage.schema import (
 from kumiai.domain.clock import utc_now
 from kumiai.domain.job import JobStatus
 from kumiai.domain.ledger import COORDINATOR
-from kumiai.node.spendlog import SpendLog
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get
@@ -157,9 +156,9 @@ def release_privacy(consortium: Consortium, job_id: str) -> None:
     """The job is over: each node stops holding the ε it reserved but did not spend.
 
     First the recorded spend is raised to what each node logged (a coordinator killed
-    between a node's spend and its own record under-counts; `services.recovery`). On one
-    machine the coordinator reaches each node's spend log directly; the node still records
-    the release itself, in its own signed log.
+    between a node's spend and its own record under-counts; `services.recovery`). Then the
+    coordinator asks each node through its port; the node records the release itself, in
+    its own signed log.
     """
     with transaction(consortium.sessions) as session:  # kept even if a release fails
         reconcile_spend(consortium, session, job_id)
@@ -169,7 +168,7 @@ def release_privacy(consortium: Consortium, job_id: str) -> None:
         )
         for row in rows:
             member = get(session, DatasetRow, row.dataset).member
-            SpendLog(consortium.node(member), row.dataset).release(job_id)
+            consortium.node(member).release_privacy(row.dataset, job_id)
             row.status = "ended"
 
 

@@ -17,7 +17,6 @@ from kumiai.adapters.storage.schema import JobRow, JobSiteRow, PrivacySpendRow
 from kumiai.domain.budget import JobSpend
 from kumiai.domain.errors import KumiaiError
 from kumiai.domain.recovery import RECOVERED, Recorded, Recovered, shortfall
-from kumiai.node.spendlog import SpendLog
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get
@@ -26,12 +25,12 @@ from kumiai.services.lookup import get
 def logged_spend(consortium: Consortium, member: str, dataset: str, job_id: str) -> JobSpend | None:
     """What the node's own verified spend log says a job spent on its dataset.
 
-    The one place this module reaches a node (on one machine, its home directly). None
+    The one place this module reaches a node (through its port: the node's budget). None
     when the node holds nothing for the job, or its log does not verify: a damaged log
     proves no spend, and the node itself refuses further DP work until it is restored.
     """
     try:
-        return SpendLog(consortium.node(member), dataset).view().jobs.get(job_id)
+        return consortium.node(member).budget(dataset).jobs.get(job_id)
     except KumiaiError:
         return None
 
