@@ -224,3 +224,31 @@ def test_plan_refuses_bad_parameters(changes: dict, pattern: str) -> None:
     arguments.update(changes)
     with pytest.raises(InvalidInput, match=pattern):
         plan_dp_sgd(**arguments)
+
+
+def test_the_library_grid_is_dp_accountings_default() -> None:
+    import inspect
+
+    from kumiai.domain.privacy import LIBRARY_DISCRETIZATION
+
+    default = inspect.signature(PLDAccountant.__init__).parameters["value_discretization_interval"]
+    assert default.default == LIBRARY_DISCRETIZATION
+
+
+@pytest.mark.parametrize(
+    ("sigma", "q", "steps", "delta"),
+    [(1.0, 0.01, 1000, 1e-5), (1.2, 0.1, 37, 1e-4), (0.6, 1.0, 5, 1e-6), (4.0, 0.3, 1, 1e-5)],
+)
+def test_the_cached_step_gives_exactly_what_the_accountant_gives(
+    sigma: float, q: float, steps: int, delta: float
+) -> None:
+    """Auditors recompute ε with PLDAccountant: the node's faster path must agree to the bit."""
+    from kumiai.domain.privacy import epsilon_for
+
+    library = PLDAccountant()
+    library.compose(
+        dp_accounting.SelfComposedDpEvent(
+            dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma)), steps
+        )
+    )
+    assert epsilon_for(sigma, q, steps, delta, "pld") == library.get_epsilon(delta)

@@ -23,7 +23,6 @@ from kumiai.adapters.storage.database import transaction
 from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.clock import utc_now
 from kumiai.domain.job import JobDocument, JobKind, sign_job
-from kumiai.domain.ledger import COORDINATOR
 from kumiai.domain.training import TrainingSettings
 from kumiai.node.guard import make_guard_mod
 from kumiai.services.agreements import agreements_for_job
@@ -54,7 +53,7 @@ def test_the_guard_protects_a_plain_flower_app(tmp_path: Path) -> None:
         },
         issued_at=utc_now(),
     )
-    job = sign_job(document, consortium.key_of(COORDINATOR))
+    job = sign_job(document, consortium.coordinator_key())
     sites = [(str(consortium.member_home(h)), d) for h, d in zip(hospitals, datasets, strict=True)]
 
     client = ClientApp(mods=[make_guard_mod(PartitionLocator(sites))])

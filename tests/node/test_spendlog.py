@@ -316,3 +316,37 @@ def test_concurrent_spends_of_two_jobs_keep_the_chain_intact(node: NodeHome) -> 
     assert len(lines_of(log)) == 22
     assert view.jobs["job-a"].spent == 1.0 and view.jobs["job-b"].spent == 1.0
     assert view.jobs["job-a"].rounds == 10 and view.jobs["job-b"].rounds == 10
+
+
+def _spend_rounds(root: str, job: str, barrier) -> None:  # type: ignore[no-untyped-def]
+    """A process that records twenty rounds of one job as fast as it can."""
+    log = SpendLog(NodeHome(Path(root)), DATASET)
+    barrier.wait(timeout=60)
+    for round_ in range(1, 21):
+        log.spend(job=job, round_=round_, epsilon=round_ / 20)
+
+
+def test_two_processes_writing_at_once_never_corrupt_the_log(node: NodeHome) -> None:
+    """Two writers' appends interleave line by line; the file lock keeps every line whole
+    and chained to the one written just before it, by whichever process wrote it."""
+    log = SpendLog(node, DATASET)
+    assert reserve(log, "job-a", 1.0).allowed
+    assert reserve(log, "job-b", 1.0).allowed
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    barrier = context.Barrier(2)
+    writers = [
+        context.Process(target=_spend_rounds, args=(str(node.root), job, barrier))
+        for job in ("job-a", "job-b")
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    assert [w.exitcode for w in writers] == [0, 0]
+    view = SpendLog(NodeHome(node.root), DATASET).view()  # parses: every line whole, chained
+    assert len(lines_of(log)) == 42
+    for job in ("job-a", "job-b"):
+        assert view.jobs[job].spent == 1.0 and view.jobs[job].rounds == 20
+    jobs_in_order = [json.loads(line)["record"]["job"] for line in lines_of(log)[2:]]
+    assert sorted(jobs_in_order) == ["job-a"] * 20 + ["job-b"] * 20

@@ -85,7 +85,7 @@ def log_records(log: SpendLog) -> list[dict]:
 
 def spend_records(consortium: Consortium, member: str) -> list[dict]:
     """The records of a hospital's spend log for its heart dataset."""
-    return log_records(SpendLog(consortium.node(member), f"{member}-heart"))
+    return log_records(SpendLog(NodeHome(consortium.member_home(member)), f"{member}-heart"))
 
 
 # Public knowledge about the columns (a codebook), never read from any site's rows.

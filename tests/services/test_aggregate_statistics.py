@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from kumiai.domain.training import TrainingSettings
-from kumiai.node.spendlog import SpendLog
 from kumiai.services.jobs import job_detail
 from kumiai.services.training import train
 from tests.services.helpers import heart_consortium, heart_public_domain, spend_records
@@ -49,7 +48,7 @@ def test_forbidden_keeps_statistics_home_and_dp_pays_for_them(tmp_path: Path) ->
     ]
     assert records[0]["epsilon"] == pytest.approx(0.8)
     assert [r["epsilon"] for r in records[1:3]] == pytest.approx([0.4, 0.8])
-    view = SpendLog(consortium.node("hungarian-cardiology"), "hungarian-cardiology-heart").view()
+    view = consortium.node("hungarian-cardiology").budget("hungarian-cardiology-heart")
     assert view.spent == pytest.approx(0.8) and view.committed == 0
     assert outcome.epsilons["hungarian-cardiology-heart"] == pytest.approx(0.8)
     # Its scores reached the model only for the final round's model.

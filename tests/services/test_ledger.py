@@ -16,7 +16,7 @@ from kumiai.domain import keys, merkle
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, UnsupportedVersion
 from kumiai.domain.ledger import Entry, SignedEntry, TreeHead, sign_entry, sign_head
-from kumiai.node import witnessing
+from kumiai.node.home import NodeHome
 from kumiai.services import members, transparency
 from kumiai.services.agreements import list_agreements, revoke_agreement
 from kumiai.services.consortium import Consortium, init_consortium, open_consortium
@@ -148,7 +148,7 @@ def test_an_entry_signed_by_an_unregistered_key_is_named(
 
 
 def test_a_key_rotation_changes_which_key_is_valid(consortium: Consortium, tmp_path: Path) -> None:
-    old = consortium.node("lab").private_key()
+    old = NodeHome(consortium.member_home("lab")).private_key()
     members.rotate_key(consortium, "lab")
     members.add_member(consortium, "after-rotation", "startup")
     assert transparency.verify_ledger(consortium).ok
@@ -165,7 +165,7 @@ def test_a_head_inconsistent_with_an_earlier_one_is_named(
     consortium: Consortium, tmp_path: Path
 ) -> None:
     path, records = _export(consortium, tmp_path)
-    coordinator = consortium.key_of("coordinator")
+    coordinator = consortium.coordinator_key()
     index = next(
         i
         for i, r in enumerate(records)
@@ -207,7 +207,7 @@ def test_witnesses_catch_a_coordinator_that_rewrites_an_old_entry(consortium: Co
     reopened = open_consortium(consortium.home)
     tree = reopened.ledger.tree()
     forged = sign_head(
-        TreeHead(tree.size, tree.root().hex(), utc_now()), reopened.key_of("coordinator")
+        TreeHead(tree.size, tree.root().hex(), utc_now()), reopened.coordinator_key()
     )
     with transaction(reopened.sessions) as session:
         session.merge(TreeHeadRow(size=size, document=forged.to_json()))
@@ -232,13 +232,13 @@ def test_witnesses_catch_a_fork(consortium: Consortium, tmp_path: Path) -> None:
     with transaction(forked.sessions) as session:
         other_head = forked.ledger.latest_head(session)
     assert other_head is not None
-    last = witnessing.last_witnessed(cleveland)
+    last = cleveland.last_witnessed()
     assert last is not None and last.size == other_head.size and last.root != other_head.root
-    result = witnessing.observe(
-        cleveland, other_head, forked.ledger.tree().consistency_proof(last.size, other_head.size)
+    result = cleveland.witness(
+        other_head, forked.ledger.tree().consistency_proof(last.size, other_head.size)
     )
     assert not result.verdict.accepted and "forked" in result.verdict.reason
-    assert witnessing.last_witnessed(va) == other_head
+    assert va.last_witnessed() == other_head
 
 
 def test_a_revocation_is_recorded_by_the_steward(consortium: Consortium) -> None:

@@ -30,6 +30,7 @@ from kumiai.services.jobs import job_detail, list_jobs
 from kumiai.services.privacy import budgets, estimate_plan, plan_privacy, set_budget
 from kumiai.services.projects import approve_project, propose_project
 from kumiai.services.training import train
+from kumiai.services.transparency import show_entries
 from tests.conftest import make_job
 from tests.services.helpers import HOSPITALS, PURPOSE, heart_consortium, log_records
 
@@ -72,7 +73,7 @@ def registered_rows(consortium: Consortium, member: str) -> int:
 
 
 def spend_log(consortium: Consortium, member: str) -> SpendLog:
-    return SpendLog(consortium.node(member), f"{member}-heart")
+    return SpendLog(NodeHome(consortium.member_home(member)), f"{member}-heart")
 
 
 # -- parameters refused before any training -------------------------------------------
@@ -422,6 +423,8 @@ def test_a_private_job_spends_round_by_round_and_releases(finished) -> None:  # 
     assert job.status == "completed" and [r["round"] for r in job.rounds] == [1, 2, 3]
     per_round = [r["epsilon"][DS] for r in job.rounds]
     assert per_round[0] < per_round[1] < per_round[2] == pytest.approx(outcome.epsilons[DS])
+    # The record kept step with every node's log: nothing to recover at the job's end.
+    assert show_entries(consortium, kind="privacy.recovered") == []
 
 
 @pytest.mark.simulation

@@ -15,7 +15,7 @@ import struct
 import subprocess
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,10 @@ from kumiai.domain.ledger import (
     HEAD_TYPE,
     KINDS,
     VERSION,
+    SignedEntry,
     TreeHead,
     cosign,
+    sign_entry,
     sign_head,
 )
 from kumiai.node.home import NodeHome
@@ -63,6 +65,13 @@ FLOATS = {
     "metrics": {"auc": 0.8123456789012345, "loss": 1e-21, "accuracy": 0.000001},
     # By code point U+E000 sorts before U+1F600; by UTF-16 code unit (0xE000 > 0xD83D), after.
     "order": {"\ue000": "private use", "😀": "astral", "a": "ascii", "é": "latin", "\x80": "c1"},
+}
+RECOVERED = {  # the spend a node logged that a killed coordinator never recorded
+    "job": "jcs-floats",
+    "dataset": "va-long-beach-heart",
+    "epsilon": 0.8,
+    "recorded_epsilon": 0.6000000000000001,
+    "rounds": [4],
 }
 
 
@@ -139,6 +148,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
                     "job.refused",
                     {"job": "jcs-floats", "reason": "同意がありません", "epsilon": 1e-7},
                 ),
+                Act("va-long-beach", "privacy.recovered", RECOVERED),
             ],
         )
     transparency.witness_all(consortium)
@@ -210,7 +220,7 @@ def head_over_another_root(records: Records, built: Built) -> Records:
     index = _head(records, 3)
     head = TreeHead.from_document(records[index])
     rewritten = TreeHead(head.size, "ab" * 32, utc_now())
-    signed = sign_head(rewritten, built.consortium.key_of("coordinator"))
+    signed = sign_head(rewritten, built.consortium.coordinator_key())
     records[index] = {"record": "tree-head", **json.loads(signed.to_json())}
     return records
 
@@ -264,6 +274,25 @@ def time_in_another_form(records: Records, built: Built) -> Records:
     seq = _seq(records, "project.approved")
     time = json.loads(records[seq + 1]["leaf"])["entry"]["time"]
     return _edit_leaf(records, seq, f'"time":"{time}"', f'"time":"{time[:-1]}+00:00"')
+
+
+def _resign(records: Records, seq: int, payload: dict[str, Any], built: Built) -> Records:
+    """Rewrite an entry's payload and sign it again with its actor's own key."""
+    entry = SignedEntry.from_leaf_bytes(records[seq + 1]["leaf"]).entry
+    signed = sign_entry(replace(entry, payload=payload), built.consortium.key_of(entry.actor))
+    records[seq + 1] = {"record": "entry", "leaf": signed.leaf_bytes().decode()}
+    return records
+
+
+def recovery_lowering_the_spend(records: Records, built: Built) -> Records:
+    """Signed by the member itself, but recording less than was recorded: refused."""
+    seq = _seq(records, "privacy.recovered")
+    return _resign(records, seq, {**RECOVERED, "epsilon": 0.5}, built)
+
+
+def recovery_naming_no_epsilon(records: Records, built: Built) -> Records:
+    seq = _seq(records, "privacy.recovered")
+    return _resign(records, seq, {**RECOVERED, "epsilon": "0.8"}, built)
 
 
 def honest(records: Records, built: Built) -> Records:
@@ -336,6 +365,14 @@ VARIANTS = {
         _expect_entry("job.refused", None, ["no-key"]),
     ),
     "entry of an older version": (entry_of_an_older_version, _expect_older_version),
+    "recovery lowering the spend": (
+        recovery_lowering_the_spend,
+        _expect_entry("privacy.recovered", None, ["recovered-lower"]),
+    ),
+    "recovery naming no epsilon": (
+        recovery_naming_no_epsilon,
+        _expect_entry("privacy.recovered", None, ["malformed"]),
+    ),
     "time in another form": (
         time_in_another_form,
         _expect_entry("project.approved", None, ["malformed"]),

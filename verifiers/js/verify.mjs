@@ -45,6 +45,7 @@ const KINDS = [
   "job.refused",
   "job.failed",
   "model.released",
+  "privacy.recovered",
 ];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +
@@ -464,10 +465,27 @@ class KeyRegistry {
   }
 }
 
+/**
+ * A privacy.recovered entry names its job, dataset and both ε, and never records less than
+ * was recorded before (kumiai.domain.recovery.recovery_problem, with the same codes).
+ */
+function recoveryProblem(payload, problem) {
+  const fields = isObject(payload) ? payload : {};
+  const epsilon = own(fields, "epsilon");
+  const recorded = own(fields, "recorded_epsilon");
+  const named = typeof own(fields, "job") === "string" && typeof own(fields, "dataset") === "string";
+  if (!named || typeof epsilon !== "number" || typeof recorded !== "number") {
+    problem("does not name the job, the dataset and both ε as numbers", "malformed");
+  } else if (epsilon < recorded) {
+    problem(`records ε=${epsilon}, lower than the ε=${recorded} recorded`, "recovered-lower");
+  }
+}
+
 /** The key this entry must verify under (or null), updating the registry. */
 function entryKey(entry, registry, problem) {
   const payload = entry.payload;
   if (!KINDS.includes(entry.kind)) problem(`unknown kind ${quoted(entry.kind)}`, "unknown-kind");
+  if (entry.kind === "privacy.recovered") recoveryProblem(payload, problem);
   if (entry.kind === "consortium.created") {
     if (own(payload, "coordinator_key") !== registry.current.get(COORDINATOR)) {
       problem("names a coordinator key other than the export's", "coordinator-key");

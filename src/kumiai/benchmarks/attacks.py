@@ -41,13 +41,11 @@ from kumiai.domain.agreement import SignedAgreement, sign_agreement
 from kumiai.domain.budget import SPEND, attest, signed_attestation
 from kumiai.domain.clock import utc_now
 from kumiai.domain.job import JobDocument, JobKind, SignedJob, sign_job
-from kumiai.domain.ledger import COORDINATOR, TreeHead, sign_head
+from kumiai.domain.ledger import TreeHead, sign_head
 from kumiai.domain.preprocessing import FeaturePlan, SiteSummary, merge_summaries
 from kumiai.domain.training import TrainingSettings
-from kumiai.node.clientapp import build_client_app
-from kumiai.node.home import NodeHome
+from kumiai.node.port import LocalNode
 from kumiai.node.spendlog import SpendLog
-from kumiai.node.worker import NodeWorker
 from kumiai.services.agreements import (
     agreements_for_job,
     request_data_use,
@@ -120,9 +118,12 @@ class Node:
     def __init__(self, home: Path, *, plain_aggregation: bool) -> None:
         self.consortium = open_consortium(home)
         self.plain_aggregation = plain_aggregation
-        self.home = self.consortium.member_home(MEMBER)
-        self.app = build_client_app(NodeWorker, lambda _: (self.home, DATASET))
-        self.key = self.consortium.key_of(COORDINATOR)
+        # The node on this machine: its ClientApp and signatures come through the port;
+        # only the cases that tamper with its files behind its back touch its home.
+        self.port = LocalNode(self.consortium.member_home(MEMBER))
+        self.home = self.port.home.root
+        self.app = self.port.client_app(DATASET)
+        self.key = self.consortium.coordinator_key()
         with transaction(self.consortium.sessions) as session:
             self.agreements = agreements_for_job(session, PROJECT)
             head = self.consortium.ledger.latest_head(session)
@@ -204,7 +205,7 @@ class Node:
         return reply
 
     def spends(self) -> int:
-        log = SpendLog(NodeHome(self.home), DATASET)
+        log = SpendLog(self.port.home, DATASET)
         if not log.log.is_file():
             return 0
         lines = log.log.read_text().splitlines()
@@ -365,7 +366,7 @@ def _own_copy(
     def play(node: Node) -> Message:
         original = SignedAgreement.from_json(node.agreements[DATASET])
         bad = change(node, original)
-        NodeHome(node.home).save_agreement(bad)
+        node.port.store_agreement(bad)
         node.agreements = {**node.agreements, DATASET: bad.to_json()}
         job = node.job()
         return node.hostile(
@@ -382,7 +383,7 @@ def _expired(node: Node, agreement: SignedAgreement) -> SignedAgreement:
         expires_at=utc_now() - timedelta(days=1),
         signed_at=utc_now() - timedelta(days=10),
     )
-    return sign_agreement(terms, NodeHome(node.home).private_key())
+    return node.port.sign_agreement(terms)
 
 
 def _revoked_mid_job(node: Node) -> Message:
@@ -450,7 +451,7 @@ def _truncated_spend_log(node: Node) -> Message:
     job = node.job()
     plan = node.admit(job)
     node.train(job, plan, 1)
-    log = SpendLog(NodeHome(node.home), DATASET).log
+    log = SpendLog(node.port.home, DATASET).log
     lines = log.read_text().splitlines(keepends=True)
     log.write_text("".join(line for line in lines if '"job":"job-honest"' not in line))
     after = node.job(job_id="job-after")

@@ -17,7 +17,7 @@ from kumiai.domain.metrics import combine
 from kumiai.domain.training import TrainingSettings
 from kumiai.services.baselines import pooled, single_site
 from kumiai.services.demo import build_demo_consortium
-from kumiai.services.training import train
+from kumiai.services.training import many_jobs, train
 
 # Local optimiser settings shared by every strategy; only the aggregation differs.
 BASE = TrainingSettings(local_epochs=1, learning_rate=0.05, batch_size=32, l2=1e-3)
@@ -51,7 +51,7 @@ def run(*, seeds: int, rounds: int = 50, log: Any, **_: Any) -> dict[str, Any]:
         if seconds is not None:
             secs.append(seconds)
 
-    with tempfile.TemporaryDirectory(prefix="kumiai-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="kumiai-bench-") as tmp, many_jobs():
         demo = build_demo_consortium(
             Path(tmp) / "consortium", refusing=None, epsilon_cap=None, lifetime_epsilon=None
         )

@@ -24,8 +24,8 @@ import numpy as np
 
 from kumiai.domain.metrics import score_site
 from kumiai.domain.preprocessing import FeaturePlan, merge_summaries, summarise
+from kumiai.domain.split import SiteSplit, site_seed
 from kumiai.domain.training import TrainingSettings
-from kumiai.node.worker import NodeWorker, SiteSplit, site_seed
 from kumiai.services.baselines import Site
 from kumiai.services.demo import build_demo_consortium
 from kumiai.services.jobs import job_detail
@@ -53,9 +53,10 @@ def _bare_flower(sites: list[Site], settings: TrainingSettings, home: Path) -> l
     from flwr.serverapp.strategy import FedAvg
 
     from kumiai.adapters.flower.simulation import run_simulation
+    from kumiai.adapters.flower.stopping import REPLY_POLL_SECONDS
     from kumiai.adapters.models.logistic import LogisticRegression
 
-    parts: list[SiteSplit] = [NodeWorker(s.home).split(s.dataset, settings) for s in sites]
+    parts: list[SiteSplit] = [s.node.split(s.dataset, settings) for s in sites]
     plan: FeaturePlan = merge_summaries(
         {p.dataset: summarise(p.train, p.schema, p.train_labels) for p in parts}
     )
@@ -110,6 +111,7 @@ def _bare_flower(sites: list[Site], settings: TrainingSettings, home: Path) -> l
     def main(grid: Grid, context: Context) -> None:
         # As kumiai's admission does: every node answers once before round one, so Ray's
         # actors are warm when the rounds are timed.
+        grid.pull_interval = REPLY_POLL_SECONDS  # type: ignore[attr-defined]  # as kumiai polls
         while len(nodes := list(grid.get_node_ids())) < len(sites):
             time.sleep(0.1)
         grid.send_and_receive(

@@ -20,7 +20,7 @@ from typing import Any
 
 from kumiai.domain.training import TrainingSettings
 from kumiai.services.demo import build_demo_consortium
-from kumiai.services.training import train
+from kumiai.services.training import many_jobs, train
 
 EPSILONS: tuple[float | None, ...] = (None, 0.5, 1.0, 2.0, 4.0, 8.0)
 CLIENT_EPSILONS: tuple[float, ...] = (1.0, 8.0)
@@ -40,7 +40,7 @@ def run(*, seeds: int, log: Any, **_: Any) -> list[dict[str, Any]]:
     measured: dict[Key, list[tuple[float, float, float, float, float | None]]] = {}
     runs: list[Key] = [("record", e, secure) for e in EPSILONS for secure in (True, False)]
     runs += [("client", e, True) for e in CLIENT_EPSILONS]
-    with tempfile.TemporaryDirectory(prefix="kumiai-privacy-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="kumiai-privacy-bench-") as tmp, many_jobs():
         demo = build_demo_consortium(
             Path(tmp) / "consortium",
             refusing=None,

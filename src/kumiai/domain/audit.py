@@ -20,6 +20,7 @@ from kumiai.domain.ledger import (
     TreeHead,
     cosign_document,
 )
+from kumiai.domain.recovery import RECOVERED, recovery_problem
 
 SignatureCheck = tuple[str, bytes, str]  # public key (base64), message, signature (base64)
 BatchVerifier = Callable[[list[SignatureCheck]], list[bool]]
@@ -140,6 +141,9 @@ def _entry_key(
     payload = entry.payload
     if entry.kind not in KINDS:
         findings.append(Finding(where, f"unknown kind {entry.kind!r}", "unknown-kind"))
+    if entry.kind == RECOVERED and (problem := recovery_problem(payload)) is not None:
+        code, reason = problem
+        findings.append(Finding(where, reason, code))
     if entry.kind == "consortium.created":
         if payload.get("coordinator_key") != registry.current[COORDINATOR]:
             findings.append(

@@ -35,6 +35,16 @@ class JobFailed(KumiaiError):
     """A job that could not run: every node refused, or the federation broke."""
 
 
+class JobStopped(JobFailed):
+    """A job stopped on request (SIGTERM, Ctrl-C): failed with the reason, nothing released."""
+
+    exit_code = 130
+
+
+class Stopped(KeyboardInterrupt):
+    """Raised by the CLI's SIGTERM handler: a process manager's stop ends a job as Ctrl-C does."""
+
+
 class UnsupportedVersion(InvalidInput):
     """A signed document in a format version this kumiai does not read (older or newer)."""
 

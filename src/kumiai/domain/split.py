@@ -5,12 +5,22 @@ train_test_split), stratified by class when every class has at least two rows. T
 fails when the test share rounds to no row, when nothing is left to train on, or, when
 stratified, when either part is smaller than the number of classes. Registration refuses
 such a site up front, with the count and the minimum, instead of a job failing later.
+
+`SiteSplit` (a site's rows once split) and `site_seed` live here, pure, so a yardstick on
+one machine can hold a node's split without importing the node.
 """
 
+import hashlib
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from numpy.typing import NDArray
 
 from kumiai.domain.errors import InvalidInput
+from kumiai.domain.preprocessing import Columns
+from kumiai.domain.schema import Schema
 from kumiai.domain.training import TrainingSettings
 
 # Fewer labelled rows than this cannot give a test share worth a score (at the default
@@ -61,3 +71,20 @@ def check_splittable(
         f"{why}. Add rows, or check that the target column and its missing values are "
         "what you meant"
     )
+
+
+def site_seed(seed: int, dataset: str) -> int:
+    """Each site gets its own, reproducible shuffle from the job's seed."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{dataset}".encode()).digest()[:4], "big")
+
+
+@dataclass(frozen=True)
+class SiteSplit:
+    """One site's rows, split into train and test, typed but not yet encoded."""
+
+    dataset: str
+    schema: Schema
+    train: Columns
+    train_labels: NDArray[Any]
+    test: Columns
+    test_labels: NDArray[Any]

@@ -2,10 +2,10 @@
 
 Appends are serialised by an exclusive file lock, so two jobs starting together on one
 dataset cannot both pass the budget check and overspend it together; each line is fsynced
-before the node lets an update leave, so spend is never lost.
+before the node lets an update leave, so spend is never lost. The lock is `filelock`'s, not
+raw `fcntl`, so a node runs on Windows as well as on Unix.
 """
 
-import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -91,13 +91,14 @@ class SpendLog:
     # -- writing -------------------------------------------------------------------------
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        """Exclusive across processes and threads: a fresh lock object per use, so no
+        reentrancy is shared between threads that hold one SpendLog. Imported here: the
+        read-only commands import this module but never lock, and filelock costs start-up."""
+        from filelock import FileLock
+
         self.lock.parent.mkdir(parents=True, exist_ok=True)
-        with self.lock.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with FileLock(self.lock):
+            yield
 
     def _append(
         self,

@@ -4,9 +4,7 @@ The Flower ClientApp calls these after the guard mod has approved the message. N
 here returns a row: only summaries, model parameters and aggregate scores leave.
 """
 
-import hashlib
 import secrets
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,27 +32,11 @@ from kumiai.domain.metrics import SiteScore, score_site
 from kumiai.domain.preprocessing import Columns, FeaturePlan, SiteSummary, summarise
 from kumiai.domain.privacy import PrivacyPlan, spent_after
 from kumiai.domain.schema import Schema, TargetSpec
+from kumiai.domain.split import SiteSplit, site_seed
 from kumiai.domain.training import TrainingSettings, plan_privacy_for
 from kumiai.node.disclosure import laplace
 from kumiai.node.home import LocalDataset, NodeHome
 from kumiai.node.spendlog import SpendLog
-
-
-@dataclass(frozen=True)
-class SiteSplit:
-    """One site's rows, split into train and test, typed but not yet encoded."""
-
-    dataset: str
-    schema: Schema
-    train: Columns
-    train_labels: NDArray[Any]
-    test: Columns
-    test_labels: NDArray[Any]
-
-
-def site_seed(seed: int, dataset: str) -> int:
-    """Each site gets its own, reproducible shuffle from the job's seed."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{dataset}".encode()).digest()[:4], "big")
 
 
 def load_rows(record: LocalDataset) -> tuple[Columns, NDArray[Any]]:

@@ -1,7 +1,8 @@
 """Data-use requests and the agreements stewards sign, refuse or revoke.
 
-The steward's node is the authority: a signature is made with the key in the member's
-home and the signed document is kept there; revocation is written there first. The
+The steward's node is the authority: it signs with its own key (the coordinator asks, through
+the node port, and receives the signed document), keeps the document, and is told of a
+revocation first. The
 coordinator's tables mirror both so researchers and auditors can see them.
 """
 
@@ -21,7 +22,7 @@ from kumiai.adapters.storage.schema import (
     ProjectRow,
     RequestRow,
 )
-from kumiai.domain.agreement import AgreementTerms, sign_agreement
+from kumiai.domain.agreement import AgreementTerms
 from kumiai.domain.clock import to_iso, utc_now
 from kumiai.domain.disclosure import ALLOWED, check_min_cohort, check_statistics_mode
 from kumiai.domain.errors import InvalidInput, StateError
@@ -199,7 +200,7 @@ def _pending(session, request_id: str) -> RequestRow:  # type: ignore[no-untyped
 
 
 def sign_request(consortium: Consortium, request_id: str) -> AgreementInfo:
-    """The dataset's steward signs the request's terms with the key in its own home."""
+    """The dataset's steward signs the request's terms at its own node, with its own key."""
     with transaction(consortium.sessions) as session:
         request = _pending(session, request_id)
         steward = get(session, DatasetRow, request.dataset).member
@@ -221,8 +222,8 @@ def sign_request(consortium: Consortium, request_id: str) -> AgreementInfo:
             min_cohort=request.min_cohort,
         )
         node = consortium.node(steward)
-        signed = sign_agreement(terms, node.private_key())
-        node.save_agreement(signed)
+        signed = node.sign_agreement(terms)
+        node.store_agreement(signed)
         request.status, request.decided_at = "signed", now
         row = AgreementRow(
             id=terms.agreement_id,

@@ -6,7 +6,6 @@ Both are scored with the same aggregate metrics as the federated model.
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -14,17 +13,17 @@ from kumiai.adapters.models.logistic import LogisticRegression
 from kumiai.domain.metrics import SiteScore, score_site
 from kumiai.domain.preprocessing import merge_summaries, summarise
 from kumiai.domain.training import TrainingSettings
-from kumiai.node.worker import NodeWorker, SiteSplit
+from kumiai.node.port import NodePort, SiteSplit
 
 
 @dataclass(frozen=True)
 class Site:
-    home: Path
+    node: NodePort
     dataset: str
 
 
 def _split(site: Site, settings: TrainingSettings) -> SiteSplit:
-    return NodeWorker(site.home).split(site.dataset, settings)
+    return site.node.split(site.dataset, settings)
 
 
 def _fit_and_score(

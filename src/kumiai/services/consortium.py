@@ -2,7 +2,7 @@
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -14,8 +14,8 @@ from kumiai.domain import keys
 from kumiai.domain.canonical import require_version
 from kumiai.domain.clock import to_iso, utc_now
 from kumiai.domain.errors import InvalidInput, NotFound
-from kumiai.domain.ledger import COORDINATOR
-from kumiai.node.home import NodeHome
+from kumiai.domain.ledger import COORDINATOR, Entry, SignedEntry, sign_entry
+from kumiai.node.port import LocalNode, NodePort
 from kumiai.services.ledger import Act, Ledger
 
 MARKER = "consortium.json"
@@ -34,35 +34,50 @@ class Consortium:
     home: Path
     sessions: sessionmaker[Session]
     ledger: Ledger
+    _nodes: dict[str, LocalNode] = field(default_factory=dict, repr=False)
+    _coordinator_key: Ed25519PrivateKey | None = field(default=None, repr=False)
 
     def member_home(self, member: str) -> Path:
         """Where a member's node keeps its key, data and signed agreements on this machine."""
         return self.home / "members" / member
 
-    def node(self, member: str) -> NodeHome:
-        return NodeHome(self.member_home(member))
+    def node(self, member: str) -> NodePort:
+        """The port to a member's node; on one machine, its home under `members/`."""
+        if member not in self._nodes:
+            self._nodes[member] = LocalNode(self.member_home(member))
+        return self._nodes[member]
 
     @property
     def coordinator_key_file(self) -> Path:
         return self.home / "coordinator" / "key.pem"
 
     def coordinator_public_key(self) -> str:
-        return keys.public_key_b64(self.key_of(COORDINATOR))
+        return keys.public_key_b64(self.coordinator_key())
 
-    def key_of(self, actor: str) -> Ed25519PrivateKey:
-        """The signing key of an actor. On one machine every member's node home is here."""
-        if actor == COORDINATOR:
+    def coordinator_key(self) -> Ed25519PrivateKey:
+        """The coordinator's own signing key: the only private key the services hold."""
+        if self._coordinator_key is None:
             path = self.coordinator_key_file
             if not path.is_file():
                 raise NotFound(f"the coordinator key {path} is missing; restore it from backup")
-            return keys.private_key_from_pem(path.read_bytes(), str(path))
-        return self.node(actor).private_key()
+            self._coordinator_key = keys.private_key_from_pem(path.read_bytes(), str(path))
+        return self._coordinator_key
+
+    def sign_entry(self, entry: Entry) -> SignedEntry:
+        """A ledger entry signed by its actor: the coordinator here, a member at its node."""
+        if entry.actor == COORDINATOR:
+            return sign_entry(entry, self.coordinator_key())
+        return self.node(entry.actor).sign_entry(entry)
 
 
 def _open(home: Path) -> Consortium:
     sessions = open_database(database_url(home))
     holder: dict[str, Consortium] = {}
-    ledger = Ledger(sessions, lambda actor: holder["c"].key_of(actor))
+    ledger = Ledger(
+        sessions,
+        lambda entry: holder["c"].sign_entry(entry),
+        lambda: holder["c"].coordinator_key(),
+    )
     holder["c"] = Consortium(home, sessions, ledger)
     return holder["c"]
 

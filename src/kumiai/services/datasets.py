@@ -34,8 +34,7 @@ from kumiai.domain.names import check_slug
 from kumiai.domain.project import ProjectStatus
 from kumiai.domain.schema import ColumnType, Schema, TargetSpec, parse_target
 from kumiai.domain.split import check_splittable
-from kumiai.node.datasetwrite import DatasetWrite
-from kumiai.node.home import LocalDataset, NodeHome
+from kumiai.node.port import LocalDataset, NodePort, StagedDataset
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get
@@ -109,9 +108,9 @@ def _check(
     return _Checked(schema, sum(present.values()))
 
 
-def _stage(node: NodeHome, name: str, file: Path, sha256: str) -> DatasetWrite:
-    """Copy the file into the node home; refuse if it changed while it was being checked."""
-    write = DatasetWrite(node, name, file)
+def _stage(node: NodePort, name: str, file: Path, sha256: str) -> StagedDataset:
+    """Copy the file to the node; refuse if it changed while it was being checked."""
+    write = node.stage_dataset(name, file)
     if tables.content_hash(write.staged) != sha256:
         write.undo()
         raise DataError(f"data file {file} changed while kumiai was checking it; run again")
@@ -119,14 +118,14 @@ def _stage(node: NodeHome, name: str, file: Path, sha256: str) -> DatasetWrite:
 
 
 def _commit(
-    consortium: Consortium, work: Callable[[Session, list[DatasetWrite]], Result]
+    consortium: Consortium, work: Callable[[Session, list[StagedDataset]], Result]
 ) -> Result:
     """Run `work(session, writes)` in one transaction; undo its node writes if it fails.
 
     `work` installs its node writes last, so the node is changed only when the database
     is about to commit, and put back if the commit fails.
     """
-    writes: list[DatasetWrite] = []
+    writes: list[StagedDataset] = []
     try:
         with transaction(consortium.sessions) as session:
             result = work(session, writes)
@@ -160,7 +159,7 @@ def register_dataset(
     spec = parse_target(target)
     missing = missing or {}
 
-    def work(session: Session, writes: list[DatasetWrite]) -> DatasetInfo:
+    def work(session: Session, writes: list[StagedDataset]) -> DatasetInfo:
         get(session, MemberRow, member)
         if session.get(DatasetRow, name) is not None:
             raise InvalidInput(
@@ -320,7 +319,7 @@ def update_dataset(
     agreements and the privacy budget carry over: they are about the same people's data.
     """
 
-    def work(session: Session, writes: list[DatasetWrite]) -> DatasetUpdate:
+    def work(session: Session, writes: list[StagedDataset]) -> DatasetUpdate:
         row = get(session, DatasetRow, name)
         before = _info(row)
         _refuse_while_jobs_run(session, name)

@@ -97,7 +97,7 @@ def build_demo_consortium(
             ignore=("id",),
             sensitivity="special-category",
         )
-        sites[dataset] = Site(consortium.member_home(member), dataset)
+        sites[dataset] = Site(consortium.node(member), dataset)
     propose_project(
         consortium,
         name=PROJECT,

@@ -2,9 +2,9 @@
 
 Reading never writes. A job whose process died reads as `interrupted`, computed from its
 pid; only `recover_interrupted_jobs` (run by `kumiai train` before it starts, and by
-`kumiai jobs --recover`) marks it failed in the record and releases the ε its nodes
-reserved. The training service imports this module, never the reverse, so reading jobs
-does not load Flower.
+`kumiai jobs --recover`) marks it failed in the record, raises its recorded spend to what
+each node logged (`services.recovery`) and releases the ε its nodes reserved. The training
+service imports this module, never the reverse, so reading jobs does not load Flower.
 """
 
 import json
@@ -27,10 +27,10 @@ from kumiai.adapters.storage.schema import (
 from kumiai.domain.clock import utc_now
 from kumiai.domain.job import JobStatus
 from kumiai.domain.ledger import COORDINATOR
-from kumiai.node.spendlog import SpendLog
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get
+from kumiai.services.recovery import reconcile_spend
 
 INTERRUPTED = "interrupted"  # shown on read only; the record says `running` until recovery
 
@@ -155,16 +155,20 @@ def recover_interrupted_jobs(consortium: Consortium) -> list[str]:
 def release_privacy(consortium: Consortium, job_id: str) -> None:
     """The job is over: each node stops holding the ε it reserved but did not spend.
 
-    On one machine the coordinator reaches each node's spend log directly; the node still
-    records the release itself, in its own signed log.
+    First the recorded spend is raised to what each node logged (a coordinator killed
+    between a node's spend and its own record under-counts; `services.recovery`). Then the
+    coordinator asks each node through its port; the node records the release itself, in
+    its own signed log.
     """
+    with transaction(consortium.sessions) as session:  # kept even if a release fails
+        reconcile_spend(consortium, session, job_id)
     with transaction(consortium.sessions) as session:
         rows = list(
             session.scalars(select(PrivacySpendRow).where(PrivacySpendRow.job_id == job_id))
         )
         for row in rows:
             member = get(session, DatasetRow, row.dataset).member
-            SpendLog(consortium.node(member), row.dataset).release(job_id)
+            consortium.node(member).release_privacy(row.dataset, job_id)
             row.status = "ended"
 
 

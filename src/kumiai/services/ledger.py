@@ -23,11 +23,11 @@ from kumiai.domain.ledger import (
     Entry,
     SignedEntry,
     TreeHead,
-    sign_entry,
     sign_head,
 )
 
-KeyResolver = Callable[[str], Ed25519PrivateKey]
+EntrySigner = Callable[[Entry], SignedEntry]  # signs as the entry's actor, wherever its key is
+CoordinatorKey = Callable[[], Ed25519PrivateKey]
 _PENDING = "kumiai-ledger-pending"
 _SYNCED = "kumiai-ledger-synced"
 
@@ -47,23 +47,18 @@ class Act:
 class Ledger:
     """Appends signed entries and seals each transaction with a signed tree head."""
 
-    def __init__(self, sessions: sessionmaker[Session], key_of: KeyResolver) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        sign: EntrySigner,
+        coordinator_key: CoordinatorKey,
+    ) -> None:
         self.sessions = sessions
-        self._key_of = key_of
-        self._keys: dict[str, Ed25519PrivateKey] = {}
+        self._sign = sign
+        self._coordinator_key = coordinator_key
         self._tree: merkle.MerkleTree | None = None
         event.listen(sessions, "before_commit", self._seal)
         event.listen(sessions, "after_rollback", self._forget)
-
-    def key_of(self, actor: str) -> Ed25519PrivateKey:
-        """The actor's signing key, read from its home once per process."""
-        if actor not in self._keys:
-            self._keys[actor] = self._key_of(actor)
-        return self._keys[actor]
-
-    def forget_key(self, actor: str) -> None:
-        """After a key rotation: the next entry is signed with the new key."""
-        self._keys.pop(actor, None)
 
     # -- the in-memory tree, kept in step with the table ---------------------------------
     def _sync(self, session: Session) -> merkle.MerkleTree:
@@ -108,9 +103,7 @@ class Ledger:
         for act in acts:
             if act.kind not in KINDS:
                 raise InvalidInput(f"unknown ledger entry kind {act.kind!r}")
-            signed = sign_entry(
-                Entry(tree.size, now, act.actor, act.kind, act.payload), self.key_of(act.actor)
-            )
+            signed = self._sign(Entry(tree.size, now, act.actor, act.kind, act.payload))
             leaf = signed.leaf_bytes()
             digest = merkle.leaf_hash(leaf)
             rows.append(
@@ -138,7 +131,7 @@ class Ledger:
             return
         head = sign_head(
             TreeHead(self._tree.size, self._tree.root().hex(), utc_now()),
-            self.key_of("coordinator"),
+            self._coordinator_key(),
         )
         session.merge(TreeHeadRow(size=head.size, document=head.to_json()))
         session.flush()

@@ -1,4 +1,4 @@
-"""Members join with an Ed25519 key pair; the private key stays in the member's own home."""
+"""Members join with an Ed25519 key pair their node makes; the private key never leaves it."""
 
 from dataclasses import dataclass
 
@@ -27,22 +27,20 @@ def _info(row: MemberRow) -> MemberInfo:
 
 
 def add_member(consortium: Consortium, name: str, kind: str) -> MemberInfo:
-    """Create the member's node home and key, then register its public key."""
+    """The member's node creates its identity and key; the coordinator registers the public key."""
     check_slug(name, "member")
     member_kind = parse_member_kind(kind)
     with transaction(consortium.sessions) as session:
         if session.get(MemberRow, name) is not None:
             raise InvalidInput(f"member {name!r} already exists; choose another name")
-        home = consortium.member_home(name)
-        public = consortium.node(name).create(
-            name, member_kind.value, keys.new_private_key(), consortium.coordinator_public_key()
-        )
+        node = consortium.node(name)
+        public = node.join(name, member_kind.value, consortium.coordinator_public_key())
         row = MemberRow(
             name=name,
             kind=member_kind.value,
             public_key=public,
             key_fingerprint=keys.fingerprint(public),
-            home=str(home),
+            home=node.address,
             joined_at=utc_now(),
         )
         session.add(row)
@@ -53,17 +51,20 @@ def add_member(consortium: Consortium, name: str, kind: str) -> MemberInfo:
 
 
 def rotate_key(consortium: Consortium, name: str) -> MemberInfo:
-    """Give a member a new key. The entry is signed with the old key, which vouches for it."""
+    """Give a member a new key. The entry is signed with the old key, which vouches for it.
+
+    The node makes the new key and keeps it waiting until the entry is written; only its
+    public half comes back.
+    """
     with transaction(consortium.sessions) as session:
         row = get(session, MemberRow, name)
-        new_key = keys.new_private_key()
-        public = keys.public_key_b64(new_key)
+        node = consortium.node(name)
+        public = node.next_key()
         payload = {"member": name, "public_key": public, "previous_key": row.public_key}
         consortium.ledger.append(session, Act(name, "member.key-rotated", payload, member=name))
         row.public_key, row.key_fingerprint = public, keys.fingerprint(public)
         session.flush()
-        consortium.node(name).rotate_key(new_key)  # last: the commit follows immediately
-        consortium.ledger.forget_key(name)
+        node.rotate_key()  # last: the commit follows immediately
         return _info(row)
 
 

@@ -13,7 +13,6 @@ from kumiai.adapters.storage.schema import DatasetRow, PrivacySpendRow
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.privacy import PrivacyPlan
 from kumiai.domain.training import TrainingSettings, plan_privacy_for
-from kumiai.node.spendlog import SpendLog
 from kumiai.services.consortium import Consortium
 from kumiai.services.lookup import all_rows, get, project_datasets
 
@@ -57,27 +56,47 @@ def resolve_settings(
     return replace(settings, noise_multiplier=plan.noise_multiplier)
 
 
-def plan_privacy(
+@dataclass(frozen=True)
+class JobPrivacy:
+    """A job's privacy, planned once: what was asked, the settings the nodes get, each plan."""
+
+    requested: TrainingSettings
+    settings: TrainingSettings  # σ fixed for client-level DP; otherwise as requested
+    plans: dict[str, PrivacyPlan]  # planned ε per dataset (empty without DP)
+
+
+def plan_job_privacy(
     consortium: Consortium, project: str, settings: TrainingSettings
-) -> dict[str, PrivacyPlan]:
-    """Planned ε per dataset of a project's next job; InvalidInput names a bad parameter."""
+) -> JobPrivacy:
+    """Plan a job's privacy once, before any node is contacted.
+
+    InvalidInput names a bad parameter. The CLI shows the plans and passes them to
+    `services.training.train`, which runs with them instead of planning again.
+    """
     if not settings.private:
-        return {}
-    settings = resolve_settings(consortium, project, settings)
+        return JobPrivacy(settings, settings, {})
+    resolved = resolve_settings(consortium, project, settings)
     plans = {}
     for name, rows in _dataset_rows(consortium, project).items():
         try:
-            plans[name] = estimate_plan(rows, settings)
+            plans[name] = estimate_plan(rows, resolved)
         except InvalidInput as exc:
             raise InvalidInput(f"dataset {name!r} ({rows} rows): {exc}") from None
-    return plans
+    return JobPrivacy(settings, resolved, plans)
+
+
+def plan_privacy(
+    consortium: Consortium, project: str, settings: TrainingSettings
+) -> dict[str, PrivacyPlan]:
+    """Planned ε per dataset of a project's next job (`plan_job_privacy`'s plans)."""
+    return plan_job_privacy(consortium, project, settings).plans
 
 
 def set_budget(consortium: Consortium, dataset: str, epsilon: float) -> float:
     """The steward sets a dataset's lifetime ε budget on its own node; the catalogue mirrors it."""
     with transaction(consortium.sessions) as session:
         row = get(session, DatasetRow, dataset)
-        SpendLog(consortium.node(row.member), dataset).set_lifetime(epsilon)
+        consortium.node(row.member).set_budget(dataset, epsilon)
         row.epsilon_budget = float(epsilon)
         return row.epsilon_budget
 

@@ -9,15 +9,18 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.app import Message
+from flwr.clientapp.typing import Mod
 from sqlalchemy import func, select
 
 from kumiai.adapters.flower.protocol import encode_consistency
 from kumiai.adapters.flower.serverapp import FederatedJob, build_server_app
-from kumiai.adapters.flower.simulation import PartitionLocator, run_simulation
+from kumiai.adapters.flower.simulation import one_engine, run_simulation
+from kumiai.adapters.flower.stopping import SERVER_STOP_SECONDS, stop_reason
 from kumiai.adapters.storage.arrays import arrays_to_bytes
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import (
@@ -31,18 +34,15 @@ from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, JobFailed, KumiaiError
 from kumiai.domain.job import JobDocument, JobKind, JobStatus, sign_job
-from kumiai.domain.ledger import COORDINATOR
 from kumiai.domain.project import ProjectStatus, require_active
 from kumiai.domain.training import TrainingSettings
-from kumiai.node.clientapp import build_client_app
-from kumiai.node.guard import Mod
-from kumiai.node.worker import NodeWorker
+from kumiai.node.port import NodePort, simulation_client_app
 from kumiai.services.agreements import agreements_for_job
 from kumiai.services.consortium import Consortium
 from kumiai.services.jobs import fail_job, recover_interrupted_jobs, release_privacy
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
-from kumiai.services.privacy import plan_privacy, resolve_settings
+from kumiai.services.privacy import JobPrivacy, plan_job_privacy
 from kumiai.services.recorder import (
     JobRecorder,
     RoundReport,
@@ -71,7 +71,7 @@ class TrainingOutcome:
 
 def _start_job(
     consortium: Consortium, project: str, settings: TrainingSettings, by: str | None
-) -> tuple[FederatedJob, list[tuple[str, str]], str]:
+) -> tuple[FederatedJob, list[tuple[NodePort, str]], str]:
     """Create the job record and the signed job document; one node per requested dataset."""
     with transaction(consortium.sessions) as session:
         project_row = get(session, ProjectRow, project)
@@ -104,7 +104,7 @@ def _start_job(
                 },
                 issued_at=now,
             ),
-            consortium.key_of(COORDINATOR),
+            consortium.coordinator_key(),
         )
         session.add(
             JobRow(
@@ -126,7 +126,7 @@ def _start_job(
                 JobSiteRow(job_id=job_id, dataset=d.name, member=d.member, status="pending")
             )
         job = FederatedJob(signed=signed, agreements=agreements, expected_nodes=len(datasets))
-        sites = [(str(consortium.member_home(d.member)), d.name) for d in datasets]
+        sites = [(consortium.node(d.member), d.name) for d in datasets]
         # The ledger holds the very document the nodes admit, and its signature.
         payload = {"job": job_id, "document": json.loads(signed.to_json())}
         consortium.ledger.append(
@@ -188,6 +188,11 @@ def _release(consortium: Consortium, job: FederatedJob, recorder: JobRecorder, b
     return model_id
 
 
+def many_jobs() -> AbstractContextManager[None]:
+    """Run several jobs on one simulation engine, Ray started once (benchmarks, notebooks)."""
+    return one_engine()
+
+
 def train(
     consortium: Consortium,
     project: str,
@@ -196,6 +201,7 @@ def train(
     by: str | None = None,
     node_mods: Sequence[Mod] = (),
     reply_hook: Callable[[Message], None] | None = None,
+    privacy: JobPrivacy | None = None,
 ) -> TrainingOutcome:
     """Run one federated training job for a project on Flower's simulation engine.
 
@@ -203,10 +209,15 @@ def train(
     job's start and the model's release in the ledger. `node_mods` are extra Flower mods
     every simulated node runs after its guard (e.g. message logging); `reply_hook` sees every
     reply the coordinator receives (audits: with secure aggregation, no individual update).
+    `privacy` is the job's privacy as `services.privacy.plan_job_privacy` planned it for
+    these settings (the CLI plans it first to show it); without it, it is planned here.
     """
     recover_interrupted_jobs(consortium)
-    settings = resolve_settings(consortium, project, settings)  # client-level DP: fix σ
-    plan_privacy(consortium, project, settings)  # bad ε, δ, σ or clipping: refused now
+    if privacy is None:  # bad ε, δ, σ or clipping: refused now, before any node is contacted
+        privacy = plan_job_privacy(consortium, project, settings)
+    elif privacy.requested != settings:
+        raise InvalidInput("the privacy plan was made for other settings; plan this job's again")
+    settings = privacy.settings  # client-level DP: σ fixed once for every node
     job, sites, by = _start_job(consortium, project, settings, by)
     with transaction(consortium.sessions) as session:
         head = consortium.ledger.latest_head(session)
@@ -219,7 +230,7 @@ def train(
     try:
         run_simulation(
             build_server_app(job, recorder),
-            build_client_app(NodeWorker, PartitionLocator(sites), node_mods),
+            simulation_client_app(sites, node_mods),
             len(sites),
             consortium.home,
         )
@@ -230,13 +241,12 @@ def train(
         fail_job(consortium, job.ticket.job_id, str(exc))
         raise
     except BaseException as exc:
-        fail_job(
-            consortium,
-            job.ticket.job_id,
-            "interrupted by the user"
-            if isinstance(exc, KeyboardInterrupt)
-            else f"internal error: {type(exc).__name__}: {exc}",
-        )
+        reason = stop_reason(exc) or f"internal error: {type(exc).__name__}: {exc}"
+        # The ServerApp thread outlives Flower's runtime: end it before the record says
+        # failed, so no round is recorded after.
+        job.stop.request(reason)
+        job.stop.wait_for_server(SERVER_STOP_SECONDS)
+        fail_job(consortium, job.ticket.job_id, reason)
         raise
     finally:
         release_privacy(consortium, job.ticket.job_id)

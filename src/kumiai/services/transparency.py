@@ -29,7 +29,6 @@ from kumiai.domain.errors import InvalidInput, NotFound, UnsupportedVersion
 from kumiai.domain.ledger import SignedEntry, TreeHead
 from kumiai.domain.refusal import Refusal, parse_refusal_copy, unrecorded
 from kumiai.domain.witness import WitnessVerdict
-from kumiai.node import witnessing
 from kumiai.services.consortium import Consortium
 
 EXPORT_TYPE = "kumiai.ledger-export"
@@ -290,13 +289,13 @@ def witness_all(consortium: Consortium) -> dict[str, WitnessVerdict]:
             verdicts[name] = WitnessVerdict(False, "; ".join(problems))
             continue
         node = consortium.node(name)
-        last = witnessing.last_witnessed(node)
+        last = node.last_witnessed()
         proof = (
             tree.consistency_proof(last.size, head.size)
             if last and last.size <= head.size <= tree.size
             else []
         )
-        result = witnessing.observe(node, head, proof)
+        result = node.witness(head, proof)
         verdicts[name] = result.verdict
         if result.cosignature:
             record_cosignature(consortium, name, head, result.cosignature)

@@ -1,9 +1,9 @@
 """Secure aggregation with Flower's SecAgg+ (which runs only on Flower's legacy API).
 
 The coordinator receives only masked vectors and their sum: no member's update. Rounds use
-Flower's legacy strategies (the same four as the plain path) behind `DefaultWorkflow` with a
-`SecAggPlusWorkflow` for fitting; evaluation stays on kumiai's Message-API handlers, so
-per-site scores are recorded exactly as in a plain job.
+Flower's legacy strategies (from the plain path's table, adapters.flower.strategies) behind
+`DefaultWorkflow` with a `SecAggPlusWorkflow` for fitting; evaluation stays on kumiai's
+Message-API handlers, so per-site scores are recorded exactly as in a plain job.
 """
 
 from collections.abc import Callable
@@ -19,6 +19,7 @@ from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECOR
 from flwr.serverapp import Grid
 
 from kumiai.adapters.flower import protocol
+from kumiai.adapters.flower.strategies import make_legacy_strategy
 from kumiai.domain.errors import JobFailed
 from kumiai.domain.training import TrainingSettings
 
@@ -79,15 +80,7 @@ def _legacy_strategy(
         "on_fit_config_fn": fit_config,
         "initial_parameters": ndarrays_to_parameters(initial),
     }
-    if settings.strategy == "fedprox":
-        return legacy.FedProx(proximal_mu=settings.local_proximal_mu, **common)
-    if settings.strategy in ("fedadam", "fedyogi"):
-        kind = legacy.FedAdam if settings.strategy == "fedadam" else legacy.FedYogi
-        # tau and eta_l as in the Message-API strategies, so both paths train alike.
-        return kind(
-            eta=settings.server_learning_rate, eta_l=settings.learning_rate, tau=1e-3, **common
-        )
-    return legacy.FedAvg(**common)
+    return make_legacy_strategy(settings, **common)
 
 
 def run_secure_rounds(

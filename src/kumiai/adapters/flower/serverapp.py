@@ -31,6 +31,7 @@ from kumiai.adapters.flower.central_dp import (
 )
 from kumiai.adapters.flower.protocol import metrics_score
 from kumiai.adapters.flower.secure import SecureAggregationSettings, run_secure_rounds
+from kumiai.adapters.flower.stopping import StoppableGrid, StopRequest
 from kumiai.adapters.flower.strategies import make_strategy
 from kumiai.adapters.models.logistic import LogisticRegression
 from kumiai.domain.errors import JobFailed
@@ -76,6 +77,7 @@ class FederatedJob:
     query_timeout: float = 120.0
     round_timeout: float = 600.0
     reply_hook: Callable[[Message], None] | None = None  # sees every reply (audits, tests)
+    stop: StopRequest = field(default_factory=StopRequest)  # SIGTERM / Ctrl-C end the run
     # filled in by the run
     plan: FeaturePlan | None = None
     rows: dict[str, int] = field(default_factory=dict)  # training rows per admitted dataset
@@ -342,6 +344,7 @@ def build_server_app(job: FederatedJob, observer: JobObserver) -> ServerApp:
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
+        grid = StoppableGrid(grid, job.stop)
         sites = _admit(grid, job, observer)
         assert job.plan is not None
         model = LogisticRegression(len(job.plan.feature_names), len(job.plan.classes))

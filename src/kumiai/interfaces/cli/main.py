@@ -5,11 +5,15 @@ everything else must start in well under a second. The command modules import th
 services and Rich inside each command, so building this app (and `--help`) loads neither.
 """
 
+import os
+import signal
+import sys
 from pathlib import Path
+from types import FrameType
 
 import typer
 
-from kumiai.domain.errors import KumiaiError
+from kumiai.domain.errors import KumiaiError, Stopped
 from kumiai.interfaces.cli import governance, jobs, show, training
 from kumiai.interfaces.cli.bench import bench
 from kumiai.interfaces.cli.budget import budget_app
@@ -56,8 +60,19 @@ app.command("demo")(demo)
 app.command("bench")(bench)
 
 
+_signalled: list[int] = []  # the stop signal received, if any
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM and SIGINT raise, so a running job fails as stopped and releases its ε."""
+    _signalled.append(signum)
+    raise Stopped() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
 def run() -> None:
     """Entry point: user mistakes print one line and exit non-zero, never a traceback."""
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
         app()
     except KumiaiError as exc:
@@ -68,7 +83,22 @@ def run() -> None:
         errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
+        _signalled.append(signal.SIGINT)
+    except SystemExit as exc:
+        # Typer turns KeyboardInterrupt into exit 130; while Flower's simulation runs, Ray's
+        # own SIGTERM handler replaces kumiai's and exits with code SIGTERM.
+        if exc.code == signal.SIGTERM:
+            _signalled.append(signal.SIGTERM)
+        elif not (_signalled and exc.code == 130):
+            raise
+    if _signalled:
         from kumiai.interfaces.cli.context import errors
 
-        errors.print("[red]interrupted[/]")
-        raise SystemExit(130) from None
+        name = signal.Signals(_signalled[0]).name
+        errors.print(f"[red]stopped by signal ({name})[/]")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # The job is already failed and its ε released, and Flower's runtime has shut Ray
+        # down; the interpreter's own teardown of Ray's C++ core after a signal sometimes
+        # aborts (SIGABRT), so the process ends here with the conventional code instead.
+        os._exit(128 + _signalled[0])

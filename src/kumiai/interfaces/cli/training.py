@@ -100,17 +100,17 @@ def train(
     # Lazy: these load Flower and Ray (seconds); only this command needs them.
     from kumiai.interfaces.cli.context import console
     from kumiai.interfaces.cli.progress import RichTrainingProgress
-    from kumiai.services.privacy import plan_privacy
+    from kumiai.services.privacy import plan_job_privacy
     from kumiai.services.training import train as run_training
 
     home = consortium(ctx)
-    plans = plan_privacy(home, project, settings)
-    if plans:
-        console.print(planned_privacy_table(plans))
+    privacy = plan_job_privacy(home, project, settings)  # once: shown here, run with below
+    if privacy.plans:
+        console.print(planned_privacy_table(privacy.plans))
     else:
         console.print("No differential privacy (use --epsilon to add it).")
     with RichTrainingProgress(console, rounds, f"{project} · {strategy}") as progress:
-        outcome = run_training(home, project, settings, progress, by=by)
+        outcome = run_training(home, project, settings, progress, by=by, privacy=privacy)
     console.print(
         site_table(f"{outcome.model_id} (job {outcome.job_id}, {outcome.rounds} rounds)", outcome)
     )

@@ -1,0 +1,286 @@
+"""The port: everything the coordinator may ask of a member's node, and nothing more.
+
+The coordinator's services reach a node only through `NodePort`, so that a network can
+stand behind it when members sit in other organisations. Whatever needs the member's key
+happens inside the node: the port hands back signatures, never the key. `LocalNode` is the
+port on one machine, a function call into the node's own home.
+
+This module loads nothing heavy: the node's worker (pandas) and ClientApp (Flower) are
+imported only by the operations that need them, so read-only commands stay fast.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kumiai.adapters.files import write_atomic
+from kumiai.domain import keys
+from kumiai.domain.agreement import AgreementTerms, SignedAgreement, sign_agreement
+from kumiai.domain.budget import BudgetView
+from kumiai.domain.errors import InvalidInput
+from kumiai.domain.ledger import Entry, SignedEntry, TreeHead, sign_entry
+from kumiai.domain.split import SiteSplit
+from kumiai.domain.training import TrainingSettings
+from kumiai.node import witnessing
+from kumiai.node.home import LocalDataset, NodeHome
+from kumiai.node.spendlog import SpendLog
+from kumiai.node.witnessing import Witnessed
+
+if TYPE_CHECKING:
+    from flwr.clientapp import ClientApp
+    from flwr.clientapp.typing import Mod
+
+__all__ = [
+    "LocalDataset",
+    "LocalNode",
+    "NodePort",
+    "SiteSplit",
+    "StagedDataset",
+    "simulation_client_app",
+]
+
+
+class StagedDataset(Protocol):
+    """A dataset file copied to its node but not yet in use: installed or undone later."""
+
+    @property
+    def staged(self) -> Path: ...
+
+    @property
+    def stored(self) -> Path: ...
+
+    def install(self, record: LocalDataset) -> None: ...
+
+    def undo(self) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class NodePort(Protocol):
+    """What the coordinator's side needs from one member's node."""
+
+    @property
+    def address(self) -> str:
+        """Where the coordinator reaches the node (on one machine, its home directory)."""
+        ...
+
+    # -- identity and signatures ----------------------------------------------------------
+    def join(self, name: str, kind: str, coordinator_key: str) -> str:
+        """Create the node's identity with a key it makes itself; returns the public key."""
+        ...
+
+    def public_key(self) -> str: ...
+
+    def steward_keys(self) -> tuple[str, ...]:
+        """Every public key the member has held, newest first."""
+        ...
+
+    def next_key(self) -> str:
+        """Make (or return) a key waiting to replace the current one; its public key."""
+        ...
+
+    def rotate_key(self) -> str:
+        """Put the waiting key in place; the old one is kept aside. Returns the new public key."""
+        ...
+
+    def sign_entry(self, entry: Entry) -> SignedEntry:
+        """The member signs one of its own acts for the ledger."""
+        ...
+
+    def sign_agreement(self, terms: AgreementTerms) -> SignedAgreement:
+        """The steward signs data-use terms for one of its datasets."""
+        ...
+
+    # -- datasets ------------------------------------------------------------------------
+    def stage_dataset(self, name: str, file: Path) -> StagedDataset: ...
+
+    def dataset(self, name: str) -> LocalDataset:
+        """The node's record of a dataset (where its rows are, their schema and count)."""
+        ...
+
+    def split(self, dataset: str, settings: TrainingSettings) -> SiteSplit:
+        """A site's rows split into train and test: yardsticks on one machine only."""
+        ...
+
+    # -- agreements and revocations ------------------------------------------------------
+    def store_agreement(self, agreement: SignedAgreement) -> None: ...
+
+    def revoke(self, agreement_id: str, revoked_at: str, reason: str) -> None: ...
+
+    def revoked(self) -> frozenset[str]: ...
+
+    # -- privacy budgets -----------------------------------------------------------------
+    def set_budget(self, dataset: str, epsilon: float) -> None: ...
+
+    def budget(self, dataset: str) -> BudgetView:
+        """Spent and committed ε of a dataset, read from the node's signed spend log."""
+        ...
+
+    def release_privacy(self, dataset: str, job: str) -> bool:
+        """The job is over: stop holding the ε it reserved but did not spend."""
+        ...
+
+    # -- witnessing the ledger -----------------------------------------------------------
+    def last_witnessed(self) -> TreeHead | None: ...
+
+    def witness(self, head: TreeHead, proof: list[bytes]) -> Witnessed:
+        """Check a new head against the last one; cosign and remember it if it extends it."""
+        ...
+
+    def refusal_copies(self) -> list[str]:
+        """The node's signed copies of refusals not yet seen in a head it cosigned."""
+        ...
+
+    def refusal_witnessed(self, job: str, dataset: str) -> None: ...
+
+    # -- federation ----------------------------------------------------------------------
+    def client_app(self, dataset: str, mods: Sequence["Mod"] = ()) -> "ClientApp":
+        """The node's own ClientApp (the guard first) serving one of its datasets."""
+        ...
+
+
+class LocalNode:
+    """The port on one machine: the node's home directory, reached by function calls."""
+
+    def __init__(self, root: Path) -> None:
+        self.home = NodeHome(root)
+        self._key: Ed25519PrivateKey | None = None
+        self._member: str | None = None
+
+    @property
+    def address(self) -> str:
+        return str(self.home.root)
+
+    def _private_key(self) -> Ed25519PrivateKey:
+        """Read once per process: a ledger full of one member's acts signs fast."""
+        if self._key is None:
+            self._key = self.home.private_key()
+        return self._key
+
+    @property
+    def _member_name(self) -> str:
+        if self._member is None:
+            self._member = self.home.member_name
+        return self._member
+
+    @property
+    def _next_key_file(self) -> Path:
+        return self.home.root / "next-key.pem"
+
+    # -- identity and signatures ----------------------------------------------------------
+    def join(self, name: str, kind: str, coordinator_key: str) -> str:
+        key = keys.new_private_key()
+        public = self.home.create(name, kind, key, coordinator_key)
+        self._key, self._member = key, name
+        return public
+
+    def public_key(self) -> str:
+        return self.home.public_key()
+
+    def steward_keys(self) -> tuple[str, ...]:
+        return self.home.steward_keys()
+
+    def next_key(self) -> str:
+        path = self._next_key_file
+        if not path.is_file():
+            write_atomic(path, keys.private_key_to_pem(keys.new_private_key()), mode=0o600)
+        return keys.public_key_b64(keys.private_key_from_pem(path.read_bytes(), str(path)))
+
+    def rotate_key(self) -> str:
+        path = self._next_key_file
+        if not path.is_file():
+            raise InvalidInput(f"no new key waits at {path}; ask the node for one first")
+        public = self.home.rotate_key(keys.private_key_from_pem(path.read_bytes(), str(path)))
+        path.unlink()
+        self._key = None
+        return public
+
+    def sign_entry(self, entry: Entry) -> SignedEntry:
+        member = self._member_name
+        if entry.actor != member:
+            raise InvalidInput(f"the node of {member!r} signs its own acts, not {entry.actor!r}'s")
+        return sign_entry(entry, self._private_key())
+
+    def sign_agreement(self, terms: AgreementTerms) -> SignedAgreement:
+        member = self._member_name
+        if terms.steward != member:
+            raise InvalidInput(f"the node of {member!r} signs only its own agreements")
+        self.home.dataset(terms.dataset)  # NotFound unless the dataset is this node's
+        return sign_agreement(terms, self._private_key())
+
+    # -- datasets ------------------------------------------------------------------------
+    def stage_dataset(self, name: str, file: Path) -> StagedDataset:
+        from kumiai.node.datasetwrite import DatasetWrite
+
+        return DatasetWrite(self.home, name, file)
+
+    def dataset(self, name: str) -> LocalDataset:
+        return self.home.dataset(name)
+
+    def split(self, dataset: str, settings: TrainingSettings) -> SiteSplit:
+        from kumiai.node.worker import NodeWorker
+
+        return NodeWorker(self.home.root).split(dataset, settings)
+
+    # -- agreements and revocations ------------------------------------------------------
+    def store_agreement(self, agreement: SignedAgreement) -> None:
+        self.home.save_agreement(agreement)
+
+    def revoke(self, agreement_id: str, revoked_at: str, reason: str) -> None:
+        self.home.revoke(agreement_id, revoked_at, reason)
+
+    def revoked(self) -> frozenset[str]:
+        return self.home.revoked()
+
+    # -- privacy budgets -----------------------------------------------------------------
+    def set_budget(self, dataset: str, epsilon: float) -> None:
+        SpendLog(self.home, dataset).set_lifetime(epsilon)
+
+    def budget(self, dataset: str) -> BudgetView:
+        return SpendLog(self.home, dataset).view()
+
+    def release_privacy(self, dataset: str, job: str) -> bool:
+        return SpendLog(self.home, dataset).release(job)
+
+    # -- witnessing the ledger -----------------------------------------------------------
+    def last_witnessed(self) -> TreeHead | None:
+        return witnessing.last_witnessed(self.home)
+
+    def witness(self, head: TreeHead, proof: list[bytes]) -> Witnessed:
+        return witnessing.observe(self.home, head, proof)
+
+    def refusal_copies(self) -> list[str]:
+        return self.home.refusal_copies()
+
+    def refusal_witnessed(self, job: str, dataset: str) -> None:
+        self.home.refusal_witnessed(job, dataset)
+
+    # -- federation ----------------------------------------------------------------------
+    def client_app(self, dataset: str, mods: Sequence["Mod"] = ()) -> "ClientApp":
+        from kumiai.node.clientapp import build_client_app
+        from kumiai.node.worker import NodeWorker
+
+        root = self.home.root
+        return build_client_app(NodeWorker, lambda _: (root, dataset), mods)
+
+
+def simulation_client_app(
+    sites: Sequence[tuple[NodePort, str]], mods: Sequence["Mod"] = ()
+) -> "ClientApp":
+    """One ClientApp for the simulation engine: partition i runs as the node of sites[i].
+
+    Only nodes on this machine can be simulated; across organisations each member runs
+    its own ClientApp on its own SuperNode.
+    """
+    from kumiai.adapters.flower.simulation import PartitionLocator
+    from kumiai.node.clientapp import build_client_app
+    from kumiai.node.worker import NodeWorker
+
+    homes = []
+    for node, dataset in sites:
+        if not isinstance(node, LocalNode):
+            raise InvalidInput(f"the node at {node.address} is not on this machine to simulate")
+        homes.append((node.address, dataset))
+    return build_client_app(NodeWorker, PartitionLocator(homes), mods)
