@@ -7,21 +7,26 @@ stratified, when either part is smaller than the number of classes. Registration
 such a site up front, with the count and the minimum, instead of a job failing later.
 
 `SiteSplit` (a site's rows once split) and `site_seed` live here, pure, so a yardstick on
-one machine can hold a node's split without importing the node.
+one machine can hold a node's split without importing the node. NumPy is named for the
+type checker only: the node port imports this module on every command, reading included.
 """
+
+from __future__ import annotations
 
 import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Any
 
 from kumiai.domain.errors import InvalidInput
-from kumiai.domain.preprocessing import Columns
 from kumiai.domain.schema import Schema
 from kumiai.domain.training import TrainingSettings
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from kumiai.domain.preprocessing import Columns
 
 # Fewer labelled rows than this cannot give a test share worth a score (at the default
 # test fraction of 0.25, 10 rows leave 3 for testing and 7 for training).
