@@ -31,8 +31,8 @@ def count_planning(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         return estimate(*args, **kwargs)
 
     monkeypatch.setattr(privacy, "estimate_plan", counted_estimate)
+    # `kumiai train` imports it from the service when it runs, so this patch reaches it too.
     monkeypatch.setattr(privacy, "plan_job_privacy", counted_plan_job)
-    monkeypatch.setattr("kumiai.interfaces.cli.training.plan_job_privacy", counted_plan_job)
     monkeypatch.setattr("kumiai.services.training.plan_job_privacy", counted_plan_job)
     return calls
 
