@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kumiai.interfaces.cli.context import console, consortium, errors, number, when
+from kumiai.interfaces.cli.context import console, consortium, errors, number, warn_held, when
 from kumiai.interfaces.cli.output import JSON_OPTION, plain, print_json
 from kumiai.services import jobs, models
 
@@ -37,6 +37,7 @@ def jobs_list(
     if recover:
         for job_id in jobs.recover_interrupted_jobs(home):
             errors.print(f"Job {job_id} marked failed; its nodes' reserved ε released.")
+        warn_held(jobs.held_reservations(home))
     listing = jobs.list_jobs(home, project)
     if as_json:
         print_json([job_document(j, with_rounds=False) for j in listing])

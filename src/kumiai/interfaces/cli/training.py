@@ -13,7 +13,7 @@ from kumiai.domain.disclosure import PublicDomain
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.privacy import PrivacyPlan
 from kumiai.domain.training import STRATEGIES, TrainingSettings
-from kumiai.interfaces.cli.context import console, consortium, number
+from kumiai.interfaces.cli.context import console, consortium, number, warn_held
 from kumiai.services.privacy import plan_job_privacy
 
 if TYPE_CHECKING:
@@ -108,6 +108,7 @@ def train(
     console.print(
         site_table(f"{outcome.model_id} (job {outcome.job_id}, {outcome.rounds} rounds)", outcome)
     )
+    warn_held(outcome.held)
 
 
 def read_public_domain(path: Path | None) -> str:
