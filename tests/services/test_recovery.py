@@ -7,6 +7,7 @@ restored from an old backup, or tampered with) never lowers it.
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,12 @@ from kumiai.domain.recovery import RECOVERED
 from kumiai.node.home import NodeHome
 from kumiai.node.spendlog import SpendLog
 from kumiai.services.consortium import Consortium
-from kumiai.services.jobs import INTERRUPTED, job_detail, recover_interrupted_jobs
+from kumiai.services.jobs import (
+    INTERRUPTED,
+    held_reservations,
+    job_detail,
+    recover_interrupted_jobs,
+)
 from kumiai.services.privacy import budgets
 from kumiai.services.transparency import verify_ledger
 from tests.services.crash import run_until_the_window
@@ -154,9 +160,30 @@ def test_a_tampered_log_never_lowers_the_recorded_spend(tmp_path: Path) -> None:
     record["record"]["epsilon"] = 0.01
     log.log.write_text("".join([*lines[:-1], json.dumps(record) + "\n"]))
 
+    # The damaged node keeps its reservation; it blocks neither the honest node nor the
+    # consortium's next job, and the next recovery tries it again.
+    assert recover_interrupted_jobs(consortium) == [job_id]
+    [held] = held_reservations(consortium)
+    assert (held.job, held.dataset) == (job_id, DATASETS[0])
+    assert [r["kind"] for r in log_records(spend_log(consortium, DATASETS[1]))][-1] == RELEASE
+    shown = subprocess.run(
+        [sys.executable, "-m", "kumiai", "--home", str(consortium.home), "jobs", "--recover"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"still holds the ε it reserved for job {job_id} on {DATASETS[0]}" in shown.stderr
+    assert recover_interrupted_jobs(consortium) == []
     with pytest.raises(InvalidInput, match="spend log line 5 is not signed by this node"):
-        recover_interrupted_jobs(consortium)
+        spend_log(consortium, DATASETS[0]).view()
     after = recorded_spent(consortium)
     assert after[DATASETS[0]] == before[DATASETS[0]]
     assert after[DATASETS[1]] == honest > before[DATASETS[1]]
     assert [r["dataset"] for r in recoveries(consortium)] == [DATASETS[1]]
+
+    log.log.write_text("".join(lines))  # restored from backup: the retry recovers, releases
+    assert recover_interrupted_jobs(consortium) == [] and held_reservations(consortium) == []
+    assert [r["kind"] for r in log_records(spend_log(consortium, DATASETS[0]))][-1] == RELEASE
+    assert recorded_spent(consortium)[DATASETS[0]] > before[DATASETS[0]]

@@ -25,6 +25,7 @@ from kumiai.adapters.storage.schema import (
     PrivacySpendRow,
 )
 from kumiai.domain.clock import utc_now
+from kumiai.domain.errors import KumiaiError
 from kumiai.domain.job import JobStatus
 from kumiai.domain.ledger import COORDINATOR
 from kumiai.services.consortium import Consortium
@@ -136,8 +137,22 @@ def job_detail(consortium: Consortium, job_id: str) -> JobInfo:
         return _info(session, get(session, JobRow, job_id), with_rounds=True)
 
 
+@dataclass(frozen=True)
+class HeldReservation:
+    """ε a node still holds for a job that is over: its release failed, so it is retried."""
+
+    job: str
+    dataset: str
+    member: str
+    reason: str
+
+
 def recover_interrupted_jobs(consortium: Consortium) -> list[str]:
-    """Mark jobs whose process died as failed; their recorded rounds stay as they were."""
+    """Mark jobs whose process died as failed; their recorded rounds stay as they were.
+
+    Releases that failed before (a node whose spend log did not verify) are retried too.
+    Returns the jobs marked failed.
+    """
     recovered = []
     with transaction(consortium.sessions) as session:
         for job in session.scalars(select(JobRow).where(JobRow.status == JobStatus.RUNNING)):
@@ -147,29 +162,65 @@ def recover_interrupted_jobs(consortium: Consortium) -> list[str]:
                 job.error = f"interrupted: {_stopped(job)}; start a new job"
                 _log_failure(consortium, session, job)
                 recovered.append(job.id)
-    for job_id in recovered:
+        still_held = {row.job_id for row in _held_rows(session)}
+    for job_id in sorted(still_held | set(recovered)):
         release_privacy(consortium, job_id)
     return recovered
 
 
-def release_privacy(consortium: Consortium, job_id: str) -> None:
+def release_privacy(consortium: Consortium, job_id: str) -> list[HeldReservation]:
     """The job is over: each node stops holding the ε it reserved but did not spend.
 
     First the recorded spend is raised to what each node logged (a coordinator killed
     between a node's spend and its own record under-counts; `services.recovery`). Then the
     coordinator asks each node through its port; the node records the release itself, in
-    its own signed log.
+    its own signed log. Each node is released on its own: one whose log does not verify
+    keeps its reservation (returned, and retried by the next recovery) and never blocks
+    the others, nor the consortium's next job.
     """
     with transaction(consortium.sessions) as session:  # kept even if a release fails
         reconcile_spend(consortium, session, job_id)
     with transaction(consortium.sessions) as session:
-        rows = list(
-            session.scalars(select(PrivacySpendRow).where(PrivacySpendRow.job_id == job_id))
+        rows = session.scalars(
+            select(PrivacySpendRow).where(
+                PrivacySpendRow.job_id == job_id, PrivacySpendRow.status != "ended"
+            )
         )
-        for row in rows:
-            member = get(session, DatasetRow, row.dataset).member
-            consortium.node(member).release_privacy(row.dataset, job_id)
+        pending = [(row.dataset, get(session, DatasetRow, row.dataset).member) for row in rows]
+    held = []
+    for dataset, member in pending:
+        try:
+            consortium.node(member).release_privacy(dataset, job_id)
+        except KumiaiError as exc:
+            held.append(HeldReservation(job_id, dataset, member, str(exc)))
+            continue
+        with transaction(consortium.sessions) as session:
+            row = session.get(PrivacySpendRow, (job_id, dataset))
+            assert row is not None  # read above; rows are never deleted
             row.status = "ended"
+    return held
+
+
+def held_reservations(consortium: Consortium) -> list[HeldReservation]:
+    """Reservations of jobs that are over but whose node has not released them."""
+    with transaction(consortium.sessions) as session:
+        return [
+            HeldReservation(
+                row.job_id,
+                row.dataset,
+                get(session, DatasetRow, row.dataset).member,
+                "its release failed; `kumiai jobs --recover` retries it",
+            )
+            for row in _held_rows(session)
+        ]
+
+
+def _held_rows(session: Session) -> list[PrivacySpendRow]:
+    over = select(JobRow.id).where(JobRow.status != JobStatus.RUNNING.value)
+    query = select(PrivacySpendRow).where(
+        PrivacySpendRow.status != "ended", PrivacySpendRow.job_id.in_(over)
+    )
+    return list(session.scalars(query))
 
 
 def fail_job(consortium: Consortium, job_id: str, message: str) -> None:

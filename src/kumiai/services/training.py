@@ -39,7 +39,12 @@ from kumiai.domain.training import TrainingSettings
 from kumiai.node.port import NodePort, simulation_client_app
 from kumiai.services.agreements import agreements_for_job
 from kumiai.services.consortium import Consortium
-from kumiai.services.jobs import fail_job, recover_interrupted_jobs, release_privacy
+from kumiai.services.jobs import (
+    HeldReservation,
+    fail_job,
+    recover_interrupted_jobs,
+    release_privacy,
+)
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
 from kumiai.services.privacy import JobPrivacy, plan_job_privacy
@@ -67,6 +72,7 @@ class TrainingOutcome:
     epsilons: dict[str, float] = field(default_factory=dict)  # ε each dataset spent
     member_epsilon: float | None = None  # client-level DP, per member (Flower's accountant)
     planned: dict[str, dict[str, float]] = field(default_factory=dict)  # each node's DP plan
+    held: list[HeldReservation] = field(default_factory=list)  # releases that failed
 
 
 def _start_job(
@@ -249,7 +255,7 @@ def train(
         fail_job(consortium, job.ticket.job_id, reason)
         raise
     finally:
-        release_privacy(consortium, job.ticket.job_id)
+        held = release_privacy(consortium, job.ticket.job_id)
     return TrainingOutcome(
         job_id=job.ticket.job_id,
         model_id=model_id,
@@ -261,4 +267,5 @@ def train(
         epsilons=recorder.last.epsilons,
         member_epsilon=recorder.last.member_epsilon,
         planned=recorder.planned,
+        held=held,
     )

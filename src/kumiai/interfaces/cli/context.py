@@ -5,6 +5,7 @@ The services and Rich load on first use, never on import: `--help` needs neither
 """
 
 import os
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from kumiai.services.consortium import Consortium
+    from kumiai.services.jobs import HeldReservation
 
 
 @cache
@@ -62,3 +64,16 @@ def number(value: object, digits: int = 3) -> str:
     return (
         f"{value:.{digits}f}" if isinstance(value, float) else "—" if value is None else str(value)
     )
+
+
+def warn_held(held: "Iterable[HeldReservation]") -> None:
+    """Say which node still holds ε for a job that is over, and how to retry the release."""
+    from rich.markup import escape
+
+    for h in held:
+        _consoles()[1].print(
+            f"[yellow]warning:[/] {escape(h.member)}'s node still holds the ε it reserved for "
+            f"job {escape(h.job)} on {escape(h.dataset)}: {escape(h.reason)}. Check the node's "
+            "spend log (`kumiai budget`); `kumiai jobs --recover` retries the release.",
+            highlight=False,
+        )

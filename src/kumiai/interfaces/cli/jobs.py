@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from kumiai.interfaces.cli.context import consortium, number, when
+from kumiai.interfaces.cli.context import consortium, number, warn_held, when
 from kumiai.interfaces.cli.output import JSON_OPTION, plain, print_json
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ def jobs_list(
 
         for job_id in jobs.recover_interrupted_jobs(home):
             errors.print(f"Job {job_id} marked failed; its nodes' reserved ε released.")
+        warn_held(jobs.held_reservations(home))
     listing = jobs.list_jobs(home, project)
     if as_json:
         print_json([job_document(j, with_rounds=False) for j in listing])

@@ -11,7 +11,7 @@ import typer
 
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.training import STRATEGIES
-from kumiai.interfaces.cli.context import consortium, number
+from kumiai.interfaces.cli.context import consortium, number, warn_held
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -114,6 +114,7 @@ def train(
     console.print(
         site_table(f"{outcome.model_id} (job {outcome.job_id}, {outcome.rounds} rounds)", outcome)
     )
+    warn_held(outcome.held)
 
 
 def read_public_domain(path: Path | None) -> str:
