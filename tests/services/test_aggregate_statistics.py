@@ -4,6 +4,7 @@
 them leave noised and paid from the same ε budget, and `min_cohort` refuses small sites.
 """
 
+import re
 from pathlib import Path
 
 import pytest
@@ -90,5 +91,7 @@ def test_statistics_are_paid_from_the_same_cap_as_training(tmp_path: Path) -> No
     )
     outcome = train(consortium, "heart", settings)
     reason = outcome.refused["hungarian-cardiology-heart"]
-    assert "plans ε=2.000" in reason and "ε=1.5" in reason
+    # training calibrated to just under ε=1, plus ε=1 of statistics: just under 2 in all
+    planned = float(re.search(r"plans ε=([0-9.]+)", reason).group(1))  # type: ignore[union-attr]
+    assert 1.99 <= planned <= 2.0 and "caps project 'heart' at ε=1.5" in reason
     assert sorted(outcome.sites) == ["cleveland-clinic-heart", "va-long-beach-heart"]
