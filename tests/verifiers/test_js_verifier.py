@@ -36,7 +36,6 @@ from kumiai.domain.ledger import (
     SignedEntry,
     TreeHead,
     cosign,
-    sign_entry,
     sign_head,
 )
 from kumiai.node.home import NodeHome
@@ -279,7 +278,7 @@ def time_in_another_form(records: Records, built: Built) -> Records:
 def _resign(records: Records, seq: int, payload: dict[str, Any], built: Built) -> Records:
     """Rewrite an entry's payload and sign it again with its actor's own key."""
     entry = SignedEntry.from_leaf_bytes(records[seq + 1]["leaf"]).entry
-    signed = sign_entry(replace(entry, payload=payload), built.consortium.key_of(entry.actor))
+    signed = built.consortium.sign_entry(replace(entry, payload=payload))
     records[seq + 1] = {"record": "entry", "leaf": signed.leaf_bytes().decode()}
     return records
 
