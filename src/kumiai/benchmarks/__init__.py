@@ -86,7 +86,9 @@ def run_benchmark(
     ):
         raise InvalidInput("--seeds, --rounds and --runs must be at least 1, --sizes at least 2")
     options: dict[str, Any] = {"seeds": seeds, "log": log}
-    if rounds is not None:  # otherwise each benchmark's own (heart-disease 50, overhead 30, contribution 20)
+    if (
+        rounds is not None
+    ):  # otherwise each benchmark's own (heart-disease 50, overhead 30, contribution 20)
         options["rounds"] = rounds
     for option, value in (("sizes", sizes), ("runs", runs)):
         if value:

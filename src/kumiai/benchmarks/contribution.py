@@ -89,7 +89,8 @@ def run(*, seeds: int, rounds: int = 20, log: Any, **_: Any) -> dict[str, Any]:
 
     started = time.perf_counter()
     four = exact_shapley(sites, coalition_utility(sites, tests, settings, plan))
-    log(f"four hospitals, exact: {four.evaluations} coalitions, {time.perf_counter() - started:.1f} s")
+    seconds = time.perf_counter() - started
+    log(f"four hospitals, exact: {four.evaluations} coalitions, {seconds:.1f} s")
 
     members = ten_members(sites)
     utility = CountingUtility(coalition_utility(members, tests, settings, plan))

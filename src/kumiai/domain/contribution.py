@@ -72,9 +72,7 @@ def _members(members: Iterable[str]) -> list[str]:
     return names
 
 
-def exact_shapley(
-    members: Iterable[str], utility: Utility, *, limit: int = MAX_EXACT
-) -> Shares:
+def exact_shapley(members: Iterable[str], utility: Utility, *, limit: int = MAX_EXACT) -> Shares:
     """Every coalition: φ_i = Σ_S |S|!(n-|S|-1)!/n! · (v(S ∪ i) - v(S)). 2^n evaluations."""
     names = _members(members)
     n = len(names)
@@ -102,9 +100,7 @@ def exact_shapley(
     )
 
 
-def _walk(
-    order: list[str], v: CountingUtility, grand: float, cutoff: float
-) -> dict[str, float]:
+def _walk(order: list[str], v: CountingUtility, grand: float, cutoff: float) -> dict[str, float]:
     """Marginal contributions along one ordering, truncated once the prefix is worth v(all)."""
     marginals = dict.fromkeys(order, 0.0)
     previous = v(())
@@ -181,7 +177,8 @@ def stratified_shapley(
     Every coalition of size 0, 1, n-1 and n is evaluated (2n + 2): those strata carry
     most of the value when a member alone already makes a fair model. The rest of the
     budget samples sizes 2..n-2 in turn, and each sampled coalition informs every member,
-    in or out (most often small sizes). Empty strata fall back to the stratum's overall mean (no difference).
+    in or out (small sizes most often). Empty strata fall back to the stratum's overall
+    mean (no difference).
     The estimate is shifted evenly so that it sums to v(all) - v(∅) (efficiency).
     """
     names = _members(members)

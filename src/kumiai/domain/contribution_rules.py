@@ -80,8 +80,7 @@ def plan_contribution(
     holding = 2 ** (n - 1) if exact else coalitions
     job_epsilon = settings.epsilon if settings.private else 0.0
     extra = {
-        d: (holding - 1) * job_epsilon if job_epsilon is not None else float("inf")
-        for d in members
+        d: (holding - 1) * job_epsilon if job_epsilon is not None else float("inf") for d in members
     }
     refusal = _refusal(settings, terms, extra)
     return ContributionPlan(

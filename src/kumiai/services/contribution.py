@@ -3,7 +3,7 @@
 v(S) is the test metric (AUC by default, or accuracy) of the model that coalition S
 trains with the released model's own settings and seed, scored on the union of every
 participating site's test rows. Coalitions are retrained in-process, on this machine,
-from the same local-SGD step the nodes run (`kumiai.node.worker.local_sgd`) and FedAvg's
+from the same local-SGD step the nodes run (`kumiai.node.port.local_sgd`) and FedAvg's
 example-weighted average, so the grand coalition reproduces the released model. This is
 the single-machine path (demo, tests, benchmark); the rules it obeys are in
 `kumiai.domain.contribution_rules` and docs/contribution.md.
@@ -27,10 +27,10 @@ from kumiai.domain.metrics import score_site
 from kumiai.domain.preprocessing import FeaturePlan, merge_summaries, summarise
 from kumiai.domain.split import SiteSplit
 from kumiai.domain.training import TrainingSettings
-from kumiai.node.worker import local_sgd
+from kumiai.node.port import local_sgd
+from kumiai.services.agreements import agreements_for_job
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
-from kumiai.services.agreements import agreements_for_job
 from kumiai.services.lookup import get, project_datasets
 
 METRICS = ("auc", "accuracy")
