@@ -45,6 +45,7 @@ const KINDS = [
   "job.refused",
   "job.failed",
   "model.released",
+  "model.contributions",
   "privacy.recovered",
 ];
 const OLD_LOG_FIX =

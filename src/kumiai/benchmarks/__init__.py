@@ -18,6 +18,12 @@ def _heart_disease(**options: Any) -> Any:
     return run(**options)
 
 
+def _contribution(**options: Any) -> Any:
+    from kumiai.benchmarks.contribution import run
+
+    return run(**options)
+
+
 def _ledger(**options: Any) -> Any:
     from kumiai.benchmarks.ledger import run
 
@@ -50,6 +56,7 @@ def _startup(**options: Any) -> Any:
 
 BENCHMARKS: dict[str, Callable[..., Any]] = {
     "attacks": _attacks,
+    "contribution": _contribution,
     "heart-disease": _heart_disease,
     "ledger": _ledger,
     "overhead": _overhead,
@@ -79,7 +86,9 @@ def run_benchmark(
     ):
         raise InvalidInput("--seeds, --rounds and --runs must be at least 1, --sizes at least 2")
     options: dict[str, Any] = {"seeds": seeds, "log": log}
-    if rounds is not None:  # otherwise each benchmark's own (heart-disease 50, overhead 30)
+    if (
+        rounds is not None
+    ):  # otherwise each benchmark's own (heart-disease 50, overhead 30, contribution 20)
         options["rounds"] = rounds
     for option, value in (("sizes", sizes), ("runs", runs)):
         if value:

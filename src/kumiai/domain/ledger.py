@@ -51,6 +51,7 @@ KINDS = (
     "job.refused",
     "job.failed",
     "model.released",
+    "model.contributions",
     "privacy.recovered",
 )
 

@@ -29,8 +29,12 @@ from kumiai.node.spendlog import SpendLog
 from kumiai.node.witnessing import Witnessed
 
 if TYPE_CHECKING:
+    import numpy as np
     from flwr.clientapp import ClientApp
     from flwr.clientapp.typing import Mod
+    from numpy.typing import NDArray
+
+    from kumiai.adapters.models.logistic import LogisticRegression
 
 __all__ = [
     "LocalDataset",
@@ -38,6 +42,7 @@ __all__ = [
     "NodePort",
     "SiteSplit",
     "StagedDataset",
+    "local_sgd",
     "simulation_client_app",
 ]
 
@@ -284,3 +289,21 @@ def simulation_client_app(
             raise InvalidInput(f"the node at {node.address} is not on this machine to simulate")
         homes.append((node.address, dataset))
     return build_client_app(NodeWorker, PartitionLocator(homes), mods)
+
+
+def local_sgd(
+    model: "LogisticRegression",
+    X: "NDArray[np.float64]",
+    y: "NDArray[np.int64]",
+    settings: TrainingSettings,
+    dataset: str,
+    server_round: int,
+) -> None:
+    """The nodes' own local training step, for retraining coalitions on one machine.
+
+    Coalition retraining (kumiai.services.contribution) must train exactly as the nodes
+    do; it borrows their step rather than copying it.
+    """
+    from kumiai.node.worker import local_sgd as step
+
+    step(model, X, y, settings, dataset, server_round)

@@ -103,6 +103,32 @@ def _cached_split(
     return split_rows(dataset, record.schema, columns, labels, seed, test_fraction)
 
 
+def local_sgd(
+    model: LogisticRegression,
+    X: NDArray[np.float64],
+    y: NDArray[np.int64],
+    settings: TrainingSettings,
+    dataset: str,
+    server_round: int,
+) -> None:
+    """One round of a site's non-private local training, seeded by site and round.
+
+    Shared with coalition retraining (kumiai.services.contribution), so a coalition's
+    model is trained exactly as the federation trains it.
+    """
+    rng = np.random.default_rng([site_seed(settings.seed, dataset), server_round])
+    model.sgd(
+        X,
+        y,
+        epochs=settings.local_epochs,
+        lr=settings.learning_rate,
+        batch_size=settings.batch_size,
+        rng=rng,
+        prox_mu=settings.local_proximal_mu,
+        anchor=model.arrays,
+    )
+
+
 class NodeWorker:
     """A node's operations for one job. Splits are cached per process across rounds."""
 
@@ -236,17 +262,7 @@ class NodeWorker:
         if settings.private and settings.dp_level == "record":
             epsilon = self._train_privately(dataset, settings, model, X, y, server_round, job)
             return model.arrays, len(y), model.loss(X, y), epsilon
-        rng = np.random.default_rng([site_seed(settings.seed, dataset), server_round])
-        model.sgd(
-            X,
-            y,
-            epochs=settings.local_epochs,
-            lr=settings.learning_rate,
-            batch_size=settings.batch_size,
-            rng=rng,
-            prox_mu=settings.local_proximal_mu,
-            anchor=arrays,
-        )
+        local_sgd(model, X, y, settings, dataset, server_round)
         if settings.private:  # client level: the update is clipped on its way out (a mod)
             log, held, trained = self._claim_round(dataset, job, server_round)
             spent = _paid(held.details) + spent_after(held.details, trained)

@@ -17,6 +17,7 @@ from kumiai.domain.errors import KumiaiError, Stopped
 from kumiai.interfaces.cli import governance, jobs, show, training
 from kumiai.interfaces.cli.bench import bench
 from kumiai.interfaces.cli.budget import budget_app
+from kumiai.interfaces.cli.contribution import contributions
 from kumiai.interfaces.cli.demo import demo
 from kumiai.interfaces.cli.ledger import ledger_app
 
@@ -55,6 +56,7 @@ app.command("jobs")(jobs.jobs_list)
 app.command("job")(jobs.job_show)
 app.command("models")(jobs.models_list)
 app.command("model")(jobs.model_show)
+app.command("contributions")(contributions)
 app.add_typer(ledger_app, name="ledger")
 app.command("demo")(demo)
 app.command("bench")(bench)
