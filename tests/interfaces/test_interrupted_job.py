@@ -17,6 +17,7 @@ import pytest
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import JobRow
 from kumiai.domain.budget import RELEASE, RESERVE
+from kumiai.services.consortium import Consortium
 from kumiai.services.jobs import job_detail, list_jobs
 from kumiai.services.models import list_models
 from kumiai.services.transparency import show_entries
@@ -44,31 +45,38 @@ def node_files(home: Path) -> dict[str, bytes]:
     }
 
 
-def test_a_killed_job_reads_as_interrupted_until_it_is_recovered(tmp_path: Path) -> None:
-    home = tmp_path / "c"
-    consortium, _ = heart_consortium(home, max_rounds=1000)
+def training_until_round(
+    home: Path, consortium: Consortium, rounds: int = 2
+) -> "subprocess.Popen[str]":
+    """A `kumiai train` process in its own process group, once `rounds` are recorded."""
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "kumiai", "--home", str(home)),
             *("train", "heart", "--rounds", "1000", "--epsilon", "8"),
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: every child it starts is in it
     )
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            jobs = list_jobs(consortium)
-            if jobs and jobs[0].completed_rounds >= 2:
-                break
-            assert process.poll() is None, "the training process ended on its own"
-            time.sleep(0.2)
-        else:
-            pytest.fail("the job recorded no rounds within 180 s")
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        jobs = list_jobs(consortium)
+        if jobs and jobs[0].completed_rounds >= rounds:
+            return process
+        if process.poll() is not None:
+            pytest.fail(f"the training process ended on its own: {process.communicate()[1]}")
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    pytest.fail(f"the job recorded no {rounds} rounds within 180 s")
+
+
+def test_a_killed_job_reads_as_interrupted_until_it_is_recovered(tmp_path: Path) -> None:
+    home = tmp_path / "c"
+    consortium, _ = heart_consortium(home, max_rounds=1000)
+    process = training_until_round(home, consortium)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
 
     nodes, ledger = node_files(home), show_entries(consortium)
     [listed] = json.loads(kumiai(home, "jobs", "--json").stdout)

@@ -5,8 +5,6 @@ not spend, the ledger verifies, and no Ray or Flower process is left behind.
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from kumiai.domain.budget import RELEASE, RESERVE
 from kumiai.services.jobs import job_detail, list_jobs
 from kumiai.services.models import list_models
 from kumiai.services.transparency import show_entries
-from tests.interfaces.test_interrupted_job import kumiai
+from tests.interfaces.test_interrupted_job import kumiai, training_until_round
 from tests.services.helpers import HOSPITALS, heart_consortium, spend_records
 
 pytestmark = pytest.mark.simulation
@@ -47,27 +45,9 @@ def test_sigterm_mid_round_fails_the_job_releases_privacy_and_ends_every_process
 ) -> None:
     home = tmp_path / "c"
     consortium, _ = heart_consortium(home, max_rounds=1000)
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "kumiai", "--home", str(home)),
-            *("train", "heart", "--rounds", "1000", "--epsilon", "8"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: every child it starts is in it
-    )
+    process = training_until_round(home, consortium)
     group = process.pid
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            jobs = list_jobs(consortium)
-            if jobs and jobs[0].completed_rounds >= 2:
-                break
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            time.sleep(0.2)
-        else:
-            pytest.fail("the job recorded no rounds within 180 s")
         process.send_signal(signal.SIGTERM)  # to the kumiai process only, as systemd does
         _, stderr = process.communicate(timeout=STOP_LIMIT)
     finally:

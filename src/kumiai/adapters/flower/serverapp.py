@@ -29,6 +29,7 @@ from kumiai.adapters.flower.central_dp import (
     message_strategy,
     spent_by_members,
 )
+from kumiai.adapters.flower.grid import DelegatingGrid
 from kumiai.adapters.flower.protocol import metrics_score
 from kumiai.adapters.flower.secure import SecureAggregationSettings, run_secure_rounds
 from kumiai.adapters.flower.stopping import StoppableGrid, StopRequest
@@ -108,7 +109,7 @@ def _json(value: dict[str, str]) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-class ObservingGrid(Grid):
+class ObservingGrid(DelegatingGrid):
     """Delegates to Flower's grid; narrows it to admitted nodes and reports every reply."""
 
     def __init__(
@@ -118,7 +119,8 @@ class ObservingGrid(Grid):
         observer: JobObserver,
         reply_hook: Callable[[Message], None] | None = None,
     ) -> None:
-        self.inner, self.sites, self.observer = inner, dict(sites), observer
+        super().__init__(inner)
+        self.sites, self.observer = dict(sites), observer
         self.reply_hook = reply_hook  # an auditor's view of every reply the coordinator gets
         self.minimum = 1  # fewest nodes the aggregation can go on with
         self.minimum_reason = ""  # why, for the message when fewer remain
@@ -129,25 +131,9 @@ class ObservingGrid(Grid):
         self._train_loss: float | None = None
         self._epsilons: dict[str, float] = {}
 
-    # -- delegation ------------------------------------------------------------------
-    def set_run(self, run):  # type: ignore[no-untyped-def]
-        self.inner.set_run(run)
-
-    @property
-    def run(self):  # type: ignore[no-untyped-def]
-        return self.inner.run
-
-    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None):  # type: ignore[no-untyped-def]
-        return self.inner.create_message(content, message_type, dst_node_id, group_id, ttl)
-
+    # -- narrowing -------------------------------------------------------------------
     def get_node_ids(self) -> Iterable[int]:
         return [n for n in self.inner.get_node_ids() if n in self.sites]
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        return self.inner.push_messages(messages)
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return self.inner.pull_messages(message_ids)
 
     # -- observation -----------------------------------------------------------------
     def send_and_receive(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from flwr.app import Message
 from flwr.serverapp import Grid
 
+from kumiai.adapters.flower.grid import DelegatingGrid
 from kumiai.domain.errors import JobStopped, Stopped
 
 REPLY_POLL_SECONDS = 0.01
@@ -45,25 +46,13 @@ class StopRequest:
         return not server.is_alive()
 
 
-class StoppableGrid(Grid):
+class StoppableGrid(DelegatingGrid):
     """Delegates to Flower's grid; send_and_receive checks the stop request between polls."""
 
     def __init__(self, inner: Grid, stop: StopRequest) -> None:
-        self.inner, self.stop = inner, stop
+        super().__init__(inner)
+        self.stop = stop
         stop.server = threading.current_thread()
-
-    def set_run(self, run):  # type: ignore[no-untyped-def]
-        self.inner.set_run(run)
-
-    @property
-    def run(self):  # type: ignore[no-untyped-def]
-        return self.inner.run
-
-    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None):  # type: ignore[no-untyped-def]
-        return self.inner.create_message(content, message_type, dst_node_id, group_id, ttl)
-
-    def get_node_ids(self) -> Iterable[int]:
-        return self.inner.get_node_ids()
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         self.check()
