@@ -5,6 +5,8 @@ not spend, the ledger verifies, and no Ray or Flower process is left behind.
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -74,3 +76,33 @@ def test_sigterm_mid_round_fails_the_job_releases_privacy_and_ends_every_process
         time.sleep(0.2)
     assert processes_in_group(group) == []
     assert kumiai(home, "jobs", "--recover").stderr == ""  # nothing was left running
+
+
+def test_sigterm_stops_a_benchmark_and_every_process_it_started() -> None:
+    """A benchmark keeps Ray and its node actors between jobs: SIGTERM still ends them."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kumiai", "bench", "heart-disease", "--seeds", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    group = process.pid
+    try:
+        deadline = time.monotonic() + 120
+        while not any("ray::" in c for c in processes_in_group(group)):  # a job is running
+            assert time.monotonic() < deadline and process.poll() is None, "no job started"
+            time.sleep(0.5)
+        time.sleep(3)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=STOP_LIMIT)
+    finally:
+        if process.poll() is None:
+            os.killpg(group, signal.SIGKILL)
+            process.wait(timeout=30)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped by signal (SIGTERM)" in stderr and "Traceback" not in stderr
+    deadline = time.monotonic() + 10
+    while processes_in_group(group) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_in_group(group) == []

@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ FLOWER_BUILD_SHA256 = "6a0c387457a6dbc1b35091762c24afdd2c3453fe09eeceeb7e966136f
 """Flower 1.42.0's RayBackend.build, which `one_engine` wraps for its duration."""
 
 
+ACTORS_IDLE_SECONDS = 5.0
+
+
 class _KeptActors:
     """The node actors (Ray worker processes) that one engine's jobs share.
 
@@ -76,10 +80,20 @@ class _KeptActors:
         original(backend, app_fn)
         self.pool = backend.pool
 
-    def end(self) -> None:
-        if self.pool is not None:
-            self.pool.terminate_all_actors()
-            self.pool = None
+    def end(self, wait: float = ACTORS_IDLE_SECONDS) -> None:
+        """End the actors once the messages in flight (a stopped job's) have come back.
+
+        Ending an actor under a running message makes Flower's engine threads log Ray's
+        errors; a message takes well under a second.
+        """
+        pool = self.pool
+        if pool is None:
+            return
+        deadline = time.monotonic() + wait
+        while len(pool.pool) < pool.num_actors and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pool.terminate_all_actors()
+        self.pool = None
 
 
 @contextlib.contextmanager
