@@ -47,6 +47,12 @@ const KINDS = [
   "model.released",
   "model.contributions",
   "privacy.recovered",
+  "charter.proposed",
+  "charter.signed",
+  "charter.adopted",
+  "motion.proposed",
+  "motion.voted",
+  "motion.closed",
 ];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +

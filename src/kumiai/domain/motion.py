@@ -84,7 +84,7 @@ def propose(
             f"add them with --set {missing[0]}=..."
         )
     for name in charter.conflicts.get(kind, ()):
-        value = payload[name] if name in payload else None
+        value = payload.get(name)
         if not (isinstance(value, str) or _names(value)):
             raise InvalidInput(f"the {name!r} of a {kind.value} motion must name members")
     if not charter.eligible(kind, payload):
