@@ -58,7 +58,7 @@ def _state(consortium: Consortium) -> tuple:
 
 
 def _row(row: object) -> dict:
-    return {c: getattr(row, c) for c in row.__table__.columns.keys()}  # type: ignore[attr-defined]
+    return {c.name: getattr(row, c.name) for c in row.__table__.columns}  # type: ignore[attr-defined]
 
 
 def _refused(consortium: Consortium, error: type[KumiaiError], match: str, act) -> None:  # type: ignore[no-untyped-def]

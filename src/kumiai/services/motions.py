@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kumiai.adapters.storage.schema import MemberRow, MotionRow, ProjectRow, VoteRow
 from kumiai.adapters.storage.database import transaction
+from kumiai.adapters.storage.schema import MemberRow, MotionRow, ProjectRow, VoteRow
 from kumiai.domain.charter import Charter, Decision
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, NotFound, StateError
