@@ -162,7 +162,7 @@ class Charter:
             raise InvalidInput(
                 f"a charter must hold exactly the fields {', '.join(sorted(_FIELDS))}"
             )
-        if doc["type"] != CHARTER_TYPE or doc["format"] != CHARTER_FORMAT:
+        if doc["type"] != CHARTER_TYPE or type(doc["format"]) is not int or doc["format"] != 1:
             raise InvalidInput(f"not a {CHARTER_TYPE} document of format {CHARTER_FORMAT}")
         version = doc["version"]
         if type(version) is not int or version < 1:
