@@ -317,3 +317,40 @@ def test_closing_twice_is_refused(home: Path) -> None:
             "already closed",
             lambda: motions.close_motion(consortium, motion.id),
         )
+
+
+def test_the_ledger_audit_recomputes_every_tally(home: Path) -> None:
+    """Approval, an amendment and a failed motion: the honest ledger verifies offline."""
+    from kumiai.services import transparency
+
+    consortium = _adopted(home)
+    approval = motions.propose_motion(
+        consortium, decision="approve-project", payload={"project": "heart"}, proposer="aoi-univ"
+    )
+    for member in BOARD:
+        motions.cast_vote(consortium, approval.id, member, "yes")
+    motions.close_motion(consortium, approval.id)
+    with consortium.sessions() as session:
+        current = charter.adopted_charter(session)
+    assert current is not None
+    amendment = motions.propose_motion(
+        consortium,
+        decision="amend-charter",
+        payload={"charter": amended(current, seats=BOARD[:3]).document()},
+        proposer="kita-hospital",
+    )
+    for member in BOARD:
+        motions.cast_vote(consortium, amendment.id, member, "yes")
+    motions.close_motion(consortium, amendment.id)
+    spinout = motions.propose_motion(
+        consortium,
+        decision="create-spinout",
+        payload={"spinout": "kokoro-ai", "founders": ["aoi-univ"]},
+        proposer="minami-corp",
+    )
+    assert spinout.eligible == ("kita-hospital", "minami-corp") and spinout.charter_version == 2
+    motions.cast_vote(consortium, spinout.id, "kita-hospital", "no")
+    with frozen_at(spinout.closes_at):
+        assert motions.close_motion(consortium, spinout.id).status == "failed"
+    report = transparency.verify_ledger(consortium)
+    assert report.ok, report.findings
