@@ -20,7 +20,9 @@ import pytest
 
 from kumiai.domain.training import TrainingSettings
 from kumiai.services.agreements import list_agreements
+from kumiai.services.charter import propose_charter, sign_charter
 from kumiai.services.members import list_members
+from kumiai.services.motions import propose_motion
 from kumiai.services.privacy import set_budget
 from kumiai.services.training import TrainingOutcome, train
 from tests.services.helpers import HOSPITALS, heart_consortium
@@ -66,6 +68,12 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Consortium:
     set_budget(consortium, "cleveland-clinic-heart", 3.0)
     outcome = train(consortium, "heart", TrainingSettings(rounds=2, epsilon=1.0))
     agreement = next(a.id for a in list_agreements(consortium) if a.steward == HOSPITALS[0])
+    propose_charter(consortium, proposed_by="lab")
+    for member in sorted(["lab", *HOSPITALS]):
+        sign_charter(consortium, member)
+    propose_motion(
+        consortium, decision="set-priorities", payload={"ranking": ["heart"]}, proposer="lab"
+    )
     fingerprints = {m.name: m.key_fingerprint for m in list_members(consortium)}
     export = home.parent / "ledger.jsonl"
     return Consortium(home, outcome, agreement, fingerprints, export)
@@ -106,6 +114,9 @@ def read_only(small: Consortium) -> dict[str, list[str]]:
         "ledger prove": ["ledger", "prove", "3"],
         "ledger export": ["ledger", "export", str(small.export)],
         "ledger verify": ["ledger", "verify"],
+        "charter show": ["charter", "show"],
+        "motion list": ["motion", "list"],
+        "motion show": ["motion", "show", "motion-1"],
     }
 
 
@@ -129,6 +140,9 @@ COMMANDS = [
     "ledger prove",
     "ledger export",
     "ledger verify",
+    "charter show",
+    "motion list",
+    "motion show",
 ]
 
 

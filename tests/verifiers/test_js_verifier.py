@@ -39,7 +39,7 @@ from kumiai.domain.ledger import (
     sign_head,
 )
 from kumiai.node.home import NodeHome
-from kumiai.services import members, transparency
+from kumiai.services import charter, members, motions, transparency
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.projects import propose_project
@@ -118,6 +118,27 @@ def _join_by_hand(consortium: Consortium, name: str) -> None:
         )
 
 
+def _board_approves(consortium: Consortium, project: str) -> None:
+    """A charter signed by every founder, a project approved by vote, a motion left open."""
+    founders = ("cleveland-clinic", "lab", "va-long-beach")
+    charter.propose_charter(consortium, proposed_by="lab", founders=founders)
+    for member in founders:
+        charter.sign_charter(consortium, member)
+    motion = motions.propose_motion(
+        consortium, decision="approve-project", payload={"project": project}, proposer="lab"
+    )
+    for member, choice in zip(founders, ("yes", "yes", "no"), strict=True):
+        motions.cast_vote(consortium, motion.id, member, choice)
+    motions.close_motion(consortium, motion.id)  # every seat has voted
+    licence = motions.propose_motion(
+        consortium,
+        decision="grant-licence",
+        payload={"licensee": "va-long-beach", "model": "kokoro-v1"},
+        proposer="lab",
+    )
+    motions.cast_vote(consortium, licence.id, "cleveland-clinic", "abstain")
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     root = tmp_path_factory.mktemp("js-verifier")
@@ -134,6 +155,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         proposed_by="lab",
         members=("cleveland-clinic",),
     )
+    _board_approves(consortium, "kokoro")
     transparency.witness_all(consortium)
     members.rotate_key(consortium, "cleveland-clinic")  # later cosignatures use the new key
     _join_by_hand(consortium, UNICODE_MEMBER)
@@ -294,6 +316,26 @@ def recovery_naming_no_epsilon(records: Records, built: Built) -> Records:
     return _resign(records, seq, {**RECOVERED, "epsilon": "0.8"}, built)
 
 
+def tally_with_one_more_yes(records: Records, built: Built) -> Records:
+    """The coordinator re-signs a close that counts a vote nobody cast."""
+    seq = _seq(records, "motion.closed")
+    payload = json.loads(records[seq + 1]["leaf"])["entry"]["payload"]
+    payload["tally"]["yes"] += 1
+    return _resign(records, seq, payload, built)
+
+
+def vote_moved_to_another_motion(records: Records, built: Built) -> Records:
+    """A member's vote replayed on another motion: its signature and digest no longer hold."""
+    seq = _seq(records, "motion.voted", "lab")
+    return _edit_leaf(records, seq, '"motion":"motion-1"', '"motion":"motion-2"')
+
+
+def approval_without_its_motion(records: Records, built: Built) -> Records:
+    """The coordinator re-signs the project's approval without naming the vote."""
+    seq = _seq(records, "project.approved", nth=1)
+    return _resign(records, seq, {"project": "kokoro"}, built)
+
+
 def honest(records: Records, built: Built) -> Records:
     return records
 
@@ -327,6 +369,10 @@ def _expect_sequence(*seqs: int) -> Callable[..., None]:
 def _expect_entries_ok_heads_not(doc: dict[str, Any], records: Records) -> None:
     assert all(e["ok"] for e in doc["entries"]), [e for e in doc["entries"] if not e["ok"]]
     assert any("root" in h["codes"] for h in doc["tree_heads"])
+
+
+def _expect_approval_not_voted(doc: dict[str, Any], records: Records) -> None:
+    assert doc["entries"][_seq(records, "project.approved", nth=1)]["codes"] == ["not-voted"]
 
 
 def _expect_older_version(doc: dict[str, Any], records: Records) -> None:
@@ -371,6 +417,18 @@ VARIANTS = {
     "recovery naming no epsilon": (
         recovery_naming_no_epsilon,
         _expect_entry("privacy.recovered", None, ["malformed"]),
+    ),
+    "tally with one more yes": (
+        tally_with_one_more_yes,
+        _expect_entry("motion.closed", None, ["tally"]),
+    ),
+    "vote moved to another motion": (
+        vote_moved_to_another_motion,
+        _expect_entry("motion.voted", "lab", ["signature", "vote"]),
+    ),
+    "approval without its motion": (
+        approval_without_its_motion,
+        _expect_approval_not_voted,
     ),
     "time in another form": (
         time_in_another_form,

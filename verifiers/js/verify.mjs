@@ -47,6 +47,12 @@ const KINDS = [
   "model.released",
   "model.contributions",
   "privacy.recovered",
+  "charter.proposed",
+  "charter.signed",
+  "charter.adopted",
+  "motion.proposed",
+  "motion.voted",
+  "motion.closed",
 ];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +
@@ -309,7 +315,15 @@ function parseLeaf(leaf) {
     }
     requireCanonicalTime(body.time);
     const message = canonicalBytes(body); // the signed bytes; throws on NaN-free oddities
-    return { seq, actor: body.actor, kind: body.kind, payload: body.payload, doc, message };
+    return {
+      seq,
+      time: body.time,
+      actor: body.actor,
+      kind: body.kind,
+      payload: body.payload,
+      doc,
+      message,
+    };
   } catch (error) {
     if (!(error instanceof Malformed)) throw error;
     throw new Malformed(
@@ -527,6 +541,294 @@ function entryKey(entry, registry, problem) {
   return key;
 }
 
+// -- the board's minutes (kumiai.domain.minutes): every tally recomputed ---------------
+
+const DECISIONS = [
+  "admit-member",
+  "approve-project",
+  "set-priorities",
+  "allocate-funds",
+  "accept-milestone",
+  "grant-licence",
+  "create-spinout",
+  "amend-charter",
+];
+const REQUIRED_FIELDS = {
+  "admit-member": ["member"],
+  "approve-project": ["project"],
+  "set-priorities": ["ranking"],
+  "allocate-funds": ["project", "amount"],
+  "accept-milestone": ["project", "milestone"],
+  "grant-licence": ["licensee", "model"],
+  "create-spinout": ["spinout", "founders"],
+  "amend-charter": ["charter"],
+};
+const CHARTER_FIELDS = ["type", "format", "version", "founders", "seats", "rules", "conflicts"];
+const MOTION_FIELDS = ["motion", "decision", "payload", "proposer", "charter", "closes_at", "digest"];
+const TALLY_COUNTS = ["eligible", "yes", "no", "abstain", "quorum_met", "passed"];
+const CHOICES = ["yes", "no", "abstain"];
+const FRACTION = /^([0-9]{1,4})\/([0-9]{1,4})$/;
+const sha256Hex = (value) => createHash("sha256").update(canonicalBytes(value)).digest("hex");
+const sameKeys = (doc, fields) =>
+  isObject(doc) &&
+  Object.keys(doc).length === fields.length &&
+  fields.every((f) => Object.hasOwn(doc, f));
+const isNames = (value) => Array.isArray(value) && value.every((v) => typeof v === "string");
+
+function charterNames(value) {
+  if (!Array.isArray(value) || !value.every((v) => typeof v === "string" && v !== "")) return null;
+  const sorted = [...value].sort();
+  if (new Set(value).size !== value.length || sorted.some((v, i) => v !== value[i])) return null;
+  return value;
+}
+
+function fraction(text) {
+  const match = typeof text === "string" ? FRACTION.exec(text) : null;
+  if (match === null) return null;
+  const n = Number(match[1]);
+  const d = Number(match[2]);
+  return n > 0 && n <= d ? { n, d } : null;
+}
+
+/** A charter document parsed as strictly as kumiai.domain.charter.Charter.from_document. */
+function parseCharter(doc) {
+  if (!sameKeys(doc, CHARTER_FIELDS) || doc.type !== "kumiai.charter" || doc.format !== 1) {
+    return null;
+  }
+  if (!Number.isInteger(doc.version) || doc.version < 1) return null;
+  const founders = charterNames(doc.founders);
+  const seats = charterNames(doc.seats);
+  if (founders === null || seats === null || seats.length === 0) return null;
+  if (!sameKeys(doc.rules, DECISIONS)) return null;
+  const rules = {};
+  for (const decision of DECISIONS) {
+    const rule = doc.rules[decision];
+    if (!sameKeys(rule, ["quorum", "threshold", "period"])) return null;
+    if (!Number.isInteger(rule.period) || rule.period < 1) return null;
+    const quorum = fraction(rule.quorum);
+    const threshold = fraction(rule.threshold);
+    if (quorum === null || threshold === null) return null;
+    rules[decision] = { quorum, threshold, period: rule.period };
+  }
+  if (!isObject(doc.conflicts)) return null;
+  const conflicts = {};
+  for (const [decision, fields] of Object.entries(doc.conflicts)) {
+    if (!DECISIONS.includes(decision) || charterNames(fields) === null) return null;
+    conflicts[decision] = fields;
+  }
+  return { version: doc.version, founders, seats, rules, conflicts, digest: sha256Hex(doc) };
+}
+
+function eligible(charter, decision, payload) {
+  const conflicted = new Set();
+  for (const field of charter.conflicts[decision] ?? []) {
+    const value = own(payload, field);
+    if (typeof value === "string") conflicted.add(value);
+    else if (Array.isArray(value)) for (const v of value) conflicted.add(v);
+  }
+  return charter.seats.filter((s) => !conflicted.has(s));
+}
+
+function tally(charter, decision, payload, votes) {
+  const rule = charter.rules[decision];
+  const seats = eligible(charter, decision, payload);
+  const counted = seats.filter((s) => votes.has(s)).map((s) => votes.get(s));
+  const yes = counted.filter((c) => c === "yes").length;
+  const no = counted.filter((c) => c === "no").length;
+  const abstain = counted.filter((c) => c === "abstain").length;
+  const reached = (f, part, whole) => part * f.d >= f.n * whole;
+  const quorumMet = reached(rule.quorum, counted.length, seats.length);
+  const passed = quorumMet && yes > no && reached(rule.threshold, yes, yes + no);
+  return { eligible: seats.length, yes, no, abstain, quorum_met: quorumMet, passed };
+}
+
+/** The time `seconds` after a canonical time, in the same form; null beyond the year 9999. */
+function later(time, seconds) {
+  const moment = new Date(Date.parse(time) + seconds * 1000);
+  if (moment.getUTCFullYear() > 9999) return null;
+  return moment.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+class Minutes {
+  constructor() {
+    this.proposed = null;
+    this.signers = new Set();
+    this.current = null;
+    this.motions = new Map();
+  }
+
+  held(id) {
+    return typeof id === "string" ? (this.motions.get(id) ?? null) : null;
+  }
+
+  read(entry, problem) {
+    const payload = entry.payload;
+    const handler = {
+      "charter.proposed": () => this.charterProposed(entry, payload),
+      "charter.signed": () => this.charterSigned(entry, payload),
+      "charter.adopted": () => this.charterAdopted(entry, payload),
+      "motion.proposed": () => this.motionProposed(entry, payload),
+      "motion.voted": () => this.motionVoted(entry, payload),
+      "motion.closed": () => this.motionClosed(entry, payload),
+      "project.approved": () => this.projectApproved(entry, payload),
+    }[entry.kind];
+    const found = handler ? handler() : null;
+    if (found) problem(found[0], found[1]);
+  }
+
+  charterProposed(entry, payload) {
+    const charter = parseCharter(own(payload, "charter"));
+    if (charter === null) return ["the proposed charter is malformed", "charter"];
+    if (this.proposed !== null || this.current !== null || charter.version !== 1) {
+      return ["a founding charter proposed twice, or not as version 1", "charter"];
+    }
+    if (own(payload, "digest") !== charter.digest || !charter.founders.includes(entry.actor)) {
+      return ["the charter's digest or proposer does not hold", "charter"];
+    }
+    this.proposed = charter;
+    return null;
+  }
+
+  charterSigned(entry, payload) {
+    const charter = this.proposed;
+    if (
+      charter === null ||
+      this.current !== null ||
+      own(payload, "version") !== 1 ||
+      own(payload, "digest") !== charter.digest ||
+      !charter.founders.includes(entry.actor) ||
+      this.signers.has(entry.actor)
+    ) {
+      return [`${quoted(entry.actor)} signs no charter awaiting its signature`, "charter-signature"];
+    }
+    this.signers.add(entry.actor);
+    return null;
+  }
+
+  charterAdopted(entry, payload) {
+    const bad = ["the charter adopted is not the one signed or voted", "charter"];
+    if (entry.actor !== COORDINATOR) return bad;
+    const motionId = own(payload, "motion");
+    let charter;
+    if (motionId === undefined || motionId === null) {
+      charter = this.proposed;
+      if (
+        charter === null ||
+        this.current !== null ||
+        own(payload, "version") !== 1 ||
+        own(payload, "digest") !== charter.digest ||
+        !charter.founders.every((f) => this.signers.has(f))
+      ) {
+        return bad;
+      }
+    } else {
+      const held = this.held(motionId);
+      if (held === null || held.outcome !== "passed" || held.used) return bad;
+      if (held.decision !== "amend-charter") return bad;
+      charter = parseCharter(own(held.payload, "charter"));
+      if (charter === null) return bad;
+      if (own(payload, "version") !== charter.version) return bad;
+      if (own(payload, "digest") !== charter.digest) return bad;
+      held.used = true;
+    }
+    this.current = charter;
+    return null;
+  }
+
+  motionProposed(entry, payload) {
+    const bad = ["a motion the charter in force does not allow", "motion"];
+    const charter = this.current;
+    if (charter === null || !sameKeys(payload, MOTION_FIELDS)) return bad;
+    const { digest, ...document } = payload;
+    const motionPayload = payload.payload;
+    const decision = payload.decision;
+    if (
+      typeof payload.motion !== "string" ||
+      this.motions.has(payload.motion) ||
+      !DECISIONS.includes(decision) ||
+      !isObject(motionPayload) ||
+      payload.charter !== charter.version ||
+      payload.proposer !== entry.actor ||
+      !charter.seats.includes(entry.actor) ||
+      digest !== sha256Hex(document)
+    ) {
+      return bad;
+    }
+    if (REQUIRED_FIELDS[decision].some((f) => !Object.hasOwn(motionPayload, f))) return bad;
+    for (const field of charter.conflicts[decision] ?? []) {
+      const value = own(motionPayload, field);
+      if (!(typeof value === "string" || isNames(value))) return bad;
+    }
+    if (eligible(charter, decision, motionPayload).length === 0) return bad;
+    const closesAt = later(entry.time, charter.rules[decision].period);
+    if (closesAt === null || payload.closes_at !== closesAt) return bad;
+    this.motions.set(payload.motion, {
+      decision,
+      payload: motionPayload,
+      charter,
+      digest,
+      closesAt,
+      votes: new Map(),
+      outcome: null,
+      used: false,
+    });
+    return null;
+  }
+
+  motionVoted(entry, payload) {
+    const held = this.held(own(payload, "motion"));
+    if (
+      held === null ||
+      held.outcome !== null ||
+      own(payload, "digest") !== held.digest ||
+      !CHOICES.includes(own(payload, "choice")) ||
+      !(entry.time < held.closesAt) ||
+      !eligible(held.charter, held.decision, held.payload).includes(entry.actor) ||
+      held.votes.has(entry.actor)
+    ) {
+      return [`a vote by ${quoted(entry.actor)} the charter does not count`, "vote"];
+    }
+    held.votes.set(entry.actor, payload.choice);
+    return null;
+  }
+
+  motionClosed(entry, payload) {
+    const bad = ["the close does not match the tally recomputed from the votes", "tally"];
+    const held = this.held(own(payload, "motion"));
+    if (held === null || held.outcome !== null || own(payload, "digest") !== held.digest) {
+      return bad;
+    }
+    const seats = eligible(held.charter, held.decision, held.payload);
+    const everyone = seats.every((s) => held.votes.has(s));
+    if (entry.time < held.closesAt && !everyone) return bad;
+    const result = tally(held.charter, held.decision, held.payload, held.votes);
+    const recorded = own(payload, "tally");
+    if (!isObject(recorded) || TALLY_COUNTS.some((k) => own(recorded, k) !== result[k])) {
+      return bad;
+    }
+    const expected = result.passed && !Object.hasOwn(payload, "void") ? "passed" : "failed";
+    if (own(payload, "outcome") !== expected) return bad;
+    held.outcome = expected;
+    return null;
+  }
+
+  projectApproved(entry, payload) {
+    if (this.current === null) return null; // before a charter, one member approves
+    const held = this.held(own(payload, "motion"));
+    if (
+      held === null ||
+      held.outcome !== "passed" ||
+      held.used ||
+      held.decision !== "approve-project" ||
+      own(held.payload, "project") !== own(payload, "project")
+    ) {
+      return ["a project approved without its passed motion", "not-voted"];
+    }
+    held.used = true;
+    return null;
+  }
+}
+
 /** Every check of kumiai.domain.audit.audit, with its report as report_document prints it. */
 export function audit(contents, pinned = new Map()) {
   const findings = new Map(); // where -> [{problem, code}]
@@ -540,6 +842,7 @@ export function audit(contents, pinned = new Map()) {
     find("export header", "the coordinator key differs from the pinned one", "coordinator-pinned");
   }
   const registry = new KeyRegistry(contents.coordinatorKey, pinned);
+  const minutes = new Minutes(); // the board's record, every tally recomputed
   contents.leaves.forEach((leaf, position) => {
     const where = `entry ${position}`;
     const problem = (message, code) => find(where, message, code);
@@ -559,6 +862,7 @@ export function audit(contents, pinned = new Map()) {
       );
     }
     const key = entryKey(entry, registry, problem);
+    minutes.read(entry, problem);
     if (key === null) return;
     if (entry.doc.key_fingerprint !== fingerprint(key)) {
       problem(

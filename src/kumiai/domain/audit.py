@@ -20,6 +20,7 @@ from kumiai.domain.ledger import (
     TreeHead,
     cosign_document,
 )
+from kumiai.domain.minutes import Minutes
 from kumiai.domain.recovery import RECOVERED, recovery_problem
 
 SignatureCheck = tuple[str, bytes, str]  # public key (base64), message, signature (base64)
@@ -215,6 +216,7 @@ def audit(
             )
         )
     registry = _Keys(contents.coordinator_key, pinned)
+    minutes = Minutes()  # the board's record, every tally recomputed
     checks: list[SignatureCheck] = []
     checked_where: list[str] = []
     for position, leaf in enumerate(contents.leaves):
@@ -235,6 +237,7 @@ def audit(
                 )
             )
         key = _entry_key(signed, registry, where, findings)
+        findings.extend(Finding(where, why, code) for why, code in minutes.read(signed.entry))
         if key is None:
             continue
         if signed.key_fingerprint != keys.fingerprint(key):

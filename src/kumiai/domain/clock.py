@@ -1,13 +1,32 @@
 """Time is UTC and ISO-8601 everywhere; the domain receives `now`, it never reads a clock."""
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from kumiai.domain.errors import InvalidInput
 
+_source: Callable[[], datetime] | None = None  # set by `frozen_at`; None reads the system clock
+
 
 def utc_now() -> datetime:
     """The current time in UTC, to the second (signed payloads carry no sub-seconds)."""
+    if _source is not None:
+        return _source().astimezone(UTC).replace(microsecond=0)
     return datetime.now(UTC).replace(microsecond=0)
+
+
+@contextmanager
+def frozen_at(moment: datetime | Callable[[], datetime]) -> Iterator[None]:
+    """Within the block, `utc_now` answers `moment` (or calls it): tests close a voting
+    period, or let an agreement expire, without sleeping."""
+    global _source
+    previous = _source
+    _source = moment if callable(moment) else (lambda: moment)
+    try:
+        yield
+    finally:
+        _source = previous
 
 
 def to_iso(moment: datetime) -> str:

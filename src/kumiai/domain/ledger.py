@@ -53,6 +53,12 @@ KINDS = (
     "model.released",
     "model.contributions",
     "privacy.recovered",
+    "charter.proposed",
+    "charter.signed",
+    "charter.adopted",
+    "motion.proposed",
+    "motion.voted",
+    "motion.closed",
 )
 
 

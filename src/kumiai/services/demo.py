@@ -18,11 +18,13 @@ from kumiai.domain.metrics import SiteScore
 from kumiai.domain.training import TrainingSettings
 from kumiai.services.agreements import refuse_request, request_data_use, sign_request
 from kumiai.services.baselines import Site, local_only, pooled
+from kumiai.services.charter import propose_charter, sign_charter
 from kumiai.services.consortium import Consortium, init_consortium
 from kumiai.services.datasets import register_dataset
 from kumiai.services.members import add_member
+from kumiai.services.motions import cast_vote, close_motion, propose_motion
 from kumiai.services.privacy import BudgetLine, budgets, set_budget
-from kumiai.services.projects import approve_project, propose_project
+from kumiai.services.projects import propose_project
 from kumiai.services.training import TrainingOutcome, TrainingProgress, train
 from kumiai.services.transparency import verify_ledger, witness_all
 
@@ -106,7 +108,7 @@ def build_demo_consortium(
         proposed_by=UNIVERSITY,
         members=(COMPANY, *HOSPITALS),
     )
-    approve_project(consortium, PROJECT, approved_by=COMPANY)
+    _board_approves(consortium, PROJECT)
     refused: dict[str, str] = {}
     for member in HOSPITALS:
         request = request_data_use(
@@ -128,6 +130,20 @@ def build_demo_consortium(
         else:
             sign_request(consortium, request.id)
     return DemoConsortium(consortium, PROJECT, sites, refused)
+
+
+def _board_approves(consortium: Consortium, project: str) -> None:
+    """The association's way: every founder signs the charter, then the board votes."""
+    founders = (UNIVERSITY, COMPANY, *HOSPITALS)
+    propose_charter(consortium, proposed_by=UNIVERSITY)
+    for member in founders:
+        sign_charter(consortium, member)
+    motion = propose_motion(
+        consortium, decision="approve-project", payload={"project": project}, proposer=COMPANY
+    )
+    for member in founders:
+        cast_vote(consortium, motion.id, member, "abstain" if member == REFUSING else "yes")
+    close_motion(consortium, motion.id)  # every seat has voted: no need to wait
 
 
 DEMO_SETTINGS = TrainingSettings(

@@ -4,16 +4,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from kumiai.adapters.storage.database import transaction
-from kumiai.adapters.storage.schema import MemberRow, ProjectMemberRow, ProjectRow
+from kumiai.adapters.storage.schema import CharterRow, MemberRow, ProjectMemberRow, ProjectRow
 from kumiai.domain.clock import utc_now
-from kumiai.domain.errors import InvalidInput
+from kumiai.domain.errors import InvalidInput, StateError
+from kumiai.domain.ledger import COORDINATOR
 from kumiai.domain.names import check_slug
 from kumiai.domain.project import ProjectStatus, transition
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get
+
+_ADOPTED = select(CharterRow.version).where(CharterRow.adopted_at.is_not(None)).limit(1)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,12 @@ def _move(consortium: Consortium, name: str, target: ProjectStatus, by: str) -> 
     with transaction(consortium.sessions) as session:
         row = get(session, ProjectRow, name)
         get(session, MemberRow, by)
+        if target is ProjectStatus.ACTIVE and session.scalar(_ADOPTED) is not None:
+            raise StateError(
+                f"the charter is adopted: project {name!r} becomes active only by a board vote; "
+                f"propose it with `kumiai motion propose approve-project --set project={name} "
+                "--by SEAT`"
+            )
         row.status = transition(name, ProjectStatus(row.status), target).value
         now = utc_now()
         if target is ProjectStatus.ACTIVE:
@@ -110,6 +120,15 @@ def _move(consortium: Consortium, name: str, target: ProjectStatus, by: str) -> 
         kind = "project.approved" if target is ProjectStatus.ACTIVE else "project.closed"
         consortium.ledger.append(session, Act(by, kind, {"project": name}, member=by, project=name))
         return _info(session, row)
+
+
+def activate_by_motion(consortium: Consortium, session: Session, name: str, motion: str) -> None:
+    """Carry out a passed approve-project motion, in the transaction that closes it."""
+    row = get(session, ProjectRow, name)
+    row.status = transition(name, ProjectStatus(row.status), ProjectStatus.ACTIVE).value
+    row.approved_at = utc_now()  # approved_by stays empty: the board, not one member
+    payload = {"project": name, "motion": motion}
+    consortium.ledger.append(session, Act(COORDINATOR, "project.approved", payload, project=name))
 
 
 def approve_project(consortium: Consortium, name: str, approved_by: str) -> ProjectInfo:

@@ -220,3 +220,50 @@ class PrivacySpendRow(Base):
     level: Mapped[str] = mapped_column(String(10), server_default="record")  # or "client"
     # The node's latest signed attestation of its spend log, presented before the next job.
     attestation: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class CharterRow(Base):
+    """One version of the charter; `document` is the canonical JSON its digest covers."""
+
+    __tablename__ = "charters"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    document: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    proposed_by: Mapped[str] = mapped_column(String(63))
+    proposed_at: Mapped[datetime]
+    adopted_at: Mapped[datetime | None]
+    motion: Mapped[str | None] = mapped_column(String(20))  # the amend motion, after version 1
+
+
+class CharterSignatureRow(Base):
+    """A founder's signature on version 1 (the signed ledger entry is the signature)."""
+
+    __tablename__ = "charter_signatures"
+    version: Mapped[int] = mapped_column(ForeignKey("charters.version"), primary_key=True)
+    member: Mapped[str] = mapped_column(ForeignKey("members.name"), primary_key=True)
+    signed_at: Mapped[datetime]
+
+
+class MotionRow(Base):
+    __tablename__ = "motions"
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    decision: Mapped[str] = mapped_column(String(30))
+    payload_json: Mapped[str] = mapped_column(Text)
+    proposer: Mapped[str] = mapped_column(ForeignKey("members.name"))
+    charter_version: Mapped[int] = mapped_column(ForeignKey("charters.version"))
+    digest: Mapped[str] = mapped_column(String(64))
+    proposed_at: Mapped[datetime]
+    closes_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(10))  # open, passed, failed
+    closed_at: Mapped[datetime | None]
+    tally_json: Mapped[str | None] = mapped_column(Text)
+
+
+class VoteRow(Base):
+    """A seat's vote; the signed ledger entry is the vote, this row its mirror."""
+
+    __tablename__ = "votes"
+    motion: Mapped[str] = mapped_column(ForeignKey("motions.id"), primary_key=True)
+    member: Mapped[str] = mapped_column(ForeignKey("members.name"), primary_key=True)
+    choice: Mapped[str] = mapped_column(String(10))
+    cast_at: Mapped[datetime]

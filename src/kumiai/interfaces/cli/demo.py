@@ -81,8 +81,8 @@ def demo(
 
     console.print(
         f"Building the demo consortium in [bold]{dir_}[/]: {', '.join(HOSPITALS)}, "
-        f"a university and a company; project [bold]{PROJECT}[/]. One hospital's "
-        "steward refuses."
+        f"a university and a company. Every member signs the charter and the board "
+        f"approves project [bold]{PROJECT}[/] by vote. One hospital's steward refuses."
     )
     label = f"{PROJECT} · {DEMO_SETTINGS.strategy} · DP ε={DEMO_SETTINGS.epsilon:g}"
     with RichTrainingProgress(console, DEMO_SETTINGS.rounds, label) as progress:

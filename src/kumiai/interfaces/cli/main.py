@@ -16,6 +16,7 @@ import typer
 from kumiai.domain.errors import KumiaiError, Stopped
 from kumiai.interfaces.cli import governance, jobs, show, training
 from kumiai.interfaces.cli.bench import bench
+from kumiai.interfaces.cli.board import charter_app, motion_app
 from kumiai.interfaces.cli.budget import budget_app
 from kumiai.interfaces.cli.contribution import contributions
 from kumiai.interfaces.cli.demo import demo
@@ -46,6 +47,8 @@ governance.dataset_app.command("show")(show.dataset_show)
 app.add_typer(governance.dataset_app, name="dataset")
 governance.project_app.command("show")(show.project_show)
 app.add_typer(governance.project_app, name="project")
+app.add_typer(charter_app, name="charter")
+app.add_typer(motion_app, name="motion")
 app.command("request")(governance.request)
 app.command("requests")(governance.requests_list)
 governance.agreement_app.command("show")(show.agreement_show)
