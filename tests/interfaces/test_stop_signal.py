@@ -42,6 +42,14 @@ def processes_in_group(group: int) -> list[str]:
     return found
 
 
+def processes_left(group: int, wait: float = 10.0) -> list[str]:
+    """The group's live processes once they have had `wait` seconds to end."""
+    deadline = time.monotonic() + wait
+    while processes_in_group(group) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return processes_in_group(group)
+
+
 def test_sigterm_mid_round_fails_the_job_releases_privacy_and_ends_every_process(
     tmp_path: Path,
 ) -> None:
@@ -71,10 +79,7 @@ def test_sigterm_mid_round_fails_the_job_releases_privacy_and_ends_every_process
     verified = kumiai(home, "ledger", "verify")
     assert verified.returncode == 0, verified.stderr
     # Ray's GCS, raylet and workers, and Flower's threads, ended with the process.
-    deadline = time.monotonic() + 10
-    while processes_in_group(group) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert processes_in_group(group) == []
+    assert processes_left(group) == []
     assert kumiai(home, "jobs", "--recover").stderr == ""  # nothing was left running
 
 
@@ -102,7 +107,4 @@ def test_sigterm_stops_a_benchmark_and_every_process_it_started() -> None:
             process.wait(timeout=30)
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert "stopped by signal (SIGTERM)" in stderr and "Traceback" not in stderr
-    deadline = time.monotonic() + 10
-    while processes_in_group(group) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert processes_in_group(group) == []
+    assert processes_left(group) == []

@@ -62,13 +62,19 @@ class Minutes:
         self.proposed = charter
         return []
 
+    def _first_version(self, charter: Charter, payload: dict[str, Any]) -> bool:
+        """The payload is about version 1 of the proposed charter, not yet adopted."""
+        return (
+            self.current is None
+            and _is(payload.get("version"), 1)
+            and payload.get("digest") == charter.digest()
+        )
+
     def _charter_signed(self, entry: Entry, payload: dict[str, Any]) -> list[Problem]:
         charter = self.proposed
         if (
             charter is None
-            or self.current is not None
-            or not _is(payload.get("version"), 1)
-            or payload.get("digest") != charter.digest()
+            or not self._first_version(charter, payload)
             or entry.actor not in charter.founders
             or entry.actor in self.signers
         ):
@@ -91,9 +97,7 @@ class Minutes:
             charter = self.proposed
             if (
                 charter is None
-                or self.current is not None
-                or not _is(payload.get("version"), 1)
-                or payload.get("digest") != charter.digest()
+                or not self._first_version(charter, payload)
                 or not set(charter.founders) <= self.signers
             ):
                 return bad
