@@ -12,6 +12,7 @@ from kumiai.domain import keys
 from kumiai.domain.budget import RELEASE, RESERVE, SPEND
 from kumiai.domain.canonical import canonical_json
 from kumiai.domain.errors import InvalidInput, StateError
+from kumiai.node import spendlog
 from kumiai.node.home import NodeHome
 from kumiai.node.spendlog import SpendLog
 
@@ -350,3 +351,56 @@ def test_two_processes_writing_at_once_never_corrupt_the_log(node: NodeHome) -> 
         assert view.jobs[job].spent == 1.0 and view.jobs[job].rounds == 20
     jobs_in_order = [json.loads(line)["record"]["job"] for line in lines_of(log)[2:]]
     assert sorted(jobs_in_order) == ["job-a"] * 20 + ["job-b"] * 20
+
+
+# -- lines verified once are not verified again, unless their bytes changed ---------------
+def test_a_log_read_again_verifies_only_its_new_lines(
+    node: NodeHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = a_finished_job(node)
+    full = log.view()
+    checked: list[bytes] = []
+    real = keys.verify
+
+    def counting(public: str, message: bytes, signature: str) -> bool:
+        checked.append(message)
+        return real(public, message, signature)
+
+    monkeypatch.setattr(keys, "verify", counting)
+    assert log.view() == full and checked == []  # nothing new: nothing verified again
+    assert reserve(log, "job-2", 0.5).allowed
+    log.spend(job="job-2", round_=1, epsilon=0.2)
+    checked.clear()
+    after = log.view()
+    assert len(checked) == 1 and after.spent == pytest.approx(full.spent + 0.2)
+    monkeypatch.undo()
+    spendlog._VERIFIED.clear()
+    assert after == SpendLog(node, DATASET).view()  # as a full, fresh parse gives
+
+
+@pytest.mark.parametrize("line", [0, 3])
+def test_an_early_line_edited_after_a_read_is_still_caught(node: NodeHome, line: int) -> None:
+    """The verified prefix is compared byte for byte (SHA-256): an edit anywhere in it
+    sends the whole log through verification again."""
+    log = a_finished_job(node)
+    log.view()
+    lines = lines_of(log)
+    doc = json.loads(lines[line])
+    doc["record"]["epsilon"] = float(doc["record"]["epsilon"]) / 2
+    lines[line] = json.dumps(doc)
+    log.log.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InvalidInput, match=f"spend log line {line + 1} is not signed"):
+        log.view()
+
+
+def test_a_truncated_then_regrown_log_is_verified_from_the_start(node: NodeHome) -> None:
+    log = a_finished_job(node)
+    log.view()
+    lines = lines_of(log)
+    log.log.write_text("\n".join(lines[:2]) + "\n")  # shorter than what was verified
+    assert log.view().jobs["job-1"].rounds == 1  # the whole of what is left, verified anew
+    forged = json.loads(lines[2])
+    forged["record"]["seq"] = 5
+    log.log.write_text("\n".join([*lines[:2], json.dumps(forged)]) + "\n")
+    with pytest.raises(InvalidInput, match="spend log line 3"):
+        log.view()

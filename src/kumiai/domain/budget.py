@@ -178,14 +178,17 @@ def check_reservation(
     return BudgetDecision(True, f"ε={planned:.3f} reserved")
 
 
-def parse_log(lines: list[str], verify: Any) -> list[SpendRecord]:
+def parse_log(
+    lines: list[str], verify: Any, *, after: int = 0, prev: str = GENESIS
+) -> list[SpendRecord]:
     """Records of a spend log, or InvalidInput naming the first line that breaks the chain.
 
-    `verify(message_bytes, signature) -> bool` checks the node's signature.
+    `verify(message_bytes, signature) -> bool` checks the node's signature. To go on from
+    lines already verified, give their count (`after`) and the hash of the last (`prev`):
+    `lines` are then the ones that follow.
     """
     records: list[SpendRecord] = []
-    prev = GENESIS
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(lines, start=after + 1):
         where = f"spend log line {number}"
         try:
             doc = load_json(line)

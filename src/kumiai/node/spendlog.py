@@ -6,10 +6,12 @@ before the node lets an update leave, so spend is never lost. The lock is `filel
 raw `fcntl`, so a node runs on Windows as well as on Unix.
 """
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from kumiai.adapters.files import write_json_atomic
@@ -36,6 +38,32 @@ from kumiai.domain.canonical import canonical_json
 from kumiai.domain.errors import InvalidInput, StateError
 from kumiai.domain.privacy import check_epsilon_cap
 from kumiai.node.home import NodeHome
+
+
+def _lines(data: bytes) -> list[str]:
+    return [line for line in data.decode("utf-8").splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """A prefix of a spend log this process has verified, and its records."""
+
+    size: int
+    digest: bytes
+    keys: tuple[str, ...]
+    records: list[SpendRecord]
+    last: str  # the hash of its last line, which the next line must name
+
+    def holds(self, data: bytes, keys: tuple[str, ...]) -> bool:
+        """`data` begins with exactly the verified bytes, under the same steward keys."""
+        return (
+            len(data) >= self.size
+            and keys == self.keys
+            and hashlib.sha256(data[: self.size]).digest() == self.digest
+        )
+
+
+_VERIFIED: dict[str, _Verified] = {}
 
 
 class SpendLog:
@@ -66,20 +94,39 @@ class SpendLog:
 
     # -- reading -------------------------------------------------------------------------
     def _lines(self) -> list[str]:
-        if not self.log.is_file():
-            return []
-        return [line for line in self.log.read_text().splitlines() if line.strip()]
+        return _lines(self.log.read_bytes()) if self.log.is_file() else []
 
     def _records(self) -> list[SpendRecord]:
+        """Every record, verified. Lines verified earlier in this process are not verified
+        again while the bytes that held them are unchanged (their SHA-256 is compared):
+        a node checks its log before every update, and a long-lived node's log grows by
+        thousands of lines."""
         public = self.node.steward_keys()
 
         def verify(message: bytes, signature: str) -> bool:
             return any(keys.verify(k, message, signature) for k in public)
 
+        data = self.log.read_bytes() if self.log.is_file() else b""
+        known = _VERIFIED.get(str(self.log))
         try:
-            return parse_log(self._lines(), verify)
+            if known is not None and known.holds(data, public):
+                new = parse_log(
+                    _lines(data[known.size :]),
+                    verify,
+                    after=len(known.records),
+                    prev=known.last,
+                )
+                records = known.records + new
+            else:
+                records = parse_log(_lines(data), verify)
         except InvalidInput as exc:
             raise InvalidInput(f"dataset {self.dataset!r}: {exc}") from None
+        if data.endswith(b"\n") and records:
+            last = _lines(data)[-1]
+            _VERIFIED[str(self.log)] = _Verified(
+                len(data), hashlib.sha256(data).digest(), public, records, line_hash(last)
+            )
+        return records
 
     def _view(self) -> BudgetView:
         return tally(self.lifetime(), self._records())
