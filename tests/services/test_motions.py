@@ -42,6 +42,17 @@ def _adopted(home: Path) -> Consortium:
     return consortium
 
 
+def _admit(consortium: Consortium, name: str, kind: str) -> None:
+    """The board admits, then the new member's node joins."""
+    motion = motions.propose_motion(
+        consortium, decision="admit-member", payload={"member": name}, proposer="aoi-univ"
+    )
+    for seat in BOARD:
+        motions.cast_vote(consortium, motion.id, seat, "yes")
+    motions.close_motion(consortium, motion.id)
+    members.add_member(consortium, name, kind)
+
+
 def _state(consortium: Consortium) -> tuple:
     """Everything a refusal must leave as it was: the governance tables and the ledger."""
     with consortium.sessions() as session:
@@ -166,7 +177,7 @@ def test_the_board_approves_a_project_by_vote(home: Path) -> None:
 
 def test_vote_refusals_change_nothing(home: Path) -> None:
     consortium = _adopted(home)
-    members.add_member(consortium, "outsider", "company")
+    _admit(consortium, "outsider", "company")
     motion = motions.propose_motion(
         consortium,
         decision="grant-licence",
@@ -236,9 +247,61 @@ def test_a_quorum_not_met_fails_at_the_close_and_nothing_is_carried_out(home: Pa
     assert _entries(consortium, "project.approved") == []
 
 
+def test_after_adoption_only_a_member_the_board_admits_joins(home: Path) -> None:
+    consortium = _adopted(home)
+    _refused(
+        consortium,
+        StateError,
+        "joins only once the board admits it",
+        lambda: members.add_member(consortium, "newcomer", "startup"),
+    )
+    motion = motions.propose_motion(
+        consortium, decision="admit-member", payload={"member": "newcomer"}, proposer="aoi-univ"
+    )
+    for seat, choice in zip(BOARD, ("yes", "no", "no", "abstain"), strict=True):
+        motions.cast_vote(consortium, motion.id, seat, choice)
+    assert motions.close_motion(consortium, motion.id).status == "failed"
+    _refused(  # a failed motion admits nobody
+        consortium,
+        StateError,
+        "joins only once the board admits it",
+        lambda: members.add_member(consortium, "newcomer", "startup"),
+    )
+    _admit(consortium, "newcomer", "startup")
+    assert "newcomer" in {m.name for m in members.list_members(consortium)}
+    for payload, error, match in [
+        ({"member": "newcomer"}, StateError, "already a member"),
+        ({"member": "aoi-univ"}, StateError, "already a member"),
+        ({"member": "Not A Slug"}, InvalidInput, "member"),
+        ({"member": ["a", "b"]}, InvalidInput, "must be a name"),
+    ]:
+        _refused(
+            consortium,
+            error,
+            match,
+            lambda p=payload: motions.propose_motion(
+                consortium, decision="admit-member", payload=p, proposer="aoi-univ"
+            ),
+        )
+    pending = motions.propose_motion(
+        consortium, decision="admit-member", payload={"member": "later"}, proposer="aoi-univ"
+    )
+    for seat in BOARD:
+        motions.cast_vote(consortium, pending.id, seat, "yes")
+    motions.close_motion(consortium, pending.id)
+    _refused(
+        consortium,
+        StateError,
+        "already admitted",
+        lambda: motions.propose_motion(
+            consortium, decision="admit-member", payload={"member": "later"}, proposer="aoi-univ"
+        ),
+    )
+
+
 def test_motions_that_contradict_the_charter_are_refused(home: Path) -> None:
     consortium = _adopted(home)
-    members.add_member(consortium, "outsider", "company")
+    _admit(consortium, "outsider", "company")
     propose = motions.propose_motion
     cases = [
         (InvalidInput, "unknown decision type", "dissolve", {"project": "heart"}, "aoi-univ"),

@@ -1,14 +1,20 @@
 """Members join with an Ed25519 key pair their node makes; the private key never leaves it."""
 
+import json
 from dataclasses import dataclass
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from kumiai.adapters.storage.database import transaction
-from kumiai.adapters.storage.schema import MemberRow
+from kumiai.adapters.storage.schema import MemberRow, MotionRow
 from kumiai.domain import keys
+from kumiai.domain.charter import Decision
 from kumiai.domain.clock import utc_now
-from kumiai.domain.errors import InvalidInput
+from kumiai.domain.errors import InvalidInput, StateError
 from kumiai.domain.member import parse_member_kind
 from kumiai.domain.names import check_slug
+from kumiai.services.charter import adopted_charter
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get
@@ -33,6 +39,7 @@ def add_member(consortium: Consortium, name: str, kind: str) -> MemberInfo:
     with transaction(consortium.sessions) as session:
         if session.get(MemberRow, name) is not None:
             raise InvalidInput(f"member {name!r} already exists; choose another name")
+        _require_admission(session, name)
         node = consortium.node(name)
         public = node.join(name, member_kind.value, consortium.coordinator_public_key())
         row = MemberRow(
@@ -48,6 +55,30 @@ def add_member(consortium: Consortium, name: str, kind: str) -> MemberInfo:
         payload = {"member": name, "kind": member_kind.value, "public_key": public}
         consortium.ledger.append(session, Act(name, "member.joined", payload, member=name))
         return _info(row)
+
+
+def admitting_motion(session: Session, name: str) -> str | None:
+    """The passed admit-member motion that names this member, if any."""
+    rows = session.scalars(
+        select(MotionRow)
+        .where(MotionRow.decision == Decision.ADMIT_MEMBER.value, MotionRow.status == "passed")
+        .order_by(MotionRow.closed_at)
+    )
+    return next((r.id for r in rows if json.loads(r.payload_json).get("member") == name), None)
+
+
+def _require_admission(session: Session, name: str) -> None:
+    """Founders join before the charter; once it is adopted, only whom the board admits.
+
+    The motion admits; joining stays the member's own step, because only its node may make
+    its key.
+    """
+    if adopted_charter(session) is not None and admitting_motion(session, name) is None:
+        raise StateError(
+            f"the charter is adopted, so {name!r} joins only once the board admits it: "
+            f"kumiai motion propose admit-member --set member={name} --by SEAT, then the "
+            "seats vote and the motion is closed"
+        )
 
 
 def rotate_key(consortium: Consortium, name: str) -> MemberInfo:

@@ -29,11 +29,13 @@ from kumiai.domain.motion import (
     require_closable,
     tally,
 )
+from kumiai.domain.names import check_slug
 from kumiai.domain.project import ProjectStatus
 from kumiai.services.charter import adopt_amendment, adopted_charter, charter_version
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get
+from kumiai.services.members import admitting_motion
 from kumiai.services.projects import activate_by_motion
 
 
@@ -110,7 +112,9 @@ def _in_force(session: Session) -> Charter:
 
 def _check_act(session: Session, charter: Charter, decision: Decision, payload: dict) -> None:
     """The act must be possible now: refuse at the proposal, not at the close."""
-    if decision is Decision.APPROVE_PROJECT:
+    if decision is Decision.ADMIT_MEMBER:
+        _check_admission(session, payload)
+    elif decision is Decision.APPROVE_PROJECT:
         project = get(session, ProjectRow, str(payload["project"]))
         if project.status != ProjectStatus.PROPOSED.value:
             raise StateError(f"project {project.name!r} is {project.status}, not proposed")
@@ -125,6 +129,17 @@ def _check_act(session: Session, charter: Charter, decision: Decision, payload: 
             raise InvalidInput("an amendment cannot rewrite who founded the association")
         for member in new.seats:
             get(session, MemberRow, member)
+
+
+def _check_admission(session: Session, payload: dict) -> None:
+    name = payload["member"]
+    if not isinstance(name, str):
+        raise InvalidInput("the member an admit-member motion names must be a name")
+    check_slug(name, "member")
+    if session.get(MemberRow, name) is not None:
+        raise StateError(f"{name!r} is already a member")
+    if admitting_motion(session, name) is not None:
+        raise StateError(f"{name!r} is already admitted; it joins with kumiai member add")
 
 
 def propose_motion(
@@ -238,6 +253,8 @@ def _carry_out(consortium: Consortium, session: Session, motion: Motion) -> None
     elif motion.decision is Decision.AMEND_CHARTER:
         new = Charter.from_document(motion.payload["charter"])
         adopt_amendment(consortium, session, new, motion.id, motion.proposer)
+    # admit-member: the passed motion is the admission; the member's node then joins
+    # (services.members), because only the node may make the member's key.
     # Other decisions are recorded as passed acts, payload and all, for later work to carry out.
 
 
