@@ -89,11 +89,11 @@ def test_sampled_estimates_are_close_to_exact_on_average(estimator) -> None:  # 
 def test_the_rule_refuses_a_singleton_reveal_without_consent_and_counts_extra_epsilon() -> None:
     settings = TrainingSettings(secure_aggregation=True)
     refused = plan_contribution(
-        "m-v1", settings, {"a": SiteTerms("a", False), "b": SiteTerms("b", True)}
+        "m-v1", settings, {"a": SiteTerms("a", consents=False), "b": SiteTerms("b", consents=True)}
     )
     assert refused.refusal is not None and "a do not consent" in refused.refusal
     allowed = plan_contribution(
-        "m-v1", settings, {"a": SiteTerms("a", False, contribution=True), "b": SiteTerms("b", True)}
+        "m-v1", settings, {"a": SiteTerms("a", consents=True), "b": SiteTerms("b", consents=True)}
     )
     assert allowed.refusal is None and allowed.coalitions == 4
     assert allowed.extra_epsilon == {"a": 0.0, "b": 0.0}

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.simulation
 
 def test_contributions_of_a_trained_model_are_recorded_and_verify(tmp_path: Path) -> None:
     home = tmp_path / "c"
-    consortium, _ = heart_consortium(home, plain_aggregation=True)
+    consortium, _ = heart_consortium(home, plain_aggregation=True, contribution_analysis=True)
     plain = train(consortium, "heart", TrainingSettings(rounds=3, secure_aggregation=False))
     private = train(consortium, "heart", TrainingSettings(rounds=3, epsilon=8.0))
 

@@ -30,6 +30,7 @@ def heart_consortium(
     statistics: dict[str, str] | None = None,
     min_cohort: int = 0,
     epsilon_cap: float | None = None,
+    contribution_analysis: bool = False,
 ) -> tuple[Consortium, dict[str, str]]:
     """Hospitals with heart data, one active project, requests signed by `sign`.
 
@@ -69,6 +70,7 @@ def heart_consortium(
             aggregate_statistics=(statistics or {}).get(member, "allowed"),
             min_cohort=min_cohort,
             epsilon_cap=epsilon_cap,
+            contribution_analysis=contribution_analysis,
         )
         requests[member] = request.id
         if member in sign:

@@ -38,9 +38,14 @@ class AgreementTerms:
     # (kumiai.domain.disclosure), and over how few rows none may.
     aggregate_statistics: str = ALLOWED
     min_cohort: int = 0
+    # May the board compute this dataset's share of a model's value (docs/contribution.md)?
+    # Retraining the coalition of this site alone reveals what secure aggregation hides.
+    contribution_analysis: bool = False
 
     def payload(self) -> dict[str, object]:
+        consent = {"contribution_analysis": True} if self.contribution_analysis else {}
         return {
+            **consent,
             "type": AGREEMENT_TYPE,
             "version": AGREEMENT_VERSION,
             "agreement_id": self.agreement_id,
@@ -58,6 +63,8 @@ class AgreementTerms:
             "aggregate_statistics": self.aggregate_statistics,
             "min_cohort": self.min_cohort,
         }
+        # The term is written only when granted: an agreement signed before the term existed
+        # keeps its exact signed bytes, and its absence means no consent.
 
     @classmethod
     def from_payload(cls, doc: dict[str, object]) -> "AgreementTerms":
@@ -87,7 +94,15 @@ class AgreementTerms:
             plain_aggregation=bool(doc.get("plain_aggregation", False)),
             aggregate_statistics=statistics,
             min_cohort=min_cohort,
+            contribution_analysis=_flag(doc, "contribution_analysis"),
         )
+
+
+def _flag(doc: dict[str, object], name: str) -> bool:
+    value = doc.get(name, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false")
+    return value
 
 
 @dataclass(frozen=True)

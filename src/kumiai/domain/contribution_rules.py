@@ -22,19 +22,9 @@ class SiteTerms:
     """What one participating site's agreement says about contribution analysis."""
 
     dataset: str
-    # The coordinator may see this site's own update (no secure aggregation required).
-    plain_aggregation: bool
-    # An explicit contribution-analysis term; None while agreements have no such term.
-    contribution: bool | None = None
-
-    @property
-    def consents(self) -> bool:
-        """Interim rule: without the explicit term, plain aggregation stands for consent.
-
-        A steward who lets the coordinator see its individual update has accepted the most
-        that retraining reveals: the model of the coalition of that site alone.
-        """
-        return self.plain_aggregation if self.contribution is None else self.contribution
+    # The agreement's contribution_analysis term: the steward accepts what retraining
+    # reveals, the model of the coalition of its site alone. Nothing else stands for it.
+    consents: bool
 
 
 @dataclass(frozen=True)
@@ -116,7 +106,7 @@ def _refusal(
         return (
             f"the agreements of {', '.join(lacking)} do not consent: the coalition of one "
             "site alone reveals that site's own update, which secure aggregation hides. "
-            "Consent is an agreement that allows plain aggregation (an explicit "
-            "contribution term is not yet in the agreement format)"
+            "Ask again with kumiai request --allow-contribution-analysis, and have the "
+            "stewards sign"
         )
     return None

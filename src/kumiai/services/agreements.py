@@ -51,6 +51,7 @@ class RequestInfo:
     epsilon_cap: float | None
     aggregate_statistics: str = "allowed"
     min_cohort: int = 0
+    contribution_analysis: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ def _request_info(session, row: RequestRow) -> RequestInfo:  # type: ignore[no-u
         row.epsilon_cap,
         row.aggregate_statistics,
         row.min_cohort,
+        row.contribution_analysis,
     )
 
 
@@ -117,6 +119,7 @@ def request_data_use(
     plain_aggregation: bool = False,
     aggregate_statistics: str = ALLOWED,
     min_cohort: int = 0,
+    contribution_analysis: bool = False,
 ) -> RequestInfo:
     """Ask a dataset's steward to let a project use it, for the project's stated purpose."""
     kinds = parse_job_kinds(job_kinds)
@@ -158,6 +161,7 @@ def request_data_use(
             plain_aggregation=plain_aggregation,
             aggregate_statistics=aggregate_statistics,
             min_cohort=min_cohort,
+            contribution_analysis=contribution_analysis,
             status="pending",
             created_at=utc_now(),
         )
@@ -177,6 +181,7 @@ def request_data_use(
             "plain_aggregation": plain_aggregation,
             "aggregate_statistics": aggregate_statistics,
             "min_cohort": min_cohort,
+            "contribution_analysis": contribution_analysis,
         }
         consortium.ledger.append(
             session,
@@ -220,6 +225,7 @@ def sign_request(consortium: Consortium, request_id: str) -> AgreementInfo:
             plain_aggregation=request.plain_aggregation,
             aggregate_statistics=request.aggregate_statistics,
             min_cohort=request.min_cohort,
+            contribution_analysis=request.contribution_analysis,
         )
         node = consortium.node(steward)
         signed = node.sign_agreement(terms)

@@ -118,7 +118,7 @@ def _model(consortium: Consortium, model_id: str) -> tuple[ModelVersionRow, dict
         if dataset not in documents:
             raise StateError(f"no agreement of {dataset!r} for project {row.project!r} is on file")
         agreement = SignedAgreement.from_json(documents[dataset]).terms
-        terms[dataset] = SiteTerms(dataset, plain_aggregation=agreement.plain_aggregation)
+        terms[dataset] = SiteTerms(dataset, consents=agreement.contribution_analysis)
     return row, terms
 
 

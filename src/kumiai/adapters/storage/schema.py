@@ -98,6 +98,7 @@ class RequestRow(Base):
     plain_aggregation: Mapped[bool] = mapped_column(default=False)
     aggregate_statistics: Mapped[str] = mapped_column(String(12), default="allowed")
     min_cohort: Mapped[int] = mapped_column(Integer, default=0)
+    contribution_analysis: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]

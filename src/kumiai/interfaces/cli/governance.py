@@ -271,6 +271,11 @@ def request(
     min_cohort: int = typer.Option(
         0, help="Fewest training or test rows a site may release aggregates over."
     ),
+    allow_contribution_analysis: bool = typer.Option(
+        False,
+        help="Let the board compute this dataset's share of a model's value, by retraining "
+        "coalitions that include this site alone (docs/contribution.md).",
+    ),
 ) -> None:
     """Ask a dataset's steward to allow its use for the project's purpose."""
     from kumiai.interfaces.cli.context import console
@@ -289,6 +294,7 @@ def request(
         plain_aggregation=allow_plain_aggregation,
         aggregate_statistics=statistics,
         min_cohort=min_cohort,
+        contribution_analysis=allow_contribution_analysis,
     )
     console.print(
         f"Request [bold]{info.id}[/] sent to {info.steward}'s steward; they run: "

@@ -23,7 +23,7 @@ def _requests_table(requests: "tuple[RequestInfo, ...]", title: str) -> "Table":
     from rich.markup import escape
     from rich.table import Table
 
-    columns = ("request", "project", "dataset", "kinds", "rounds", "ε cap", "statistics", "status")
+    columns = ("request", "project", "dataset", "kinds", "rounds", "ε cap", "releases", "status")
     table = Table(*columns, title=title)
     for r in requests:
         status = r.status + (f": {r.refusal_reason}" if r.refusal_reason else "")
@@ -34,7 +34,9 @@ def _requests_table(requests: "tuple[RequestInfo, ...]", title: str) -> "Table":
             ",".join(r.job_kinds),
             str(r.max_rounds),
             number(r.epsilon_cap),
-            r.aggregate_statistics + (f", ≥{r.min_cohort} rows" if r.min_cohort else ""),
+            f"statistics {r.aggregate_statistics}"
+            + (f", ≥{r.min_cohort} rows" if r.min_cohort else "")
+            + ("; contribution analysis" if r.contribution_analysis else ""),
             escape(status),
         )
     return table
