@@ -53,6 +53,10 @@ const KINDS = [
   "motion.proposed",
   "motion.voted",
   "motion.closed",
+  "spinout.created",
+  "licence.granted",
+  "revenue.reported",
+  "royalties.distributed",
 ];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +
