@@ -20,6 +20,7 @@ from kumiai.domain.licence import (
 )
 from kumiai.domain.royalties import (
     DEFAULT_ASSOCIATION_SHARE,
+    association_share,
     distribute,
     member_weights,
     share_value,
@@ -222,3 +223,46 @@ def test_a_revenue_report() -> None:
 def test_bad_revenue_reports_are_refused(change: dict, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         _report(**change)
+
+
+def test_the_charter_may_state_the_association_share() -> None:
+    from kumiai.domain.charter import Charter, amended, founding_charter
+    from kumiai.domain.charter import Fraction as CharterFraction
+
+    plain = founding_charter(("aoi", "kita"))
+    assert "royalties" not in plain.document()  # older charters keep their digest
+    assert association_share(plain) == DEFAULT_ASSOCIATION_SHARE == Fraction(1, 5)
+    set_share = founding_charter(("aoi", "kita"), association_share=CharterFraction(3, 10))
+    assert set_share.document()["royalties"] == {"association_share": "3/10"}
+    assert association_share(Charter.from_document(set_share.document())) == Fraction(3, 10)
+    nothing = amended(set_share, association_share=CharterFraction(0, 1))
+    assert association_share(nothing) == 0 and nothing.version == 2
+    for bad in ("1/0", "2/1", "-1/2", "0.2", 0.2):
+        doc = {**plain.document(), "royalties": {"association_share": bad}}
+        with pytest.raises(InvalidInput, match="association share"):
+            Charter.from_document(doc)
+    with pytest.raises(InvalidInput, match="exactly association_share"):
+        Charter.from_document({**plain.document(), "royalties": {"share": "1/5"}})
+
+
+def test_a_spinout_motion_payload() -> None:
+    from kumiai.domain.spinout import spinout_payload
+
+    assert spinout_payload("kokoro-ai", ["nishi", "aoi"], theme="medical") == {
+        "spinout": "kokoro-ai",
+        "founders": ["aoi", "nishi"],
+        "theme": "medical",
+        "project": None,
+    }
+    bad = [
+        (("Kokoro", ["aoi"], "medical", None), "spin-out name 'Kokoro' is not valid"),
+        (("kokoro", [], "medical", None), "needs founders"),
+        (("kokoro", ["aoi", "aoi"], "medical", None), "named twice"),
+        (("kokoro", ["kokoro"], "medical", None), "cannot found itself"),
+        (("kokoro", ["aoi"], None, None), "a theme or a project"),
+        (("kokoro", ["aoi"], "medical", "heart"), "a theme or a project"),
+        (("kokoro", "aoi", "medical", None), "needs founders"),
+    ]
+    for args, message in bad:
+        with pytest.raises(InvalidInput, match=message):
+            spinout_payload(*args)

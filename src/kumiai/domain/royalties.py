@@ -20,10 +20,19 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from kumiai.domain.charter import Charter
 from kumiai.domain.errors import InvalidInput
 
 RULE = "kumiai.royalties/1: floor rate, association first, member shares, largest remainder"
 DEFAULT_ASSOCIATION_SHARE = Fraction(1, 5)
+
+
+def association_share(charter: Charter | None) -> Fraction:
+    """The charter's association share of each royalty, or the default (1/5) it leaves open."""
+    share = charter.association_share if charter is not None else None
+    if share is None:
+        return DEFAULT_ASSOCIATION_SHARE
+    return Fraction(share.numerator, share.denominator)
 
 
 def share_value(value: object, what: str) -> Fraction:
