@@ -2,6 +2,7 @@
 mistake and no traceback, `--json` documents, and `royalties verify` on an export alone."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from kumiai.services.consortium import open_consortium
 from tests.interfaces.test_interrupted_job import kumiai
 from tests.services.licensing import MODEL, association, pass_motion
+from tests.verifiers.test_js_verifier import _node
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +104,12 @@ def test_spinout_licence_revenue_statement_and_verify(home: Path, tmp_path: Path
     assert verdict["ok"] and verdict["distributions"] == 1 and verdict["mismatches"] == []
     assert not elsewhere.exists()
     assert "match to the yen" in ok(elsewhere, "royalties", "verify", str(export))
+    # The JavaScript verifier knows the new kinds and the charter's association share.
+    script = Path(__file__).resolve().parents[2] / "verifiers" / "js" / "verify.mjs"
+    js = subprocess.run(
+        [_node(), str(script), str(export)], capture_output=True, text=True, check=False
+    )
+    assert js.returncode == 0, js.stdout + js.stderr
 
     tampered = tmp_path / "tampered.jsonl"
     tampered.write_text(export.read_text().replace("23438", "23439"))
