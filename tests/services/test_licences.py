@@ -433,3 +433,35 @@ def test_a_tampered_export_fails_the_ledger_audit_first(world: Consortium, tmp_p
     verdict = royalties.verify_royalties(path)
     assert not verdict.ledger_ok and not verdict.ok
     assert any("signature does not verify" in f for f in verdict.ledger_findings)
+
+
+def test_conflicted_parties_do_not_vote_and_spinouts_do_not_join_by_hand(
+    world: Consortium,
+) -> None:
+    from kumiai.services.members import add_member
+
+    licence = licences.propose_licence(
+        world, model=MODEL, licensee="hungarian-cardiology", proposer="lab", **TERMS
+    )
+    _refused(
+        world,
+        InvalidInput,
+        "conflicted",
+        lambda: motions.cast_vote(world, licence.id, "hungarian-cardiology", "yes"),
+    )
+    spin = spinouts.propose_spinout(
+        world, name="va-labs", founders=("va-long-beach",), theme="medical", project=None,
+        proposer="lab",
+    )  # fmt: skip
+    _refused(
+        world,
+        InvalidInput,
+        "conflicted",
+        lambda: motions.cast_vote(world, spin.id, "va-long-beach", "yes"),
+    )
+    _refused(
+        world,
+        InvalidInput,
+        "kumiai spinout create other-labs",
+        lambda: add_member(world, "other-labs", "spinout"),
+    )

@@ -36,6 +36,11 @@ def add_member(consortium: Consortium, name: str, kind: str) -> MemberInfo:
     """The member's node creates its identity and key; the coordinator registers the public key."""
     check_slug(name, "member")
     member_kind = parse_member_kind(kind)
+    if member_kind is MemberKind.SPINOUT:
+        raise InvalidInput(
+            f"a spin-out joins when the board passes its create-spinout motion, not by "
+            f"member add: kumiai spinout create {name} --founders A,B --theme T --by SEAT"
+        )
     with transaction(consortium.sessions) as session:
         if session.get(MemberRow, name) is not None:
             raise InvalidInput(f"member {name!r} already exists; choose another name")
