@@ -266,3 +266,41 @@ def test_a_spinout_motion_payload() -> None:
     for args, message in bad:
         with pytest.raises(InvalidInput, match=message):
             spinout_payload(*args)
+
+
+def test_the_replay_flags_what_no_vote_or_report_backs() -> None:
+    """Pure: entries by hand, no charter or motion behind them (the full replay is played
+    against forged exports in tests/services/test_licences.py)."""
+    from datetime import UTC, datetime
+
+    from kumiai.domain.ledger import Entry
+    from kumiai.domain.royalty_audit import RoyaltyReplay
+
+    now = datetime(2027, 4, 1, tzinfo=UTC)
+    replay = RoyaltyReplay()
+    granted = {"licence": "licence-1", "licensee": "k", "model": "m", "terms": TERMS,
+               "motion": "motion-1"}  # fmt: skip
+    replay.read(Entry(0, now, "coordinator", "licence.granted", granted))
+    report = {"licence": "licence-1", "period": "2027-Q1", "revenue_yen": 100}
+    replay.read(Entry(1, now, "k", "revenue.reported", report))
+    distributed = {**report, "royalty_yen": 5, "association_yen": 1, "payouts": {"a": 4},
+                   "contributions_seq": 0, "rule": "x"}  # fmt: skip
+    replay.read(Entry(2, now, "coordinator", "royalties.distributed", distributed))
+    found = [(m.seq, m.what) for m in replay.finish()]
+    assert found == [(0, "licence"), (1, "report"), (2, "distribution")]
+    assert "not what a passed grant-licence motion voted" in str(replay.mismatches[0])
+    assert replay.checked == 1
+
+
+def test_the_replay_survives_fields_of_the_wrong_json_type() -> None:
+    from datetime import UTC, datetime
+
+    from kumiai.domain.ledger import Entry
+    from kumiai.domain.royalty_audit import RoyaltyReplay
+
+    now = datetime(2027, 4, 1, tzinfo=UTC)
+    replay = RoyaltyReplay()
+    odd = {"licence": ["l"], "period": {"p": 1}, "motion": [1], "revenue_yen": "9"}
+    for seq, kind in enumerate(("licence.granted", "revenue.reported", "royalties.distributed")):
+        replay.read(Entry(seq, now, "coordinator", kind, odd))
+    assert [m.what for m in replay.finish()] == ["licence", "report", "distribution"]

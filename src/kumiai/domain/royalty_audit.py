@@ -86,7 +86,7 @@ class RoyaltyReplay:
         self.mismatches.append(Mismatch(seq, what, problem, **numbers))
 
     def _granted(self, entry: Entry, payload: dict[str, Any]) -> None:
-        held = self.minutes.motions.get(payload.get("motion"))  # type: ignore[arg-type]
+        held = self.minutes.motions.get(_text(payload, "motion"))  # type: ignore[arg-type]
         voted = held is not None and held.motion.payload
         licence = payload.get("licence")
         if (
@@ -109,7 +109,7 @@ class RoyaltyReplay:
         self.licences[licence] = _Licence(payload["licensee"], payload["model"], terms)
 
     def _reported(self, entry: Entry, payload: dict[str, Any]) -> None:
-        licence = self.licences.get(payload.get("licence"))  # type: ignore[arg-type]
+        licence = self.licences.get(_text(payload, "licence"))  # type: ignore[arg-type]
         if licence is None:
             self._flag(entry.seq, "report", "reports revenue under no granted licence")
             return
@@ -132,7 +132,7 @@ class RoyaltyReplay:
     def _distributed(self, entry: Entry, payload: dict[str, Any]) -> None:
         self.checked += 1
         seq = entry.seq
-        key = (payload.get("licence"), payload.get("period"))
+        key = (_text(payload, "licence"), _text(payload, "period"))
         report = self.reported.get(key)  # type: ignore[arg-type]
         licence = self.licences.get(key[0])  # type: ignore[arg-type]
         if entry.actor != COORDINATOR or None in (report, licence) or key in self.distributed:
@@ -189,6 +189,12 @@ class RoyaltyReplay:
             if key not in self.distributed:
                 self._flag(seq, "distribution", f"of {key[0]} {key[1]} is missing")
         return sorted(self.mismatches, key=lambda m: (m.seq, m.what, m.member or ""))
+
+
+def _text(payload: dict[str, Any], name: str) -> str | None:
+    """A string field, or None: a forged list or object must not break the replay."""
+    value = payload.get(name)
+    return value if isinstance(value, str) else None
 
 
 def _same(value: object, expected: object) -> bool:
