@@ -465,3 +465,30 @@ def test_conflicted_parties_do_not_vote_and_spinouts_do_not_join_by_hand(
         "kumiai spinout create other-labs",
         lambda: add_member(world, "other-labs", "spinout"),
     )
+
+
+def test_the_whole_flow_on_sqlite_and_postgresql(backend: str, tmp_path: Path) -> None:
+    """Spin-out, licence, a report of ¥10^15 (the largest allowed: BIGINT), verified offline."""
+    consortium = association(tmp_path / "c")
+    spin = spinouts.propose_spinout(
+        consortium, name="kokoro-ai", founders=("lab",), theme="medical", project=None,
+        proposer="kokoro-corp",
+    )  # fmt: skip
+    pass_motion(consortium, spin.id)
+    grant = licences.propose_licence(
+        consortium, model=MODEL, licensee="kokoro-ai", proposer="lab", **TERMS
+    )
+    pass_motion(consortium, grant.id)
+    line = royalties.report_revenue(
+        consortium, "licence-1", period="2028-12", revenue_yen=10**15, by="kokoro-ai"
+    )
+    assert (line.royalty_yen, line.association_yen) == (5 * 10**13, 10**13)
+    assert line.payouts == {
+        "cleveland-clinic": 25 * 10**12,
+        "hungarian-cardiology": 15 * 10**12,
+        "va-long-beach": 0,
+    }
+    assert licences.show_licence(consortium, "licence-1").revenue[0].revenue_yen == 10**15
+    path = tmp_path / "ledger.jsonl"
+    export_ledger(consortium, path)
+    assert royalties.verify_royalties(path).ok
