@@ -98,9 +98,10 @@ def test_spinout_licence_revenue_statement_and_verify(home: Path, tmp_path: Path
     assert statement["royalty_yen"] == 50_000 and statement["association_yen"] == 12_500
 
     export = tmp_path / "ledger.jsonl"
-    ok(home, "ledger", "export", str(export))
+    ok(home, "ledger", "export", str(export), "--keys", str(tmp_path / "keys.json"))
     elsewhere = tmp_path / "no-home"  # offline: no consortium home at all
-    verdict = json.loads(ok(elsewhere, "royalties", "verify", str(export), "--json"))
+    keys = ("--keys", str(tmp_path / "keys.json"))  # pinned, as an auditor received them
+    verdict = json.loads(ok(elsewhere, "royalties", "verify", str(export), *keys, "--json"))
     assert verdict["ok"] and verdict["distributions"] == 1 and verdict["mismatches"] == []
     assert not elsewhere.exists()
     assert "match to the yen" in ok(elsewhere, "royalties", "verify", str(export))

@@ -37,7 +37,7 @@ from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.licences import RevenueLine, get_licence
 from kumiai.services.lookup import get
-from kumiai.services.transparency import read_export
+from kumiai.services.transparency import read_export, read_pinned_keys
 
 
 def latest_contributions(session: Session, model: ModelVersionRow) -> tuple[int, dict[str, Any]]:
@@ -216,10 +216,11 @@ def _mismatch(m: Mismatch) -> dict[str, Any]:
     }
 
 
-def verify_royalties(path: Path) -> RoyaltyVerification:
-    """Offline, from an export alone: the ledger audit, then every royalty recomputed."""
+def verify_royalties(path: Path, keys_file: Path | None = None) -> RoyaltyVerification:
+    """Offline, from an export alone: the ledger audit (with the auditor's pinned keys, if
+    given), then every royalty recomputed."""
     contents = read_export(path)
-    report = audit(contents, verify_batch=verify_in_parallel)
+    report = audit(contents, pinned=read_pinned_keys(keys_file), verify_batch=verify_in_parallel)
     replay = RoyaltyReplay()
     for leaf in contents.leaves:
         try:

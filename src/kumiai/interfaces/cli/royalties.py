@@ -268,12 +268,13 @@ def royalties_statement(
 @royalties_app.command("verify")
 def royalties_verify(
     export: Path = typer.Argument(..., help="A ledger export (`kumiai ledger export FILE`)."),
+    keys: Path = typer.Option(None, help="JSON {member: public key} to pin, from `export --keys`."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Offline: verify the export, then recompute every royalty from it, to the yen."""
     from kumiai.services import royalties
 
-    verdict = royalties.verify_royalties(export)
+    verdict = royalties.verify_royalties(export, keys)
     if as_json:
         print_json({**_verdict_document(verdict), "ok": verdict.ok})
     else:
