@@ -25,6 +25,7 @@ from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, NotFound, StateError
 from kumiai.domain.ledger import COORDINATOR
 from kumiai.domain.licence import LicenceTerms, licence_terms
+from kumiai.domain.names import check_slug
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get
@@ -70,6 +71,7 @@ def check_licence(session: Session, payload: dict[str, Any]) -> LicenceTerms:
             "a grant-licence motion names its licence and terms; propose it with "
             "`kumiai licence propose MODEL --licensee M ...`"
         )
+    check_slug(licence, "licence")
     if session.get(LicenceRow, licence) is not None:
         raise StateError(f"licence {licence!r} is already granted")
     if not isinstance(payload["licensee"], str):
