@@ -1,7 +1,7 @@
 """spin-outs, licences and royalties: spin-outs, licences, revenue reports with their payouts
 
 Revision ID: 0009
-Revises: 0010
+Revises: 0008
 Create Date: 2026-11-29 10:30:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from kumiai.adapters.storage.schema import UTCDateTime
 
 revision = "0009"
-down_revision = "0010"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
