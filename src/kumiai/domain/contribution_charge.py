@@ -42,7 +42,8 @@ class ReleasedRun:
     @classmethod
     def from_reservation(cls, details: Mapping[str, Any], trained: int) -> "ReleasedRun":
         """From a reserve record's details; InvalidInput unless it was record-level DP-SGD."""
-        if "noise_multiplier" not in details or str(details.get("level", "record")) != "record":
+        needed = ("noise_multiplier", "sample_rate", "steps_per_round", "rounds", "delta")
+        if any(k not in details for k in needed) or details.get("level", "record") != "record":
             raise InvalidInput(
                 "it was not trained with record-level DP-SGD on this dataset (client-level "
                 "DP noises at the coordinator, so no node holds the noise a retraining needs)"
