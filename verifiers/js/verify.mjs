@@ -53,6 +53,8 @@ const KINDS = [
   "motion.proposed",
   "motion.voted",
   "motion.closed",
+  "contribution.started",
+  "privacy.charged",
 ];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +

@@ -59,6 +59,8 @@ KINDS = (
     "motion.proposed",
     "motion.voted",
     "motion.closed",
+    "contribution.started",
+    "privacy.charged",
 )
 
 
