@@ -71,8 +71,8 @@ class PrivateRetraining:
         self.done[site] += 1
         if self.done[site] > self.paid:
             raise StateError(
-                f"retraining would run {site!r} a {self.done[site]}th time, but its node was "
-                f"charged for {self.paid} runs only"
+                f"retraining would run {site!r} {self.done[site]} times, but its node was "
+                f"charged for {self.paid} only; nothing more is retrained"
             )
         return self.runs[site].as_dict()
 
@@ -221,9 +221,17 @@ def compute_contributions(
     A DP model's nodes are all charged first (all or nothing: one refusal and nothing is
     retrained); the retraining then runs DP-SGD at each site's own settings.
     """
-    if plan.refusal is not None:
-        raise InvalidInput(f"contributions to {plan.model} are refused: {plan.refusal}")
     check_metric(metric)
+    current = plan_model_contributions(consortium, plan.model)  # the caller's may be stale
+    for checked in (plan, current):
+        if checked.refusal is not None:
+            raise InvalidInput(f"contributions to {plan.model} are refused: {checked.refusal}")
+    shape = (current.members, current.coalitions, current.retrainings)
+    if (plan.members, plan.coalitions, plan.retrainings) != shape:
+        raise InvalidInput(
+            f"the plan for {plan.model} no longer holds (its members or retrainings changed); "
+            "plan it again"
+        )
     row, _ = _model(consortium, plan.model)
     lineage = json.loads(row.lineage_json)
     settings = TrainingSettings.from_json(json.dumps(lineage["settings"]))
