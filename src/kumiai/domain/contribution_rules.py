@@ -120,12 +120,6 @@ def _refusal(
             "round over every member's update, so each coalition would need its own noised "
             "run and member-level accounting; not yet supported (record-level DP-SGD is)"
         )
-    unknown = sorted(d for d in terms if settings.private and d not in runs)
-    if unknown:
-        return (
-            f"the nodes of {', '.join(unknown)} hold no record of the released job's DP-SGD "
-            "run on their data, so they cannot charge its retraining"
-        )
     lacking = sorted(d for d, t in terms.items() if not t.consents)
     if lacking:
         return (
@@ -133,5 +127,11 @@ def _refusal(
             "site alone reveals that site's own update, which secure aggregation hides. "
             "Ask again with kumiai request --allow-contribution-analysis, and have the "
             "stewards sign"
+        )
+    unknown = sorted(d for d in terms if settings.private and d not in runs)
+    if unknown:
+        return (
+            f"the nodes of {', '.join(unknown)} hold no record of the released job's DP-SGD "
+            "run on their data, so they cannot charge its retraining"
         )
     return None
