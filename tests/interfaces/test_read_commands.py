@@ -117,6 +117,9 @@ def read_only(small: Consortium) -> dict[str, list[str]]:
         "charter show": ["charter", "show"],
         "motion list": ["motion", "list"],
         "motion show": ["motion", "show", "motion-1"],
+        "spinout list": ["spinout", "list"],
+        "licence list": ["licence", "list"],
+        "royalties statement": ["royalties", "statement"],
     }
 
 
@@ -143,6 +146,9 @@ COMMANDS = [
     "charter show",
     "motion list",
     "motion show",
+    "spinout list",
+    "licence list",
+    "royalties statement",
 ]
 
 
