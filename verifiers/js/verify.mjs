@@ -57,6 +57,8 @@ const KINDS = [
   "licence.granted",
   "revenue.reported",
   "royalties.distributed",
+  "contribution.started",
+  "privacy.charged",
 ];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +

@@ -63,6 +63,8 @@ KINDS = (
     "licence.granted",
     "revenue.reported",
     "royalties.distributed",
+    "contribution.started",
+    "privacy.charged",
 )
 
 
