@@ -24,6 +24,7 @@ from kumiai.services.charter import propose_charter, sign_charter
 from kumiai.services.members import list_members
 from kumiai.services.motions import propose_motion
 from kumiai.services.privacy import set_budget
+from kumiai.services.themes import add_theme
 from kumiai.services.training import TrainingOutcome, train
 from tests.services.helpers import HOSPITALS, heart_consortium
 
@@ -71,6 +72,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Consortium:
     propose_charter(consortium, proposed_by="lab")
     for member in sorted(["lab", *HOSPITALS]):
         sign_charter(consortium, member)
+    add_theme(consortium, name="heart", title="Heart disease", by="lab")
     propose_motion(
         consortium, decision="set-priorities", payload={"ranking": ["heart"]}, proposer="lab"
     )

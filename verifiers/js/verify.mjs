@@ -53,6 +53,16 @@ const KINDS = [
   "motion.proposed",
   "motion.voted",
   "motion.closed",
+  "theme.created",
+  "theme.ranked",
+  "project.themed",
+  "funds.received",
+  "funds.allocated",
+  "spend.recorded",
+  "milestone.set",
+  "milestone.evidence",
+  "milestone.accepted",
+  "milestone.rejected",
 ];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +

@@ -59,6 +59,16 @@ KINDS = (
     "motion.proposed",
     "motion.voted",
     "motion.closed",
+    "theme.created",
+    "theme.ranked",
+    "project.themed",
+    "funds.received",
+    "funds.allocated",
+    "spend.recorded",
+    "milestone.set",
+    "milestone.evidence",
+    "milestone.accepted",
+    "milestone.rejected",
 )
 
 
