@@ -608,16 +608,13 @@ def test_the_board_accepts_or_rejects_a_milestone_with_evidence(home: Path, tmp_
             proposer="aoi-univ",
         ),
     )
+    (tmp_path / "late.pdf").write_text("too late")
     _refused(
         consortium,
         StateError,
         "already accepted",
-        lambda: (
-            milestones.add_evidence(
-                consortium, project="heart", name="first-model", documents=(tmp_path / "x",)
-            )
-            if (tmp_path / "x").write_text("x")
-            else None
+        lambda: milestones.add_evidence(
+            consortium, project="heart", name="first-model", documents=(tmp_path / "late.pdf",)
         ),
     )
 
