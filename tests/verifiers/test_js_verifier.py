@@ -375,6 +375,28 @@ def approval_without_its_motion(records: Records, built: Built) -> Records:
     return _resign(records, seq, {"project": "kokoro"}, built)
 
 
+def _payload(records: Records, seq: int) -> dict[str, Any]:
+    return json.loads(records[seq + 1]["leaf"])["entry"]["payload"]
+
+
+def allocation_above_its_motion(records: Records, built: Built) -> Records:
+    """The coordinator re-signs an allocation for one yen more than the board voted."""
+    seq = _seq(records, "funds.allocated")
+    payload = _payload(records, seq)
+    return _resign(records, seq, {**payload, "amount_yen": payload["amount_yen"] + 1}, built)
+
+
+def ranking_naming_another_motion(records: Records, built: Built) -> Records:
+    seq = _seq(records, "theme.ranked")
+    return _resign(records, seq, {**_payload(records, seq), "motion": "motion-1"}, built)
+
+
+def milestone_accepted_without_its_motion(records: Records, built: Built) -> Records:
+    seq = _seq(records, "milestone.accepted")
+    payload = {k: v for k, v in _payload(records, seq).items() if k != "motion"}
+    return _resign(records, seq, payload, built)
+
+
 def honest(records: Records, built: Built) -> Records:
     return records
 
@@ -468,6 +490,18 @@ VARIANTS = {
     "approval without its motion": (
         approval_without_its_motion,
         _expect_approval_not_voted,
+    ),
+    "allocation above its motion": (
+        allocation_above_its_motion,
+        _expect_entry("funds.allocated", None, ["not-voted"]),
+    ),
+    "ranking naming another motion": (
+        ranking_naming_another_motion,
+        _expect_entry("theme.ranked", None, ["not-voted"]),
+    ),
+    "milestone accepted without its motion": (
+        milestone_accepted_without_its_motion,
+        _expect_entry("milestone.accepted", None, ["not-voted"]),
     ),
     "time in another form": (
         time_in_another_form,
