@@ -232,3 +232,21 @@ def test_unknown_names_are_one_line_errors(tmp_path: Path) -> None:
         "not one of: dues, grant, investor",
     )
     assert json.loads(_ok(home, "funds", "list", "--json"))["sources"] == []
+
+
+def test_train_past_the_compute_quota_is_one_line_naming_it(tmp_path: Path) -> None:
+    from tests.services.test_quota import _with_quota
+
+    home = tmp_path / "c"
+    _with_quota(home, 100)
+    result = kumiai(home, "train", "heart", "--rounds", "34")
+    assert_user_error(
+        result,
+        "project 'heart' is over its compute quota: quota 100 site-rounds, used 0, asked 102",
+    )
+    assert "privacy" not in result.stdout.lower() and result.stdout == ""
+    assert json.loads(_ok(home, "jobs", "--json")) == []
+    refusals = json.loads(_ok(home, "ledger", "show", "--type", "job.refused", "--json"))
+    assert [r["payload"]["quota"] for r in refusals] == [
+        {"site_rounds": 100, "used": 0, "asked": 102, "rounds": 34, "sites": 3}
+    ]
