@@ -38,6 +38,8 @@ from kumiai.services import (
 )
 from kumiai.services.consortium import Consortium, init_consortium
 
+pytestmark = pytest.mark.usefixtures("backend")  # on SQLite and on PostgreSQL
+
 BOARD = ("aoi-univ", "kita-hospital", "minami-corp")
 TABLES = (
     ThemeRow,

@@ -1,8 +1,11 @@
 """themes, funds, spend and milestones: the association's priorities and money
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0010
 Create Date: 2026-11-29 09:30:00
+
+0010 landed on main before this one: it follows 0010, so a database already at 0010 gets
+these tables on its next open.
 """
 
 import sqlalchemy as sa
@@ -11,7 +14,7 @@ from alembic import op
 from kumiai.adapters.storage.schema import UTCDateTime
 
 revision = "0008"
-down_revision = "0007"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
