@@ -16,6 +16,7 @@ from kumiai.domain.money import (
     spend_category,
     yen,
 )
+from kumiai.domain.project import require_lead
 from kumiai.domain.quota import QuotaExceeded, check_quota, job_usage
 from kumiai.domain.theme import check_theme, ranking_of
 
@@ -176,3 +177,12 @@ def test_reject_is_true_or_false() -> None:
     assert decision_of("true") is MilestoneStatus.REJECTED
     with pytest.raises(InvalidInput, match="'reject' must be true or false"):
         decision_of("yes")
+
+
+def test_only_the_lead_answers_for_a_project() -> None:
+    require_lead("heart", "aoi-univ", "aoi-univ", "record its spend")
+    with pytest.raises(
+        InvalidInput,
+        match="only project 'heart''s lead member, aoi-univ, may record its spend; not 'kita'",
+    ):
+        require_lead("heart", "aoi-univ", "kita", "record its spend")

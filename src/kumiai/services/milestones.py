@@ -35,11 +35,10 @@ from kumiai.domain.milestone import (
     timing,
 )
 from kumiai.domain.names import check_slug
-from kumiai.domain.project import ProjectStatus
+from kumiai.domain.project import ProjectStatus, require_lead
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get
-from kumiai.services.spend import require_lead
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ def add_milestone(
     with transaction(consortium.sessions) as session:
         row = get(session, ProjectRow, project)
         get(session, MemberRow, by)
-        require_lead(row, by, "set its milestones")
+        require_lead(project, row.proposed_by, by, "set its milestones")
         if row.status == ProjectStatus.CLOSED.value:
             raise StateError(f"project {project!r} is closed; it takes no new milestones")
         if session.get(MilestoneRow, (project, name)) is not None:
@@ -183,7 +182,7 @@ def add_evidence(
         lead = get(session, ProjectRow, project)
         by = by or lead.proposed_by
         get(session, MemberRow, by)
-        require_lead(lead, by, "add milestone evidence")
+        require_lead(project, lead.proposed_by, by, "add milestone evidence")
         if row.status == MilestoneStatus.ACCEPTED.value:
             raise StateError(f"milestone {name!r} of {project!r} is already accepted")
         items: list[tuple[EvidenceKind, str, str | None]] = []

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import MemberRow, ProjectRow, SpendRow
@@ -16,6 +17,7 @@ from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.milestone import parse_date
 from kumiai.domain.money import budget, check_spent_on, spend_category, yen
+from kumiai.domain.project import require_lead
 from kumiai.services.consortium import Consortium
 from kumiai.services.funds import Allocation, project_allocations
 from kumiai.services.ledger import Act
@@ -60,14 +62,6 @@ def _spend(row: SpendRow) -> Spend:
     )
 
 
-def require_lead(project: ProjectRow, member: str, act: str) -> None:
-    if member != project.proposed_by:
-        raise InvalidInput(
-            f"only project {project.name!r}'s lead member, {project.proposed_by}, may {act}; "
-            f"not {member!r}"
-        )
-
-
 def record_spend(
     consortium: Consortium,
     *,
@@ -87,7 +81,7 @@ def record_spend(
     with transaction(consortium.sessions) as session:
         row = get(session, ProjectRow, project)
         get(session, MemberRow, by)
-        require_lead(row, by, "record its spend")
+        require_lead(project, row.proposed_by, by, "record its spend")
         session.add(
             SpendRow(
                 project=project,
@@ -113,7 +107,7 @@ def record_spend(
         return _budget(session, row)
 
 
-def _budget(session, row: ProjectRow) -> BudgetInfo:  # type: ignore[no-untyped-def]
+def _budget(session: Session, row: ProjectRow) -> BudgetInfo:
     allocations = project_allocations(session, row.name)
     spends = [
         _spend(s)
