@@ -31,7 +31,7 @@ from kumiai.domain.motion import (
 )
 from kumiai.domain.names import check_slug
 from kumiai.domain.project import ProjectStatus
-from kumiai.services import funds, milestones, themes
+from kumiai.services import funds, licences, milestones, spinouts, themes
 from kumiai.services.charter import adopt_amendment, adopted_charter, charter_version
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
@@ -130,6 +130,10 @@ def _check_act(session: Session, charter: Charter, decision: Decision, payload: 
             raise InvalidInput("an amendment cannot rewrite who founded the association")
         for member in new.seats:
             get(session, MemberRow, member)
+    elif decision is Decision.CREATE_SPINOUT:
+        spinouts.check_spinout(session, payload)
+    elif decision is Decision.GRANT_LICENCE:
+        licences.check_licence(session, payload)
     elif decision is Decision.SET_PRIORITIES:
         themes.check_ranking(session, payload)
     elif decision is Decision.ALLOCATE_FUNDS:
@@ -260,6 +264,10 @@ def _carry_out(consortium: Consortium, session: Session, motion: Motion) -> None
     elif motion.decision is Decision.AMEND_CHARTER:
         new = Charter.from_document(motion.payload["charter"])
         adopt_amendment(consortium, session, new, motion.id, motion.proposer)
+    elif motion.decision is Decision.CREATE_SPINOUT:
+        spinouts.create_by_motion(consortium, session, motion.payload, motion.id)
+    elif motion.decision is Decision.GRANT_LICENCE:
+        licences.grant_by_motion(consortium, session, motion.payload, motion.id)
     elif motion.decision is Decision.SET_PRIORITIES:
         themes.rank_by_motion(consortium, session, motion.payload, motion.id)
     elif motion.decision is Decision.ALLOCATE_FUNDS:

@@ -22,6 +22,7 @@ from kumiai.interfaces.cli.contribution import contributions
 from kumiai.interfaces.cli.coordinator import coordinator_app
 from kumiai.interfaces.cli.demo import demo
 from kumiai.interfaces.cli.ledger import ledger_app
+from kumiai.interfaces.cli.royalties import licence_app, revenue_app, royalties_app, spinout_app
 
 app = typer.Typer(
     help="kumiai: a research consortium's data stays home; stewards' agreements are enforced "
@@ -69,6 +70,10 @@ app.command("model")(jobs.model_show)
 app.command("contributions")(contributions)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(coordinator_app, name="coordinator")
+app.add_typer(spinout_app, name="spinout")
+app.add_typer(licence_app, name="licence")
+app.add_typer(revenue_app, name="revenue")
+app.add_typer(royalties_app, name="royalties")
 app.command("demo")(demo)
 app.command("bench")(bench)
 

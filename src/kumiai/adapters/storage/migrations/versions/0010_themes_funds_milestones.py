@@ -1,11 +1,8 @@
 """themes, funds, spend and milestones: the association's priorities and money
 
-Revision ID: 0008
-Revises: 0010
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-29 09:30:00
-
-0010 landed on main before this one: it follows 0010, so a database already at 0010 gets
-these tables on its next open.
 """
 
 import sqlalchemy as sa
@@ -13,8 +10,8 @@ from alembic import op
 
 from kumiai.adapters.storage.schema import UTCDateTime
 
-revision = "0008"
-down_revision = "0010"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
