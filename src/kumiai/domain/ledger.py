@@ -65,6 +65,16 @@ KINDS = (
     "royalties.distributed",
     "contribution.started",
     "privacy.charged",
+    "theme.created",
+    "theme.ranked",
+    "project.themed",
+    "funds.received",
+    "funds.allocated",
+    "spend.recorded",
+    "milestone.set",
+    "milestone.evidence",
+    "milestone.accepted",
+    "milestone.rejected",
 )
 
 
