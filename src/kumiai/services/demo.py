@@ -21,11 +21,18 @@ from kumiai.services.baselines import Site, local_only, pooled
 from kumiai.services.charter import propose_charter, sign_charter
 from kumiai.services.consortium import Consortium, init_consortium
 from kumiai.services.datasets import register_dataset
-from kumiai.services.demo_association import AssociationReport, pass_by_board, run_association
+from kumiai.services.demo_association import (
+    THEME,
+    AssociationReport,
+    fund_the_project,
+    pass_by_board,
+    run_association,
+)
 from kumiai.services.members import add_member
 from kumiai.services.motions import propose_motion
 from kumiai.services.privacy import BudgetLine, budgets, set_budget
 from kumiai.services.projects import propose_project
+from kumiai.services.themes import add_theme
 from kumiai.services.training import TrainingOutcome, TrainingProgress, train
 from kumiai.services.transparency import verify_ledger, witness_all
 
@@ -101,6 +108,10 @@ def build_demo_consortium(
             sensitivity="special-category",
         )
         sites[dataset] = Site(consortium.node(member), dataset)
+    add_theme(
+        consortium, name=THEME, title="Medical AI", by=UNIVERSITY,
+        description="Diagnosis and care from hospitals' data that never leaves them",
+    )  # fmt: skip
     propose_project(
         consortium,
         name=PROJECT,
@@ -108,8 +119,13 @@ def build_demo_consortium(
         purpose=PURPOSE,
         proposed_by=UNIVERSITY,
         members=(COMPANY, *HOSPITALS),
+        theme=THEME,
     )
     _board_approves(consortium, PROJECT)
+    fund_the_project(
+        consortium, PROJECT, lead=UNIVERSITY, payer=COMPANY, proposer=COMPANY,
+        abstaining=(REFUSING,),
+    )  # fmt: skip
     refused: dict[str, str] = {}
     for member in HOSPITALS:
         request = request_data_use(
@@ -181,6 +197,7 @@ def run_demo(
         demo.consortium,
         outcome.model_id,
         project=demo.project,
+        lead=UNIVERSITY,
         founder=UNIVERSITY,
         proposer=COMPANY,
         abstaining=(REFUSING,),

@@ -73,6 +73,15 @@ def _association_lines(report: "DemoReport") -> None:
     from kumiai.interfaces.cli.context import console
 
     story = report.association
+    budget = story.budget
+    spent = ", ".join(f"{c} ¥{y:,}" for c, y in sorted(budget.spent_yen.items()) if y)
+    console.print(
+        f"Project {budget.project} (theme {budget.theme}): the board allocated "
+        f"¥{budget.allocated_yen:,} and a compute quota of {budget.compute.site_rounds} "
+        f"site-rounds ({budget.compute.used} used); "
+        f"spent {spent}; ¥{budget.left_yen:,} left. Milestone [bold]{story.milestone}[/] was "
+        f"met by the released model and accepted by board vote."
+    )
     shares = story.contributions.shares
     charged = story.contributions.charged_epsilon
     table = Table(
