@@ -45,9 +45,13 @@ def _part(site: SiteSplit, name: str, rows: Any, shuffle_seed: int | None = None
     )
 
 
-def ten_members(sites: dict[str, SiteSplit]) -> dict[str, SiteSplit]:
-    """Halves of the big sites, the small sites whole, two duplicates, two noise members."""
-    rng = np.random.default_rng(0)
+def ten_members(sites: dict[str, SiteSplit], split_seed: int = 0) -> dict[str, SiteSplit]:
+    """Halves of the big sites, the small sites whole, two duplicates, two noise members.
+
+    `split_seed` draws which rows go to each half: 0 is the planted split the estimator
+    is judged on, any other seed a split it has never seen.
+    """
+    rng = np.random.default_rng(split_seed)
     members: dict[str, SiteSplit] = {}
     for dataset, site in sorted(sites.items()):
         short = dataset.removesuffix("-heart")

@@ -9,6 +9,7 @@ Convention: v(∅) is the utility of the untrained model every job starts from, 
 shares add up to v(all) - v(∅), the value the federation added (efficiency).
 """
 
+import itertools
 import math
 import random
 import statistics
@@ -168,61 +169,110 @@ def sampled_shapley(
     )
 
 
+def pilot_size(n: int, sampled: int) -> int:
+    """Coalitions per sampled size in the pilot: a third of the sampling budget, spread evenly.
+
+    The pilot's spread of v(S) in each size sets the rest of the allocation (Neyman). Two
+    per size are the least that show a spread; 0 means too small a budget for a pilot:
+    the sizes then share it in turn.
+    """
+    strata = max(n - 3, 0)
+    if strata == 0 or sampled < 2 * strata:
+        return 0
+    return max(2, round(sampled / (3 * strata)))
+
+
+def neyman_weights(n: int, spreads: dict[int, float]) -> dict[int, float]:
+    """How much of the budget each size k deserves: σ_k / sqrt(k(n-k)).
+
+    A member's share takes, from size k, the mean of v over the coalitions holding it
+    (about k/n of those sampled) minus the mean over those without it ((n-k)/n of them),
+    so its variance is Σ_k σ_k² n² / (m_k k (n-k)) / n²: m_k ∝ σ_k / sqrt(k(n-k)) minimises
+    it for a fixed Σ m_k. A size whose pilot happened to agree exactly keeps a floor of 5%
+    of the largest spread, so that no size is starved on the pilot's word alone.
+    """
+    floor = 0.05 * max(spreads.values(), default=0.0)
+    if floor == 0:
+        return {k: 1 / math.sqrt(k * (n - k)) for k in spreads}
+    return {k: max(sigma, floor) / math.sqrt(k * (n - k)) for k, sigma in spreads.items()}
+
+
+class _Stratum:
+    """Distinct coalitions of one size, drawn uniformly without replacement."""
+
+    def __init__(self, names: list[str], size: int, rng: random.Random) -> None:
+        self.names, self.size, self.rng = names, size, rng
+        self.capacity = math.comb(len(names), size)
+        self.drawn: list[Coalition] = []
+        self._seen: set[Coalition] = set()
+
+    @property
+    def full(self) -> bool:
+        return len(self.drawn) >= self.capacity
+
+    def draw(self) -> Coalition:
+        for _ in range(100):
+            coalition = frozenset(self.rng.sample(self.names, self.size))
+            if coalition not in self._seen:
+                break
+        else:  # nearly exhausted, so small: pick among what is left
+            left = [
+                frozenset(c)
+                for c in itertools.combinations(self.names, self.size)
+                if frozenset(c) not in self._seen
+            ]
+            coalition = self.rng.choice(left)
+        self._seen.add(coalition)
+        self.drawn.append(coalition)
+        return coalition
+
+
 def stratified_shapley(
     members: Iterable[str], utility: Utility, *, budget: int, seed: int = 0
 ) -> Shares:
-    """Stratified SVARM (Kolpaczki et al., AAAI 2024): no marginal pairs needed.
+    """Stratified Shapley with Neyman allocation from a pilot (at most `budget` coalitions).
 
-    φ_i = 1/n Σ_k (mean v(S) over |S| = k+1, i ∈ S) - (mean v(S) over |S| = k, i ∉ S).
-    Every coalition of size 0, 1, n-1 and n is evaluated (2n + 2): those strata carry
-    most of the value when a member alone already makes a fair model. The rest of the
-    budget samples sizes 2..n-2 in turn, and each sampled coalition informs every member,
-    in or out (small sizes most often). Empty strata fall back to the stratum's overall
-    mean (no difference).
+    φ_i = 1/n Σ_k (mean v(S) over |S| = k+1, i ∈ S) - (mean v(S) over |S| = k, i ∉ S)
+    (stratified SVARM, Kolpaczki et al., AAAI 2024): each evaluated coalition informs
+    every member, in or out. Sizes 0, 1, n-1 and n are evaluated in full (2n + 2): one
+    member alone is where marginal contributions differ most. Sizes 2..n-2 are sampled
+    without replacement: first a pilot (`pilot_size` per size), then one coalition at a
+    time to the size furthest below its Neyman share (`neyman_weights`), with the spreads
+    the pilot measured. Nothing in it is tuned to a particular game.
+
+    The standard error is analytic: per size, the variance of v over that size's
+    coalitions divided by how many of them hold (or lack) the member, with the
+    finite-population correction (0 where every coalition of that size was seen).
     The estimate is shifted evenly so that it sums to v(all) - v(∅) (efficiency).
     """
     names = _members(members)
     n = len(names)
     if n <= 3 or 2**n <= budget:
         return exact_shapley(names, utility, limit=n)
-    v = CountingUtility(utility)
-    empty, grand = v(()), v(names)
     if budget < 2 * n + 2:
         raise InvalidInput(f"a stratified estimate over {n} members needs a budget of {2 * n + 2}")
+    v = CountingUtility(utility)
+    empty, grand = v(()), v(names)
     for name in names:
         v([name])
         v(other for other in names if other != name)
     rng = random.Random(seed)
-    # Small coalitions get more of the budget (sizes 2 and 3: four and three turns per
-    # cycle): there one member's marginal contribution varies most.
-    turns = {k: {2: 4, 3: 3}.get(k, 1) for k in range(2, n - 1)}
-    sizes = [k for cycle in range(4) for k in turns if turns[k] > cycle]
-    turn, misses = 0, 0
-    while v.evaluations < budget and misses < 100 * budget:
-        size = sizes[turn % len(sizes)]
-        before = v.evaluations
-        v(rng.sample(names, size))
-        misses += v.evaluations == before
-        turn += v.evaluations > before
-    # Per size k, v(S) of every evaluated coalition, split by whether it holds each member.
-    by_size: dict[int, list[tuple[Coalition, float]]] = {}
-    for coalition, value in v.cache.items():
-        by_size.setdefault(len(coalition), []).append((coalition, value))
-    shares: dict[str, float] = {}
-    errors: dict[str, float] = {}
-    for name in names:
-        total, variance = 0.0, 0.0
-        for k in range(n):
-            inside = [val for c, val in by_size.get(k + 1, []) if name in c]
-            outside = [val for c, val in by_size.get(k, []) if name not in c]
-            fallback = statistics.fmean(val for _, val in by_size[k + 1] + by_size[k])
-            for values, sign, stratum in ((inside, 1, k + 1), (outside, -1, k)):
-                total += sign * (statistics.fmean(values) if values else fallback)
-                if values and len(values) < math.comb(n - 1, stratum - (sign > 0)):
-                    spread = statistics.pvariance(values) if len(values) > 1 else 0.0
-                    variance += spread / len(values)
-        shares[name] = total / n
-        errors[name] = math.sqrt(variance) / n
+    strata = {k: _Stratum(names, k, rng) for k in range(2, n - 1)}
+    sampled = budget - v.evaluations
+    pilot = pilot_size(n, sampled)
+    for k in strata if pilot else ():
+        for _ in range(min(pilot, strata[k].capacity)):
+            v(strata[k].draw())
+    if pilot:
+        spreads = {k: statistics.stdev(v(c) for c in s.drawn) for k, s in strata.items()}
+        weights = neyman_weights(n, spreads)
+    else:
+        weights = dict.fromkeys(strata, 1.0)
+    while v.evaluations < budget and not all(s.full for s in strata.values()):
+        open_ = [k for k, s in strata.items() if not s.full]
+        k = min(open_, key=lambda k: (len(strata[k].drawn) + 1) / weights[k])
+        v(strata[k].draw())
+    shares, errors = _stratified_estimate(names, v.cache)
     gap = (grand - empty - sum(shares.values())) / n
     return Shares(
         shares={name: share + gap for name, share in shares.items()},
@@ -232,6 +282,42 @@ def stratified_shapley(
         method="sampled",
         standard_errors=errors,
     )
+
+
+def _stratified_estimate(
+    names: list[str], values: dict[Coalition, float]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Shares and standard errors from the evaluated coalitions, grouped by size.
+
+    A size with no coalition holding (or lacking) a member falls back to that size's
+    overall mean: no difference, no variance counted.
+    """
+    n = len(names)
+    by_size: dict[int, list[tuple[Coalition, float]]] = {}
+    for coalition, value in values.items():
+        by_size.setdefault(len(coalition), []).append((coalition, value))
+    # The spread of v within one size, pooled over members: a member's few coalitions of a
+    # size would give a noisy variance of their own.
+    spread = {
+        k: statistics.variance(val for _, val in rows) if len(rows) > 1 else 0.0
+        for k, rows in by_size.items()
+    }
+    shares: dict[str, float] = {}
+    errors: dict[str, float] = {}
+    for name in names:
+        total, variance = 0.0, 0.0
+        for k in range(n):
+            inside = [val for c, val in by_size.get(k + 1, []) if name in c]
+            outside = [val for c, val in by_size.get(k, []) if name not in c]
+            fallback = statistics.fmean(val for _, val in by_size[k + 1] + by_size[k])
+            for sample, sign, size in ((inside, 1, k + 1), (outside, -1, k)):
+                total += sign * (statistics.fmean(sample) if sample else fallback)
+                if sample:
+                    kept = 1 - len(sample) / math.comb(n - 1, k)  # finite population
+                    variance += spread[size] / len(sample) * kept
+        shares[name] = total / n
+        errors[name] = math.sqrt(variance) / n
+    return shares, errors
 
 
 def shapley(
