@@ -169,17 +169,18 @@ def sampled_shapley(
     )
 
 
-def pilot_size(n: int, sampled: int) -> int:
-    """Coalitions per sampled size in the pilot: a third of the sampling budget, spread evenly.
+def edge_spreads(names: list[str], v: CountingUtility) -> dict[int, float]:
+    """The spread of v at sizes 2..n-2, drawn as a straight line between sizes 1 and n-1.
 
-    The pilot's spread of v(S) in each size sets the rest of the allocation (Neyman). Two
-    per size are the least that show a spread; 0 means too small a budget for a pilot:
-    the sizes then share it in turn.
+    Those two sizes are evaluated in full, so the line is fixed by the game alone: no
+    sampled value decides how the rest is sampled, which keeps every size's mean
+    unbiased (an allocation set by a pilot's own values biases the pilot's means).
     """
-    strata = max(n - 3, 0)
-    if strata == 0 or sampled < 2 * strata:
-        return 0
-    return max(2, round(sampled / (3 * strata)))
+    n = len(names)
+    everyone = frozenset(names)
+    first = statistics.pstdev(v([name]) for name in names)
+    last = statistics.pstdev(v(everyone - {name}) for name in names)
+    return {k: first + (last - first) * (k - 1) / (n - 2) for k in range(2, n - 1)}
 
 
 def neyman_weights(n: int, spreads: dict[int, float]) -> dict[int, float]:
@@ -188,8 +189,8 @@ def neyman_weights(n: int, spreads: dict[int, float]) -> dict[int, float]:
     A member's share takes, from size k, the mean of v over the coalitions holding it
     (about k/n of those sampled) minus the mean over those without it ((n-k)/n of them),
     so its variance is Σ_k σ_k² n² / (m_k k (n-k)) / n²: m_k ∝ σ_k / sqrt(k(n-k)) minimises
-    it for a fixed Σ m_k. A size whose pilot happened to agree exactly keeps a floor of 5%
-    of the largest spread, so that no size is starved on the pilot's word alone.
+    it for a fixed Σ m_k. A size predicted not to vary at all keeps a floor of 5% of the
+    largest spread, so that no size is starved on a prediction alone.
     """
     floor = 0.05 * max(spreads.values(), default=0.0)
     if floor == 0:
@@ -198,21 +199,44 @@ def neyman_weights(n: int, spreads: dict[int, float]) -> dict[int, float]:
 
 
 class _Stratum:
-    """Distinct coalitions of one size, drawn uniformly without replacement."""
+    """Distinct coalitions of one size, each uniform, members spread evenly among them.
+
+    Coalitions are consecutive chunks of random orderings of the members (structured
+    sampling, van Campen et al. 2018): after m draws of size k every member is in
+    ⌊mk/n⌋ or ⌈mk/n⌉ of them. So each member soon has coalitions both with and without
+    it at every size, and its estimate seldom falls back on the size's overall mean,
+    which would bias it. A chunk already drawn is skipped.
+    """
 
     def __init__(self, names: list[str], size: int, rng: random.Random) -> None:
         self.names, self.size, self.rng = names, size, rng
         self.capacity = math.comb(len(names), size)
         self.drawn: list[Coalition] = []
         self._seen: set[Coalition] = set()
+        self._order: list[str] = []
+        self._chunks = 0  # chunks left in the current ordering before it repeats
 
     @property
     def full(self) -> bool:
         return len(self.drawn) >= self.capacity
 
+    def skip(self, coalition: Coalition) -> None:
+        """Never draw this coalition (it is already known another way)."""
+        self._seen.add(coalition)
+
+    def _chunk(self) -> Coalition:
+        n = len(self.names)
+        if not self._chunks:
+            self._order = self.rng.sample(self.names, n)
+            self._chunks, self._start = n // math.gcd(n, self.size), 0
+        chunk = frozenset(self._order[(self._start + j) % n] for j in range(self.size))
+        self._start = (self._start + self.size) % n
+        self._chunks -= 1
+        return chunk
+
     def draw(self) -> Coalition:
         for _ in range(100):
-            coalition = frozenset(self.rng.sample(self.names, self.size))
+            coalition = self._chunk()
             if coalition not in self._seen:
                 break
         else:  # nearly exhausted, so small: pick among what is left
@@ -230,15 +254,16 @@ class _Stratum:
 def stratified_shapley(
     members: Iterable[str], utility: Utility, *, budget: int, seed: int = 0
 ) -> Shares:
-    """Stratified Shapley with Neyman allocation from a pilot (at most `budget` coalitions).
+    """Stratified Shapley with Neyman allocation (at most `budget` coalitions).
 
     φ_i = 1/n Σ_k (mean v(S) over |S| = k+1, i ∈ S) - (mean v(S) over |S| = k, i ∉ S)
     (stratified SVARM, Kolpaczki et al., AAAI 2024): each evaluated coalition informs
     every member, in or out. Sizes 0, 1, n-1 and n are evaluated in full (2n + 2): one
     member alone is where marginal contributions differ most. Sizes 2..n-2 are sampled
-    without replacement: first a pilot (`pilot_size` per size), then one coalition at a
-    time to the size furthest below its Neyman share (`neyman_weights`), with the spreads
-    the pilot measured. Nothing in it is tuned to a particular game.
+    without replacement, one coalition at a time to the size furthest below its Neyman
+    share (`neyman_weights`), with each size's spread read off the two full sizes
+    (`edge_spreads`); members are spread evenly over each size's coalitions (`_Stratum`).
+    Nothing in it is tuned to a particular game.
 
     The standard error is analytic: per size, the variance of v over that size's
     coalitions divided by how many of them hold (or lack) the member, with the
@@ -258,16 +283,7 @@ def stratified_shapley(
         v(other for other in names if other != name)
     rng = random.Random(seed)
     strata = {k: _Stratum(names, k, rng) for k in range(2, n - 1)}
-    sampled = budget - v.evaluations
-    pilot = pilot_size(n, sampled)
-    for k in strata if pilot else ():
-        for _ in range(min(pilot, strata[k].capacity)):
-            v(strata[k].draw())
-    if pilot:
-        spreads = {k: statistics.stdev(v(c) for c in s.drawn) for k, s in strata.items()}
-        weights = neyman_weights(n, spreads)
-    else:
-        weights = dict.fromkeys(strata, 1.0)
+    weights = neyman_weights(n, edge_spreads(names, v))
     while v.evaluations < budget and not all(s.full for s in strata.values()):
         open_ = [k for k, s in strata.items() if not s.full]
         k = min(open_, key=lambda k: (len(strata[k].drawn) + 1) / weights[k])
@@ -289,8 +305,8 @@ def _stratified_estimate(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Shares and standard errors from the evaluated coalitions, grouped by size.
 
-    A size with no coalition holding (or lacking) a member falls back to that size's
-    overall mean: no difference, no variance counted.
+    A size with no coalition holding (or lacking) a member falls back to the overall mean
+    of sizes k and k+1: no difference, no variance counted.
     """
     n = len(names)
     by_size: dict[int, list[tuple[Coalition, float]]] = {}
@@ -309,7 +325,8 @@ def _stratified_estimate(
         for k in range(n):
             inside = [val for c, val in by_size.get(k + 1, []) if name in c]
             outside = [val for c, val in by_size.get(k, []) if name not in c]
-            fallback = statistics.fmean(val for _, val in by_size[k + 1] + by_size[k])
+            pooled = [val for _, val in by_size.get(k + 1, []) + by_size.get(k, [])]
+            fallback = statistics.fmean(pooled) if pooled else 0.0
             for sample, sign, size in ((inside, 1, k + 1), (outside, -1, k)):
                 total += sign * (statistics.fmean(sample) if sample else fallback)
                 if sample:
@@ -318,6 +335,74 @@ def _stratified_estimate(
         shares[name] = total / n
         errors[name] = math.sqrt(variance) / n
     return shares, errors
+
+
+def kernel_shapley(
+    members: Iterable[str], utility: Utility, *, budget: int, seed: int = 0
+) -> Shares:
+    """KernelSHAP with paired sampling (Covert & Lee, AISTATS 2021), for comparison.
+
+    The Shapley values solve a weighted least squares: v(S) - v(∅) ≈ Σ_{i∈S} φ_i under
+    the Shapley kernel, with Σ φ_i = v(all) - v(∅) as a constraint. Sizes 1 and n-1 are
+    evaluated in full; the rest of the budget samples coalitions with their complements
+    (paired), sizes in proportion to the kernel's mass, without replacement, each weighted
+    by the kernel over its sampling fraction. Exact for additive games; on model-training
+    utilities that saturate after one member it does worse than `stratified_shapley`
+    (docs/contribution.md), so it is not the default. No standard error.
+    """
+    import numpy as np  # only when estimating; reading a share loads no NumPy
+
+    names = _members(members)
+    n = len(names)
+    if n <= 3 or 2**n <= budget:
+        return exact_shapley(names, utility, limit=n)
+    if budget < 2 * n + 2:
+        raise InvalidInput(f"a kernel estimate over {n} members needs a budget of {2 * n + 2}")
+    v = CountingUtility(utility)
+    everyone = frozenset(names)
+    empty, grand = v(()), v(everyone)
+    for name in names:
+        v([name])
+        v(everyone - {name})
+    rng = random.Random(seed)
+    # One stratum per pair of sizes (k, n-k); at k = n/2 a coalition and its complement
+    # are of one size, so half as many pairs exist.
+    strata = {k: _Stratum(names, k, rng) for k in range(2, n // 2 + 1)}
+    pairs = {k: math.comb(n, k) // (2 if 2 * k == n else 1) for k in strata}
+    mass = {k: (n - 1) / (k * (n - k)) * (1 if 2 * k == n else 2) for k in strata}
+    while v.evaluations + 2 <= budget:
+        open_ = [k for k in strata if len(strata[k].drawn) < pairs[k]]
+        if not open_:
+            break
+        k = min(open_, key=lambda k: (len(strata[k].drawn) + 1) / mass[k])
+        coalition = strata[k].draw()
+        if 2 * k == n:
+            strata[k].skip(everyone - coalition)  # its pair: never drawn twice
+        v(coalition)
+        v(everyone - coalition)
+
+    def kernel(size: int) -> float:
+        return (n - 1) / (math.comb(n, size) * size * (n - size))
+
+    rows = [(c, kernel(len(c))) for c in v.cache if 0 < len(c) < n and len(c) in (1, n - 1)]
+    for k, stratum in strata.items():
+        weight = kernel(k) * pairs[k] / max(len(stratum.drawn), 1)  # over the sampled fraction
+        for coalition in stratum.drawn:
+            rows += [(coalition, weight), (everyone - coalition, weight)]
+    Z = np.array([[name in c for name in names] for c, _ in rows], dtype=float)
+    w = np.array([weight for _, weight in rows])
+    total = grand - empty
+    y = np.array([v(c) - empty for c, _ in rows]) - Z.sum(axis=1) * total / n
+    centre = np.eye(n) - np.ones((n, n)) / n  # the constraint: Σ φ_i = total
+    gram = centre @ Z.T @ (w[:, None] * Z) @ centre
+    phi = centre @ np.linalg.lstsq(gram, centre @ Z.T @ (w * y), rcond=None)[0] + total / n
+    return Shares(
+        shares={name: float(x) for name, x in zip(names, phi, strict=True)},
+        empty=empty,
+        grand=grand,
+        evaluations=v.evaluations,
+        method="sampled",
+    )
 
 
 def shapley(
