@@ -300,38 +300,96 @@ def stratified_shapley(
     )
 
 
+def edge_covariate(names: list[str], values: dict[Coalition, float], size: int) -> dict[str, float]:
+    """Each member's gain as the fully evaluated sizes show it, blended for one size.
+
+    At size 1 the gain of j is v({j}) - v(∅); at size n-1 it is v(all) - v(all \\ j); a
+    size in between takes the straight-line blend. x(S) = Σ_{j∈S} u_j is then known for
+    every coalition without training it, and predicts v(S) within the size.
+    """
+    n = len(names)
+    everyone = frozenset(names)
+    empty, grand = values[frozenset()], values[everyone]
+    t = (size - 1) / (n - 2)
+    return {
+        j: (1 - t) * (values[frozenset([j])] - empty) + t * (grand - values[everyone - {j}])
+        for j in names
+    }
+
+
+@dataclass(frozen=True)
+class _SizeFit:
+    """One sampled size: v(S) ≈ α + β x(S), fitted over all its evaluated coalitions."""
+
+    gains: dict[str, float]  # u_j for this size
+    slope: float  # β, pooled over members
+    residual_variance: float  # of v(S) - β x(S), for the standard error
+
+
+def _fit_size(rows: list[tuple[Coalition, float]], gains: dict[str, float]) -> _SizeFit:
+    xs = [sum(gains[j] for j in c) for c, _ in rows]
+    ys = [val for _, val in rows]
+    x_mean, y_mean = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = math.fsum((x - x_mean) ** 2 for x in xs)
+    sxy = math.fsum((x - x_mean) * (y - y_mean) for x, y in zip(xs, ys, strict=True))
+    slope = sxy / sxx if len(rows) > 2 and sxx > 0 else 0.0
+    residuals = [y - y_mean - slope * (x - x_mean) for x, y in zip(xs, ys, strict=True)]
+    spent = 2 if slope else 1  # degrees of freedom the fit used
+    variance = (
+        math.fsum(r * r for r in residuals) / (len(rows) - spent) if len(rows) > spent else 0.0
+    )
+    return _SizeFit(gains, slope, variance)
+
+
 def _stratified_estimate(
     names: list[str], values: dict[Coalition, float]
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Shares and standard errors from the evaluated coalitions, grouped by size.
 
-    A size with no coalition holding (or lacking) a member falls back to the overall mean
-    of sizes k and k+1: no difference, no variance counted.
+    Each mean over a member's sampled coalitions of one size is regression-adjusted
+    (Cochran, Sampling Techniques, ch. 7): ȳ + β (X - x̄), where x̄ is the mean of
+    x(S) = Σ_{j∈S} u_j over those coalitions, X its mean over every coalition of that
+    size holding (or lacking) the member, exact because x is additive, and β is the
+    size's slope of v on x. If the sample happened to hold stronger members than the
+    size does on average, the adjustment takes that back. Sizes evaluated in full need
+    none. A size with no coalition holding (or lacking) a member falls back to the
+    overall mean of sizes k and k+1: no difference, no variance counted.
     """
     n = len(names)
     by_size: dict[int, list[tuple[Coalition, float]]] = {}
     for coalition, value in values.items():
         by_size.setdefault(len(coalition), []).append((coalition, value))
-    # The spread of v within one size, pooled over members: a member's few coalitions of a
-    # size would give a noisy variance of their own.
-    spread = {
-        k: statistics.variance(val for _, val in rows) if len(rows) > 1 else 0.0
+    fits = {
+        k: _fit_size(rows, edge_covariate(names, values, k))
         for k, rows in by_size.items()
+        if len(rows) < math.comb(n, k)
     }
     shares: dict[str, float] = {}
     errors: dict[str, float] = {}
     for name in names:
         total, variance = 0.0, 0.0
         for k in range(n):
-            inside = [val for c, val in by_size.get(k + 1, []) if name in c]
-            outside = [val for c, val in by_size.get(k, []) if name not in c]
             pooled = [val for _, val in by_size.get(k + 1, []) + by_size.get(k, [])]
             fallback = statistics.fmean(pooled) if pooled else 0.0
-            for sample, sign, size in ((inside, 1, k + 1), (outside, -1, k)):
-                total += sign * (statistics.fmean(sample) if sample else fallback)
-                if sample:
-                    kept = 1 - len(sample) / math.comb(n - 1, k)  # finite population
-                    variance += spread[size] / len(sample) * kept
+            for size, sign in ((k + 1, 1), (k, -1)):
+                holds = sign > 0
+                sample = [(c, val) for c, val in by_size.get(size, []) if (name in c) == holds]
+                if not sample:
+                    total += sign * fallback
+                    continue
+                mean = statistics.fmean(val for _, val in sample)
+                fit = fits.get(size)
+                if fit is None:  # every coalition of this size was evaluated
+                    total += sign * mean
+                    continue
+                u, others = fit.gains, sum(fit.gains.values()) - fit.gains[name]
+                population = (
+                    u[name] + (size - 1) * others / (n - 1) if holds else size * others / (n - 1)
+                )
+                sampled = statistics.fmean(sum(u[j] for j in c) for c, _ in sample)
+                total += sign * (mean + fit.slope * (population - sampled))
+                kept = 1 - len(sample) / math.comb(n - 1, k)  # finite population
+                variance += fit.residual_variance / len(sample) * kept
         shares[name] = total / n
         errors[name] = math.sqrt(variance) / n
     return shares, errors
