@@ -256,6 +256,26 @@ def test_the_covariate_blends_the_gain_alone_and_the_gain_last() -> None:
     assert middle == pytest.approx({j: alone[j] * 2 / 3 + last[j] / 3 for j in names})
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_utility_that_is_not_a_finite_number_is_refused(bad: float) -> None:
+    names, v, _ = interaction_game(0)
+    poisoned = "m3"
+    with pytest.raises(InvalidInput, match="not a finite number"):
+        stratified_shapley(names, lambda s: bad if poisoned in s else v(s), budget=102)
+
+
+def test_each_sampled_size_holds_every_member_evenly() -> None:
+    names, v, _ = interaction_game(5)
+    counted = CountingUtility(v)
+    stratified_shapley(names, counted, budget=102, seed=5)
+    for size in range(2, 9):
+        drawn = [c for c in counted.cache if len(c) == size]
+        holding = [sum(name in c for c in drawn) for name in names]
+        # ⌊mk/n⌋ or ⌈mk/n⌉, one more or less where a chunk repeated a coalition
+        assert max(holding) - min(holding) <= 2, (size, holding)
+        assert all(0 < h < len(drawn) for h in holding)  # every member in and out
+
+
 def test_neyman_weights_favour_the_sizes_that_vary_and_starve_none() -> None:
     # A size k is sampled in proportion to σ_k / sqrt(k(n-k)); a flat size keeps 5%.
     weights = neyman_weights(10, {2: 0.04, 3: 0.01, 5: 0.0})

@@ -34,7 +34,13 @@ class CountingUtility:
     def __call__(self, coalition: Iterable[str]) -> float:
         key = frozenset(coalition)
         if key not in self.cache:
-            self.cache[key] = float(self._utility(key))
+            value = float(self._utility(key))
+            if not math.isfinite(value):  # a NaN would pass through every mean into the ledger
+                raise InvalidInput(
+                    f"the utility of coalition {sorted(key)} is {value}, not a finite number; "
+                    "check the metric and the test rows"
+                )
+            self.cache[key] = value
         return self.cache[key]
 
     @property
