@@ -220,6 +220,7 @@ class _Stratum:
         self.drawn: list[Coalition] = []
         self._seen: set[Coalition] = set()
         self._order: list[str] = []
+        self._start = 0  # where the next chunk of the current ordering begins
         self._chunks = 0  # chunks left in the current ordering before it repeats
 
     @property
@@ -269,11 +270,13 @@ def stratified_shapley(
     without replacement, one coalition at a time to the size furthest below its Neyman
     share (`neyman_weights`), with each size's spread read off the two full sizes
     (`edge_spreads`); members are spread evenly over each size's coalitions (`_Stratum`).
-    Nothing in it is tuned to a particular game.
+    Each member's mean over a sampled size is regression-adjusted on a covariate the full
+    sizes give for every coalition (`edge_covariate`, `_stratified_estimate`). Nothing in
+    it is tuned to a particular game.
 
-    The standard error is analytic: per size, the variance of v over that size's
-    coalitions divided by how many of them hold (or lack) the member, with the
-    finite-population correction (0 where every coalition of that size was seen).
+    The standard error is analytic: per size, the residual variance of that adjustment
+    divided by how many coalitions hold (or lack) the member, with the finite-population
+    correction (0 where every coalition of that size was seen).
     The estimate is shifted evenly so that it sums to v(all) - v(∅) (efficiency).
     """
     names = _members(members)
@@ -333,6 +336,7 @@ class _SizeFit:
 
 
 def _fit_size(rows: list[tuple[Coalition, float]], gains: dict[str, float]) -> _SizeFit:
+    """Least squares of v on x over one size's coalitions (no slope from two or fewer)."""
     xs = [sum(gains[j] for j in c) for c, _ in rows]
     ys = [val for _, val in rows]
     x_mean, y_mean = statistics.fmean(xs), statistics.fmean(ys)
