@@ -18,9 +18,11 @@ from kumiai.domain.contribution import (
     shapley,
     stratified_shapley,
 )
+from kumiai.domain.contribution_charge import charge_for
 from kumiai.domain.contribution_rules import SiteTerms, plan_contribution
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.training import TrainingSettings
+from tests.domain.test_contribution_charge import RUN
 
 
 def brute_force(members: list[str], v) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -304,11 +306,19 @@ def test_the_rule_refuses_a_singleton_reveal_without_consent_and_counts_extra_ep
     )
     assert allowed.refusal is None and allowed.coalitions == 4
     assert allowed.extra_epsilon == {"a": 0.0, "b": 0.0}
-    private = plan_contribution(
-        "m-v1", TrainingSettings(epsilon=1.0), {d: SiteTerms(d, True) for d in "abc"}
+    consenting = {d: SiteTerms(d, True) for d in "abc"}
+    unknown = plan_contribution("m-v1", TrainingSettings(epsilon=1.0), consenting)
+    # Each site is in 4 of the 8 coalitions; the grand one was already paid for. Without the
+    # node's record of its run, only basic composition can be shown, and nothing runs.
+    assert unknown.retrainings == 3 and unknown.extra_epsilon == {d: 3.0 for d in "abc"}
+    assert unknown.refusal is not None and "hold no record of the released job" in unknown.refusal
+    runs = {d: RUN for d in "abc"}
+    private = plan_contribution("m-v1", TrainingSettings(epsilon=1.0), consenting, runs)
+    assert private.refusal is None
+    assert private.extra_epsilon == {d: charge_for(RUN, 3).extra for d in "abc"}
+    client = plan_contribution(
+        "m-v1", TrainingSettings(epsilon=8.0, dp_level="client"), consenting, runs
     )
-    # Each site is in 4 of the 8 coalitions; the grand one was already paid for.
-    assert private.extra_epsilon == {d: 3.0 for d in "abc"}
-    assert private.refusal is not None and "differential privacy" in private.refusal
+    assert client.refusal is not None and "client-level DP" in client.refusal
     adam = plan_contribution("m", TrainingSettings(strategy="fedadam"), {"a": SiteTerms("a", True)})
     assert adam.refusal is not None and "fedadam" in adam.refusal
