@@ -122,10 +122,6 @@ def build_demo_consortium(
         theme=THEME,
     )
     _board_approves(consortium, PROJECT)
-    fund_the_project(
-        consortium, PROJECT, lead=UNIVERSITY, payer=COMPANY, proposer=COMPANY,
-        abstaining=(REFUSING,),
-    )  # fmt: skip
     refused: dict[str, str] = {}
     for member in HOSPITALS:
         request = request_data_use(
@@ -189,6 +185,11 @@ def run_demo(
 ) -> DemoReport:
     """Build, train federatedly, compute the yardsticks, then witness and verify the ledger."""
     demo = build_demo_consortium(home)
+    # Not in build_demo_consortium: the benchmarks reuse that, and a quota would bind them.
+    fund_the_project(
+        demo.consortium, PROJECT, lead=UNIVERSITY, payer=COMPANY, proposer=COMPANY,
+        abstaining=(REFUSING,),
+    )  # fmt: skip
     outcome = train(demo.consortium, demo.project, settings, progress)
     participating = [demo.sites[d] for d in outcome.sites]
     local = local_only(list(demo.sites.values()), settings)

@@ -4,6 +4,8 @@ import contextlib
 import hashlib
 import logging
 import os
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -157,20 +159,51 @@ def run_simulation(
     from flwr.simulation import run_simulation as flower_run_simulation
 
     with _quiet(), _fast_dispatch():
+        _start_ray(RAY_INIT_ARGS)
         flower_run_simulation(
             server_app=server_app,
             client_app=client_app,
             num_supernodes=num_nodes,
             backend_config={
                 "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                "init_args": {
-                    "num_cpus": 2,
-                    "logging_level": "ERROR",
-                    "log_to_driver": False,
-                    "include_dashboard": False,
-                },
+                "init_args": RAY_INIT_ARGS,
             },
         )
+
+
+RAY_INIT_ARGS = {
+    "num_cpus": 2,
+    "logging_level": "ERROR",
+    "log_to_driver": False,
+    "include_dashboard": False,
+}
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _start_ray(init_args: dict[str, Any]) -> None:
+    """Start Ray as Flower's RayBackend.init_ray would, with the stop signals blocked.
+
+    Ray's C++ threads, created here, inherit the blocked mask and keep it, so a SIGTERM or
+    Ctrl-C is always delivered to a Python thread and handled by kumiai (the job fails as
+    stopped). Delivered to one of Ray's threads while it starts, it aborted the process.
+    Flower's own init_ray then finds Ray running and leaves it.
+    """
+    import ray
+
+    if ray.is_initialized() or threading.current_thread() is not threading.main_thread():
+        return
+    pythonpath = os.pathsep.join(sys.path)
+    if os.environ.get("PYTHONPATH"):
+        pythonpath = f"{pythonpath}{os.pathsep}{os.environ['PYTHONPATH']}"
+    os.environ["PYTHONPATH"] = pythonpath
+    ours = signal.getsignal(signal.SIGTERM)
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        ray.init(runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, **init_args)
+    finally:
+        if callable(ours):  # ray.init set its own Python handler (sys.exit); keep kumiai's
+            signal.signal(signal.SIGTERM, ours)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 class PartitionLocator:
