@@ -219,7 +219,8 @@ class _Book:
     projects: dict[str, _Project] = field(default_factory=dict)
     funds: list[tuple[str, int, int, dict[str, Any]]] = field(default_factory=list)
     jobs: dict[str, str] = field(default_factory=dict)  # job -> project
-    epsilon: dict[tuple[str, str], list[tuple[float, int]]] = field(default_factory=dict)
+    # (job, dataset) -> [(cumulative ε, seq, from a privacy.recovered entry)]
+    epsilon: dict[tuple[str, str], list[tuple[float, int, bool]]] = field(default_factory=dict)
     models: dict[str, tuple[str, dict[str, Any], int]] = field(default_factory=dict)
     contributions: dict[str, tuple[dict[str, Any], int]] = field(default_factory=dict)
     licences: dict[str, _Licence] = field(default_factory=dict)
@@ -330,7 +331,7 @@ class _Book:
         spent = p.get("epsilon") or {}
         for dataset, value in spent.items() if isinstance(spent, dict) else ():
             if (number := _number(value)) is not None:
-                self.epsilon.setdefault((job, dataset), []).append((number, entry.seq))
+                self.epsilon.setdefault((job, dataset), []).append((number, entry.seq, False))
         participants = p.get("participants")
         if job in self.jobs and isinstance(participants, list):
             self.project(self.jobs[job]).used.append((len(participants), entry.seq))
@@ -338,7 +339,7 @@ class _Book:
     def _recovered(self, entry: Entry, p: dict[str, Any]) -> None:
         if (number := _number(p.get("epsilon"))) is not None:
             key = (_text(entry, "job"), _text(entry, "dataset"))
-            self.epsilon.setdefault(key, []).append((number, entry.seq))
+            self.epsilon.setdefault(key, []).append((number, entry.seq, True))
 
     def _released(self, entry: Entry, p: dict[str, Any]) -> None:
         model, job = _text(entry, "model"), str(p.get("job") or "")
@@ -441,8 +442,12 @@ def _epsilon_by_job(book: _Book) -> dict[tuple[str, str], tuple[float, list[int]
     """
     spent = {}
     for key, values in book.epsilon.items():
-        last, top = values[-1], max(values, key=lambda v: v[0])
-        spent[key] = (top[0], sorted({last[1], top[1]}))
+        rounds = [(v, seq) for v, seq, recovered in values if not recovered]
+        raised = [(v, seq) for v, seq, recovered in values if recovered]
+        value, seqs = (rounds[-1][0], [rounds[-1][1]]) if rounds else (0.0, [])
+        if raised and (top := max(raised))[0] > value:
+            value, seqs = top[0], [*seqs, top[1]]
+        spent[key] = (value, seqs)
     return spent
 
 
@@ -768,10 +773,14 @@ def build_report(
     board: everything, with every motion's votes and tally.
     """
     audience = audience_of(audience)
-    if (audience == "member") != (member is not None):
+    if audience == "member" and member is None:
         raise InvalidInput(
-            "--member names the member a member report is for: give it with --for member, "
-            "and only then"
+            "--for member needs --member NAME, the member the report is for; see "
+            "`kumiai member list`"
+        )
+    if audience != "member" and member is not None:
+        raise InvalidInput(
+            f"--member is only for --for member: a {audience} report is not one member's"
         )
     book = _Book()
     for entry in ledger.entries:

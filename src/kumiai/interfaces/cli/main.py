@@ -21,6 +21,7 @@ from kumiai.interfaces.cli.budget import budget_app
 from kumiai.interfaces.cli.contribution import contributions
 from kumiai.interfaces.cli.demo import demo
 from kumiai.interfaces.cli.ledger import ledger_app
+from kumiai.interfaces.cli.report import report
 
 app = typer.Typer(
     help="kumiai: a research consortium's data stays home; stewards' agreements are enforced "
@@ -61,6 +62,7 @@ app.command("models")(jobs.models_list)
 app.command("model")(jobs.model_show)
 app.command("contributions")(contributions)
 app.add_typer(ledger_app, name="ledger")
+app.command("report")(report)
 app.command("demo")(demo)
 app.command("bench")(bench)
 
