@@ -117,6 +117,7 @@ def read_only(small: Consortium) -> dict[str, list[str]]:
         "charter show": ["charter", "show"],
         "motion list": ["motion", "list"],
         "motion show": ["motion", "show", "motion-1"],
+        "report": ["report", "--for", "board"],
     }
 
 
@@ -143,6 +144,7 @@ COMMANDS = [
     "charter show",
     "motion list",
     "motion show",
+    "report",
 ]
 
 
@@ -317,3 +319,22 @@ def test_ledger_show_json(small: Consortium) -> None:
     assert all(e["payload"]["job"] == small.outcome.job_id for e in entries)
     assert all(isinstance(e["seq"], int) and ISO_UTC.match(e["time"]) for e in entries)
     assert [e["seq"] for e in entries] == sorted(e["seq"] for e in entries)
+
+
+def test_report_json(small: Consortium) -> None:
+    """The board's report, from the verified ledger: the job's ε, its model, the open motion."""
+    doc = as_json(small, "report", "--for", "board")
+    kinds = {a["seq"]: a["kind"] for a in doc["appendix"]}
+    spent = {e["dataset"]: e["epsilon"] for e in doc["epsilon"]}
+    assert sorted(spent) == sorted(f"{h}-heart" for h in SIGNING)
+    cleveland = spent["cleveland-clinic-heart"]
+    assert cleveland["value"] == pytest.approx(small.outcome.epsilons["cleveland-clinic-heart"])
+    assert [kinds[s] for s in cleveland["cites"]] == ["round.completed"]
+    [theme] = doc["themes"]
+    [project] = theme["projects"]
+    assert project["compute"]["used_site_rounds"]["value"] == 2 * len(SIGNING)  # 2 rounds
+    [model] = project["models"]
+    assert model["model"] == small.outcome.model_id
+    assert [kinds[s] for s in model["cites"]] == ["model.released"]
+    assert doc["board"]["open"] == 1 and doc["board"]["motions"][0]["status"] == "open"
+    assert doc["ledger"]["root"] == as_json(small, "ledger", "verify")["root"]
