@@ -96,12 +96,13 @@ def test_licences_revenue_and_royalties(board: dict[str, Any], investor: dict[st
     assert value(board, f"{lic}/revenue_yen") == (10_002_001, [37, 39])
     assert value(board, f"{lic}/royalty_yen") == (500_000, [38])
     assert value(board, f"{lic}/association_yen") == (100_000, [38])
-    assert value(board, f"{lic}/paid_to_members_yen") == (400_000, [38])
-    assert value(board, f"{lic}/periods/2026-11/payouts/kita") == (400_000, [38])
+    # a payout cites its distribution and the contribution shares it was split by (29)
+    assert value(board, f"{lic}/paid_to_members_yen") == (400_000, [29, 38])
+    assert value(board, f"{lic}/periods/2026-11/payouts/kita") == (400_000, [29, 38])
     [_, december] = board["themes"][1]["projects"][0]["licences"][0]["periods"]
     assert december["distributed"] is False and december["revenue_yen"]["value"] == 2_000
     # The investor sees the totals, not what each member was paid.
-    assert value(investor, f"{lic}/paid_to_members_yen") == (400_000, [38])
+    assert value(investor, f"{lic}/paid_to_members_yen") == (400_000, [29, 38])
     assert not any("/payouts/" in fid for fid in figures(investor))
 
 
@@ -116,8 +117,9 @@ def test_each_audience_sees_what_docs_say(board: dict[str, Any], investor: dict[
     mine = kita["for_member"]
     assert value(kita, "for_member/datasets/kita-heart/epsilon") == (1.125, [26, 27, 34])
     assert value(kita, "for_member/contributions/heart-v1/share") == (0.25, [4, 29])
-    assert value(kita, "for_member/payouts/lic-1/periods/2026-11/payout_yen") == (400_000, [38])
-    assert value(kita, "for_member/payouts_total_yen") == (400_000, [38])
+    payout = "for_member/payouts/lic-1/periods/2026-11/payout_yen"
+    assert value(kita, payout) == (400_000, [29, 38])
+    assert value(kita, "for_member/payouts_total_yen") == (400_000, [29, 38])
     assert [d["dataset"] for d in mine["datasets"]] == ["kita-heart"]  # not minami's
     assert not any("/payouts/" in fid for fid in figures(kita) if not fid.startswith("for_"))
 
@@ -234,3 +236,31 @@ def test_the_html_fetches_nothing(board: dict[str, Any]) -> None:
         assert f'data-figure="{fid}"' in html, fid
     for seq in cited(board):
         assert f'id="entry-{seq}"' in html and f'href="#entry-{seq}"' in html
+
+
+def test_a_milestone_accepted_after_its_due_day_says_so() -> None:
+    acts = [
+        ("lab", "project.proposed", {"project": "p", "title": "P", "purpose": "x"}),
+        (
+            "lab",
+            "milestone.set",
+            {"project": "p", "milestone": "m", "title": "M", "due": "2026-10-01"},
+        ),
+        ("coordinator", "milestone.accepted", {"project": "p", "milestone": "m", "motion": "m-1"}),
+    ]
+    doc = build_report(verified(entries(*acts)), "investor", DAY)  # accepted on 2026-10-03
+    [milestone] = doc["themes"][0]["projects"][0]["milestones"]
+    assert (milestone["status"], milestone["accepted_late"]) == ("accepted", True)
+    assert milestone["accepted_on"] == "2026-10-03"
+
+
+def test_a_payout_cites_only_a_real_contributions_entry() -> None:
+    acts = [*ACTS]
+    seq = 38
+    payload = dict(acts[seq][2], contributions_seq=37)  # a revenue report, not shares
+    acts[seq] = (acts[seq][0], acts[seq][1], payload)
+    doc = build_report(verified(entries(*acts)), "board", DAY)
+    lic = f"{HEART}/licences/lic-1"
+    assert value(doc, f"{lic}/periods/2026-11/payouts/kita") == (400_000, [38])
+    [november, _] = doc["themes"][1]["projects"][0]["licences"][0]["periods"]
+    assert november["contributions_seq"] is None

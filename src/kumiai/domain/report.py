@@ -205,7 +205,8 @@ class _Licence:
     motion: str
     seq: int
     revenue: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # period
-    royalties: list[tuple[dict[str, Any], int]] = field(default_factory=list)
+    # (royalties.distributed payload, its seq, the model.contributions seq it split by)
+    royalties: list[tuple[dict[str, Any], int, list[int]]] = field(default_factory=list)
 
 
 @dataclass
@@ -223,6 +224,7 @@ class _Book:
     epsilon: dict[tuple[str, str], list[tuple[float, int, bool]]] = field(default_factory=dict)
     models: dict[str, tuple[str, dict[str, Any], int]] = field(default_factory=dict)
     contributions: dict[str, tuple[dict[str, Any], int]] = field(default_factory=dict)
+    contribution_seqs: set[int] = field(default_factory=set)
     licences: dict[str, _Licence] = field(default_factory=dict)
     spinouts: list[dict[str, Any]] = field(default_factory=list)
     minutes: Minutes = field(default_factory=Minutes)
@@ -349,6 +351,7 @@ class _Book:
 
     def _contributions(self, entry: Entry, p: dict[str, Any]) -> None:
         self.contributions[_text(entry, "model")] = (p, entry.seq)
+        self.contribution_seqs.add(entry.seq)
 
     def _spinout(self, entry: Entry, p: dict[str, Any]) -> None:
         founders = p.get("founders") if isinstance(p.get("founders"), list) else []
@@ -395,7 +398,9 @@ class _Book:
             isinstance(v, int) and not isinstance(v, bool) for v in payouts.values()
         ):
             raise _bad(entry, "does not hold payouts as {member: whole yen}")
-        licence.royalties.append((p, entry.seq))
+        basis = p.get("contributions_seq")
+        shares = [basis] if basis in self.contribution_seqs else []
+        licence.royalties.append((p, entry.seq, shares))
 
     def _motion(self, entry: Entry, p: dict[str, Any]) -> None:
         if isinstance(p.get("motion"), str):
@@ -483,6 +488,8 @@ def _milestone(m: _Milestone, on: date) -> dict[str, Any]:
         "due": m.due.isoformat() if m.due else None,
         "status": state,
         "accepted_on": m.accepted[0].isoformat() if m.accepted else None,
+        # accepted after its due day: on time by the board's word, late by the calendar
+        "accepted_late": bool(m.accepted and m.due and m.accepted[0] > m.due),
         "accepted_by": m.accepted[1] if m.accepted else None,
         "rejected_by": list(m.rejected),
         "evidence": [
@@ -526,8 +533,10 @@ def _model(book: _Book, name: str) -> dict[str, Any]:
 
 
 def _licence(licence: _Licence, audience: str) -> dict[str, Any]:
+    """Revenue as reported; royalties as distributed, each payout also citing the
+    `model.contributions` entry its split came from."""
     periods = []
-    distributed = {str(p.get("period")): (p, s) for p, s in licence.royalties}
+    distributed = {str(p.get("period")): (p, s, b) for p, s, b in licence.royalties}
     for period in sorted({*licence.revenue, *distributed}):
         row: dict[str, Any] = {
             "period": period,
@@ -535,18 +544,18 @@ def _licence(licence: _Licence, audience: str) -> dict[str, Any]:
             "distributed": period in distributed,
         }
         if period in distributed:
-            payload, seq = distributed[period]
+            payload, seq, basis = distributed[period]
             row["royalty_yen"] = figure(payload["royalty_yen"], "yen", [seq])
             row["association_yen"] = figure(payload["association_yen"], "yen", [seq])
             row["rule"] = str(payload.get("rule") or "")
-            contributions_seq = payload.get("contributions_seq")
-            row["contributions_seq"] = contributions_seq
+            row["contributions_seq"] = basis[0] if basis else None
             if audience == "board":
                 row["payouts"] = {
-                    m: figure(y, "yen", [seq]) for m, y in sorted(payload["payouts"].items())
+                    m: figure(y, "yen", [seq, *basis])
+                    for m, y in sorted(payload["payouts"].items())
                 }
         periods.append(row)
-    royalties = [(p, s) for p, s in licence.royalties]
+    royalties = licence.royalties
     return {
         "licence": licence.licence,
         "licensee": licence.licensee,
@@ -559,9 +568,13 @@ def _licence(licence: _Licence, audience: str) -> dict[str, Any]:
         | {"restrictions": [str(r) for r in licence.terms.get("restrictions") or []]},
         "cites": [licence.seq],
         "revenue_yen": _sum([v for values in licence.revenue.values() for v in values], "yen"),
-        "royalty_yen": _sum([(p["royalty_yen"], s) for p, s in royalties], "yen"),
-        "association_yen": _sum([(p["association_yen"], s) for p, s in royalties], "yen"),
-        "paid_to_members_yen": _sum([(sum(p["payouts"].values()), s) for p, s in royalties], "yen"),
+        "royalty_yen": _sum([(p["royalty_yen"], s) for p, s, _ in royalties], "yen"),
+        "association_yen": _sum([(p["association_yen"], s) for p, s, _ in royalties], "yen"),
+        "paid_to_members_yen": figure(
+            sum(sum(p["payouts"].values()) for p, _, _ in royalties),
+            "yen",
+            (c for _, s, b in royalties for c in (s, *b)),
+        ),
         "periods": periods,
     }
 
@@ -744,9 +757,9 @@ def _member(
         periods = [
             {
                 "period": str(payload.get("period")),
-                "payout_yen": figure(payload["payouts"][member], "yen", [seq]),
+                "payout_yen": figure(payload["payouts"][member], "yen", [seq, *basis]),
             }
-            for payload, seq in licence.royalties
+            for payload, seq, basis in licence.royalties
             if member in payload["payouts"]
         ]
         if periods:

@@ -173,6 +173,8 @@ def _milestones(project: dict[str, Any]) -> str:
         status = f'<span class="status-{_e(m["status"])}">{_e(m["status"])}</span>'
         if m["accepted_on"]:
             status += f" on {_e(m['accepted_on'])} by {_e(m['accepted_by'])}"
+            if m["accepted_late"]:
+                status += " (after its due day)"
         if m["rejected_by"]:
             status += f"; rejected by {_e(', '.join(m['rejected_by']))}"
         evidence = "<br>".join(
