@@ -21,6 +21,8 @@ from kumiai.domain.ledger import SignedEntry
 from kumiai.services import charter, members, motions, projects
 from kumiai.services.consortium import Consortium, init_consortium
 
+pytestmark = pytest.mark.usefixtures("backend")  # on SQLite and on PostgreSQL
+
 BOARD = ("aoi-univ", "kita-hospital", "minami-corp", "nishi-lab")
 
 

@@ -146,12 +146,13 @@ def _board_approves(consortium: Consortium, project: str) -> None:
     close_motion(consortium, motion.id)  # every seat has voted: no need to wait
 
 
+# FedAvg, not FedAdam: at ε=1 both reach the same accuracy here (0.825, AUC 0.886), and a
+# FedAvg model's coalitions can be retrained for its contribution shares (docs/contribution.md).
 DEMO_SETTINGS = TrainingSettings(
-    strategy="fedadam",
+    strategy="fedavg",
     rounds=30,
     local_epochs=1,
-    learning_rate=0.05,
-    server_learning_rate=0.05,
+    learning_rate=0.2,
     epsilon=1.0,  # record-level DP-SGD at every hospital
 )
 

@@ -30,6 +30,10 @@ EntrySigner = Callable[[Entry], SignedEntry]  # signs as the entry's actor, wher
 CoordinatorKey = Callable[[], Ed25519PrivateKey]
 _PENDING = "kumiai-ledger-pending"
 _SYNCED = "kumiai-ledger-synced"
+_LOCKED = "kumiai-ledger-locked"
+# PostgreSQL: the advisory lock every appending transaction holds until it ends, so that two
+# coordinator processes give one gap-free sequence. (SQLite's BEGIN IMMEDIATE already does.)
+_APPEND_LOCK = 0x6B756D6961  # "kumia"
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,18 @@ class Ledger:
         if session.info.pop(_PENDING, False):
             self._tree = None  # entries of the rolled-back transaction are in memory only
         session.info.pop(_SYNCED, None)
+        session.info.pop(_LOCKED, None)
+
+    def _lock(self, session: Session) -> None:
+        """Hold the append lock from the first append to the transaction's end (PostgreSQL).
+
+        What was read before the lock may be stale: the tree is read again under it.
+        """
+        if session.info.get(_LOCKED) or session.get_bind().dialect.name != "postgresql":
+            return
+        session.execute(select(func.pg_advisory_xact_lock(_APPEND_LOCK)))
+        session.info[_LOCKED] = True
+        session.info.pop(_SYNCED, None)
 
     # -- appending -----------------------------------------------------------------------
     def append(self, session: Session, act: Act) -> SignedEntry:
@@ -96,6 +112,7 @@ class Ledger:
 
     def append_many(self, session: Session, acts: list[Act]) -> list[SignedEntry]:
         """Sign and insert acts in order, inside the caller's transaction."""
+        self._lock(session)
         tree = self._sync(session)
         now = utc_now()
         rows: list[dict[str, Any]] = []
@@ -127,6 +144,7 @@ class Ledger:
 
     def _seal(self, session: Session) -> None:
         """Before the commit: the coordinator signs the head of the log as it now stands."""
+        session.info.pop(_LOCKED, None)
         if not session.info.pop(_PENDING, False) or self._tree is None:
             return
         head = sign_head(

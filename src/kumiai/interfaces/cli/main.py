@@ -19,6 +19,7 @@ from kumiai.interfaces.cli.bench import bench
 from kumiai.interfaces.cli.board import charter_app, motion_app
 from kumiai.interfaces.cli.budget import budget_app
 from kumiai.interfaces.cli.contribution import contributions
+from kumiai.interfaces.cli.coordinator import coordinator_app
 from kumiai.interfaces.cli.demo import demo
 from kumiai.interfaces.cli.ledger import ledger_app
 from kumiai.interfaces.cli.report import report
@@ -63,6 +64,7 @@ app.command("model")(jobs.model_show)
 app.command("contributions")(contributions)
 app.add_typer(ledger_app, name="ledger")
 app.command("report")(report)
+app.add_typer(coordinator_app, name="coordinator")
 app.command("demo")(demo)
 app.command("bench")(bench)
 
