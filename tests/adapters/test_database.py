@@ -26,8 +26,10 @@ def revision_of(url: str) -> list[str]:
 
 
 def test_head_revision_is_the_newest_migration() -> None:
-    newest = max((MIGRATIONS / "versions").glob("[0-9]*.py")).name
-    assert newest.split("_")[0] == HEAD_REVISION
+    # Revision numbers need not follow the chain's order (branches merge and are re-chained):
+    # what matters is one head, and that HEAD_REVISION names it.
+    files = {p.name.split("_")[0] for p in (MIGRATIONS / "versions").glob("[0-9]*.py")}
+    assert HEAD_REVISION in files
     assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD_REVISION
 
 

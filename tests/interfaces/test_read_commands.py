@@ -117,6 +117,9 @@ def read_only(small: Consortium) -> dict[str, list[str]]:
         "charter show": ["charter", "show"],
         "motion list": ["motion", "list"],
         "motion show": ["motion", "show", "motion-1"],
+        "spinout list": ["spinout", "list"],
+        "licence list": ["licence", "list"],
+        "royalties statement": ["royalties", "statement"],
         "report": ["report", "--for", "board"],
     }
 
@@ -144,6 +147,9 @@ COMMANDS = [
     "charter show",
     "motion list",
     "motion show",
+    "spinout list",
+    "licence list",
+    "royalties statement",
     "report",
 ]
 

@@ -182,8 +182,8 @@ def test_vote_refusals_change_nothing(home: Path) -> None:
     _admit(consortium, "outsider", "company")
     motion = motions.propose_motion(
         consortium,
-        decision="grant-licence",
-        payload={"licensee": "nishi-lab", "model": "heart-v1"},
+        decision="create-spinout",
+        payload={"spinout": "nishi-spin", "founders": ["nishi-lab"], "theme": "medical"},
         proposer="aoi-univ",
     )
     motions.cast_vote(consortium, motion.id, "aoi-univ", "yes")
@@ -226,7 +226,7 @@ def test_vote_refusals_change_nothing(home: Path) -> None:
             lambda: vote(consortium, motion.id, "minami-corp", "yes"),
         )
         closed = motions.close_motion(consortium, motion.id)
-    # 1 of the 3 unconflicted seats voted: below the quorum of 1/2
+    # 1 of the 3 unconflicted seats voted: below the quorum of 2/3
     assert closed.status == "failed" and closed.tally["eligible"] == 3
     _refused(
         consortium,
@@ -410,7 +410,7 @@ def test_the_ledger_audit_recomputes_every_tally(home: Path) -> None:
     spinout = motions.propose_motion(
         consortium,
         decision="create-spinout",
-        payload={"spinout": "kokoro-ai", "founders": ["aoi-univ"]},
+        payload={"spinout": "kokoro-ai", "founders": ["aoi-univ"], "theme": "medical"},
         proposer="minami-corp",
     )
     assert spinout.eligible == ("kita-hospital", "minami-corp") and spinout.charter_version == 2

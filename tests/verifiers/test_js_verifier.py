@@ -130,13 +130,13 @@ def _board_approves(consortium: Consortium, project: str) -> None:
     for member, choice in zip(founders, ("yes", "yes", "no"), strict=True):
         motions.cast_vote(consortium, motion.id, member, choice)
     motions.close_motion(consortium, motion.id)  # every seat has voted
-    licence = motions.propose_motion(
+    spinout = motions.propose_motion(
         consortium,
-        decision="grant-licence",
-        payload={"licensee": "va-long-beach", "model": "kokoro-v1"},
+        decision="create-spinout",
+        payload={"spinout": "kokoro-labs", "founders": ["va-long-beach"], "project": project},
         proposer="lab",
     )
-    motions.cast_vote(consortium, licence.id, "cleveland-clinic", "abstain")
+    motions.cast_vote(consortium, spinout.id, "cleveland-clinic", "abstain")
 
 
 @pytest.fixture(scope="module")

@@ -53,6 +53,10 @@ const KINDS = [
   "motion.proposed",
   "motion.voted",
   "motion.closed",
+  "spinout.created",
+  "licence.granted",
+  "revenue.reported",
+  "royalties.distributed",
 ];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +
@@ -582,17 +586,27 @@ function charterNames(value) {
   return value;
 }
 
-function fraction(text) {
+function fraction(text, zero = false) {
   const match = typeof text === "string" ? FRACTION.exec(text) : null;
   if (match === null) return null;
   const n = Number(match[1]);
   const d = Number(match[2]);
-  return n > 0 && n <= d ? { n, d } : null;
+  return (zero ? n >= 0 : n > 0) && d > 0 && n <= d ? { n, d } : null;
 }
 
 /** A charter document parsed as strictly as kumiai.domain.charter.Charter.from_document. */
 function parseCharter(doc) {
-  if (!sameKeys(doc, CHARTER_FIELDS) || doc.type !== "kumiai.charter" || doc.format !== 1) {
+  // Optional: {"royalties": {"association_share": "n/d"}}, the association's royalty cut.
+  const royalties = isObject(doc) && Object.hasOwn(doc, "royalties");
+  const fields = royalties ? [...CHARTER_FIELDS, "royalties"] : CHARTER_FIELDS;
+  if (!sameKeys(doc, fields) || doc.type !== "kumiai.charter" || doc.format !== 1) {
+    return null;
+  }
+  if (
+    royalties &&
+    (!sameKeys(doc.royalties, ["association_share"]) ||
+      fraction(doc.royalties.association_share, true) === null)
+  ) {
     return null;
   }
   if (!Number.isInteger(doc.version) || doc.version < 1) return null;

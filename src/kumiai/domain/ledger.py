@@ -59,6 +59,10 @@ KINDS = (
     "motion.proposed",
     "motion.voted",
     "motion.closed",
+    "spinout.created",
+    "licence.granted",
+    "revenue.reported",
+    "royalties.distributed",
 )
 
 

@@ -31,6 +31,7 @@ from kumiai.domain.motion import (
 )
 from kumiai.domain.names import check_slug
 from kumiai.domain.project import ProjectStatus
+from kumiai.services import licences, spinouts
 from kumiai.services.charter import adopt_amendment, adopted_charter, charter_version
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
@@ -129,6 +130,10 @@ def _check_act(session: Session, charter: Charter, decision: Decision, payload: 
             raise InvalidInput("an amendment cannot rewrite who founded the association")
         for member in new.seats:
             get(session, MemberRow, member)
+    elif decision is Decision.CREATE_SPINOUT:
+        spinouts.check_spinout(session, payload)
+    elif decision is Decision.GRANT_LICENCE:
+        licences.check_licence(session, payload)
 
 
 def _check_admission(session: Session, payload: dict) -> None:
@@ -253,6 +258,10 @@ def _carry_out(consortium: Consortium, session: Session, motion: Motion) -> None
     elif motion.decision is Decision.AMEND_CHARTER:
         new = Charter.from_document(motion.payload["charter"])
         adopt_amendment(consortium, session, new, motion.id, motion.proposer)
+    elif motion.decision is Decision.CREATE_SPINOUT:
+        spinouts.create_by_motion(consortium, session, motion.payload, motion.id)
+    elif motion.decision is Decision.GRANT_LICENCE:
+        licences.grant_by_motion(consortium, session, motion.payload, motion.id)
     # admit-member: the passed motion is the admission; the member's node then joins
     # (services.members), because only the node may make the member's key.
     # Other decisions are recorded as passed acts, payload and all, for later work to carry out.

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Dialect,
     ForeignKey,
@@ -268,3 +269,41 @@ class VoteRow(Base):
     member: Mapped[str] = mapped_column(ForeignKey("members.name"), primary_key=True)
     choice: Mapped[str] = mapped_column(String(10))
     cast_at: Mapped[datetime]
+
+
+class SpinoutRow(Base):
+    """A spin-out company created by a passed create-spinout motion; it is also a member."""
+
+    __tablename__ = "spinouts"
+    name: Mapped[str] = mapped_column(ForeignKey("members.name"), primary_key=True)
+    founders_json: Mapped[str] = mapped_column(Text)
+    theme: Mapped[str | None] = mapped_column(String(63))
+    project: Mapped[str | None] = mapped_column(ForeignKey("projects.name"))
+    motion: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+
+
+class LicenceRow(Base):
+    """A model version licensed by a passed grant-licence motion; terms as in licence.granted."""
+
+    __tablename__ = "licences"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    licensee: Mapped[str] = mapped_column(ForeignKey("members.name"))
+    model: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
+    terms_json: Mapped[str] = mapped_column(Text)
+    motion: Mapped[str] = mapped_column(String(20))
+    granted_at: Mapped[datetime]
+
+
+class RevenueReportRow(Base):
+    """One period's revenue under a licence and the royalties distributed from it (yen)."""
+
+    __tablename__ = "revenue_reports"
+    licence: Mapped[str] = mapped_column(ForeignKey("licences.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    revenue_yen: Mapped[int] = mapped_column(BigInteger)
+    royalty_yen: Mapped[int] = mapped_column(BigInteger)
+    association_yen: Mapped[int] = mapped_column(BigInteger)
+    payouts_json: Mapped[str] = mapped_column(Text)  # {member: yen}
+    contributions_seq: Mapped[int] = mapped_column(Integer)
+    reported_at: Mapped[datetime]

@@ -23,6 +23,7 @@ from kumiai.interfaces.cli.coordinator import coordinator_app
 from kumiai.interfaces.cli.demo import demo
 from kumiai.interfaces.cli.ledger import ledger_app
 from kumiai.interfaces.cli.report import report
+from kumiai.interfaces.cli.royalties import licence_app, revenue_app, royalties_app, spinout_app
 
 app = typer.Typer(
     help="kumiai: a research consortium's data stays home; stewards' agreements are enforced "
@@ -65,6 +66,10 @@ app.command("contributions")(contributions)
 app.add_typer(ledger_app, name="ledger")
 app.command("report")(report)
 app.add_typer(coordinator_app, name="coordinator")
+app.add_typer(spinout_app, name="spinout")
+app.add_typer(licence_app, name="licence")
+app.add_typer(revenue_app, name="revenue")
+app.add_typer(royalties_app, name="royalties")
 app.command("demo")(demo)
 app.command("bench")(bench)
 
