@@ -18,12 +18,11 @@ import pytest
 from kumiai.domain.report import build_report, cited, figures
 from kumiai.interfaces.reports.format import PRECISION, parse_value_text
 from kumiai.interfaces.reports.html import render_html
-from kumiai.services.charter import propose_charter, sign_charter
-from kumiai.services.motions import cast_vote, propose_motion
+from kumiai.services.projects import propose_project
 from kumiai.services.report import report_from_export
 from kumiai.services.transparency import export_ledger
 from tests.domain.report_ledger import DAY, EVIL, full_ledger
-from tests.services.helpers import HOSPITALS, heart_consortium
+from tests.services.reported import build_association
 
 pytestmark = pytest.mark.browser
 
@@ -58,15 +57,12 @@ CITATIONS = """els => els.map(a => ({
 
 
 def real_consortium_report(root: Path) -> dict[str, Any]:
-    """A small consortium built through the services, reported from its export."""
-    consortium, _ = heart_consortium(root / "c", hospitals=HOSPITALS[:2], sign=HOSPITALS[:1])
-    propose_charter(consortium, proposed_by="lab")
-    for member in sorted(["lab", *HOSPITALS[:2]]):
-        sign_charter(consortium, member)
-    motion = propose_motion(
-        consortium, decision="set-priorities", payload={"ranking": [EVIL]}, proposer="lab"
+    """An association built through the services (a licensed model, its contribution
+    shares, royalties paid), with a project whose title is hostile; from its export."""
+    consortium = build_association(root / "c")
+    propose_project(
+        consortium, name="hostile", title=EVIL, purpose=EVIL, proposed_by="lab", members=()
     )
-    cast_vote(consortium, motion.id, "lab", "yes")
     export = root / "ledger.jsonl"
     export_ledger(consortium, export)
     return report_from_export(export, "board", on=DAY)
@@ -127,11 +123,15 @@ def test_the_report_reads_the_same_in_chromium(browser: Any, source: str, tmp_pa
     assert len(epsilon_bars) == len(doc["epsilon"])
     scales = [b["width"] / expected[b["id"]]["value"] for b in epsilon_bars]
     assert not scales or max(scales) - min(scales) <= 0.001 * max(scales), scales
+    drawn = {b["id"] for b in bars}
     if source == "hand-built ledger":
-        drawn = {b["id"] for b in bars}
         assert "themes/medical/projects/heart/budget/allocated" in drawn
         assert "themes/medical/projects/heart/budget/by_category/personnel" in drawn
         assert "themes/medical/projects/heart/models/heart-v1/contributions/shares/minami" in drawn
+    else:  # the shares drawn from model.contributions, one bar per member
+        shares = "themes/unthemed/projects/heart/models/heart-v1/contributions/shares/"
+        assert {f"{shares}{m}" for m in ("cleveland-clinic", "va-long-beach")} <= drawn
+        assert "themes/unthemed/projects/heart/licences/licence-1/royalty_yen" in expected
 
     # Every citation leads to its row in the appendix; the appendix lists exactly those.
     links = page.eval_on_selector_all('a[href^="#"]', CITATIONS)
