@@ -419,3 +419,26 @@ def test_the_ledger_audit_recomputes_every_tally(home: Path) -> None:
         assert motions.close_motion(consortium, spinout.id).status == "failed"
     report = transparency.verify_ledger(consortium)
     assert report.ok, report.findings
+
+
+def test_the_minutes_verify_when_the_clock_ticks_between_the_check_and_the_entry(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A motion proposed at hh:mm:59.999 and written at the next second still replays.
+
+    The entry carries the moment the motion was checked, so a replay computes the same
+    closing time; the ledger's own clock runs a second ahead here on purpose.
+    """
+    from kumiai.services import ledger as ledger_module
+    from kumiai.services import transparency
+
+    consortium = _adopted(home)
+    monkeypatch.setattr(ledger_module, "utc_now", lambda: utc_now() + timedelta(seconds=1))
+    motion = motions.propose_motion(
+        consortium, decision="approve-project", payload={"project": "heart"}, proposer="aoi-univ"
+    )
+    for member in BOARD:
+        motions.cast_vote(consortium, motion.id, member, "yes")
+    motions.close_motion(consortium, motion.id)
+    report = transparency.verify_ledger(consortium)
+    assert report.ok, report.findings[:3]

@@ -7,6 +7,7 @@ the coordinator signs a tree head for the new size in that same transaction.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,14 +108,20 @@ class Ledger:
         session.info.pop(_SYNCED, None)
 
     # -- appending -----------------------------------------------------------------------
-    def append(self, session: Session, act: Act) -> SignedEntry:
-        return self.append_many(session, [act])[-1]
+    def append(self, session: Session, act: Act, at: datetime | None = None) -> SignedEntry:
+        return self.append_many(session, [act], at)[-1]
 
-    def append_many(self, session: Session, acts: list[Act]) -> list[SignedEntry]:
-        """Sign and insert acts in order, inside the caller's transaction."""
+    def append_many(
+        self, session: Session, acts: list[Act], at: datetime | None = None
+    ) -> list[SignedEntry]:
+        """Sign and insert acts in order, inside the caller's transaction.
+
+        `at`: the entry time, when the act's own rules were checked at that moment (a
+        motion's closing time is counted from it, and a replay recomputes it from the entry).
+        """
         self._lock(session)
         tree = self._sync(session)
-        now = utc_now()
+        now = at or utc_now()
         rows: list[dict[str, Any]] = []
         signed_entries: list[SignedEntry] = []
         for act in acts:

@@ -180,6 +180,7 @@ def propose_motion(
         consortium.ledger.append(
             session,
             Act(proposer, "motion.proposed", entry, member=proposer, project=_project(motion)),
+            at=motion.proposed_at,  # the replay counts the closing time from the entry's
         )
         return _info(session, row)
 
@@ -205,6 +206,7 @@ def cast_vote(consortium: Consortium, motion_id: str, member: str, choice: str) 
         consortium.ledger.append(
             session,
             Act(member, "motion.voted", payload, member=member, project=_project(motion)),
+            at=now,  # checked against the close at this moment, as the replay will
         )
         return _info(session, row)
 
@@ -233,7 +235,7 @@ def close_motion(consortium: Consortium, motion_id: str) -> MotionInfo:
         if void is not None:
             payload["void"] = void
         consortium.ledger.append(
-            session, Act(COORDINATOR, "motion.closed", payload, project=_project(motion))
+            session, Act(COORDINATOR, "motion.closed", payload, project=_project(motion)), at=now
         )
         if row.status == "passed":
             _carry_out(consortium, session, motion)
