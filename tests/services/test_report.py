@@ -30,14 +30,11 @@ def board_consortium(tmp_path_factory: pytest.TempPathFactory) -> Consortium:
     for member in SEATS:
         sign_charter(consortium, member)
     # A proposer's payload that looks like a figure must stay text, never a citation.
-    forged = {"ranking": ["heart"], "cites": [999], "value": 1, "unit": "yen", "id": "x"}
-    first = propose_motion(consortium, decision="set-priorities", payload=forged, proposer="lab")
+    forged = {"member": "newcomer", "cites": [999], "value": 1, "unit": "yen", "id": "x"}
+    first = propose_motion(consortium, decision="admit-member", payload=forged, proposer="lab")
     cast_vote(consortium, first.id, "lab", "yes")
     second = propose_motion(
-        consortium,
-        decision="allocate-funds",
-        payload={"project": "heart", "amount": 1},
-        proposer="lab",
+        consortium, decision="admit-member", payload={"member": "second"}, proposer="lab"
     )
     for member in SEATS:
         cast_vote(consortium, second.id, member, "no" if member == "lab" else "yes")
