@@ -57,9 +57,10 @@ CITATIONS = """els => els.map(a => ({
 
 
 def real_consortium_report(root: Path) -> dict[str, Any]:
-    """An association built through the services (a licensed model, its contribution
-    shares, royalties paid), with a project whose title is hostile; from its export."""
-    consortium = build_association(root / "c")
+    """An association built through the services (themes, funds, spend, milestones, a
+    licensed model, its contribution shares, royalties paid), with a project whose title is
+    hostile; reported from its export."""
+    consortium = build_association(root / "c", root)
     propose_project(
         consortium, name="hostile", title=EVIL, purpose=EVIL, proposed_by="lab", members=()
     )
@@ -134,9 +135,11 @@ def test_the_report_reads_the_same_in_chromium(
         assert "themes/medical/projects/heart/budget/by_category/personnel" in drawn
         assert "themes/medical/projects/heart/models/heart-v1/contributions/shares/minami" in drawn
     else:  # the shares drawn from model.contributions, one bar per member
-        shares = "themes/unthemed/projects/heart/models/heart-v1/contributions/shares/"
+        heart = "themes/medical/projects/heart"
+        shares = f"{heart}/models/heart-v1/contributions/shares/"
         assert {f"{shares}{m}" for m in ("cleveland-clinic", "va-long-beach")} <= drawn
-        assert "themes/unthemed/projects/heart/licences/licence-1/royalty_yen" in expected
+        assert {f"{heart}/budget/allocated", f"{heart}/budget/by_category/compute"} <= drawn
+        assert f"{heart}/licences/licence-1/royalty_yen" in expected
 
     # Every citation leads to its row in the appendix; the appendix lists exactly those.
     links = page.eval_on_selector_all('a[href^="#"]', CITATIONS)

@@ -18,7 +18,7 @@ from kumiai.domain.charter import Charter, amended
 from kumiai.domain.clock import frozen_at, utc_now
 from kumiai.domain.errors import InvalidInput, KumiaiError, NotFound, StateError
 from kumiai.domain.ledger import SignedEntry
-from kumiai.services import charter, members, motions, projects
+from kumiai.services import charter, members, motions, projects, themes
 from kumiai.services.consortium import Consortium, init_consortium
 
 pytestmark = pytest.mark.usefixtures("backend")  # on SQLite and on PostgreSQL
@@ -371,6 +371,7 @@ def test_amending_the_charter_takes_every_seat(home: Path) -> None:
 
 def test_closing_twice_is_refused(home: Path) -> None:
     consortium = _adopted(home)
+    themes.add_theme(consortium, name="medical", title="Medical AI", by="aoi-univ")
     motion = motions.propose_motion(
         consortium, decision="set-priorities", payload={"ranking": ["medical"]}, proposer="aoi-univ"
     )

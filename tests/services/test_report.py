@@ -11,6 +11,8 @@ from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import LedgerEntryRow
 from kumiai.domain.errors import StateError
 from kumiai.domain.report import cited, figures
+from kumiai.interfaces.reports.html import render_html
+from kumiai.interfaces.reports.markdown import render_markdown
 from kumiai.services.charter import propose_charter, sign_charter
 from kumiai.services.consortium import Consortium
 from kumiai.services.motions import cast_vote, close_motion, propose_motion
@@ -80,6 +82,9 @@ def test_the_board_sees_every_motion_with_its_votes_and_tally(board_consortium: 
     assert 999 not in cited(doc) and "x" not in figures(doc)
     investor = consortium_report(board_consortium, "investor", on=DAY)
     assert "board" not in investor
+    markdown, html = render_markdown(doc), render_html(doc)
+    for rendered in (markdown, html):
+        assert "motion-1" in rendered and "3 yes of 4 yes and no" in rendered
 
 
 def test_a_ledger_that_does_not_verify_is_not_reported(

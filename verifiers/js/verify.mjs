@@ -57,6 +57,18 @@ const KINDS = [
   "licence.granted",
   "revenue.reported",
   "royalties.distributed",
+  "contribution.started",
+  "privacy.charged",
+  "theme.created",
+  "theme.ranked",
+  "project.themed",
+  "funds.received",
+  "funds.allocated",
+  "spend.recorded",
+  "milestone.set",
+  "milestone.evidence",
+  "milestone.accepted",
+  "milestone.rejected",
 ];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +
@@ -663,6 +675,44 @@ function later(time, seconds) {
   return moment.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
+const field = (object, key) => own(object, key) ?? null;
+
+/** A ranking is proposed as a list or as "a,b,c"; the act records the list. */
+function sameRanking(motion, act) {
+  let ranking = field(motion, "ranking");
+  if (typeof ranking === "string") {
+    ranking = ranking
+      .split(",")
+      .map((t) => t.trim())
+      .filter((t) => t);
+  }
+  const recorded = field(act, "ranking");
+  return (
+    isNames(ranking) &&
+    isNames(recorded) &&
+    ranking.length === recorded.length &&
+    ranking.every((t, i) => t === recorded[i])
+  );
+}
+
+/** A whole number proposed as digits ("6000000") reads as the number (domain.money). */
+const whole = (value) =>
+  typeof value === "string" && /^[1-9][0-9]{0,19}$/.test(value) ? Number(value) : value;
+
+function sameAllocation(motion, act) {
+  return (
+    field(motion, "project") === field(act, "project") &&
+    field(motion, "source") === field(act, "source") &&
+    whole(field(motion, "amount")) === field(act, "amount_yen") &&
+    whole(field(motion, "site_rounds")) === field(act, "site_rounds")
+  );
+}
+
+const sameDecision = (rejected) => (motion, act) =>
+  field(motion, "project") === field(act, "project") &&
+  field(motion, "milestone") === field(act, "milestone") &&
+  [true, "true"].includes(field(motion, "reject")) === rejected;
+
 class Minutes {
   constructor() {
     this.proposed = null;
@@ -685,6 +735,10 @@ class Minutes {
       "motion.voted": () => this.motionVoted(entry, payload),
       "motion.closed": () => this.motionClosed(entry, payload),
       "project.approved": () => this.projectApproved(entry, payload),
+      "theme.ranked": () => this.carriedOut(payload, "set-priorities", sameRanking),
+      "funds.allocated": () => this.carriedOut(payload, "allocate-funds", sameAllocation),
+      "milestone.accepted": () => this.carriedOut(payload, "accept-milestone", sameDecision(false)),
+      "milestone.rejected": () => this.carriedOut(payload, "accept-milestone", sameDecision(true)),
     }[entry.kind];
     const found = handler ? handler() : null;
     if (found) problem(found[0], found[1]);
@@ -823,6 +877,22 @@ class Minutes {
     const expected = result.passed && !Object.hasOwn(payload, "void") ? "passed" : "failed";
     if (own(payload, "outcome") !== expected) return bad;
     held.outcome = expected;
+    return null;
+  }
+
+  /** An act only a passed motion carries out must name one that says the same. */
+  carriedOut(payload, decision, matches) {
+    const held = this.held(own(payload, "motion"));
+    if (
+      held === null ||
+      held.outcome !== "passed" ||
+      held.used ||
+      held.decision !== decision ||
+      !matches(held.payload, payload)
+    ) {
+      return [`a ${decision} act without its passed motion`, "not-voted"];
+    }
+    held.used = true;
     return null;
   }
 

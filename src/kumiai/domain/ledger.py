@@ -63,6 +63,18 @@ KINDS = (
     "licence.granted",
     "revenue.reported",
     "royalties.distributed",
+    "contribution.started",
+    "privacy.charged",
+    "theme.created",
+    "theme.ranked",
+    "project.themed",
+    "funds.received",
+    "funds.allocated",
+    "spend.recorded",
+    "milestone.set",
+    "milestone.evidence",
+    "milestone.accepted",
+    "milestone.rejected",
 )
 
 

@@ -31,7 +31,7 @@ from kumiai.domain.motion import (
 )
 from kumiai.domain.names import check_slug
 from kumiai.domain.project import ProjectStatus
-from kumiai.services import licences, spinouts
+from kumiai.services import funds, licences, milestones, spinouts, themes
 from kumiai.services.charter import adopt_amendment, adopted_charter, charter_version
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
@@ -134,6 +134,12 @@ def _check_act(session: Session, charter: Charter, decision: Decision, payload: 
         spinouts.check_spinout(session, payload)
     elif decision is Decision.GRANT_LICENCE:
         licences.check_licence(session, payload)
+    elif decision is Decision.SET_PRIORITIES:
+        themes.check_ranking(session, payload)
+    elif decision is Decision.ALLOCATE_FUNDS:
+        funds.check_allocation_act(session, payload)
+    elif decision is Decision.ACCEPT_MILESTONE:
+        milestones.check_decision_act(session, payload)
 
 
 def _check_admission(session: Session, payload: dict) -> None:
@@ -264,6 +270,12 @@ def _carry_out(consortium: Consortium, session: Session, motion: Motion) -> None
         spinouts.create_by_motion(consortium, session, motion.payload, motion.id)
     elif motion.decision is Decision.GRANT_LICENCE:
         licences.grant_by_motion(consortium, session, motion.payload, motion.id)
+    elif motion.decision is Decision.SET_PRIORITIES:
+        themes.rank_by_motion(consortium, session, motion.payload, motion.id)
+    elif motion.decision is Decision.ALLOCATE_FUNDS:
+        funds.allocate_by_motion(consortium, session, motion.payload, motion.id)
+    elif motion.decision is Decision.ACCEPT_MILESTONE:
+        milestones.decide_by_motion(consortium, session, motion.payload, motion.id)
     # admit-member: the passed motion is the admission; the member's node then joins
     # (services.members), because only the node may make the member's key.
     # Other decisions are recorded as passed acts, payload and all, for later work to carry out.

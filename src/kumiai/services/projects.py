@@ -16,6 +16,7 @@ from kumiai.domain.project import ProjectStatus, transition
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get
+from kumiai.services.themes import put_under_theme
 
 _ADOPTED = select(CharterRow.version).where(CharterRow.adopted_at.is_not(None)).limit(1)
 
@@ -60,7 +61,9 @@ def propose_project(
     purpose: str,
     proposed_by: str,
     members: tuple[str, ...] = (),
+    theme: str | None = None,
 ) -> ProjectInfo:
+    """`theme` puts the project under a theme, with a `project.themed` entry right after."""
     check_slug(name, "project")
     if not purpose.strip():
         raise InvalidInput("a project needs a purpose; stewards consent to a stated purpose")
@@ -98,6 +101,8 @@ def propose_project(
                 project=name,
             ),
         )
+        if theme is not None:
+            put_under_theme(consortium, session, name, theme, proposed_by)
         return info
 
 

@@ -14,7 +14,7 @@ from types import FrameType
 import typer
 
 from kumiai.domain.errors import KumiaiError, Stopped
-from kumiai.interfaces.cli import governance, jobs, show, training
+from kumiai.interfaces.cli import association, governance, jobs, show, training
 from kumiai.interfaces.cli.bench import bench
 from kumiai.interfaces.cli.board import charter_app, motion_app
 from kumiai.interfaces.cli.budget import budget_app
@@ -49,9 +49,15 @@ app.add_typer(governance.member_app, name="member")
 governance.dataset_app.command("show")(show.dataset_show)
 app.add_typer(governance.dataset_app, name="dataset")
 governance.project_app.command("show")(show.project_show)
+governance.project_app.command("theme")(association.project_theme)
+governance.project_app.command("budget")(association.project_budget)
 app.add_typer(governance.project_app, name="project")
 app.add_typer(charter_app, name="charter")
 app.add_typer(motion_app, name="motion")
+app.add_typer(association.theme_app, name="theme")
+app.add_typer(association.funds_app, name="funds")
+app.add_typer(association.spend_app, name="spend")
+app.add_typer(association.milestone_app, name="milestone")
 app.command("request")(governance.request)
 app.command("requests")(governance.requests_list)
 governance.agreement_app.command("show")(show.agreement_show)

@@ -230,7 +230,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
                         md(m["motion"]),
                         md(m["decision"]),
                         md(m["payload"]),
-                        md(m["status"] + (" (after its due day)" if m["accepted_late"] else "")),
+                        md(m["status"]),
                         md(m["closes_at"]),
                         md(", ".join(f"{k} {v}" for k, v in m["votes"].items())),
                         md(m["tally"]["reason"]),

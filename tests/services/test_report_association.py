@@ -1,6 +1,6 @@
-"""The report over an association built by the real services: spin-outs, licences, revenue
-and royalties. Each figure the report computes from the ledger must equal what those
-services keep in their own tables."""
+"""The report over an association built by the real services: themes, funds, spend,
+milestones (A), spin-outs, licences, revenue and royalties (B). Each figure the report
+computes from the ledger must equal what those services keep in their own tables."""
 
 from pathlib import Path
 from typing import Any
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from kumiai.domain.report import figures
-from kumiai.services import royalties
+from kumiai.services import funds, milestones, royalties, spend, themes
 from kumiai.services.consortium import Consortium
 from kumiai.services.report import consortium_report, report_from_export
 from kumiai.services.transparency import export_ledger
@@ -17,18 +17,38 @@ from tests.services.reported import DAY, build_association
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Consortium:
-    return build_association(tmp_path_factory.mktemp("association-report") / "c")
+    root = tmp_path_factory.mktemp("association-report")
+    return build_association(root / "c", root)
 
 
 def fig(doc: dict[str, Any], fid: str) -> Any:
     return figures(doc)[fid]["value"]
 
 
-HEART = "themes/unthemed/projects/heart"
+HEART = "themes/medical/projects/heart"
 
 
-def test_the_report_agrees_with_the_royalty_services(built: Consortium) -> None:
+def test_the_report_agrees_with_the_association_services(built: Consortium) -> None:
     doc = consortium_report(built, "board", on=DAY)
+    book = funds.list_funds(built)
+    assert fig(doc, "funds/received") == book.received_yen == 15_000_001
+    assert fig(doc, "funds/allocated") == book.allocated_yen == 4_500_000
+    assert fig(doc, "funds/unallocated") == book.unallocated_yen
+    budget = spend.project_budget(built, "heart")
+    assert fig(doc, f"{HEART}/budget/allocated") == budget.allocated_yen
+    assert fig(doc, f"{HEART}/budget/actual") == budget.total_spent_yen == 1_900_000
+    assert fig(doc, f"{HEART}/budget/remaining") == budget.left_yen
+    for category, yen in budget.spent_yen.items():
+        assert fig(doc, f"{HEART}/budget/by_category/{category}") == yen
+    assert fig(doc, f"{HEART}/compute/quota_site_rounds") == budget.compute.site_rounds == 90
+
+    states = {m["milestone"]: m["status"] for m in doc["themes"][1]["projects"][0]["milestones"]}
+    assert states == {"first-model": "accepted", "paper": "late", "trial": "on-time"}
+    listed = {m.name: m for m in milestones.list_milestones(built, "heart", DAY)}
+    assert listed["paper"].late and not listed["trial"].late
+
+    assert [t["theme"] for t in doc["themes"]] == [t.name for t in themes.list_themes(built)]
+
     statements = royalties.statements(built)
     lic = f"{HEART}/licences/licence-1"
     assert fig(doc, f"{lic}/revenue_yen") == statements.revenue_yen == 13_345_679
