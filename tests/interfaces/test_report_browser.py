@@ -69,19 +69,30 @@ def real_consortium_report(root: Path) -> dict[str, Any]:
     return report_from_export(export, "board", on=DAY)
 
 
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    if not CHROMIUM.exists():
+def require_chromium(path: Path = CHROMIUM) -> Path:
+    """Debian's Chromium, or a failure (never a skip) that says how to install it."""
+    if not path.exists():
         pytest.fail(
-            f"Chromium is missing at {CHROMIUM}; the report's browser test needs Debian's "
+            f"Chromium is missing at {path}; the report's browser test needs Debian's "
             f"package (CI's .ci/run installs it): {INSTALL}"
         )
+    return path
+
+
+def test_a_missing_chromium_fails_and_says_how_to_install_it(tmp_path: Path) -> None:
+    with pytest.raises(pytest.fail.Exception, match=r"apt-get install .*chromium"):
+        require_chromium(tmp_path / "chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    chromium = require_chromium()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.fail("playwright is not installed; run `make install-dev` (requirements-dev.lock)")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=ARGS)
         yield browser
         browser.close()
 
