@@ -170,6 +170,7 @@ def test_the_board_approves_a_project_by_vote(home: Path) -> None:
     assert closed.status == "passed" and closed.tally["yes"] == 2
     [project] = [p for p in projects.list_projects(consortium) if p.name == "heart"]
     assert project.status == "active"
+    assert (project.approved_by, project.approved_by_motion) == (None, motion.id)
     [approved] = _entries(consortium, "project.approved")
     assert approved.entry.payload == {"project": "heart", "motion": motion.id}
     votes = _entries(consortium, "motion.voted")

@@ -246,7 +246,12 @@ def project_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     table = Table("project", "status", "proposed by", "approved by", "members", "purpose")
     for p in listing:
         table.add_row(
-            p.name, p.status, p.proposed_by, p.approved_by or "—", ", ".join(p.members), p.purpose
+            p.name,
+            p.status,
+            p.proposed_by,
+            f"board, {p.approved_by_motion}" if p.approved_by_motion else p.approved_by or "—",
+            ", ".join(p.members),
+            p.purpose,
         )
     console.print(table)
 
