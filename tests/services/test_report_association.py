@@ -2,6 +2,8 @@
 milestones (A), spin-outs, licences, revenue and royalties (B). Each figure the report
 computes from the ledger must equal what those services keep in their own tables."""
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +76,40 @@ def test_offline_from_the_export_is_the_same(built: Consortium, tmp_path: Path) 
         assert report_from_export(export, audience, on=DAY) == consortium_report(
             built, audience, on=DAY
         )
+
+
+SOURCES = {
+    "yen": {
+        "funds.received",
+        "funds.allocated",
+        "spend.recorded",
+        "revenue.reported",
+        "royalties.distributed",
+        "model.contributions",  # the shares a payout was split by
+    },
+    "count": {"milestone.set", "milestone.evidence", "milestone.accepted", "milestone.rejected"},
+    "site-rounds": {"funds.allocated", "round.completed"},
+    "epsilon": {"round.completed", "privacy.recovered"},
+    "share": {"model.contributions", "dataset.registered"},
+    "metric": {"model.released"},
+}
+
+
+def test_an_auditor_finds_every_citation_in_the_export(built: Consortium, tmp_path: Path) -> None:
+    """Each cited seq is an entry of the export, of a kind that can state that figure, and
+    the appendix's leaf hash is the export's leaf, hashed as RFC 6962 does."""
+    export = tmp_path / "ledger.jsonl"
+    export_ledger(built, export)
+    leaves = [
+        json.loads(line)["leaf"]
+        for line in export.read_text().splitlines()
+        if json.loads(line).get("record") == "entry"
+    ]
+    doc = report_from_export(export, "board", on=DAY)
+    kinds = {a["seq"]: a["kind"] for a in doc["appendix"]}
+    for fid, figure in figures(doc).items():
+        assert {kinds[s] for s in figure["cites"]} <= SOURCES[figure["unit"]], fid
+    for cited in doc["appendix"]:
+        leaf = leaves[cited["seq"]]
+        assert json.loads(leaf)["entry"]["kind"] == cited["kind"]
+        assert hashlib.sha256(b"\x00" + leaf.encode()).hexdigest() == cited["leaf_hash"]
