@@ -7,8 +7,8 @@ milestones, B's spin-outs, licences, revenue and royalties, and main's jobs and 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from kumiai.domain.bookkeeping import VerifiedLedger
 from kumiai.domain.ledger import Entry
-from kumiai.domain.report import VerifiedLedger
 
 START = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 DAY = date(2026, 11, 30)  # the report's day in these tests

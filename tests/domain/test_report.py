@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from kumiai.domain.bookkeeping import day_of
 from kumiai.domain.errors import InvalidInput
-from kumiai.domain.report import build_report, cited, day_of, figures
+from kumiai.domain.figures import cited, figures
+from kumiai.domain.report import build_report
 from kumiai.interfaces.reports.html import render_html
 from kumiai.interfaces.reports.markdown import render_markdown
 from tests.domain.report_ledger import ACTS, DAY, entries, full_ledger, verified

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from kumiai.domain.report import build_report, cited, figures
+from kumiai.domain.figures import cited, figures
+from kumiai.domain.report import build_report
 from kumiai.interfaces.reports.format import PRECISION, parse_value_text
 from kumiai.interfaces.reports.html import render_html
 from kumiai.services.projects import propose_project

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import LedgerEntryRow
 from kumiai.domain.errors import StateError
-from kumiai.domain.report import cited, figures
+from kumiai.domain.figures import cited, figures
 from kumiai.interfaces.reports.html import render_html
 from kumiai.interfaces.reports.markdown import render_markdown
 from kumiai.services.charter import propose_charter, sign_charter

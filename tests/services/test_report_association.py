@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kumiai.domain.report import figures
+from kumiai.domain.figures import figures
 from kumiai.services import funds, milestones, royalties, spend, themes
 from kumiai.services.consortium import Consortium
 from kumiai.services.report import consortium_report, report_from_export

@@ -15,10 +15,11 @@ from typing import Any
 from kumiai.adapters.signatures import verify_in_parallel
 from kumiai.domain import merkle
 from kumiai.domain.audit import ExportContents, audit
+from kumiai.domain.bookkeeping import VerifiedLedger
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import StateError
 from kumiai.domain.ledger import SignedEntry
-from kumiai.domain.report import VerifiedLedger, build_report
+from kumiai.domain.report import build_report
 from kumiai.services.consortium import Consortium
 from kumiai.services.transparency import export_ledger, read_export, read_pinned_keys
 

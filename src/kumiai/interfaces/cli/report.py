@@ -50,7 +50,8 @@ def report(
     """The report per theme and project, every figure citing its ledger entries."""
     import json
 
-    from kumiai.domain.report import audience_of, day_of
+    from kumiai.domain.bookkeeping import day_of
+    from kumiai.domain.report import audience_of
     from kumiai.services import report as reports
 
     kind = _format(fmt, as_json, output)
@@ -78,7 +79,7 @@ def report(
         print(text, end="")
         return
     from kumiai.adapters.files import write_atomic
-    from kumiai.domain.report import figures
+    from kumiai.domain.figures import figures
     from kumiai.interfaces.cli.context import errors
 
     write_atomic(output, text.encode())

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from html import escape
 from typing import Any
 
-from kumiai.domain.report import CATEGORIES, MILESTONE_STATES
+from kumiai.domain.bookkeeping import CATEGORIES
+from kumiai.domain.report import MILESTONE_STATES
 from kumiai.interfaces.reports.charts import Row, Segment, bar_chart
 from kumiai.interfaces.reports.format import value_text
 

@@ -8,7 +8,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from kumiai.domain.report import CATEGORIES, MILESTONE_STATES
+from kumiai.domain.bookkeeping import CATEGORIES
+from kumiai.domain.report import MILESTONE_STATES
 from kumiai.interfaces.reports.format import value_text
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|!#~])")
