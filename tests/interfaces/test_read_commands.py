@@ -147,6 +147,7 @@ def read_only(small: Consortium) -> dict[str, list[str]]:
         "project budget": ["project", "budget", "heart"],
         "milestone list": ["milestone", "list"],
         "milestone show": ["milestone", "show", "heart", "first-model"],
+        "report": ["report", "--for", "board"],
     }
 
 
@@ -185,6 +186,7 @@ COMMANDS = [
     "project budget",
     "milestone list",
     "milestone show",
+    "report",
 ]
 
 
@@ -394,3 +396,31 @@ def test_themes_funds_budget_and_milestones_json(small: Consortium) -> None:
         "added_at": None,
     }
     assert as_json(small, "milestone", "show", "heart", "first-model") == milestone
+
+
+def test_report_json(small: Consortium) -> None:
+    """The board's report, from the verified ledger: the job's ε, its model, the open motion."""
+    doc = as_json(small, "report", "--for", "board")
+    kinds = {a["seq"]: a["kind"] for a in doc["appendix"]}
+    spent = {e["dataset"]: e["epsilon"] for e in doc["epsilon"]}
+    assert sorted(spent) == sorted(f"{h}-heart" for h in SIGNING)
+    cleveland = spent["cleveland-clinic-heart"]
+    assert cleveland["value"] == pytest.approx(small.outcome.epsilons["cleveland-clinic-heart"])
+    assert [kinds[s] for s in cleveland["cites"]] == ["round.completed"]
+    themes = {t["theme"]: t for t in doc["themes"]}
+    assert list(themes) == ["heart", "unthemed"]  # the theme is not ranked, the project unthemed
+    [project] = themes["unthemed"]["projects"]
+    assert doc["funds"]["received"]["value"] == 1000
+    assert [kinds[s] for s in doc["funds"]["received"]["cites"]] == ["funds.received"]
+    compute = project["budget"]["by_category"]["compute"]
+    assert compute["value"] == 300 and [kinds[s] for s in compute["cites"]] == ["spend.recorded"]
+    [milestone] = project["milestones"]
+    assert (milestone["milestone"], milestone["due"]) == ("first-model", "2026-01-31")
+    assert milestone["status"] == "late"  # due before today, not accepted
+    assert project["milestone_counts"]["late"]["value"] == 1
+    assert project["compute"]["used_site_rounds"]["value"] == 2 * len(SIGNING)  # 2 rounds
+    [model] = project["models"]
+    assert model["model"] == small.outcome.model_id
+    assert [kinds[s] for s in model["cites"]] == ["model.released"]
+    assert doc["board"]["open"] == 1 and doc["board"]["motions"][0]["status"] == "open"
+    assert doc["ledger"]["root"] == as_json(small, "ledger", "verify")["root"]

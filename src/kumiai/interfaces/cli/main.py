@@ -22,6 +22,7 @@ from kumiai.interfaces.cli.contribution import contributions
 from kumiai.interfaces.cli.coordinator import coordinator_app
 from kumiai.interfaces.cli.demo import demo
 from kumiai.interfaces.cli.ledger import ledger_app
+from kumiai.interfaces.cli.report import report
 from kumiai.interfaces.cli.royalties import licence_app, revenue_app, royalties_app, spinout_app
 
 app = typer.Typer(
@@ -69,6 +70,7 @@ app.command("models")(jobs.models_list)
 app.command("model")(jobs.model_show)
 app.command("contributions")(contributions)
 app.add_typer(ledger_app, name="ledger")
+app.command("report")(report)
 app.add_typer(coordinator_app, name="coordinator")
 app.add_typer(spinout_app, name="spinout")
 app.add_typer(licence_app, name="licence")
