@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kumiai.adapters.models.logistic import LogisticRegression
+from kumiai.adapters.models.families import model_for
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import ModelVersionRow
 from kumiai.domain.agreement import SignedAgreement
@@ -66,13 +66,13 @@ def coalition_utility(
     width, classes = len(plan.feature_names), len(plan.classes)
 
     def utility(coalition: Coalition) -> float:
-        model = LogisticRegression(width, classes, l2=settings.l2)
+        model = model_for(settings, width, classes)
         names = sorted(coalition)
         for server_round in range(1, settings.rounds + 1) if names else ():
             updates, weights = [], []
             for name in names:
                 X, y = data[name]
-                local = LogisticRegression(width, classes, l2=settings.l2)
+                local = model_for(settings, width, classes)
                 local.arrays = model.arrays
                 local_sgd(local, X, y, settings, name, server_round)
                 updates.append(local.arrays)
