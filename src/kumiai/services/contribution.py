@@ -53,7 +53,7 @@ def coalition_utility(
     """v(S): FedAvg over S's training rows for settings.rounds rounds, scored on all tests.
 
     Each member trains with the seed of its own name, exactly as its node would. v(∅) is
-    the untrained (all-zero) model every job starts from.
+    the untrained model every job of that family starts from (all-zero for `logistic`).
     """
     if metric not in METRICS:
         raise InvalidInput(f"metric {metric!r} is not known; use one of: {', '.join(METRICS)}")
