@@ -85,3 +85,36 @@ def signed(key, **changes: object) -> SignedAgreement:  # type: ignore[no-untype
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "consortium"
+
+
+@pytest.fixture(scope="session")
+def postgres_server():  # type: ignore[no-untyped-def]
+    """One throwaway PostgreSQL server for the whole run, stopped by its process id."""
+    from tests.pgserver import Unavailable, start_server
+
+    try:
+        server = start_server()
+    except Unavailable as exc:
+        yield exc
+        return
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on SQLite and again on a fresh PostgreSQL database.
+
+    When no server can start, the PostgreSQL run is skipped with the reason, which `-ra`
+    prints in the summary: never silently.
+    """
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        if isinstance(server, Exception):
+            pytest.skip(f"PostgreSQL run NOT done: {server}")
+        monkeypatch.setenv("KUMIAI_DATABASE_URL", server.url(server.create_database()))
+    else:
+        monkeypatch.delenv("KUMIAI_DATABASE_URL", raising=False)
+    return str(request.param)

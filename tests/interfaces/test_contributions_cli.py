@@ -1,6 +1,6 @@
 """`kumiai contributions` on a model really trained through Flower: the shares are recorded
-in the model's lineage and in a signed ledger entry that verifies; a DP model is refused
-with its extra ε named, and nothing is written."""
+in the model's lineage and in a signed ledger entry that verifies; a DP model's plan names
+the extra ε its nodes would charge, and writes nothing."""
 
 import json
 from pathlib import Path
@@ -23,10 +23,16 @@ def test_contributions_of_a_trained_model_are_recorded_and_verify(tmp_path: Path
     plain = train(consortium, "heart", TrainingSettings(rounds=3, secure_aggregation=False))
     private = train(consortium, "heart", TrainingSettings(rounds=3, epsilon=8.0))
 
-    refused = kumiai(home, "contributions", private.model_id)
-    assert refused.returncode == 2 and "are refused" in refused.stderr, refused.stderr
-    assert "Traceback" not in refused.stderr
+    shown = kumiai(home, "contributions", private.model_id, "--plan")
+    assert shown.returncode == 0, shown.stderr
+    assert "3 more DP-SGD runs per site, charged at each node first" in shown.stderr
+    private_plan = json.loads(
+        kumiai(home, "contributions", private.model_id, "--plan", "--json").stdout
+    )
+    assert private_plan["refusal"] is None
+    assert all(e > 0 for e in private_plan["extra_epsilon"].values())
     assert show_entries(consortium, kind="model.contributions") == []
+    assert show_entries(consortium, kind="privacy.charged") == []  # a plan charges nothing
 
     planned = kumiai(home, "contributions", plain.model_id, "--plan", "--json")
     assert planned.returncode == 0, planned.stderr

@@ -21,9 +21,13 @@ import pytest
 from kumiai.domain.training import TrainingSettings
 from kumiai.services.agreements import list_agreements
 from kumiai.services.charter import propose_charter, sign_charter
+from kumiai.services.funds import receive_funds
 from kumiai.services.members import list_members
+from kumiai.services.milestones import add_evidence, add_milestone
 from kumiai.services.motions import propose_motion
 from kumiai.services.privacy import set_budget
+from kumiai.services.spend import record_spend
+from kumiai.services.themes import add_theme
 from kumiai.services.training import TrainingOutcome, train
 from tests.services.helpers import HOSPITALS, heart_consortium
 
@@ -71,9 +75,23 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Consortium:
     propose_charter(consortium, proposed_by="lab")
     for member in sorted(["lab", *HOSPITALS]):
         sign_charter(consortium, member)
+    add_theme(consortium, name="heart", title="Heart disease", by="lab")
     propose_motion(
         consortium, decision="set-priorities", payload={"ranking": ["heart"]}, proposer="lab"
     )
+    receive_funds(consortium, source="nedo-grant", kind="grant", payer="NEDO", amount=1000)
+    record_spend(
+        consortium, project="heart", category="compute", amount=300, description="GPU", by="lab"
+    )
+    add_milestone(
+        consortium,
+        project="heart",
+        name="first-model",
+        title="A model",
+        due="2026-01-31",
+        by="lab",
+    )
+    add_evidence(consortium, project="heart", name="first-model", models=(outcome.model_id,))
     fingerprints = {m.name: m.key_fingerprint for m in list_members(consortium)}
     export = home.parent / "ledger.jsonl"
     return Consortium(home, outcome, agreement, fingerprints, export)
@@ -117,6 +135,18 @@ def read_only(small: Consortium) -> dict[str, list[str]]:
         "charter show": ["charter", "show"],
         "motion list": ["motion", "list"],
         "motion show": ["motion", "show", "motion-1"],
+        "spinout list": ["spinout", "list"],
+        "licence list": ["licence", "list"],
+        "royalties statement": ["royalties", "statement"],
+        "theme list": ["theme", "list"],
+        "theme show": ["theme", "show", "heart"],
+        "funds": ["funds"],
+        "funds list": ["funds", "list"],
+        "spend": ["spend", "heart"],
+        "spend show": ["spend", "show", "heart"],
+        "project budget": ["project", "budget", "heart"],
+        "milestone list": ["milestone", "list"],
+        "milestone show": ["milestone", "show", "heart", "first-model"],
     }
 
 
@@ -143,6 +173,18 @@ COMMANDS = [
     "charter show",
     "motion list",
     "motion show",
+    "spinout list",
+    "licence list",
+    "royalties statement",
+    "theme list",
+    "theme show",
+    "funds",
+    "funds list",
+    "spend",
+    "spend show",
+    "project budget",
+    "milestone list",
+    "milestone show",
 ]
 
 
@@ -317,3 +359,38 @@ def test_ledger_show_json(small: Consortium) -> None:
     assert all(e["payload"]["job"] == small.outcome.job_id for e in entries)
     assert all(isinstance(e["seq"], int) and ISO_UTC.match(e["time"]) for e in entries)
     assert [e["seq"] for e in entries] == sorted(e["seq"] for e in entries)
+
+
+def test_themes_funds_budget_and_milestones_json(small: Consortium) -> None:
+    [theme] = as_json(small, "theme", "list")
+    assert (theme["name"], theme["rank"], theme["projects"]) == ("heart", None, [])
+    assert as_json(small, "theme", "show", "heart") == theme
+    books = as_json(small, "funds")
+    assert books == as_json(small, "funds", "list")
+    assert (books["received_yen"], books["allocated_yen"], books["unallocated_yen"]) == (
+        1000,
+        0,
+        1000,
+    )
+    budget = as_json(small, "spend", "heart")
+    assert budget == as_json(small, "project", "budget", "heart")
+    assert (budget["allocated_yen"], budget["total_spent_yen"], budget["left_yen"]) == (
+        0,
+        300,
+        -300,
+    )
+    assert budget["overspent"] is True and budget["spent_yen"]["compute"] == 300
+    assert budget["compute"] == {"site_rounds": None, "used": 2 * len(SIGNING), "left": None}
+    [milestone] = as_json(small, "milestone", "list")
+    assert (milestone["name"], milestone["status"], milestone["late"]) == (
+        "first-model",
+        "open",
+        True,
+    )
+    assert milestone["evidence"][0] | {"added_at": None} == {
+        "kind": "model",
+        "ref": small.outcome.model_id,
+        "name": None,
+        "added_at": None,
+    }
+    assert as_json(small, "milestone", "show", "heart", "first-model") == milestone

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from kumiai.adapters.storage.database import database_url
+from kumiai.adapters.storage.schema import Base
 from kumiai.domain import keys
 from kumiai.domain.agreement import SignedAgreement, signature_is_valid
 from kumiai.domain.clock import utc_now
@@ -16,9 +18,24 @@ from kumiai.services import agreements, datasets, members, projects
 from kumiai.services.consortium import init_consortium, open_consortium
 from tests.services.helpers import heart_consortium
 
+pytestmark = pytest.mark.usefixtures("backend")  # on SQLite and on PostgreSQL
+
 
 def _database_bytes(home: Path) -> bytes:
-    """The database file after folding the write-ahead log into it."""
+    """SQLite: the file after folding the write-ahead log into it. Else: every row."""
+    url = database_url(home)
+    if not url.startswith("sqlite"):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            rows = [
+                repr(tuple(row)).encode()
+                for table in Base.metadata.sorted_tables
+                for row in connection.execute(text(f"SELECT * FROM {table.name}"))
+            ]
+        engine.dispose()
+        return b"\n".join(rows)
     with sqlite3.connect(home / "kumiai.db") as db:
         db.execute("PRAGMA wal_checkpoint(FULL)")
     return (home / "kumiai.db").read_bytes()

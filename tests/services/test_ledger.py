@@ -22,6 +22,8 @@ from kumiai.services.agreements import list_agreements, revoke_agreement
 from kumiai.services.consortium import Consortium, init_consortium, open_consortium
 from tests.services.helpers import heart_consortium
 
+pytestmark = pytest.mark.usefixtures("backend")  # on SQLite and on PostgreSQL
+
 
 @pytest.fixture
 def consortium(tmp_path: Path) -> Consortium:
@@ -217,8 +219,10 @@ def test_witnesses_catch_a_coordinator_that_rewrites_an_old_entry(consortium: Co
     assert any(str(f).startswith("entry 3") for f in report.findings)
 
 
-def test_witnesses_catch_a_fork(consortium: Consortium, tmp_path: Path) -> None:
+def test_witnesses_catch_a_fork(consortium: Consortium, tmp_path: Path, backend: str) -> None:
     """The coordinator shows one history to cleveland and another to va-long-beach."""
+    if backend != "sqlite":
+        pytest.skip("the fork is made by copying the home with its SQLite file")
     fork_home = tmp_path / "fork"
     shutil.copytree(consortium.home, fork_home)
     forked = open_consortium(fork_home)
@@ -289,6 +293,56 @@ def test_appends_acknowledged_before_a_kill_survive_it(
     assert report.ok, report.findings[:3]
     members.add_member(reopened, "after-the-crash", "startup")  # the log goes on
     assert transparency.verify_ledger(reopened).ok
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from kumiai.adapters.storage.database import transaction
+from kumiai.services.consortium import open_consortium
+from kumiai.services.ledger import Act
+
+consortium = open_consortium(Path(sys.argv[1]))
+print("ready", flush=True)
+sys.stdin.readline()  # both writers start together
+for i in range(int(sys.argv[3])):
+    with transaction(consortium.sessions) as session:
+        [entry] = consortium.ledger.append_many(
+            session, [Act("coordinator", "round.completed", {"job": sys.argv[2], "round": i})])
+    print(entry.entry.seq, flush=True)
+"""
+
+
+def test_two_coordinator_processes_appending_at_once_keep_one_gap_free_sequence(
+    consortium: Consortium, tmp_path: Path
+) -> None:
+    script, appends = tmp_path / "writer.py", 120
+    script.write_text(WRITER)
+    before = consortium.ledger.tree().size
+    writers = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(consortium.home), name, str(appends)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("writer-a", "writer-b")
+    ]
+    for writer in writers:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+    for writer in writers:
+        assert writer.stdin is not None
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+    outputs = [writer.communicate(timeout=300)[0] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0]
+    seqs = [[int(line) for line in output.split()] for output in outputs]
+    assert all(len(s) == appends and s == sorted(s) for s in seqs)
+    assert sorted(seqs[0] + seqs[1]) == list(range(before, before + 2 * appends))
+    reopened = open_consortium(consortium.home)
+    assert reopened.ledger.tree().size == before + 2 * appends
+    report = transparency.verify_ledger(reopened)
+    assert report.ok, report.findings[:3]
 
 
 def test_a_home_written_by_an_older_kumiai_is_refused_by_name(tmp_path: Path) -> None:

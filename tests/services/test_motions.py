@@ -18,8 +18,10 @@ from kumiai.domain.charter import Charter, amended
 from kumiai.domain.clock import frozen_at, utc_now
 from kumiai.domain.errors import InvalidInput, KumiaiError, NotFound, StateError
 from kumiai.domain.ledger import SignedEntry
-from kumiai.services import charter, members, motions, projects
+from kumiai.services import charter, members, motions, projects, themes
 from kumiai.services.consortium import Consortium, init_consortium
+
+pytestmark = pytest.mark.usefixtures("backend")  # on SQLite and on PostgreSQL
 
 BOARD = ("aoi-univ", "kita-hospital", "minami-corp", "nishi-lab")
 
@@ -168,6 +170,7 @@ def test_the_board_approves_a_project_by_vote(home: Path) -> None:
     assert closed.status == "passed" and closed.tally["yes"] == 2
     [project] = [p for p in projects.list_projects(consortium) if p.name == "heart"]
     assert project.status == "active"
+    assert (project.approved_by, project.approved_by_motion) == (None, motion.id)
     [approved] = _entries(consortium, "project.approved")
     assert approved.entry.payload == {"project": "heart", "motion": motion.id}
     votes = _entries(consortium, "motion.voted")
@@ -180,8 +183,8 @@ def test_vote_refusals_change_nothing(home: Path) -> None:
     _admit(consortium, "outsider", "company")
     motion = motions.propose_motion(
         consortium,
-        decision="grant-licence",
-        payload={"licensee": "nishi-lab", "model": "heart-v1"},
+        decision="create-spinout",
+        payload={"spinout": "nishi-spin", "founders": ["nishi-lab"], "theme": "medical"},
         proposer="aoi-univ",
     )
     motions.cast_vote(consortium, motion.id, "aoi-univ", "yes")
@@ -224,7 +227,7 @@ def test_vote_refusals_change_nothing(home: Path) -> None:
             lambda: vote(consortium, motion.id, "minami-corp", "yes"),
         )
         closed = motions.close_motion(consortium, motion.id)
-    # 1 of the 3 unconflicted seats voted: below the quorum of 1/2
+    # 1 of the 3 unconflicted seats voted: below the quorum of 2/3
     assert closed.status == "failed" and closed.tally["eligible"] == 3
     _refused(
         consortium,
@@ -369,6 +372,7 @@ def test_amending_the_charter_takes_every_seat(home: Path) -> None:
 
 def test_closing_twice_is_refused(home: Path) -> None:
     consortium = _adopted(home)
+    themes.add_theme(consortium, name="medical", title="Medical AI", by="aoi-univ")
     motion = motions.propose_motion(
         consortium, decision="set-priorities", payload={"ranking": ["medical"]}, proposer="aoi-univ"
     )
@@ -408,7 +412,7 @@ def test_the_ledger_audit_recomputes_every_tally(home: Path) -> None:
     spinout = motions.propose_motion(
         consortium,
         decision="create-spinout",
-        payload={"spinout": "kokoro-ai", "founders": ["aoi-univ"]},
+        payload={"spinout": "kokoro-ai", "founders": ["aoi-univ"], "theme": "medical"},
         proposer="minami-corp",
     )
     assert spinout.eligible == ("kita-hospital", "minami-corp") and spinout.charter_version == 2
@@ -417,3 +421,26 @@ def test_the_ledger_audit_recomputes_every_tally(home: Path) -> None:
         assert motions.close_motion(consortium, spinout.id).status == "failed"
     report = transparency.verify_ledger(consortium)
     assert report.ok, report.findings
+
+
+def test_the_minutes_verify_when_the_clock_ticks_between_the_check_and_the_entry(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A motion proposed at hh:mm:59.999 and written at the next second still replays.
+
+    The entry carries the moment the motion was checked, so a replay computes the same
+    closing time; the ledger's own clock runs a second ahead here on purpose.
+    """
+    from kumiai.services import ledger as ledger_module
+    from kumiai.services import transparency
+
+    consortium = _adopted(home)
+    monkeypatch.setattr(ledger_module, "utc_now", lambda: utc_now() + timedelta(seconds=1))
+    motion = motions.propose_motion(
+        consortium, decision="approve-project", payload={"project": "heart"}, proposer="aoi-univ"
+    )
+    for member in BOARD:
+        motions.cast_vote(consortium, motion.id, member, "yes")
+    motions.close_motion(consortium, motion.id)
+    report = transparency.verify_ledger(consortium)
+    assert report.ok, report.findings[:3]

@@ -39,7 +39,16 @@ from kumiai.domain.ledger import (
     sign_head,
 )
 from kumiai.node.home import NodeHome
-from kumiai.services import charter, members, motions, transparency
+from kumiai.services import (
+    charter,
+    funds,
+    members,
+    milestones,
+    motions,
+    spend,
+    themes,
+    transparency,
+)
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.projects import propose_project
@@ -130,13 +139,42 @@ def _board_approves(consortium: Consortium, project: str) -> None:
     for member, choice in zip(founders, ("yes", "yes", "no"), strict=True):
         motions.cast_vote(consortium, motion.id, member, choice)
     motions.close_motion(consortium, motion.id)  # every seat has voted
-    licence = motions.propose_motion(
+    spinout = motions.propose_motion(
         consortium,
-        decision="grant-licence",
-        payload={"licensee": "va-long-beach", "model": "kokoro-v1"},
+        decision="create-spinout",
+        payload={"spinout": "kokoro-labs", "founders": ["va-long-beach"], "project": project},
         proposer="lab",
     )
-    motions.cast_vote(consortium, licence.id, "cleveland-clinic", "abstain")
+    motions.cast_vote(consortium, spinout.id, "cleveland-clinic", "abstain")
+
+
+def _association(consortium: Consortium, evidence: Path) -> None:
+    """A theme ranked, funds allocated, spend recorded, a milestone accepted: every kind the
+    association writes is in the export."""
+    themes.add_theme(consortium, name="medical", title="医療 AI", by="lab")
+    themes.set_project_theme(consortium, "kokoro", "medical", "lab")
+    funds.receive_funds(
+        consortium, source="nedo-grant", kind="grant", payer="NEDO", amount=10_000_000
+    )
+    spend.record_spend(
+        consortium, project="kokoro", category="compute", amount=1, description="GPU", by="lab"
+    )
+    milestones.add_milestone(
+        consortium, project="kokoro", name="m1", title="最初", due="2026-12-31", by="lab"
+    )
+    evidence.write_text("結果")
+    milestones.add_evidence(consortium, project="kokoro", name="m1", documents=(evidence,))
+    for decision, payload in (
+        ("set-priorities", {"ranking": ["medical"]}),
+        ("allocate-funds", {"project": "kokoro", "amount": 9_007_199, "source": "nedo-grant"}),
+        ("accept-milestone", {"project": "kokoro", "milestone": "m1"}),
+    ):
+        motion = motions.propose_motion(
+            consortium, decision=decision, payload=payload, proposer="lab"
+        )
+        for member in ("cleveland-clinic", "lab", "va-long-beach"):
+            motions.cast_vote(consortium, motion.id, member, "yes")
+        motions.close_motion(consortium, motion.id)
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +194,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         members=("cleveland-clinic",),
     )
     _board_approves(consortium, "kokoro")
+    _association(consortium, root / "evidence.txt")
     transparency.witness_all(consortium)
     members.rotate_key(consortium, "cleveland-clinic")  # later cosignatures use the new key
     _join_by_hand(consortium, UNICODE_MEMBER)
@@ -336,6 +375,28 @@ def approval_without_its_motion(records: Records, built: Built) -> Records:
     return _resign(records, seq, {"project": "kokoro"}, built)
 
 
+def _payload(records: Records, seq: int) -> dict[str, Any]:
+    return json.loads(records[seq + 1]["leaf"])["entry"]["payload"]
+
+
+def allocation_above_its_motion(records: Records, built: Built) -> Records:
+    """The coordinator re-signs an allocation for one yen more than the board voted."""
+    seq = _seq(records, "funds.allocated")
+    payload = _payload(records, seq)
+    return _resign(records, seq, {**payload, "amount_yen": payload["amount_yen"] + 1}, built)
+
+
+def ranking_naming_another_motion(records: Records, built: Built) -> Records:
+    seq = _seq(records, "theme.ranked")
+    return _resign(records, seq, {**_payload(records, seq), "motion": "motion-1"}, built)
+
+
+def milestone_accepted_without_its_motion(records: Records, built: Built) -> Records:
+    seq = _seq(records, "milestone.accepted")
+    payload = {k: v for k, v in _payload(records, seq).items() if k != "motion"}
+    return _resign(records, seq, payload, built)
+
+
 def honest(records: Records, built: Built) -> Records:
     return records
 
@@ -429,6 +490,18 @@ VARIANTS = {
     "approval without its motion": (
         approval_without_its_motion,
         _expect_approval_not_voted,
+    ),
+    "allocation above its motion": (
+        allocation_above_its_motion,
+        _expect_entry("funds.allocated", None, ["not-voted"]),
+    ),
+    "ranking naming another motion": (
+        ranking_naming_another_motion,
+        _expect_entry("theme.ranked", None, ["not-voted"]),
+    ),
+    "milestone accepted without its motion": (
+        milestone_accepted_without_its_motion,
+        _expect_entry("milestone.accepted", None, ["not-voted"]),
     ),
     "time in another form": (
         time_in_another_form,

@@ -53,6 +53,22 @@ const KINDS = [
   "motion.proposed",
   "motion.voted",
   "motion.closed",
+  "spinout.created",
+  "licence.granted",
+  "revenue.reported",
+  "royalties.distributed",
+  "contribution.started",
+  "privacy.charged",
+  "theme.created",
+  "theme.ranked",
+  "project.themed",
+  "funds.received",
+  "funds.allocated",
+  "spend.recorded",
+  "milestone.set",
+  "milestone.evidence",
+  "milestone.accepted",
+  "milestone.rejected",
 ];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +
@@ -582,17 +598,27 @@ function charterNames(value) {
   return value;
 }
 
-function fraction(text) {
+function fraction(text, zero = false) {
   const match = typeof text === "string" ? FRACTION.exec(text) : null;
   if (match === null) return null;
   const n = Number(match[1]);
   const d = Number(match[2]);
-  return n > 0 && n <= d ? { n, d } : null;
+  return (zero ? n >= 0 : n > 0) && d > 0 && n <= d ? { n, d } : null;
 }
 
 /** A charter document parsed as strictly as kumiai.domain.charter.Charter.from_document. */
 function parseCharter(doc) {
-  if (!sameKeys(doc, CHARTER_FIELDS) || doc.type !== "kumiai.charter" || doc.format !== 1) {
+  // Optional: {"royalties": {"association_share": "n/d"}}, the association's royalty cut.
+  const royalties = isObject(doc) && Object.hasOwn(doc, "royalties");
+  const fields = royalties ? [...CHARTER_FIELDS, "royalties"] : CHARTER_FIELDS;
+  if (!sameKeys(doc, fields) || doc.type !== "kumiai.charter" || doc.format !== 1) {
+    return null;
+  }
+  if (
+    royalties &&
+    (!sameKeys(doc.royalties, ["association_share"]) ||
+      fraction(doc.royalties.association_share, true) === null)
+  ) {
     return null;
   }
   if (!Number.isInteger(doc.version) || doc.version < 1) return null;
@@ -649,6 +675,44 @@ function later(time, seconds) {
   return moment.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
+const field = (object, key) => own(object, key) ?? null;
+
+/** A ranking is proposed as a list or as "a,b,c"; the act records the list. */
+function sameRanking(motion, act) {
+  let ranking = field(motion, "ranking");
+  if (typeof ranking === "string") {
+    ranking = ranking
+      .split(",")
+      .map((t) => t.trim())
+      .filter((t) => t);
+  }
+  const recorded = field(act, "ranking");
+  return (
+    isNames(ranking) &&
+    isNames(recorded) &&
+    ranking.length === recorded.length &&
+    ranking.every((t, i) => t === recorded[i])
+  );
+}
+
+/** A whole number proposed as digits ("6000000") reads as the number (domain.money). */
+const whole = (value) =>
+  typeof value === "string" && /^[1-9][0-9]{0,19}$/.test(value) ? Number(value) : value;
+
+function sameAllocation(motion, act) {
+  return (
+    field(motion, "project") === field(act, "project") &&
+    field(motion, "source") === field(act, "source") &&
+    whole(field(motion, "amount")) === field(act, "amount_yen") &&
+    whole(field(motion, "site_rounds")) === field(act, "site_rounds")
+  );
+}
+
+const sameDecision = (rejected) => (motion, act) =>
+  field(motion, "project") === field(act, "project") &&
+  field(motion, "milestone") === field(act, "milestone") &&
+  [true, "true"].includes(field(motion, "reject")) === rejected;
+
 class Minutes {
   constructor() {
     this.proposed = null;
@@ -671,6 +735,10 @@ class Minutes {
       "motion.voted": () => this.motionVoted(entry, payload),
       "motion.closed": () => this.motionClosed(entry, payload),
       "project.approved": () => this.projectApproved(entry, payload),
+      "theme.ranked": () => this.carriedOut(payload, "set-priorities", sameRanking),
+      "funds.allocated": () => this.carriedOut(payload, "allocate-funds", sameAllocation),
+      "milestone.accepted": () => this.carriedOut(payload, "accept-milestone", sameDecision(false)),
+      "milestone.rejected": () => this.carriedOut(payload, "accept-milestone", sameDecision(true)),
     }[entry.kind];
     const found = handler ? handler() : null;
     if (found) problem(found[0], found[1]);
@@ -809,6 +877,22 @@ class Minutes {
     const expected = result.passed && !Object.hasOwn(payload, "void") ? "passed" : "failed";
     if (own(payload, "outcome") !== expected) return bad;
     held.outcome = expected;
+    return null;
+  }
+
+  /** An act only a passed motion carries out must name one that says the same. */
+  carriedOut(payload, decision, matches) {
+    const held = this.held(own(payload, "motion"));
+    if (
+      held === null ||
+      held.outcome !== "passed" ||
+      held.used ||
+      held.decision !== decision ||
+      !matches(held.payload, payload)
+    ) {
+      return [`a ${decision} act without its passed motion`, "not-voted"];
+    }
+    held.used = true;
     return null;
   }
 

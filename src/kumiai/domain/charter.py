@@ -19,6 +19,9 @@ CHARTER_TYPE, CHARTER_FORMAT = "kumiai.charter", 1
 DAY = 86_400
 _FRACTION = re.compile(r"([0-9]{1,4})/([0-9]{1,4})", re.ASCII)
 _FIELDS = frozenset({"type", "format", "version", "founders", "seats", "rules", "conflicts"})
+# Optional: {"association_share": "n/d"}, the association's cut of every royalty, taken
+# before the members' (domain.royalties; without it, the default there applies).
+_ROYALTIES = "royalties"
 _RULE_FIELDS = frozenset({"quorum", "threshold", "period"})
 
 
@@ -57,13 +60,15 @@ class Fraction:
     denominator: int
 
     @classmethod
-    def parse(cls, text: object, what: str) -> "Fraction":
+    def parse(cls, text: object, what: str, *, zero: bool = False) -> "Fraction":
+        """`zero`: 0/d is allowed too (a share may be nothing; a quorum may not)."""
         match = _FRACTION.fullmatch(text) if isinstance(text, str) else None
         if match is None:
             raise InvalidInput(f"{what} {text!r} is not a fraction; write it as e.g. '1/2'")
         n, d = int(match[1]), int(match[2])
-        if not 0 < n <= d:
-            raise InvalidInput(f"{what} {text} must be above 0 and at most 1, e.g. '2/3'")
+        if not (n >= 0 if zero else n > 0) or d <= 0 or n > d:
+            lowest = "at least 0" if zero else "above 0"
+            raise InvalidInput(f"{what} {text} must be {lowest} and at most 1, e.g. '2/3'")
         return cls(n, d)
 
     def reached(self, part: int, whole: int) -> bool:
@@ -123,9 +128,10 @@ class Charter:
     seats: tuple[str, ...]
     rules: dict[Decision, Rule]
     conflicts: dict[Decision, tuple[str, ...]] = field(default_factory=dict)
+    association_share: Fraction | None = None  # of each royalty; None: the default applies
 
     def document(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "type": CHARTER_TYPE,
             "format": CHARTER_FORMAT,
             "version": self.version,
@@ -134,6 +140,9 @@ class Charter:
             "rules": {d.value: self.rules[d].document() for d in Decision},
             "conflicts": {d.value: list(f) for d, f in sorted(self.conflicts.items())},
         }
+        if self.association_share is not None:  # absent, the digest of older charters holds
+            document[_ROYALTIES] = {"association_share": str(self.association_share)}
+        return document
 
     def digest(self) -> str:
         """What founders sign and motions cite: sha256 of the canonical JSON."""
@@ -158,9 +167,10 @@ class Charter:
     @classmethod
     def from_document(cls, doc: object) -> "Charter":
         """Parse strictly: exactly the fields a charter has, every decision with a rule."""
-        if not isinstance(doc, dict) or doc.keys() != _FIELDS:
+        if not isinstance(doc, dict) or doc.keys() - {_ROYALTIES} != _FIELDS:
             raise InvalidInput(
-                f"a charter must hold exactly the fields {', '.join(sorted(_FIELDS))}"
+                f"a charter must hold exactly the fields {', '.join(sorted(_FIELDS))} "
+                f"(and optionally {_ROYALTIES})"
             )
         if doc["type"] != CHARTER_TYPE or type(doc["format"]) is not int or doc["format"] != 1:
             raise InvalidInput(f"not a {CHARTER_TYPE} document of format {CHARTER_FORMAT}")
@@ -182,7 +192,14 @@ class Charter:
         conflicts = {
             decision_of(k): tuple(_names(v, f"conflicts of {k}")) for k, v in conflicts_doc.items()
         }
-        return cls(version, tuple(founders), tuple(seats), rules, conflicts)
+        share = _association_share(doc[_ROYALTIES]) if _ROYALTIES in doc else None
+        return cls(version, tuple(founders), tuple(seats), rules, conflicts, share)
+
+
+def _association_share(doc: object) -> Fraction:
+    if not isinstance(doc, dict) or doc.keys() != {"association_share"}:
+        raise InvalidInput("the charter's royalties must hold exactly association_share")
+    return Fraction.parse(doc["association_share"], "the association share", zero=True)
 
 
 def _names(value: object, what: str) -> list[str]:
@@ -225,6 +242,7 @@ def founding_charter(
     founders: tuple[str, ...],
     seats: tuple[str, ...] = (),
     rules: dict[Decision, Rule] | None = None,
+    association_share: Fraction | None = None,
 ) -> Charter:
     """Version 1: the founders hold the seats unless others are named; default rules."""
     charter = Charter(
@@ -233,16 +251,19 @@ def founding_charter(
         tuple(sorted(set(seats or founders))),
         {**DEFAULT_RULES, **(rules or {})},
         dict(DEFAULT_CONFLICTS),
+        association_share,
     )
     return Charter.from_document(charter.document())  # one validation path for every charter
 
 
 def amended(current: Charter, **changes: Any) -> Charter:
-    """The next version: the current one with some of seats, rules, conflicts replaced."""
+    """The next version: the current one with some of seats, rules, conflicts and the
+    association share replaced."""
     rules = {**current.rules, **changes.pop("rules", {})}
     seats = tuple(sorted(set(changes.pop("seats", current.seats))))
     conflicts = changes.pop("conflicts", current.conflicts)
+    share = changes.pop("association_share", current.association_share)
     if changes:
         raise InvalidInput(f"a charter amendment cannot change {', '.join(sorted(changes))}")
-    charter = Charter(current.version + 1, current.founders, seats, rules, dict(conflicts))
+    charter = Charter(current.version + 1, current.founders, seats, rules, dict(conflicts), share)
     return Charter.from_document(charter.document())

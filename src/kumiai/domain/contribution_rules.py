@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kumiai.domain.contribution import MAX_EXACT
+from kumiai.domain.contribution_charge import ReleasedRun, charge_for
 from kumiai.domain.training import TrainingSettings
 
 # Retraining reproduces these exactly (local SGD, then a weighted average); the adaptive
@@ -36,10 +37,12 @@ class ContributionPlan:
     method: str  # "exact" | "sampled"
     coalitions: int  # at most this many coalition models trained, ∅ and all included
     rounds: int  # federated rounds per coalition model
-    # Extra ε per dataset: (coalitions holding it, minus the released one) x the job's ε,
-    # by basic composition; 0 for a model trained without differential privacy.
+    # Extra ε per dataset: for a DP-SGD model, the PLD composition of the released job and
+    # its `retrainings` more runs at that site, minus the job's ε (what its node will
+    # charge, kumiai.domain.contribution_charge); 0 for a model trained without DP.
     extra_epsilon: dict[str, float]
     refusal: str | None  # None: allowed
+    retrainings: int = 0  # more runs of each site's data: the coalitions holding it, but one
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -50,6 +53,7 @@ class ContributionPlan:
             "rounds": self.rounds,
             "extra_epsilon": self.extra_epsilon,
             "refusal": self.refusal,
+            "retrainings": self.retrainings,
         }
 
 
@@ -59,20 +63,26 @@ def coalition_budget(members: int) -> int:
 
 
 def plan_contribution(
-    model: str, settings: TrainingSettings, terms: Mapping[str, SiteTerms]
+    model: str,
+    settings: TrainingSettings,
+    terms: Mapping[str, SiteTerms],
+    runs: Mapping[str, ReleasedRun] | None = None,
 ) -> ContributionPlan:
-    """The plan, with the first reason to refuse it (or None)."""
+    """The plan, with the first reason to refuse it (or None).
+
+    `runs`: for a model trained with DP-SGD, how the released job trained each site, as
+    its node logged it; a site without one cannot be charged, so the plan is refused.
+    """
     members = tuple(sorted(terms))
     n = len(members)
     exact = n <= MAX_EXACT
     coalitions = 2**n if exact else coalition_budget(n)
     # A site is in 2^(n-1) coalitions; the grand coalition is the released model, already paid.
     holding = 2 ** (n - 1) if exact else coalitions
-    job_epsilon = settings.epsilon if settings.private else 0.0
-    extra = {
-        d: (holding - 1) * job_epsilon if job_epsilon is not None else float("inf") for d in members
-    }
-    refusal = _refusal(settings, terms, extra)
+    retrainings = max(holding - 1, 0)
+    runs = runs or {}
+    extra = {d: _extra(settings, runs.get(d), retrainings) for d in members}
+    refusal = _refusal(settings, terms, runs)
     return ContributionPlan(
         model=model,
         members=members,
@@ -81,11 +91,21 @@ def plan_contribution(
         rounds=settings.rounds,
         extra_epsilon=extra,
         refusal=refusal,
+        retrainings=retrainings if settings.private else 0,
     )
 
 
+def _extra(settings: TrainingSettings, run: ReleasedRun | None, retrainings: int) -> float:
+    """The charge when the site's run is known; else basic composition, shown with a refusal."""
+    if not settings.private:
+        return 0.0
+    if run is not None:
+        return charge_for(run, retrainings).extra
+    return retrainings * settings.epsilon if settings.epsilon is not None else float("inf")
+
+
 def _refusal(
-    settings: TrainingSettings, terms: Mapping[str, SiteTerms], extra: Mapping[str, float]
+    settings: TrainingSettings, terms: Mapping[str, SiteTerms], runs: Mapping[str, ReleasedRun]
 ) -> str | None:
     if not terms:
         return "the model has no participating datasets to share its value among"
@@ -94,12 +114,11 @@ def _refusal(
             f"the model was trained with {settings.strategy}; coalition retraining reproduces "
             f"only {', '.join(RETRAINABLE)}"
         )
-    if settings.private:
-        spend = ", ".join(f"{d} {e:.3g}" for d, e in sorted(extra.items()))
+    if settings.private and settings.dp_level == "client":
         return (
-            "the model was trained with differential privacy: retraining its coalitions "
-            f"would spend extra ε at every node ({spend}), which must be reserved at the "
-            "nodes like any job's; not yet supported"
+            "the model was trained with client-level DP: the coordinator added one noise per "
+            "round over every member's update, so each coalition would need its own noised "
+            "run and member-level accounting; not yet supported (record-level DP-SGD is)"
         )
     lacking = sorted(d for d, t in terms.items() if not t.consents)
     if lacking:
@@ -108,5 +127,11 @@ def _refusal(
             "site alone reveals that site's own update, which secure aggregation hides. "
             "Ask again with kumiai request --allow-contribution-analysis, and have the "
             "stewards sign"
+        )
+    unknown = sorted(d for d in terms if settings.private and d not in runs)
+    if unknown:
+        return (
+            f"the nodes of {', '.join(unknown)} hold no record of the released job's DP-SGD "
+            "run on their data, so they cannot charge its retraining"
         )
     return None

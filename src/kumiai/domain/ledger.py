@@ -59,6 +59,22 @@ KINDS = (
     "motion.proposed",
     "motion.voted",
     "motion.closed",
+    "spinout.created",
+    "licence.granted",
+    "revenue.reported",
+    "royalties.distributed",
+    "contribution.started",
+    "privacy.charged",
+    "theme.created",
+    "theme.ranked",
+    "project.themed",
+    "funds.received",
+    "funds.allocated",
+    "spend.recorded",
+    "milestone.set",
+    "milestone.evidence",
+    "milestone.accepted",
+    "milestone.rejected",
 )
 
 

@@ -10,6 +10,7 @@ class MemberKind(StrEnum):
     COMPANY = "company"
     HOSPITAL = "hospital"
     STARTUP = "startup"
+    SPINOUT = "spinout"  # a company the association spins out, created by motion
 
 
 def parse_member_kind(value: str) -> MemberKind:

@@ -6,6 +6,8 @@ the charter, its signatures, the motions and the votes in log order and checks e
 checks with the same codes (tests/verifiers holds them to it).
 """
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +22,7 @@ Problem = tuple[str, str]  # (what is wrong, code)
 _MOTION_FIELDS = frozenset(
     {"motion", "decision", "payload", "proposer", "charter", "closes_at", "digest"}
 )
+_DIGITS = re.compile(r"[1-9][0-9]{0,19}", re.ASCII)
 _TALLY_COUNTS = ("eligible", "yes", "no", "abstain", "quorum_met", "passed")
 
 
@@ -217,6 +220,67 @@ class Minutes:
         held.used = True
         return []
 
+    def _carried_out(
+        self, payload: dict[str, Any], decision: Decision, matches: "_Matcher"
+    ) -> list[Problem]:
+        """An act only a passed motion carries out must name one that says the same."""
+        held = self._held(payload.get("motion"))
+        if (
+            held is None
+            or held.outcome != "passed"
+            or held.used
+            or held.motion.decision is not decision
+            or not matches(held.motion.payload, payload)
+        ):
+            return [(f"a {decision.value} act without its passed motion", "not-voted")]
+        held.used = True
+        return []
+
+    def _theme_ranked(self, entry: Entry, payload: dict[str, Any]) -> list[Problem]:
+        return self._carried_out(payload, Decision.SET_PRIORITIES, _same_ranking)
+
+    def _funds_allocated(self, entry: Entry, payload: dict[str, Any]) -> list[Problem]:
+        return self._carried_out(payload, Decision.ALLOCATE_FUNDS, _same_allocation)
+
+    def _milestone_decided(self, entry: Entry, payload: dict[str, Any]) -> list[Problem]:
+        rejected = entry.kind == "milestone.rejected"
+
+        def same(motion: dict[str, Any], act: dict[str, Any]) -> bool:
+            return (
+                _is(motion.get("project"), act.get("project"))
+                and _is(motion.get("milestone"), act.get("milestone"))
+                and (motion.get("reject") in (True, "true")) == rejected
+            )
+
+        return self._carried_out(payload, Decision.ACCEPT_MILESTONE, same)
+
+
+_Matcher = Callable[[dict[str, Any], dict[str, Any]], bool]
+
+
+def _same_ranking(motion: dict[str, Any], act: dict[str, Any]) -> bool:
+    """A ranking is proposed as a list or as "a,b,c"; the act records the list."""
+    ranking = motion.get("ranking")
+    if isinstance(ranking, str):
+        ranking = [t.strip() for t in ranking.split(",") if t.strip()]
+    return _names(ranking) and _names(act.get("ranking")) and ranking == act.get("ranking")
+
+
+def _whole(value: object) -> object:
+    """A whole number proposed as digits ("6000000") reads as the number (domain.money)."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    return value
+
+
+def _same_allocation(motion: dict[str, Any], act: dict[str, Any]) -> bool:
+    return (
+        _is(motion.get("project"), act.get("project"))
+        and _is(motion.get("source"), act.get("source"))
+        and _is(_whole(motion.get("amount")), act.get("amount_yen"))
+        and _is(_whole(motion.get("site_rounds")), act.get("site_rounds"))
+    )
+
 
 def _is(value: object, expected: object) -> bool:
     """Equal and of the same JSON type (True is not 1 here, as in JavaScript's ===)."""
@@ -239,4 +303,8 @@ _HANDLERS = {
     "motion.voted": Minutes._motion_voted,
     "motion.closed": Minutes._motion_closed,
     "project.approved": Minutes._project_approved,
+    "theme.ranked": Minutes._theme_ranked,
+    "funds.allocated": Minutes._funds_allocated,
+    "milestone.accepted": Minutes._milestone_decided,
+    "milestone.rejected": Minutes._milestone_decided,
 }

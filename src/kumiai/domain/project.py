@@ -2,7 +2,7 @@
 
 from enum import StrEnum
 
-from kumiai.domain.errors import StateError
+from kumiai.domain.errors import InvalidInput, StateError
 
 
 class ProjectStatus(StrEnum):
@@ -37,3 +37,11 @@ def require_active(project: str, status: ProjectStatus) -> None:
             ProjectStatus.CLOSED: "a closed project cannot be reopened; propose a new one",
         }.get(status, "")
         raise StateError(f"project {project!r} is {status.value}, not active; {hint}")
+
+
+def require_lead(project: str, lead: str, member: str, act: str) -> None:
+    """Only a project's lead member (its proposer) answers for its money and milestones."""
+    if member != lead:
+        raise InvalidInput(
+            f"only project {project!r}'s lead member, {lead}, may {act}; not {member!r}"
+        )

@@ -11,7 +11,7 @@ imported only by the operations that need them, so read-only commands stay fast.
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -42,6 +42,7 @@ __all__ = [
     "NodePort",
     "SiteSplit",
     "StagedDataset",
+    "local_dp_sgd",
     "local_sgd",
     "simulation_client_app",
 ]
@@ -125,6 +126,21 @@ class NodePort(Protocol):
 
     def release_privacy(self, dataset: str, job: str) -> bool:
         """The job is over: stop holding the ε it reserved but did not spend."""
+        ...
+
+    def charge_contribution(
+        self,
+        dataset: str,
+        *,
+        project: str,
+        model: str,
+        released_job: str,
+        retrainings: int,
+        charge_id: str,
+    ) -> tuple[bool, str, float]:
+        """Pay, at the node, the extra ε of retraining a DP model's coalitions `retrainings`
+        more times: (allowed, reason, ε charged). The node computes the ε itself from its own
+        spend log and checks its own agreement; a charge id already paid is not paid again."""
         ...
 
     # -- witnessing the ledger -----------------------------------------------------------
@@ -249,6 +265,28 @@ class LocalNode:
     def release_privacy(self, dataset: str, job: str) -> bool:
         return SpendLog(self.home, dataset).release(job)
 
+    def charge_contribution(
+        self,
+        dataset: str,
+        *,
+        project: str,
+        model: str,
+        released_job: str,
+        retrainings: int,
+        charge_id: str,
+    ) -> tuple[bool, str, float]:
+        from kumiai.node.charging import charge_contribution
+
+        return charge_contribution(
+            self.home,
+            dataset,
+            project=project,
+            model=model,
+            released_job=released_job,
+            retrainings=retrainings,
+            charge_id=charge_id,
+        )
+
     # -- witnessing the ledger -----------------------------------------------------------
     def last_witnessed(self) -> TreeHead | None:
         return witnessing.last_witnessed(self.home)
@@ -307,3 +345,17 @@ def local_sgd(
     from kumiai.node.worker import local_sgd as step
 
     step(model, X, y, settings, dataset, server_round)
+
+
+def local_dp_sgd(
+    model: "Model",
+    X: "NDArray[np.float64]",
+    y: "NDArray[np.int64]",
+    settings: TrainingSettings,
+    plan: dict[str, Any],
+) -> None:
+    """The nodes' own DP-SGD round at a site's reserved σ, q, steps and clipping, for
+    retraining a DP model's coalitions on one machine (after the nodes have paid for it)."""
+    from kumiai.node.worker import private_sgd
+
+    private_sgd(model, X, y, settings, plan)

@@ -130,6 +130,34 @@ def local_sgd(
     )
 
 
+def private_sgd(
+    model: Model,
+    X: NDArray[np.float64],
+    y: NDArray[np.int64],
+    settings: TrainingSettings,
+    plan: dict[str, Any],
+) -> None:
+    """One round of a site's DP-SGD at its reserved σ, q, steps and clipping (`plan`).
+
+    Shared with the retraining of a DP model's coalitions (kumiai.services.contribution).
+    """
+    # Fresh OS entropy, never the job's seed: whoever knew the seed could subtract the noise.
+    rng = np.random.default_rng(secrets.randbits(128))
+    dp_sgd(
+        model,
+        X,
+        y,
+        steps=int(plan["steps_per_round"]),
+        sample_rate=float(plan["sample_rate"]),
+        noise_multiplier=float(plan["noise_multiplier"]),
+        clipping_norm=float(plan["clipping_norm"]),
+        learning_rate=settings.learning_rate,
+        rng=rng,
+        prox_mu=settings.local_proximal_mu,
+        anchor=model.arrays,
+    )
+
+
 class NodeWorker:
     """A node's operations for one job. Splits are cached per process across rounds."""
 
@@ -327,22 +355,7 @@ class NodeWorker:
     ) -> float:
         log, held, trained = self._claim_round(dataset, job, server_round)
         d = held.details
-        # Fresh OS entropy, never the job's seed: whoever knew the seed could subtract the noise.
-        rng = np.random.default_rng(secrets.randbits(128))
-        anchor = model.arrays
-        dp_sgd(
-            model,
-            X,
-            y,
-            steps=int(d["steps_per_round"]),
-            sample_rate=float(d["sample_rate"]),
-            noise_multiplier=float(d["noise_multiplier"]),
-            clipping_norm=float(d["clipping_norm"]),
-            learning_rate=settings.learning_rate,
-            rng=rng,
-            prox_mu=settings.local_proximal_mu,
-            anchor=anchor,
-        )
+        private_sgd(model, X, y, settings, d)
         spent = _paid(d) + spent_after(d, trained)
         log.spend(job=job, round_=trained, epsilon=spent)
         return spent

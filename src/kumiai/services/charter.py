@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import CharterRow, CharterSignatureRow, MemberRow
-from kumiai.domain.charter import Charter, Decision, Rule, founding_charter
+from kumiai.domain.charter import Charter, Decision, Fraction, Rule, founding_charter
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, NotFound, StateError
 from kumiai.domain.ledger import COORDINATOR
@@ -97,8 +97,11 @@ def propose_charter(
     founders: tuple[str, ...] = (),
     seats: tuple[str, ...] = (),
     rules: dict[Decision, Rule] | None = None,
+    association_share: Fraction | None = None,
 ) -> CharterInfo:
-    """Version 1, to be signed by every founder (by default every member today)."""
+    """Version 1, to be signed by every founder (by default every member today).
+
+    `association_share`: the association's cut of each royalty (None: the default)."""
     with transaction(consortium.sessions) as session:
         if session.get(CharterRow, 1) is not None:
             raise StateError(
@@ -111,7 +114,7 @@ def propose_charter(
             get(session, MemberRow, member)
         if proposed_by not in founders:
             raise InvalidInput(f"{proposed_by!r} proposes the charter but is not a founder")
-        charter = founding_charter(founders, seats, rules)
+        charter = founding_charter(founders, seats, rules, association_share)
         document = charter.document()
         session.add(
             CharterRow(

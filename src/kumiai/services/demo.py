@@ -21,10 +21,18 @@ from kumiai.services.baselines import Site, local_only, pooled
 from kumiai.services.charter import propose_charter, sign_charter
 from kumiai.services.consortium import Consortium, init_consortium
 from kumiai.services.datasets import register_dataset
+from kumiai.services.demo_association import (
+    THEME,
+    AssociationReport,
+    fund_the_project,
+    pass_by_board,
+    run_association,
+)
 from kumiai.services.members import add_member
-from kumiai.services.motions import cast_vote, close_motion, propose_motion
+from kumiai.services.motions import propose_motion
 from kumiai.services.privacy import BudgetLine, budgets, set_budget
 from kumiai.services.projects import propose_project
+from kumiai.services.themes import add_theme
 from kumiai.services.training import TrainingOutcome, TrainingProgress, train
 from kumiai.services.transparency import verify_ledger, witness_all
 
@@ -41,7 +49,7 @@ HOSPITALS = {
 REFUSING = "zurich-basel"
 REFUSAL = "Our ethics approval does not cover training models outside the hospital."
 LIFETIME_EPSILON = 5.0  # each hospital steward's lifetime budget per dataset
-PROJECT_EPSILON_CAP = 2.0  # each agreement's cap for the heart-disease project
+PROJECT_EPSILON_CAP = 3.0  # each agreement's cap: the job's ε=1, then its contribution analysis
 
 
 @dataclass
@@ -100,6 +108,10 @@ def build_demo_consortium(
             sensitivity="special-category",
         )
         sites[dataset] = Site(consortium.node(member), dataset)
+    add_theme(
+        consortium, name=THEME, title="Medical AI", by=UNIVERSITY,
+        description="Diagnosis and care from hospitals' data that never leaves them",
+    )  # fmt: skip
     propose_project(
         consortium,
         name=PROJECT,
@@ -107,8 +119,13 @@ def build_demo_consortium(
         purpose=PURPOSE,
         proposed_by=UNIVERSITY,
         members=(COMPANY, *HOSPITALS),
+        theme=THEME,
     )
     _board_approves(consortium, PROJECT)
+    fund_the_project(
+        consortium, PROJECT, lead=UNIVERSITY, payer=COMPANY, proposer=COMPANY,
+        abstaining=(REFUSING,),
+    )  # fmt: skip
     refused: dict[str, str] = {}
     for member in HOSPITALS:
         request = request_data_use(
@@ -121,6 +138,7 @@ def build_demo_consortium(
             expires_at=utc_now() + timedelta(days=180),
             epsilon_cap=epsilon_cap,
             plain_aggregation=plain_aggregation,
+            contribution_analysis=True,
         )
         if lifetime_epsilon is not None:
             set_budget(consortium, f"{member}-heart", lifetime_epsilon)
@@ -141,17 +159,16 @@ def _board_approves(consortium: Consortium, project: str) -> None:
     motion = propose_motion(
         consortium, decision="approve-project", payload={"project": project}, proposer=COMPANY
     )
-    for member in founders:
-        cast_vote(consortium, motion.id, member, "abstain" if member == REFUSING else "yes")
-    close_motion(consortium, motion.id)  # every seat has voted: no need to wait
+    pass_by_board(consortium, motion.id, abstaining=(REFUSING,))
 
 
+# FedAvg, not FedAdam: at ε=1 both reach the same accuracy here (0.825, AUC 0.886), and a
+# FedAvg model's coalitions can be retrained for its contribution shares (docs/contribution.md).
 DEMO_SETTINGS = TrainingSettings(
-    strategy="fedadam",
+    strategy="fedavg",
     rounds=30,
     local_epochs=1,
-    learning_rate=0.05,
-    server_learning_rate=0.05,
+    learning_rate=0.2,
     epsilon=1.0,  # record-level DP-SGD at every hospital
 )
 
@@ -164,6 +181,7 @@ class DemoReport:
     pooled: dict[str, SiteScore]  # the participating hospitals' rows pooled (yardstick only)
     audit: AuditReport  # the ledger, exported and verified offline after the nodes witnessed
     budgets: list[BudgetLine]  # each dataset's privacy budget after the job
+    association: AssociationReport  # contributions, spin-out, licence, royalties
 
 
 def run_demo(
@@ -175,7 +193,22 @@ def run_demo(
     participating = [demo.sites[d] for d in outcome.sites]
     local = local_only(list(demo.sites.values()), settings)
     reference = pooled(participating, settings)
+    association = run_association(
+        demo.consortium,
+        outcome.model_id,
+        project=demo.project,
+        lead=UNIVERSITY,
+        founder=UNIVERSITY,
+        proposer=COMPANY,
+        abstaining=(REFUSING,),
+    )
     witness_all(demo.consortium)
     return DemoReport(
-        demo, outcome, local, reference, verify_ledger(demo.consortium), budgets(demo.consortium)
+        demo,
+        outcome,
+        local,
+        reference,
+        verify_ledger(demo.consortium),
+        budgets(demo.consortium),
+        association,
     )

@@ -7,6 +7,7 @@ the coordinator signs a tree head for the new size in that same transaction.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,10 @@ EntrySigner = Callable[[Entry], SignedEntry]  # signs as the entry's actor, wher
 CoordinatorKey = Callable[[], Ed25519PrivateKey]
 _PENDING = "kumiai-ledger-pending"
 _SYNCED = "kumiai-ledger-synced"
+_LOCKED = "kumiai-ledger-locked"
+# PostgreSQL: the advisory lock every appending transaction holds until it ends, so that two
+# coordinator processes give one gap-free sequence. (SQLite's BEGIN IMMEDIATE already does.)
+_APPEND_LOCK = 0x6B756D6961  # "kumia"
 
 
 @dataclass(frozen=True)
@@ -89,15 +94,34 @@ class Ledger:
         if session.info.pop(_PENDING, False):
             self._tree = None  # entries of the rolled-back transaction are in memory only
         session.info.pop(_SYNCED, None)
+        session.info.pop(_LOCKED, None)
+
+    def _lock(self, session: Session) -> None:
+        """Hold the append lock from the first append to the transaction's end (PostgreSQL).
+
+        What was read before the lock may be stale: the tree is read again under it.
+        """
+        if session.info.get(_LOCKED) or session.get_bind().dialect.name != "postgresql":
+            return
+        session.execute(select(func.pg_advisory_xact_lock(_APPEND_LOCK)))
+        session.info[_LOCKED] = True
+        session.info.pop(_SYNCED, None)
 
     # -- appending -----------------------------------------------------------------------
-    def append(self, session: Session, act: Act) -> SignedEntry:
-        return self.append_many(session, [act])[-1]
+    def append(self, session: Session, act: Act, at: datetime | None = None) -> SignedEntry:
+        return self.append_many(session, [act], at)[-1]
 
-    def append_many(self, session: Session, acts: list[Act]) -> list[SignedEntry]:
-        """Sign and insert acts in order, inside the caller's transaction."""
+    def append_many(
+        self, session: Session, acts: list[Act], at: datetime | None = None
+    ) -> list[SignedEntry]:
+        """Sign and insert acts in order, inside the caller's transaction.
+
+        `at`: the entry time, when the act's own rules were checked at that moment (a
+        motion's closing time is counted from it, and a replay recomputes it from the entry).
+        """
+        self._lock(session)
         tree = self._sync(session)
-        now = utc_now()
+        now = at or utc_now()
         rows: list[dict[str, Any]] = []
         signed_entries: list[SignedEntry] = []
         for act in acts:
@@ -127,6 +151,7 @@ class Ledger:
 
     def _seal(self, session: Session) -> None:
         """Before the commit: the coordinator signs the head of the log as it now stands."""
+        session.info.pop(_LOCKED, None)
         if not session.info.pop(_PENDING, False) or self._tree is None:
             return
         head = sign_head(

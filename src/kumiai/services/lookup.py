@@ -14,6 +14,7 @@ from kumiai.adapters.storage.schema import (
     ModelVersionRow,
     ProjectRow,
     RequestRow,
+    ThemeRow,
 )
 from kumiai.domain.errors import NotFound
 
@@ -27,6 +28,7 @@ _WHAT: dict[type[Base], tuple[str, str]] = {
     AgreementRow: ("agreement", "kumiai agreement list"),
     JobRow: ("job", "kumiai jobs"),
     ModelVersionRow: ("model version", "kumiai models"),
+    ThemeRow: ("theme", "kumiai theme list"),
 }
 
 

@@ -12,7 +12,7 @@ from kumiai.domain import keys
 from kumiai.domain.charter import Decision
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, StateError
-from kumiai.domain.member import parse_member_kind
+from kumiai.domain.member import MemberKind, parse_member_kind
 from kumiai.domain.names import check_slug
 from kumiai.services.charter import adopted_charter
 from kumiai.services.consortium import Consortium
@@ -36,25 +36,38 @@ def add_member(consortium: Consortium, name: str, kind: str) -> MemberInfo:
     """The member's node creates its identity and key; the coordinator registers the public key."""
     check_slug(name, "member")
     member_kind = parse_member_kind(kind)
+    if member_kind is MemberKind.SPINOUT:
+        raise InvalidInput(
+            f"a spin-out joins when the board passes its create-spinout motion, not by "
+            f"member add: kumiai spinout create {name} --founders A,B --theme T --by SEAT"
+        )
     with transaction(consortium.sessions) as session:
         if session.get(MemberRow, name) is not None:
             raise InvalidInput(f"member {name!r} already exists; choose another name")
         _require_admission(session, name)
-        node = consortium.node(name)
-        public = node.join(name, member_kind.value, consortium.coordinator_public_key())
-        row = MemberRow(
-            name=name,
-            kind=member_kind.value,
-            public_key=public,
-            key_fingerprint=keys.fingerprint(public),
-            home=node.address,
-            joined_at=utc_now(),
-        )
-        session.add(row)
-        # Self-signed: the new key vouches for itself; auditors may pin it out of band.
-        payload = {"member": name, "kind": member_kind.value, "public_key": public}
-        consortium.ledger.append(session, Act(name, "member.joined", payload, member=name))
-        return _info(row)
+        return _info(join(consortium, session, name, member_kind))
+
+
+def join(consortium: Consortium, session: Session, name: str, kind: MemberKind) -> MemberRow:
+    """Inside the caller's transaction: the node makes its key, the member and entry are written.
+
+    Also the path a spin-out takes when its create-spinout motion passes (services.spinouts).
+    """
+    node = consortium.node(name)
+    public = node.join(name, kind.value, consortium.coordinator_public_key())
+    row = MemberRow(
+        name=name,
+        kind=kind.value,
+        public_key=public,
+        key_fingerprint=keys.fingerprint(public),
+        home=node.address,
+        joined_at=utc_now(),
+    )
+    session.add(row)
+    # Self-signed: the new key vouches for itself; auditors may pin it out of band.
+    payload = {"member": name, "kind": kind.value, "public_key": public}
+    consortium.ledger.append(session, Act(name, "member.joined", payload, member=name))
+    return row
 
 
 def admitting_motion(session: Session, name: str) -> str | None:

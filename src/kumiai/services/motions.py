@@ -31,6 +31,7 @@ from kumiai.domain.motion import (
 )
 from kumiai.domain.names import check_slug
 from kumiai.domain.project import ProjectStatus
+from kumiai.services import funds, licences, milestones, spinouts, themes
 from kumiai.services.charter import adopt_amendment, adopted_charter, charter_version
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
@@ -129,6 +130,16 @@ def _check_act(session: Session, charter: Charter, decision: Decision, payload: 
             raise InvalidInput("an amendment cannot rewrite who founded the association")
         for member in new.seats:
             get(session, MemberRow, member)
+    elif decision is Decision.CREATE_SPINOUT:
+        spinouts.check_spinout(session, payload)
+    elif decision is Decision.GRANT_LICENCE:
+        licences.check_licence(session, payload)
+    elif decision is Decision.SET_PRIORITIES:
+        themes.check_ranking(session, payload)
+    elif decision is Decision.ALLOCATE_FUNDS:
+        funds.check_allocation_act(session, payload)
+    elif decision is Decision.ACCEPT_MILESTONE:
+        milestones.check_decision_act(session, payload)
 
 
 def _check_admission(session: Session, payload: dict) -> None:
@@ -175,6 +186,7 @@ def propose_motion(
         consortium.ledger.append(
             session,
             Act(proposer, "motion.proposed", entry, member=proposer, project=_project(motion)),
+            at=motion.proposed_at,  # the replay counts the closing time from the entry's
         )
         return _info(session, row)
 
@@ -200,6 +212,7 @@ def cast_vote(consortium: Consortium, motion_id: str, member: str, choice: str) 
         consortium.ledger.append(
             session,
             Act(member, "motion.voted", payload, member=member, project=_project(motion)),
+            at=now,  # checked against the close at this moment, as the replay will
         )
         return _info(session, row)
 
@@ -228,7 +241,7 @@ def close_motion(consortium: Consortium, motion_id: str) -> MotionInfo:
         if void is not None:
             payload["void"] = void
         consortium.ledger.append(
-            session, Act(COORDINATOR, "motion.closed", payload, project=_project(motion))
+            session, Act(COORDINATOR, "motion.closed", payload, project=_project(motion)), at=now
         )
         if row.status == "passed":
             _carry_out(consortium, session, motion)
@@ -253,6 +266,16 @@ def _carry_out(consortium: Consortium, session: Session, motion: Motion) -> None
     elif motion.decision is Decision.AMEND_CHARTER:
         new = Charter.from_document(motion.payload["charter"])
         adopt_amendment(consortium, session, new, motion.id, motion.proposer)
+    elif motion.decision is Decision.CREATE_SPINOUT:
+        spinouts.create_by_motion(consortium, session, motion.payload, motion.id)
+    elif motion.decision is Decision.GRANT_LICENCE:
+        licences.grant_by_motion(consortium, session, motion.payload, motion.id)
+    elif motion.decision is Decision.SET_PRIORITIES:
+        themes.rank_by_motion(consortium, session, motion.payload, motion.id)
+    elif motion.decision is Decision.ALLOCATE_FUNDS:
+        funds.allocate_by_motion(consortium, session, motion.payload, motion.id)
+    elif motion.decision is Decision.ACCEPT_MILESTONE:
+        milestones.decide_by_motion(consortium, session, motion.payload, motion.id)
     # admit-member: the passed motion is the admission; the member's node then joins
     # (services.members), because only the node may make the member's key.
     # Other decisions are recorded as passed acts, payload and all, for later work to carry out.

@@ -1,5 +1,6 @@
 """Projects: a researcher proposes, the board approves, and eventually someone closes."""
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -7,7 +8,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumiai.adapters.storage.database import transaction
-from kumiai.adapters.storage.schema import CharterRow, MemberRow, ProjectMemberRow, ProjectRow
+from kumiai.adapters.storage.schema import (
+    CharterRow,
+    MemberRow,
+    MotionRow,
+    ProjectMemberRow,
+    ProjectRow,
+)
+from kumiai.domain.charter import Decision
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, StateError
 from kumiai.domain.ledger import COORDINATOR
@@ -16,6 +24,7 @@ from kumiai.domain.project import ProjectStatus, transition
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get
+from kumiai.services.themes import put_under_theme
 
 _ADOPTED = select(CharterRow.version).where(CharterRow.adopted_at.is_not(None)).limit(1)
 
@@ -28,8 +37,9 @@ class ProjectInfo:
     status: str
     proposed_by: str
     members: tuple[str, ...]
-    approved_by: str | None
+    approved_by: str | None  # the member who approved it, before a charter was adopted
     created_at: datetime
+    approved_by_motion: str | None = None  # or the board's passed approve-project motion
 
 
 def _info(session, row: ProjectRow) -> ProjectInfo:  # type: ignore[no-untyped-def]
@@ -49,7 +59,17 @@ def _info(session, row: ProjectRow) -> ProjectInfo:  # type: ignore[no-untyped-d
         members,
         row.approved_by,
         row.created_at,
+        _approving_motion(session, row.name) if row.approved_at and not row.approved_by else None,
     )
+
+
+def _approving_motion(session, project: str) -> str | None:  # type: ignore[no-untyped-def]
+    rows = session.scalars(
+        select(MotionRow).where(
+            MotionRow.decision == Decision.APPROVE_PROJECT.value, MotionRow.status == "passed"
+        )
+    )
+    return next((r.id for r in rows if json.loads(r.payload_json).get("project") == project), None)
 
 
 def propose_project(
@@ -60,7 +80,9 @@ def propose_project(
     purpose: str,
     proposed_by: str,
     members: tuple[str, ...] = (),
+    theme: str | None = None,
 ) -> ProjectInfo:
+    """`theme` puts the project under a theme, with a `project.themed` entry right after."""
     check_slug(name, "project")
     if not purpose.strip():
         raise InvalidInput("a project needs a purpose; stewards consent to a stated purpose")
@@ -98,6 +120,8 @@ def propose_project(
                 project=name,
             ),
         )
+        if theme is not None:
+            put_under_theme(consortium, session, name, theme, proposed_by)
         return info
 
 

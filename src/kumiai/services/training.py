@@ -49,6 +49,7 @@ from kumiai.services.jobs import (
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
 from kumiai.services.privacy import JobPrivacy, plan_job_privacy
+from kumiai.services.quota import refuse_over_quota
 from kumiai.services.recorder import (
     JobRecorder,
     RoundReport,
@@ -226,6 +227,7 @@ def train(
     elif privacy.requested != settings:
         raise InvalidInput("the privacy plan was made for other settings; plan this job's again")
     settings = privacy.settings  # client-level DP: σ fixed once for every node
+    refuse_over_quota(consortium, project, settings.rounds)  # before anything is reserved
     job, sites, by = _start_job(consortium, project, settings, by)
     with transaction(consortium.sessions) as session:
         head = consortium.ledger.latest_head(session)

@@ -4,9 +4,11 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Dialect,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     LargeBinary,
     String,
@@ -268,3 +270,130 @@ class VoteRow(Base):
     member: Mapped[str] = mapped_column(ForeignKey("members.name"), primary_key=True)
     choice: Mapped[str] = mapped_column(String(10))
     cast_at: Mapped[datetime]
+
+
+class SpinoutRow(Base):
+    """A spin-out company created by a passed create-spinout motion; it is also a member."""
+
+    __tablename__ = "spinouts"
+    name: Mapped[str] = mapped_column(ForeignKey("members.name"), primary_key=True)
+    founders_json: Mapped[str] = mapped_column(Text)
+    theme: Mapped[str | None] = mapped_column(String(63))
+    project: Mapped[str | None] = mapped_column(ForeignKey("projects.name"))
+    motion: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+
+
+class LicenceRow(Base):
+    """A model version licensed by a passed grant-licence motion; terms as in licence.granted."""
+
+    __tablename__ = "licences"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    licensee: Mapped[str] = mapped_column(ForeignKey("members.name"))
+    model: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
+    terms_json: Mapped[str] = mapped_column(Text)
+    motion: Mapped[str] = mapped_column(String(20))
+    granted_at: Mapped[datetime]
+
+
+class RevenueReportRow(Base):
+    """One period's revenue under a licence and the royalties distributed from it (yen)."""
+
+    __tablename__ = "revenue_reports"
+    licence: Mapped[str] = mapped_column(ForeignKey("licences.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    revenue_yen: Mapped[int] = mapped_column(BigInteger)
+    royalty_yen: Mapped[int] = mapped_column(BigInteger)
+    association_yen: Mapped[int] = mapped_column(BigInteger)
+    payouts_json: Mapped[str] = mapped_column(Text)  # {member: yen}
+    contributions_seq: Mapped[int] = mapped_column(Integer)
+    reported_at: Mapped[datetime]
+
+
+class ThemeRow(Base):
+    """A research theme; `rank` is its place in the board's latest set-priorities motion."""
+
+    __tablename__ = "themes"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(ForeignKey("members.name"))
+    created_at: Mapped[datetime]
+    rank: Mapped[int | None] = mapped_column(Integer)
+    ranked_by: Mapped[str | None] = mapped_column(String(20))  # the set-priorities motion
+
+
+class ProjectThemeRow(Base):
+    """The theme a project is under (at most one)."""
+
+    __tablename__ = "project_themes"
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name"), primary_key=True)
+    theme: Mapped[str] = mapped_column(ForeignKey("themes.name"))
+
+
+class FundReceiptRow(Base):
+    """Money received into a source (dues, a grant, an investor): integer yen."""
+
+    __tablename__ = "fund_receipts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(63), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    payer: Mapped[str] = mapped_column(Text)
+    amount_yen: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+
+
+class FundAllocationRow(Base):
+    """Money a passed allocate-funds motion gave a project from a source."""
+
+    __tablename__ = "fund_allocations"
+    motion: Mapped[str] = mapped_column(ForeignKey("motions.id"), primary_key=True)
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name"), index=True)
+    source: Mapped[str] = mapped_column(String(63), index=True)
+    amount_yen: Mapped[int] = mapped_column(BigInteger)
+    site_rounds: Mapped[int | None] = mapped_column(BigInteger)
+    allocated_at: Mapped[datetime]
+
+
+class SpendRow(Base):
+    """Money a project's lead member says the project spent."""
+
+    __tablename__ = "spends"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name"), index=True)
+    category: Mapped[str] = mapped_column(String(20))
+    amount_yen: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str] = mapped_column(Text)
+    spent_on: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD
+    recorded_by: Mapped[str] = mapped_column(ForeignKey("members.name"))
+    recorded_at: Mapped[datetime]
+
+
+class MilestoneRow(Base):
+    __tablename__ = "milestones"
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    due: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD
+    set_by: Mapped[str] = mapped_column(ForeignKey("members.name"))
+    created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(10))  # open, accepted, rejected
+    decided_at: Mapped[datetime | None]
+    motion: Mapped[str | None] = mapped_column(String(20))  # the deciding motion
+
+
+class MilestoneEvidenceRow(Base):
+    """One piece of evidence: a model version, a job, or a document's SHA-256 (not the file)."""
+
+    __tablename__ = "milestone_evidence"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(63))
+    milestone: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(10))  # model, job, document
+    ref: Mapped[str] = mapped_column(Text)  # a model id, a job id, or a document's sha256
+    name: Mapped[str | None] = mapped_column(Text)  # a document's file name
+    added_at: Mapped[datetime]
+    __table_args__ = (
+        ForeignKeyConstraint(["project", "milestone"], ["milestones.project", "milestones.name"]),
+    )

@@ -14,7 +14,7 @@ from kumiai.interfaces.cli.context import consortium, when
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
 
 if TYPE_CHECKING:
-    from kumiai.domain.charter import Decision, Rule
+    from kumiai.domain.charter import Decision, Fraction, Rule
     from kumiai.services.charter import CharterInfo
     from kumiai.services.motions import MotionInfo
 
@@ -24,6 +24,13 @@ charter_app = typer.Typer(
 motion_app = typer.Typer(help="Board motions and signed votes.", no_args_is_help=True)
 
 RULE_HELP = "A decision's rule, DECISION=QUORUM,THRESHOLD,DAYS, e.g. approve-project=1/2,2/3,7."
+SHARE_HELP = "The association's share of each royalty, e.g. 1/5 (default when unstated: 1/5)."
+
+
+def _share(text: str | None) -> "Fraction | None":
+    from kumiai.domain.charter import Fraction
+
+    return Fraction.parse(text, "the association share", zero=True) if text else None
 
 
 def _csv(text: str | None) -> tuple[str, ...]:
@@ -63,6 +70,8 @@ def _charter_lines(info: "CharterInfo") -> None:
         + (f" by {info.motion}" if info.motion else "")
     )
     console.print(f"Board seats: {', '.join(doc['seats'])}")
+    share = doc.get("royalties", {}).get("association_share")
+    console.print(f"Association share of royalties: {share or '1/5 (the default)'}")
     if info.awaiting:
         console.print(f"Awaiting the signatures of: {', '.join(info.awaiting)}")
     table = Table("decision", "quorum", "threshold", "voting period", "does not vote")
@@ -80,6 +89,7 @@ def charter_propose(
     founders: str = typer.Option("", help="Founders who must all sign: 'a,b,c' (all members)."),
     seats: str = typer.Option("", help="Board seats: 'a,b' (default: the founders)."),
     rule: list[str] = typer.Option([], help=RULE_HELP),
+    association_share: str = typer.Option(None, help=SHARE_HELP),
 ) -> None:
     """Propose the founding charter; it is adopted when every founder has signed it."""
     from kumiai.services import charter
@@ -90,6 +100,7 @@ def charter_propose(
         founders=_csv(founders),
         seats=_csv(seats),
         rules=_rules(rule),
+        association_share=_share(association_share),
     )
     _charter_lines(info)
 
@@ -115,6 +126,7 @@ def charter_amend(
     by: str = typer.Option(..., help="The seat holder proposing the amendment."),
     seats: str = typer.Option("", help="The new board seats: 'a,b' (default: unchanged)."),
     rule: list[str] = typer.Option([], help=RULE_HELP),
+    association_share: str = typer.Option(None, help=SHARE_HELP),
 ) -> None:
     """Propose the next charter version: an amend-charter motion under the current one."""
     from kumiai.domain.charter import amended
@@ -130,6 +142,8 @@ def charter_amend(
     changes: dict[str, Any] = {"rules": _rules(rule)}
     if seats:
         changes["seats"] = _csv(seats)
+    if association_share:
+        changes["association_share"] = _share(association_share)
     new = amended(current, **changes)
     info = motions.propose_motion(
         home, decision="amend-charter", payload={"charter": new.document()}, proposer=by

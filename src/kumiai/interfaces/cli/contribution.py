@@ -29,10 +29,15 @@ def contributions(
         if as_json:
             print_json(plan.as_dict())
             return
+        charged = (
+            f" ({plan.retrainings} more DP-SGD runs per site, charged at each node first)"
+            if plan.retrainings
+            else ""
+        )
         errors.print(
             f"{plan.model}: {plan.method} Shapley over {len(plan.members)} members, at most "
-            f"{plan.coalitions} coalition models of {plan.rounds} rounds; extra ε: "
-            + ", ".join(f"{d} {e:g}" for d, e in plan.extra_epsilon.items()),
+            f"{plan.coalitions} coalition models of {plan.rounds} rounds; extra ε{charged}: "
+            + ", ".join(f"{d} {e:.4g}" for d, e in plan.extra_epsilon.items()),
             highlight=False,
         )
     if plan.refusal is not None:
@@ -56,3 +61,8 @@ def contributions(
         f"v(∅) {shares.empty:.4f} → v(all) {shares.grand:.4f} (released model: "
         f"{result.released}); {shares.evaluations} coalitions evaluated; recorded in the ledger"
     )
+    if result.job is not None:
+        console.print(
+            f"charged at the nodes (job {result.job}): "
+            + ", ".join(f"{d} ε={e:.4g}" for d, e in result.charged_epsilon.items())
+        )

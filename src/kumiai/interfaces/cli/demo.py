@@ -66,6 +66,54 @@ def comparison_table(report: "DemoReport") -> "Table":
     return table
 
 
+def _association_lines(report: "DemoReport") -> None:
+    """Contribution shares, the spin-out's licence and the royalties, verified offline."""
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
+    story = report.association
+    budget = story.budget
+    spent = ", ".join(f"{c} ¥{y:,}" for c, y in sorted(budget.spent_yen.items()) if y)
+    console.print(
+        f"Project {budget.project} (theme {budget.theme}): the board allocated "
+        f"¥{budget.allocated_yen:,} and a compute quota of {budget.compute.site_rounds} "
+        f"site-rounds ({budget.compute.used} used); "
+        f"spent {spent}; ¥{budget.left_yen:,} left. Milestone [bold]{story.milestone}[/] was "
+        f"met by the released model and accepted by board vote."
+    )
+    shares = story.contributions.shares
+    charged = story.contributions.charged_epsilon
+    table = Table(
+        "hospital", "Shapley share (AUC)", "extra ε charged", "royalty (yen)",
+        title=f"Each hospital's contribution to {report.outcome.model_id}, and its royalty",
+    )  # fmt: skip
+    payouts = story.revenue.payouts
+    for dataset, share in sorted(shares.shares.items()):
+        member = dataset.removesuffix("-heart")  # the demo names each dataset after its member
+        table.add_row(
+            member,
+            f"{share:+.4f}",
+            number(charged.get(dataset)),
+            f"{payouts.get(member, 0):,}",
+        )
+    console.print(table)
+    revenue = story.revenue
+    console.print(
+        f"The board spun out [bold]{story.spinout}[/] and licensed the model to it "
+        f"({story.licence}, royalty 5%). It reported ¥{revenue.revenue_yen:,} for "
+        f"{revenue.period}: royalty ¥{revenue.royalty_yen:,}, of which the association keeps "
+        f"¥{revenue.association_yen:,} under its charter and the hospitals share the rest by "
+        "contribution."
+    )
+    check = story.royalties
+    verdict = "[green]match to the yen[/]" if check.ok else "[red]do NOT match[/]"
+    console.print(
+        f"Royalties recomputed offline from {check.export} alone: {check.distributions} "
+        f"distribution(s) {verdict} (kumiai royalties verify {check.export})."
+    )
+
+
 def demo(
     dir_: Path = typer.Option(
         Path("kumiai-demo"), "--dir", help="A fresh directory for the demo consortium."
@@ -94,6 +142,7 @@ def demo(
             f"[yellow]{dataset}[/]: its steward refused the request "
             f'("{escape(reason)}"), so its node refused the job.'
         )
+    _association_lines(report)
     outcome = report.outcome
     audit = report.audit
     if audit.ok:

@@ -181,6 +181,7 @@ def project_propose(
     purpose: str = typer.Option(..., help="The purpose stewards will consent to."),
     title: str = typer.Option("", help="A readable title."),
     members_: str = typer.Option("", "--members", help="Participating members: 'a,b,c'."),
+    theme: str = typer.Option(None, help="The theme it is under (see `kumiai theme list`)."),
 ) -> None:
     """Propose a research project; the board must approve it before any data use."""
     from kumiai.interfaces.cli.context import console
@@ -193,6 +194,7 @@ def project_propose(
         purpose=purpose,
         proposed_by=by,
         members=_csv(members_),
+        theme=theme,
     )
     console.print(
         f"Project [bold]{info.name}[/] proposed by {info.proposed_by}; "
@@ -244,7 +246,12 @@ def project_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     table = Table("project", "status", "proposed by", "approved by", "members", "purpose")
     for p in listing:
         table.add_row(
-            p.name, p.status, p.proposed_by, p.approved_by or "—", ", ".join(p.members), p.purpose
+            p.name,
+            p.status,
+            p.proposed_by,
+            f"board, {p.approved_by_motion}" if p.approved_by_motion else p.approved_by or "—",
+            ", ".join(p.members),
+            p.purpose,
         )
     console.print(table)
 

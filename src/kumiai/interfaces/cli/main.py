@@ -14,13 +14,15 @@ from types import FrameType
 import typer
 
 from kumiai.domain.errors import KumiaiError, Stopped
-from kumiai.interfaces.cli import governance, jobs, show, training
+from kumiai.interfaces.cli import association, governance, jobs, show, training
 from kumiai.interfaces.cli.bench import bench
 from kumiai.interfaces.cli.board import charter_app, motion_app
 from kumiai.interfaces.cli.budget import budget_app
 from kumiai.interfaces.cli.contribution import contributions
+from kumiai.interfaces.cli.coordinator import coordinator_app
 from kumiai.interfaces.cli.demo import demo
 from kumiai.interfaces.cli.ledger import ledger_app
+from kumiai.interfaces.cli.royalties import licence_app, revenue_app, royalties_app, spinout_app
 
 app = typer.Typer(
     help="kumiai: a research consortium's data stays home; stewards' agreements are enforced "
@@ -46,9 +48,15 @@ app.add_typer(governance.member_app, name="member")
 governance.dataset_app.command("show")(show.dataset_show)
 app.add_typer(governance.dataset_app, name="dataset")
 governance.project_app.command("show")(show.project_show)
+governance.project_app.command("theme")(association.project_theme)
+governance.project_app.command("budget")(association.project_budget)
 app.add_typer(governance.project_app, name="project")
 app.add_typer(charter_app, name="charter")
 app.add_typer(motion_app, name="motion")
+app.add_typer(association.theme_app, name="theme")
+app.add_typer(association.funds_app, name="funds")
+app.add_typer(association.spend_app, name="spend")
+app.add_typer(association.milestone_app, name="milestone")
 app.command("request")(governance.request)
 app.command("requests")(governance.requests_list)
 governance.agreement_app.command("show")(show.agreement_show)
@@ -61,6 +69,11 @@ app.command("models")(jobs.models_list)
 app.command("model")(jobs.model_show)
 app.command("contributions")(contributions)
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(coordinator_app, name="coordinator")
+app.add_typer(spinout_app, name="spinout")
+app.add_typer(licence_app, name="licence")
+app.add_typer(revenue_app, name="revenue")
+app.add_typer(royalties_app, name="royalties")
 app.command("demo")(demo)
 app.command("bench")(bench)
 

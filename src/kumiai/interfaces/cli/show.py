@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from kumiai.services.agreements import RequestInfo
+    from kumiai.services.projects import ProjectInfo
 
 
 def _requests_table(requests: "tuple[RequestInfo, ...]", title: str) -> "Table":
@@ -70,6 +71,12 @@ def dataset_show(
     console.print(_requests_table(view.requests, "data-use requests"))
 
 
+def _approver(project: "ProjectInfo") -> str:
+    if project.approved_by_motion:
+        return f"the board ({project.approved_by_motion})"
+    return project.approved_by or "—"
+
+
 def project_show(
     ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
@@ -91,7 +98,7 @@ def project_show(
     p = view.project
     console.print(
         f"[bold]{p.name}[/] · {escape(p.title)} · {p.status} · proposed by {p.proposed_by} "
-        f"{when(p.created_at)} UTC · approved by {p.approved_by or '—'}\n"
+        f"{when(p.created_at)} UTC · approved by {_approver(p)}\n"
         f"purpose: {escape(p.purpose)}\nmembers: {', '.join(p.members)}"
     )
     console.print(_requests_table(view.requests, "data-use requests"))

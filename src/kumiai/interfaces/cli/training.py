@@ -111,10 +111,12 @@ def train(
     from kumiai.interfaces.cli.context import console
     from kumiai.interfaces.cli.progress import RichTrainingProgress
     from kumiai.services.privacy import plan_job_privacy
+    from kumiai.services.quota import refuse_over_quota
     from kumiai.services.training import train as run_training
 
     home = consortium(ctx)
     privacy = plan_job_privacy(home, project, settings)  # once: shown here, run with below
+    refuse_over_quota(home, project, settings.rounds)  # before any plan or progress is shown
     if privacy.plans:
         console.print(planned_privacy_table(privacy.plans))
     else:

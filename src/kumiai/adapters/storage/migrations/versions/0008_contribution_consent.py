@@ -1,6 +1,6 @@
 """contribution consent: a data-use request asks for the contribution_analysis term
 
-Revision ID: 0010
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-29 10:00:00
 """
@@ -8,7 +8,7 @@ Create Date: 2026-11-29 10:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None

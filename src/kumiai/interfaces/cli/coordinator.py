@@ -1,0 +1,44 @@
+"""`kumiai coordinator …`: setting up the coordinator's service."""
+
+from pathlib import Path
+
+import typer
+
+from kumiai.interfaces.cli.context import home_of
+from kumiai.interfaces.cli.output import JSON_OPTION, print_json
+
+coordinator_app = typer.Typer(
+    help="The coordinator's service set-up: its TLS certificates and the CA members pin.",
+    no_args_is_help=True,
+)
+
+
+@coordinator_app.command("init")
+def coordinator_init(
+    ctx: typer.Context,
+    host: list[str] = typer.Option(
+        ..., "--host", help="A host name or IP the members reach the coordinator at (repeat)."
+    ),
+    cert: Path = typer.Option(None, help="Your own server certificate (PEM) instead of ours."),
+    key: Path = typer.Option(None, help="Its private key (PEM)."),
+    ca_cert: Path = typer.Option(None, help="The CA certificate (PEM) that signed it."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create the consortium's CA and the coordinator's certificate (or check your own)."""
+    from kumiai.services.coordinator_tls import init_tls
+
+    info = init_tls(home_of(ctx), host, cert=cert, key=key, ca_cert=ca_cert)
+    if as_json:
+        print_json(info)
+        return
+    from kumiai.interfaces.cli.context import console
+
+    made = "a new consortium CA" if info.own_ca else "your CA"
+    console.print(
+        f"TLS ready in [bold]{info.folder}[/], signed by {made}, for {', '.join(info.hosts)}.\n"
+        f"CA fingerprint (SHA-256), which every member's node pins when it joins:\n"
+        f"  {info.ca_fingerprint}\n"
+        f"The private keys ({info.key.name}"
+        + (", ca.key" if info.own_ca else "")
+        + ") are readable by this user only; back them up offline."
+    )
