@@ -46,6 +46,9 @@ def test_a_message_from_another_run_is_a_replay() -> None:
         ({"local_epochs": 5}, "settings.local_epochs"),
         ({"rounds": 9}, "settings.rounds"),
         ({"secure_aggregation": False}, "settings.secure_aggregation"),
+        ({"model": "mlp"}, "settings.model"),
+        ({"hidden_units": 64}, "settings.hidden_units"),
+        ({"positive_weight": 20.0}, "settings.positive_weight"),
     ],
 )
 def test_a_validly_signed_but_different_document_is_refused_with_the_field_named(

@@ -118,6 +118,10 @@ def test_governance_through_the_cli(tmp_path: Path) -> None:
         kumiai(home, "train", "heart", "--strategy", "magic"), "strategy 'magic' is not known"
     )
     assert_user_error(
+        kumiai(home, "train", "heart", "--model", "forest"),
+        "model family 'forest' is not known; use one of: logistic, mlp",
+    )
+    assert_user_error(
         kumiai(
             home,
             "train",

@@ -24,6 +24,12 @@ def _contribution(**options: Any) -> Any:
     return run(**options)
 
 
+def _industrial(**options: Any) -> Any:
+    from kumiai.benchmarks.industrial import run
+
+    return run(**options)
+
+
 def _ledger(**options: Any) -> Any:
     from kumiai.benchmarks.ledger import run
 
@@ -58,6 +64,7 @@ BENCHMARKS: dict[str, Callable[..., Any]] = {
     "attacks": _attacks,
     "contribution": _contribution,
     "heart-disease": _heart_disease,
+    "industrial": _industrial,
     "ledger": _ledger,
     "overhead": _overhead,
     "privacy": _privacy,

@@ -502,6 +502,12 @@ ATTACKS: tuple[Attack, ...] = (
         True,
     ),
     Attack(
+        "settings: another model family after admission",
+        "settings.model",
+        _changed_after_admission(model="mlp"),
+        True,
+    ),
+    Attack(
         "settings: more rounds than admitted",
         "settings.rounds",
         _changed_after_admission(rounds=9),

@@ -7,7 +7,9 @@ individual score or label leaves a node, and every model (local, federated, pool
 measured by the same code.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -97,3 +99,83 @@ def auc_from_histograms(pos: NDArray[np.int64], neg: NDArray[np.int64]) -> float
         below = np.concatenate([[0], np.cumsum(n)[:-1]])
         aucs.append(float((p * (below + 0.5 * n)).sum() / (n_pos * n_neg)))
     return float(np.mean(aucs)) if aucs else None
+
+
+# -- rare events: failures are a few percent of rows, so accuracy says little ---------------
+# Each figure below comes from the same per-site histograms as the AUC, so it combines across
+# sites without pooling rows. A threshold sweeps the bins from the highest score down; scores
+# within one bin are ties (they cross any threshold together).
+
+
+def _sweep(pos: NDArray[np.int64], neg: NDArray[np.int64]) -> tuple[NDArray[Any], NDArray[Any]]:
+    """(true positives, false positives) flagged at each threshold, highest bin first."""
+    return np.cumsum(pos[::-1]), np.cumsum(neg[::-1])
+
+
+def average_precision(pos: NDArray[np.int64], neg: NDArray[np.int64]) -> float | None:
+    """PR-AUC as average precision: Σ (recall gained at a threshold) x (precision there).
+
+    Example: positives in bins 9 and 5, negatives in bins 7 and 1 (scores 0.9 > 0.7 > 0.5 >
+    0.1): thresholds give precision 1 at recall 1/2, then 2/3 at recall 1, so AP = 1/2·1 +
+    1/2·2/3 = 5/6. None when there is no positive row (undefined).
+    """
+    n_pos = int(pos.sum())
+    if n_pos == 0:
+        return None
+    tp, fp = _sweep(pos, neg)
+    flagged = tp + fp
+    precision = np.divide(tp, flagged, out=np.ones(len(tp)), where=flagged > 0)
+    gained = np.diff(np.concatenate([[0], tp])) / n_pos
+    return float((gained * precision).sum())
+
+
+def recall_at_precision(
+    pos: NDArray[np.int64], neg: NDArray[np.int64], precision: float = 0.9
+) -> float | None:
+    """The most positives a threshold catches while at least `precision` of its alarms are real.
+
+    0 when no threshold is that precise (every alarm list mixes in too many false ones);
+    None when there is no positive row.
+    """
+    n_pos = int(pos.sum())
+    if n_pos == 0:
+        return None
+    tp, fp = _sweep(pos, neg)
+    # tp/(tp+fp) >= precision, in integers: no rounding decides a borderline threshold
+    precise = (tp > 0) & (tp * 1_000_000 >= np.round(precision * 1_000_000) * (tp + fp))
+    return float(tp[precise].max() / n_pos) if precise.any() else 0.0
+
+
+def balanced_accuracy(pos: NDArray[np.int64], neg: NDArray[np.int64]) -> float | None:
+    """Mean of the recall on positives and on negatives at the 0.5 threshold (argmax).
+
+    A model that never predicts a failure scores 0.5 however rare failures are. A score in
+    bin b is in [b/B, (b+1)/B), so 'p > 0.5' is every bin from B/2 up (p = 0.5 exactly,
+    argmax's tie, is negligible). None when either class has no row.
+    """
+    n_pos, n_neg = int(pos.sum()), int(neg.sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    half = len(pos) // 2
+    return 0.5 * (int(pos[half:].sum()) / n_pos + int(neg[:half].sum()) / n_neg)
+
+
+def _macro(
+    score: SiteScore, metric: Callable[[NDArray[np.int64], NDArray[np.int64]], float | None]
+) -> float | None:
+    values = [
+        v
+        for p, n in zip(np.atleast_2d(score.hist_pos), np.atleast_2d(score.hist_neg), strict=True)
+        if (v := metric(p, n)) is not None
+    ]
+    return float(np.mean(values)) if values else None
+
+
+def detection_metrics(score: SiteScore) -> dict[str, float | None]:
+    """The rare-event yardsticks of one site's (or a combined) score, macro over classes."""
+    return {
+        "pr_auc": _macro(score, average_precision),
+        "roc_auc": score.auc,
+        "balanced_accuracy": _macro(score, balanced_accuracy),
+        "recall_at_90_precision": _macro(score, recall_at_precision),
+    }

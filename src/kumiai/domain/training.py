@@ -18,6 +18,10 @@ from kumiai.domain.privacy import (
 )
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi")
+# Model families every node knows (kumiai.adapters.models.families builds them). A job
+# document naming another family is refused by the node when it parses the document.
+MODEL_FAMILIES = ("logistic", "mlp")
+MAX_HIDDEN_LAYERS, MAX_HIDDEN_UNITS = 3, 1024
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,14 @@ class TrainingSettings:
     # to (kumiai.domain.disclosure.PublicDomain as JSON; empty: none declared).
     statistics_epsilon: float = 1.0
     public_domain: str = ""
+    # The model family and its shape: `logistic` (the default) or `mlp`, a small ReLU network
+    # of `hidden_layers` layers of `hidden_units` each (unused by `logistic`).
+    model: str = "logistic"
+    hidden_layers: int = 1
+    hidden_units: int = 32
+    # Weight of a positive example's loss in a two-class task (rare failures count more);
+    # 1 is unweighted. DP-SGD clips each weighted example as any other, at no extra ε.
+    positive_weight: float = 1.0
 
     @property
     def private(self) -> bool:
@@ -81,6 +93,7 @@ class TrainingSettings:
             ("clipping_norm", "clipping norm", "--clipping"),
             ("delta", "delta", "--delta"),
             ("statistics_epsilon", "statistics epsilon", "--statistics-epsilon"),
+            ("positive_weight", "positive weight", "--positive-weight"),
         ):
             value = getattr(self, field_name)
             if value is None and field_name in ("epsilon", "noise_multiplier", "delta"):
@@ -93,6 +106,26 @@ class TrainingSettings:
             (
                 self.strategy in STRATEGIES,
                 f"strategy {self.strategy!r} is not known; use one of: " + ", ".join(STRATEGIES),
+            ),
+            (
+                self.model in MODEL_FAMILIES,
+                f"model family {self.model!r} is not known; use one of: "
+                + ", ".join(MODEL_FAMILIES),
+            ),
+            (
+                isinstance(self.hidden_layers, int)
+                and 1 <= self.hidden_layers <= MAX_HIDDEN_LAYERS,
+                f"hidden layers (--hidden-layers) must be 1 to {MAX_HIDDEN_LAYERS} "
+                f"(got {self.hidden_layers!r})",
+            ),
+            (
+                isinstance(self.hidden_units, int) and 1 <= self.hidden_units <= MAX_HIDDEN_UNITS,
+                f"hidden units (--hidden-units) must be 1 to {MAX_HIDDEN_UNITS} "
+                f"(got {self.hidden_units!r})",
+            ),
+            (
+                self.positive_weight > 0,
+                f"positive weight (--positive-weight) must be > 0 (got {self.positive_weight})",
             ),
             (self.rounds >= 1, f"rounds must be at least 1 (got {self.rounds})"),
             (self.local_epochs >= 1, f"local epochs must be at least 1 (got {self.local_epochs})"),

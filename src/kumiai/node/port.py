@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from flwr.clientapp.typing import Mod
     from numpy.typing import NDArray
 
-    from kumiai.adapters.models.logistic import LogisticRegression
+    from kumiai.adapters.models.interface import Model
 
 __all__ = [
     "LocalDataset",
@@ -330,7 +330,7 @@ def simulation_client_app(
 
 
 def local_sgd(
-    model: "LogisticRegression",
+    model: "Model",
     X: "NDArray[np.float64]",
     y: "NDArray[np.int64]",
     settings: TrainingSettings,
@@ -348,7 +348,7 @@ def local_sgd(
 
 
 def local_dp_sgd(
-    model: "LogisticRegression",
+    model: "Model",
     X: "NDArray[np.float64]",
     y: "NDArray[np.int64]",
     settings: TrainingSettings,

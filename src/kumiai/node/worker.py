@@ -14,7 +14,8 @@ from numpy.typing import NDArray
 
 from kumiai.adapters import tables
 from kumiai.adapters.models.dpsgd import dp_sgd
-from kumiai.adapters.models.logistic import LogisticRegression
+from kumiai.adapters.models.families import FAMILIES, model_for
+from kumiai.adapters.models.interface import Model
 from kumiai.domain.disclosure import (
     ALLOWED,
     DP,
@@ -104,7 +105,7 @@ def _cached_split(
 
 
 def local_sgd(
-    model: LogisticRegression,
+    model: Model,
     X: NDArray[np.float64],
     y: NDArray[np.int64],
     settings: TrainingSettings,
@@ -130,7 +131,7 @@ def local_sgd(
 
 
 def private_sgd(
-    model: LogisticRegression,
+    model: Model,
     X: NDArray[np.float64],
     y: NDArray[np.int64],
     settings: TrainingSettings,
@@ -228,6 +229,13 @@ class NodeWorker:
         statistics only under DP, the statistics ε. `attested`: the latest attestation of
         this dataset's spend log the coordinator holds.
         """
+        if settings.model not in FAMILIES:
+            return (
+                False,
+                f"this node does not know the model family {settings.model!r} the job names; "
+                f"it trains: {', '.join(sorted(FAMILIES))}",
+                {},
+            )
         numbers: dict[str, float] = {"epsilon": 0.0, "delta": 0.0, "noise_multiplier": 0.0}
         details: dict[str, Any] = {"rounds": settings.rounds}
         if settings.private:
@@ -285,7 +293,7 @@ class NodeWorker:
         part = self.split(dataset, settings)
         X = plan.transform(part.train)
         y = plan.encode_labels(part.train_labels, f"dataset {dataset!r}")
-        model = LogisticRegression(X.shape[1], len(plan.classes), l2=settings.l2)
+        model = model_for(settings, X.shape[1], len(plan.classes))
         model.arrays = arrays
         if settings.private and settings.dp_level == "record":
             epsilon = self._train_privately(dataset, settings, model, X, y, server_round, job)
@@ -339,7 +347,7 @@ class NodeWorker:
         self,
         dataset: str,
         settings: TrainingSettings,
-        model: LogisticRegression,
+        model: Model,
         X: NDArray[np.float64],
         y: NDArray[np.int64],
         server_round: int,
@@ -369,7 +377,7 @@ class NodeWorker:
         if statistics == FORBIDDEN or (statistics == DP and not final):
             return None
         part = self.split(dataset, settings)
-        model = LogisticRegression(len(plan.feature_names), len(plan.classes))
+        model = model_for(settings, len(plan.feature_names), len(plan.classes))
         model.arrays = arrays
         X = plan.transform(part.test)
         labels = plan.encode_labels(part.test_labels, f"dataset {dataset!r}")

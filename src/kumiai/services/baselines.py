@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kumiai.adapters.models.logistic import LogisticRegression
+from kumiai.adapters.models.families import model_for
 from kumiai.domain.metrics import SiteScore, score_site
 from kumiai.domain.preprocessing import merge_summaries, summarise
 from kumiai.domain.training import TrainingSettings
@@ -33,7 +33,8 @@ def _fit_and_score(
     plan = merge_summaries(summaries)
     X = np.vstack([plan.transform(p.train) for p in train])
     y = np.concatenate([plan.encode_labels(p.train_labels, p.dataset) for p in train])
-    model = LogisticRegression(X.shape[1], len(plan.classes), l2=settings.l2).fit(X, y)
+    model = model_for(settings, X.shape[1], len(plan.classes))
+    model.fit(X, y)
     return {
         p.dataset: score_site(
             model.predict_proba(plan.transform(p.test)),

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from kumiai.adapters.models.logistic import LogisticRegression
+from kumiai.adapters.models.families import model_for
 from kumiai.adapters.storage.arrays import arrays_from_bytes
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import JobRow, JobSiteRow, ModelVersionRow, PrivacySpendRow
@@ -94,9 +94,10 @@ def coalition_utility(
     """v(S): FedAvg over S's training rows for settings.rounds rounds, scored on all tests.
 
     Each member trains with the seed of its own name, exactly as its node would. v(∅) is
-    the untrained (all-zero) model every job starts from. With `private`, each member runs
-    its node's DP-SGD round instead (fresh noise: v(S) is a sample, evaluated once), and
-    v(all) is the released model itself, whose privacy the job already paid for.
+    the untrained model every job of that family starts from (all-zero for `logistic`).
+    With `private`, each member runs its node's DP-SGD round instead (fresh noise: v(S) is
+    a sample, evaluated once), and v(all) is the released model itself, whose privacy the
+    job already paid for.
     """
     check_metric(metric)
     data = {
@@ -108,7 +109,7 @@ def coalition_utility(
     width, classes = len(plan.feature_names), len(plan.classes)
 
     def utility(coalition: Coalition) -> float:
-        model = LogisticRegression(width, classes, l2=settings.l2)
+        model = model_for(settings, width, classes)
         names = sorted(coalition)
         if private is not None and set(names) == set(members):
             model.arrays, names = private.released, []
@@ -117,7 +118,7 @@ def coalition_utility(
             updates, weights = [], []
             for name in names:
                 X, y = data[name]
-                local = LogisticRegression(width, classes, l2=settings.l2)
+                local = model_for(settings, width, classes)
                 local.arrays = model.arrays
                 if private is not None:
                     local_dp_sgd(local, X, y, settings, runs[name])
@@ -126,7 +127,8 @@ def coalition_utility(
                 updates.append(local.arrays)
                 weights.append(len(y))
             model.arrays = [
-                np.average([u[i] for u in updates], axis=0, weights=weights) for i in range(2)
+                np.average([u[i] for u in updates], axis=0, weights=weights)
+                for i in range(len(updates[0]))
             ]
         score = score_site(model.predict_proba(X_test), y_test)
         value = score.auc if metric == "auc" else score.accuracy

@@ -13,7 +13,7 @@ from kumiai.services.consortium import Consortium
 from kumiai.services.lookup import get
 
 if TYPE_CHECKING:
-    from kumiai.adapters.models.logistic import LogisticRegression
+    from kumiai.adapters.models.interface import Model
     from kumiai.domain.preprocessing import FeaturePlan
 
 
@@ -55,19 +55,24 @@ def model_detail(consortium: Consortium, model_id: str) -> ModelInfo:
         return _info(get(session, ModelVersionRow, model_id))
 
 
-def load_model(consortium: Consortium, model_id: str) -> tuple["FeaturePlan", "LogisticRegression"]:
-    """The feature plan and fitted model, ready for `plan.transform` and `predict_proba`."""
+def load_model(consortium: Consortium, model_id: str) -> tuple["FeaturePlan", "Model"]:
+    """The feature plan and fitted model, ready for `plan.transform` and `predict_proba`.
+
+    The model's family and shape are the job's settings, kept in the version's lineage.
+    """
     # Lazy: numpy and scipy are for prediction; listing and showing models must start fast.
     import numpy as np
 
-    from kumiai.adapters.models.logistic import LogisticRegression
+    from kumiai.adapters.models.families import model_for
     from kumiai.adapters.storage.arrays import arrays_from_bytes
     from kumiai.domain.preprocessing import FeaturePlan
+    from kumiai.domain.training import TrainingSettings
 
     with transaction(consortium.sessions) as session:
         row = get(session, ModelVersionRow, model_id)
         plan = FeaturePlan.from_json(row.feature_plan_json)
-        model = LogisticRegression(len(plan.feature_names), len(plan.classes))
+        settings = TrainingSettings(**json.loads(row.lineage_json).get("settings", {}))
+        model = model_for(settings, len(plan.feature_names), len(plan.classes))
         model.arrays = arrays_from_bytes(row.parameters)
         model.classes_ = np.array(plan.classes, dtype=object)
         return plan, model

@@ -35,6 +35,8 @@ class RoundReport:
     seconds: float
     epsilons: dict[str, float] = field(default_factory=dict)  # cumulative ε per dataset
     member_epsilon: float | None = None  # client-level DP: Flower's accountant, per member
+    # The aggregates each site sent (histograms), for metrics beyond accuracy and AUC
+    scores: dict[str, SiteScore] = field(default_factory=dict, repr=False, compare=False)
 
 
 class TrainingProgress(Protocol):
@@ -174,6 +176,7 @@ class JobRecorder:
             seconds=seconds,
             epsilons=dict(sorted(epsilons.items())),
             member_epsilon=member_epsilon,
+            scores=dict(scores),
         )
         with transaction(self.consortium.sessions) as session:
             session.add(

@@ -34,6 +34,7 @@ from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, JobFailed, KumiaiError
 from kumiai.domain.job import JobDocument, JobKind, JobStatus, sign_job
+from kumiai.domain.metrics import SiteScore
 from kumiai.domain.project import ProjectStatus, require_active
 from kumiai.domain.training import TrainingSettings
 from kumiai.node.port import NodePort, simulation_client_app
@@ -74,6 +75,7 @@ class TrainingOutcome:
     member_epsilon: float | None = None  # client-level DP, per member (Flower's accountant)
     planned: dict[str, dict[str, float]] = field(default_factory=dict)  # each node's DP plan
     held: list[HeldReservation] = field(default_factory=list)  # releases that failed
+    scores: dict[str, SiteScore] = field(default_factory=dict)  # each site's last aggregates
 
 
 def _start_job(
@@ -270,4 +272,5 @@ def train(
         member_epsilon=recorder.last.member_epsilon,
         planned=recorder.planned,
         held=held,
+        scores=recorder.last.scores,
     )

@@ -34,7 +34,7 @@ from kumiai.adapters.flower.protocol import metrics_score
 from kumiai.adapters.flower.secure import SecureAggregationSettings, run_secure_rounds
 from kumiai.adapters.flower.stopping import StoppableGrid, StopRequest
 from kumiai.adapters.flower.strategies import make_strategy
-from kumiai.adapters.models.logistic import LogisticRegression
+from kumiai.adapters.models.families import model_for
 from kumiai.domain.errors import JobFailed
 from kumiai.domain.job import JobDocument, SignedJob
 from kumiai.domain.metrics import SiteScore
@@ -333,10 +333,10 @@ def build_server_app(job: FederatedJob, observer: JobObserver) -> ServerApp:
         grid = StoppableGrid(grid, job.stop)
         sites = _admit(grid, job, observer)
         assert job.plan is not None
-        model = LogisticRegression(len(job.plan.feature_names), len(job.plan.classes))
+        settings = job.settings
+        model = model_for(settings, len(job.plan.feature_names), len(job.plan.classes))
         config = job.config(**{protocol.PLAN: job.plan.to_json()})
         observing = ObservingGrid(grid, sites, observer, job.reply_hook)
-        settings = job.settings
         client_dp = settings.private and settings.dp_level == "client"
         if client_dp:
             delta = settings.delta or min(default_delta(n) for n in job.rows.values())

@@ -1,4 +1,4 @@
-"""Record-level DP-SGD for the numpy logistic regression.
+"""Record-level DP-SGD for any model family behind `kumiai.adapters.models.interface.Model`.
 
 Each step Poisson-samples rows, clips every example's gradient to norm C, sums, adds
 N(0, σ²C²) noise to every coordinate and divides by the *expected* batch size q·n. That is
@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from kumiai.adapters.models.logistic import FloatArray, IntArray, LogisticRegression
+from kumiai.adapters.models.interface import FloatArray, IntArray, Model, unflatten
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.privacy import (
     check_clipping,
@@ -30,7 +30,7 @@ def clip_rows(gradients: FloatArray, clipping_norm: float) -> FloatArray:
 
 
 def dp_sgd(
-    model: LogisticRegression,
+    model: Model,
     X: FloatArray,
     y: IntArray,
     *,
@@ -61,8 +61,8 @@ def dp_sgd(
         raise InvalidInput(f"DP-SGD needs as many rows of X as labels, at least one: {len(X)}/{n}")
     anchor = anchor if anchor is not None else model.arrays
 
-    split = model.coef_.size
-    width = split + model.intercept_.size
+    shapes = model.arrays  # only their shapes are used
+    width = sum(a.size for a in shapes)
     expected_batch = q * n
     for _ in range(steps):
         picked = rng.random(n) < q
@@ -71,5 +71,8 @@ def dp_sgd(
         else:
             total = np.zeros(width)  # an empty lot is still released, noise and all
         noisy = (total + rng.normal(0.0, sigma * clip, size=width)) / expected_batch
-        g_coef = noisy[:split].reshape(model.coef_.shape) + model.l2 * model.coef_
-        model.step(g_coef, noisy[split:], learning_rate, prox_mu, anchor)
+        gradients = [
+            g + penalty
+            for g, penalty in zip(unflatten(noisy, shapes), model.penalty_gradients(), strict=True)
+        ]
+        model.apply_gradients(gradients, learning_rate, prox_mu, anchor)

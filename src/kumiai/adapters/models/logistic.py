@@ -2,7 +2,8 @@
 
 Written by hand rather than taken from scikit-learn because federated training and
 record-level DP-SGD need what sklearn does not expose: parameters as plain arrays to
-average, warm-started local SGD with a proximal term, and per-example gradients.
+average, warm-started local SGD with a proximal term, and per-example gradients. It is the
+`logistic` family of the model interface (`kumiai.adapters.models.interface.Model`).
 """
 
 from typing import Any
@@ -10,20 +11,34 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import minimize
-from scipy.special import expit, softmax
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
+from kumiai.adapters.models.interface import (
+    FloatArray,
+    IntArray,
+    example_weights,
+    output_proba,
+    output_residual,
+)
+
+__all__ = ["FloatArray", "IntArray", "LogisticRegression"]
 
 
 class LogisticRegression:
-    """Weights `coef_` (features x k) and `intercept_` (k), k = 1 for binary problems."""
+    """Weights `coef_` (features x k) and `intercept_` (k), k = 1 for binary problems.
 
-    def __init__(self, n_features: int, n_classes: int, l2: float = 1e-3) -> None:
+    Every parameter is federated; it starts at zero whatever the seed.
+    """
+
+    family = "logistic"
+
+    def __init__(
+        self, n_features: int, n_classes: int, l2: float = 1e-3, positive_weight: float = 1.0
+    ) -> None:
         if n_classes < 2:
             raise ValueError("a classifier needs at least two classes")
         self.n_classes = n_classes
         self.l2 = l2
+        self.positive_weight = positive_weight
         width = 1 if n_classes == 2 else n_classes
         self.coef_: FloatArray = np.zeros((n_features, width))
         self.intercept_: FloatArray = np.zeros(width)
@@ -44,33 +59,34 @@ class LogisticRegression:
             )
         self.coef_, self.intercept_ = coef.copy(), intercept.copy()
 
+    @property
+    def local_arrays(self) -> list[FloatArray]:
+        return []
+
     # -- prediction -------------------------------------------------------------------
     def decision_function(self, X: FloatArray) -> FloatArray:
         return X @ self.coef_ + self.intercept_
 
     def predict_proba(self, X: FloatArray) -> FloatArray:
-        scores = self.decision_function(X)
-        if self.n_classes == 2:
-            p = expit(scores[:, 0])
-            return np.column_stack([1.0 - p, p])
-        return softmax(scores, axis=1)
+        return output_proba(self.decision_function(X), self.n_classes)
 
     def predict(self, X: FloatArray) -> NDArray[Any]:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     # -- loss and gradients -----------------------------------------------------------
     def _residual(self, X: FloatArray, y: IntArray) -> FloatArray:
-        """d(loss_i)/d(score_i): probability minus one-hot target, shape (n, k)."""
-        proba = self.predict_proba(X)
-        if self.n_classes == 2:
-            return (proba[:, 1] - (y == 1))[:, None]
-        onehot = np.zeros_like(proba)
-        onehot[np.arange(len(y)), y] = 1.0
-        return proba - onehot
+        """d(loss_i)/d(score_i), each row times its class weight, shape (n, k)."""
+        residual = output_residual(self.predict_proba(X), y, self.n_classes)
+        weights = example_weights(y, self.n_classes, self.positive_weight)
+        return residual if weights is None else residual * weights[:, None]
 
     def loss(self, X: FloatArray, y: IntArray) -> float:
         proba = np.clip(self.predict_proba(X)[np.arange(len(y)), y], 1e-12, 1.0)
-        return float(-np.log(proba).mean() + 0.5 * self.l2 * np.sum(self.coef_**2))
+        losses = -np.log(proba)
+        weights = example_weights(y, self.n_classes, self.positive_weight)
+        if weights is not None:
+            losses = losses * weights
+        return float(losses.mean() + 0.5 * self.l2 * np.sum(self.coef_**2))
 
     def gradient(self, X: FloatArray, y: IntArray) -> list[FloatArray]:
         residual = self._residual(X, y)
@@ -86,6 +102,19 @@ class LogisticRegression:
         residual = self._residual(X, y)
         coef_grads = (X[:, :, None] * residual[:, None, :]).reshape(len(y), -1)
         return np.hstack([coef_grads, residual])
+
+    def penalty_gradients(self) -> list[FloatArray]:
+        return [self.l2 * self.coef_, np.zeros_like(self.intercept_)]
+
+    def apply_gradients(
+        self,
+        gradients: list[FloatArray],
+        lr: float,
+        prox_mu: float = 0.0,
+        anchor: list[FloatArray] | None = None,
+    ) -> None:
+        g_coef, g_int = gradients
+        self.step(g_coef, g_int, lr, prox_mu, anchor)
 
     # -- training ---------------------------------------------------------------------
     def sgd(

@@ -73,6 +73,12 @@ def train(
         help="JSON file of public bounds for dp statistics: "
         '{"bounds": {"age": [0, 120]}, "levels": {"sex": ["0", "1"]}, "classes": ["0", "1"]}.',
     ),
+    model: str = typer.Option("logistic", help="Model family: logistic or mlp."),
+    hidden_layers: int = typer.Option(1, help="mlp: hidden ReLU layers (1-3)."),
+    hidden_units: int = typer.Option(32, help="mlp: units per hidden layer."),
+    positive_weight: float = typer.Option(
+        1.0, help="Loss weight of a positive example (two classes; rare events count more)."
+    ),
 ) -> None:
     """Train a federated model on every site whose steward agreed; others refuse at the node."""
     from kumiai.domain.training import TrainingSettings
@@ -96,6 +102,10 @@ def train(
         dp_level=dp_level,
         statistics_epsilon=statistics_epsilon,
         public_domain=read_public_domain(public_domain),
+        model=model,
+        hidden_layers=hidden_layers,
+        hidden_units=hidden_units,
+        positive_weight=positive_weight,
     )
     # Lazy: these load Flower and Ray (seconds); only this command needs them.
     from kumiai.interfaces.cli.context import console

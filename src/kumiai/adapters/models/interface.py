@@ -1,0 +1,131 @@
+"""The model interface: what federated training, DP-SGD and the yardsticks ask of a model.
+
+A model family is pluggable when it can: start from a feature count and a seed, say which of
+its parameters are federated (averaged by the coordinator) and which stay at the node, give
+every example's own gradient (DP-SGD clips each one before summing), take a gradient step,
+and predict probabilities. `kumiai.adapters.models.families.model_for` builds one from the
+job's settings; nothing outside this package names a concrete family.
+
+The helpers below are the output layer every family shares (sigmoid for two classes,
+softmax otherwise) and the per-example class weights (failures are rare, so a positive
+example may count more than a negative one).
+"""
+
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import expit, softmax
+
+from kumiai.domain.errors import InvalidInput
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+
+class Model(Protocol):
+    """One model family behind the federation. Gradients exclude the data-free L2 term."""
+
+    n_classes: int
+    l2: float
+
+    @property
+    def arrays(self) -> list[FloatArray]:
+        """The federated parameters, copied: what leaves the node and is averaged."""
+        ...
+
+    @arrays.setter
+    def arrays(self, values: list[FloatArray]) -> None: ...
+
+    @property
+    def local_arrays(self) -> list[FloatArray]:
+        """Parameters that stay at the node and are never sent (none for a global model)."""
+        ...
+
+    def predict_proba(self, X: FloatArray) -> FloatArray:
+        """(n, classes) probabilities."""
+        ...
+
+    def loss(self, X: FloatArray, y: IntArray) -> float:
+        """Mean (class-weighted) log loss plus the L2 term."""
+        ...
+
+    def per_example_gradients(self, X: FloatArray, y: IntArray) -> FloatArray:
+        """Row i: the flattened gradient of example i's loss over `arrays`, in their order."""
+        ...
+
+    def penalty_gradients(self) -> list[FloatArray]:
+        """The L2 term's gradient per array; it reads no data, so DP adds it after the noise."""
+        ...
+
+    def apply_gradients(
+        self,
+        gradients: list[FloatArray],
+        lr: float,
+        prox_mu: float = 0.0,
+        anchor: list[FloatArray] | None = None,
+    ) -> None:
+        """One step down `gradients`; prox_mu > 0 adds FedProx's pull towards `anchor`."""
+        ...
+
+    def sgd(
+        self,
+        X: FloatArray,
+        y: IntArray,
+        *,
+        epochs: int,
+        lr: float,
+        batch_size: int,
+        rng: np.random.Generator,
+        prox_mu: float = 0.0,
+        anchor: list[FloatArray] | None = None,
+    ) -> None:
+        """Non-private local mini-batch SGD (one federated round at a node)."""
+        ...
+
+    def fit(self, X: FloatArray, y: IntArray, max_iter: int = 500) -> Any:
+        """Full-batch L-BFGS: the local-only and pooled yardsticks. Returns the model."""
+        ...
+
+
+def unflatten(flat: FloatArray, like: list[FloatArray]) -> list[FloatArray]:
+    """Cut one flat vector into arrays shaped as `like` (the inverse of concatenating ravels)."""
+    out, start = [], 0
+    for array in like:
+        out.append(flat[start : start + array.size].reshape(array.shape))
+        start += array.size
+    return out
+
+
+def output_proba(scores: FloatArray, n_classes: int) -> FloatArray:
+    """Sigmoid over the one score column of a binary model, softmax over k otherwise."""
+    if n_classes == 2:
+        p = expit(scores[:, 0])
+        return np.column_stack([1.0 - p, p])
+    return softmax(scores, axis=1)
+
+
+def output_residual(proba: FloatArray, y: IntArray, n_classes: int) -> FloatArray:
+    """d(loss_i)/d(score_i): probability minus one-hot target, shape (n, score columns)."""
+    if n_classes == 2:
+        return (proba[:, 1] - (y == 1))[:, None]
+    onehot = np.zeros_like(proba)
+    onehot[np.arange(len(y)), y] = 1.0
+    return proba - onehot
+
+
+def example_weights(y: IntArray, n_classes: int, positive_weight: float) -> FloatArray | None:
+    """Each example's loss weight: `positive_weight` for class 1 of a binary task, else 1.
+
+    None when every weight is 1, so an unweighted model computes exactly as before. The
+    mean stays over n examples (not over the weights' sum): one example's weighted gradient
+    is still clipped to C by DP-SGD, so weighting costs no privacy.
+    """
+    if positive_weight == 1.0:
+        return None
+    if n_classes != 2:
+        raise InvalidInput(
+            f"a positive-class weight applies to two-class targets; this one has {n_classes} "
+            "classes (leave --positive-weight at 1)"
+        )
+    return np.where(y == 1, positive_weight, 1.0)
