@@ -1,6 +1,7 @@
 """Shared fixtures: key pairs, agreements and small consortia built through the services."""
 
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def postgres_server():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Run the test on SQLite and again on a fresh PostgreSQL database.
 
     When no server can start, the PostgreSQL run is skipped with the reason, which `-ra`
@@ -114,7 +115,10 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         server = request.getfixturevalue("postgres_server")
         if isinstance(server, Exception):
             pytest.skip(f"PostgreSQL run NOT done: {server}")
-        monkeypatch.setenv("KUMIAI_DATABASE_URL", server.url(server.create_database()))
-    else:
-        monkeypatch.delenv("KUMIAI_DATABASE_URL", raising=False)
-    return str(request.param)
+        name = server.create_database()
+        monkeypatch.setenv("KUMIAI_DATABASE_URL", server.url(name))
+        yield str(request.param)
+        server.drop_database(name)  # frees the connections the test's engines still hold
+        return
+    monkeypatch.delenv("KUMIAI_DATABASE_URL", raising=False)
+    yield str(request.param)

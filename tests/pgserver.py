@@ -53,6 +53,20 @@ class PostgresServer:
         self.created.append(name)
         return name
 
+    def drop_database(self, name: str) -> None:
+        """End the test's connections (engines it never disposed) and drop its database."""
+        import psycopg
+
+        with psycopg.connect(
+            host=self.socket_dir, port=self.port, user="postgres", dbname="postgres",
+            autocommit=True,
+        ) as connection:  # fmt: skip
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
     def stop(self) -> None:
         """Fast shutdown (SIGINT) by the postmaster's process id, then remove its files."""
         with contextlib.suppress(ProcessLookupError):
@@ -126,7 +140,7 @@ def start_server() -> PostgresServer:
         "-E", "UTF8", "--no-sync")  # fmt: skip
     options = (
         f"-k {root / 'socket'} -p {port} -c listen_addresses='' -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
     )
     run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start")
     pid = int((data / "postmaster.pid").read_text().splitlines()[0])
