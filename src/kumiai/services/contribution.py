@@ -15,7 +15,6 @@ A model trained with record-level DP-SGD is retrained with DP-SGD too, at each s
 """
 
 import json
-import os
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -43,7 +42,12 @@ from kumiai.domain.training import TrainingSettings
 from kumiai.node.port import local_dp_sgd, local_sgd
 from kumiai.services.agreements import agreements_for_job
 from kumiai.services.consortium import Consortium
-from kumiai.services.jobs import fail_job, recover_interrupted_jobs, release_privacy
+from kumiai.services.jobs import (
+    fail_job,
+    recover_interrupted_jobs,
+    release_privacy,
+    running_job,
+)
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
 
@@ -285,22 +289,8 @@ def _start_charges(
     """The contribution job's record, written before any node is charged: a process killed
     after a charge is recovered like a job (its spend raised to the node's log)."""
     job_id = f"job-{uuid.uuid4().hex[:8]}"
-    now = utc_now()
     with transaction(consortium.sessions) as session:
-        session.add(
-            JobRow(
-                id=job_id,
-                project=row.project,
-                kind=CONTRIBUTION,
-                status=JobStatus.RUNNING.value,
-                spec_json=settings.to_json(),
-                planned_rounds=settings.rounds,
-                completed_rounds=0,
-                created_at=now,
-                started_at=now,
-                pid=os.getpid(),
-            )
-        )
+        session.add(running_job(job_id, row.project, CONTRIBUTION, settings))
         session.flush()
         for d in plan.members:
             session.add(JobSiteRow(job_id=job_id, dataset=d, member=owners[d], status="pending"))

@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,6 +32,9 @@ from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get
 from kumiai.services.recovery import reconcile_spend
+
+if TYPE_CHECKING:
+    from kumiai.domain.training import TrainingSettings
 
 INTERRUPTED = "interrupted"  # shown on read only; the record says `running` until recovery
 
@@ -235,3 +238,21 @@ def _log_failure(consortium: Consortium, session: Session, job: JobRow) -> None:
     payload = {"job": job.id, "completed_rounds": job.completed_rounds, "error": job.error}
     act = Act(COORDINATOR, "job.failed", payload, project=job.project)
     consortium.ledger.append(session, act)
+
+
+def running_job(job_id: str, project: str, kind: str, settings: "TrainingSettings") -> JobRow:
+    """The record of a job starting now in this process (its pid marks it interrupted if the
+    process dies)."""
+    now = utc_now()
+    return JobRow(
+        id=job_id,
+        project=project,
+        kind=kind,
+        status=JobStatus.RUNNING.value,
+        spec_json=settings.to_json(),
+        planned_rounds=settings.rounds,
+        completed_rounds=0,
+        created_at=now,
+        started_at=now,
+        pid=os.getpid(),
+    )

@@ -6,7 +6,6 @@ job's completion, in one transaction, so nothing is ever half-released.
 """
 
 import json
-import os
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -45,6 +44,7 @@ from kumiai.services.jobs import (
     fail_job,
     recover_interrupted_jobs,
     release_privacy,
+    running_job,
 )
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
@@ -115,20 +115,7 @@ def _start_job(
             ),
             consortium.coordinator_key(),
         )
-        session.add(
-            JobRow(
-                id=job_id,
-                project=project,
-                kind=JobKind.TRAIN.value,
-                status=JobStatus.RUNNING.value,
-                spec_json=settings.to_json(),
-                planned_rounds=settings.rounds,
-                completed_rounds=0,
-                created_at=now,
-                started_at=now,
-                pid=os.getpid(),
-            )
-        )
+        session.add(running_job(job_id, project, JobKind.TRAIN.value, settings))
         session.flush()
         for d in datasets:
             session.add(

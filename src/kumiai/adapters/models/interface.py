@@ -50,6 +50,10 @@ class Model(Protocol):
         """Mean (class-weighted) log loss plus the L2 term."""
         ...
 
+    def gradient(self, X: FloatArray, y: IntArray) -> list[FloatArray]:
+        """The mean gradient over the rows, L2 included, in the order of `arrays`."""
+        ...
+
     def per_example_gradients(self, X: FloatArray, y: IntArray) -> FloatArray:
         """Row i: the flattened gradient of example i's loss over `arrays`, in their order."""
         ...
@@ -129,3 +133,24 @@ def example_weights(y: IntArray, n_classes: int, positive_weight: float) -> Floa
             "classes (leave --positive-weight at 1)"
         )
     return np.where(y == 1, positive_weight, 1.0)
+
+
+def minibatch_sgd(
+    model: "Model",
+    X: FloatArray,
+    y: IntArray,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    rng: np.random.Generator,
+    prox_mu: float = 0.0,
+    anchor: list[FloatArray] | None = None,
+) -> None:
+    """Mini-batch SGD for any family; with prox_mu > 0, FedProx's pull towards `anchor`."""
+    anchor = anchor if anchor is not None else model.arrays
+    for _ in range(epochs):
+        order = rng.permutation(len(y))
+        for start in range(0, len(y), batch_size):
+            batch = order[start : start + batch_size]
+            model.apply_gradients(model.gradient(X[batch], y[batch]), lr, prox_mu, anchor)

@@ -16,6 +16,7 @@ from kumiai.adapters.models.interface import (
     FloatArray,
     IntArray,
     example_weights,
+    minibatch_sgd,
     output_proba,
     output_residual,
 )
@@ -130,13 +131,10 @@ class LogisticRegression:
         anchor: list[FloatArray] | None = None,
     ) -> None:
         """Mini-batch SGD; with prox_mu > 0 it adds FedProx's pull towards `anchor`."""
-        anchor = anchor if anchor is not None else self.arrays
-        for _ in range(epochs):
-            order = rng.permutation(len(y))
-            for start in range(0, len(y), batch_size):
-                batch = order[start : start + batch_size]
-                g_coef, g_int = self.gradient(X[batch], y[batch])
-                self.step(g_coef, g_int, lr, prox_mu, anchor)
+        minibatch_sgd(
+            self, X, y, epochs=epochs, lr=lr, batch_size=batch_size, rng=rng,
+            prox_mu=prox_mu, anchor=anchor,
+        )  # fmt: skip
 
     def step(
         self,

@@ -21,6 +21,7 @@ from kumiai.adapters.models.interface import (
     FloatArray,
     IntArray,
     example_weights,
+    minibatch_sgd,
     output_proba,
     output_residual,
     unflatten,
@@ -176,12 +177,10 @@ class MLP:
         anchor: list[FloatArray] | None = None,
     ) -> None:
         """Mini-batch SGD; with prox_mu > 0 it adds FedProx's pull towards `anchor`."""
-        anchor = anchor if anchor is not None else self.arrays
-        for _ in range(epochs):
-            order = rng.permutation(len(y))
-            for start in range(0, len(y), batch_size):
-                batch = order[start : start + batch_size]
-                self.apply_gradients(self.gradient(X[batch], y[batch]), lr, prox_mu, anchor)
+        minibatch_sgd(
+            self, X, y, epochs=epochs, lr=lr, batch_size=batch_size, rng=rng,
+            prox_mu=prox_mu, anchor=anchor,
+        )  # fmt: skip
 
     def fit(self, X: FloatArray, y: IntArray, max_iter: int = 500) -> "MLP":
         """Full-batch L-BFGS from the seeded start: the local-only and pooled yardsticks."""
