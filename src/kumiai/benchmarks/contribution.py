@@ -87,7 +87,7 @@ def _pearson(a: dict[str, float], b: dict[str, float]) -> float:
     return float(np.corrcoef([a[n] for n in names], [b[n] for n in names])[0, 1])
 
 
-SAMPLING_SEEDS = 20  # at least: the estimator is cheap once coalitions are cached
+SAMPLING_SEEDS = 100  # at least: cheap once coalitions are cached, and 20 left ±0.002
 HELD_OUT_SPLITS = (1, 3)  # member splits never used to choose the estimator
 DEVELOPMENT_SPLIT = 2  # the split the estimator was chosen on, reported for comparison
 TARGET = 0.98
