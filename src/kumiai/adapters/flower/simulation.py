@@ -184,9 +184,8 @@ def _start_ray(init_args: dict[str, Any]) -> None:
     """Start Ray as Flower's RayBackend.init_ray would, with the stop signals blocked.
 
     Ray's C++ threads, created here, inherit the blocked mask and keep it, so a SIGTERM or
-    Ctrl-C is always delivered to a Python thread and handled by kumiai (the job fails as
-    stopped). Delivered to one of Ray's threads while it starts, it aborted the process.
-    Flower's own init_ray then finds Ray running and leaves it.
+    Ctrl-C is always delivered to a Python thread, and the main thread runs kumiai's handler
+    (the job fails as stopped). Flower's own init_ray then finds Ray running and leaves it.
     """
     import ray
 
@@ -201,7 +200,9 @@ def _start_ray(init_args: dict[str, Any]) -> None:
     try:
         ray.init(runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, **init_args)
     finally:
-        if callable(ours):  # ray.init set its own Python handler (sys.exit); keep kumiai's
+        # ray.init leaves its C++ failure handler on SIGTERM, which aborts (SIGABRT) a
+        # process stopped early in a job; the Python handler kumiai had goes back on.
+        if callable(ours):
             signal.signal(signal.SIGTERM, ours)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 

@@ -5,6 +5,7 @@ everything else must start in well under a second. The command modules import th
 services and Rich inside each command, so building this app (and `--help`) loads neither.
 """
 
+import logging
 import os
 import signal
 import sys
@@ -86,6 +87,9 @@ _signalled: list[int] = []  # the stop signal received, if any
 def _stop(signum: int, frame: FrameType | None) -> None:
     """SIGTERM and SIGINT raise, so a running job fails as stopped and releases its ε."""
     _signalled.append(signum)
+    # The process is ending: Flower's engine threads would log, with a traceback, every
+    # message of the node actors being ended under them. kumiai says "stopped" instead.
+    logging.getLogger("flwr").disabled = True
     raise Stopped() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
