@@ -26,9 +26,10 @@ from typer.testing import CliRunner
 from kumiai.adapters.tls import create_authority
 from kumiai.domain import merkle
 from kumiai.domain.clock import utc_now
-from kumiai.domain.errors import StateError
+from kumiai.domain.errors import NotFound, SchemaMismatch, StateError, UnsupportedVersion
 from kumiai.domain.ledger import SignedEntry, TreeHead, head_signature_valid
-from kumiai.interfaces.api.app import create_app
+from kumiai.domain.quota import QuotaExceeded
+from kumiai.interfaces.api.app import create_app, status_of
 from kumiai.interfaces.cli.main import app as cli
 from kumiai.services.agreements import list_agreements
 from kumiai.services.charter import propose_charter, sign_charter
@@ -158,6 +159,12 @@ def test_kumiai_errors_map_to_http_statuses_with_one_message(
     assert bad_type.status_code == 400 and "after" in bad_type.json()["error"]
     no_route = client.get("/nothing-here")
     assert no_route.status_code == 404 and "no route /nothing-here" in no_route.json()["error"]
+
+
+def test_each_error_class_takes_its_familys_status() -> None:
+    assert status_of(NotFound("x")) == 404
+    assert status_of(SchemaMismatch("x")) == 400 and status_of(UnsupportedVersion("x")) == 400
+    assert status_of(QuotaExceeded("heart", 10, 8, 4)) == 409 and status_of(StateError("x")) == 409
 
 
 def test_a_state_error_is_409_and_an_unexpected_one_500_without_traceback(small: Small) -> None:

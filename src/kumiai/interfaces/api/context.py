@@ -27,7 +27,7 @@ def reply(document: object) -> PlainJSON:
     return PlainJSON(document)
 
 
-def _consortium(request: Request) -> Consortium:
+async def _consortium(request: Request) -> Consortium:  # async: no thread for a lookup
     consortium: Consortium = request.app.state.consortium
     return consortium
 
