@@ -424,3 +424,29 @@ def test_report_json(small: Consortium) -> None:
     assert [kinds[s] for s in model["cites"]] == ["model.released"]
     assert doc["board"]["open"] == 1 and doc["board"]["motions"][0]["status"] == "open"
     assert doc["ledger"]["root"] == as_json(small, "ledger", "verify")["root"]
+
+
+def test_the_api_returns_the_cli_json_for_a_trained_job(small: Consortium) -> None:
+    """`kumiai coordinator serve`'s routes over a consortium with a finished job and model."""
+    from fastapi.testclient import TestClient
+
+    from kumiai.interfaces.api.app import create_app
+
+    job, model = small.outcome.job_id, small.outcome.model_id
+    same = {
+        "/jobs": ["jobs"],
+        f"/jobs/{job}": ["job", job],
+        "/models": ["models"],
+        f"/models/{model}": ["model", model],
+        f"/models/{model}/contributions": ["contributions", model, "--plan"],
+        "/projects/heart": ["project", "show", "heart"],
+        "/budget": ["budget", "show"],
+        "/milestones/heart/first-model": ["milestone", "show", "heart", "first-model"],
+    }
+    with TestClient(create_app(small.home)) as client:
+        for route, args in same.items():
+            response = client.get(route)
+            assert response.status_code == 200, (route, response.text)
+            assert response.json() == as_json(small, *args), route
+        assert client.get(f"/jobs/{job}").json()["rounds"][1]["round"] == 2
+        assert client.get(f"/models/{model}").json()["job_id"] == job

@@ -82,3 +82,15 @@ def init_tls(
     return TlsInfo(
         folder, tuple(hosts), fingerprint, cert is None, final.ca_cert, final.cert, final.key
     )
+
+
+def serving_files(home: Path) -> ServerFiles:
+    """The certificate and key the coordinator serves with; refused until `init` made them."""
+    files = tls_files(home)
+    missing = [p.name for p in (files.ca_cert, files.cert, files.key) if not p.is_file()]
+    if missing:
+        raise StateError(
+            f"{home / TLS_FOLDER} lacks {', '.join(missing)}: the coordinator serves only over "
+            "TLS; run `kumiai coordinator init --host NAME` first"
+        )
+    return files

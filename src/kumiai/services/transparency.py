@@ -52,9 +52,15 @@ def show_entries(
     project: str | None = None,
     kind: str | None = None,
     limit: int | None = None,
+    after: int | None = None,
 ) -> list[EntryView]:
-    """Entries in log order, filtered by subject or kind (a prefix such as 'agreement.')."""
+    """Entries in log order, filtered by subject or kind (a prefix such as 'agreement.').
+
+    `after`: only entries whose seq is greater, so a reader can page through a long log.
+    """
     query = select(LedgerEntryRow).order_by(LedgerEntryRow.seq)
+    if after is not None:
+        query = query.where(LedgerEntryRow.seq > after)
     if member:
         query = query.where((LedgerEntryRow.member == member) | (LedgerEntryRow.actor == member))
     if dataset:
@@ -67,13 +73,35 @@ def show_entries(
         rows = list(session.scalars(query))
     if limit is not None:
         rows = rows[-limit:]
-    views = []
-    for row in rows:
-        entry = SignedEntry.from_leaf_bytes(row.leaf).entry
-        views.append(
-            EntryView(entry.seq, to_iso(entry.time), entry.actor, entry.kind, entry.payload)
-        )
-    return views
+    return [_view(row) for row in rows]
+
+
+def _view(row: LedgerEntryRow) -> EntryView:
+    entry = SignedEntry.from_leaf_bytes(row.leaf).entry
+    return EntryView(entry.seq, to_iso(entry.time), entry.actor, entry.kind, entry.payload)
+
+
+def _no_entry(seq: int, head: TreeHead | None) -> NotFound:
+    size = head.size if head else 0
+    return NotFound(f"no ledger entry {seq}; the log holds entries 0 to {size - 1}")
+
+
+def show_entry(consortium: Consortium, seq: int) -> EntryView:
+    """One entry, as `show_entries` shows it."""
+    with transaction(consortium.sessions) as session:
+        row = session.get(LedgerEntryRow, seq)
+        if row is None:
+            raise _no_entry(seq, consortium.ledger.latest_head(session))
+        return _view(row)
+
+
+def latest_head(consortium: Consortium) -> TreeHead:
+    """The latest tree head the coordinator signed: what a witness checks and cosigns."""
+    with transaction(consortium.sessions) as session:
+        head = consortium.ledger.latest_head(session)
+    if head is None:
+        raise NotFound("the ledger has no tree head yet; it gets one with its first entry")
+    return head
 
 
 @dataclass(frozen=True)
@@ -84,6 +112,18 @@ class InclusionProof:
     path: list[str]
     verified: bool
 
+    def document(self) -> dict[str, Any]:
+        """What `kumiai ledger prove` prints and the API returns."""
+        return {
+            "seq": self.seq,
+            "leaf_hash": self.leaf_hash,
+            "tree_size": self.head.size,
+            "root": self.head.root,
+            "head_signature": self.head.signature,
+            "path": self.path,
+            "verified": self.verified,
+        }
+
 
 def prove_inclusion(consortium: Consortium, seq: int) -> InclusionProof:
     """An inclusion proof of entry `seq` under the latest signed tree head."""
@@ -91,8 +131,7 @@ def prove_inclusion(consortium: Consortium, seq: int) -> InclusionProof:
         head = consortium.ledger.latest_head(session)
         row = session.get(LedgerEntryRow, seq)
     if head is None or row is None or seq >= head.size:
-        size = head.size if head else 0
-        raise NotFound(f"no ledger entry {seq}; the log holds entries 0 to {size - 1}")
+        raise _no_entry(seq, head)
     tree = consortium.ledger.tree()
     path = tree.inclusion_proof(seq, head.size)
     verified = merkle.verify_inclusion(
@@ -101,8 +140,48 @@ def prove_inclusion(consortium: Consortium, seq: int) -> InclusionProof:
     return InclusionProof(seq, row.leaf_hash.hex(), head, [p.hex() for p in path], verified)
 
 
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """The tree of `new_size` entries extends the tree of `old_size`: RFC 6962 §2.1.2."""
+
+    old_size: int
+    new_size: int
+    old_root: str
+    new_root: str
+    path: list[str]
+    verified: bool
+
+
+def prove_consistency(consortium: Consortium, old_size: int, new_size: int) -> ConsistencyProof:
+    """A consistency proof between two sizes of the log, up to the latest signed head."""
+    head = latest_head(consortium)
+    if not 0 <= old_size <= new_size:
+        raise InvalidInput(
+            f"a consistency proof goes from an older size to a newer one: got {old_size} to "
+            f"{new_size}; give 0 <= old <= new"
+        )
+    if new_size > head.size:
+        raise NotFound(
+            f"the latest signed tree head has {head.size} entries; ask for a size up to that"
+        )
+    tree = consortium.ledger.tree()
+    path = tree.consistency_proof(old_size, new_size)
+    old_root, new_root = tree.root(old_size), tree.root(new_size)
+    verified = merkle.verify_consistency(old_size, new_size, old_root, new_root, path)
+    return ConsistencyProof(
+        old_size, new_size, old_root.hex(), new_root.hex(), [p.hex() for p in path], verified
+    )
+
+
 def export_ledger(consortium: Consortium, path: Path) -> int:
     """Write the whole log as JSON lines: header, entries, tree heads, cosignatures."""
+    data, count = export_lines(consortium)
+    write_atomic(path, data)
+    return count
+
+
+def export_lines(consortium: Consortium) -> tuple[bytes, int]:
+    """The export's bytes (JSON lines) and its number of entries, for a file or a download."""
     with transaction(consortium.sessions) as session:
         leaves = list(session.scalars(select(LedgerEntryRow.leaf).order_by(LedgerEntryRow.seq)))
         heads = list(session.scalars(select(TreeHeadRow.document).order_by(TreeHeadRow.size)))
@@ -139,8 +218,7 @@ def export_ledger(consortium: Consortium, path: Path) -> int:
             )
             for c in cosigs
         ]
-    write_atomic(path, ("\n".join(lines) + "\n").encode())
-    return len(leaves)
+    return ("\n".join(lines) + "\n").encode(), len(leaves)
 
 
 def read_export(path: Path) -> ExportContents:

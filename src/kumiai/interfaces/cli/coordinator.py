@@ -8,7 +8,7 @@ from kumiai.interfaces.cli.context import home_of
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
 
 coordinator_app = typer.Typer(
-    help="The coordinator's service set-up: its TLS certificates and the CA members pin.",
+    help="The coordinator's service: its TLS certificates, the CA members pin, its HTTPS API.",
     no_args_is_help=True,
 )
 
@@ -42,3 +42,20 @@ def coordinator_init(
         + (", ca.key" if info.own_ca else "")
         + ") are readable by this user only; back them up offline."
     )
+
+
+@coordinator_app.command("serve")
+def coordinator_serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", help="The address to listen on."),
+    port: int = typer.Option(8443, help="The port to listen on."),
+) -> None:
+    """Serve the read-only HTTPS API (OpenAPI at /docs) until SIGTERM or Ctrl-C."""
+    from kumiai.interfaces.api.server import serve  # FastAPI and uvicorn: this command only
+    from kumiai.interfaces.cli.context import errors
+    from kumiai.services.coordinator_tls import serving_files
+
+    home = home_of(ctx)
+    serving_files(home)  # refused here, before anything starts
+    errors.print(f"Serving {home} at https://{host}:{port}/ (routes at /docs); Ctrl-C stops.")
+    serve(home, host, port)

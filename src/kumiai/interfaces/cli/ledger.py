@@ -63,20 +63,7 @@ def prove(ctx: typer.Context, seq: int = typer.Argument(..., help="Entry number.
     from kumiai.services import transparency
 
     proof = transparency.prove_inclusion(consortium(ctx), seq)
-    print(
-        json.dumps(
-            {
-                "seq": proof.seq,
-                "leaf_hash": proof.leaf_hash,
-                "tree_size": proof.head.size,
-                "root": proof.head.root,
-                "head_signature": proof.head.signature,
-                "path": proof.path,
-                "verified": proof.verified,
-            },
-            indent=2,
-        )
-    )
+    print(json.dumps(proof.document(), indent=2))
 
 
 @ledger_app.command("export")

@@ -5,7 +5,7 @@ the home of the commands that change things. Each command imports the service an
 itself, so that `--help` loads neither.
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from kumiai.services.agreements import RequestInfo
     from kumiai.services.projects import ProjectInfo
+    from kumiai.services.views import ProjectView
 
 
 def _requests_table(requests: "tuple[RequestInfo, ...]", title: str) -> "Table":
@@ -77,6 +78,14 @@ def _approver(project: "ProjectInfo") -> str:
     return project.approved_by or "—"
 
 
+def project_document(view: "ProjectView") -> dict[str, Any]:
+    """`project show --json`: its jobs as `kumiai jobs --json` lists them (no rounds)."""
+    document = plain(view)
+    assert isinstance(document, dict)
+    document["jobs"] = [job_document(j, with_rounds=False) for j in view.jobs]
+    return document
+
+
 def project_show(
     ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
@@ -85,10 +94,7 @@ def project_show(
 
     view = views.project_view(consortium(ctx), name)
     if as_json:
-        document = plain(view)
-        assert isinstance(document, dict)
-        document["jobs"] = [job_document(j, with_rounds=False) for j in view.jobs]
-        print_json(document)
+        print_json(project_document(view))
         return
     from rich.markup import escape
     from rich.table import Table

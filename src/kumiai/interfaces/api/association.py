@@ -1,0 +1,84 @@
+"""The board and the association: charter, motions, themes, funds, milestones, spin-outs,
+licences and royalties. Each route calls the service its CLI command calls.
+"""
+
+from fastapi import APIRouter
+
+from kumiai.interfaces.api.context import Home, PlainJSON, reply
+from kumiai.services import (
+    charter,
+    funds,
+    licences,
+    milestones,
+    motions,
+    royalties,
+    spinouts,
+    themes,
+)
+
+router = APIRouter(tags=["association"])
+
+
+@router.get("/charter", summary="`kumiai charter show [--version N] --json`")
+def charter_show(home: Home, version: int | None = None) -> PlainJSON:
+    return reply(charter.show_charter(home, version))
+
+
+@router.get("/motions", summary="`kumiai motion list [--status S] --json`")
+def motion_list(home: Home, status: str | None = None) -> PlainJSON:
+    return reply(motions.list_motions(home, status))
+
+
+@router.get("/motions/{motion_id}", summary="`kumiai motion show ID --json`")
+def motion_show(home: Home, motion_id: str) -> PlainJSON:
+    return reply(motions.show_motion(home, motion_id))
+
+
+@router.get("/themes", summary="`kumiai theme list --json`")
+def theme_list(home: Home) -> PlainJSON:
+    return reply(themes.list_themes(home))
+
+
+@router.get("/themes/{name}", summary="`kumiai theme show NAME --json`")
+def theme_show(home: Home, name: str) -> PlainJSON:
+    return reply(themes.show_theme(home, name))
+
+
+@router.get("/funds", summary="`kumiai funds --json`")
+def fund_list(home: Home) -> PlainJSON:
+    return reply(funds.list_funds(home))
+
+
+@router.get("/milestones", summary="`kumiai milestone list [PROJECT] --json`")
+def milestone_list(home: Home, project: str | None = None) -> PlainJSON:
+    return reply(milestones.list_milestones(home, project))
+
+
+@router.get("/milestones/{project}/{name}", summary="`kumiai milestone show PROJECT NAME --json`")
+def milestone_show(home: Home, project: str, name: str) -> PlainJSON:
+    return reply(milestones.show_milestone(home, project, name))
+
+
+@router.get("/spinouts", summary="`kumiai spinout list --json`")
+def spinout_list(home: Home) -> PlainJSON:
+    return reply(spinouts.list_spinouts(home))
+
+
+@router.get("/spinouts/{name}", summary="`kumiai spinout show NAME --json`")
+def spinout_show(home: Home, name: str) -> PlainJSON:
+    return reply(spinouts.show_spinout(home, name))
+
+
+@router.get("/licences", summary="`kumiai licence list --json`")
+def licence_list(home: Home) -> PlainJSON:
+    return reply(licences.list_licences(home))
+
+
+@router.get("/licences/{licence}", summary="`kumiai licence show ID --json`")
+def licence_show(home: Home, licence: str) -> PlainJSON:
+    return reply(licences.show_licence(home, licence))
+
+
+@router.get("/royalties/statement", summary="`kumiai royalties statement [--member M] --json`")
+def royalty_statement(home: Home, member: str | None = None) -> PlainJSON:
+    return reply(royalties.statements(home, member))

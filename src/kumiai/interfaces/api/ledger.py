@@ -1,0 +1,69 @@
+"""The transparency ledger: entries, one entry, proofs, the latest signed head, the export.
+
+A reader checks what it gets with the domain's Merkle functions (RFC 6962) and the
+coordinator's key, never by trusting this server.
+"""
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from kumiai.interfaces.api.context import Home, PlainJSON, reply
+from kumiai.services import transparency
+
+router = APIRouter(prefix="/ledger", tags=["ledger"])
+
+
+@router.get("/entries", summary="`kumiai ledger show --json`, with `after` to page")
+def entries(
+    home: Home,
+    kind: Annotated[str | None, Query(description="A kind or prefix: 'agreement.'")] = None,
+    after: Annotated[int | None, Query(description="Only entries with a greater seq.")] = None,
+    member: str | None = None,
+    dataset: str | None = None,
+    project: str | None = None,
+    last: Annotated[int | None, Query(ge=0, description="Only the last N matching.")] = None,
+) -> PlainJSON:
+    return reply(
+        transparency.show_entries(
+            home,
+            member=member,
+            dataset=dataset,
+            project=project,
+            kind=kind,
+            limit=last,
+            after=after,
+        )
+    )
+
+
+@router.get("/entries/{seq}", summary="One entry")
+def entry(home: Home, seq: int) -> PlainJSON:
+    return reply(transparency.show_entry(home, seq))
+
+
+@router.get("/entries/{seq}/proof", summary="`kumiai ledger prove SEQ`: inclusion proof")
+def inclusion_proof(home: Home, seq: int) -> PlainJSON:
+    return reply(transparency.prove_inclusion(home, seq).document())
+
+
+@router.get("/consistency", summary="A consistency proof from size `old` to size `new`")
+def consistency_proof(home: Home, old: int, new: int) -> PlainJSON:
+    return reply(transparency.prove_consistency(home, old, new))
+
+
+@router.get("/head", summary="The latest signed tree head: {head, signature}")
+def head(home: Home) -> PlainJSON:
+    return reply(json.loads(transparency.latest_head(home).to_json()))
+
+
+@router.get("/export", summary="`kumiai ledger export`: the whole log as JSON lines")
+def export(home: Home) -> Response:
+    data, _ = transparency.export_lines(home)
+    return Response(
+        data,
+        media_type="application/jsonl",
+        headers={"Content-Disposition": 'attachment; filename="ledger-export.jsonl"'},
+    )
