@@ -2,12 +2,14 @@
 nothing."""
 
 import hashlib
+import json
 from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from kumiai.adapters.storage.arrays import arrays_from_bytes
 from kumiai.adapters.storage.database import transaction
@@ -15,6 +17,7 @@ from kumiai.adapters.storage.schema import LedgerEntryRow
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.metrics import HISTOGRAM_BINS, SiteScore
 from kumiai.domain.training import TrainingSettings
+from kumiai.interfaces.cli.main import app
 from kumiai.services.agreements import list_agreements, revoke_agreement
 from kumiai.services.consortium import Consortium
 from kumiai.services.models import load_model
@@ -96,6 +99,26 @@ def test_each_node_fine_tunes_in_its_home_and_only_scores_leave(released) -> Non
     for dataset, score in result.scores.items():
         assert again.scores[dataset].correct == score.correct
         np.testing.assert_array_equal(again.scores[dataset].hist_pos, score.hist_pos)
+
+
+def test_kumiai_personalise_prints_each_sites_scores_as_json(released) -> None:  # type: ignore[no-untyped-def]
+    consortium, model = released
+    result = CliRunner().invoke(
+        app,
+        ["personalise", model, "--epochs", "3", "--json"],
+        env={"KUMIAI_HOME": str(consortium.home)},
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["model"] == model and document["epochs"] == 3
+    assert document["refused"] == {}
+    assert sorted(document["sites"]) == sorted(f"{h}-heart" for h in HOSPITALS)
+    assert set(document["sites"]["cleveland-clinic-heart"]) == {
+        "examples",
+        "accuracy",
+        "auc",
+        "loss",
+    }
 
 
 @pytest.mark.parametrize("epochs", [0, 21])
