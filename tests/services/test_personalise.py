@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from kumiai.adapters.storage.arrays import arrays_from_bytes
 from kumiai.adapters.storage.database import transaction
-from kumiai.adapters.storage.schema import LedgerEntryRow
-from kumiai.domain.errors import InvalidInput
+from kumiai.adapters.storage.schema import LedgerEntryRow, ModelVersionRow
+from kumiai.domain.errors import InvalidInput, NotFound
 from kumiai.domain.metrics import HISTOGRAM_BINS, SiteScore
+from kumiai.domain.preprocessing import FeaturePlan
 from kumiai.domain.training import TrainingSettings
 from kumiai.interfaces.cli.main import app
 from kumiai.services.agreements import list_agreements, revoke_agreement
@@ -131,6 +132,37 @@ def test_a_refused_request_contacts_no_node_and_changes_nothing(released, epochs
         personalise(consortium, model, epochs=epochs)
     assert _entries(consortium) == entries
     assert {h: _files(consortium.member_home(h)) for h in HOSPITALS} == before
+
+
+def test_a_private_model_is_refused_before_any_node_is_contacted(released) -> None:  # type: ignore[no-untyped-def]
+    consortium, _ = released
+    private = train(consortium, "heart", TrainingSettings(rounds=2, epsilon=1.0)).model_id
+    before = {h: _files(consortium.member_home(h)) for h in HOSPITALS}
+    entries = _entries(consortium)
+    with pytest.raises(InvalidInput, match=f"model {private} was trained under differential"):
+        personalise(consortium, private)
+    assert _entries(consortium) == entries
+    assert {h: _files(consortium.member_home(h)) for h in HOSPITALS} == before
+
+
+def test_the_node_itself_refuses_a_private_model_and_a_dataset_not_its_own(released) -> None:  # type: ignore[no-untyped-def]
+    """A coordinator that skips its own check meets the node's: same rule, nothing kept."""
+    consortium, model = released
+    with transaction(consortium.sessions) as session:
+        row = session.get(ModelVersionRow, model)
+        assert row is not None
+        plan, parameters = FeaturePlan.from_json(row.feature_plan_json), row.parameters
+    node = consortium.node("va-long-beach")
+    before = _files(consortium.member_home("va-long-beach"))
+    asked = {"project": "heart", "model": model, "plan": plan, "parameters": parameters}
+    allowed, reason, score = node.personalise(
+        "va-long-beach-heart", settings=TrainingSettings(epsilon=1.0), epochs=5, **asked
+    )
+    assert (allowed, score) == (False, None)
+    assert reason.startswith(f"model {model} was trained under differential privacy")
+    with pytest.raises(NotFound, match="dataset 'cleveland-clinic-heart' is not registered"):
+        node.personalise("cleveland-clinic-heart", settings=SETTINGS, epochs=5, **asked)
+    assert _files(consortium.member_home("va-long-beach")) == before
 
 
 def test_only_project_members_personalise(released) -> None:  # type: ignore[no-untyped-def]
