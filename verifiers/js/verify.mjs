@@ -69,6 +69,7 @@ const KINDS = [
   "milestone.evidence",
   "milestone.accepted",
   "milestone.rejected",
+  "model.personalised",
 ];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +

@@ -1,7 +1,15 @@
 """Fed-Heart-Disease: pooled, each hospital alone, and federated strategies on one split.
 
 All four hospitals sign. Every model is scored on the union of the four hospitals' test
-rows of the same seeded split. Anchor (FLamby, its own split): pooled 0.735, FedAvg 0.685,
+rows of the same seeded split, and (`per_site`) on each hospital's own test rows. `local`:
+each hospital's own model on its own rows; `<strategy>+personalised`: the released
+federated model fine-tuned at each hospital's node on its own rows (services.personalise).
+The top-level `per_site`, `sites` and `sites_gaining` (kumiai.benchmarks.gain) compare, by
+AUC on each hospital's own test rows, its local model with the best consortium model;
+`fedavg@eps1` is the demo's ε=1 model (record-level DP-SGD, 30 rounds), and
+`sites_gaining@eps1` compares it alone with each local model (a DP model is not
+personalised: the nodes refuse it).
+Anchor (FLamby, its own split): pooled 0.735, FedAvg 0.685,
 FedYogi 0.731. Target: best federated accuracy >= 0.99 x pooled, mean over seeds, within
 50 rounds.
 """
@@ -13,10 +21,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kumiai.domain.metrics import combine
+from kumiai.benchmarks.gain import gain_report
+from kumiai.domain.metrics import SiteScore, combine
 from kumiai.domain.training import TrainingSettings
-from kumiai.services.baselines import pooled, single_site
-from kumiai.services.demo import build_demo_consortium
+from kumiai.services.baselines import local_only, pooled, single_site
+from kumiai.services.demo import DEMO_SETTINGS, build_demo_consortium
+from kumiai.services.personalise import personalise
 from kumiai.services.training import many_jobs, train
 
 # Local optimiser settings shared by every strategy; only the aggregation differs.
@@ -27,6 +37,7 @@ STRATEGIES = {
     "fedadam": replace(BASE, strategy="fedadam", server_learning_rate=0.05),
     "fedyogi": replace(BASE, strategy="fedyogi", server_learning_rate=0.05),
 }
+PRIVATE = "fedavg@eps1"  # the demo's model: ε=1 at every hospital, its own 30 rounds
 
 
 def _summary(
@@ -41,8 +52,31 @@ def _summary(
     }
 
 
+def _site(dataset: str) -> str:
+    return dataset.removesuffix("-heart")
+
+
+def _per_site(scores: dict[str, list[SiteScore]]) -> dict[str, dict[str, float | None]]:
+    """Accuracy and AUC on each hospital's own test rows, means over seeds (AUC over the
+    seeds where that hospital's test rows hold both classes; None if none do)."""
+    table: dict[str, dict[str, float | None]] = {}
+    for site, runs in sorted(scores.items()):
+        aucs = [a for s in runs if (a := s.auc) is not None]
+        table[site] = {
+            "accuracy": statistics.fmean(s.accuracy for s in runs),
+            "auc": statistics.fmean(aucs) if aucs else None,
+        }
+    return table
+
+
 def run(*, seeds: int, rounds: int = 50, log: Any, **_: Any) -> dict[str, Any]:
     results: dict[str, tuple[list[float], list[float], list[float]]] = {}
+    by_site: dict[str, dict[str, list[SiteScore]]] = {}  # model -> hospital -> over seeds
+
+    def record_sites(key: str, scores: dict[str, SiteScore]) -> SiteScore:
+        for dataset, score in scores.items():
+            by_site.setdefault(key, {}).setdefault(_site(dataset), []).append(score)
+        return combine(list(scores.values()))
 
     def record(key: str, accuracy: Any, auc: Any, seconds: float | None = None) -> None:
         accs, aucs, secs = results.setdefault(key, ([], [], []))
@@ -58,11 +92,14 @@ def run(*, seeds: int, rounds: int = 50, log: Any, **_: Any) -> dict[str, Any]:
         sites = list(demo.sites.values())
         for seed in range(seeds):
             base = replace(BASE, seed=seed, rounds=rounds)
-            score = combine(list(pooled(sites, base).values()))
+            score = record_sites("pooled", pooled(sites, base))
             record("pooled", score.accuracy, score.auc)
+            score = record_sites("local", local_only(sites, base))
+            record("local", score.accuracy, score.auc)
             for site in sites:
-                score = combine(list(single_site(site, sites, base).values()))
-                record(f"local:{site.dataset.removesuffix('-heart')}", score.accuracy, score.auc)
+                key = f"local:{_site(site.dataset)}"
+                score = record_sites(key, single_site(site, sites, base))
+                record(key, score.accuracy, score.auc)
             for name, settings in STRATEGIES.items():
                 started = time.perf_counter()
                 outcome = train(
@@ -70,15 +107,30 @@ def run(*, seeds: int, rounds: int = 50, log: Any, **_: Any) -> dict[str, Any]:
                 )
                 overall = outcome.overall
                 record(name, overall["accuracy"], overall["auc"], outcome.seconds_per_round)
+                record_sites(name, outcome.scores)
+                own = record_sites(
+                    f"{name}+personalised", personalise(demo.consortium, outcome.model_id).scores
+                )
+                record(f"{name}+personalised", own.accuracy, own.auc)
                 log(
                     f"seed {seed} {name}: accuracy {overall['accuracy']:.3f} "
                     f"({time.perf_counter() - started:.0f} s)"
                 )
+            outcome = train(demo.consortium, demo.project, replace(DEMO_SETTINGS, seed=seed))
+            overall = outcome.overall
+            record(PRIVATE, overall["accuracy"], overall["auc"], outcome.seconds_per_round)
+            record_sites(PRIVATE, outcome.scores)
+            log(f"seed {seed} {PRIVATE}: accuracy {overall['accuracy']:.3f}")
             log(f"seed {seed} pooled: accuracy {results['pooled'][0][-1]:.3f}")
-    summary = {
-        key: _summary(
-            acc, auc, None if key == "pooled" or key.startswith("local:") else rounds, secs or None
-        )
+    federated_rounds = {
+        key: None if key == "pooled" or key.startswith("local") else rounds for key in results
+    }
+    federated_rounds[PRIVATE] = DEMO_SETTINGS.rounds
+    summary: dict[str, Any] = {
+        key: {
+            **_summary(acc, auc, federated_rounds[key], secs or None),
+            "per_site": _per_site(by_site[key]),
+        }
         for key, (acc, auc, secs) in results.items()
     }
     federated = {k: v["accuracy_mean"] for k, v in summary.items() if k in STRATEGIES}
@@ -88,4 +140,19 @@ def run(*, seeds: int, rounds: int = 50, log: Any, **_: Any) -> dict[str, Any]:
         f"best federated: {best} {federated[best]:.4f} = {ratio:.4f} x pooled "
         f"(target >= 0.99: {'met' if ratio >= 0.99 else 'NOT met'})"
     )
-    return summary
+    auc = {key: {site: v["auc"] for site, v in summary[key]["per_site"].items()} for key in results}
+    gain = gain_report(
+        auc,
+        local=["local"],
+        pooled=["pooled"],
+        federated=list(STRATEGIES),
+        personalised=[f"{name}+personalised" for name in STRATEGIES],
+    )
+    at_eps1 = gain_report(
+        auc, local=["local"], pooled=["pooled"], federated=[PRIVATE], personalised=[]
+    )["sites_gaining"]
+    log(
+        f"sites gaining (AUC on their own test rows): {gain['sites_gaining']} of "
+        f"{gain['sites']} without DP, {at_eps1} at ε=1"
+    )
+    return {**summary, **gain, "sites_gaining@eps1": at_eps1}

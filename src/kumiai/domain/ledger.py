@@ -75,6 +75,7 @@ KINDS = (
     "milestone.evidence",
     "milestone.accepted",
     "milestone.rejected",
+    "model.personalised",
 )
 
 

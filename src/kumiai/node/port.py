@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from kumiai.adapters.models.interface import Model
+    from kumiai.domain.metrics import SiteScore
+    from kumiai.domain.preprocessing import FeaturePlan
 
 __all__ = [
     "LocalDataset",
@@ -141,6 +143,22 @@ class NodePort(Protocol):
         """Pay, at the node, the extra ε of retraining a DP model's coalitions `retrainings`
         more times: (allowed, reason, ε charged). The node computes the ε itself from its own
         spend log and checks its own agreement; a charge id already paid is not paid again."""
+        ...
+
+    def personalise(
+        self,
+        dataset: str,
+        *,
+        project: str,
+        model: str,
+        settings: TrainingSettings,
+        plan: "FeaturePlan",
+        parameters: bytes,
+        epochs: int,
+    ) -> tuple[bool, str, "SiteScore | None"]:
+        """Fine-tune a released model on the dataset's training rows, under the node's own
+        agreement: (allowed, reason, the personalised model's scores on its test rows). The
+        personalised parameters stay in the node's home; only the aggregate scores return."""
         ...
 
     # -- witnessing the ledger -----------------------------------------------------------
@@ -285,6 +303,30 @@ class LocalNode:
             released_job=released_job,
             retrainings=retrainings,
             charge_id=charge_id,
+        )
+
+    def personalise(
+        self,
+        dataset: str,
+        *,
+        project: str,
+        model: str,
+        settings: TrainingSettings,
+        plan: "FeaturePlan",
+        parameters: bytes,
+        epochs: int,
+    ) -> tuple[bool, str, "SiteScore | None"]:
+        from kumiai.node.personalising import personalise
+
+        return personalise(
+            self.home,
+            dataset,
+            project=project,
+            model=model,
+            settings=settings,
+            plan=plan,
+            parameters=parameters,
+            epochs=epochs,
         )
 
     # -- witnessing the ledger -----------------------------------------------------------

@@ -391,6 +391,36 @@ class NodeWorker:
         log.spend(job=job, round_=held.rounds, epsilon=held.spent + share)  # paid first
         return noisy_score(score, share, laplace)
 
+    def personalise(
+        self,
+        dataset: str,
+        settings: TrainingSettings,
+        plan: FeaturePlan,
+        arrays: list[NDArray[np.float64]],
+        epochs: int,
+    ) -> tuple[list[NDArray[np.float64]], SiteScore]:
+        """Fine-tune a released model on this site's training rows; score its test rows.
+
+        Returns the personalised parameters (for the node to keep) and the aggregates of its
+        test scores (what may leave). The rule was checked by the caller
+        (kumiai.node.personalising); seeded by site, so a benchmark is reproducible.
+        """
+        part = self.split(dataset, settings)
+        X = plan.transform(part.train)
+        y = plan.encode_labels(part.train_labels, f"dataset {dataset!r}")
+        model = model_for(settings, X.shape[1], len(plan.classes))
+        model.arrays = arrays
+        model.sgd(
+            X,
+            y,
+            epochs=epochs,
+            lr=settings.learning_rate,
+            batch_size=settings.batch_size,
+            rng=np.random.default_rng([site_seed(settings.seed, dataset), 0, epochs]),
+        )
+        labels = plan.encode_labels(part.test_labels, f"dataset {dataset!r}")
+        return model.arrays, score_site(model.predict_proba(plan.transform(part.test)), labels)
+
 
 def _paid(details: dict[str, Any]) -> float:
     """The statistics ε a private job's training spends are counted on top of (its summary)."""

@@ -23,6 +23,7 @@ from kumiai.interfaces.cli.contribution import contributions
 from kumiai.interfaces.cli.coordinator import coordinator_app
 from kumiai.interfaces.cli.demo import demo
 from kumiai.interfaces.cli.ledger import ledger_app
+from kumiai.interfaces.cli.personalise import personalise
 from kumiai.interfaces.cli.report import report
 from kumiai.interfaces.cli.royalties import licence_app, revenue_app, royalties_app, spinout_app
 
@@ -70,6 +71,7 @@ app.command("job")(jobs.job_show)
 app.command("models")(jobs.models_list)
 app.command("model")(jobs.model_show)
 app.command("contributions")(contributions)
+app.command("personalise")(personalise)
 app.add_typer(ledger_app, name="ledger")
 app.command("report")(report)
 app.add_typer(coordinator_app, name="coordinator")

@@ -1,0 +1,46 @@
+"""`kumiai personalise MODEL`: every site fine-tunes a released model at its own node.
+
+Only each site's scores on its own test rows come back; the personalised models stay at
+the nodes (docs/privacy.md#personalisation). Services load inside the command.
+"""
+
+import typer
+
+from kumiai.interfaces.cli.context import consortium
+from kumiai.interfaces.cli.output import JSON_OPTION, print_json
+
+
+def personalise(
+    ctx: typer.Context,
+    model_id: str = typer.Argument(..., help="A released model version, e.g. heart-v1."),
+    epochs: int = typer.Option(5, help="Local epochs of fine-tuning at each node (1 to 20)."),
+    by: str = typer.Option(None, help="The project member asking (default: its proposer)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Fine-tune a released non-DP model at each site's node; print each site's scores."""
+    from kumiai.services.personalise import personalise as run
+
+    result = run(consortium(ctx), model_id, epochs=epochs, by=by)
+    sites = {d: s.as_dict() for d, s in result.scores.items()}
+    if as_json:
+        print_json(
+            {"model": result.model, "epochs": epochs, "sites": sites, "refused": result.refused}
+        )
+        return
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console
+
+    table = Table("dataset", "test rows", "accuracy", "AUC", title=f"{result.model} personalised")
+    for dataset, score in sorted(sites.items()):
+        auc = score["auc"]
+        table.add_row(
+            dataset,
+            str(score["examples"]),
+            f"{score['accuracy']:.3f}",
+            "—" if auc is None else f"{auc:.3f}",
+        )
+    for dataset, reason in sorted(result.refused.items()):
+        table.add_row(dataset, "refused", reason, "")
+    console.print(table)
+    console.print("the personalised models stay at the nodes; recorded in the ledger")
