@@ -152,3 +152,35 @@ def signature_is_valid(agreement: SignedAgreement, steward_public_b64: str) -> b
     return bool(agreement.signature) and keys.verify(
         steward_public_b64, canonical_json(agreement.terms.payload()), agreement.signature
     )
+
+
+def standing_refusal(
+    agreement: SignedAgreement | None,
+    *,
+    project: str,
+    dataset: str,
+    steward: str,
+    steward_keys: tuple[str, ...],
+    revoked: frozenset[str],
+    now: datetime,
+    missing: str = "",
+) -> str | None:
+    """Why the node's own newest agreement cannot stand for a use now, or None.
+
+    Present, signed with the steward's key, not revoked, not expired: what every use the node
+    allows outside a job (a contribution charge, a personalisation) checks first. `missing`
+    is appended to the refusal when there is no agreement, to say how to get one.
+    """
+    if agreement is None:
+        return f"no signed agreement for project {project!r} on dataset {dataset!r}{missing}"
+    terms = agreement.terms
+    if terms.steward != steward or not any(signature_is_valid(agreement, k) for k in steward_keys):
+        return f"agreement {terms.agreement_id} is not signed with {steward}'s key"
+    if terms.agreement_id in revoked:
+        return f"agreement {terms.agreement_id} was revoked; ask the steward for a new one"
+    if now >= terms.expires_at:
+        return (
+            f"agreement {terms.agreement_id} expired at {to_iso(terms.expires_at)}; ask the "
+            "steward to sign a renewed request"
+        )
+    return None

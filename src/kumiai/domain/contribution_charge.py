@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kumiai.domain.agreement import SignedAgreement, signature_is_valid
-from kumiai.domain.clock import to_iso
+from kumiai.domain.agreement import SignedAgreement, standing_refusal
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.privacy import epsilon_for
 
@@ -130,21 +129,14 @@ def charge_refusal(
     `agreement` is the node's own newest copy for the project and dataset; the revocations,
     keys and clock are the node's own too.
     """
-    if agreement is None:
-        return (
-            f"no signed agreement for project {project!r} on dataset {dataset!r}; the steward "
-            "must sign a request made with --allow-contribution-analysis"
-        )
+    standing = standing_refusal(
+        agreement, project=project, dataset=dataset, steward=steward,
+        steward_keys=steward_keys, revoked=revoked, now=now,
+        missing="; the steward must sign a request made with --allow-contribution-analysis",
+    )  # fmt: skip
+    if standing is not None or agreement is None:
+        return standing
     terms = agreement.terms
-    if terms.steward != steward or not any(signature_is_valid(agreement, k) for k in steward_keys):
-        return f"agreement {terms.agreement_id} is not signed with {steward}'s key"
-    if terms.agreement_id in revoked:
-        return f"agreement {terms.agreement_id} was revoked; ask the steward for a new one"
-    if now >= terms.expires_at:
-        return (
-            f"agreement {terms.agreement_id} expired at {to_iso(terms.expires_at)}; ask the "
-            "steward to sign a renewed request"
-        )
     if not terms.contribution_analysis:
         return (
             f"agreement {terms.agreement_id} does not carry the contribution_analysis term; "

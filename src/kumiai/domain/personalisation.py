@@ -24,8 +24,7 @@ a hospital whose agreement caps ε at 3: refused ("requires differential privacy
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from kumiai.domain.agreement import SignedAgreement, signature_is_valid
-from kumiai.domain.clock import to_iso
+from kumiai.domain.agreement import SignedAgreement, standing_refusal
 from kumiai.domain.disclosure import ALLOWED
 from kumiai.domain.job import JobKind
 from kumiai.domain.training import TrainingSettings
@@ -62,15 +61,13 @@ def agreement_refusal(
     now: datetime,
 ) -> str | None:
     """Why the node must not fine-tune on `dataset` under its newest agreement, or None."""
-    if agreement is None:
-        return f"no signed agreement for project {project!r} on dataset {dataset!r}"
+    standing = standing_refusal(
+        agreement, project=project, dataset=dataset, steward=steward,
+        steward_keys=steward_keys, revoked=revoked, now=now,
+    )  # fmt: skip
+    if standing is not None or agreement is None:
+        return standing
     terms = agreement.terms
-    if terms.steward != steward or not any(signature_is_valid(agreement, k) for k in steward_keys):
-        return f"agreement {terms.agreement_id} is not signed with {steward}'s key"
-    if terms.agreement_id in revoked:
-        return f"agreement {terms.agreement_id} was revoked; ask the steward for a new one"
-    if now >= terms.expires_at:
-        return f"agreement {terms.agreement_id} expired at {to_iso(terms.expires_at)}"
     if JobKind.TRAIN not in terms.job_kinds:
         return (
             f"agreement {terms.agreement_id} does not permit training on {dataset!r}, and "
