@@ -91,8 +91,9 @@ SERVER_STOP_SECONDS = 5.0  # one poll, or the round being recorded, then the thr
 def stop_reason(exc: BaseException) -> str | None:
     """The reason a job ends on this exception, if it is a stop and not an error.
 
-    Ctrl-C raises KeyboardInterrupt; kumiai's SIGTERM handler raises Stopped. While the
-    simulation runs, Ray's own SIGTERM handler (installed by ray.init) calls
+    Ctrl-C raises KeyboardInterrupt; kumiai's SIGTERM handler raises Stopped, and kumiai
+    keeps it after starting Ray (adapters.flower.simulation._start_ray). Where Ray was
+    started by someone else (a notebook's ray.init), Ray's own Python handler calls
     sys.exit(SIGTERM) instead, so that SystemExit is a stop too.
     """
     import signal

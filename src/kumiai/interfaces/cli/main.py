@@ -111,8 +111,8 @@ def run() -> None:
     except KeyboardInterrupt:
         _signalled.append(signal.SIGINT)
     except SystemExit as exc:
-        # Typer turns KeyboardInterrupt into exit 130; while Flower's simulation runs, Ray's
-        # own SIGTERM handler replaces kumiai's and exits with code SIGTERM.
+        # Typer turns KeyboardInterrupt into exit 130; a Ray started outside kumiai's own
+        # _start_ray leaves Ray's SIGTERM handler in place, which exits with code SIGTERM.
         if exc.code == signal.SIGTERM:
             _signalled.append(signal.SIGTERM)
         elif not (_signalled and exc.code == 130):
