@@ -34,8 +34,9 @@ def personalise(
 ) -> tuple[bool, str, SiteScore | None]:
     """(allowed, reason, scores of the personalised model on this site's test rows)."""
     home.dataset(dataset)  # NotFound unless the dataset is this node's
+    agreement = current_agreement(home.agreements(), project=project, dataset=dataset)
     refusal = model_refusal(model, settings, epochs) or agreement_refusal(
-        current_agreement(home.agreements(), project=project, dataset=dataset),
+        agreement,
         project=project,
         dataset=dataset,
         steward=home.member_name,
@@ -43,10 +44,8 @@ def personalise(
         revoked=home.revoked(),
         now=utc_now(),
     )
-    if refusal is not None:
-        return False, refusal, None
-    agreement = current_agreement(home.agreements(), project=project, dataset=dataset)
-    assert agreement is not None  # agreement_refusal refuses a missing one
+    if refusal is not None or agreement is None:  # agreement_refusal refuses a missing one
+        return False, str(refusal), None
     worker = NodeWorker(home.root)
     train_rows, test_rows = worker.cohort(dataset, settings)
     small = cohort_refusal(
