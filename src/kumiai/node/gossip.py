@@ -250,8 +250,9 @@ def write_evidence(
     """Both signed heads (and who cosigned them), the proof or the refusal: checkable by anyone
     with the coordinator's public key."""
     now = utc_now()
-    other = heads[-1][0]
-    path = node.root / EVIDENCE_FOLDER / f"{now:%Y%m%dT%H%M%S%fZ}-{other}.json"
+    other, other_head, _ = heads[-1]
+    name = f"{now:%Y%m%dT%H%M%SZ}-{other}-{other_head.size}-{other_head.root[:16]}.json"
+    path = node.root / EVIDENCE_FOLDER / name
     write_json_atomic(
         path,
         {
