@@ -58,11 +58,11 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 
 def witness_node(home: Path, url: str, ca: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    """One `kumiai witness-node --once --json` process, started and awaited by its PID."""
+    """One `kumiai witness-node --json` process (`--once` unless told), awaited by its PID."""
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "kumiai", "witness-node", "--home", str(home)),
-            *("--coordinator", url, "--ca", str(ca), "--once", "--json", *extra),
+            *("--coordinator", url, "--ca", str(ca), "--json", *(extra or ("--once",))),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -187,8 +187,8 @@ def test_a_coordinator_showing_two_histories_is_caught_within_one_round(
         )
         assert "does not extend the log of 6" in found["reason"]
 
-    # Alpha's next round is caught too: it now sees beta's head.
-    again = witness_node(alpha, url, ca_alpha)
+    # Alpha's next round is caught too, and a node witnessing `--every` stops at it.
+    again = witness_node(alpha, url, ca_alpha, "--every", "1")
     assert again.returncode == EXIT_SPLIT_VIEW, again.stderr
     [caught] = evidence(alpha)
     assert {h["witness"] for h in caught["heads"]} == {"alpha", "beta"}
@@ -205,7 +205,7 @@ def test_a_witness_refuses_a_coordinator_it_cannot_authenticate(world: dict, hos
     refused = witness_node(alpha, url, other / "ca.pem")
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert "cannot reach the coordinator at" in " ".join(refused.stderr.split())
-    wrong = witness_node(alpha, url, alpha.parent / "ca.pem", "--member", "beta")
+    wrong = witness_node(alpha, url, alpha.parent / "ca.pem", "--once", "--member", "beta")
     assert wrong.returncode == 2
     assert "belongs to 'alpha', not 'beta'" in " ".join(wrong.stderr.split())
     assert not (alpha / "witness.json").exists()
