@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from kumiai.domain import keys
-from kumiai.domain.ledger import TreeHead, cosign, head_signature_valid, sign_head
+from kumiai.domain.ledger import (
+    TreeHead,
+    cosign,
+    cosignature_valid,
+    head_signature_valid,
+    sign_head,
+)
 from kumiai.domain.merkle import MerkleTree, leaf_hash
 from kumiai.node.gossip import EXIT_SPLIT_VIEW, EXIT_UNTRUSTED, RoundReport, witness_round
 from kumiai.node.home import NodeHome
@@ -169,3 +175,18 @@ def test_a_forked_witness_is_a_split_view_with_both_cosigned_heads(alpha: NodeHo
         head(HONEST, 7),
         head(FORK, 7),
     ]
+
+
+def test_a_witness_shown_cosigning_two_heads_of_one_size_is_caught_with_both(
+    alpha: NodeHome,
+) -> None:
+    assert round_with(alpha, 7, [listed("beta", head(HONEST, 7))]).exit_code == 0
+    report = round_with(alpha, 8, [listed("beta", head(FORK, 7))])
+    assert report.exit_code == EXIT_SPLIT_VIEW
+    assert report.peers[0].comparison.reason.startswith("beta's own cosignatures")
+    [found] = evidence(alpha)
+    assert [h["witness"] for h in found["heads"]] == ["beta", "beta"]
+    shown = [TreeHead.from_document(h["head"]) for h in found["heads"]]
+    assert shown == [head(HONEST, 7), head(FORK, 7)]
+    for signed, item in zip(shown, found["heads"], strict=True):
+        assert cosignature_valid(signed, "beta", item["cosignature"], keys.public_key_b64(BETA))

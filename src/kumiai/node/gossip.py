@@ -175,10 +175,19 @@ class PeerBook:
         peer = self.peers.get(witness)
         return TreeHead.from_document(peer["head"]) if peer and peer.get("head") else None
 
-    def saw(self, witness: str, public_key: str, head: TreeHead) -> None:
+    def seen_signature(self, witness: str) -> str | None:
+        peer = self.peers.get(witness)
+        return str(peer["signature"]) if peer and peer.get("signature") else None
+
+    def saw(self, witness: str, public_key: str, cosigned: Cosigned) -> None:
+        """Keep the witness's key, and its head when it is newer than the one kept."""
         last = self.seen(witness)
-        if last is None or head.size > last.size:
-            self.peers[witness] = {"public_key": public_key, "head": _head_document(head)}
+        if last is None or cosigned.head.size > last.size:
+            self.peers[witness] = {
+                "public_key": public_key,
+                "head": _head_document(cosigned.head),
+                "signature": cosigned.signature,
+            }
 
     def save(self) -> None:
         write_json_atomic(
@@ -306,6 +315,10 @@ def witness_round(node: NodeHome, client: CoordinatorClient) -> RoundReport:
     return report
 
 
+def _untrusted(witness: str, size: int | None, why: str) -> PeerVerdict:
+    return PeerVerdict(witness, size, Comparison(Outcome.UNTRUSTED, why))
+
+
 def _compare_with_peers(
     node: NodeHome,
     client: CoordinatorClient,
@@ -314,78 +327,81 @@ def _compare_with_peers(
     coordinator_key: str,
     report: RoundReport,
 ) -> None:
+    """Compare every other witness's latest cosigned head with this node's `head`."""
     me = report.witness
     book = PeerBook.load(node)
     listed: set[str] = set()
     for item in client.cosigned():
         try:
-            name = str(item["witness"])
-            other = Cosigned(name, TreeHead.from_document(item["head"]), str(item["signature"]))
+            other = Cosigned(
+                str(item["witness"]), TreeHead.from_document(item["head"]), str(item["signature"])
+            )
             listed_key = str(item["public_key"])
         except (KeyError, TypeError, InvalidInput) as exc:
-            report.peers.append(
-                PeerVerdict(
-                    "?", None, Comparison(Outcome.UNTRUSTED, f"a malformed cosigned head ({exc})")
-                )
-            )
+            report.peers.append(_untrusted("?", None, f"a malformed cosigned head ({exc})"))
             continue
+        name, size = other.witness, other.head.size
         listed.add(name)
-        if name == me:
-            if listed_key != node.public_key():
-                report.peers.append(
-                    PeerVerdict(
-                        name,
-                        other.head.size,
-                        Comparison(
-                            Outcome.UNTRUSTED,
-                            "the coordinator lists another key for this very node "
-                            f"({keys.fingerprint(listed_key)})",
-                        ),
-                    )
-                )
-            continue
-        known = book.key(name)
-        if known is not None and known != listed_key:
+        known = node.public_key() if name == me else book.key(name)
+        if name == me and known != listed_key:
+            fingerprint = keys.fingerprint(listed_key)
+            why = f"the coordinator lists another key for this very node ({fingerprint})"
+            report.peers.append(_untrusted(name, size, why))
+        elif known is not None and known != listed_key:
             why = (
                 f"{name}'s key changed: this node keeps {keys.fingerprint(known)}, the "
                 f"coordinator now lists {keys.fingerprint(listed_key)}; if {name} rotated its "
                 f"key (a member.key-rotated entry), remove {name} from {book.path.name} to "
                 "learn the new one"
             )
-            report.peers.append(
-                PeerVerdict(name, other.head.size, Comparison(Outcome.UNTRUSTED, why))
-            )
-            continue
-        key = known or listed_key  # first sight: trust on first use, then pinned
-        proof: list[bytes] | None = []
-        refusal = None
-        if other.head.size != head.size:
-            low, high = sorted((other.head.size, head.size))
-            proof, refusal = client.consistency(low, high)
-        verdict = compare(
-            head,
-            other,
-            proof,
-            coordinator_key=coordinator_key,
-            witness_key=key,
-            seen=book.seen(name),
-        )
-        report.peers.append(PeerVerdict(name, other.head.size, verdict))
-        if verdict.outcome is Outcome.AGREE:
-            book.saw(name, key, other.head)
-        elif verdict.outcome is Outcome.SPLIT_VIEW:
-            earlier = book.seen(name)
-            if earlier is not None and verdict.reason.startswith(f"{name}'s own"):
-                heads = [(name, earlier, None), (name, other.head, other.signature)]
-            else:
-                heads = [(me, head, own_signature), (name, other.head, other.signature)]
-            report.evidence.append(
-                write_evidence(node, client.url, verdict.reason, heads, proof, refusal)
+            report.peers.append(_untrusted(name, size, why))
+        elif name != me:  # first sight: trust on first use, then this key is kept
+            key = known or listed_key
+            _compare_one(
+                node, client, book, head, own_signature, coordinator_key, other, key, report
             )
     for name in sorted(set(book.peers) - listed - {me}):
         why = (
             f"the coordinator no longer lists {name}'s cosigned head, which this node saw "
             "before: it withholds a witness's view"
         )
-        report.peers.append(PeerVerdict(name, None, Comparison(Outcome.UNTRUSTED, why)))
+        report.peers.append(_untrusted(name, None, why))
     book.save()
+
+
+def _compare_one(
+    node: NodeHome,
+    client: CoordinatorClient,
+    book: PeerBook,
+    head: TreeHead,
+    own_signature: str,
+    coordinator_key: str,
+    other: Cosigned,
+    key: str,
+    report: RoundReport,
+) -> None:
+    """One other witness: fetch the proof between the two heads, compare, keep what holds."""
+    name = other.witness
+    proof: list[bytes] | None = []
+    refusal = None
+    if other.head.size != head.size:
+        low, high = sorted((other.head.size, head.size))
+        proof, refusal = client.consistency(low, high)
+    earlier = book.seen(name)
+    verdict = compare(
+        head, other, proof, coordinator_key=coordinator_key, witness_key=key, seen=earlier
+    )
+    report.peers.append(PeerVerdict(name, other.head.size, verdict))
+    if verdict.outcome is Outcome.AGREE:
+        book.saw(name, key, other)
+    elif verdict.outcome is Outcome.SPLIT_VIEW:
+        if earlier is not None and earlier.size == other.head.size:  # it cosigned two heads
+            heads = [
+                (name, earlier, book.seen_signature(name)),
+                (name, other.head, other.signature),
+            ]
+        else:
+            heads = [(report.witness, head, own_signature), (name, other.head, other.signature)]
+        report.evidence.append(
+            write_evidence(node, client.url, verdict.reason, heads, proof, refusal)
+        )
