@@ -256,15 +256,25 @@ def test_witnesses_of_an_honest_coordinator_agree(tmp_path: Path) -> None:
                 assert server.poll() is None, server.communicate()
                 assert time.monotonic() < deadline, "the coordinator did not answer in 30 s"
                 time.sleep(0.2)
-        runs = [("alpha", []), ("beta", ["alpha"]), ("alpha", ["beta"])]
-        for name, peers in runs:
+        size = TreeHead.from_json(_head(url, trusting)).size
+        # Between rounds the log grows (a member joins): the proofs come over the network.
+        runs = [
+            ("alpha", size, [], ""),
+            ("beta", size + 1, [("alpha", size)], f"consistent, {size} -> {size + 1}"),
+            ("alpha", size + 1, [("beta", size + 1)], "the same head"),
+        ]
+        for name, expected, peers, reason in runs:
             done = witness_node(nodes[name], url, nodes[name].parent / "ca.pem")
             assert done.returncode == 0, done.stderr
             report = json.loads(done.stdout)
-            assert report["cosigned"] is True
-            assert [(p["witness"], p["outcome"]) for p in report["peers"]] == [
-                (peer, "agree") for peer in peers
+            assert report["cosigned"] is True and report["head"]["size"] == expected
+            assert [(p["witness"], p["size"], p["outcome"]) for p in report["peers"]] == [
+                (peer, at, "agree") for peer, at in peers
             ]
+            assert all(reason in p["reason"] for p in report["peers"])
+            if name == "alpha" and expected == size:
+                add_member(consortium, "gamma", "university")
+        assert report["reason"] == f"consistent: {size} -> {size + 1}"  # its own proof
         with urllib.request.urlopen(f"{url}/witness/cosigned", context=trusting) as response:
             listed = json.loads(response.read())
         with urllib.request.urlopen(f"{url}/ledger/head", context=trusting) as response:
@@ -282,3 +292,8 @@ def test_witnesses_of_an_honest_coordinator_agree(tmp_path: Path) -> None:
         peers = json.loads((nodes[name] / "witness-peers.json").read_text())["peers"]
         other = "beta" if name == "alpha" else "alpha"
         assert peers[other]["public_key"] == NodeHome(nodes[other]).public_key()
+
+
+def _head(url: str, context: ssl.SSLContext) -> str:
+    with urllib.request.urlopen(f"{url}/ledger/head", context=context) as response:
+        return response.read().decode()
