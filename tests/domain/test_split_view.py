@@ -1,13 +1,13 @@
 """The witnesses' comparison: one log, or a coordinator that showed two (domain.split_view)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from kumiai.domain import keys
 from kumiai.domain.ledger import TreeHead, cosign, sign_head
 from kumiai.domain.merkle import MerkleTree, leaf_hash
-from kumiai.domain.split_view import Cosigned, Outcome, compare, extends
+from kumiai.domain.split_view import Cosigned, Outcome, check_evidence, compare, extends
 
 COORDINATOR = keys.new_private_key()
 COORDINATOR_KEY = keys.public_key_b64(COORDINATOR)
@@ -136,3 +136,36 @@ def test_own_history_extends_forks_or_is_unsigned() -> None:
     )
     assert stranger.outcome is Outcome.UNTRUSTED
     assert "not signed by the coordinator key this node pinned" in stranger.reason
+
+
+def test_evidence_of_a_fork_at_one_size_proves_itself() -> None:
+    verdict = check_evidence([head(HONEST, 7), head(FORK, 7)], None, COORDINATOR_KEY)
+    assert verdict.outcome is Outcome.SPLIT_VIEW
+    assert "two different logs of 7 entries" in verdict.reason
+
+
+def test_evidence_of_a_rollback_proves_itself_by_the_signed_times() -> None:
+    older = head(HONEST, 8)
+    later = sign_head(TreeHead(5, HONEST.root(5).hex(), WHEN + timedelta(minutes=1)), COORDINATOR)
+    verdict = check_evidence([older, later], None, COORDINATOR_KEY)
+    assert verdict.outcome is Outcome.SPLIT_VIEW
+    assert verdict.reason == "rollback: a head of 5 entries signed after a head of 8"
+
+
+def test_evidence_at_different_sizes_needs_a_proof_the_log_cannot_give() -> None:
+    pair = [head(HONEST, 6), head(FORK, 8)]
+    without = check_evidence(pair, FORK.consistency_proof(6, 8), COORDINATOR_KEY)
+    assert without.outcome is Outcome.UNTRUSTED
+    assert "ask for a consistency proof between sizes 6 and 8" in without.reason
+    # Evidence that is no evidence: the proof in the file shows one log.
+    honest_pair = [head(HONEST, 6), head(HONEST, 8)]
+    assert check_evidence(honest_pair, HONEST.consistency_proof(6, 8), COORDINATOR_KEY).outcome is (
+        Outcome.AGREE
+    )
+
+
+def test_evidence_with_a_head_the_coordinator_did_not_sign_proves_nothing() -> None:
+    pair = [head(HONEST, 7), head(FORK, 7, key=BETA)]
+    verdict = check_evidence(pair, None, COORDINATOR_KEY)
+    assert verdict.outcome is Outcome.UNTRUSTED and "is not signed by that key" in verdict.reason
+    assert check_evidence(pair[:1], None, COORDINATOR_KEY).outcome is Outcome.UNTRUSTED

@@ -29,6 +29,7 @@ from kumiai.adapters.tls import create_authority, issue_server
 from kumiai.domain import keys, merkle
 from kumiai.domain.clock import utc_now
 from kumiai.domain.ledger import TreeHead, cosignature_valid, head_signature_valid
+from kumiai.domain.split_view import Outcome, check_evidence
 from kumiai.node.gossip import EXIT_SPLIT_VIEW
 from kumiai.node.home import NodeHome
 from kumiai.services.consortium import init_consortium
@@ -179,6 +180,9 @@ def test_a_coordinator_showing_two_histories_is_caught_within_one_round(
     a, b = (TreeHead.from_document(heads[n]["head"]) for n in ("alpha", "beta"))
     if a.size == b.size:
         assert a.root != b.root and "two different logs of 7 entries" in found["reason"]
+        # The file proves the fork to anyone holding the coordinator's key, with nothing else.
+        proven = check_evidence([a, b], None, world["coordinator_key"])
+        assert proven.outcome is Outcome.SPLIT_VIEW
     else:  # the coordinator's best proof, from beta's own history, does not verify
         assert found["proof"] is not None and found["refusal"] is None
         proof = [bytes.fromhex(p) for p in found["proof"]]

@@ -130,3 +130,38 @@ def compare(
         if other.head.size == seen.size and other.head.root != seen.root:
             return _consistent(seen, other.head, None, f"{name}'s own cosignatures")
     return _consistent(own, other.head, proof, f"{name}'s head against this node's")
+
+
+def check_evidence(
+    heads: list[TreeHead], proof: list[bytes] | None, coordinator_key: str
+) -> Comparison:
+    """What a split-view evidence file proves to someone holding the coordinator's key.
+
+    Two signed heads of one size with different roots prove a fork alone, as does a smaller
+    head signed later than a larger one (a rollback). Otherwise the heads are checked with
+    the file's proof; a failed or missing proof proves nothing alone, since the log could
+    still hold both: ask the coordinator (or an export) for a proof between the two sizes
+    and check again with it.
+    """
+    if len(heads) != 2:
+        return Comparison(Outcome.UNTRUSTED, f"evidence holds {len(heads)} heads, not 2")
+    for head in heads:
+        if not head_signature_valid(head, coordinator_key):
+            return Comparison(
+                Outcome.UNTRUSTED, f"the head of {_short(head)} is not signed by that key"
+            )
+    first, second = sorted(heads, key=lambda h: (h.time, h.size))
+    if first.time < second.time and second.size < first.size:
+        return Comparison(
+            Outcome.SPLIT_VIEW,
+            f"rollback: a head of {second.size} entries signed after a head of {first.size}",
+        )
+    verdict = _consistent(heads[0], heads[1], proof, "evidence")
+    if verdict.outcome is Outcome.SPLIT_VIEW and heads[0].size != heads[1].size:
+        return Comparison(
+            Outcome.UNTRUSTED,
+            f"{verdict.reason}; ask for a consistency proof between sizes "
+            f"{min(heads[0].size, heads[1].size)} and {max(heads[0].size, heads[1].size)} "
+            "and check again: no valid proof exists if the log forked",
+        )
+    return verdict
