@@ -301,3 +301,31 @@ def test_witnesses_of_an_honest_coordinator_agree(tmp_path: Path) -> None:
 def _head(url: str, context: ssl.SSLContext) -> str:
     with urllib.request.urlopen(f"{url}/ledger/head", context=context) as response:
         return response.read().decode()
+
+
+def test_a_node_witnessing_every_few_seconds_stops_on_sigterm(world: dict, hostile) -> None:
+    url = hostile({"alpha": 6, "beta": 6})
+    alpha = world["homes"]["alpha"]
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "kumiai", "witness-node", "--home", str(alpha)),
+            *("--coordinator", url, "--ca", str(alpha.parent / "ca.pem"), "--every", "1"),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        rounds = []
+        while len(rounds) < 2:  # two rounds, one JSON document each
+            ready, _, _ = select.select([process.stdout], [], [], 30)
+            assert ready, "no round within 30 s"
+            rounds.append(json.loads(process.stdout.readline()))
+    finally:
+        stop(process)
+    assert [r["exit_code"] for r in rounds] == [0, 0]
+    assert [r["reason"] for r in rounds] == ["first head seen: size 6", "consistent: 6 -> 6"]
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in process.stderr.read()
