@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from kumiai.domain.canonical import canonical_json
@@ -380,6 +381,7 @@ def exact_vectors(query: Query, columns: dict[str, np.ndarray], rows: int) -> li
 # -- at the coordinator: figures and intervals from the noisy sums --------------------------
 
 
+@lru_cache(maxsize=256)  # pure, and a job asks the same scale of many bins
 def noise_halfwidth(scale: float, copies: int, level: float = CONFIDENCE) -> int:
     """The smallest w with P(|noise| ≤ w) ≥ level, for the sum of `copies` independent discrete
     Laplace variables of `scale` (one copy under secure aggregation: the nodes' shares sum to
