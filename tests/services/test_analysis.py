@@ -140,3 +140,24 @@ def test_kumiai_analyse_prints_json_and_refuses_a_query_without_bounds(tmp_path:
     assert "--mean age: no public bounds; write --mean age:LOW:HIGH" in str(refused.exception)
     table = CliRunner().invoke(app, ["analyse", "heart", "--epsilon", "1", "--count"], env=env)
     assert table.exit_code == 0 and "95% interval" in table.output
+
+
+def test_a_stopped_analysis_is_failed_and_frees_what_no_node_spent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kumiai.node.port import LocalNode
+
+    consortium, _ = heart_consortium(tmp_path / "c", kinds="statistics")
+
+    def interrupted(self, dataset, job, peers):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LocalNode, "release_analysis", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        analyse(consortium, "heart", ANALYSIS)
+    for hospital in HOSPITALS:
+        records = spend_records(consortium, hospital)
+        assert [(r["kind"], r["epsilon"]) for r in records] == [("reserve", 0.9), ("release", 0.0)]
+    [failed] = show_entries(consortium, kind="job.failed")
+    assert failed.payload["error"] == "stopped: KeyboardInterrupt"
+    assert all(line.committed == 0 and line.spent == 0 for line in budgets(consortium))

@@ -33,7 +33,12 @@ from kumiai.domain.training import TrainingSettings
 from kumiai.node.port import NodePort
 from kumiai.services.agreements import agreements_for_job
 from kumiai.services.consortium import Consortium
-from kumiai.services.jobs import fail_job, release_privacy, running_job
+from kumiai.services.jobs import (
+    fail_job,
+    recover_interrupted_jobs,
+    release_privacy,
+    running_job,
+)
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
 
@@ -186,6 +191,7 @@ def analyse(
 
     `secure`: None turns secure aggregation on when any agreement forbids plain aggregation.
     """
+    recover_interrupted_jobs(consortium)
     job = _start(consortium, project, analysis, secure, by)
     keys: dict[str, str] = {}
     refused: dict[str, str] = {}
@@ -196,6 +202,7 @@ def analyse(
                 keys[dataset] = key
             else:
                 refused[dataset] = reason
+        _mirror_spend(consortium, job, sorted(keys))  # so a recovery frees it if we die here
         if not keys:
             raise JobFailed("every node refused the analysis: " + "; ".join(refused.values()))
         if job.secure and len(keys) < 2:
@@ -206,8 +213,9 @@ def analyse(
         plan = analysis.releases()
         length = sum(r.length for releases in plan for r in releases)
         total, _ = _sums(job, keys, length)
-    except KumiaiError as exc:
-        fail_job(consortium, job.job_id, str(exc))
+    except BaseException as exc:  # a mistake, a node's failure or a stop signal alike
+        reason = str(exc) if isinstance(exc, KumiaiError) else f"stopped: {type(exc).__name__}"
+        fail_job(consortium, job.job_id, reason)
         _mirror_spend(consortium, job, sorted(keys))
         release_privacy(consortium, job.job_id)
         raise
