@@ -49,6 +49,8 @@ def test_options_become_queries_with_public_bounds_and_levels() -> None:
     [
         ({"means": ["age"]}, "--mean age: no public bounds; write --mean age:LOW:HIGH"),
         ({"means": ["age:5:5"]}, "low < high"),
+        ({"means": ["age:-1e308:1e308"]}, "low < high"),
+        ({"means": ["age:0:inf"]}, "low < high"),
         ({"histograms": ["chol:100:600"]}, "COLUMN:LOW:HIGH:BINS"),
         ({"histograms": ["chol:1:9:0"]}, "bins must be 1 to 1000"),
         ({"quantiles": ["age:0:120:1.5"]}, "strictly between 0 and 1"),

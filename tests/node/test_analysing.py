@@ -219,3 +219,22 @@ def test_under_secure_aggregation_only_masked_vectors_leave_and_their_sum_is_the
         masked.append(vector)
         noisy.append(kept["noisy"])
     assert unmask(masked) == [sum(column) for column in zip(*noisy, strict=True)]
+
+
+def test_a_job_id_reused_for_other_queries_is_refused_without_a_new_draw(
+    plain: Consortium,
+) -> None:
+    node, dataset = _node(plain, HOSPITALS[0])
+    job = _sign_own(plain, COUNT_AND_MEAN, secure=False)
+    assert node.admit_analysis(dataset, job)[0]
+    first = node.release_analysis(dataset, job, {})
+    assert first[0]
+    other = make_analysis([Query("count")], 1.0)  # same id, same ε, other queries
+    replayed = _sign_own(plain, other, secure=False)
+    for allowed, reason, _ in (
+        node.admit_analysis(dataset, replayed),
+        node.release_analysis(dataset, replayed, {}),
+    ):
+        assert not allowed
+        assert "already charged 'cleveland-clinic-heart' under that job id" in reason
+    assert [r["kind"] for r in spend_records(plain, HOSPITALS[0])] == ["reserve", "spend"]

@@ -122,7 +122,8 @@ def check_query(query: Query) -> Query:
     if query.kind in (MEAN, HISTOGRAM, QUANTILES):
         if not query.column:
             raise InvalidInput(f"a {query.kind} query needs a column")
-        if not (math.isfinite(query.low) and math.isfinite(query.high) and query.low < query.high):
+        span = query.high - query.low  # finite bounds can still overflow to an infinite span
+        if not (math.isfinite(span) and query.low < query.high):
             raise InvalidInput(
                 f"{query.name}: public bounds must be two finite numbers, low < high "
                 f"(got {query.low:g}..{query.high:g}); they come from domain knowledge, "

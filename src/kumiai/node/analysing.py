@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
     PrivateFormat,
+    load_pem_private_key,
 )
 
 from kumiai.adapters.files import write_atomic, write_json_atomic
@@ -82,6 +83,30 @@ def _checked(home: NodeHome, dataset: str, job_json: str) -> tuple[SignedJob, An
     return job, agreement, analysis
 
 
+def _masking_key(home: NodeHome, job: str, dataset: str) -> X25519PrivateKey:
+    """The node's X25519 key for masking this job's release: made once, kept in its home."""
+    path = _folder(home) / f"{job}.{dataset}.key"
+    if not path.is_file():
+        pem = X25519PrivateKey.generate().private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+        )
+        write_atomic(path, pem, mode=0o600)
+    key = load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, X25519PrivateKey):
+        raise InvalidInput(f"{path} holds no X25519 key; remove it and run the job again")
+    return key
+
+
+def _same_charge(held: Any, doc: Any, analysis: Analysis) -> bool:
+    """Whether a reservation already in the log was made for exactly this analysis."""
+    return (
+        held.details.get("kind") == ANALYSIS
+        and held.project == doc.project
+        and held.details.get("analysis") == json.loads(doc.settings.analysis)
+        and abs(held.reserved - analysis.epsilon) < 1e-12
+    )
+
+
 def _columns(home: NodeHome, dataset: str) -> tuple[dict[str, Any], int]:
     from kumiai.node.worker import load_rows  # pandas: only when rows are read
 
@@ -127,23 +152,19 @@ def admit_analysis(home: NodeHome, dataset: str, job_json: str) -> tuple[bool, s
         if not decision.allowed:
             return False, f"{steward} refused job {doc.job_id}: {decision.reason}", ""
         reason = decision.reason
-    elif held.details.get("kind") != ANALYSIS or held.project != doc.project:
-        return False, f"{steward} refused job {doc.job_id}: it names another use of {dataset!r}", ""
+    elif not _same_charge(held, doc, analysis):
+        return False, _another_use(steward, doc.job_id, dataset), ""
     else:
         reason = f"job {doc.job_id} already holds ε={held.reserved:.3f}; not charged again"
-    key = ""
-    if doc.secure_aggregation:
-        path = _folder(home) / f"{doc.job_id}.{dataset}.key"
-        if not path.is_file():
-            private = X25519PrivateKey.generate()
-            pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-            write_atomic(path, pem, mode=0o600)
-        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    key = _masking_key(home, doc.job_id, dataset) if doc.secure_aggregation else None
+    return True, reason, "" if key is None else public_key_b64(key)
 
-        loaded = load_pem_private_key(path.read_bytes(), password=None)
-        assert isinstance(loaded, X25519PrivateKey)
-        key = public_key_b64(loaded)
-    return True, reason, key
+
+def _another_use(steward: str, job: str, dataset: str) -> str:
+    return (
+        f"{steward} refused job {job}: this node already charged {dataset!r} under that job id "
+        "for other queries or another ε; a job id is charged, and its release drawn, once"
+    )
 
 
 def noise_share(length: int, scale: float, parties: int, rng: Any = None) -> list[int]:
@@ -192,8 +213,10 @@ def release_analysis(
     log = SpendLog(home, dataset)
     held = log.view().jobs.get(doc.job_id)
     stored = _folder(home) / f"{doc.job_id}.{dataset}.json"
-    if held is None or held.details.get("kind") != ANALYSIS:
+    if held is None:
         return refuse("this node holds no reservation for it; it must be admitted first")
+    if not _same_charge(held, doc, analysis):
+        return False, _another_use(steward, doc.job_id, dataset), []
     if stored.is_file():
         kept = json.loads(stored.read_text())
         if kept["parties"] != parties:
@@ -220,10 +243,5 @@ def release_analysis(
         write_json_atomic(stored, {"parties": parties, "noisy": noisy}, mode=0o600)
     if not doc.secure_aggregation:
         return True, f"ε={analysis.epsilon:g} spent", noisy
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    key = load_pem_private_key(
-        (_folder(home) / f"{doc.job_id}.{dataset}.key").read_bytes(), password=None
-    )
-    assert isinstance(key, X25519PrivateKey)
+    key = _masking_key(home, doc.job_id, dataset)
     return True, f"ε={analysis.epsilon:g} spent", mask(noisy, dataset, key, peers, doc.job_id)
