@@ -140,6 +140,18 @@ def test_kumiai_analyse_prints_json_and_refuses_a_query_without_bounds(tmp_path:
     assert "--mean age: no public bounds; write --mean age:LOW:HIGH" in str(refused.exception)
     table = CliRunner().invoke(app, ["analyse", "heart", "--epsilon", "1", "--count"], env=env)
     assert table.exit_code == 0 and "95% interval" in table.output
+    queries = tmp_path / "queries.json"
+    queries.write_text(
+        json.dumps(
+            {"queries": [{"kind": "histogram", "column": "age", "low": 0, "high": 120, "bins": 4}]}
+        )
+    )
+    from_file = CliRunner().invoke(
+        app, ["analyse", "heart", "--epsilon", "0.5", "--queries", str(queries), "--json"], env=env
+    )
+    assert from_file.exit_code == 0, from_file.output
+    [histogram] = json.loads(from_file.output)["results"]
+    assert histogram["query"] == "histogram(age)" and len(histogram["figures"]) == 4
 
 
 def test_a_stopped_analysis_is_failed_and_frees_what_no_node_spent(
