@@ -14,6 +14,7 @@ from kumiai.domain.errors import InvalidInput, JobFailed
 from kumiai.interfaces.cli.main import app
 from kumiai.services.analysis import analyse
 from kumiai.services.consortium import Consortium
+from kumiai.services.jobs import list_jobs
 from kumiai.services.privacy import budgets
 from kumiai.services.transparency import show_entries
 from tests.services.helpers import HOSPITALS, heart_consortium, spend_records
@@ -109,6 +110,10 @@ def test_when_every_site_refuses_nothing_is_charged_and_no_result_is_recorded(
     assert show_entries(consortium, kind="analysis.released") == []
     [failed] = show_entries(consortium, kind="job.failed")
     assert "every node refused" in failed.payload["error"]
+    [job] = list_jobs(consortium)
+    assert job.status == "failed" and job.kind == "statistics"
+    assert {s.status for s in job.sites} == {"refused"}
+    assert all("below the minimum cohort of 1000" in (s.reason or "") for s in job.sites)
 
 
 def test_a_secure_analysis_with_one_site_left_releases_nothing_and_frees_the_epsilon(

@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import (
     JobRow,
@@ -161,7 +163,7 @@ def _mirror_spend(consortium: Consortium, job: _Job, datasets: list[str]) -> Non
             )
 
 
-def _sums(job: _Job, keys: dict[str, str], length: int) -> tuple[list[int], dict[str, str]]:
+def _sums(job: _Job, keys: dict[str, str], length: int) -> list[int]:
     """The sum of the participants' released vectors, or JobFailed naming who failed it."""
     vectors: list[list[int]] = []
     peers = keys if job.secure else {}
@@ -175,8 +177,19 @@ def _sums(job: _Job, keys: dict[str, str], length: int) -> tuple[list[int], dict
             )
         vectors.append(vector)
     if job.secure:
-        return unmask(vectors), {}
-    return [sum(column) for column in zip(*vectors, strict=True)], {}
+        return unmask(vectors)
+    return [sum(column) for column in zip(*vectors, strict=True)]
+
+
+def _record_sites(
+    session: Session, job: _Job, keys: dict[str, str], refused: dict[str, str]
+) -> None:
+    """Each site's part in the job, with its node's reason if it refused (`kumiai job`)."""
+    for dataset in job.sites:
+        site = session.get(JobSiteRow, (job.job_id, dataset))
+        if site is not None and (dataset in keys or dataset in refused):
+            site.status = "participating" if dataset in keys else "refused"
+            site.reason = refused.get(dataset)
 
 
 def analyse(
@@ -212,9 +225,11 @@ def analyse(
             )
         plan = analysis.releases()
         length = sum(r.length for releases in plan for r in releases)
-        total, _ = _sums(job, keys, length)
+        total = _sums(job, keys, length)
     except BaseException as exc:  # a mistake, a node's failure or a stop signal alike
         reason = str(exc) if isinstance(exc, KumiaiError) else f"stopped: {type(exc).__name__}"
+        with transaction(consortium.sessions) as session:
+            _record_sites(session, job, keys, refused)
         fail_job(consortium, job.job_id, reason)
         _mirror_spend(consortium, job, sorted(keys))
         release_privacy(consortium, job.job_id)
@@ -243,11 +258,7 @@ def analyse(
         row = get(session, JobRow, job.job_id)
         row.status, row.finished_at = JobStatus.COMPLETED.value, utc_now()
         row.completed_rounds = 1
-        for dataset in job.sites:
-            site = session.get(JobSiteRow, (job.job_id, dataset))
-            if site is not None:
-                site.status = "participating" if dataset in keys else "refused"
-                site.reason = refused.get(dataset)
+        _record_sites(session, job, keys, refused)
         consortium.ledger.append(
             session,
             Act(job.by, "analysis.released", outcome.as_dict(), member=job.by, project=job.project),
