@@ -178,3 +178,19 @@ def test_a_stopped_analysis_is_failed_and_frees_what_no_node_spent(
     [failed] = show_entries(consortium, kind="job.failed")
     assert failed.payload["error"] == "stopped: KeyboardInterrupt"
     assert all(line.committed == 0 and line.spent == 0 for line in budgets(consortium))
+
+
+def test_an_analysis_may_name_some_of_the_projects_datasets(tmp_path: Path) -> None:
+    consortium, _ = heart_consortium(tmp_path / "c", kinds="statistics", plain_aggregation=True)
+    entries = _entries(consortium)
+    with pytest.raises(InvalidInput, match="project 'heart' has no data-use request for x-heart"):
+        analyse(consortium, "heart", ANALYSIS, datasets=("x-heart",))
+    assert _entries(consortium) == entries  # refused before anything was written
+    with transaction(consortium.sessions) as session:
+        assert session.scalar(select(func.count()).select_from(JobRow)) == 0
+    two = ("cleveland-clinic-heart", "va-long-beach-heart")
+    outcome = analyse(consortium, "heart", ANALYSIS, datasets=two)
+    assert outcome.sites == list(two) and outcome.refused == {}
+    assert spend_records(consortium, "hungarian-cardiology") == []
+    [started] = show_entries(consortium, kind="job.started")
+    assert started.payload["document"]["job"]["datasets"] == list(two)

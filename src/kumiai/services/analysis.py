@@ -81,7 +81,12 @@ class _Job:
 
 
 def _start(
-    consortium: Consortium, project: str, analysis: Analysis, secure: bool | None, by: str | None
+    consortium: Consortium,
+    project: str,
+    analysis: Analysis,
+    secure: bool | None,
+    by: str | None,
+    only: tuple[str, ...],
 ) -> _Job:
     """The job record and its signed document, recorded in the ledger as `job.started`."""
     with transaction(consortium.sessions) as session:
@@ -93,9 +98,16 @@ def _start(
                 f"{by!r} is not a member of project {project!r}; only its members start jobs"
             )
         datasets = project_datasets(session, project)
+        if unknown := sorted(set(only) - {d.name for d in datasets}):
+            raise InvalidInput(
+                f"project {project!r} has no data-use request for {', '.join(unknown)}; "
+                f"its datasets: {', '.join(d.name for d in datasets) or 'none'}"
+            )
+        datasets = [d for d in datasets if not only or d.name in only]
         agreements = {
             d: SignedAgreement.from_json(text)
             for d, text in agreements_for_job(session, project).items()
+            if any(row.name == d for row in datasets)
         }
         if not datasets or not agreements:
             raise InvalidInput(
@@ -199,13 +211,15 @@ def analyse(
     *,
     secure: bool | None = None,
     by: str | None = None,
+    datasets: tuple[str, ...] = (),
 ) -> AnalysisOutcome:
     """Run `analysis` across every site of `project` whose node admits it; record the result.
 
     `secure`: None turns secure aggregation on when any agreement forbids plain aggregation.
+    `datasets`: only these of the project's datasets (default: all of them).
     """
     recover_interrupted_jobs(consortium)
-    job = _start(consortium, project, analysis, secure, by)
+    job = _start(consortium, project, analysis, secure, by, tuple(datasets))
     keys: dict[str, str] = {}
     refused: dict[str, str] = {}
     try:

@@ -64,6 +64,9 @@ def analyse(
         help="Secure aggregation: the coordinator sees only the sites' sum (default: on when "
         "any agreement requires it).",
     ),
+    dataset: list[str] = typer.Option(
+        [], help="Only this dataset of the project (repeat for more; default: all)."
+    ),
     by: str = typer.Option(None, help="The project member asking (default: its proposer)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -84,7 +87,14 @@ def analyse(
     )
     if queries is not None:
         asked += [Query.from_dict(item) for item in _query_file(queries)]
-    outcome = run(consortium(ctx), project, make_analysis(asked, epsilon), secure=secure, by=by)
+    outcome = run(
+        consortium(ctx),
+        project,
+        make_analysis(asked, epsilon),
+        secure=secure,
+        by=by,
+        datasets=tuple(dataset),
+    )
     if as_json:
         print_json(outcome.as_dict())
         return
