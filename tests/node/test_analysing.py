@@ -45,6 +45,12 @@ def test_the_parties_noise_shares_sum_to_discrete_laplace_of_the_stated_scale(
     assert abs(total.mean()) < 4 * math.sqrt(variance / draws)
     zero = (1 - alpha) / (1 + alpha)
     assert abs(np.mean(total == 0) - zero) < 4 * math.sqrt(zero * (1 - zero) / draws)
+    # a Kolmogorov-Smirnov test against the discrete Laplace CDF, with the DKW bound:
+    # P(sup |F_n - F| > t) <= 2 exp(-2 n t^2), here 1e-6
+    ks = np.arange(total.min(), total.max() + 1)
+    cdf = np.where(ks >= 0, 1 - alpha ** (ks + 1) / (1 + alpha), alpha ** (-ks) / (1 + alpha))
+    empirical = np.searchsorted(np.sort(total), ks, side="right") / draws
+    assert np.max(np.abs(empirical - cdf)) < math.sqrt(math.log(2 / 1e-6) / (2 * draws))
     if parties > 1:  # one share alone carries less noise than the whole
         share = np.asarray(noise_share(draws, scale, parties, rng))
         assert share.var() < variance / parties * 1.2
