@@ -71,6 +71,10 @@ def test_an_analysis_needs_queries_and_a_positive_epsilon() -> None:
             make_analysis([Query(COUNT)], bad)
     with pytest.raises(InvalidInput, match="asked twice"):
         make_analysis([Query(COUNT), Query(COUNT)], 1.0)
+    many = [Query(MEAN, f"c{i}", low=0.0, high=1.0) for i in range(101)]
+    with pytest.raises(InvalidInput, match="101 queries asked; an analysis asks at most 100"):
+        make_analysis(many, 1.0)
+    assert len(make_analysis(many[:100], 1.0).queries) == 100
 
 
 def test_the_epsilon_is_split_evenly_and_a_mean_splits_its_share_again() -> None:

@@ -34,7 +34,7 @@ QUERY_KINDS = (COUNT, MEAN, HISTOGRAM, QUANTILES, CROSSTAB)
 MEAN_UNITS = 1000
 # Quantiles are read off a DP histogram of this many bins over the column's public range.
 QUANTILE_BINS = 100
-MAX_BINS, MAX_CELLS = 1000, 10_000
+MAX_BINS, MAX_CELLS, MAX_QUERIES = 1000, 10_000, 100
 # Above this scale, a sum of several sites' noise is read off its shape at this scale.
 _EXACT_SCALE = 500.0
 CONFIDENCE = 0.95  # every figure's interval: this share of the noise distribution
@@ -234,6 +234,11 @@ def make_analysis(queries: list[Query], epsilon: float | None) -> Analysis:
         raise InvalidInput(
             f"an analysis needs a positive, finite --epsilon (got {epsilon!r}); every query "
             "is paid from the sites' privacy budgets"
+        )
+    if len(queries) > MAX_QUERIES:
+        raise InvalidInput(
+            f"{len(queries)} queries asked; an analysis asks at most {MAX_QUERIES} (split it, "
+            "each paid from the same budgets)"
         )
     names = [q.name for q in queries]
     if len(set(names)) != len(names):
