@@ -66,7 +66,9 @@ def test_a_malformed_query_is_refused_with_the_fix(options: dict, message: str) 
 def test_an_analysis_needs_queries_and_a_positive_epsilon() -> None:
     with pytest.raises(InvalidInput, match="no queries given"):
         make_analysis([], 1.0)
-    for bad in (None, 0.0, -1.0, math.inf, math.nan):
+    with pytest.raises(InvalidInput, match="an analysis needs --epsilon"):
+        make_analysis([Query(COUNT)], None)
+    for bad in (0.0, -1.0, math.inf, math.nan):
         with pytest.raises(InvalidInput, match="positive, finite --epsilon"):
             make_analysis([Query(COUNT)], bad)
     with pytest.raises(InvalidInput, match="asked twice"):

@@ -228,13 +228,15 @@ def make_analysis(queries: list[Query], epsilon: float | None) -> Analysis:
     if not queries:
         raise InvalidInput(
             "no queries given; ask at least one, e.g. --count, --mean age:0:120, "
-            "--histogram chol:100:600:10, --quantiles age:0.5, --crosstab sex,cp"
+            "--histogram chol:0:600:12, --quantiles age:0.5, --crosstab sex,cp"
         )
-    if epsilon is None or isinstance(epsilon, bool) or not math.isfinite(epsilon) or epsilon <= 0:
+    if epsilon is None:
         raise InvalidInput(
-            f"an analysis needs a positive, finite --epsilon (got {epsilon!r}); every query "
-            "is paid from the sites' privacy budgets"
+            "an analysis needs --epsilon (e.g. --epsilon 1): every query is paid from the "
+            "sites' privacy budgets"
         )
+    if isinstance(epsilon, bool) or not math.isfinite(epsilon) or epsilon <= 0:
+        raise InvalidInput(f"an analysis needs a positive, finite --epsilon (got {epsilon!r})")
     if len(queries) > MAX_QUERIES:
         raise InvalidInput(
             f"{len(queries)} queries asked; an analysis asks at most {MAX_QUERIES} (split it, "
@@ -296,7 +298,7 @@ def parse_queries(
         if len(rest) not in (1, 3):
             raise InvalidInput(
                 f"--histogram {text!r}: write COLUMN:BINS (bounds from --public-domain) or "
-                "COLUMN:LOW:HIGH:BINS, e.g. chol:100:600:10"
+                "COLUMN:LOW:HIGH:BINS, e.g. chol:0:600:12"
             )
         low, high = _bounds(column, rest[:-1], bounds, "--histogram")
         try:

@@ -45,7 +45,7 @@ def analyse(
     ),
     count: bool = typer.Option(False, "--count", help="Count the rows across sites."),
     mean: list[str] = typer.Option([], help="COLUMN[:LOW:HIGH], e.g. age:0:120."),
-    histogram: list[str] = typer.Option([], help="COLUMN[:LOW:HIGH]:BINS, e.g. chol:100:600:10."),
+    histogram: list[str] = typer.Option([], help="COLUMN[:LOW:HIGH]:BINS, e.g. chol:0:600:12."),
     quantiles: list[str] = typer.Option(
         [], help="COLUMN[:LOW:HIGH]:P1,P2, e.g. age:0:120:0.25,0.5,0.75 (from a DP histogram)."
     ),
