@@ -16,6 +16,7 @@ from kumiai.services.analysis import analyse
 from kumiai.services.consortium import Consortium
 from kumiai.services.jobs import list_jobs
 from kumiai.services.privacy import budgets
+from kumiai.services.report import consortium_report
 from kumiai.services.transparency import show_entries
 from tests.services.helpers import HOSPITALS, heart_consortium, spend_records
 
@@ -77,8 +78,14 @@ def test_a_secure_analysis_is_paid_at_each_node_and_recorded_once(tmp_path: Path
     [entry] = show_entries(consortium, kind="analysis.released")
     assert entry.payload["job"] == outcome.job_id and entry.payload["epsilon"] == 0.9
     assert entry.payload["results"][0]["figures"][0]["value"] == count.figures[0].value
+    assert entry.payload["spent"] == {f"{h}-heart": 0.9 for h in HOSPITALS}
     [started] = show_entries(consortium, kind="job.started")
     assert started.payload["document"]["job"]["kind"] == "statistics"
+    # the report, computed from the verified ledger alone, counts the analysis's ε
+    report = consortium_report(consortium, "investor")
+    figures = {line["dataset"]: line["epsilon"] for line in report["epsilon"]}
+    assert sorted(figures) == [f"{h}-heart" for h in HOSPITALS]
+    assert all(f["value"] == 0.9 and f["cites"] == [entry.seq] for f in figures.values())
     with transaction(consortium.sessions) as session:
         assert session.get(JobRow, outcome.job_id).status == "completed"
 

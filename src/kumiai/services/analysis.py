@@ -66,6 +66,7 @@ class AnalysisOutcome:
             "refused": self.refused,
             "min_cohort": self.min_cohort,
             "results": [r.as_dict() for r in self.results],
+            "spent": {d: self.epsilon for d in self.sites},  # what each node charged itself
         }
 
 
