@@ -225,6 +225,18 @@ def test_under_secure_aggregation_only_masked_vectors_leave_and_their_sum_is_the
         masked.append(vector)
         noisy.append(kept["noisy"])
     assert unmask(masked) == [sum(column) for column in zip(*noisy, strict=True)]
+    # asked again with the same keys: the same masked vector; with a key swapped for one the
+    # coordinator holds, refused (else the coordinator could unmask this node's share)
+    node, dataset = _node(consortium, HOSPITALS[0])
+    assert node.release_analysis(dataset, job, keys)[2] == masked[0]
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from kumiai.domain.secure_sum import public_key_b64
+
+    swapped = {**keys, f"{HOSPITALS[1]}-heart": public_key_b64(X25519PrivateKey.generate())}
+    allowed, reason, vector = node.release_analysis(dataset, job, swapped)
+    assert not allowed and vector == []
+    assert "a release is drawn, and masked, for one set of participants" in reason
 
 
 def test_a_job_id_reused_for_other_queries_is_refused_without_a_new_draw(

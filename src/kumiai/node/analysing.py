@@ -219,10 +219,11 @@ def release_analysis(
         return False, _another_use(steward, doc.job_id, dataset), []
     if stored.is_file():
         kept = json.loads(stored.read_text())
-        if kept["parties"] != parties:
+        if kept["parties"] != parties or kept.get("peers", {}) != peers:
+            # masked anew for other keys, the same share could be unmasked alone
             return refuse(
-                f"its noise was drawn for {kept['parties']} participant(s), and {parties} are "
-                "named now; a release is never drawn twice"
+                f"its release was drawn and masked for {kept['parties']} participant(s) with "
+                "other masking keys; a release is drawn, and masked, for one set of participants"
             )
         noisy = [int(v) for v in kept["noisy"]]
     elif held.released:
@@ -240,7 +241,7 @@ def release_analysis(
                 noisy.extend(v + n for v, n in zip(vector, share, strict=True))
         if held.spent < held.reserved:
             log.spend(job=doc.job_id, round_=0, epsilon=held.reserved)  # paid before it leaves
-        write_json_atomic(stored, {"parties": parties, "noisy": noisy}, mode=0o600)
+        write_json_atomic(stored, {"parties": parties, "peers": peers, "noisy": noisy}, mode=0o600)
     if not doc.secure_aggregation:
         return True, f"ε={analysis.epsilon:g} spent", noisy
     key = _masking_key(home, doc.job_id, dataset)
