@@ -15,11 +15,10 @@ from kumiai.domain.analysis import (
     Analysis,
     Query,
     exact_vectors,
-    figures_for,
     make_analysis,
-    noise_halfwidth,
     parse_queries,
 )
+from kumiai.domain.analysis_results import figures_for, noise_halfwidth
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.secure_sum import MODULUS, mask, public_key_b64, unmask
 

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import JobRow, LedgerEntryRow
-from kumiai.domain.analysis import Query, make_analysis, noise_halfwidth
+from kumiai.domain.analysis import Query, make_analysis
+from kumiai.domain.analysis_results import noise_halfwidth
 from kumiai.domain.errors import InvalidInput, JobFailed
 from kumiai.interfaces.cli.main import app
 from kumiai.services.analysis import analyse

@@ -5,7 +5,7 @@ checks as training), records it in the ledger, and asks each node through its po
 first to admit the job and reserve its ε (a node below its agreement's minimum cohort, over
 its cap or its budget refuses, naming why), then to release its noisy vector. Under secure
 aggregation the nodes mask their vectors pairwise, so the coordinator learns only the sum.
-It turns the sums into figures with intervals (kumiai.domain.analysis), mirrors each node's
+It turns the sums into figures with intervals (kumiai.domain.analysis_results), mirrors each node's
 spend for `kumiai budget`, and records the result in one signed `analysis.released` entry.
 """
 
@@ -25,7 +25,8 @@ from kumiai.adapters.storage.schema import (
     ProjectRow,
 )
 from kumiai.domain.agreement import SignedAgreement
-from kumiai.domain.analysis import CONFIDENCE, Analysis, QueryResult, figures_for
+from kumiai.domain.analysis import Analysis
+from kumiai.domain.analysis_results import CONFIDENCE, QueryResult, figures_for
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, JobFailed, KumiaiError
 from kumiai.domain.job import JobDocument, JobKind, JobStatus, sign_job
