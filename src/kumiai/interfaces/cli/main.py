@@ -16,6 +16,7 @@ import typer
 
 from kumiai.domain.errors import KumiaiError, Stopped
 from kumiai.interfaces.cli import association, governance, jobs, show, training
+from kumiai.interfaces.cli.analyse import analyse
 from kumiai.interfaces.cli.bench import bench
 from kumiai.interfaces.cli.board import charter_app, motion_app
 from kumiai.interfaces.cli.budget import budget_app
@@ -73,6 +74,7 @@ app.command("models")(jobs.models_list)
 app.command("model")(jobs.model_show)
 app.command("contributions")(contributions)
 app.command("personalise")(personalise)
+app.command("analyse")(analyse)
 app.add_typer(ledger_app, name="ledger")
 app.command("report")(report)
 app.add_typer(coordinator_app, name="coordinator")
