@@ -15,7 +15,7 @@ from types import FrameType
 import typer
 
 from kumiai.domain.errors import KumiaiError, Stopped
-from kumiai.interfaces.cli import association, governance, jobs, show, training
+from kumiai.interfaces.cli import association, governance, jobs, odrl, show, training
 from kumiai.interfaces.cli.bench import bench
 from kumiai.interfaces.cli.board import charter_app, motion_app
 from kumiai.interfaces.cli.budget import budget_app
@@ -63,6 +63,8 @@ app.add_typer(association.milestone_app, name="milestone")
 app.command("request")(governance.request)
 app.command("requests")(governance.requests_list)
 governance.agreement_app.command("show")(show.agreement_show)
+governance.agreement_app.command("export")(odrl.agreement_export)
+governance.agreement_app.command("import")(odrl.agreement_import)
 app.add_typer(governance.agreement_app, name="agreement")
 app.command("train")(training.train)
 app.add_typer(budget_app, name="budget")
