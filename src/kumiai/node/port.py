@@ -161,6 +161,20 @@ class NodePort(Protocol):
         personalised parameters stay in the node's home; only the aggregate scores return."""
         ...
 
+    def audit_model(
+        self,
+        dataset: str,
+        *,
+        project: str,
+        settings: TrainingSettings,
+        plan: "FeaturePlan",
+        parameters: bytes,
+        attribute: str | None,
+    ) -> tuple[bool, str, dict[str, Any] | None]:
+        """Measure a released model on the dataset's rows for its model card, under the
+        node's own agreement: (allowed, reason, aggregates only; kumiai.node.auditing)."""
+        ...
+
     # -- witnessing the ledger -----------------------------------------------------------
     def last_witnessed(self) -> TreeHead | None: ...
 
@@ -327,6 +341,28 @@ class LocalNode:
             plan=plan,
             parameters=parameters,
             epochs=epochs,
+        )
+
+    def audit_model(
+        self,
+        dataset: str,
+        *,
+        project: str,
+        settings: TrainingSettings,
+        plan: "FeaturePlan",
+        parameters: bytes,
+        attribute: str | None,
+    ) -> tuple[bool, str, dict[str, Any] | None]:
+        from kumiai.node.auditing import audit
+
+        return audit(
+            self.home,
+            dataset,
+            project=project,
+            settings=settings,
+            plan=plan,
+            parameters=parameters,
+            attribute=attribute,
         )
 
     # -- witnessing the ledger -----------------------------------------------------------

@@ -15,7 +15,15 @@ from types import FrameType
 import typer
 
 from kumiai.domain.errors import KumiaiError, Stopped
-from kumiai.interfaces.cli import association, governance, jobs, odrl, show, training
+from kumiai.interfaces.cli import (
+    association,
+    governance,
+    jobs,
+    model_card,
+    odrl,
+    show,
+    training,
+)
 from kumiai.interfaces.cli.bench import bench
 from kumiai.interfaces.cli.board import charter_app, motion_app
 from kumiai.interfaces.cli.budget import budget_app
@@ -71,7 +79,8 @@ app.add_typer(budget_app, name="budget")
 app.command("jobs")(jobs.jobs_list)
 app.command("job")(jobs.job_show)
 app.command("models")(jobs.models_list)
-app.command("model")(jobs.model_show)
+model_card.model_app.command("show")(jobs.model_show)
+app.add_typer(model_card.model_app, name="model")
 app.command("contributions")(contributions)
 app.command("personalise")(personalise)
 app.add_typer(ledger_app, name="ledger")
