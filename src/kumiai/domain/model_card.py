@@ -179,6 +179,8 @@ def card_markdown(card: dict[str, Any]) -> str:
 def _audited(card: dict[str, Any], audit: dict[str, Any]) -> list[str]:
     lines = [
         "",
+        "## Node-measured figures",
+        "",
         f"Measured by each node on its own rows (ledger entry {audit['entry']}, "
         f"{audit['at']}); only aggregates left the nodes.",
     ]
