@@ -446,6 +446,7 @@ def test_the_api_returns_the_cli_json_for_a_trained_job(small: Consortium) -> No
         "/models": ["models"],
         f"/models/{model}": ["model", model],
         f"/models/{model}/contributions": ["contributions", model, "--plan"],
+        f"/models/{model}/card": ["model", "card", model],
         "/projects/heart": ["project", "show", "heart"],
         "/budget": ["budget", "show"],
         "/milestones/heart/first-model": ["milestone", "show", "heart", "first-model"],
@@ -457,3 +458,5 @@ def test_the_api_returns_the_cli_json_for_a_trained_job(small: Consortium) -> No
             assert response.json() == as_json(small, *args), route
         assert client.get(f"/jobs/{job}").json()["rounds"][1]["round"] == 2
         assert client.get(f"/models/{model}").json()["job_id"] == job
+        policy = client.get(f"/agreements/{small.agreement}/odrl").json()
+        assert policy["uid"] == f"urn:kumiai:agreement:{small.agreement}"

@@ -50,6 +50,7 @@ def test_a_card_before_any_audit_says_how_to_get_one(trained) -> None:  # type: 
     ]
     assert all(0 < p["epsilon"] <= 1.0 + 1e-9 for p in card["privacy"])
     assert {s["epsilon_cap"] for s in card["data"]} == {3.0}
+    assert card["privacy_charged_after"] == []  # no contribution analysis was paid for
 
 
 def test_refused_audits_contact_no_node_and_record_nothing(trained) -> None:  # type: ignore[no-untyped-def]

@@ -173,6 +173,11 @@ def card_markdown(card: dict[str, Any]) -> str:
                 f"| {p['dataset']} | {p['member']} | {p['epsilon']:.3f} | {p['delta']:.2g} | "
                 f"{p['level']} |"
             )
+    for c in card["privacy_charged_after"]:
+        lines.append(
+            f"\nAfter release, {c['member']} paid ε {c['epsilon']:.3f} more on {c['dataset']} "
+            f"for {c['for']} (ledger entry {c['entry']})."
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -63,6 +63,17 @@ def model_card(consortium: Consortium, model_id: str) -> dict[str, Any]:
         for e in show_entries(consortium, kind=AUDITED, project=project.name)
         if e.payload.get("model") == model_id
     ]
+    charges = [
+        {
+            "dataset": e.payload["dataset"],
+            "member": e.actor,
+            "epsilon": e.payload["epsilon"],
+            "for": f"contribution analysis ({e.payload['retrainings']} retrainings)",
+            "entry": e.seq,
+        }
+        for e in show_entries(consortium, kind="privacy.charged", project=project.name)
+        if e.payload.get("model") == model_id
+    ]
     card: dict[str, Any] = {
         "model": model_id,
         "project": project.name,
@@ -92,6 +103,7 @@ def model_card(consortium: Consortium, model_id: str) -> dict[str, Any]:
             },
         },
         "privacy": privacy,
+        "privacy_charged_after": charges,  # extra ε the nodes paid for this model's analyses
         "audit": _audit(audited[-1].seq, audited[-1].time, audited[-1].payload)
         if audited
         else None,
