@@ -2,7 +2,15 @@
 
 import pytest
 
-from kumiai.domain.model_card import add, audit_verdict, fairness, figures, gap, reliability
+from kumiai.domain.model_card import (
+    add,
+    audit_verdict,
+    fairness,
+    figures,
+    gap,
+    reliability,
+    weighted_importance,
+)
 
 PERFECT = {"positives": [0, 0, 0, 0, 0, 0, 0, 2, 3, 5], "negatives": [5, 3, 2, 0, 0, 0, 0, 0, 0, 0]}
 
@@ -78,3 +86,11 @@ def test_a_bound_above_the_accounted_epsilon_is_shown_as_a_violation() -> None:
     assert audit_verdict(1.2, 1.0).startswith("VIOLATED")
     assert audit_verdict(0.3, None) == "no DP: leaks measurably"
     assert audit_verdict(0.0, None) == "no DP: no leak measured"
+
+
+def test_permutation_importance_weighs_each_site_by_its_test_rows() -> None:
+    values = weighted_importance(
+        {"a": (30, {"age": 0.2, "sex": 0.0}), "b": (10, {"age": 0.6, "sex": -0.4})}
+    )
+    assert values == [["age", pytest.approx(0.3)], ["sex", pytest.approx(-0.1)]]
+    assert weighted_importance({}) == []

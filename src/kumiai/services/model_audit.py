@@ -22,7 +22,7 @@ from kumiai.adapters.storage.schema import (
     ProjectRow,
 )
 from kumiai.domain.errors import InvalidInput
-from kumiai.domain.model_card import AUDITED, audit_verdict
+from kumiai.domain.model_card import AUDITED, audit_verdict, weighted_importance
 from kumiai.domain.preprocessing import FeaturePlan
 from kumiai.domain.privacy import default_delta
 from kumiai.domain.schema import ColumnType
@@ -141,14 +141,9 @@ def _importance(
             "method": "standardised logistic coefficients (log-odds per standard deviation)",
             "values": [[n, v] for n, v in values],
         }
-    total = sum(f["test_rows"] for f in figures.values())
-    combined: dict[str, float] = {}
-    for f in figures.values():
-        for column, rise in f["permutation_importance"].items():
-            combined[column] = combined.get(column, 0.0) + rise * f["test_rows"] / total
-    values = sorted(combined.items(), key=lambda item: -abs(item[1]))
+    sites = {d: (f["test_rows"], f["permutation_importance"]) for d, f in figures.items()}
     return {
         "method": "permutation importance: rise in test log loss when the column is shuffled, "
         "measured at each node, weighted by its test rows",
-        "values": [[n, v] for n, v in values],
+        "values": weighted_importance(sites),
     }
