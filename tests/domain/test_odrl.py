@@ -267,3 +267,13 @@ def test_an_offer_is_not_an_agreement(steward_key) -> None:  # type: ignore[no-u
     policy = _policy(steward_key)
     policy["@type"] = "Offer"
     _refused(policy, "'Offer'", "only an ODRL Agreement")
+
+
+def test_an_explicit_type_is_read_when_it_is_odrls_own(steward_key) -> None:  # type: ignore[no-untyped-def]
+    policy = _policy(steward_key)
+    policy["permission"][0]["@type"] = "odrl:Permission"
+    for constraint in _constraints(policy):
+        constraint["@type"] = "Constraint"
+    assert from_policy(policy).terms == signed(steward_key).terms
+    _constraints(policy)[0]["@type"] = "LogicalConstraint"
+    _refused(policy, "@type 'LogicalConstraint'", "reads only Constraint")

@@ -72,8 +72,8 @@ POLICY_KEYS = (
     "kumiai:signedAt",
     "kumiai:signature",
 )
-PERMISSION_KEYS = ("action", "constraint", "target", "assigner", "assignee")
-CONSTRAINT_KEYS = ("leftOperand", "operator", "rightOperand")
+PERMISSION_KEYS = ("@type", "action", "constraint", "target", "assigner", "assignee")
+CONSTRAINT_KEYS = ("@type", "leftOperand", "operator", "rightOperand")
 SIGNATURE_KEYS = (
     "kumiai:algorithm",
     "kumiai:canonicalization",
@@ -191,6 +191,7 @@ def from_policy(doc: object) -> ImportedPolicy:
         )
     permission = _object(permissions[0], "the permission")
     _known_keys(permission, PERMISSION_KEYS, "the permission")
+    _typed(permission, "Permission", "the permission")
     for key, expected in (("target", dataset), ("assigner", steward), ("assignee", project)):
         if key in permission and permission[key] != policy[key]:
             raise InvalidInput(
@@ -287,6 +288,7 @@ def _constraints(raw: object) -> dict[str, object]:
                     f"a constraint holds {what or 'the term'} {key!r}, which kumiai does not "
                     "enforce; a constraint holds only leftOperand, operator and rightOperand"
                 )
+        _typed(constraint, "Constraint", "a constraint")
         left, operator = _term(constraint.get("leftOperand")), _term(constraint.get("operator"))
         if left not in CONSTRAINTS:
             raise InvalidInput(
@@ -384,6 +386,15 @@ def _term(value: object) -> str | None:
     if value.startswith(KUMIAI_NS):
         return "kumiai:" + value[len(KUMIAI_NS) :]
     return value
+
+
+def _typed(obj: dict[str, Any], expected: str, where: str) -> None:
+    """An explicit @type (as EDC writes one) must be the one ODRL gives that place."""
+    if "@type" in obj and _term(obj["@type"]) != expected:
+        raise InvalidInput(
+            f"{where} has @type {obj['@type']!r}; kumiai reads only {expected} there (a "
+            "LogicalConstraint or another rule type is not one a node enforces)"
+        )
 
 
 def _object(value: object, what: str) -> dict[str, Any]:
