@@ -15,15 +15,7 @@ from types import FrameType
 import typer
 
 from kumiai.domain.errors import KumiaiError, Stopped
-from kumiai.interfaces.cli import (
-    association,
-    governance,
-    jobs,
-    model_card,
-    odrl,
-    show,
-    training,
-)
+from kumiai.interfaces.cli import association, governance, jobs, show, training
 from kumiai.interfaces.cli.bench import bench
 from kumiai.interfaces.cli.board import charter_app, motion_app
 from kumiai.interfaces.cli.budget import budget_app
@@ -31,6 +23,8 @@ from kumiai.interfaces.cli.contribution import contributions
 from kumiai.interfaces.cli.coordinator import coordinator_app
 from kumiai.interfaces.cli.demo import demo
 from kumiai.interfaces.cli.ledger import ledger_app
+from kumiai.interfaces.cli.model_card import model_app
+from kumiai.interfaces.cli.odrl import agreement_export, agreement_import
 from kumiai.interfaces.cli.personalise import personalise
 from kumiai.interfaces.cli.report import report
 from kumiai.interfaces.cli.royalties import licence_app, revenue_app, royalties_app, spinout_app
@@ -71,16 +65,16 @@ app.add_typer(association.milestone_app, name="milestone")
 app.command("request")(governance.request)
 app.command("requests")(governance.requests_list)
 governance.agreement_app.command("show")(show.agreement_show)
-governance.agreement_app.command("export")(odrl.agreement_export)
-governance.agreement_app.command("import")(odrl.agreement_import)
+governance.agreement_app.command("export")(agreement_export)
+governance.agreement_app.command("import")(agreement_import)
 app.add_typer(governance.agreement_app, name="agreement")
 app.command("train")(training.train)
 app.add_typer(budget_app, name="budget")
 app.command("jobs")(jobs.jobs_list)
 app.command("job")(jobs.job_show)
 app.command("models")(jobs.models_list)
-model_card.model_app.command("show")(jobs.model_show)
-app.add_typer(model_card.model_app, name="model")
+model_app.command("show")(jobs.model_show)
+app.add_typer(model_app, name="model")
 app.command("contributions")(contributions)
 app.command("personalise")(personalise)
 app.add_typer(ledger_app, name="ledger")
