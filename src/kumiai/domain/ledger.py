@@ -77,6 +77,7 @@ KINDS = (
     "milestone.rejected",
     "model.personalised",
     "analysis.released",
+    "model.audited",
 )
 
 

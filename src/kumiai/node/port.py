@@ -173,6 +173,20 @@ class NodePort(Protocol):
         masked for the participants `peers` (dataset -> masking key) under secure aggregation."""
         ...
 
+    def audit_model(
+        self,
+        dataset: str,
+        *,
+        project: str,
+        settings: TrainingSettings,
+        plan: "FeaturePlan",
+        parameters: bytes,
+        attribute: str | None,
+    ) -> tuple[bool, str, dict[str, Any] | None]:
+        """Measure a released model on the dataset's rows for its model card, under the
+        node's own agreement: (allowed, reason, aggregates only; kumiai.node.auditing)."""
+        ...
+
     # -- witnessing the ledger -----------------------------------------------------------
     def last_witnessed(self) -> TreeHead | None: ...
 
@@ -352,6 +366,28 @@ class LocalNode:
         from kumiai.node.analysing import release_analysis
 
         return release_analysis(self.home, dataset, job, peers)
+
+    def audit_model(
+        self,
+        dataset: str,
+        *,
+        project: str,
+        settings: TrainingSettings,
+        plan: "FeaturePlan",
+        parameters: bytes,
+        attribute: str | None,
+    ) -> tuple[bool, str, dict[str, Any] | None]:
+        from kumiai.node.auditing import audit
+
+        return audit(
+            self.home,
+            dataset,
+            project=project,
+            settings=settings,
+            plan=plan,
+            parameters=parameters,
+            attribute=attribute,
+        )
 
     # -- witnessing the ledger -----------------------------------------------------------
     def last_witnessed(self) -> TreeHead | None:
