@@ -7,6 +7,7 @@ inside the command.
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -14,6 +15,11 @@ from kumiai.domain.errors import InvalidInput
 from kumiai.interfaces.cli.context import consortium
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
 from kumiai.interfaces.cli.training import read_public_domain
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kumiai.services.analysis import AnalysisOutcome
 
 
 def _query_file(path: Path) -> list[object]:
@@ -98,9 +104,14 @@ def analyse(
     if as_json:
         print_json(outcome.as_dict())
         return
-    from rich.table import Table
-
     from kumiai.interfaces.cli.context import console
+
+    print_outcome(console, project, outcome)
+
+
+def print_outcome(console: "Console", project: str, outcome: "AnalysisOutcome") -> None:
+    """The figures with their intervals, who took part and who refused (also `kumiai demo`)."""
+    from rich.table import Table
 
     level = f"{outcome.confidence:.0%}"
     aggregation = "secure aggregation" if outcome.secure else "plain aggregation"

@@ -22,7 +22,7 @@ from kumiai.interfaces.cli.board import charter_app, motion_app
 from kumiai.interfaces.cli.budget import budget_app
 from kumiai.interfaces.cli.contribution import contributions
 from kumiai.interfaces.cli.coordinator import coordinator_app
-from kumiai.interfaces.cli.demo import demo
+from kumiai.interfaces.cli.demo import demo_app
 from kumiai.interfaces.cli.ledger import ledger_app
 from kumiai.interfaces.cli.model_card import model_app
 from kumiai.interfaces.cli.node_witness import witness
@@ -88,7 +88,7 @@ app.add_typer(spinout_app, name="spinout")
 app.add_typer(licence_app, name="licence")
 app.add_typer(revenue_app, name="revenue")
 app.add_typer(royalties_app, name="royalties")
-app.command("demo")(demo)
+app.add_typer(demo_app, name="demo")
 app.command("bench")(bench)
 
 
