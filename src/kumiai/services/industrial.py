@@ -86,7 +86,10 @@ def build_factory_consortium(
     under the industrial THEME and asks for `statistics` too, with a minimum cohort.
     """
     if home.exists() and any(home.iterdir()):
-        raise InvalidInput(f"{home} is not empty; the factories are built in a fresh directory")
+        raise InvalidInput(
+            f"{home} is not empty; the factories are built in a fresh directory (remove it "
+            "or pass another --dir)"
+        )
     consortium = init_consortium(home)
     add_member(consortium, RESEARCHER, "university")
     sites: dict[str, Site] = {}

@@ -111,6 +111,7 @@ def analyse(
 
 def print_outcome(console: "Console", project: str, outcome: "AnalysisOutcome") -> None:
     """The figures with their intervals, who took part and who refused (also `kumiai demo`)."""
+    from rich.markup import escape
     from rich.table import Table
 
     level = f"{outcome.confidence:.0%}"
@@ -125,10 +126,12 @@ def print_outcome(console: "Console", project: str, outcome: "AnalysisOutcome") 
         title=f"{project}: job {outcome.job_id}, ε={outcome.epsilon:g} per site, {aggregation}",
     )
     for result in outcome.results:
-        name, epsilon = result.query.name, f"{result.epsilon:.3g}"
+        # Escaped: column names such as "Tool wear [min]" would read as Rich markup.
+        name, epsilon = escape(result.query.name), f"{result.epsilon:.3g}"
         for figure in result.figures:
             interval = "—" if figure.low is None else f"{_cell(figure.low)} – {_cell(figure.high)}"
-            table.add_row(name, epsilon, figure.label, _cell(figure.value), interval, figure.note)
+            label, note = escape(figure.label), escape(figure.note)
+            table.add_row(name, epsilon, label, _cell(figure.value), interval, note)
             name = epsilon = ""
     console.print(table)
     console.print(f"sites: {', '.join(outcome.sites)}")

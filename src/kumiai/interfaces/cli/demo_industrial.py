@@ -46,7 +46,6 @@ def demo_industrial(
     # Lazy: the demo trains, which loads Flower and Ray; other commands must start fast.
     from dataclasses import replace
 
-    from rich.markdown import Markdown
     from rich.markup import escape
 
     from kumiai.interfaces.cli.analyse import print_outcome
@@ -91,7 +90,8 @@ def demo_industrial(
         console.print(f"[yellow]personalisation refused[/]: {escape(report.personalise_refused)}")
     for dataset, reason in sorted(report.personalise_refusals.items()):
         console.print(f"[yellow]{dataset}[/] refused to personalise: {escape(reason)}")
-    console.print(Markdown(report.card_path.read_text()))
+    # As `kumiai model card` prints it: Markdown, to read or to paste.
+    console.print(report.card_path.read_text(), markup=False, highlight=False, soft_wrap=True)
     ledger_lines(report.ledger)
     model = report.outcome.model_id
     console.print(
