@@ -160,6 +160,8 @@ def run_industrial_demo(
     step("federated training")
     outcome = train(consortium, demo.project, settings, progress)
     step("each factory trains alone on its own rows (the yardstick)")
+    # Without DP (full-batch L-BFGS): a factory's own model of its own rows releases nothing,
+    # so this is what it really weighs joining against.
     local = local_only(list(demo.sites.values()), replace(settings, epsilon=None))
     step("personalisation at each factory's node")
     refused, refusals, own = "", {}, {}
