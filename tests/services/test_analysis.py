@@ -174,7 +174,7 @@ def test_a_stopped_analysis_is_failed_and_frees_what_no_node_spent(
 
     consortium, _ = heart_consortium(tmp_path / "c", kinds="statistics")
 
-    def interrupted(self, dataset, job, peers):  # type: ignore[no-untyped-def]
+    def interrupted(self, dataset, job, peers, evidence=()):  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt
 
     monkeypatch.setattr(LocalNode, "release_analysis", interrupted)

@@ -44,6 +44,7 @@ from kumiai.services.jobs import (
 )
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
+from kumiai.services.peer_evidence import evidence_for_nodes
 
 
 @dataclass
@@ -177,13 +178,20 @@ def _mirror_spend(consortium: Consortium, job: _Job, datasets: list[str]) -> Non
             )
 
 
-def _sums(job: _Job, keys: dict[str, str], length: int) -> list[int]:
-    """The sum of the participants' released vectors, or JobFailed naming who failed it."""
+def _sums(
+    job: _Job, keys: dict[str, str], length: int, evidence: dict[str, list[dict[str, Any]]]
+) -> list[int]:
+    """The sum of the participants' released vectors, or JobFailed naming who failed it.
+
+    `keys`: dataset -> its signed masking key; `evidence`: dataset -> what its node needs
+    to check the others' keys (kumiai.services.peer_evidence)."""
     vectors: list[list[int]] = []
     peers = keys if job.secure else {}
     for dataset in sorted(keys):
         node, _ = job.sites[dataset]
-        allowed, reason, vector = node.release_analysis(dataset, job.signed_json, peers)
+        allowed, reason, vector = node.release_analysis(
+            dataset, job.signed_json, peers, evidence.get(dataset, [])
+        )
         if not allowed or len(vector) != length:
             raise JobFailed(
                 f"{dataset} released nothing usable ({reason or 'a vector of the wrong length'}); "
@@ -193,6 +201,18 @@ def _sums(job: _Job, keys: dict[str, str], length: int) -> list[int]:
     if job.secure:
         return unmask(vectors)
     return [sum(column) for column in zip(*vectors, strict=True)]
+
+
+def _require_every_site(job: _Job, keys: dict[str, str], refused: dict[str, str]) -> None:
+    """Nodes mask only for exactly the sites the signed job names (kumiai.domain.peer_trust):
+    a secure sum goes on only when every one of them admitted the job."""
+    if refused:
+        names = " ".join(f"--dataset {d}" for d in sorted(keys))
+        raise JobFailed(
+            f"secure aggregation masks for every site the signed job names, and "
+            f"{', '.join(sorted(refused))} refused ({'; '.join(refused.values())}); nothing was "
+            f"released; run it again for the others: kumiai analyse {job.project} {names}"
+        )
 
 
 def _record_sites(
@@ -239,9 +259,13 @@ def analyse(
                 f"secure aggregation needs at least 2 sites and only {sorted(keys)} took part; "
                 "nothing was released (run with --plain where every agreement allows it)"
             )
+        evidence: dict[str, list[dict[str, Any]]] = {}
+        if job.secure:
+            _require_every_site(job, keys, refused)
+            evidence = evidence_for_nodes(consortium, {d: job.sites[d] for d in keys})
         plan = analysis.releases()
         length = sum(r.length for releases in plan for r in releases)
-        total = _sums(job, keys, length)
+        total = _sums(job, keys, length, evidence)
     except BaseException as exc:  # a mistake, a node's failure or a stop signal alike
         reason = str(exc) if isinstance(exc, KumiaiError) else f"stopped: {type(exc).__name__}"
         with transaction(consortium.sessions) as session:
