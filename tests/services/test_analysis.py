@@ -202,3 +202,52 @@ def test_an_analysis_may_name_some_of_the_projects_datasets(tmp_path: Path) -> N
     assert spend_records(consortium, "hungarian-cardiology") == []
     [started] = show_entries(consortium, kind="job.started")
     assert started.payload["document"]["job"]["datasets"] == list(two)
+
+
+def test_a_secure_analysis_goes_on_only_with_every_site_the_signed_job_names(
+    tmp_path: Path,
+) -> None:
+    """Each node masks only for exactly the job document's sites (kumiai.domain.peer_trust):
+    a refusal at admission fails the job, and it runs again for the others."""
+    consortium, _ = heart_consortium(tmp_path / "c", kinds="statistics", min_cohort=250)
+    with pytest.raises(JobFailed) as failed:
+        analyse(consortium, "heart", ANALYSIS)
+    assert str(failed.value).startswith(
+        "secure aggregation masks for every site the signed job names, and va-long-beach-heart "
+        "refused (va-long-beach refused job"
+    )
+    assert str(failed.value).endswith(
+        "kumiai analyse heart --dataset cleveland-clinic-heart --dataset hungarian-cardiology-heart"
+    )
+    assert [r["kind"] for r in spend_records(consortium, "cleveland-clinic")] == [
+        "reserve",
+        "release",
+    ]
+    assert show_entries(consortium, kind="analysis.released") == []
+    outcome = analyse(
+        consortium,
+        "heart",
+        ANALYSIS,
+        datasets=("cleveland-clinic-heart", "hungarian-cardiology-heart"),
+    )
+    assert outcome.secure and outcome.sites == [
+        "cleveland-clinic-heart",
+        "hungarian-cardiology-heart",
+    ]
+    # the participants witnessed the head their peers' keys were proven against
+    assert consortium.node("cleveland-clinic").last_witnessed() is not None
+
+
+def test_a_coordinator_that_proves_nothing_gets_no_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kumiai.services.analysis as service
+
+    consortium, _ = heart_consortium(tmp_path / "c", kinds="statistics")
+    monkeypatch.setattr(service, "evidence_for_nodes", lambda consortium, sites: {})
+    with pytest.raises(JobFailed, match="this node has witnessed no tree head"):
+        analyse(consortium, "heart", ANALYSIS)
+    for hospital in HOSPITALS:
+        records = spend_records(consortium, hospital)
+        assert [(r["kind"], r["epsilon"]) for r in records] == [("reserve", 0.9), ("release", 0.0)]
+        assert not list((consortium.member_home(hospital) / "analyses").glob("*.json"))
