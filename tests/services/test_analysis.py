@@ -204,38 +204,74 @@ def test_an_analysis_may_name_some_of_the_projects_datasets(tmp_path: Path) -> N
     assert started.payload["document"]["job"]["datasets"] == list(two)
 
 
-def test_a_secure_analysis_goes_on_only_with_every_site_the_signed_job_names(
-    tmp_path: Path,
-) -> None:
-    """Each node masks only for exactly the job document's sites (kumiai.domain.peer_trust):
-    a refusal at admission fails the job, and it runs again for the others."""
+def test_a_secure_analysis_is_re_issued_for_the_sites_that_admitted_it(tmp_path: Path) -> None:
+    """Each node masks only for exactly the job document's sites (kumiai.domain.peer_trust),
+    so when a site refuses, the coordinator signs a new job for the others."""
     consortium, _ = heart_consortium(tmp_path / "c", kinds="statistics", min_cohort=250)
+    outcome = analyse(consortium, "heart", ANALYSIS)
+    two = ["cleveland-clinic-heart", "hungarian-cardiology-heart"]
+    assert outcome.secure and outcome.sites == two
+    [reason] = outcome.refused.values()
+    assert "site 'va-long-beach-heart' holds 200 rows, below the minimum cohort of 250" in reason
+    jobs = {job.id: job for job in list_jobs(consortium)}
+    second = jobs.pop(outcome.job_id)
+    [first] = jobs.values()
+    assert second.status == "completed" and first.status == "failed"
+    assert {s.dataset: s.status for s in first.sites}["va-long-beach-heart"] == "refused"
+    [failed] = show_entries(consortium, kind="job.failed")
+    assert failed.payload["job"] == first.id
+    assert failed.payload["error"] == (
+        f"re-issued as {outcome.job_id} for cleveland-clinic-heart, hungarian-cardiology-heart: "
+        "under secure aggregation a node masks only for exactly the sites the signed job "
+        "names, and va-long-beach-heart refused"
+    )
+    started = show_entries(consortium, kind="job.started")
+    assert [e.payload["job"] for e in started] == [first.id, second.id]
+    assert started[1].payload["document"]["job"]["datasets"] == two
+    records = [(r["kind"], r["job"]) for r in spend_records(consortium, "cleveland-clinic")]
+    assert records == [
+        ("reserve", first.id),
+        ("release", first.id),
+        ("reserve", second.id),
+        ("spend", second.id),
+        ("release", second.id),
+    ]
+    assert spend_records(consortium, "va-long-beach") == []
+    # the participants witnessed the head their peers' keys were proven against
+    assert consortium.node("cleveland-clinic").last_witnessed() is not None
+
+
+def test_a_re_issued_job_that_a_site_refuses_again_releases_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kumiai.node.port import LocalNode
+
+    consortium, _ = heart_consortium(tmp_path / "c", kinds="statistics", min_cohort=250)
+    admit, calls = LocalNode.admit_analysis, []
+
+    def fickle(self, dataset, job):  # type: ignore[no-untyped-def]
+        calls.append(dataset)
+        if calls.count(dataset) == 2 and dataset == "hungarian-cardiology-heart":
+            return False, "hungarian-cardiology refused: changed its mind", ""
+        return admit(self, dataset, job)
+
+    monkeypatch.setattr(LocalNode, "admit_analysis", fickle)
     with pytest.raises(JobFailed) as failed:
         analyse(consortium, "heart", ANALYSIS)
-    assert str(failed.value).startswith(
-        "secure aggregation masks for every site the signed job names, and va-long-beach-heart "
-        "refused (va-long-beach refused job"
+    assert str(failed.value) == (
+        "secure aggregation masks for every site the signed job names, and "
+        "hungarian-cardiology-heart refused (hungarian-cardiology refused: changed its mind); "
+        "nothing was released; run it again for the others: kumiai analyse heart "
+        "--dataset cleveland-clinic-heart"
     )
-    assert str(failed.value).endswith(
-        "kumiai analyse heart --dataset cleveland-clinic-heart --dataset hungarian-cardiology-heart"
-    )
+    assert show_entries(consortium, kind="analysis.released") == []
     assert [r["kind"] for r in spend_records(consortium, "cleveland-clinic")] == [
         "reserve",
         "release",
+        "reserve",
+        "release",
     ]
-    assert show_entries(consortium, kind="analysis.released") == []
-    outcome = analyse(
-        consortium,
-        "heart",
-        ANALYSIS,
-        datasets=("cleveland-clinic-heart", "hungarian-cardiology-heart"),
-    )
-    assert outcome.secure and outcome.sites == [
-        "cleveland-clinic-heart",
-        "hungarian-cardiology-heart",
-    ]
-    # the participants witnessed the head their peers' keys were proven against
-    assert consortium.node("cleveland-clinic").last_witnessed() is not None
+    assert all(line.committed == 0 and line.spent == 0 for line in budgets(consortium))
 
 
 def test_a_coordinator_that_proves_nothing_gets_no_release(

@@ -205,7 +205,8 @@ def _sums(
 
 def _require_every_site(job: _Job, keys: dict[str, str], refused: dict[str, str]) -> None:
     """Nodes mask only for exactly the sites the signed job names (kumiai.domain.peer_trust):
-    a secure sum goes on only when every one of them admitted the job."""
+    a secure sum goes on only when every one of them admitted the job (a re-issued job
+    whose sites refuse again fails here)."""
     if refused:
         names = " ".join(f"--dataset {d}" for d in sorted(keys))
         raise JobFailed(
@@ -213,6 +214,39 @@ def _require_every_site(job: _Job, keys: dict[str, str], refused: dict[str, str]
             f"{', '.join(sorted(refused))} refused ({'; '.join(refused.values())}); nothing was "
             f"released; run it again for the others: kumiai analyse {job.project} {names}"
         )
+
+
+def _admit(
+    consortium: Consortium, job: _Job, keys: dict[str, str], refused: dict[str, str]
+) -> None:
+    """Ask every site's node to admit the job: its signed masking key into `keys`, or its
+    reason into `refused` (filled as they answer, so a failure midway knows who reserved)."""
+    for dataset, (node, _) in sorted(job.sites.items()):
+        allowed, reason, key = node.admit_analysis(dataset, job.signed_json)
+        if allowed:
+            keys[dataset] = key
+        else:
+            refused[dataset] = reason
+    _mirror_spend(consortium, job, sorted(keys))  # so a recovery frees it if we die here
+
+
+def _close_failed(
+    consortium: Consortium, job: _Job, keys: dict[str, str], refused: dict[str, str], reason: str
+) -> None:
+    """Record a failed job: each site's part, `job.failed`, and free what no node spent."""
+    with transaction(consortium.sessions) as session:
+        _record_sites(session, job, keys, refused)
+    fail_job(consortium, job.job_id, reason)
+    _mirror_spend(consortium, job, sorted(keys))
+    release_privacy(consortium, job.job_id)
+
+
+def _reissued(second: _Job, refused: dict[str, str]) -> str:
+    return (
+        f"re-issued as {second.job_id} for {', '.join(sorted(second.sites))}: under secure "
+        "aggregation a node masks only for exactly the sites the signed job names, and "
+        f"{', '.join(sorted(refused))} refused"
+    )
 
 
 def _record_sites(
@@ -244,14 +278,9 @@ def analyse(
     job = _start(consortium, project, analysis, secure, by, tuple(datasets))
     keys: dict[str, str] = {}
     refused: dict[str, str] = {}
+    earlier: dict[str, str] = {}  # refusals of a job re-issued without the refusing sites
     try:
-        for dataset, (node, _) in sorted(job.sites.items()):
-            allowed, reason, key = node.admit_analysis(dataset, job.signed_json)
-            if allowed:
-                keys[dataset] = key
-            else:
-                refused[dataset] = reason
-        _mirror_spend(consortium, job, sorted(keys))  # so a recovery frees it if we die here
+        _admit(consortium, job, keys, refused)
         if not keys:
             raise JobFailed("every node refused the analysis: " + "; ".join(refused.values()))
         if job.secure and len(keys) < 2:
@@ -261,6 +290,14 @@ def analyse(
             )
         evidence: dict[str, list[dict[str, Any]]] = {}
         if job.secure:
+            if refused:  # nodes mask only for exactly the sites a signed job names
+                second = _start(consortium, project, analysis, True, job.by, tuple(sorted(keys)))
+                retired, retired_keys, earlier = job, keys, refused
+                job, keys, refused = second, {}, {}
+                _close_failed(
+                    consortium, retired, retired_keys, earlier, _reissued(second, earlier)
+                )
+                _admit(consortium, job, keys, refused)
             _require_every_site(job, keys, refused)
             evidence = evidence_for_nodes(consortium, {d: job.sites[d] for d in keys})
         plan = analysis.releases()
@@ -268,12 +305,9 @@ def analyse(
         total = _sums(job, keys, length, evidence)
     except BaseException as exc:  # a mistake, a node's failure or a stop signal alike
         reason = str(exc) if isinstance(exc, KumiaiError) else f"stopped: {type(exc).__name__}"
-        with transaction(consortium.sessions) as session:
-            _record_sites(session, job, keys, refused)
-        fail_job(consortium, job.job_id, reason)
-        _mirror_spend(consortium, job, sorted(keys))
-        release_privacy(consortium, job.job_id)
+        _close_failed(consortium, job, keys, refused, reason)
         raise
+    refused = {**earlier, **refused}
     copies = 1 if job.secure else len(keys)
     min_cohort = max(job.cohorts.get(d, 0) for d in keys)
     results, at = [], 0
