@@ -14,6 +14,7 @@ from sqlalchemy import or_, select
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import DatasetRow, LedgerEntryRow
 from kumiai.domain.peer_trust import LoggedEntry
+from kumiai.node.port import NodePort
 from kumiai.services.consortium import Consortium
 from kumiai.services.transparency import witness_all
 
@@ -50,7 +51,7 @@ def identity_evidence(
 
 
 def evidence_for_nodes(
-    consortium: Consortium, sites: dict[str, tuple[Any, str]]
+    consortium: Consortium, sites: dict[str, tuple[NodePort, str]]
 ) -> dict[str, list[dict[str, Any]]]:
     """dataset -> the evidence its node needs, under the head that node witnessed.
 
