@@ -8,10 +8,10 @@
    queries itself. Under secure aggregation it hands out a fresh X25519 masking key, signed
    by its member for this job and dataset (`domain.masking_key`).
 2. `release_analysis`: told who else takes part, the node first checks every peer's masking
-   key against the ledger it witnessed (`domain.peer_trust`), then spends the reservation, draws the
-   noise itself, keeps the noisy vector in its home, and only then lets it leave: masked
-   (secure aggregation, its noise share calibrated so the participants' shares sum to the
-   stated scale) or plain (noised in full).
+   key against the ledger it witnessed (`domain.peer_trust`), then spends the reservation,
+   draws the noise itself, keeps the noisy vector in its home, and only then lets it leave:
+   masked (secure aggregation, its noise share calibrated so the participants' shares sum to
+   the stated scale) or plain (noised in full).
 
 A job id already in the spend log is not charged again, and a release already made is
 returned as it was (never redrawn: a second draw would leak more for the same ε).

@@ -4,7 +4,10 @@ The coordinator signs one job document holding the queries and the ε (the same 
 checks as training), records it in the ledger, and asks each node through its port:
 first to admit the job and reserve its ε (a node below its agreement's minimum cohort, over
 its cap or its budget refuses, naming why), then to release its noisy vector. Under secure
-aggregation the nodes mask their vectors pairwise, so the coordinator learns only the sum.
+aggregation the nodes mask their vectors pairwise, so the coordinator learns only the sum;
+each node checks the others' signed masking keys against the ledger it witnessed
+(kumiai.services.peer_evidence hands it the proofs), and masks only for exactly the sites
+the signed job names, so a job a site refuses is re-issued for the others.
 It turns the sums into figures with intervals (kumiai.domain.analysis_results), mirrors each node's
 spend for `kumiai budget`, and records the result in one signed `analysis.released` entry.
 """
