@@ -1,6 +1,7 @@
 """Signed masking keys and the rule a node applies to its peers' keys, on a small log built
 here: each refusal names why, and only keys the node can trace to the witnessed log pass."""
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,14 @@ from kumiai.domain.errors import InvalidInput
 from kumiai.domain.ledger import Entry, TreeHead, sign_entry
 from kumiai.domain.masking_key import MaskingKey, SignedMaskingKey, sign_masking_key, signed_by
 from kumiai.domain.merkle import MerkleTree, leaf_hash
-from kumiai.domain.peer_trust import LoggedEntry, PeerVerdict, check_peer_keys, identities
+from kumiai.domain.peer_trust import (
+    Identities,
+    LoggedEntry,
+    PeerVerdict,
+    check_peer_keys,
+    identities,
+    with_pins,
+)
 from kumiai.domain.secure_sum import public_key_b64
 
 T = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -198,3 +206,36 @@ def test_a_proof_for_an_entry_beyond_the_witnessed_head_is_refused(log: Log) -> 
     verdict = _check(log, {d: _signed(log, d) for d in SITES}, head=witnessed)
     assert not verdict.allowed
     assert "inclusion proof of ledger entry 0 does not verify" in verdict.reason
+
+
+def test_what_a_node_verified_once_is_pinned_and_a_contradiction_is_refused(log: Log) -> None:
+    """The coordinator later writes an impostor into the log ('e' joins, signs a
+    registration of b-heart) and leaves b's real entries out of the evidence."""
+    peers = {d: _signed(log, d) for d in SITES}
+    first = _check(log, peers)
+    assert first.allowed
+    pins = Identities.from_document(json.loads(json.dumps(first.identities.document())))
+    assert pins == first.identities and pins.owners == MEMBERS
+    impostor = Ed25519PrivateKey.generate()
+    log.member_keys["e"] = impostor
+    log.add(
+        "e", "member.joined", {"member": "e", "public_key": keys.public_key_b64(impostor)}, impostor
+    )
+    log.add("e", "dataset.registered", {"dataset": "b-heart", "member": "e"}, impostor)
+    real_b = {1, 4}  # b's joining and b's registration
+    evidence = [e for e in log.evidence() if e.seq not in real_b]
+    forged = MaskingKey(JOB, "b-heart", "e", public_key_b64(X25519PrivateKey.generate()))
+    peers["b-heart"] = sign_masking_key(forged, impostor)
+    assert _check(log, peers, evidence=evidence).allowed  # without pins, the lie passes
+    verdict = _check(log, peers, evidence=evidence, pinned=pins)
+    assert not verdict.allowed
+    assert verdict.reason == (
+        "this node verified earlier that 'b-heart' belongs to 'b', but the evidence says 'e'"
+    )
+    # a peer verified before needs no proof again; a rotation adds to the pinned keys
+    honest = {d: _signed(log, d) for d in SITES}
+    assert _check(log, honest, evidence=[], pinned=pins).allowed
+    with pytest.raises(InvalidInput, match="another joining key for member 'b'"):
+        with_pins(pins, Identities({"b": ("other",)}, {}))
+    rotated = with_pins(pins, Identities({"b": (*pins.keys["b"], "new")}, {}))
+    assert rotated.keys["b"] == (*pins.keys["b"], "new")

@@ -145,6 +145,8 @@ def test_a_signature_replayed_from_an_earlier_job_is_refused(consortium: Consort
     for site, proofs in evidence_for_nodes(consortium, _sites(consortium)).items():
         node = consortium.node(site.removesuffix("-heart"))
         assert node.release_analysis(site, first, first_keys, proofs)[0]
+    pins = json.loads((consortium.member_home(VICTIM) / "peer-identities.json").read_text())
+    assert pins["owners"] == {f"{h}-heart": h for h in HOSPITALS}  # verified once, pinned
     second, keys = _admitted(consortium, "job-analysis-2")
     evidence = evidence_for_nodes(consortium, _sites(consortium))[DATASET]
     replayed = {**keys, f"{PEER}-heart": first_keys[f"{PEER}-heart"]}

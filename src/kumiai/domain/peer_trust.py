@@ -12,6 +12,10 @@ The coordinator relays the other sites' masking keys. A node accepts them only i
    and `dataset.registered` (signed by the owner) entries, each with an inclusion proof
    against the tree head this node itself last witnessed. A coordinator that invents a
    member must then write it into the log every node witnesses and any auditor reads.
+4. what the node verified in earlier jobs stays pinned in its home: a dataset's owner or a
+   member's joining key that differs from the pinned one is refused (the coordinator would
+   have had to leave the earlier entries out of the evidence), and a peer verified before
+   needs no proof again.
 
 Everything here is pure: the node passes in its own head, its own key and what it was sent.
 """
@@ -57,12 +61,48 @@ class Identities:
     keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
 
+    def document(self) -> dict[str, Any]:
+        return {"keys": {m: list(k) for m, k in self.keys.items()}, "owners": self.owners}
+
+    @classmethod
+    def from_document(cls, doc: Any) -> "Identities":
+        try:
+            keys = {str(m): tuple(str(k) for k in held) for m, held in doc["keys"].items()}
+            return cls(keys, {str(d): str(m) for d, m in doc["owners"].items()})
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InvalidInput(f"the pinned identities are malformed ({exc})") from None
+
 
 @dataclass(frozen=True)
 class PeerVerdict:
     allowed: bool
     reason: str
     masking_keys: dict[str, str] = field(default_factory=dict)  # dataset -> X25519 key
+    identities: Identities = field(default_factory=Identities)  # what to pin, when allowed
+
+
+def with_pins(pinned: Identities, found: Identities) -> Identities:
+    """`found` joined to what this node verified before; InvalidInput on a contradiction.
+
+    A member's joining key and a dataset's owner never change in an append-only log, so a
+    different one means the coordinator left the earlier entries out. Keys from rotations
+    only add up.
+    """
+    for dataset, owner in found.owners.items():
+        if pinned.owners.get(dataset, owner) != owner:
+            raise InvalidInput(
+                f"this node verified earlier that {dataset!r} belongs to "
+                f"{pinned.owners[dataset]!r}, but the evidence says {owner!r}"
+            )
+    keys = dict(pinned.keys)
+    for member, held in found.keys.items():
+        before = pinned.keys.get(member, ())
+        if before and before[0] != held[0]:
+            raise InvalidInput(
+                f"this node verified another joining key for member {member!r} earlier"
+            )
+        keys[member] = before + tuple(k for k in held if k not in before)
+    return Identities(keys, {**pinned.owners, **found.owners})
 
 
 def _included(entry: LoggedEntry, head: TreeHead) -> SignedEntry:
@@ -125,11 +165,13 @@ def check_peer_keys(
     peers: Mapping[str, SignedMaskingKey],
     head: TreeHead | None,
     evidence: Iterable[LoggedEntry],
+    pinned: Identities | None = None,
 ) -> PeerVerdict:
     """Whether a node may mask its share for `peers` (dataset -> signed masking key).
 
     `head`: the tree head this node last witnessed (it checked the coordinator's signature
     and consistency then). `evidence`: the identity entries with their inclusion proofs.
+    `pinned`: what the node verified in earlier jobs (`PeerVerdict.identities` to pin again).
     """
     named = sorted(job_datasets)
     if sorted(peers) != named or own_dataset not in peers or len(named) < 2:
@@ -148,7 +190,7 @@ def check_peer_keys(
             "witness the ledger first (kumiai ledger witness)",
         )
     try:
-        known = identities(head, evidence)
+        known = with_pins(pinned or Identities(), identities(head, evidence))
     except InvalidInput as exc:
         return PeerVerdict(False, str(exc))
     for dataset in named:
@@ -176,4 +218,4 @@ def check_peer_keys(
                 "that owns it in the witnessed ledger",
             )
     keys = {d: peers[d].statement.masking_key for d in named}
-    return PeerVerdict(True, f"{len(named) - 1} peer key(s) signed by their owners", keys)
+    return PeerVerdict(True, f"{len(named) - 1} peer key(s) signed by their owners", keys, known)

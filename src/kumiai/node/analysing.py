@@ -37,7 +37,7 @@ from kumiai.domain.disclosure import FORBIDDEN
 from kumiai.domain.errors import InvalidInput, KumiaiError
 from kumiai.domain.job import JobKind, SignedJob
 from kumiai.domain.masking_key import MaskingKey, SignedMaskingKey, sign_masking_key
-from kumiai.domain.peer_trust import LoggedEntry, check_peer_keys
+from kumiai.domain.peer_trust import Identities, LoggedEntry, check_peer_keys
 from kumiai.domain.policy import check_job
 from kumiai.domain.secure_sum import mask, public_key_b64
 from kumiai.node.home import NodeHome
@@ -45,6 +45,7 @@ from kumiai.node.spendlog import SpendLog
 from kumiai.node.witnessing import last_witnessed
 
 ANALYSIS = "analysis"  # the `kind` of an analysis's reservation in the spend log
+PINS = "peer-identities.json"  # peers' keys and datasets' owners this node verified before
 
 
 def _folder(home: NodeHome) -> Any:
@@ -199,6 +200,17 @@ def noise_share(length: int, scale: float, parties: int, rng: Any = None) -> lis
     return [int(v) for v in draws[0] - draws[1]]
 
 
+def _pinned(home: NodeHome) -> Identities | None:
+    """What this node verified about its peers in earlier jobs (kumiai.domain.peer_trust)."""
+    path = home.root / PINS
+    if not path.is_file():
+        return None
+    try:
+        return Identities.from_document(json.loads(path.read_text()))
+    except ValueError:
+        raise InvalidInput(f"{path} is unreadable; restore it from backup") from None
+
+
 def _trusted_peers(
     home: NodeHome,
     dataset: str,
@@ -218,9 +230,11 @@ def _trusted_peers(
         peers=signed,
         head=last_witnessed(home),
         evidence=[LoggedEntry.from_document(e) for e in evidence],
+        pinned=_pinned(home),
     )
     if not verdict.allowed:
         raise InvalidInput(verdict.reason)
+    write_json_atomic(home.root / PINS, verdict.identities.document())
     return verdict.masking_keys
 
 
