@@ -430,6 +430,7 @@ def test_the_api_returns_the_cli_json_for_a_trained_job(small: Consortium) -> No
     """`kumiai coordinator serve`'s routes over a consortium with a finished job and model."""
     from fastapi.testclient import TestClient
 
+    from kumiai.adapters.coordinator_client import RequestSigner
     from kumiai.interfaces.api.app import create_app
 
     job, model = small.outcome.job_id, small.outcome.model_id
@@ -444,6 +445,7 @@ def test_the_api_returns_the_cli_json_for_a_trained_job(small: Consortium) -> No
         "/milestones/heart/first-model": ["milestone", "show", "heart", "first-model"],
     }
     with TestClient(create_app(small.home)) as client:
+        client.auth = RequestSigner(small.coordinator_key())  # records need a signed request
         for route, args in same.items():
             response = client.get(route)
             assert response.status_code == 200, (route, response.text)

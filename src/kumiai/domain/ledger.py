@@ -76,6 +76,7 @@ KINDS = (
     "milestone.accepted",
     "milestone.rejected",
     "model.personalised",
+    "access.granted",
 )
 
 

@@ -14,13 +14,26 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from kumiai.domain.errors import InvalidInput, KumiaiError, NotFound, StateError
-from kumiai.interfaces.api import association, governance, ledger
+from kumiai.domain.errors import (
+    Forbidden,
+    InvalidInput,
+    KumiaiError,
+    NotFound,
+    StateError,
+    Unauthenticated,
+)
+from kumiai.interfaces.api import access, association, governance, ledger
 from kumiai.interfaces.api.context import PlainJSON
 from kumiai.interfaces.api.docs import add_docs
 from kumiai.services.consortium import open_consortium
 
-STATUS: dict[type[KumiaiError], int] = {NotFound: 404, InvalidInput: 400, StateError: 409}
+STATUS: dict[type[KumiaiError], int] = {
+    NotFound: 404,
+    InvalidInput: 400,
+    StateError: 409,
+    Unauthenticated: 401,
+    Forbidden: 403,
+}
 
 
 def status_of(error: KumiaiError) -> int:
@@ -85,5 +98,6 @@ def create_app(home: Path) -> FastAPI:
     app.include_router(governance.router)
     app.include_router(association.router)
     app.include_router(ledger.router)
+    app.include_router(access.router)
     add_docs(app)
     return app

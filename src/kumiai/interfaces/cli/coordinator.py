@@ -59,3 +59,27 @@ def coordinator_serve(
     serving_files(home)  # refused here, before anything starts
     errors.print(f"Serving {home} at https://{host}:{port}/ (routes at /docs); Ctrl-C stops.")
     serve(home, host, port)
+
+
+@coordinator_app.command("grant")
+def coordinator_grant(
+    ctx: typer.Context,
+    role: str = typer.Option(..., help="The read-only role: auditor (auditors and investors)."),
+    key: str = typer.Option(..., help="Their Ed25519 public key (base64 of 32 bytes)."),
+    name: str = typer.Option(..., help="A name for the key holder (a slug: kpmg-audit)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Register a read-only key for the API (signed into the ledger as access.granted)."""
+    from kumiai.services.access import grant_access
+    from kumiai.services.consortium import open_consortium
+
+    info = grant_access(open_consortium(home_of(ctx)), name=name, role=role, public_key=key)
+    if as_json:
+        print_json(info)
+        return
+    from kumiai.interfaces.cli.context import console
+
+    console.print(
+        f"Granted [bold]{info.name}[/] the {info.role} role for key {info.key_fingerprint}: "
+        "it may read the coordinator's records with signed requests, and write nothing."
+    )
