@@ -3,7 +3,7 @@
 import pytest
 
 from kumiai.domain.errors import Forbidden
-from kumiai.domain.roles import PERMITTED, PUBLIC, Action, Role, permits, require
+from kumiai.domain.roles import PERMITTED, PUBLIC, Action, Role, permits, require, require_own
 
 OP, S, R, B, A = "operator", "steward", "researcher", "board", "auditor"
 ALL = {OP, S, R, B, A}
@@ -12,6 +12,7 @@ ALL = {OP, S, R, B, A}
 EXPECTED: dict[str, set[str]] = {
     "ledger.read": ALL,  # public: the transparency log needs no key
     "docs.read": ALL,  # public
+    "trust.read": ALL,  # public: what a joining node checks against its invitation
     "member.join": {S},  # public route, authorised by the invitation
     "members.read": ALL,
     "datasets.read": ALL,
@@ -28,7 +29,6 @@ EXPECTED: dict[str, set[str]] = {
     "request.sign": {S},
     "request.refuse": {S},
     "agreement.revoke": {S},
-    "dataset.register": {S},
 }
 
 
@@ -45,7 +45,7 @@ def test_each_role_and_action_pair(role: Role, action: Action) -> None:
 
 
 def test_only_the_ledger_the_docs_and_joining_are_public() -> None:
-    assert {a.value for a in PUBLIC} == {"ledger.read", "docs.read", "member.join"}
+    assert {a.value for a in PUBLIC} == {"ledger.read", "docs.read", "trust.read", "member.join"}
 
 
 def test_an_auditor_writing_is_refused_naming_role_action_and_who_may() -> None:
@@ -63,3 +63,13 @@ def test_any_held_role_that_permits_suffices() -> None:
     require("st-mary", [Role.RESEARCHER, Role.STEWARD], Action.AGREEMENT_REVOKE)
     with pytest.raises(Forbidden, match=r"nobody \(no role\) may not whoami"):
         require("nobody", [], Action.WHOAMI)
+
+
+def test_a_steward_acts_only_on_its_own_members_things() -> None:
+    require_own("st-mary", "st-mary", "dataset st-mary-heart")
+    with pytest.raises(Forbidden) as refused:
+        require_own("st-mary", "va-long-beach", "dataset va-heart")
+    assert str(refused.value) == (
+        "st-mary's node acts only for st-mary; dataset va-heart belongs to va-long-beach, "
+        "whose own node must act on it"
+    )

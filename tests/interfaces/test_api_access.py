@@ -70,6 +70,13 @@ def test_every_route_declares_exactly_one_action(world: World) -> None:
         assert len(actions) == 1, (path, methods, actions)
 
 
+def test_every_action_in_the_table_has_a_route(world: World) -> None:
+    declared = {
+        a for _, _, actions in route_actions(create_app(world.consortium.home)) for a in actions
+    }
+    assert declared == set(Action)
+
+
 def test_a_new_route_without_a_rule_is_caught(world: World) -> None:
     app = create_app(world.consortium.home)
 

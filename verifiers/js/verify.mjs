@@ -71,6 +71,7 @@ const KINDS = [
   "milestone.rejected",
   "model.personalised",
   "access.granted",
+  "member.invited",
 ];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +

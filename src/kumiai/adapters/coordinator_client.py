@@ -87,6 +87,12 @@ class CoordinatorClient:
     def close(self) -> None:
         self._http.close()
 
+    def __enter__(self) -> "CoordinatorClient":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def get(self, path: str, **params: Any) -> Any:
         return self._reply(self._http.get(path, params=_present(params)))
 

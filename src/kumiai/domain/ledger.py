@@ -77,6 +77,7 @@ KINDS = (
     "milestone.rejected",
     "model.personalised",
     "access.granted",
+    "member.invited",
 )
 
 

@@ -27,6 +27,7 @@ class Action(StrEnum):
     # -- public: the transparency ledger and the API's own documentation ---------------------
     LEDGER_READ = "ledger.read"
     DOCS_READ = "docs.read"
+    TRUST_READ = "trust.read"  # the CA certificate and coordinator key a joining node checks
     JOIN = "member.join"  # authorised by the invitation token, not by a registered key
     # -- records: any registered key may read ------------------------------------------------
     MEMBERS_READ = "members.read"
@@ -45,10 +46,11 @@ class Action(StrEnum):
     REQUEST_SIGN = "request.sign"
     REQUEST_REFUSE = "request.refuse"
     AGREEMENT_REVOKE = "agreement.revoke"
-    DATASET_REGISTER = "dataset.register"
 
 
-PUBLIC: frozenset[Action] = frozenset({Action.LEDGER_READ, Action.DOCS_READ, Action.JOIN})
+PUBLIC: frozenset[Action] = frozenset(
+    {Action.LEDGER_READ, Action.DOCS_READ, Action.TRUST_READ, Action.JOIN}
+)
 """Actions that need no signed request (the join carries its invitation instead)."""
 
 _EVERYONE = frozenset(Role)
@@ -57,6 +59,7 @@ _STEWARD = frozenset({Role.STEWARD})
 PERMITTED: dict[Action, frozenset[Role]] = {
     Action.LEDGER_READ: _EVERYONE,
     Action.DOCS_READ: _EVERYONE,
+    Action.TRUST_READ: _EVERYONE,
     Action.JOIN: frozenset({Role.STEWARD}),  # the new member's node, holding an invitation
     Action.MEMBERS_READ: _EVERYONE,
     Action.DATASETS_READ: _EVERYONE,
@@ -73,7 +76,6 @@ PERMITTED: dict[Action, frozenset[Role]] = {
     Action.REQUEST_SIGN: _STEWARD,
     Action.REQUEST_REFUSE: _STEWARD,
     Action.AGREEMENT_REVOKE: _STEWARD,
-    Action.DATASET_REGISTER: _STEWARD,
 }
 
 
@@ -97,3 +99,12 @@ def parse_role(text: str) -> Role:
     except ValueError:
         names = ", ".join(r.value for r in Role)
         raise InvalidInput(f"unknown role {text!r}; choose one of {names}") from None
+
+
+def require_own(member: str, owner: str, what: str) -> None:
+    """A member's node acts only for that member: a steward of A never acts on B's dataset."""
+    if member != owner:
+        raise Forbidden(
+            f"{member}'s node acts only for {member}; {what} belongs to {owner}, "
+            f"whose own node must act on it"
+        )

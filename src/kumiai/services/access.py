@@ -9,6 +9,7 @@ workers refuse the same replay; nonces whose signature has expired are pruned th
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +25,7 @@ from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, Unauthenticated
 from kumiai.domain.ledger import COORDINATOR
 from kumiai.domain.names import check_slug
-from kumiai.domain.request_auth import HttpRequest, expiry, read_claim, verify_request
+from kumiai.domain.request_auth import Claim, HttpRequest, expiry, read_claim, verify_request
 from kumiai.domain.roles import Action, Role, parse_role, require
 from kumiai.services.charter import adopted_charter
 from kumiai.services.consortium import Consortium
@@ -91,12 +92,40 @@ def authenticate(
     consortium: Consortium, request: HttpRequest, now: datetime | None = None
 ) -> Principal:
     """Check a signed request and spend its nonce; the principal it speaks for."""
-    now = now or utc_now()
     claim = read_claim(request.headers)
+    holder: list[Principal] = []
+
+    def key_of(session: Session) -> str:
+        public_key, principal = _principal(consortium, session, claim.keyid)
+        holder.append(principal)
+        return public_key
+
+    _check(consortium, request, claim, key_of, now or utc_now())
+    return holder[0]
+
+
+def authenticate_new_key(
+    consortium: Consortium, request: HttpRequest, public_key: str, now: datetime | None = None
+) -> None:
+    """A joining node's request, signed by the key it is about to register."""
+    claim = read_claim(request.headers)
+    if not _is_public_key(public_key) or claim.keyid != keys.fingerprint(public_key):
+        raise Unauthenticated(
+            f"the join must be signed by the key it registers ({claim.keyid} is not that key)"
+        )
+    _check(consortium, request, claim, lambda _: public_key, now or utc_now())
+
+
+def _check(
+    consortium: Consortium,
+    request: HttpRequest,
+    claim: Claim,
+    key_of: Callable[[Session], str],
+    now: datetime,
+) -> None:
     try:
         with transaction(consortium.sessions) as session:
-            public_key, principal = _principal(consortium, session, claim.keyid)
-            verify_request(request, claim, public_key, now)
+            verify_request(request, claim, key_of(session), now)
             session.execute(delete(RequestNonceRow).where(RequestNonceRow.expires_at < now))
             if session.get(RequestNonceRow, claim.nonce) is not None:
                 raise Unauthenticated(_replayed(claim.nonce))
@@ -105,7 +134,6 @@ def authenticate(
             )
     except IntegrityError:  # another worker spent the same nonce between our read and write
         raise Unauthenticated(_replayed(claim.nonce)) from None
-    return principal
 
 
 def _replayed(nonce: str) -> str:

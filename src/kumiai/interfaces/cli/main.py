@@ -23,6 +23,7 @@ from kumiai.interfaces.cli.contribution import contributions
 from kumiai.interfaces.cli.coordinator import coordinator_app
 from kumiai.interfaces.cli.demo import demo
 from kumiai.interfaces.cli.ledger import ledger_app
+from kumiai.interfaces.cli.node import node_app
 from kumiai.interfaces.cli.personalise import personalise
 from kumiai.interfaces.cli.report import report
 from kumiai.interfaces.cli.royalties import licence_app, revenue_app, royalties_app, spinout_app
@@ -75,6 +76,7 @@ app.command("personalise")(personalise)
 app.add_typer(ledger_app, name="ledger")
 app.command("report")(report)
 app.add_typer(coordinator_app, name="coordinator")
+app.add_typer(node_app, name="node")
 app.add_typer(spinout_app, name="spinout")
 app.add_typer(licence_app, name="licence")
 app.add_typer(revenue_app, name="revenue")
