@@ -29,6 +29,7 @@ EXPECTED: dict[str, set[str]] = {
     "request.sign": {S},
     "request.refuse": {S},
     "agreement.revoke": {S},
+    "dataset.register": {S},
 }
 
 

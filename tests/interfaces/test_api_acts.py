@@ -26,11 +26,12 @@ from kumiai.adapters.storage.schema import (
 from kumiai.domain import keys
 from kumiai.domain.canonical import canonical_json
 from kumiai.domain.clock import utc_now
-from kumiai.domain.errors import Forbidden, NotFound, StateError
+from kumiai.domain.errors import Forbidden, InvalidInput, NotFound, StateError
 from kumiai.domain.invitation import read_token
 from kumiai.domain.ledger import SignedEntry, entry_signature_valid
 from kumiai.domain.request_auth import sign_request as sign_http
 from kumiai.interfaces.api.app import create_app
+from kumiai.node import remote
 from kumiai.node.port import LocalNode
 from kumiai.node.remote import Intent, _check_intent, run_act
 from kumiai.services.access import grant_access
@@ -332,3 +333,49 @@ def test_served_reads_still_work_for_every_role(world: World) -> None:
             world.requests.values(), key=lambda r: list(world.requests.values()).index(r)
         )
     assert open_consortium(world.consortium.home).served is False  # only the server is served
+
+
+# -- a dataset registered at its node ------------------------------------------------------
+
+
+@pytest.fixture
+def through_test_transport(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kumiai.node.remote`'s client reaches the app in-process instead of over TLS."""
+
+    def client_for(root):  # type: ignore[no-untyped-def]
+        node = LocalNode(root)
+        return node_client(world, node.home.private_key()), node
+
+    monkeypatch.setattr(remote, "client_for", client_for)
+
+
+def test_a_node_registers_a_dataset_it_keeps(world: World, through_test_transport: None) -> None:
+    file = world.consortium.home.parent / "exports" / f"{HOSPITALS[2]}.csv"
+    info = remote.register_dataset(
+        world.consortium.member_home(A),
+        "a-second-heart",
+        file,
+        target="num>0",
+        missing={"chol": ("0",)},
+        ignore=("id",),
+    )
+    assert info["member"] == A and info["name"] == "a-second-heart" and info["rows"] > 100
+    held = node_of(world, A).dataset("a-second-heart")
+    assert held.file.is_file() and held.rows == info["rows"] and held.sha256 == info["sha256"]
+    entry = last_entry(world)
+    assert entry.entry.kind == "dataset.registered" and entry.entry.actor == A
+    assert entry_signature_valid(entry, node_of(world, A).public_key())
+
+
+def test_a_refused_registration_leaves_nothing_at_the_node(
+    world: World, through_test_transport: None
+) -> None:
+    file = world.consortium.home.parent / "exports" / f"{HOSPITALS[2]}.csv"
+    data = world.consortium.member_home(A) / "data"
+    files, before = sorted(data.iterdir()), counts(world)
+    with pytest.raises(InvalidInput, match=f"dataset '{A}-heart' is already registered"):
+        remote.register_dataset(
+            world.consortium.member_home(A), f"{A}-heart", file, target="num>0", ignore=("id",)
+        )
+    assert sorted(data.iterdir()) == files and counts(world) == before
+    assert node_of(world, A).dataset(f"{A}-heart").sha256 != ""  # the registered one stays

@@ -1,6 +1,7 @@
 """Real processes over TLS on 127.0.0.1: the operator invites, a node joins from its own home
-(checking the CA and key against the invitation first), and a steward's node signs a
-request through the API; a coordinator that is not the invited one is refused by the node.
+(checking the CA and key against the invitation first), registers a dataset it keeps and
+signs a request for it through the API; a coordinator that is not the invited one is
+refused by the node, and a used invitation by the coordinator.
 """
 
 import base64
@@ -43,7 +44,7 @@ def ok(*args: str) -> dict:  # type: ignore[type-arg]
 
 def test_invite_join_and_sign_over_tls(tmp_path: Path) -> None:
     home = tmp_path / "c"
-    _, requests = heart_consortium(home, hospitals=HOSPITALS[:1], sign=())
+    heart_consortium(home, hospitals=HOSPITALS[:1], sign=HOSPITALS[:0])
     assert kumiai("--home", str(home), "coordinator", "init", "--host", "127.0.0.1").returncode == 0
     port = free_port()
     url = f"https://127.0.0.1:{port}"
@@ -113,15 +114,27 @@ def test_invite_join_and_sign_over_tls(tmp_path: Path) -> None:
         )
         assert again.returncode != 0 and "was already used" in " ".join(again.stderr.split())
 
-        # The hospital's node home, pinned to this coordinator as st-mary's was at joining,
-        # signs its pending request through the API.
-        steward = home / "members" / HOSPITALS[0]
-        for pinned in ("coordinator.json", "coordinator-ca.pem"):
-            (steward / pinned).write_bytes((node / pinned).read_bytes())
-        request = requests[HOSPITALS[0]]
-        agreement = ok("node", "sign", request, "--home", str(steward))
-        assert agreement["request_id"] == request and agreement["steward"] == HOSPITALS[0]
-        assert (steward / "agreements" / f"{agreement['id']}.json").is_file()
+        # st-mary registers a dataset from its own machine: checked and kept there, metadata
+        # only to the catalogue; lab asks to use it; st-mary's node signs the request.
+        rows = tmp_path / "exports" / f"{HOSPITALS[1]}.csv"
+        assert rows.is_file()
+        registered = ok(
+            "node", "register", "st-mary-heart", str(rows), "--target", "num>0",
+            "--missing", "chol=0", "--ignore", "id", "--home", str(node),
+        )  # fmt: skip
+        assert registered["member"] == "st-mary" and registered["rows"] > 100
+        assert len(list((node / "data").glob("st-mary-heart.*"))) == 1
+        assert not (home / "members" / "st-mary").exists()  # nothing of st-mary's here
+        asked = kumiai(
+            "--home", str(home), "request", "heart", "--dataset", "st-mary-heart", "--by", "lab",
+        )  # fmt: skip
+        assert asked.returncode == 0, asked.stderr
+        [request] = [
+            r["id"] for r in ok("--home", str(home), "requests") if r["dataset"] == "st-mary-heart"
+        ]
+        agreement = ok("node", "sign", request, "--home", str(node))
+        assert agreement["request_id"] == request and agreement["steward"] == "st-mary"
+        assert (node / "agreements" / f"{agreement['id']}.json").is_file()
         listed = ok("--home", str(home), "agreement", "list")
         assert [a["id"] for a in listed] == [agreement["id"]]
         verified = kumiai("--home", str(home), "ledger", "verify")

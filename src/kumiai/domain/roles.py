@@ -46,6 +46,7 @@ class Action(StrEnum):
     REQUEST_SIGN = "request.sign"
     REQUEST_REFUSE = "request.refuse"
     AGREEMENT_REVOKE = "agreement.revoke"
+    DATASET_REGISTER = "dataset.register"
 
 
 PUBLIC: frozenset[Action] = frozenset(
@@ -76,6 +77,7 @@ PERMITTED: dict[Action, frozenset[Role]] = {
     Action.REQUEST_SIGN: _STEWARD,
     Action.REQUEST_REFUSE: _STEWARD,
     Action.AGREEMENT_REVOKE: _STEWARD,
+    Action.DATASET_REGISTER: _STEWARD,
 }
 
 

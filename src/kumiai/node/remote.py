@@ -23,10 +23,11 @@ from kumiai.domain import keys
 from kumiai.domain.agreement import AgreementTerms, SignedAgreement
 from kumiai.domain.canonical import canonical_json
 from kumiai.domain.clock import parse_iso, to_iso, utc_now
-from kumiai.domain.errors import InvalidInput, NotFound, StateError
+from kumiai.domain.errors import DataError, InvalidInput, NotFound, StateError
 from kumiai.domain.invitation import check_trust, read_token
 from kumiai.domain.ledger import Entry
-from kumiai.node.port import LocalNode
+from kumiai.domain.schema import ColumnType, parse_target
+from kumiai.node.port import LocalDataset, LocalNode
 
 PIN, PINNED_CA = "coordinator.json", "coordinator-ca.pem"
 MAX_ROUNDS = 6  # signatures an act may need (agreement, entry), and a few ledger moves
@@ -227,4 +228,61 @@ def revoke_agreement(root: Path, agreement_id: str, reason: str) -> dict[str, An
         result, _ = run_act(
             client, node, member, f"/agreements/{agreement_id}/revoke", {"reason": reason}, intent
         )
+    return dict(result)
+
+
+def register_dataset(
+    root: Path,
+    name: str,
+    file: Path,
+    *,
+    target: str,
+    column_types: dict[str, ColumnType] | None = None,
+    missing: dict[str, tuple[str, ...]] | None = None,
+    ignore: tuple[str, ...] = (),
+    sensitivity: str = "confidential",
+) -> dict[str, Any]:
+    """Check every cell here, copy the file into the node home, send the metadata only.
+
+    The coordinator records first; the node installs its copy once the act is recorded and
+    undoes it otherwise, so a refused registration leaves nothing behind. (Should the node
+    stop between the two, the catalogue names a dataset the node does not hold: its jobs are
+    refused until the steward registers the file again under a new name.)
+    """
+    from kumiai.adapters import tables  # pandas: this command only
+
+    spec, missing = parse_target(target), missing or {}
+    sha256 = tables.content_hash(tables.require_file(file))
+    checked = tables.check_file(
+        file, tables.read_raw(file), spec, column_types or {}, ignore, missing
+    )
+    client, node = client_for(root)
+    member = node.home.member_name
+    write = node.stage_dataset(name, file)
+    try:
+        if tables.content_hash(write.staged) != sha256:
+            raise DataError(f"data file {file} changed while kumiai was checking it; run again")
+        schema = {c: t.value for c, t in checked.schema.items()}
+        body = {
+            "name": name,
+            "target": str(spec),
+            "schema": schema,
+            "rows": checked.rows,
+            "sha256": sha256,
+            "sensitivity": sensitivity,
+        }
+        intent = Intent(
+            "dataset.registered",
+            {"dataset": name, "member": member, "sha256": sha256, "rows": checked.rows},
+        )
+        with client:
+            result, _ = run_act(client, node, member, "/datasets", body, intent)
+        record = LocalDataset(
+            name, write.stored, sha256, spec, checked.schema, missing, checked.rows, ignore
+        )
+        write.install(record)
+    except BaseException:
+        write.undo()
+        raise
+    write.finish()
     return dict(result)

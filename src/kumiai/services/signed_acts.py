@@ -31,6 +31,7 @@ from kumiai.services.agreements import (
     sign_request,
 )
 from kumiai.services.consortium import Consortium
+from kumiai.services.datasets import DatasetInfo, record_dataset
 from kumiai.services.lookup import get
 from kumiai.services.remote_node import SubmittedNode, Unsigned
 
@@ -132,4 +133,33 @@ def revoke_at_node(
     require_own(submission.member, steward, f"agreement {agreement_id}")
     return run_signed(
         consortium, submission, lambda: revoke_agreement(consortium, agreement_id, reason)
+    )
+
+
+def register_at_node(
+    consortium: Consortium,
+    submission: Submission,
+    *,
+    name: str,
+    target: str,
+    schema: dict[str, str],
+    rows: int,
+    sha256: str,
+    sensitivity: str,
+) -> DatasetInfo | SignThis:
+    """A dataset the node checked and keeps; the catalogue records its metadata, for the
+    submitting member only (a node registers its own member's data)."""
+    return run_signed(
+        consortium,
+        submission,
+        lambda: record_dataset(
+            consortium,
+            member=submission.member,
+            name=name,
+            target=target,
+            schema=schema,
+            rows=rows,
+            sha256=sha256,
+            sensitivity=sensitivity,
+        ),
     )

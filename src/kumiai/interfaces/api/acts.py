@@ -37,6 +37,15 @@ class ReasonBody(Round):
     reason: str = ""
 
 
+class DatasetBody(Round):
+    name: str
+    target: str
+    schema_: dict[str, str] = Field(alias="schema", description="Column name → type.")
+    rows: int
+    sha256: str
+    sensitivity: str = "confidential"
+
+
 class JoinBody(Round):
     token: str
     public_key: str
@@ -110,3 +119,24 @@ def revoke(
 ) -> PlainJSON:
     submission = signed_acts.submitted_by(home, _member(caller), body.signatures, body.at)
     return answer(signed_acts.revoke_at_node(home, submission, agreement_id, body.reason))
+
+
+@router.post("/datasets", summary="A steward's node registers a dataset it keeps (metadata)")
+def register(
+    home: Home,
+    body: DatasetBody,
+    caller: Annotated[Principal, allow(Action.DATASET_REGISTER)],
+) -> PlainJSON:
+    submission = signed_acts.submitted_by(home, _member(caller), body.signatures, body.at)
+    return answer(
+        signed_acts.register_at_node(
+            home,
+            submission,
+            name=body.name,
+            target=body.target,
+            schema=body.schema_,
+            rows=body.rows,
+            sha256=body.sha256,
+            sensitivity=body.sensitivity,
+        )
+    )

@@ -92,3 +92,39 @@ def node_revoke(
 
     revoked = revoke_agreement(home, agreement, reason)
     _done(as_json, revoked, f"Revoked {agreement}; this node refuses its jobs from now on.")
+
+
+@node_app.command("register")
+def node_register(
+    dataset: str = typer.Argument(..., help="Catalogue name, e.g. st-mary-heart."),
+    file: Path = typer.Argument(..., help="CSV or Parquet file on this machine."),
+    target: str = typer.Option(..., help="Column to predict, or a rule such as 'num>0'."),
+    types: str = typer.Option("", help="Force column types: 'ca=numeric,sex=categorical'."),
+    missing: str = typer.Option("", help="Values meaning missing: 'chol=0,ca=?'."),
+    ignore: str = typer.Option("", help="Columns to leave out: 'id,site'."),
+    sensitivity: str = typer.Option(
+        "confidential", help="public, internal, confidential or special-category."
+    ),
+    home: Path = NODE_HOME,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Register a dataset: checked and kept in the node home, only metadata sent."""
+    from kumiai.domain.schema import parse_column_types, parse_missing_markers
+    from kumiai.node.remote import register_dataset
+
+    info = register_dataset(
+        home,
+        dataset,
+        file,
+        target=target,
+        column_types=parse_column_types(types),
+        missing=parse_missing_markers(missing),
+        ignore=tuple(c.strip() for c in ignore.split(",") if c.strip()),
+        sensitivity=sensitivity,
+    )
+    _done(
+        as_json,
+        info,
+        f"Dataset [bold]{info['name']}[/] registered: {info['rows']} rows, "
+        f"{len(info['schema'])} feature columns; the file stays in {home}.",
+    )
