@@ -94,10 +94,24 @@ class CoordinatorClient:
         self.close()
 
     def get(self, path: str, **params: Any) -> Any:
-        return self._reply(self._http.get(path, params=_present(params)))
+        return self._reply(self._send("GET", path, params=_present(params)))
 
     def post(self, path: str, document: Any) -> Any:
-        return self._reply(self._http.post(path, json=document))
+        return self._reply(self._send("POST", path, json=document))
+
+    def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """One request; a network or TLS failure becomes one line naming the coordinator."""
+        try:
+            return self._http.request(method, path, **options)
+        except httpx.ConnectError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise StateError(
+                    f"the server at {self.url} did not present a certificate signed by the "
+                    "pinned consortium CA; refusing to talk to it"
+                ) from None
+            raise InvalidInput(f"cannot reach the coordinator at {self.url}: {exc}") from None
+        except httpx.HTTPError as exc:
+            raise InvalidInput(f"the coordinator at {self.url} did not answer: {exc}") from None
 
     def _reply(self, response: httpx.Response) -> Any:
         if response.status_code >= 400:
