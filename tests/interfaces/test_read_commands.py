@@ -444,8 +444,10 @@ def test_the_api_returns_the_cli_json_for_a_trained_job(small: Consortium) -> No
         "/budget": ["budget", "show"],
         "/milestones/heart/first-model": ["milestone", "show", "heart", "first-model"],
     }
-    with TestClient(create_app(small.home)) as client:
-        client.auth = RequestSigner(small.coordinator_key())  # records need a signed request
+    app = create_app(small.home)
+    with TestClient(app) as client:
+        # Records need a signed request: the operator's (the coordinator's own key).
+        client.auth = RequestSigner(app.state.consortium.coordinator_key())
         for route, args in same.items():
             response = client.get(route)
             assert response.status_code == 200, (route, response.text)
