@@ -121,13 +121,22 @@ def run_act(
         what, document, at = reply["what"], reply["document"], reply["at"]
         _check_intent(member, intent, what, document)
         if what == "agreement":
-            terms = AgreementTerms.from_payload(document)
-            if canonical_json(terms.payload()) != canonical_json(document):
+            try:
+                terms = AgreementTerms.from_payload(document)
+            except (KeyError, TypeError, ValueError):
+                terms = None
+            if terms is None or canonical_json(terms.payload()) != canonical_json(document):
                 raise StateError("the agreement terms are not in kumiai's form; refused")
             agreement = node.sign_agreement(terms)
             signed_agreements.append(agreement)
             signatures.append(agreement.signature)
         else:
+            payload = document.get("payload", {})
+            if signed_agreements and payload.get("signature") != signed_agreements[-1].signature:
+                raise StateError(
+                    f"the coordinator asked {member}'s node to sign an entry that does not "
+                    "carry the agreement it just signed; refused, nothing signed"
+                )
             signatures.append(node.sign_entry(_entry_from(document)).signature)
     raise StateError(
         f"the coordinator asked for more than {MAX_ROUNDS} signatures for one act; stopped"
