@@ -36,6 +36,7 @@ from kumiai.node.port import LocalNode
 from kumiai.node.remote import Intent, _check_intent, run_act
 from kumiai.services.access import grant_access
 from kumiai.services.agreements import refuse_request
+from kumiai.services.charter import propose_charter, sign_charter
 from kumiai.services.consortium import Consortium, open_consortium
 from kumiai.services.coordinator_tls import init_tls
 from kumiai.services.invitations import invite_member
@@ -379,3 +380,19 @@ def test_a_refused_registration_leaves_nothing_at_the_node(
         )
     assert sorted(data.iterdir()) == files and counts(world) == before
     assert node_of(world, A).dataset(f"{A}-heart").sha256 != ""  # the registered one stays
+
+
+def test_under_a_charter_only_seats_are_board_and_only_the_admitted_are_invited(
+    world: World,
+) -> None:
+    local = open_consortium(world.consortium.home)  # the one-machine CLI's view, for set-up
+    propose_charter(local, proposed_by="lab", seats=("lab", A))
+    for member in ("lab", A, B):
+        sign_charter(local, member)
+    for member, roles in [(A, ["board", "researcher", "steward"]), (B, ["researcher", "steward"])]:
+        with node_client(world, node_of(world, member).home.private_key()) as client:
+            assert client.get("/whoami")["roles"] == roles
+    before = counts(world)
+    with pytest.raises(StateError, match="so 'st-mary' joins only once the board admits it"):
+        invite_member(world.consortium, "st-mary", "hospital")
+    assert counts(world) == before

@@ -49,6 +49,7 @@ def invite_member(consortium: Consortium, name: str, kind: str) -> InviteInfo:
     with transaction(consortium.sessions) as session:
         if session.get(MemberRow, name) is not None:
             raise InvalidInput(f"member {name!r} already exists; invite another name")
+        require_admission(session, name)  # checked again when the node joins
         now = utc_now()
         session.add(
             InvitationRow(
