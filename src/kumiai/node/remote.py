@@ -27,6 +27,7 @@ from kumiai.domain.errors import DataError, InvalidInput, NotFound, StateError
 from kumiai.domain.invitation import check_trust, read_token
 from kumiai.domain.ledger import Entry
 from kumiai.domain.schema import ColumnType, parse_target
+from kumiai.node.home import NodeHome
 from kumiai.node.port import LocalDataset, LocalNode
 
 PIN, PINNED_CA = "coordinator.json", "coordinator-ca.pem"
@@ -58,6 +59,13 @@ def client_for(root: Path) -> tuple[CoordinatorClient, LocalNode]:
     node = LocalNode(root)
     client = CoordinatorClient(pin["url"], ca_cert=root / PINNED_CA, key=node.home.private_key())
     return client, node
+
+
+def reader_for(root: Path, url: str) -> CoordinatorClient:
+    """A client for reads at `url` (the pinned one or another name of it): the node's key
+    signs, and only the CA pinned at joining is trusted."""
+    _pinned(root)
+    return CoordinatorClient(url, ca_cert=root / PINNED_CA, key=NodeHome(root).private_key())
 
 
 def _entry_from(document: dict[str, Any]) -> Entry:
