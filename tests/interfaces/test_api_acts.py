@@ -396,3 +396,25 @@ def test_under_a_charter_only_seats_are_board_and_only_the_admitted_are_invited(
     with pytest.raises(StateError, match="so 'st-mary' joins only once the board admits it"):
         invite_member(world.consortium, "st-mary", "hospital")
     assert counts(world) == before
+
+
+def test_the_node_commands_sign_revoke_and_refuse(
+    world: World, through_test_transport: None
+) -> None:
+    a_home, b_home = world.consortium.member_home(A), world.consortium.member_home(B)
+    agreement = remote.sign_request(a_home, world.requests[A])
+    assert agreement["steward"] == A and node_of(world, A).home.agreement(agreement["id"])
+    revoked = remote.revoke_agreement(a_home, agreement["id"], "consent withdrawn")
+    assert revoked["revocation_reason"] == "consent withdrawn"
+    assert agreement["id"] in node_of(world, A).revoked()  # written at the node first
+    refused = remote.refuse_request(b_home, world.requests[B], "no ethics approval")
+    assert refused["status"] == "refused"
+    kinds = [e.entry.kind for e in map(SignedEntry.from_leaf_bytes, leaves(world)[-3:])]
+    assert kinds == ["agreement.signed", "agreement.revoked", "request.refused"]
+    with pytest.raises(NotFound, match="this node holds no agreement 'agr-00000000'"):
+        remote.revoke_agreement(a_home, "agr-00000000", "")
+
+
+def leaves(world: World) -> list[str]:
+    with transaction(world.consortium.sessions) as session:
+        return list(session.scalars(select(LedgerEntryRow.leaf).order_by(LedgerEntryRow.seq)))
