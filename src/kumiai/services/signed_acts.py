@@ -75,6 +75,8 @@ def run_signed(
         )
     node = SubmittedNode(submission.member, submission.public_key, submission.signatures)
     try:
+        # `frozen_at` and `acting` hold for the whole process: safe because the API runs
+        # one route at a time (interfaces.api.app); every time the act writes is `at`.
         with consortium.acting(submission.member, node), frozen_at(at):
             return act()
     except Unsigned as missing:
