@@ -1,11 +1,14 @@
 """Signed API requests: RFC 9421 (HTTP Message Signatures) with Ed25519, a fixed profile.
 
-Why by hand: `http-message-signatures` (PyPI) verifies `requests`-style message objects and
-leaves the body digest, the nonce store and the lifetime rules to its caller, which is most
-of what matters here; kumiai needs one profile only, so it writes that profile strictly and
-in the RFC's own form (the `Signature-Input` / `Signature` headers, the signature base, the
-`content-digest` header of RFC 9530), and refuses anything else. A general RFC 9421
-verifier can check what kumiai signs.
+Why by hand: `http-message-signatures` (PyPI, 3.0) signs and verifies RFC 9421 with Ed25519
+and checks Content-Digest against a body it is given, but it works on `requests`-style
+message objects (the server would adapt Starlette's request to it), and the rules that
+matter most here stay with its caller anyway: the nonce store that refuses a replay, the
+five-minute cap on a signature's lifetime, the clock-skew rule, and refusing every profile
+but one. kumiai needs one profile only, so it writes that profile strictly, here in the
+domain with no I/O, in the RFC's own form (the `Signature-Input` / `Signature` headers, the
+signature base, RFC 9530's `content-digest`). A general RFC 9421 verifier could be pointed
+at it; that is not tested yet.
 
 The signature covers the method, the path, the query, the SHA-256 of the body, the signer's
 key id (its fingerprint), a random nonce, and when the signature was created and expires:
