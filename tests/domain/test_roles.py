@@ -14,6 +14,8 @@ EXPECTED: dict[str, set[str]] = {
     "docs.read": ALL,  # public
     "trust.read": ALL,  # public: what a joining node checks against its invitation
     "member.join": {S},  # public route, authorised by the invitation
+    "witness.read": ALL,  # public: the witnesses' cosigned heads
+    "witness.cosign": {S},  # public route, authorised by the member's signature on the head
     "members.read": ALL,
     "datasets.read": ALL,
     "projects.read": ALL,
@@ -46,7 +48,14 @@ def test_each_role_and_action_pair(role: Role, action: Action) -> None:
 
 
 def test_only_the_ledger_the_docs_and_joining_are_public() -> None:
-    assert {a.value for a in PUBLIC} == {"ledger.read", "docs.read", "trust.read", "member.join"}
+    assert {a.value for a in PUBLIC} == {
+        "ledger.read",
+        "docs.read",
+        "trust.read",
+        "member.join",
+        "witness.read",
+        "witness.cosign",
+    }
 
 
 def test_an_auditor_writing_is_refused_naming_role_action_and_who_may() -> None:

@@ -70,6 +70,8 @@ const KINDS = [
   "milestone.accepted",
   "milestone.rejected",
   "model.personalised",
+  "analysis.released",
+  "model.audited",
   "access.granted",
   "member.invited",
 ];

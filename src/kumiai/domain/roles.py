@@ -29,6 +29,8 @@ class Action(StrEnum):
     DOCS_READ = "docs.read"
     TRUST_READ = "trust.read"  # the CA certificate and coordinator key a joining node checks
     JOIN = "member.join"  # authorised by the invitation token, not by a registered key
+    WITNESS_READ = "witness.read"  # every witness's latest cosigned head
+    COSIGN = "witness.cosign"  # authorised by the member's signature on the head itself
     # -- records: any registered key may read ------------------------------------------------
     MEMBERS_READ = "members.read"
     DATASETS_READ = "datasets.read"
@@ -50,9 +52,17 @@ class Action(StrEnum):
 
 
 PUBLIC: frozenset[Action] = frozenset(
-    {Action.LEDGER_READ, Action.DOCS_READ, Action.TRUST_READ, Action.JOIN}
+    {
+        Action.LEDGER_READ,
+        Action.DOCS_READ,
+        Action.TRUST_READ,
+        Action.JOIN,
+        Action.WITNESS_READ,
+        Action.COSIGN,
+    }
 )
-"""Actions that need no signed request (the join carries its invitation instead)."""
+"""Actions that need no signed request: the join carries its invitation, a cosignature its
+member's signature on the head, and the rest is the transparency log's public side."""
 
 _EVERYONE = frozenset(Role)
 _STEWARD = frozenset({Role.STEWARD})
@@ -61,7 +71,11 @@ PERMITTED: dict[Action, frozenset[Role]] = {
     Action.LEDGER_READ: _EVERYONE,
     Action.DOCS_READ: _EVERYONE,
     Action.TRUST_READ: _EVERYONE,
-    Action.JOIN: frozenset({Role.STEWARD}),  # the new member's node, holding an invitation
+    Action.JOIN: frozenset({Role.STEWARD}),
+    Action.WITNESS_READ: _EVERYONE,
+    Action.COSIGN: frozenset(
+        {Role.STEWARD}
+    ),  # a member's node, witnessing  # the new member's node, holding an invitation
     Action.MEMBERS_READ: _EVERYONE,
     Action.DATASETS_READ: _EVERYONE,
     Action.PROJECTS_READ: _EVERYONE,

@@ -22,7 +22,7 @@ from kumiai.domain.errors import (
     StateError,
     Unauthenticated,
 )
-from kumiai.interfaces.api import access, acts, association, governance, ledger
+from kumiai.interfaces.api import access, acts, association, governance, ledger, witness
 from kumiai.interfaces.api.context import PlainJSON
 from kumiai.interfaces.api.docs import add_docs
 from kumiai.services.consortium import open_consortium
@@ -100,6 +100,7 @@ def create_app(home: Path) -> FastAPI:
     app.include_router(governance.router)
     app.include_router(association.router)
     app.include_router(ledger.router)
+    app.include_router(witness.router)
     app.include_router(access.router)
     app.include_router(acts.router)
     add_docs(app)
