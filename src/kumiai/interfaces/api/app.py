@@ -18,6 +18,7 @@ from kumiai.domain.errors import InvalidInput, KumiaiError, NotFound, StateError
 from kumiai.interfaces.api import association, governance, ledger
 from kumiai.interfaces.api.context import PlainJSON
 from kumiai.interfaces.api.docs import add_docs
+from kumiai.interfaces.web.app import add_dashboard
 from kumiai.services.consortium import open_consortium
 
 STATUS: dict[type[KumiaiError], int] = {NotFound: 404, InvalidInput: 400, StateError: 409}
@@ -86,4 +87,5 @@ def create_app(home: Path) -> FastAPI:
     app.include_router(association.router)
     app.include_router(ledger.router)
     add_docs(app)
+    add_dashboard(app)
     return app
