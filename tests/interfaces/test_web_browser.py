@@ -180,7 +180,13 @@ def test_an_investor_follows_a_figure_to_its_entry_and_its_proof(
     problems: list[str] = []
     _watch(page, problems, served.url.removesuffix("/ui/"))
     page.goto(served.url)
-    page.get_by_role("link", name="Investor").click()
+    # By keyboard: the first Tab reaches the skip link, then the menu, in order.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    for name in ("Overview", "Projects", "Models", "Privacy", "Ledger", "Board", "Investor"):
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == name
+    page.keyboard.press("Enter")
     page.wait_for_url("**/ui/investor")
     assert page.locator("#ledger.verified").count() == 1
     _shoot(page, tmp_path, "investor")
