@@ -187,8 +187,11 @@ def test_an_entry_page_shows_an_inclusion_path_that_verifies(web: Web) -> None:
         "root": proof.head.root,
         "verified": "true",
     }
-    path = re.findall(r"<li><code>([0-9a-f]{64})</code></li>", html)
+    path = re.findall(r'<code class="sibling">([0-9a-f]{64})</code>', html)
     assert path == proof.path and len(path) >= 3
+    results = re.findall(r'<code class="result">([0-9a-f]{64})</code>', html)
+    assert len(results) == len(path) and results[-1] == proof.head.root
+    assert html.count("= the signed root") == 1 and "≠" not in html
     # The page's own numbers prove it, checked here without the server's word...
     leaf, root = bytes.fromhex(attrs["leaf"]), bytes.fromhex(attrs["root"])
     hashes = [bytes.fromhex(p) for p in path]

@@ -204,7 +204,7 @@ def test_an_investor_follows_a_figure_to_its_entry_and_its_proof(
     seq, size = int(proof.get_attribute("data-seq")), int(proof.get_attribute("data-size"))
     leaf = bytes.fromhex(proof.get_attribute("data-leaf"))
     root = bytes.fromhex(proof.get_attribute("data-root"))
-    path = [bytes.fromhex(t) for t in page.locator("#path li code").all_inner_texts()]
+    path = [bytes.fromhex(t) for t in page.locator("#path li code.sibling").all_inner_texts()]
     # The reader's own check, from what the page shows, against the signed head's root.
     assert merkle.verify_inclusion(leaf, seq, size, path, root)
     head = transparency.latest_head(consortium)

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from kumiai.domain.proof_path import inclusion_steps
 from kumiai.interfaces.web.context import Home, Seen, page
 from kumiai.services import transparency
 
@@ -43,13 +44,19 @@ def entries(
 
 @router.get("/entries/{seq}", response_class=HTMLResponse)
 def entry(request: Request, home: Home, viewer: Seen, seq: int) -> HTMLResponse:
-    """One entry and its inclusion proof under the latest signed head, as the path."""
+    """One entry and its inclusion proof under the latest signed head, as the path: each
+    step's sibling, its side and the hash they make, the last one the signed root."""
+    proof = transparency.prove_inclusion(home, seq)
+    steps = inclusion_steps(
+        bytes.fromhex(proof.leaf_hash), seq, proof.head.size, [bytes.fromhex(p) for p in proof.path]
+    )
     return page(
         request,
         "entry.html",
         viewer,
         entry=transparency.show_entry(home, seq),
-        proof=transparency.prove_inclusion(home, seq),
+        proof=proof,
+        steps=[(s.sibling.hex(), s.side, s.result.hex()) for s in steps or ()],
     )
 
 
