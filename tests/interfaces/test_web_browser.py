@@ -36,7 +36,7 @@ __all__ = ["browser", "require_chromium"]  # the report test's fixture, shared
 ROUNDS = 8
 PROGRESS = """() => {
     const p = document.querySelector('#progress');
-    return [Number(p.dataset.rounds), p.querySelectorAll('rect[data-figure^="round/"]').length,
+    return [Number(p.dataset.rounds), p.querySelectorAll('rect[data-figure$="/auc"]').length,
             p.dataset.status];
 }"""
 

@@ -52,6 +52,10 @@ def test_the_job_page_draws_a_bar_per_round_and_gives_each_refusal_its_reason(
     assert [(int(n), float(v)) for n, v in bars] == [
         (r["round"], r["overall"]["auc"]) for r in job.rounds
     ]
+    accuracy = re.findall(r'data-figure="round/(\d+)/accuracy" data-value="([^"]+)"', html)
+    assert [(int(n), float(v)) for n, v in accuracy] == [
+        (r["round"], r["overall"]["accuracy"]) for r in job.rounds
+    ]
     assert 'data-status="completed" data-rounds="3"' in html
     assert "hx-get" not in html  # a finished job's page does not poll
     refused = [s for s in job.sites if s.status == "refused"]

@@ -61,20 +61,17 @@ def project_show(request: Request, home: Home, viewer: Seen, name: str) -> HTMLR
     )
 
 
-def _metric(job: jobs.JobInfo) -> str:
-    """AUC when the rounds report it (two classes), else accuracy."""
-    overall = (job.rounds[-1].get("overall") or {}) if job.rounds else {}
-    return "auc" if isinstance(overall.get("auc"), int | float) else "accuracy"
+METRICS = ("auc", "accuracy")  # AUC first; a round without it (one class) still has accuracy
 
 
 def _job_context(home: Consortium, job_id: str) -> dict[str, Any]:
     job = jobs.job_detail(home, job_id)
-    metric = _metric(job)
+    reported = {m for r in job.rounds for m in (r.get("overall") or {}) if m in METRICS}
     return {
         "job": job,
         "live": job.status in RUNNING,
-        "metric": metric,
-        "chart": round_chart(job.rounds, metric),
+        "charts": [round_chart(job.rounds, m) for m in METRICS if m in reported]
+        or [round_chart((), "auc")],
     }
 
 
