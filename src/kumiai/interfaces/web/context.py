@@ -1,7 +1,8 @@
 """What every page shares: the consortium, the viewer, and the Jinja2 templates.
 
-The viewer is the seam for sign-in. Today every request is the local, read-only `reader`
-(the dashboard is served on loopback to whoever runs it); when the API's roles land, one
+The viewer is the seam for sign-in. Today every request is the read-only `reader`: the
+pages show what the API beside them already serves without sign-in, and `kumiai demo
+--serve` listens on loopback only. When the API's roles land, one
 function — `current_viewer` — resolves the signed-in member and role instead, and each page
 already receives it (`Seen` in its signature), so the role × page matrix can be checked
 there without touching the pages' queries.

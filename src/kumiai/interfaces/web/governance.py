@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from kumiai.domain.epsilon_history import SPEND_KINDS, epsilon_history
+from kumiai.domain.job import JobStatus
 from kumiai.interfaces.web.charts import epsilon_chart, round_chart, share_chart
 from kumiai.interfaces.web.context import Home, Seen, page
 from kumiai.services import (
@@ -26,7 +27,7 @@ from kumiai.services import (
 from kumiai.services.consortium import Consortium
 
 router = APIRouter()
-RUNNING = ("running", "pending")
+RUNNING = (JobStatus.PENDING.value, JobStatus.RUNNING.value)  # the page polls while so
 
 
 @router.get("/", response_class=HTMLResponse)
