@@ -11,6 +11,7 @@ from kumiai.domain.job import JobStatus
 from kumiai.interfaces.web.charts import epsilon_chart, round_chart, share_chart
 from kumiai.interfaces.web.context import Home, Seen, page
 from kumiai.services import (
+    head_status,
     jobs,
     licences,
     members,
@@ -22,7 +23,6 @@ from kumiai.services import (
     themes,
     transparency,
     views,
-    witnesses,
 )
 from kumiai.services.consortium import Consortium
 
@@ -38,7 +38,7 @@ def overview(request: Request, home: Home, viewer: Seen) -> HTMLResponse:
         "overview.html",
         viewer,
         members=members.list_members(home),
-        status=witnesses.head_status(home),
+        status=head_status.head_status(home),
         themes=themes.list_themes(home),
         projects=projects.list_projects(home),
     )

@@ -9,7 +9,7 @@ from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import CosignatureRow, TreeHeadRow
 from kumiai.services import members, transparency
 from kumiai.services.consortium import init_consortium
-from kumiai.services.witnesses import head_status
+from kumiai.services.head_status import head_status
 
 
 def test_witness_status_checks_the_head_and_every_cosignature(tmp_path: Path) -> None:
