@@ -25,6 +25,7 @@ from kumiai.domain.errors import (
 from kumiai.interfaces.api import access, acts, association, governance, ledger, witness
 from kumiai.interfaces.api.context import PlainJSON
 from kumiai.interfaces.api.docs import add_docs
+from kumiai.interfaces.web.app import add_dashboard
 from kumiai.services.consortium import open_consortium
 
 STATUS: dict[type[KumiaiError], int] = {
@@ -104,4 +105,5 @@ def create_app(home: Path) -> FastAPI:
     app.include_router(access.router)
     app.include_router(acts.router)
     add_docs(app)
+    add_dashboard(app)
     return app
