@@ -67,7 +67,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Web:
         proposer="lab",
     )
     cast_vote(consortium, motion.id, "lab", "yes")
-    with TestClient(create_app(root / "c")) as client:
+    with TestClient(create_app(root / "c", dashboard=True)) as client:
         yield Web(root / "c", client, witnessed)
 
 
@@ -259,10 +259,18 @@ def test_errors_are_pages_that_say_what_was_wrong(web: Web) -> None:
     assert web.client.get("/ui/no-such-page").status_code == 404
     hostile = web.client.get("/ui/projects/%3Cscript%3Ex")
     assert hostile.status_code == 404 and "<script>x" not in hostile.text
-    # The API beside it still answers JSON.
-    assert web.client.get("/projects/nope").json() == {
-        "error": "unknown project 'nope'; see `kumiai project list`"
-    }
+    # The API beside it still answers JSON, and still wants a signed request for records.
+    api = web.client.get("/projects/nope")
+    assert api.status_code == 401
+    assert api.json()["error"].startswith("this route needs a signed request")
+
+
+def test_the_coordinators_served_app_has_no_dashboard_until_sign_in(web: Web) -> None:
+    """Unsigned pages would show what the API keeps behind signed requests."""
+    with TestClient(create_app(web.home)) as served:
+        assert served.get("/ui/").status_code == 404
+        assert served.get("/ui/projects/heart").status_code == 404
+        assert served.get("/projects").status_code == 401
 
 
 def open_home(web: Web):  # type: ignore[no-untyped-def]

@@ -38,7 +38,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     refuse_request(consortium, requests[HOSPITALS[2]], EVIL)
     set_budget(consortium, "cleveland-clinic-heart", 3.0)
     outcome = train(consortium, "heart", TrainingSettings(rounds=3, epsilon=1.0))
-    with TestClient(create_app(home)) as client:
+    with TestClient(create_app(home, dashboard=True)) as client:
         yield Trained(home, outcome.job_id, client)
 
 
