@@ -490,6 +490,13 @@ class KeyRegistry {
     this.current = new Map([[COORDINATOR, coordinatorKey]]);
     this.history = new Map([[COORDINATOR, [coordinatorKey]]]);
     this.pinned = pinned;
+    this.owners = new Map(); // dataset -> the member whose registration stands
+  }
+
+  /** Who has held this key, if anyone: a key names one actor, forever. */
+  holder(key) {
+    for (const [actor, held] of this.history) if (held.includes(key)) return actor;
+    return null;
   }
 
   set(actor, key) {
@@ -537,6 +544,8 @@ function entryKey(entry, registry, problem) {
       problem(`${quoted(entry.actor)} signed the joining of ${quoted(member)}`, "join-signer");
     }
     if (registry.current.has(member)) problem(`${quoted(member)} joins a second time`, "join-twice");
+    const holder = registry.holder(key);
+    if (holder !== null && holder !== member) problem(`joins with ${quoted(holder)}'s key`, "key-reused");
     const pinned = registry.pinned.get(member);
     if (pinned !== undefined && pinned !== key) {
       problem(
@@ -552,12 +561,53 @@ function entryKey(entry, registry, problem) {
     problem(`signed by ${quoted(entry.actor)}, who had no registered key at that time`, "no-key");
     return null;
   }
-  if (entry.kind === "member.key-rotated") {
-    const newKey = own(payload, "public_key");
-    if (typeof newKey === "string") registry.set(entry.actor, newKey);
-    else problem("does not name the new public key", "malformed");
+  if (entry.kind === "member.key-rotated") rotated(entry.actor, payload, key, registry, problem);
+  else if (entry.kind === "dataset.registered" || entry.kind === "dataset.updated") {
+    datasetOwner(entry.kind, entry.actor, payload, registry, problem);
   }
   return key;
+}
+
+/** A rotation counts only when the member signs it with the key it replaces. */
+function rotated(actor, payload, key, registry, problem) {
+  const newKey = own(payload, "public_key");
+  if (typeof newKey !== "string") {
+    problem("does not name the new public key", "malformed");
+    return;
+  }
+  const member = own(payload, "member");
+  if (actor === COORDINATOR || member !== actor || own(payload, "previous_key") !== key) {
+    problem(
+      `rotates ${quoted(member)}'s key, but is not signed by ${quoted(member)}'s previous key`,
+      "rotation-signer",
+    );
+    return;
+  }
+  const holder = registry.holder(newKey);
+  if (holder !== null && holder !== actor) {
+    problem(`rotates to ${quoted(holder)}'s key`, "key-reused");
+    return;
+  }
+  registry.set(actor, newKey);
+}
+
+/** A dataset belongs to the member that first registered it; nobody else registers or
+ * updates it (its owner changes it with dataset.updated). */
+function datasetOwner(kind, actor, payload, registry, problem) {
+  const dataset = own(payload, "dataset");
+  const member = own(payload, "member");
+  const owner = typeof dataset === "string" ? registry.owners.get(dataset) : undefined;
+  if (typeof dataset !== "string" || member !== actor) {
+    problem(`names the dataset's member ${quoted(member)}, but ${quoted(actor)} signed it`, "dataset-owner");
+  } else if (owner === actor) {
+    return;
+  } else if (owner !== undefined) {
+    problem(`${quoted(actor)} claims ${quoted(dataset)}, which ${quoted(owner)} registered`, "dataset-owner");
+  } else if (kind === "dataset.registered") {
+    registry.owners.set(dataset, actor);
+  } else {
+    problem(`updates ${quoted(dataset)}, which nobody registered`, "dataset-owner");
+  }
 }
 
 // -- the board's minutes (kumiai.domain.minutes): every tally recomputed ---------------

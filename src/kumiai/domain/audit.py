@@ -128,6 +128,11 @@ class _Keys:
         self.current: dict[str, str] = {COORDINATOR: coordinator_key}
         self.history: dict[str, list[str]] = {COORDINATOR: [coordinator_key]}
         self.pinned = pinned
+        self.owners: dict[str, str] = {}  # dataset -> the member whose registration stands
+
+    def holder(self, key: str) -> str | None:
+        """Who has held this key, if anyone: a key names one actor, forever."""
+        return next((actor for actor, held in self.history.items() if key in held), None)
 
     def set(self, actor: str, key: str) -> None:
         self.current[actor] = key
@@ -164,6 +169,8 @@ def _entry_key(
             )
         if member in registry.current:
             findings.append(Finding(where, f"{member!r} joins a second time", "join-twice"))
+        if (holder := registry.holder(key)) not in (None, member):
+            findings.append(Finding(where, f"joins with {holder!r}'s key", "key-reused"))
         pinned = registry.pinned.get(member)
         if pinned is not None and pinned != key:
             findings.append(
@@ -186,12 +193,64 @@ def _entry_key(
         )
         return None
     if entry.kind == "member.key-rotated":
-        new_key = payload.get("public_key")
-        if isinstance(new_key, str):
-            registry.set(entry.actor, new_key)
-        else:
-            findings.append(Finding(where, "does not name the new public key", "malformed"))
+        _rotated(entry.actor, payload, key, registry, where, findings)
+    elif entry.kind in ("dataset.registered", "dataset.updated"):
+        _dataset_owner(entry.kind, entry.actor, payload, registry, where, findings)
     return key
+
+
+def _rotated(
+    actor: str,
+    payload: dict[str, Any],
+    key: str,
+    registry: _Keys,
+    where: str,
+    findings: list[Finding],
+) -> None:
+    """A rotation counts only when the member signs it with the key it replaces."""
+    new_key = payload.get("public_key")
+    if not isinstance(new_key, str):
+        findings.append(Finding(where, "does not name the new public key", "malformed"))
+        return
+    member = payload.get("member")
+    if actor == COORDINATOR or member != actor or payload.get("previous_key") != key:
+        findings.append(
+            Finding(
+                where,
+                f"rotates {member!r}'s key, but is not signed by {member!r}'s previous key",
+                "rotation-signer",
+            )
+        )
+        return
+    if (holder := registry.holder(new_key)) not in (None, actor):
+        findings.append(Finding(where, f"rotates to {holder!r}'s key", "key-reused"))
+        return
+    registry.set(actor, new_key)
+
+
+def _dataset_owner(
+    kind: str,
+    actor: str,
+    payload: dict[str, Any],
+    registry: _Keys,
+    where: str,
+    findings: list[Finding],
+) -> None:
+    """A dataset belongs to the member that first registered it; nobody else registers or
+    updates it (its owner changes it with dataset.updated)."""
+    dataset, member = payload.get("dataset"), payload.get("member")
+    if not isinstance(dataset, str) or member != actor:
+        problem = f"names the dataset's member {member!r}, but {actor!r} signed it"
+    elif (owner := registry.owners.get(dataset)) == actor:
+        return
+    elif owner is not None:
+        problem = f"{actor!r} claims {dataset!r}, which {owner!r} registered"
+    elif kind == "dataset.registered":
+        registry.owners[dataset] = actor
+        return
+    else:
+        problem = f"updates {dataset!r}, which nobody registered"
+    findings.append(Finding(where, problem, "dataset-owner"))
 
 
 def audit(
