@@ -402,15 +402,16 @@ def milestone_accepted_without_its_motion(records: Records, built: Built) -> Rec
 def _appended(
     records: Records, built: Built, *forged: tuple[str, str, dict[str, Any], Any]
 ) -> Records:
-    """The coordinator appends entries (actor, kind, payload, signing key) and signs a new
-    tree head over them: every signature, head and proof verifies, so only the replay of
-    who holds which key and dataset can catch the forgery."""
+    """The coordinator appends entries (actor, kind, payload, signing key; None: the actor's
+    own node signs) and signs a new tree head over them: every signature, head and proof
+    verifies, so only the replay of who holds which key and dataset can catch the forgery."""
     leaves = [r["leaf"] for r in records if r.get("record") == "entry"]
     last = max(i for i, r in enumerate(records) if r.get("record") == "entry")
     added = []
     for actor, kind, payload, key in forged:
         entry = Entry(len(leaves), utc_now(), actor, kind, payload)
-        leaves.append(sign_entry(entry, key).leaf_bytes().decode())
+        signed = built.consortium.sign_entry(entry) if key is None else sign_entry(entry, key)
+        leaves.append(signed.leaf_bytes().decode())
         added.append({"record": "entry", "leaf": leaves[-1]})
     tree = merkle.MerkleTree(merkle.leaf_hash(leaf.encode()) for leaf in leaves)
     head = sign_head(
@@ -492,6 +493,48 @@ def rotation_naming_another_previous_key(records: Records, built: Built) -> Reco
         ("puppet", "member.joined", _joined("puppet", keys.public_key_b64(key)), key),
         ("puppet", "member.key-rotated", payload, key),
     )
+
+
+def _charge(
+    records: Records, actor: str = "cleveland-clinic", **changes: Any
+) -> tuple[str, str, dict[str, Any], None]:
+    """A node's privacy.charged entry, as services.contribution writes it, with changes."""
+    seq = _seq(records, "dataset.registered", "cleveland-clinic")
+    payload = {
+        "job": "contribution-1",
+        "dataset": _payload(records, seq)["dataset"],
+        "model": "heart-v1",
+        "released_job": "job-1",
+        "retrainings": 3,
+        "epsilon": 0.25,
+        **changes,
+    }
+    return (actor, "privacy.charged", payload, None)
+
+
+def privacy_charged_honestly(records: Records, built: Built) -> Records:
+    return _appended(records, built, _charge(records))
+
+
+def privacy_charged_at_zero(records: Records, built: Built) -> Records:
+    return _appended(records, built, _charge(records, epsilon=0))
+
+
+def privacy_charged_negative(records: Records, built: Built) -> Records:
+    return _appended(records, built, _charge(records, epsilon=-0.5))
+
+
+def privacy_charged_as_text(records: Records, built: Built) -> Records:
+    return _appended(records, built, _charge(records, epsilon="0.25"))
+
+
+def privacy_charged_for_no_job(records: Records, built: Built) -> Records:
+    return _appended(records, built, _charge(records, job=None))
+
+
+def privacy_charged_to_another_dataset(records: Records, built: Built) -> Records:
+    """va-long-beach's node charges cleveland-clinic's dataset (to exhaust its budget)."""
+    return _appended(records, built, _charge(records, actor="va-long-beach"))
 
 
 def _expect_last(codes: list[str]) -> Callable[..., None]:
@@ -623,6 +666,15 @@ VARIANTS = {
     "rotation naming another previous key": (
         rotation_naming_another_previous_key,
         _expect_last(["rotation-signer"]),
+    ),
+    "privacy charged honestly": (privacy_charged_honestly, _expect_ok),
+    "privacy charged at zero": (privacy_charged_at_zero, _expect_last(["privacy-charge"])),
+    "privacy charged negative": (privacy_charged_negative, _expect_last(["privacy-charge"])),
+    "privacy charged as text": (privacy_charged_as_text, _expect_last(["privacy-charge"])),
+    "privacy charged for no job": (privacy_charged_for_no_job, _expect_last(["privacy-charge"])),
+    "privacy charged to another dataset": (
+        privacy_charged_to_another_dataset,
+        _expect_last(["privacy-charge"]),
     ),
     "time in another form": (
         time_in_another_form,

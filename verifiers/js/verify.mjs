@@ -564,8 +564,27 @@ function entryKey(entry, registry, problem) {
   if (entry.kind === "member.key-rotated") rotated(entry.actor, payload, key, registry, problem);
   else if (entry.kind === "dataset.registered" || entry.kind === "dataset.updated") {
     datasetOwner(entry.kind, entry.actor, payload, registry, problem);
+  } else if (entry.kind === "privacy.charged") {
+    const why = chargeProblem(entry.actor, payload, registry);
+    if (why !== null) problem(why, "privacy-charge");
   }
   return key;
+}
+
+/** A node charges ε only to its own dataset, for a named job, and a positive finite ε. */
+function chargeProblem(actor, payload, registry) {
+  const [job, dataset, epsilon] = ["job", "dataset", "epsilon"].map((k) => own(payload, k));
+  if (typeof job !== "string" || typeof dataset !== "string") {
+    return "does not name the job and the dataset charged";
+  }
+  if (typeof epsilon !== "number") return "does not name the ε charged as a number";
+  if (!(epsilon > 0 && epsilon < Infinity)) {
+    return `charges ε=${epsilon}; a charge is positive and finite`;
+  }
+  if (registry.owners.get(dataset) !== actor) {
+    return `${quoted(actor)} charges ${quoted(dataset)}, which is not its dataset`;
+  }
+  return null;
 }
 
 /** A rotation counts only when the member signs it with the key it replaces. */

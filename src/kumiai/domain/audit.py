@@ -6,6 +6,7 @@ head or cosignature at fault, so an auditor knows exactly where the record break
 """
 
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,7 +197,25 @@ def _entry_key(
         _rotated(entry.actor, payload, key, registry, where, findings)
     elif entry.kind in ("dataset.registered", "dataset.updated"):
         _dataset_owner(entry.kind, entry.actor, payload, registry, where, findings)
+    elif entry.kind == "privacy.charged" and (
+        why := _charge_problem(entry.actor, payload, registry)
+    ):
+        findings.append(Finding(where, why, "privacy-charge"))
     return key
+
+
+def _charge_problem(actor: str, payload: dict[str, Any], registry: _Keys) -> str | None:
+    """A node charges ε only to its own dataset, for a named job, and a positive finite ε."""
+    job, dataset, epsilon = payload.get("job"), payload.get("dataset"), payload.get("epsilon")
+    if not (isinstance(job, str) and isinstance(dataset, str)):
+        return "does not name the job and the dataset charged"
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float):
+        return "does not name the ε charged as a number"
+    if not (0 < epsilon < math.inf):
+        return f"charges ε={epsilon}; a charge is positive and finite"
+    if registry.owners.get(dataset) != actor:
+        return f"{actor!r} charges {dataset!r}, which is not its dataset"
+    return None
 
 
 def _rotated(
