@@ -8,7 +8,7 @@ head or cosignature at fault, so an auditor knows exactly where the record break
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kumiai.domain import keys, merkle
@@ -23,6 +23,7 @@ from kumiai.domain.ledger import (
 )
 from kumiai.domain.minutes import Minutes
 from kumiai.domain.recovery import RECOVERED, recovery_problem
+from kumiai.domain.royalty_audit import RoyaltyReplay
 
 SignatureCheck = tuple[str, bytes, str]  # public key (base64), message, signature (base64)
 BatchVerifier = Callable[[list[SignatureCheck]], list[bool]]
@@ -272,16 +273,26 @@ def _dataset_owner(
     findings.append(Finding(where, problem, "dataset-owner"))
 
 
+def royalty_code(what: str) -> str:
+    """The audit code of a royalty mismatch (domain.royalty_audit names the field)."""
+    if what in ("licence", "report", "distribution"):
+        return f"royalty-{what}"
+    return "royalty-payout"  # a recomputed figure, or the shares it was computed from
+
+
 def audit(
     contents: ExportContents,
     *,
     pinned: dict[str, str] | None = None,
     verify_batch: BatchVerifier = verify_sequentially,
+    royalties: bool = True,
 ) -> AuditReport:
     """Check everything in an export; the report lists each failing entry, head or cosignature.
 
     verifiers/js/verify.mjs makes exactly these checks in the same order: change one, change
-    both (tests/verifiers holds them to agreeing, entry by entry).
+    both (tests/verifiers holds them to agreeing, entry by entry). With `royalties`, every
+    royalty is also recomputed (domain.royalty_audit); `kumiai royalties verify` turns that
+    off to report the mismatches field by field itself.
     """
     pinned = pinned or {}
     findings: list[Finding] = []
@@ -295,6 +306,7 @@ def audit(
         )
     registry = _Keys(contents.coordinator_key, pinned)
     minutes = Minutes()  # the board's record, every tally recomputed
+    payouts = RoyaltyReplay()  # every royalty recomputed to the yen
     checks: list[SignatureCheck] = []
     checked_where: list[str] = []
     for position, leaf in enumerate(contents.leaves):
@@ -316,6 +328,8 @@ def audit(
             )
         key = _entry_key(signed, registry, where, findings)
         findings.extend(Finding(where, why, code) for why, code in minutes.read(signed.entry))
+        if royalties:
+            payouts.read(replace(signed.entry, seq=position))
         if key is None:
             continue
         if signed.key_fingerprint != keys.fingerprint(key):
@@ -332,6 +346,10 @@ def audit(
         checks.append((key, message, signed.signature))
         checked_where.append(where)
 
+    findings.extend(
+        Finding(f"entry {m.seq}", str(m).split(": ", 1)[1], royalty_code(m.what))
+        for m in (payouts.finish() if royalties else [])
+    )
     tree = merkle.MerkleTree(merkle.leaf_hash(leaf.encode()) for leaf in contents.leaves)
     heads = sorted(contents.heads, key=lambda h: h.size)
     for head in heads:
