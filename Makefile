@@ -33,8 +33,10 @@ lint: install-dev
 	$(BIN)/ruff format --check src tests
 	$(BIN)/lint-imports
 
+# Two workers or more (one per core); a module's tests stay on one worker, so its fixtures
+# are built once.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: install
 	$(BIN)/kumiai bench heart-disease --seeds 5 --json
