@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from kumiai.adapters.models.interface import Model
     from kumiai.domain.metrics import SiteScore
     from kumiai.domain.preprocessing import FeaturePlan
+    from kumiai.node.device import Device
 
 __all__ = [
     "LocalDataset",
@@ -44,6 +45,7 @@ __all__ = [
     "NodePort",
     "SiteSplit",
     "StagedDataset",
+    "device",
     "local_dp_sgd",
     "local_sgd",
     "simulation_client_app",
@@ -401,3 +403,11 @@ def local_dp_sgd(
     from kumiai.node.worker import private_sgd
 
     private_sgd(model, X, y, settings, plan)
+
+
+def device(root: Path) -> "Device":
+    """A user's device in the personal-agent setting (kumiai.node.device): on one machine
+    a folder under the run's device root; on a phone, the same calls behind the app."""
+    from kumiai.node.device import Device
+
+    return Device(root)

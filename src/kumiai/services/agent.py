@@ -1,0 +1,260 @@
+"""The personal agent: federated collaborative filtering across users' devices.
+
+The coordinator holds the item side of the model and nothing about any user. Each round it
+samples devices (`domain.cross_device`), hands each sampled device the item side through
+the port, and adds up the clipped updates that come back as they come (a running sum: no
+per-user state, so memory stays flat as the population grows). Under user-level DP it adds
+Gaussian noise to the sum (`domain.user_dp`). Each device checks its own consent, solves
+its user's profile from its own ratings, keeps the profile and records its ε before its
+update leaves (`node.device`).
+
+A run lives in one folder: `devices/NNNNNNN/` per user (the device homes, by index, so
+the coordinator needs only the count) and `model.npz`, the item side once trained.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kumiai.adapters.files import write_atomic, write_json_atomic
+from kumiai.adapters.models.fcf import FCF, FCFSettings
+from kumiai.domain.clock import utc_now
+from kumiai.domain.cross_device import CrossDeviceSettings, answering, sample_users
+from kumiai.domain.errors import InvalidInput, NotFound
+from kumiai.domain.ranking import add_sums, from_sums
+from kumiai.domain.ratings import RatingSplit, RatingTable, rows_by_user
+from kumiai.domain.user_dp import UserDpPlan, noisy_mean, plan_user_dp
+from kumiai.node.port import device
+
+Log = Callable[[str], None]
+DEVICES = "devices"
+MODEL = "model.npz"
+RUN = "run.json"
+
+
+def device_root(run: Path, index: int) -> Path:
+    return run / DEVICES / f"{index:07d}"
+
+
+def population(run: Path) -> int:
+    """How many devices the run has (from its record, not from any per-user list)."""
+    path = run / RUN
+    if not path.is_file():
+        raise NotFound(f"{run} holds no agent run; start one with `kumiai agent train --run {run}`")
+    return int(json.loads(path.read_text())["devices"])
+
+
+def fcf_settings(settings: CrossDeviceSettings) -> FCFSettings:
+    return FCFSettings(
+        factors=settings.factors,
+        l2_user=settings.l2_user,
+        l2_item=settings.l2_item,
+        local_lr=settings.local_lr,
+        local_steps=settings.local_steps,
+    )
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    devices: int
+    skipped_users: int
+
+
+def enrol_devices(
+    run: Path,
+    table: RatingTable,
+    split: RatingSplit,
+    *,
+    project: str,
+    purpose: str,
+    epsilon_cap: float | None,
+    max_rounds: int,
+    now: datetime | None = None,
+) -> Enrolment:
+    """One device per user with enough ratings: its key, its ratings and its signed consent.
+
+    On a phone the user would do this in the app; here it lays out the simulation's devices.
+    """
+    if (run / RUN).exists():
+        raise InvalidInput(f"{run} already holds an agent run; choose another --run folder")
+    now = now or utc_now()
+    train_rows = rows_by_user(table.user[split.train], table.n_users)
+    test_rows = rows_by_user(table.user[split.test], table.n_users)
+    index = 0
+    for user in range(table.n_users):
+        train, test = split.train[train_rows[user]], split.test[test_rows[user]]
+        if len(train) == 0:
+            continue
+        phone = device(device_root(run, index))
+        phone.join(table.user_ids[user])
+        phone.store_ratings(
+            (table.item[train], table.rating[train]),
+            (table.item[test], table.rating[test]),
+            table.time[np.concatenate([train, test])],
+        )
+        phone.consent(
+            project=project,
+            purpose=purpose,
+            epsilon_cap=epsilon_cap,
+            max_rounds=max_rounds,
+            now=now,
+        )
+        index += 1
+    write_json_atomic(
+        run / RUN,
+        {
+            "devices": index,
+            "items": table.n_items,
+            "item_ids": list(table.item_ids),
+            "item_genres": [list(g) for g in table.item_genres],
+            "item_titles": list(table.item_titles),
+            "project": project,
+            "source": table.source,
+        },
+    )
+    return Enrolment(index, split.skipped_users)
+
+
+def catalogue(run: Path) -> dict[str, Any]:
+    """The run's public item catalogue (ids, genres, titles) and its project."""
+    population(run)
+    return dict(json.loads((run / RUN).read_text()))
+
+
+@dataclass
+class AgentResult:
+    rounds: int
+    users_per_round: float
+    seconds_per_round: float
+    refusals: int
+    dropped: int
+    metrics: dict[str, float]
+    plan: UserDpPlan | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["plan"] = self.plan.as_dict() if self.plan else None
+        return doc
+
+
+def train_agent(
+    run: Path,
+    settings: CrossDeviceSettings,
+    *,
+    job: str = "agent-1",
+    log: Log | None = None,
+    evaluate: bool = True,
+) -> AgentResult:
+    """Federated collaborative filtering over the run's devices; the item side is saved."""
+    record = catalogue(run)
+    users, project = int(record["devices"]), str(record["project"])
+    n_items = int(record["items"])
+    model_settings = fcf_settings(settings)
+    plan = None
+    if settings.epsilon is not None:
+        plan = plan_user_dp(
+            epsilon=settings.epsilon,
+            users=users,
+            sample_rate=settings.fraction,
+            rounds=settings.rounds,
+            clipping_norm=settings.clipping_norm,
+        )
+    rng = np.random.default_rng(settings.seed)
+    model = FCF(n_items, model_settings, settings.seed)
+    expected = settings.fraction * users
+    answered, refusals, dropped, started = 0, 0, 0, time.perf_counter()
+    history: list[dict[str, Any]] = []
+    for round_ in range(1, settings.rounds + 1):
+        asked = sample_users(rng, users, settings.fraction, settings.sampling)
+        answer = answering(rng, asked, settings.dropout)
+        dropped += len(asked) - len(answer)
+        arrays = model.arrays
+        total = [np.zeros_like(a) for a in arrays]
+        privacy = None
+        if plan is not None:
+            privacy = {
+                "planned": plan.epsilon,
+                "delta": plan.delta,
+                "spent": plan.spent_after(round_),
+            }
+        took_part = 0
+        for index in answer:
+            reply = device(device_root(run, int(index))).train_round(
+                job=job,
+                project=project,
+                round_=round_,
+                item_arrays=arrays,
+                settings=model_settings,
+                clipping_norm=plan.clipping_norm if plan else None,
+                privacy=privacy,
+                now=utc_now(),
+            )
+            if reply.update is None:
+                refusals += 1
+                continue
+            took_part += 1
+            for sum_, part in zip(total, reply.update, strict=True):
+                sum_ += part
+        answered += took_part
+        if plan is not None:
+            mean = noisy_mean(total, plan, users, rng)
+        else:
+            mean = [a / expected for a in total]
+        penalty = model.item_penalty()
+        model.arrays = [
+            a + settings.server_lr * (m - settings.local_lr * p / users)
+            for a, m, p in zip(arrays, mean, penalty, strict=True)
+        ]
+        history.append({"round": round_, "asked": len(asked), "took_part": took_part})
+        if log and (round_ % max(1, settings.rounds // 10) == 0 or round_ == settings.rounds):
+            log(f"round {round_}/{settings.rounds}: {took_part} of {len(asked)} devices")
+    seconds = (time.perf_counter() - started) / settings.rounds
+    save_model(run, model.arrays, settings)
+    metrics = evaluate_agent(run, model.arrays, settings) if evaluate else {}
+    return AgentResult(
+        settings.rounds,
+        answered / settings.rounds,
+        seconds,
+        refusals,
+        dropped,
+        metrics,
+        plan,
+        history,
+    )
+
+
+def evaluate_agent(
+    run: Path, item_arrays: list[Any], settings: CrossDeviceSettings
+) -> dict[str, float]:
+    """Each device scores the model on its own later ratings; only the sums are added."""
+    total: dict[str, float] = {}
+    model_settings = fcf_settings(settings)
+    for index in range(population(run)):
+        add_sums(total, device(device_root(run, index)).evaluate(item_arrays, model_settings))
+    return from_sums(total)
+
+
+def save_model(run: Path, item_arrays: list[Any], settings: CrossDeviceSettings) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, item_factors=item_arrays[0], item_biases=item_arrays[1])
+    write_atomic(run / MODEL, buffer.getvalue())
+    write_json_atomic(run / "settings.json", asdict(settings))
+
+
+def load_model(run: Path) -> tuple[list[Any], CrossDeviceSettings]:
+    path = run / MODEL
+    if not path.is_file():
+        raise NotFound(f"{run} holds no trained agent model; run `kumiai agent train` first")
+    with np.load(path) as stored:
+        arrays = [stored["item_factors"], stored["item_biases"]]
+    settings = CrossDeviceSettings(**json.loads((run / "settings.json").read_text()))
+    return arrays, settings
