@@ -14,6 +14,7 @@ Each round it takes part in is recorded in its spend log (`node.spendlog.SpendLo
 the update leaves, so the user's ε is counted across every project that used the device.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from kumiai.adapters.files import write_atomic
+from kumiai.adapters.files import write_atomic, write_json_atomic
 from kumiai.adapters.models.fcf import FCF, FCFSettings
 from kumiai.adapters.models.interface import FloatArray, IntArray
 from kumiai.domain import keys
@@ -32,6 +33,14 @@ from kumiai.domain.agreement import (
     standing_refusal,
 )
 from kumiai.domain.clock import to_iso
+from kumiai.domain.guardrails import (
+    Candidate,
+    Guarded,
+    Policy,
+    genres_that_drove,
+    guard,
+    quiet_hours_from,
+)
 from kumiai.domain.job import JobKind
 from kumiai.domain.ranking import score_user
 from kumiai.domain.user_dp import clip_update
@@ -42,6 +51,9 @@ RATINGS = "ratings"
 """The one dataset a device holds: its user's own ratings."""
 
 PROFILE = "profile.npz"
+POLICY = "policy.json"
+SUGGESTED = "suggested.jsonl"
+NEIGHBOURS = 3
 OWN_RATINGS = "ratings.npz"
 
 
@@ -235,6 +247,81 @@ class Device:
             own["test_items"],
             own["test_ratings"],
         )
+
+    # -- suggestions, on the device --------------------------------------------------------
+    def set_policy(
+        self, *, threshold: float, blocked_genres: frozenset[str], max_per_day: int
+    ) -> Policy:
+        """The user's own rules; quiet hours are always taken from their timestamps."""
+        policy = Policy(threshold, blocked_genres, frozenset(), max_per_day)
+        write_json_atomic(self.root / POLICY, policy.as_dict())
+        return self.policy()
+
+    def policy(self) -> Policy:
+        stored: dict[str, Any] = {}
+        if (self.root / POLICY).is_file():
+            stored = json.loads((self.root / POLICY).read_text())
+        return Policy(
+            threshold=float(stored.get("threshold", Policy.threshold)),
+            blocked_genres=frozenset(stored.get("blocked_genres", ())),
+            quiet_hours=quiet_hours_from(self.ratings()["times"].tolist()),
+            max_per_day=int(stored.get("max_per_day", Policy.max_per_day)),
+        )
+
+    def suggested_on(self, day: str) -> int:
+        path = self.root / SUGGESTED
+        if not path.is_file():
+            return 0
+        return sum(1 for line in path.read_text().splitlines() if json.loads(line)["day"] == day)
+
+    def suggest(
+        self,
+        item_arrays: list[FloatArray],
+        settings: FCFSettings,
+        item_genres: list[tuple[str, ...]],
+        *,
+        now: datetime,
+    ) -> tuple[Guarded, Policy, list[dict[str, Any]]]:
+        """Suggestions under the user's policy, each with the user's own highly rated items
+        nearest to it in item-embedding space and the genres that drove it. What is
+        suggested is logged here, for the daily limit; nothing of it leaves the device."""
+        own = self.ratings()
+        model = self.fitted(item_arrays, settings)
+        scores = model.predict(np.arange(model.n_items))
+        rated = np.concatenate([own["train_items"], own["test_items"]])
+        unrated = np.ones(model.n_items, dtype=bool)
+        unrated[rated] = False
+        order = np.flatnonzero(unrated)
+        order = order[np.argsort(-scores[order], kind="stable")]
+        ranked = [Candidate(int(i), float(scores[i]), tuple(item_genres[i])) for i in order]
+        policy = self.policy()
+        day = now.strftime("%Y-%m-%d")
+        guarded = guard(ranked, policy, now=now, already_today=self.suggested_on(day))
+        ratings = np.concatenate([own["train_ratings"], own["test_ratings"]])
+        liked = rated[ratings >= max(4.0, float(np.percentile(ratings, 75)))]
+        if len(liked) == 0:
+            liked = rated[ratings >= ratings.max()]
+        pairs = [(item_genres[int(i)], float(r)) for i, r in zip(rated, ratings, strict=True)]
+        explanations = [
+            {
+                "because_you_liked": _nearest(model.arrays[0], c.item, liked),
+                "genres": genres_that_drove(c.genres, pairs),
+            }
+            for c in guarded.suggestions
+        ]
+        if guarded.suggestions:
+            with (self.root / SUGGESTED).open("a") as log:
+                for c in guarded.suggestions:
+                    log.write(json.dumps({"day": day, "item": c.item}) + "\n")
+        return guarded, policy, explanations
+
+
+def _nearest(factors: FloatArray, item: int, liked: IntArray) -> list[int]:
+    """The liked items whose embeddings are nearest (cosine) to `item`'s."""
+    vectors = factors[liked]
+    norms = np.linalg.norm(vectors, axis=1) * (np.linalg.norm(factors[item]) or 1.0)
+    similarity = vectors @ factors[item] / np.where(norms > 0, norms, 1.0)
+    return [int(liked[k]) for k in np.argsort(-similarity, kind="stable")[:NEIGHBOURS]]
 
 
 def _norm(update: list[FloatArray]) -> float:

@@ -86,7 +86,7 @@ def enrol_devices(
     now = now or utc_now()
     train_rows = rows_by_user(table.user[split.train], table.n_users)
     test_rows = rows_by_user(table.user[split.test], table.n_users)
-    index = 0
+    index, folders = 0, {}
     for user in range(table.n_users):
         train, test = split.train[train_rows[user]], split.test[test_rows[user]]
         if len(train) == 0:
@@ -105,7 +105,11 @@ def enrol_devices(
             max_rounds=max_rounds,
             now=now,
         )
+        folders[table.user_ids[user]] = index
         index += 1
+    # Which folder is whose phone: the simulation's own lay-out, read by `agent suggest`
+    # (on a phone, the app knows its user); the coordinator never reads it.
+    write_json_atomic(run / DEVICES / "index.json", folders)
     write_json_atomic(
         run / RUN,
         {
@@ -258,3 +262,84 @@ def load_model(run: Path) -> tuple[list[Any], CrossDeviceSettings]:
         arrays = [stored["item_factors"], stored["item_biases"]]
     settings = CrossDeviceSettings(**json.loads((run / "settings.json").read_text()))
     return arrays, settings
+
+
+def user_device(run: Path, user: str) -> Any:
+    """The device of one user of the run (the simulation's folder for their phone)."""
+    population(run)
+    folders = json.loads((run / DEVICES / "index.json").read_text())
+    if user not in folders:
+        raise NotFound(
+            f"user {user!r} has no device in {run} (too few ratings, or not in the data); "
+            f"users include {', '.join(sorted(folders)[:3])}"
+        )
+    return device(device_root(run, int(folders[user])))
+
+
+def set_policy(
+    run: Path, user: str, *, threshold: float, blocked_genres: list[str], max_per_day: int
+) -> dict[str, Any]:
+    """The user sets their own policy, on their device."""
+    known = {g for genres in catalogue(run)["item_genres"] for g in genres}
+    unknown = sorted(set(blocked_genres) - known)
+    if unknown:
+        raise InvalidInput(
+            f"genre(s) {', '.join(unknown)} are not in the catalogue; genres are: "
+            + ", ".join(sorted(known))
+        )
+    policy = user_device(run, user).set_policy(
+        threshold=threshold, blocked_genres=frozenset(blocked_genres), max_per_day=max_per_day
+    )
+    return policy.as_dict()
+
+
+def revoke_consent(run: Path, user: str, *, reason: str = "") -> str:
+    """The user withdraws their consent on their device; returns the agreement revoked."""
+    phone = user_device(run, user)
+    consent = phone.consent_for(str(catalogue(run)["project"]))
+    if consent is None:
+        raise NotFound(f"user {user!r} has not consented to this run's project")
+    phone.revoke(consent.terms.agreement_id, now=utc_now(), reason=reason)
+    return consent.terms.agreement_id
+
+
+def suggest(run: Path, user: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """`kumiai agent suggest USER`: guarded, explained suggestions, made on the device."""
+    now = now or utc_now()
+    item_arrays, settings = load_model(run)
+    record = catalogue(run)
+    genres = [tuple(g) for g in record["item_genres"]]
+    ids, titles = record["item_ids"], record["item_titles"] or record["item_ids"]
+    phone = user_device(run, user)
+    guarded, policy, explanations = phone.suggest(
+        item_arrays, fcf_settings(settings), genres, now=now
+    )
+    view = phone.spend_log().view()
+    return {
+        "user": user,
+        "at": now,
+        "policy": policy.as_dict(),
+        "suggestions": [
+            {
+                "item": ids[c.item],
+                "title": titles[c.item],
+                "score": round(c.score, 3),
+                "genres": list(c.genres),
+                "because_you_liked": [titles[i] for i in why["because_you_liked"]],
+                "genres_that_drove_it": why["genres"],
+            }
+            for c, why in zip(guarded.suggestions, explanations, strict=True)
+        ],
+        "reason": guarded.reason,
+        "privacy": {
+            # The whole job's ε is reserved at the device's first sampling (under user-level
+            # DP every round spends it for every user, sampled or not); spent counts the
+            # rounds up to the last one the device took part in.
+            "epsilon_spent": round(view.spent, 6),
+            "epsilon_committed": round(view.committed, 6),
+            "jobs": {
+                job: {"project": j.project, "epsilon": round(j.spent, 6), "rounds": j.rounds}
+                for job, j in sorted(view.jobs.items())
+            },
+        },
+    }
