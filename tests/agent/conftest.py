@@ -33,7 +33,9 @@ def synthetic_table(
         time=np.array(rows_t, dtype=np.int64),
         user_ids=tuple(f"user{u}" for u in range(users)),
         item_ids=tuple(f"item{i}" for i in range(items)),
-        item_genres=tuple((GENRES[i % 4], GENRES[(i // 4) % 4]) for i in range(items)),
+        item_genres=tuple(
+            tuple(dict.fromkeys((GENRES[i % 4], GENRES[(i // 4) % 4]))) for i in range(items)
+        ),
         item_titles=tuple(f"Film {i}" for i in range(items)),
         source="synthetic",
     )

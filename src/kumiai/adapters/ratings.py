@@ -150,7 +150,8 @@ def _table(
 
 def _genres(cell: Any) -> tuple[str, ...]:
     """'Action|Comedy' -> ('Action', 'Comedy'); MovieLens's '(no genres listed)' -> ()."""
-    return tuple(g for g in str(cell).split("|") if g and g != "(no genres listed)")
+    named = (g.strip() for g in str(cell).split("|"))
+    return tuple(dict.fromkeys(g for g in named if g and g != "(no genres listed)"))
 
 
 def _codes(column: Any) -> tuple[Any, tuple[str, ...]]:
