@@ -141,3 +141,44 @@ def rows_by_user(users: NDArray[np.int64], n_users: int) -> list[NDArray[np.int6
     order = np.argsort(users, kind="stable")
     bounds = np.searchsorted(users[order], np.arange(n_users + 1))
     return [order[bounds[u] : bounds[u + 1]] for u in range(n_users)]
+
+
+def resample_users(
+    table: RatingTable, split: RatingSplit, users: int, *, seed: int = 0
+) -> tuple[RatingTable, RatingSplit]:
+    """A synthetic population of `users`, each a copy of a real user drawn at random.
+
+    For scale tests only (labelled as such wherever reported): the ratings are the real
+    users' own, so each synthetic device holds as much data as a real one does.
+    """
+    rng = np.random.default_rng(seed)
+    real_train = rows_by_user(table.user[split.train], table.n_users)
+    real_test = rows_by_user(table.user[split.test], table.n_users)
+    eligible = [u for u in range(table.n_users) if len(real_train[u])]
+    drawn = rng.choice(eligible, size=users, replace=True)
+    parts: list[NDArray[np.int64]] = []
+    owners: list[NDArray[np.int64]] = []
+    n_train = 0
+    for part in ("train", "test"):
+        rows_of = real_train if part == "train" else real_test
+        source = split.train if part == "train" else split.test
+        for new, old in enumerate(drawn):
+            rows = source[rows_of[old]]
+            parts.append(rows)
+            owners.append(np.full(len(rows), new, dtype=np.int64))
+        if part == "train":
+            n_train = sum(len(p) for p in parts)
+    rows = np.concatenate(parts)
+    synthetic = RatingTable(
+        user=np.concatenate(owners),
+        item=table.item[rows],
+        rating=table.rating[rows],
+        time=table.time[rows],
+        user_ids=tuple(f"synthetic-{k}" for k in range(users)),
+        item_ids=table.item_ids,
+        item_genres=table.item_genres,
+        item_titles=table.item_titles,
+        source=f"{users} synthetic users resampled from {table.source}",
+    )
+    positions = np.arange(len(rows), dtype=np.int64)
+    return synthetic, RatingSplit(positions[:n_train], positions[n_train:], 0, split.min_ratings)

@@ -343,3 +343,47 @@ def suggest(run: Path, user: str, *, now: datetime | None = None) -> dict[str, A
             },
         },
     }
+
+
+def load_ratings(ratings: str = "movielens", **columns: Any) -> RatingTable:
+    """MovieLens from the optional extra, or a ratings CSV with named columns."""
+    from kumiai.adapters.ratings import load
+
+    return load(ratings, **columns)
+
+
+def centralized(
+    table: RatingTable, split: RatingSplit, settings: CrossDeviceSettings
+) -> dict[str, float]:
+    """The yardstick: the same model fitted on the pooled training ratings (alternating
+    least squares), scored on the same per-user test ratings."""
+    from kumiai.adapters.models.fcf import pooled
+    from kumiai.domain.ranking import score_user
+
+    train_users, train_items = table.user[split.train], table.item[split.train]
+    model, factors, biases = pooled(
+        table.n_items,
+        train_users,
+        train_items,
+        table.rating[split.train],
+        fcf_settings(settings),
+        seed=settings.seed,
+    )
+    train_rows = rows_by_user(train_users, table.n_users)
+    test_rows = rows_by_user(table.user[split.test], table.n_users)
+    total: dict[str, float] = {}
+    for user in range(table.n_users):
+        if len(train_rows[user]) == 0:
+            continue
+        model.local_arrays = [factors[user], biases[user : user + 1]]
+        test = split.test[test_rows[user]]
+        add_sums(
+            total,
+            score_user(
+                model.predict(np.arange(table.n_items)),
+                train_items[train_rows[user]],
+                table.item[test],
+                table.rating[test],
+            ),
+        )
+    return from_sums(total)
