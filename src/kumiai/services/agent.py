@@ -140,6 +140,7 @@ class AgentResult:
     dropped: int
     metrics: dict[str, float]
     plan: UserDpPlan | None = None
+    fraction: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -230,6 +231,7 @@ def train_agent(
         dropped,
         metrics,
         plan,
+        settings.fraction,
         history,
     )
 
