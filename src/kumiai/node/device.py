@@ -326,3 +326,44 @@ def _nearest(factors: FloatArray, item: int, liked: IntArray) -> list[int]:
 
 def _norm(update: list[FloatArray]) -> float:
     return float(np.sqrt(sum(float(np.sum(a * a)) for a in update)))
+
+
+def round_config(
+    *,
+    job: str,
+    project: str,
+    round_: int,
+    settings: FCFSettings,
+    clipping_norm: float | None,
+    privacy: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What the coordinator sends a sampled device besides the item side: flat values only,
+    so the same dictionary travels as a Flower ConfigRecord or as a function's argument."""
+    from dataclasses import asdict
+
+    return {
+        "job": job,
+        "project": project,
+        "round": round_,
+        "settings": json.dumps(asdict(settings), sort_keys=True),
+        "clipping-norm": -1.0 if clipping_norm is None else float(clipping_norm),
+        "privacy": json.dumps(privacy, sort_keys=True) if privacy is not None else "",
+    }
+
+
+def device_round(root: Path, item_arrays: list[FloatArray], config: dict[str, Any]) -> DeviceRound:
+    """One sampled device's round, from what the coordinator sent (either engine)."""
+    from kumiai.domain.clock import utc_now
+
+    clip = float(config["clipping-norm"])
+    privacy = str(config.get("privacy") or "")
+    return Device(root).train_round(
+        job=str(config["job"]),
+        project=str(config["project"]),
+        round_=int(config["round"]),
+        item_arrays=item_arrays,
+        settings=FCFSettings(**json.loads(str(config["settings"]))),
+        clipping_norm=None if clip < 0 else clip,
+        privacy=json.loads(privacy) if privacy else None,
+        now=utc_now(),
+    )

@@ -411,3 +411,32 @@ def device(root: Path) -> "Device":
     from kumiai.node.device import Device
 
     return Device(root)
+
+
+def device_round(
+    root: Path, item_arrays: "list[NDArray[np.float64]]", config: dict[str, Any]
+) -> Any:
+    """One sampled device's round, called in-process (kumiai.node.device.device_round)."""
+    from kumiai.node.device import device_round as run_round
+
+    return run_round(root, item_arrays, config)
+
+
+def device_client_app(devices: Path) -> "ClientApp":
+    """The devices' ClientApp for Flower's simulation engine: SuperNode partition i is the
+    device in `devices/NNNNNNN` (i, seven digits)."""
+    from kumiai.adapters.flower.cross_device import device_client_app as build
+    from kumiai.node.device import device_round as run_round
+
+    def handle(index: int, item_arrays: list[Any], config: dict[str, Any]) -> Any:
+        reply = run_round(devices / f"{index:07d}", item_arrays, config)
+        return reply.update, reply.refusal
+
+    return build(handle)
+
+
+def round_config(**values: Any) -> dict[str, Any]:
+    """What a sampled device is sent besides the item side (kumiai.node.device.round_config)."""
+    from kumiai.node.device import round_config as build
+
+    return build(**values)

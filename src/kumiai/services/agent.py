@@ -30,7 +30,7 @@ from kumiai.domain.errors import InvalidInput, NotFound
 from kumiai.domain.ranking import add_sums, from_sums
 from kumiai.domain.ratings import RatingSplit, RatingTable, rows_by_user
 from kumiai.domain.user_dp import UserDpPlan, noisy_mean, plan_user_dp
-from kumiai.node.port import device
+from kumiai.node.port import device, device_client_app, device_round, round_config
 
 Log = Callable[[str], None]
 DEVICES = "devices"
@@ -149,6 +149,95 @@ class AgentResult:
         return doc
 
 
+ENGINES = ("local", "simulation")
+
+
+class LocalDevices:
+    """The run's devices called in-process through the port, one after another."""
+
+    def __init__(self, run: Path, users: int) -> None:
+        self.run, self.users = run, users
+
+    def __len__(self) -> int:
+        return self.users
+
+    def ask(self, positions: Any, item_arrays: list[Any], config: dict[str, Any]) -> Any:
+        for index in positions:
+            yield device_round(device_root(self.run, int(index)), item_arrays, config)
+
+
+class _Rounds:
+    """The coordinator's loop over rounds: sample, ask, add up, noise, step. It keeps the
+    item side and the round's running sum, nothing per user."""
+
+    def __init__(
+        self, settings: CrossDeviceSettings, n_items: int, project: str, job: str, log: Log | None
+    ) -> None:
+        self.settings, self.project, self.job, self.log = settings, project, job, log
+        self.model = FCF(n_items, fcf_settings(settings), settings.seed)
+        self.plan: UserDpPlan | None = None
+        self.answered = self.refusals = self.dropped = 0
+        self.history: list[dict[str, Any]] = []
+        self.seconds = 0.0
+
+    def __call__(self, devices: Any) -> None:
+        settings, users = self.settings, len(devices)
+        if settings.epsilon is not None:
+            self.plan = plan_user_dp(
+                epsilon=settings.epsilon,
+                users=users,
+                sample_rate=settings.fraction,
+                rounds=settings.rounds,
+                clipping_norm=settings.clipping_norm,
+            )
+        plan, model = self.plan, self.model
+        rng = np.random.default_rng(settings.seed)
+        started = time.perf_counter()
+        for round_ in range(1, settings.rounds + 1):
+            asked = sample_users(rng, users, settings.fraction, settings.sampling)
+            answer = answering(rng, asked, settings.dropout)
+            self.dropped += len(asked) - len(answer)
+            arrays = model.arrays
+            total = [np.zeros_like(a) for a in arrays]
+            privacy = None
+            if plan is not None:
+                privacy = {
+                    "planned": plan.epsilon,
+                    "delta": plan.delta,
+                    "spent": plan.spent_after(round_),
+                }
+            config = round_config(
+                job=self.job,
+                project=self.project,
+                round_=round_,
+                settings=model.settings,
+                clipping_norm=plan.clipping_norm if plan else None,
+                privacy=privacy,
+            )
+            took_part = 0
+            for reply in devices.ask(answer, arrays, config):
+                if reply.update is None:
+                    self.refusals += 1
+                    continue
+                took_part += 1
+                for sum_, part in zip(total, reply.update, strict=True):
+                    sum_ += part
+            self.answered += took_part
+            if plan is not None:
+                mean = noisy_mean(total, plan, users, rng)
+            else:
+                mean = [a / (settings.fraction * users) for a in total]
+            penalty = model.item_penalty()
+            model.arrays = [
+                a + settings.server_lr * (m - settings.local_lr * p / users)
+                for a, m, p in zip(arrays, mean, penalty, strict=True)
+            ]
+            self.history.append({"round": round_, "asked": len(asked), "took_part": took_part})
+            if self.log and (round_ % max(1, settings.rounds // 10) == 0):
+                self.log(f"round {round_}/{settings.rounds}: {took_part} of {len(asked)} devices")
+        self.seconds = (time.perf_counter() - started) / settings.rounds
+
+
 def train_agent(
     run: Path,
     settings: CrossDeviceSettings,
@@ -156,83 +245,44 @@ def train_agent(
     job: str = "agent-1",
     log: Log | None = None,
     evaluate: bool = True,
+    engine: str = "local",
 ) -> AgentResult:
-    """Federated collaborative filtering over the run's devices; the item side is saved."""
+    """Federated collaborative filtering over the run's devices; the item side is saved.
+
+    `engine`: "local" calls each sampled device in-process; "simulation" runs every device
+    as a virtual SuperNode on Flower's simulation engine (Ray), the coordinator's loop in
+    a ServerApp.
+    """
+    if engine not in ENGINES:
+        raise InvalidInput(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     record = catalogue(run)
-    users, project = int(record["devices"]), str(record["project"])
-    n_items = int(record["items"])
-    model_settings = fcf_settings(settings)
-    plan = None
-    if settings.epsilon is not None:
-        plan = plan_user_dp(
-            epsilon=settings.epsilon,
-            users=users,
-            sample_rate=settings.fraction,
-            rounds=settings.rounds,
-            clipping_norm=settings.clipping_norm,
+    users = int(record["devices"])
+    rounds = _Rounds(settings, int(record["items"]), str(record["project"]), job, log)
+    if engine == "local":
+        rounds(LocalDevices(run, users))
+    else:
+        from kumiai.adapters.flower.cross_device import cross_device_server_app
+        from kumiai.adapters.flower.simulation import run_simulation
+
+        run_simulation(
+            cross_device_server_app(rounds, users),
+            device_client_app(run / DEVICES),
+            users,
+            run,
         )
-    rng = np.random.default_rng(settings.seed)
-    model = FCF(n_items, model_settings, settings.seed)
-    expected = settings.fraction * users
-    answered, refusals, dropped, started = 0, 0, 0, time.perf_counter()
-    history: list[dict[str, Any]] = []
-    for round_ in range(1, settings.rounds + 1):
-        asked = sample_users(rng, users, settings.fraction, settings.sampling)
-        answer = answering(rng, asked, settings.dropout)
-        dropped += len(asked) - len(answer)
-        arrays = model.arrays
-        total = [np.zeros_like(a) for a in arrays]
-        privacy = None
-        if plan is not None:
-            privacy = {
-                "planned": plan.epsilon,
-                "delta": plan.delta,
-                "spent": plan.spent_after(round_),
-            }
-        took_part = 0
-        for index in answer:
-            reply = device(device_root(run, int(index))).train_round(
-                job=job,
-                project=project,
-                round_=round_,
-                item_arrays=arrays,
-                settings=model_settings,
-                clipping_norm=plan.clipping_norm if plan else None,
-                privacy=privacy,
-                now=utc_now(),
-            )
-            if reply.update is None:
-                refusals += 1
-                continue
-            took_part += 1
-            for sum_, part in zip(total, reply.update, strict=True):
-                sum_ += part
-        answered += took_part
-        if plan is not None:
-            mean = noisy_mean(total, plan, users, rng)
-        else:
-            mean = [a / expected for a in total]
-        penalty = model.item_penalty()
-        model.arrays = [
-            a + settings.server_lr * (m - settings.local_lr * p / users)
-            for a, m, p in zip(arrays, mean, penalty, strict=True)
-        ]
-        history.append({"round": round_, "asked": len(asked), "took_part": took_part})
-        if log and (round_ % max(1, settings.rounds // 10) == 0 or round_ == settings.rounds):
-            log(f"round {round_}/{settings.rounds}: {took_part} of {len(asked)} devices")
-    seconds = (time.perf_counter() - started) / settings.rounds
-    save_model(run, model.arrays, settings)
-    metrics = evaluate_agent(run, model.arrays, settings) if evaluate else {}
+    arrays = rounds.model.arrays
+    save_model(run, arrays, settings)
+    metrics = evaluate_agent(run, arrays, settings) if evaluate else {}
     return AgentResult(
         settings.rounds,
-        answered / settings.rounds,
-        seconds,
-        refusals,
-        dropped,
+        rounds.answered / settings.rounds,
+        rounds.seconds,
+        rounds.refusals,
+        rounds.dropped,
         metrics,
-        plan,
+        rounds.plan,
         settings.fraction,
-        history,
+        rounds.history,
     )
 
 

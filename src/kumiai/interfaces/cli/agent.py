@@ -85,6 +85,11 @@ def train(
     clipping_norm: float = typer.Option(0.5, help="Each device's update is clipped to this."),
     seed: int = typer.Option(0, help="Seed of the sampling, drop-outs, noise and initial items."),
     job: str = typer.Option("agent-1", help="The job's name in every device's spend log."),
+    engine: str = typer.Option(
+        "local",
+        help="local (devices called in-process) or simulation (each device a virtual "
+        "SuperNode on Flower's simulation engine).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Federated collaborative filtering over the run's devices."""
@@ -101,7 +106,7 @@ def train(
         clipping_norm=clipping_norm,
         seed=seed,
     )
-    result = train_agent(run, settings, job=job, log=lambda line: errors.print(line))
+    result = train_agent(run, settings, job=job, engine=engine, log=lambda line: errors.print(line))
     doc = result.as_dict()
     del doc["history"]
     if as_json:
