@@ -144,3 +144,30 @@ def test_user_level_epsilon_agrees_with_flowers_poisson_accountant() -> None:
 def test_the_run_record_names_the_population_not_the_users(run: Path) -> None:
     record = json.loads((run / "run.json").read_text())
     assert record["devices"] == 24 and "user_ids" not in record
+
+
+def test_a_device_refuses_rounds_past_those_its_user_allowed(run: Path) -> None:
+    from kumiai.adapters.models.fcf import FCF
+    from kumiai.services.agent import fcf_settings
+
+    settings = fcf_settings(CrossDeviceSettings(factors=2))
+    reply = device(device_root(run, 0)).train_round(
+        job="long",
+        project="agent",
+        round_=101,
+        item_arrays=FCF(20, settings).arrays,
+        settings=settings,
+        clipping_norm=None,
+        privacy=None,
+        now=utc_now(),
+    )
+    assert reply.update is None and reply.refusal == "round 101 is past the 100 the user allowed"
+    elsewhere = device(device_root(run, 0)).refusal("another-project", utc_now())
+    assert elsewhere is not None and elsewhere.startswith(
+        "no signed agreement for project 'another-project'"
+    )
+
+
+def test_an_unknown_engine_is_refused(run: Path) -> None:
+    with pytest.raises(InvalidInput, match="--engine must be one of local, simulation"):
+        train_agent(run, SMALL, engine="cloud")
