@@ -63,7 +63,6 @@ class DeviceRound:
 
     update: list[FloatArray] | None
     refusal: str | None = None
-    norm: float = 0.0
 
 
 class Device:
@@ -203,9 +202,8 @@ class Device:
         update = model.update(own["train_items"], own["train_ratings"])
         self.save_profile(model)
         if clipping_norm is None:
-            return DeviceRound(update, norm=_norm(update))
-        clipped, norm = clip_update(update, clipping_norm)
-        return DeviceRound(clipped, norm=norm)
+            return DeviceRound(update)
+        return DeviceRound(clip_update(update, clipping_norm)[0])
 
     # -- its own ratings -----------------------------------------------------------------
     def store_ratings(
@@ -322,10 +320,6 @@ def _nearest(factors: FloatArray, item: int, liked: IntArray) -> list[int]:
     norms = np.linalg.norm(vectors, axis=1) * (np.linalg.norm(factors[item]) or 1.0)
     similarity = vectors @ factors[item] / np.where(norms > 0, norms, 1.0)
     return [int(liked[k]) for k in np.argsort(-similarity, kind="stable")[:NEIGHBOURS]]
-
-
-def _norm(update: list[FloatArray]) -> float:
-    return float(np.sqrt(sum(float(np.sum(a * a)) for a in update)))
 
 
 def round_config(
