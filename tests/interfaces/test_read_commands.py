@@ -148,6 +148,9 @@ def read_only(small: Consortium) -> dict[str, list[str]]:
         "milestone list": ["milestone", "list"],
         "milestone show": ["milestone", "show", "heart", "first-model"],
         "report": ["report", "--for", "board"],
+        "model show": ["model", "show", model],
+        "model card": ["model", "card", model],
+        "agreement export": ["agreement", "export", small.agreement, "--odrl"],
     }
 
 
@@ -187,6 +190,9 @@ COMMANDS = [
     "milestone list",
     "milestone show",
     "report",
+    "model show",
+    "model card",
+    "agreement export",
 ]
 
 
@@ -220,6 +226,7 @@ def test_help_loads_neither_the_database_nor_the_services(small: Consortium) -> 
 
 
 NO_JSON = {"--help", "ledger prove", "ledger export"}  # prove prints JSON only; export a file
+NO_JSON |= {"agreement export"}  # prints the ODRL policy, JSON-LD, only
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c not in NO_JSON])
@@ -439,6 +446,7 @@ def test_the_api_returns_the_cli_json_for_a_trained_job(small: Consortium) -> No
         "/models": ["models"],
         f"/models/{model}": ["model", model],
         f"/models/{model}/contributions": ["contributions", model, "--plan"],
+        f"/models/{model}/card": ["model", "card", model],
         "/projects/heart": ["project", "show", "heart"],
         "/budget": ["budget", "show"],
         "/milestones/heart/first-model": ["milestone", "show", "heart", "first-model"],
@@ -450,3 +458,5 @@ def test_the_api_returns_the_cli_json_for_a_trained_job(small: Consortium) -> No
             assert response.json() == as_json(small, *args), route
         assert client.get(f"/jobs/{job}").json()["rounds"][1]["round"] == 2
         assert client.get(f"/models/{model}").json()["job_id"] == job
+        policy = client.get(f"/agreements/{small.agreement}/odrl").json()
+        assert policy["uid"] == f"urn:kumiai:agreement:{small.agreement}"

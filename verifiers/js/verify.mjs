@@ -70,6 +70,8 @@ const KINDS = [
   "milestone.accepted",
   "milestone.rejected",
   "model.personalised",
+  "analysis.released",
+  "model.audited",
 ];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +

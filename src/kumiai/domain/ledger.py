@@ -76,6 +76,8 @@ KINDS = (
     "milestone.accepted",
     "milestone.rejected",
     "model.personalised",
+    "analysis.released",
+    "model.audited",
 )
 
 

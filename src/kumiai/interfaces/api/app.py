@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from kumiai.domain.errors import InvalidInput, KumiaiError, NotFound, StateError
-from kumiai.interfaces.api import association, governance, ledger
+from kumiai.interfaces.api import association, governance, ledger, witness
 from kumiai.interfaces.api.context import PlainJSON
 from kumiai.interfaces.api.docs import add_docs
 from kumiai.services.consortium import open_consortium
@@ -85,5 +85,6 @@ def create_app(home: Path) -> FastAPI:
     app.include_router(governance.router)
     app.include_router(association.router)
     app.include_router(ledger.router)
+    app.include_router(witness.router)
     add_docs(app)
     return app

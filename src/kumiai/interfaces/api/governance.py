@@ -15,7 +15,9 @@ from kumiai.services import (
     datasets,
     jobs,
     members,
+    model_cards,
     models,
+    odrl,
     privacy,
     projects,
     spend,
@@ -94,6 +96,18 @@ def model_show(home: Home, model_id: str) -> PlainJSON:
 def model_contributions(home: Home, model_id: str) -> PlainJSON:
     """The plan: members, method, the extra ε each node would charge, or the refusal."""
     return reply(contribution.plan_model_contributions(home, model_id).as_dict())
+
+
+@router.get("/models/{model_id}/card", summary="`kumiai model card ID --json`")
+def model_card(home: Home, model_id: str) -> PlainJSON:
+    """The model card, computed from the records and the latest audit (docs/model-cards.md)."""
+    return reply(model_cards.model_card(home, model_id))
+
+
+@router.get("/agreements/{agreement_id}/odrl", summary="`kumiai agreement export ID --odrl`")
+def agreement_odrl(home: Home, agreement_id: str) -> PlainJSON:
+    """The agreement as an ODRL 2.2 policy, with its steward's signature (docs/odrl.md)."""
+    return reply(odrl.export_odrl(home, agreement_id))
 
 
 @router.get("/budget", summary="`kumiai budget --json`")

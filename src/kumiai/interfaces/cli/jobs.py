@@ -52,13 +52,14 @@ def jobs_list(
 
     from kumiai.interfaces.cli.context import console
 
-    table = Table("job", "project", "status", "rounds", "sites", "started", "error")
+    table = Table("job", "project", "kind", "status", "rounds", "sites", "started", "error")
     for j in listing:
         sites = ", ".join(f"{s.dataset}:{s.status}" for s in j.sites)
         status = f"[yellow]{j.status}" if j.status == jobs.INTERRUPTED else j.status
         table.add_row(
             j.id,
             j.project,
+            j.kind,
             status,
             f"{j.completed_rounds}/{j.planned_rounds}",
             sites,

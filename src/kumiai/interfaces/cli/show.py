@@ -89,7 +89,7 @@ def project_document(view: "ProjectView") -> dict[str, Any]:
 def project_show(
     ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
-    """Show a project: purpose, members, its requests, agreements, jobs and models."""
+    """Show a project: purpose, members, requests, agreements, jobs, models, money, milestones."""
     from kumiai.services import views
 
     view = views.project_view(consortium(ctx), name)
@@ -128,6 +128,11 @@ def project_show(
             when(m.created_at),
         )
     console.print(models)
+    from kumiai.interfaces.cli.association import budget_lines, milestone_table
+
+    budget_lines(view.budget)
+    if view.milestones:
+        console.print(milestone_table(view.milestones, title="milestones"))
 
 
 def agreement_show(
