@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,20 @@ def test_the_agent_commands_from_a_ratings_csv(tmp_path: Path) -> None:
     assert "consent-personal-agent-user3 revoked" in revoked.stdout
     again = kumiai("agent", "train", "--rounds", "2", "--fraction", "1", "--json", cwd=tmp_path)
     assert json.loads(again.stdout)["refusals"] == 2
+
+
+def test_the_agent_demo_on_a_ratings_csv(tmp_path: Path) -> None:
+    table = synthetic_table()
+    lines = ["user,item,rating,time,genres"] + [
+        f"{table.user_ids[u]},{table.item_ids[i]},{r},{t},{'|'.join(table.item_genres[i])}"
+        for u, i, r, t in zip(table.user, table.item, table.rating, table.time, strict=True)
+    ]
+    (tmp_path / "mine.csv").write_text("\n".join(lines) + "\n")
+    shown = kumiai(
+        "agent", "demo", "--ratings", "mine.csv", "--rounds", "3", "--user", "user3", cwd=tmp_path
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "24 devices, each holding one user's ratings and consent" in shown.stdout
+    assert re.search(r"at user-level ε = (7\.9\d|8\.00)", shown.stdout)
+    assert "suggestions for user user3, made on their device" in shown.stdout
+    assert "their privacy spend, from their device's own log: ε" in shown.stdout
