@@ -219,7 +219,14 @@ def demo(
     from kumiai.domain.cross_device import CrossDeviceSettings
     from kumiai.domain.ratings import temporal_split
     from kumiai.interfaces.cli.context import console, errors
-    from kumiai.services.agent import enrol_devices, load_ratings, suggest, train_agent
+    from kumiai.services.agent import (
+        catalogue,
+        enrol_devices,
+        load_ratings,
+        set_policy,
+        suggest,
+        train_agent,
+    )
 
     table = load_ratings(ratings, genres_col=None if ratings == "movielens" else "genres")
     split = temporal_split(table)
@@ -242,6 +249,16 @@ def demo(
         f"{result.users_per_round:.0f} devices per round"
     )
     who = user or table.user_ids[0]
+    # The user's own policy: a DP model's scores are shrunk towards the mean, so 3.5 stars.
+    genres = {g for item in catalogue(run)["item_genres"] for g in item}
+    policy = set_policy(
+        run, who, threshold=3.5, blocked_genres=sorted({"Horror"} & genres), max_per_day=3
+    )
+    console.print(
+        f"user {who}'s policy, on their device: at least {policy['threshold']} stars, "
+        f"never {', '.join(policy['blocked_genres']) or 'any genre blocked'}, at most "
+        f"{policy['max_per_day']} a day, quiet in {len(policy['quiet_hours'])} hours of the day"
+    )
     doc = suggest(run, who)
     hours = set(range(24)) - set(doc["policy"]["quiet_hours"])
     if not doc["suggestions"] and hours:
