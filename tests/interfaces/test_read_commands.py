@@ -437,6 +437,7 @@ def test_the_api_returns_the_cli_json_for_a_trained_job(small: Consortium) -> No
     """`kumiai coordinator serve`'s routes over a consortium with a finished job and model."""
     from fastapi.testclient import TestClient
 
+    from kumiai.adapters.coordinator_client import RequestSigner
     from kumiai.interfaces.api.app import create_app
 
     job, model = small.outcome.job_id, small.outcome.model_id
@@ -451,7 +452,10 @@ def test_the_api_returns_the_cli_json_for_a_trained_job(small: Consortium) -> No
         "/budget": ["budget", "show"],
         "/milestones/heart/first-model": ["milestone", "show", "heart", "first-model"],
     }
-    with TestClient(create_app(small.home)) as client:
+    app = create_app(small.home)
+    with TestClient(app) as client:
+        # Records need a signed request: the operator's (the coordinator's own key).
+        client.auth = RequestSigner(app.state.consortium.coordinator_key())
         for route, args in same.items():
             response = client.get(route)
             assert response.status_code == 200, (route, response.text)

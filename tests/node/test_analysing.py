@@ -21,6 +21,7 @@ from kumiai.node.analysing import noise_share
 from kumiai.node.port import NodePort
 from kumiai.services.agreements import agreements_for_job
 from kumiai.services.consortium import Consortium
+from kumiai.services.peer_evidence import evidence_for_nodes
 from tests.conftest import COORDINATOR_KEY
 from tests.services.helpers import HOSPITALS, PURPOSE, heart_consortium, spend_records
 
@@ -203,17 +204,19 @@ def test_under_secure_aggregation_only_masked_vectors_leave_and_their_sum_is_the
         allowed, reason, key = node.admit_analysis(dataset, job)
         assert allowed, reason
         keys[dataset] = key
+    sites = {f"{h}-heart": (consortium.node(h), h) for h in HOSPITALS}
+    evidence = evidence_for_nodes(consortium, sites)
     node, dataset = _node(consortium, HOSPITALS[0])
     # the coordinator may not shrink the noise by naming a party the job does not hold
     inflated = {**keys, "stranger-heart": keys[dataset]}
-    allowed, reason, _ = node.release_analysis(dataset, job, inflated)
-    assert not allowed and "at least 2 participants" in reason
-    alone = node.release_analysis(dataset, job, {dataset: keys[dataset]})
+    allowed, reason, _ = node.release_analysis(dataset, job, inflated, evidence[dataset])
+    assert not allowed and "masks for exactly the sites the signed job document names" in reason
+    alone = node.release_analysis(dataset, job, {dataset: keys[dataset]}, evidence[dataset])
     assert not alone[0]
     masked, noisy = [], []
     for hospital in HOSPITALS:
         node, dataset = _node(consortium, hospital)
-        allowed, reason, vector = node.release_analysis(dataset, job, keys)
+        allowed, reason, vector = node.release_analysis(dataset, job, keys, evidence[dataset])
         assert allowed, reason
         kept = json.loads(
             (
@@ -225,16 +228,24 @@ def test_under_secure_aggregation_only_masked_vectors_leave_and_their_sum_is_the
         masked.append(vector)
         noisy.append(kept["noisy"])
     assert unmask(masked) == [sum(column) for column in zip(*noisy, strict=True)]
-    # asked again with the same keys: the same masked vector; with a key swapped for one the
-    # coordinator holds, refused (else the coordinator could unmask this node's share)
+    # asked again with the same keys: the same masked vector; with a key swapped (here one
+    # that a peer's member signed anew for the same job, colluding with the coordinator),
+    # refused: masked anew, this node's share could be unmasked
     node, dataset = _node(consortium, HOSPITALS[0])
-    assert node.release_analysis(dataset, job, keys)[2] == masked[0]
+    assert node.release_analysis(dataset, job, keys, evidence[dataset])[2] == masked[0]
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+    from kumiai.domain.masking_key import MaskingKey, sign_masking_key
     from kumiai.domain.secure_sum import public_key_b64
+    from kumiai.node.home import NodeHome
 
-    swapped = {**keys, f"{HOSPITALS[1]}-heart": public_key_b64(X25519PrivateKey.generate())}
-    allowed, reason, vector = node.release_analysis(dataset, job, swapped)
+    peer = HOSPITALS[1]
+    statement = MaskingKey(
+        "job-analysis-1", f"{peer}-heart", peer, public_key_b64(X25519PrivateKey.generate())
+    )
+    resigned = sign_masking_key(statement, NodeHome(consortium.member_home(peer)).private_key())
+    swapped = {**keys, f"{peer}-heart": resigned.to_json()}
+    allowed, reason, vector = node.release_analysis(dataset, job, swapped, evidence[dataset])
     assert not allowed and vector == []
     assert "a release is drawn, and masked, for one set of participants" in reason
 

@@ -174,7 +174,7 @@ def test_a_stopped_analysis_is_failed_and_frees_what_no_node_spent(
 
     consortium, _ = heart_consortium(tmp_path / "c", kinds="statistics")
 
-    def interrupted(self, dataset, job, peers):  # type: ignore[no-untyped-def]
+    def interrupted(self, dataset, job, peers, evidence=()):  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt
 
     monkeypatch.setattr(LocalNode, "release_analysis", interrupted)
@@ -202,3 +202,88 @@ def test_an_analysis_may_name_some_of_the_projects_datasets(tmp_path: Path) -> N
     assert spend_records(consortium, "hungarian-cardiology") == []
     [started] = show_entries(consortium, kind="job.started")
     assert started.payload["document"]["job"]["datasets"] == list(two)
+
+
+def test_a_secure_analysis_is_re_issued_for_the_sites_that_admitted_it(tmp_path: Path) -> None:
+    """Each node masks only for exactly the job document's sites (kumiai.domain.peer_trust),
+    so when a site refuses, the coordinator signs a new job for the others."""
+    consortium, _ = heart_consortium(tmp_path / "c", kinds="statistics", min_cohort=250)
+    outcome = analyse(consortium, "heart", ANALYSIS)
+    two = ["cleveland-clinic-heart", "hungarian-cardiology-heart"]
+    assert outcome.secure and outcome.sites == two
+    [reason] = outcome.refused.values()
+    assert "site 'va-long-beach-heart' holds 200 rows, below the minimum cohort of 250" in reason
+    jobs = {job.id: job for job in list_jobs(consortium)}
+    second = jobs.pop(outcome.job_id)
+    [first] = jobs.values()
+    assert second.status == "completed" and first.status == "failed"
+    assert {s.dataset: s.status for s in first.sites}["va-long-beach-heart"] == "refused"
+    [failed] = show_entries(consortium, kind="job.failed")
+    assert failed.payload["job"] == first.id
+    assert failed.payload["error"] == (
+        f"re-issued as {outcome.job_id} for cleveland-clinic-heart, hungarian-cardiology-heart: "
+        "under secure aggregation a node masks only for exactly the sites the signed job "
+        "names, and va-long-beach-heart refused"
+    )
+    started = show_entries(consortium, kind="job.started")
+    assert [e.payload["job"] for e in started] == [first.id, second.id]
+    assert started[1].payload["document"]["job"]["datasets"] == two
+    records = [(r["kind"], r["job"]) for r in spend_records(consortium, "cleveland-clinic")]
+    assert records == [
+        ("reserve", first.id),
+        ("release", first.id),
+        ("reserve", second.id),
+        ("spend", second.id),
+        ("release", second.id),
+    ]
+    assert spend_records(consortium, "va-long-beach") == []
+    # the participants witnessed the head their peers' keys were proven against
+    assert consortium.node("cleveland-clinic").last_witnessed() is not None
+
+
+def test_a_re_issued_job_that_a_site_refuses_again_releases_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kumiai.node.port import LocalNode
+
+    consortium, _ = heart_consortium(tmp_path / "c", kinds="statistics", min_cohort=250)
+    admit, calls = LocalNode.admit_analysis, []
+
+    def fickle(self, dataset, job):  # type: ignore[no-untyped-def]
+        calls.append(dataset)
+        if calls.count(dataset) == 2 and dataset == "hungarian-cardiology-heart":
+            return False, "hungarian-cardiology refused: changed its mind", ""
+        return admit(self, dataset, job)
+
+    monkeypatch.setattr(LocalNode, "admit_analysis", fickle)
+    with pytest.raises(JobFailed) as failed:
+        analyse(consortium, "heart", ANALYSIS)
+    assert str(failed.value) == (
+        "secure aggregation masks for every site the signed job names, and "
+        "hungarian-cardiology-heart refused (hungarian-cardiology refused: changed its mind); "
+        "nothing was released; run it again for the others: kumiai analyse heart "
+        "--dataset cleveland-clinic-heart"
+    )
+    assert show_entries(consortium, kind="analysis.released") == []
+    assert [r["kind"] for r in spend_records(consortium, "cleveland-clinic")] == [
+        "reserve",
+        "release",
+        "reserve",
+        "release",
+    ]
+    assert all(line.committed == 0 and line.spent == 0 for line in budgets(consortium))
+
+
+def test_a_coordinator_that_proves_nothing_gets_no_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kumiai.services.analysis as service
+
+    consortium, _ = heart_consortium(tmp_path / "c", kinds="statistics")
+    monkeypatch.setattr(service, "evidence_for_nodes", lambda consortium, sites: {})
+    with pytest.raises(JobFailed, match="this node has witnessed no tree head"):
+        analyse(consortium, "heart", ANALYSIS)
+    for hospital in HOSPITALS:
+        records = spend_records(consortium, hospital)
+        assert [(r["kind"], r["epsilon"]) for r in records] == [("reserve", 0.9), ("release", 0.0)]
+        assert not list((consortium.member_home(hospital) / "analyses").glob("*.json"))

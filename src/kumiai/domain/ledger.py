@@ -78,6 +78,8 @@ KINDS = (
     "model.personalised",
     "analysis.released",
     "model.audited",
+    "access.granted",
+    "member.invited",
 )
 
 

@@ -5,11 +5,13 @@
    agreement, purpose, kind, expiry, revocation, ε cap), refuses a dataset below the
    agreement's minimum cohort, and reserves the job's ε in its own signed spend log against
    the agreement's cap and the lifetime budget. It computes ε from the job document's
-   queries itself. Under secure aggregation it hands out a fresh X25519 masking key.
-2. `release_analysis`: told who else takes part, the node spends the reservation, draws the
-   noise itself, keeps the noisy vector in its home, and only then lets it leave: masked
-   (secure aggregation, its noise share calibrated so the participants' shares sum to the
-   stated scale) or plain (noised in full).
+   queries itself. Under secure aggregation it hands out a fresh X25519 masking key, signed
+   by its member for this job and dataset (`domain.masking_key`).
+2. `release_analysis`: told who else takes part, the node first checks every peer's masking
+   key against the ledger it witnessed (`domain.peer_trust`), then spends the reservation,
+   draws the noise itself, keeps the noisy vector in its home, and only then lets it leave:
+   masked (secure aggregation, its noise share calibrated so the participants' shares sum to
+   the stated scale) or plain (noised in full).
 
 A job id already in the spend log is not charged again, and a release already made is
 returned as it was (never redrawn: a second draw would leak more for the same ε).
@@ -17,6 +19,7 @@ returned as it was (never redrawn: a second draw would leak more for the same ε
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -33,12 +36,16 @@ from kumiai.domain.clock import utc_now
 from kumiai.domain.disclosure import FORBIDDEN
 from kumiai.domain.errors import InvalidInput, KumiaiError
 from kumiai.domain.job import JobKind, SignedJob
+from kumiai.domain.masking_key import MaskingKey, SignedMaskingKey, sign_masking_key
+from kumiai.domain.peer_trust import Identities, LoggedEntry, check_peer_keys
 from kumiai.domain.policy import check_job
 from kumiai.domain.secure_sum import mask, public_key_b64
 from kumiai.node.home import NodeHome
 from kumiai.node.spendlog import SpendLog
+from kumiai.node.witnessing import last_witnessed
 
 ANALYSIS = "analysis"  # the `kind` of an analysis's reservation in the spend log
+PINS = "peer-identities.json"  # peers' keys and datasets' owners this node verified before
 
 
 def _folder(home: NodeHome) -> Any:
@@ -116,8 +123,15 @@ def _columns(home: NodeHome, dataset: str) -> tuple[dict[str, Any], int]:
     return out, len(labels)
 
 
+def _signed_masking_key(home: NodeHome, job: str, dataset: str) -> str:
+    """The node's masking public key for `job`, signed by its member (JSON)."""
+    public = public_key_b64(_masking_key(home, job, dataset))
+    statement = MaskingKey(job=job, dataset=dataset, member=home.member_name, masking_key=public)
+    return sign_masking_key(statement, home.private_key()).to_json()
+
+
 def admit_analysis(home: NodeHome, dataset: str, job_json: str) -> tuple[bool, str, str]:
-    """(allowed, reason, masking public key or ''). A refusal reserves and writes nothing."""
+    """(allowed, reason, the signed masking key or ''). A refusal reserves and writes nothing."""
     try:
         job, agreement, analysis = _checked(home, dataset, job_json)
         doc = job.document
@@ -156,8 +170,9 @@ def admit_analysis(home: NodeHome, dataset: str, job_json: str) -> tuple[bool, s
         return False, _another_use(steward, doc.job_id, dataset), ""
     else:
         reason = f"job {doc.job_id} already holds ε={held.reserved:.3f}; not charged again"
-    key = _masking_key(home, doc.job_id, dataset) if doc.secure_aggregation else None
-    return True, reason, "" if key is None else public_key_b64(key)
+    if not doc.secure_aggregation:
+        return True, reason, ""
+    return True, reason, _signed_masking_key(home, doc.job_id, dataset)
 
 
 def _another_use(steward: str, job: str, dataset: str) -> str:
@@ -185,11 +200,54 @@ def noise_share(length: int, scale: float, parties: int, rng: Any = None) -> lis
     return [int(v) for v in draws[0] - draws[1]]
 
 
+def _pinned(home: NodeHome) -> Identities | None:
+    """What this node verified about its peers in earlier jobs (kumiai.domain.peer_trust)."""
+    path = home.root / PINS
+    if not path.is_file():
+        return None
+    try:
+        return Identities.from_document(json.loads(path.read_text()))
+    except ValueError:
+        raise InvalidInput(f"{path} is unreadable; restore it from backup") from None
+
+
+def _trusted_peers(
+    home: NodeHome,
+    dataset: str,
+    job: str,
+    datasets: tuple[str, ...],
+    peers: dict[str, str],
+    evidence: Sequence[dict[str, Any]],
+) -> dict[str, str]:
+    """dataset -> masking key, once every peer's key passes `check_peer_keys` against the
+    tree head this node witnessed itself; InvalidInput with the reason otherwise."""
+    signed = {d: SignedMaskingKey.from_json(text) for d, text in peers.items()}
+    verdict = check_peer_keys(
+        job=job,
+        job_datasets=datasets,
+        own_dataset=dataset,
+        own_masking_key=public_key_b64(_masking_key(home, job, dataset)),
+        peers=signed,
+        head=last_witnessed(home),
+        evidence=[LoggedEntry.from_document(e) for e in evidence],
+        pinned=_pinned(home),
+    )
+    if not verdict.allowed:
+        raise InvalidInput(verdict.reason)
+    write_json_atomic(home.root / PINS, verdict.identities.document())
+    return verdict.masking_keys
+
+
 def release_analysis(
-    home: NodeHome, dataset: str, job_json: str, peers: dict[str, str]
+    home: NodeHome,
+    dataset: str,
+    job_json: str,
+    peers: dict[str, str],
+    evidence: Sequence[dict[str, Any]] = (),
 ) -> tuple[bool, str, list[int]]:
-    """(allowed, reason, the vector that leaves). `peers`: dataset -> masking key of every
-    participant (empty for plain aggregation)."""
+    """(allowed, reason, the vector that leaves). `peers`: dataset -> signed masking key
+    (`SignedMaskingKey` JSON) of every site the job names (empty for plain aggregation);
+    `evidence`: `LoggedEntry` documents proving those sites' owners and keys in the ledger."""
     try:
         job, _, analysis = _checked(home, dataset, job_json)
     except KumiaiError as exc:
@@ -200,15 +258,7 @@ def release_analysis(
     def refuse(why: str) -> tuple[bool, str, list[int]]:
         return False, f"{steward} refused job {doc.job_id}: {why}", []
 
-    parties = len(peers) if doc.secure_aggregation else 1
-    if doc.secure_aggregation:
-        strangers = sorted(set(peers) - set(doc.datasets))
-        if dataset not in peers or strangers or parties < 2:
-            return refuse(
-                "a secure sum needs at least 2 participants, this node among them, all named by "
-                f"the job document; got {sorted(peers)}"
-            )
-    elif peers:
+    if not doc.secure_aggregation and peers:
         return refuse("the job document says plain aggregation, but masking keys were sent")
     log = SpendLog(home, dataset)
     held = log.view().jobs.get(doc.job_id)
@@ -217,9 +267,16 @@ def release_analysis(
         return refuse("this node holds no reservation for it; it must be admitted first")
     if not _same_charge(held, doc, analysis):
         return False, _another_use(steward, doc.job_id, dataset), []
+    keys: dict[str, str] = {}
+    if doc.secure_aggregation:
+        try:
+            keys = _trusted_peers(home, dataset, doc.job_id, doc.datasets, peers, evidence)
+        except KumiaiError as exc:
+            return refuse(str(exc))
+    parties = len(keys) if doc.secure_aggregation else 1
     if stored.is_file():
         kept = json.loads(stored.read_text())
-        if kept["parties"] != parties or kept.get("peers", {}) != peers:
+        if kept["parties"] != parties or kept.get("peers", {}) != keys:
             # masked anew for other keys, the same share could be unmasked alone
             return refuse(
                 f"its release was drawn and masked for {kept['parties']} participant(s) with "
@@ -241,8 +298,8 @@ def release_analysis(
                 noisy.extend(v + n for v, n in zip(vector, share, strict=True))
         if held.spent < held.reserved:
             log.spend(job=doc.job_id, round_=0, epsilon=held.reserved)  # paid before it leaves
-        write_json_atomic(stored, {"parties": parties, "peers": peers, "noisy": noisy}, mode=0o600)
+        write_json_atomic(stored, {"parties": parties, "peers": keys, "noisy": noisy}, mode=0o600)
     if not doc.secure_aggregation:
         return True, f"ε={analysis.epsilon:g} spent", noisy
     key = _masking_key(home, doc.job_id, dataset)
-    return True, f"ε={analysis.epsilon:g} spent", mask(noisy, dataset, key, peers, doc.job_id)
+    return True, f"ε={analysis.epsilon:g} spent", mask(noisy, dataset, key, keys, doc.job_id)

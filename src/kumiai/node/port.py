@@ -165,14 +165,22 @@ class NodePort(Protocol):
 
     def admit_analysis(self, dataset: str, job: str) -> tuple[bool, str, str]:
         """Check a signed statistics job (`job`: its JSON) as the guard would, refuse a dataset
-        below the minimum cohort, reserve its ε: (allowed, reason, masking public key or '')."""
+        below the minimum cohort, reserve its ε: (allowed, reason, its masking key signed by
+        the member, `SignedMaskingKey` JSON, or '')."""
         ...
 
     def release_analysis(
-        self, dataset: str, job: str, peers: dict[str, str]
+        self,
+        dataset: str,
+        job: str,
+        peers: dict[str, str],
+        evidence: Sequence[dict[str, Any]] = (),
     ) -> tuple[bool, str, list[int]]:
         """Spend the reservation, draw the noise at the node, and return the noisy vector,
-        masked for the participants `peers` (dataset -> masking key) under secure aggregation."""
+        masked for the participants `peers` (dataset -> signed masking key) under secure
+        aggregation, once the node has checked each key against `evidence`: the peers'
+        identity entries with inclusion proofs under the head it witnessed
+        (kumiai.domain.peer_trust)."""
         ...
 
     def audit_model(
@@ -363,11 +371,15 @@ class LocalNode:
         return admit_analysis(self.home, dataset, job)
 
     def release_analysis(
-        self, dataset: str, job: str, peers: dict[str, str]
+        self,
+        dataset: str,
+        job: str,
+        peers: dict[str, str],
+        evidence: Sequence[dict[str, Any]] = (),
     ) -> tuple[bool, str, list[int]]:
         from kumiai.node.analysing import release_analysis
 
-        return release_analysis(self.home, dataset, job, peers)
+        return release_analysis(self.home, dataset, job, peers, evidence)
 
     def audit_model(
         self,

@@ -4,7 +4,10 @@ The coordinator signs one job document holding the queries and the ε (the same 
 checks as training), records it in the ledger, and asks each node through its port:
 first to admit the job and reserve its ε (a node below its agreement's minimum cohort, over
 its cap or its budget refuses, naming why), then to release its noisy vector. Under secure
-aggregation the nodes mask their vectors pairwise, so the coordinator learns only the sum.
+aggregation the nodes mask their vectors pairwise, so the coordinator learns only the sum;
+each node checks the others' signed masking keys against the ledger it witnessed
+(kumiai.services.peer_evidence hands it the proofs), and masks only for exactly the sites
+the signed job names, so a job a site refuses is re-issued for the others.
 It turns the sums into figures with intervals (kumiai.domain.analysis_results), mirrors each node's
 spend for `kumiai budget`, and records the result in one signed `analysis.released` entry.
 """
@@ -44,6 +47,7 @@ from kumiai.services.jobs import (
 )
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
+from kumiai.services.peer_evidence import evidence_for_nodes
 
 
 @dataclass
@@ -177,13 +181,20 @@ def _mirror_spend(consortium: Consortium, job: _Job, datasets: list[str]) -> Non
             )
 
 
-def _sums(job: _Job, keys: dict[str, str], length: int) -> list[int]:
-    """The sum of the participants' released vectors, or JobFailed naming who failed it."""
+def _sums(
+    job: _Job, keys: dict[str, str], length: int, evidence: dict[str, list[dict[str, Any]]]
+) -> list[int]:
+    """The sum of the participants' released vectors, or JobFailed naming who failed it.
+
+    `keys`: dataset -> its signed masking key; `evidence`: dataset -> what its node needs
+    to check the others' keys (kumiai.services.peer_evidence)."""
     vectors: list[list[int]] = []
     peers = keys if job.secure else {}
     for dataset in sorted(keys):
         node, _ = job.sites[dataset]
-        allowed, reason, vector = node.release_analysis(dataset, job.signed_json, peers)
+        allowed, reason, vector = node.release_analysis(
+            dataset, job.signed_json, peers, evidence.get(dataset, [])
+        )
         if not allowed or len(vector) != length:
             raise JobFailed(
                 f"{dataset} released nothing usable ({reason or 'a vector of the wrong length'}); "
@@ -193,6 +204,52 @@ def _sums(job: _Job, keys: dict[str, str], length: int) -> list[int]:
     if job.secure:
         return unmask(vectors)
     return [sum(column) for column in zip(*vectors, strict=True)]
+
+
+def _require_every_site(job: _Job, keys: dict[str, str], refused: dict[str, str]) -> None:
+    """Nodes mask only for exactly the sites the signed job names (kumiai.domain.peer_trust):
+    a secure sum goes on only when every one of them admitted the job (a re-issued job
+    whose sites refuse again fails here)."""
+    if refused:
+        names = " ".join(f"--dataset {d}" for d in sorted(keys))
+        raise JobFailed(
+            f"secure aggregation masks for every site the signed job names, and "
+            f"{', '.join(sorted(refused))} refused ({'; '.join(refused.values())}); nothing was "
+            f"released; run it again for the others: kumiai analyse {job.project} {names}"
+        )
+
+
+def _admit(
+    consortium: Consortium, job: _Job, keys: dict[str, str], refused: dict[str, str]
+) -> None:
+    """Ask every site's node to admit the job: its signed masking key into `keys`, or its
+    reason into `refused` (filled as they answer, so a failure midway knows who reserved)."""
+    for dataset, (node, _) in sorted(job.sites.items()):
+        allowed, reason, key = node.admit_analysis(dataset, job.signed_json)
+        if allowed:
+            keys[dataset] = key
+        else:
+            refused[dataset] = reason
+    _mirror_spend(consortium, job, sorted(keys))  # so a recovery frees it if we die here
+
+
+def _close_failed(
+    consortium: Consortium, job: _Job, keys: dict[str, str], refused: dict[str, str], reason: str
+) -> None:
+    """Record a failed job: each site's part, `job.failed`, and free what no node spent."""
+    with transaction(consortium.sessions) as session:
+        _record_sites(session, job, keys, refused)
+    fail_job(consortium, job.job_id, reason)
+    _mirror_spend(consortium, job, sorted(keys))
+    release_privacy(consortium, job.job_id)
+
+
+def _reissued(second: _Job, refused: dict[str, str]) -> str:
+    return (
+        f"re-issued as {second.job_id} for {', '.join(sorted(second.sites))}: under secure "
+        "aggregation a node masks only for exactly the sites the signed job names, and "
+        f"{', '.join(sorted(refused))} refused"
+    )
 
 
 def _record_sites(
@@ -224,14 +281,9 @@ def analyse(
     job = _start(consortium, project, analysis, secure, by, tuple(datasets))
     keys: dict[str, str] = {}
     refused: dict[str, str] = {}
+    earlier: dict[str, str] = {}  # refusals of a job re-issued without the refusing sites
     try:
-        for dataset, (node, _) in sorted(job.sites.items()):
-            allowed, reason, key = node.admit_analysis(dataset, job.signed_json)
-            if allowed:
-                keys[dataset] = key
-            else:
-                refused[dataset] = reason
-        _mirror_spend(consortium, job, sorted(keys))  # so a recovery frees it if we die here
+        _admit(consortium, job, keys, refused)
         if not keys:
             raise JobFailed("every node refused the analysis: " + "; ".join(refused.values()))
         if job.secure and len(keys) < 2:
@@ -239,17 +291,26 @@ def analyse(
                 f"secure aggregation needs at least 2 sites and only {sorted(keys)} took part; "
                 "nothing was released (run with --plain where every agreement allows it)"
             )
+        evidence: dict[str, list[dict[str, Any]]] = {}
+        if job.secure:
+            if refused:  # nodes mask only for exactly the sites a signed job names
+                second = _start(consortium, project, analysis, True, job.by, tuple(sorted(keys)))
+                retired, retired_keys, earlier = job, keys, refused
+                job, keys, refused = second, {}, {}
+                _close_failed(
+                    consortium, retired, retired_keys, earlier, _reissued(second, earlier)
+                )
+                _admit(consortium, job, keys, refused)
+            _require_every_site(job, keys, refused)
+            evidence = evidence_for_nodes(consortium, {d: job.sites[d] for d in keys})
         plan = analysis.releases()
         length = sum(r.length for releases in plan for r in releases)
-        total = _sums(job, keys, length)
+        total = _sums(job, keys, length, evidence)
     except BaseException as exc:  # a mistake, a node's failure or a stop signal alike
         reason = str(exc) if isinstance(exc, KumiaiError) else f"stopped: {type(exc).__name__}"
-        with transaction(consortium.sessions) as session:
-            _record_sites(session, job, keys, refused)
-        fail_job(consortium, job.job_id, reason)
-        _mirror_spend(consortium, job, sorted(keys))
-        release_privacy(consortium, job.job_id)
+        _close_failed(consortium, job, keys, refused, reason)
         raise
+    refused = {**earlier, **refused}
     copies = 1 if job.secure else len(keys)
     min_cohort = max(job.cohorts.get(d, 0) for d in keys)
     results, at = [], 0

@@ -44,7 +44,7 @@ def add_member(consortium: Consortium, name: str, kind: str) -> MemberInfo:
     with transaction(consortium.sessions) as session:
         if session.get(MemberRow, name) is not None:
             raise InvalidInput(f"member {name!r} already exists; choose another name")
-        _require_admission(session, name)
+        require_admission(session, name)
         return _info(join(consortium, session, name, member_kind))
 
 
@@ -80,7 +80,7 @@ def admitting_motion(session: Session, name: str) -> str | None:
     return next((r.id for r in rows if json.loads(r.payload_json).get("member") == name), None)
 
 
-def _require_admission(session: Session, name: str) -> None:
+def require_admission(session: Session, name: str) -> None:
     """Founders join before the charter; once it is adopted, only whom the board admits.
 
     The motion admits; joining stays the member's own step, because only its node may make

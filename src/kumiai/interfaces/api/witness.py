@@ -11,6 +11,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from kumiai.domain.ledger import TreeHead
+from kumiai.domain.roles import Action
+from kumiai.interfaces.api.auth import allow
 from kumiai.interfaces.api.context import Home, PlainJSON, reply
 from kumiai.services import witnesses
 
@@ -23,13 +25,21 @@ class Cosignature(BaseModel):
     signature: str = Field(description="The member's Ed25519 signature (base64) on the head.")
 
 
-@router.post("/cosignatures", summary="Publish a cosignature; the signature authenticates it")
+@router.post(
+    "/cosignatures",
+    summary="Publish a cosignature; the signature authenticates it",
+    dependencies=[allow(Action.COSIGN)],
+)
 def publish(home: Home, cosignature: Cosignature) -> PlainJSON:
     head = TreeHead.from_document(cosignature.head)
     witnesses.publish_cosignature(home, cosignature.witness, head, cosignature.signature)
     return reply({"witness": cosignature.witness, "size": head.size, "recorded": True})
 
 
-@router.get("/cosigned", summary="Every witness's latest cosigned head, with its signature")
+@router.get(
+    "/cosigned",
+    summary="Every witness's latest cosigned head, with its signature",
+    dependencies=[allow(Action.WITNESS_READ)],
+)
 def cosigned(home: Home) -> PlainJSON:
     return reply([c.document() for c in witnesses.cosigned_heads(home)])

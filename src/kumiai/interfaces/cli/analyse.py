@@ -7,6 +7,7 @@ inside the command.
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -14,6 +15,11 @@ from kumiai.domain.errors import InvalidInput
 from kumiai.interfaces.cli.context import consortium
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
 from kumiai.interfaces.cli.training import read_public_domain
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kumiai.services.analysis import AnalysisOutcome
 
 
 def _query_file(path: Path) -> list[object]:
@@ -98,9 +104,15 @@ def analyse(
     if as_json:
         print_json(outcome.as_dict())
         return
-    from rich.table import Table
-
     from kumiai.interfaces.cli.context import console
+
+    print_outcome(console, project, outcome)
+
+
+def print_outcome(console: "Console", project: str, outcome: "AnalysisOutcome") -> None:
+    """The figures with their intervals, who took part and who refused (also `kumiai demo`)."""
+    from rich.markup import escape
+    from rich.table import Table
 
     level = f"{outcome.confidence:.0%}"
     aggregation = "secure aggregation" if outcome.secure else "plain aggregation"
@@ -114,10 +126,12 @@ def analyse(
         title=f"{project}: job {outcome.job_id}, ε={outcome.epsilon:g} per site, {aggregation}",
     )
     for result in outcome.results:
-        name, epsilon = result.query.name, f"{result.epsilon:.3g}"
+        # Escaped: column names such as "Tool wear [min]" would read as Rich markup.
+        name, epsilon = escape(result.query.name), f"{result.epsilon:.3g}"
         for figure in result.figures:
             interval = "—" if figure.low is None else f"{_cell(figure.low)} – {_cell(figure.high)}"
-            table.add_row(name, epsilon, figure.label, _cell(figure.value), interval, figure.note)
+            label, note = escape(figure.label), escape(figure.note)
+            table.add_row(name, epsilon, label, _cell(figure.value), interval, note)
             name = epsilon = ""
     console.print(table)
     console.print(f"sites: {', '.join(outcome.sites)}")

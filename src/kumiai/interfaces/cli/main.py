@@ -23,9 +23,10 @@ from kumiai.interfaces.cli.board import charter_app, motion_app
 from kumiai.interfaces.cli.budget import budget_app
 from kumiai.interfaces.cli.contribution import contributions
 from kumiai.interfaces.cli.coordinator import coordinator_app
-from kumiai.interfaces.cli.demo import demo
+from kumiai.interfaces.cli.demo import demo_app
 from kumiai.interfaces.cli.ledger import ledger_app
 from kumiai.interfaces.cli.model_card import model_app
+from kumiai.interfaces.cli.node import node_app
 from kumiai.interfaces.cli.node_witness import witness
 from kumiai.interfaces.cli.odrl import agreement_export, agreement_import
 from kumiai.interfaces.cli.personalise import personalise
@@ -85,11 +86,12 @@ app.add_typer(ledger_app, name="ledger")
 app.command("report")(report)
 app.add_typer(coordinator_app, name="coordinator")
 app.command("witness-node")(witness)
+app.add_typer(node_app, name="node")
 app.add_typer(spinout_app, name="spinout")
 app.add_typer(licence_app, name="licence")
 app.add_typer(revenue_app, name="revenue")
 app.add_typer(royalties_app, name="royalties")
-app.command("demo")(demo)
+app.add_typer(demo_app, name="demo")
 app.command("bench")(bench)
 app.add_typer(agent_app, name="agent")
 
