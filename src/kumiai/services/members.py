@@ -62,6 +62,7 @@ def join(consortium: Consortium, session: Session, name: str, kind: MemberKind) 
         key_fingerprint=keys.fingerprint(public),
         home=node.address,
         joined_at=utc_now(),
+        supernode_key=node.supernode_key(),  # what the SuperLink will let in, and only this
     )
     session.add(row)
     # Self-signed: the new key vouches for itself; auditors may pin it out of band.
