@@ -32,7 +32,7 @@ from kumiai.adapters.flower.central_dp import (
 from kumiai.adapters.flower.grid import DelegatingGrid
 from kumiai.adapters.flower.protocol import metrics_score
 from kumiai.adapters.flower.secure import SecureAggregationSettings, run_secure_rounds
-from kumiai.adapters.flower.stopping import StoppableGrid, StopRequest
+from kumiai.adapters.flower.stopping import REPLY_POLL_SECONDS, StoppableGrid, StopRequest
 from kumiai.adapters.flower.strategies import make_strategy
 from kumiai.adapters.models.families import model_for
 from kumiai.domain.errors import JobFailed
@@ -79,6 +79,7 @@ class FederatedJob:
     round_timeout: float = 600.0
     reply_hook: Callable[[Message], None] | None = None  # sees every reply (audits, tests)
     stop: StopRequest = field(default_factory=StopRequest)  # SIGTERM / Ctrl-C end the run
+    reply_poll: float = REPLY_POLL_SECONDS  # between pulls for replies
     # filled in by the run
     plan: FeaturePlan | None = None
     rows: dict[str, int] = field(default_factory=dict)  # training rows per admitted dataset
@@ -330,7 +331,7 @@ def build_server_app(job: FederatedJob, observer: JobObserver) -> ServerApp:
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        grid = StoppableGrid(grid, job.stop)
+        grid = StoppableGrid(grid, job.stop, job.reply_poll)
         sites = _admit(grid, job, observer)
         assert job.plan is not None
         settings = job.settings

@@ -23,6 +23,7 @@ from kumiai.interfaces.cli.contribution import contributions
 from kumiai.interfaces.cli.coordinator import coordinator_app
 from kumiai.interfaces.cli.demo import demo
 from kumiai.interfaces.cli.ledger import ledger_app
+from kumiai.interfaces.cli.node_serve import node_serve
 from kumiai.interfaces.cli.personalise import personalise
 from kumiai.interfaces.cli.report import report
 from kumiai.interfaces.cli.royalties import licence_app, revenue_app, royalties_app, spinout_app
@@ -81,6 +82,7 @@ app.add_typer(revenue_app, name="revenue")
 app.add_typer(royalties_app, name="royalties")
 app.command("demo")(demo)
 app.command("bench")(bench)
+app.command("serve-node")(node_serve)  # moves under `kumiai node` (interfaces.cli.node)
 
 
 _signalled: list[int] = []  # the stop signal received, if any
