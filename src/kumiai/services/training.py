@@ -266,7 +266,7 @@ def train(
                 consortium.home,
             )
         else:
-            job.reply_poll = DEPLOYMENT_REPLY_POLL
+            job.reply_poll, job.one_message_per_round = DEPLOYMENT_REPLY_POLL, True
             run_deployment(
                 build_server_app(job, recorder),
                 superlink,

@@ -18,6 +18,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from kumiai.adapters.flower.grid import DelegatingGrid
 from kumiai.adapters.flower.shim import SHIM_SHA256, shim_fab
+from kumiai.adapters.flower.simulation import quiet
 from kumiai.adapters.flower.superlink import SuperLinkAddress, control_client
 from kumiai.domain.errors import JobFailed
 
@@ -153,7 +154,8 @@ def run_deployment(
     try:
         context = context_from_proto(task.context)
         grid.set_run(run_from_proto(task.run))
-        server_app(grid=RegisteredNodes(grid, node_ids), context=context)
+        with quiet():
+            server_app(grid=RegisteredNodes(grid, node_ids), context=context)
         status, details = SubStatus.COMPLETED, ""
     except BaseException as exc:
         details = f"{type(exc).__name__}: {exc}"[:500]

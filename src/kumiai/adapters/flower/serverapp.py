@@ -29,6 +29,7 @@ from kumiai.adapters.flower.central_dp import (
     message_strategy,
     spent_by_members,
 )
+from kumiai.adapters.flower.combined import OneMessagePerRound
 from kumiai.adapters.flower.grid import DelegatingGrid
 from kumiai.adapters.flower.protocol import metrics_score
 from kumiai.adapters.flower.secure import SecureAggregationSettings, run_secure_rounds
@@ -80,6 +81,7 @@ class FederatedJob:
     reply_hook: Callable[[Message], None] | None = None  # sees every reply (audits, tests)
     stop: StopRequest = field(default_factory=StopRequest)  # SIGTERM / Ctrl-C end the run
     reply_poll: float = REPLY_POLL_SECONDS  # between pulls for replies
+    one_message_per_round: bool = False  # evaluate inside the next train message (combined)
     # filled in by the run
     plan: FeaturePlan | None = None
     rows: dict[str, int] = field(default_factory=dict)  # training rows per admitted dataset
@@ -337,7 +339,9 @@ def build_server_app(job: FederatedJob, observer: JobObserver) -> ServerApp:
         settings = job.settings
         model = model_for(settings, len(job.plan.feature_names), len(job.plan.classes))
         config = job.config(**{protocol.PLAN: job.plan.to_json()})
-        observing = ObservingGrid(grid, sites, observer, job.reply_hook)
+        combine = job.one_message_per_round and not settings.secure_aggregation
+        strategy_grid = OneMessagePerRound(grid, settings.rounds) if combine else grid
+        observing = ObservingGrid(strategy_grid, sites, observer, job.reply_hook)
         client_dp = settings.private and settings.dp_level == "client"
         if client_dp:
             delta = settings.delta or min(default_delta(n) for n in job.rows.values())
