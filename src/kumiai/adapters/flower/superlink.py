@@ -158,9 +158,8 @@ class SuperLink:
         )
         self.process.start()
         try:
-            self.process.wait_until(
-                lambda: _answers(self.address), timeout, f"answering on {self.address.address}"
-            )
+            what = f"answering on {self.address.address} over TLS"
+            self.process.wait_until(lambda: _answers(self.address), timeout, what)
             for member, key in sorted(node_keys.items()):
                 self.nodes[member] = register_node(self.address, key, member)
         except BaseException:

@@ -8,6 +8,7 @@ group: never a process by name, never one kumiai did not start.
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from kumiai.domain.errors import KumiaiError
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STOP_SECONDS = 8.0  # SuperNodes take up to 5 s to exit after SIGTERM (notes: flower-1.42)
 
 
@@ -121,7 +123,7 @@ class Supervised:
             code = self.exit_code()
             if code is not None:
                 raise KumiaiError(
-                    f"the {self.name} exited with code {code} before {what}: "
+                    f"the {self.name} exited with code {code} before it was {what}: "
                     f"{self.last_log_line()} (log: {self.log})"
                 )
             if ready():
@@ -135,9 +137,9 @@ class Supervised:
     def last_log_line(self) -> str:
         try:
             lines = [
-                line.strip()
+                _ANSI.sub("", line).strip()
                 for line in self.log.read_text(errors="replace").splitlines()
-                if line.strip() and not line.startswith(("INFO", "For more information"))
+                if line.strip() and not _ANSI.sub("", line).startswith(("INFO", "For more"))
             ]
         except OSError:
             return "no log"
