@@ -235,7 +235,8 @@ def train(
     reply the coordinator receives (audits: with secure aggregation, no individual update).
     `privacy` is the job's privacy as `services.privacy.plan_job_privacy` planned it for
     these settings (the CLI plans it first to show it); without it, it is planned here.
-    `round_timeout` bounds the wait for a round's replies (a node that died is dropped).
+    `round_timeout` bounds the wait for a round's replies (a node that died is dropped);
+    admission keeps its own, longer wait (a node's first message loads its data).
     """
     if superlink is not None and node_mods:
         raise InvalidInput("on the deployment engine each node chooses its own mods")
@@ -255,7 +256,7 @@ def train(
     job.attested = latest_attestations(consortium, list(job.ticket.datasets))
     job.reply_hook = reply_hook
     if round_timeout is not None:
-        job.round_timeout = job.query_timeout = round_timeout
+        job.round_timeout = round_timeout
     recorder = JobRecorder(consortium, job.ticket, progress, settings.dp_level)
     try:
         if superlink is None:
