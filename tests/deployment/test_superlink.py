@@ -62,3 +62,55 @@ def test_start_superlink_registers_every_member(home: Path, stopped_at_end: list
     link = start_superlink(consortium, free_port())
     stopped_at_end.append(link)
     assert list(link.nodes) == ["st-mary"]
+
+
+def test_coordinator_serve_starts_and_stops_the_superlink_with_the_api(home: Path) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from kumiai.adapters.flower.supervised import stop_pids
+
+    consortium = init_consortium(home)
+    add_member(consortium, "st-mary", "hospital")
+    init_tls(home, ["127.0.0.1"])
+    api, superlink = free_port(), free_port()
+    log = home / "serve.log"
+    with log.open("wb") as out:
+        serving = subprocess.Popen(
+            [sys.executable, "-m", "kumiai", "--home", str(home), "coordinator", "serve",
+             "--port", str(api), "--superlink-port", str(superlink)],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "300"},
+        )  # fmt: skip
+    pid = None
+    try:
+        deadline = time.monotonic() + 50
+        while time.monotonic() < deadline and pid is None:
+            found = re.search(r"SuperLink \(pid (\d+)\)", " ".join(log.read_text().split()))
+            pid = int(found[1]) if found else None
+            assert serving.poll() is None, log.read_text()
+            time.sleep(0.2)
+        assert pid is not None and alive(pid), log.read_text()
+        text = " ".join(log.read_text().split())
+        assert "admitting the nodes of st-mary" in text
+        serving.send_signal(signal.SIGTERM)
+        serving.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(pid), "the SuperLink outlived `coordinator serve`"
+    finally:
+        stop_pids([p for p in (serving.pid, pid) if p is not None], wait=2)
+
+
+def test_train_on_a_superlink_refuses_a_bad_address(home: Path) -> None:
+    from tests.interfaces.test_cli import assert_user_error, kumiai
+
+    init_consortium(home)
+    assert_user_error(kumiai(home, "train", "heart", "--superlink", "nowhere"), "is not HOST:PORT")
+    assert_user_error(
+        kumiai(home, "train", "heart", "--superlink", "127.0.0.1:9092"), "coordinator init"
+    )

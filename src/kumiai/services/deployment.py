@@ -9,10 +9,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from kumiai.adapters.flower.superlink import SuperLink
+from kumiai.adapters.flower.superlink import SuperLink, SuperLinkAddress
 from kumiai.adapters.flower.supervised import Supervised
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import MemberRow
+from kumiai.domain.errors import InvalidInput
 from kumiai.services.consortium import Consortium
 from kumiai.services.coordinator_tls import serving_files
 
@@ -41,6 +42,14 @@ def superlink_for(consortium: Consortium, port: int, host: str = "127.0.0.1") ->
         host=host,
         port=port,
     )
+
+
+def superlink_address(consortium: Consortium, text: str) -> SuperLinkAddress:
+    """HOST:PORT of a running SuperLink, trusted under the consortium's own CA."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidInput(f"--superlink {text!r} is not HOST:PORT, e.g. 127.0.0.1:9092")
+    return SuperLinkAddress(host.strip("[]"), int(port), serving_files(consortium.home).ca_cert)
 
 
 def start_superlink(consortium: Consortium, port: int, host: str = "127.0.0.1") -> SuperLink:
