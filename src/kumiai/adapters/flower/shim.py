@@ -10,7 +10,9 @@ Flower builds a FAB deterministically (fixed zip dates), so the hash is a consta
 `tests/adapters/test_deployment.py` fails when a Flower upgrade changes it.
 """
 
+import functools
 import hashlib
+import warnings
 
 SHIM_PYPROJECT = b"""[build-system]
 requires = ["hatchling"]
@@ -34,10 +36,13 @@ SHIM_SHA256 = "d1aa90d038a22c821aca3a03112ca56dca79aed6b00af91e4da958709b0b3f4b"
 """The SHA-256 of `shim_fab()` under Flower 1.42; a node refuses any other app."""
 
 
+@functools.cache
 def shim_fab() -> bytes:
     from flwr.cli.build import build_fab_from_files
 
-    return build_fab_from_files({"pyproject.toml": SHIM_PYPROJECT})[0]
+    with warnings.catch_warnings():  # pathspec's deprecation of a pattern Flower uses
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return build_fab_from_files({"pyproject.toml": SHIM_PYPROJECT})[0]
 
 
 def fab_sha256(content: bytes) -> str:

@@ -114,6 +114,49 @@ def _runtime_client(address: str, token: str | None) -> Any:
     )
 
 
+PULL_BACKOFF = (0.01, 0.1)
+"""First and longest wait (s) while the SuperNode is still fetching a message's objects.
+
+Flower's `flwr-clientapp` waits 1 s, doubling to 10 s; it starts 3 s after the task exists,
+when the objects are long there. This executor takes the task at once and would otherwise
+lose a second per message to that first wait."""
+
+
+def _pull_task_input(client: Any) -> tuple[Any, Any, Any]:
+    """Flower's `run_clientapp.pull_task_input` with a short backoff: (message, context, fab)."""
+    from flwr.app import Message
+    from flwr.common.serde import context_from_proto, fab_from_proto
+    from flwr.proto.node_pb2 import Node
+    from flwr.proto.runtime_pb2 import PullAppMessagesRequest, PullTaskInputRequest
+    from flwr.supercore.inflatable.inflatable_protobuf_utils import (
+        make_confirm_message_received_fn_protobuf,
+        make_pull_object_fn_protobuf,
+    )
+    from flwr.supercore.inflatable.inflatable_utils import pull_and_inflate_object_from_tree
+    from flwr.supercore.task_identity import TaskIdentity
+
+    task = client.PullTaskInput(PullTaskInputRequest())
+    TaskIdentity.task_id, TaskIdentity.run_id = task.task_id, task.run.run_id
+    TaskIdentity.node_id = task.context.node_id
+    context, fab = context_from_proto(task.context), fab_from_proto(task.fab)
+    pulled = client.PullMessages(PullAppMessagesRequest())
+    if not pulled.messages_list:
+        raise RuntimeError("the SuperNode's Runtime API gave a task without its message")
+    node, tree = Node(node_id=context.node_id), pulled.message_object_trees[0]
+    message = pull_and_inflate_object_from_tree(
+        tree,
+        make_pull_object_fn_protobuf(client.PullObject, node, context.run_id),
+        make_confirm_message_received_fn_protobuf(
+            client.ConfirmMessageReceived, node, context.run_id
+        ),
+        return_type=Message,
+        initial_backoff=PULL_BACKOFF[0],
+        backoff_cap=PULL_BACKOFF[1],
+    )
+    message.metadata.__dict__["_message_id"] = tree.object_id  # as Flower does
+    return message, context, fab
+
+
 def run_task(address: str, token: str, app: Any, pinned_fab: str = SHIM_SHA256) -> bool:
     """Run one message through `app` (a Flower ClientApp) in this process; push the reply.
 
@@ -122,11 +165,7 @@ def run_task(address: str, token: str, app: Any, pinned_fab: str = SHIM_SHA256) 
     from flwr.app import Error, Message
     from flwr.common.constant import ErrorCode, SubStatus
     from flwr.supercore.heartbeat import HeartbeatSender, make_task_heartbeat_fn_http
-    from flwr.supernode.runtime.run_clientapp import (
-        pull_task_input,
-        push_message,
-        push_task_output,
-    )
+    from flwr.supernode.runtime.run_clientapp import push_message, push_task_output
 
     client = _runtime_client(address, token)
     heartbeat = HeartbeatSender(make_task_heartbeat_fn_http(client))
@@ -134,7 +173,7 @@ def run_task(address: str, token: str, app: Any, pinned_fab: str = SHIM_SHA256) 
     context = None
     status, details, accepted = SubStatus.FAILED, "", True
     try:
-        message, context, _run, fab = pull_task_input(client)
+        message, context, fab = _pull_task_input(client)
         if fab.hash_str != pinned_fab:
             accepted = False
             details = (
