@@ -99,3 +99,22 @@ def test_a_node_killed_mid_job_is_dropped_and_the_job_finishes(
     views = [consortium.node(m).budget(f"{m}-heart") for m in TWO]
     assert [v.committed for v in views] == [0.0, 0.0]
     assert 0 < views[1].spent < views[0].spent  # the dead node paid only for what it trained
+
+
+def test_secure_aggregation_runs_on_the_deployment_engine(
+    home: Path,
+    stopped_at_end: list,  # type: ignore[type-arg]
+) -> None:
+    """SecAgg+ (the default) over the SuperLink: the coordinator sees only masked updates."""
+    consortium, _ = heart_consortium(home, hospitals=TWO, sign=TWO)
+    init_tls(home, ["127.0.0.1"])
+    link = start_superlink(consortium, free_port())
+    stopped_at_end.append(link)
+    stopped_at_end.extend(start_local_nodes(consortium, link, list(TWO)))
+    seen: list[str] = []
+    outcome = train(
+        consortium, "heart", TrainingSettings(rounds=2, seed=7), superlink=link.address,
+        reply_hook=lambda reply: seen.extend(reply.content.array_records),
+    )  # fmt: skip
+    assert outcome.rounds == 2 and sorted(outcome.sites) == sorted(f"{m}-heart" for m in TWO)
+    assert "arrays" not in seen  # no plain update ever reached the coordinator
