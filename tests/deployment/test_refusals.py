@@ -92,3 +92,24 @@ def test_a_node_refuses_an_app_the_coordinator_chose(  # type: ignore[no-untyped
     assert replies[0].error.code == ErrorCode.INVALID_FAB
     assert APP_REFUSED in (replies[0].error.reason or "")
     assert fab_sha256(other)[:12] in (replies[0].error.reason or "")
+
+
+def test_a_supernode_dies_with_its_node_process(link, stopped_at_end: list) -> None:  # type: ignore[no-untyped-def, type-arg]
+    """kill -9 of `kumiai serve-node` leaves no SuperNode behind to hold messages unanswered."""
+    import os
+    import signal
+
+    from kumiai.adapters.flower.supervised import descendants
+    from tests.deployment.conftest import alive
+
+    consortium, running = link
+    (node,) = start_local_nodes(consortium, running, ["st-mary"])
+    stopped_at_end.append(node)
+    assert node.pid is not None
+    children = descendants(node.pid)
+    assert children
+    os.kill(node.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in children)

@@ -40,6 +40,17 @@ def executable(name: str) -> str:
     return str(beside) if beside.exists() else name
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel sends SIGKILL when the starting process dies.
+
+    Linux only (prctl PR_SET_PDEATHSIG); elsewhere a SIGKILLed parent leaves the child.
+    """
+    import ctypes
+
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def descendants(pid: int) -> list[int]:
     """Every process below `pid`, read from /proc (children first found, then theirs)."""
     children: dict[int, list[int]] = {}
@@ -111,6 +122,8 @@ class Supervised:
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 start_new_session=True,  # its helpers share its group, not ours
+                # a SuperNode or SuperLink never outlives a node or coordinator killed -9
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
 
     def exit_code(self) -> int | None:
