@@ -95,7 +95,7 @@ def test_a_node_refuses_an_app_the_coordinator_chose(  # type: ignore[no-untyped
 
 
 def test_a_supernode_dies_with_its_node_process(link, stopped_at_end: list) -> None:  # type: ignore[no-untyped-def, type-arg]
-    """kill -9 of `kumiai serve-node` leaves no SuperNode behind to hold messages unanswered."""
+    """kill -9 of `kumiai node serve` leaves no SuperNode behind to hold messages unanswered."""
     import os
     import signal
 

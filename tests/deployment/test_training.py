@@ -1,5 +1,5 @@
 """Training on the deployment engine with real processes on 127.0.0.1: a SuperLink with TLS
-and node authentication, and each hospital's node as `kumiai serve-node`."""
+and node authentication, and each hospital's node as `kumiai node serve`."""
 
 from pathlib import Path
 

@@ -23,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from kumiai.adapters.coordinator_client import RequestSigner
 from kumiai.adapters.tls import create_authority
 from kumiai.domain import merkle
 from kumiai.domain.clock import utc_now
@@ -33,6 +34,7 @@ from kumiai.interfaces.api.app import create_app, status_of
 from kumiai.interfaces.cli.main import app as cli
 from kumiai.services.agreements import list_agreements
 from kumiai.services.charter import propose_charter, sign_charter
+from kumiai.services.consortium import open_consortium
 from kumiai.services.funds import receive_funds
 from kumiai.services.milestones import add_milestone
 from kumiai.services.motions import propose_motion
@@ -74,6 +76,8 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Small:
 @pytest.fixture(scope="module")
 def client(small: Small) -> TestClient:
     with TestClient(create_app(small.home)) as client:
+        # Records need a signed request (tests/interfaces/test_api_access.py): the operator's.
+        client.auth = RequestSigner(open_consortium(small.home).coordinator_key())
         yield client
 
 
@@ -325,7 +329,7 @@ def test_serve_answers_over_tls_to_clients_trusting_the_ca_and_stops_on_sigterm(
     try:
         trusting = ssl.create_default_context(cafile=str(home / "tls" / "ca.pem"))
         assert trusting.check_hostname and trusting.verify_mode == ssl.CERT_REQUIRED
-        url = f"https://127.0.0.1:{port}/members"
+        url = f"https://127.0.0.1:{port}/ledger/entries?kind=member.joined"  # public
         members = None
         deadline = time.monotonic() + 30
         while members is None:
@@ -335,7 +339,7 @@ def test_serve_answers_over_tls_to_clients_trusting_the_ca_and_stops_on_sigterm(
                 assert server.poll() is None, server.communicate()
                 assert time.monotonic() < deadline, "the server did not answer within 30 s"
                 time.sleep(0.2)
-        assert [m["name"] for m in members] == [HOSPITALS[0], "lab"]
+        assert sorted(e["actor"] for e in members) == [HOSPITALS[0], "lab"]
         # A client that trusts another CA refuses the server's certificate.
         other = tmp_path / "other-ca"
         create_authority(other, "someone-else", utc_now())

@@ -203,6 +203,14 @@ def test_themes_funds_spend_and_milestones_end_to_end(tmp_path: Path) -> None:
     _pass(home, "motion-3")
     shown = json.loads(_ok(home, "milestone", "show", "heart", "first-model", "--json"))
     assert (shown["status"], shown["motion"]) == ("rejected", "motion-3")
+    # `project show` gathers the same records: theme, money against actual, milestones.
+    project = json.loads(_ok(home, "project", "show", "heart", "--json"))
+    assert project["budget"] == json.loads(_ok(home, "spend", "heart", "--json"))
+    assert project["budget"]["theme"] == "medical"
+    assert project["milestones"] == json.loads(_ok(home, "milestone", "list", "heart", "--json"))
+    text = _ok(home, "project", "show", "heart")
+    assert "theme medical" in text and "left ¥5,600,000" in text
+    assert "first-model" in text and "rejected" in text
     assert _ok(home, "ledger", "verify").startswith("verified")
 
 

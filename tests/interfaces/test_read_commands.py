@@ -148,6 +148,9 @@ def read_only(small: Consortium) -> dict[str, list[str]]:
         "milestone list": ["milestone", "list"],
         "milestone show": ["milestone", "show", "heart", "first-model"],
         "report": ["report", "--for", "board"],
+        "model show": ["model", "show", model],
+        "model card": ["model", "card", model],
+        "agreement export": ["agreement", "export", small.agreement, "--odrl"],
     }
 
 
@@ -187,6 +190,9 @@ COMMANDS = [
     "milestone list",
     "milestone show",
     "report",
+    "model show",
+    "model card",
+    "agreement export",
 ]
 
 
@@ -220,6 +226,7 @@ def test_help_loads_neither_the_database_nor_the_services(small: Consortium) -> 
 
 
 NO_JSON = {"--help", "ledger prove", "ledger export"}  # prove prints JSON only; export a file
+NO_JSON |= {"agreement export"}  # prints the ODRL policy, JSON-LD, only
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c not in NO_JSON])
@@ -430,6 +437,7 @@ def test_the_api_returns_the_cli_json_for_a_trained_job(small: Consortium) -> No
     """`kumiai coordinator serve`'s routes over a consortium with a finished job and model."""
     from fastapi.testclient import TestClient
 
+    from kumiai.adapters.coordinator_client import RequestSigner
     from kumiai.interfaces.api.app import create_app
 
     job, model = small.outcome.job_id, small.outcome.model_id
@@ -439,14 +447,20 @@ def test_the_api_returns_the_cli_json_for_a_trained_job(small: Consortium) -> No
         "/models": ["models"],
         f"/models/{model}": ["model", model],
         f"/models/{model}/contributions": ["contributions", model, "--plan"],
+        f"/models/{model}/card": ["model", "card", model],
         "/projects/heart": ["project", "show", "heart"],
         "/budget": ["budget", "show"],
         "/milestones/heart/first-model": ["milestone", "show", "heart", "first-model"],
     }
-    with TestClient(create_app(small.home)) as client:
+    app = create_app(small.home)
+    with TestClient(app) as client:
+        # Records need a signed request: the operator's (the coordinator's own key).
+        client.auth = RequestSigner(app.state.consortium.coordinator_key())
         for route, args in same.items():
             response = client.get(route)
             assert response.status_code == 200, (route, response.text)
             assert response.json() == as_json(small, *args), route
         assert client.get(f"/jobs/{job}").json()["rounds"][1]["round"] == 2
         assert client.get(f"/models/{model}").json()["job_id"] == job
+        policy = client.get(f"/agreements/{small.agreement}/odrl").json()
+        assert policy["uid"] == f"urn:kumiai:agreement:{small.agreement}"

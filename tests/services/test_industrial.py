@@ -73,3 +73,27 @@ def test_every_factory_registers_its_log_and_trains_without_the_answer_columns(
     scores = local_only(list(demo.sites.values()), TrainingSettings())
     overall = detection_metrics(combine(list(scores.values())))
     assert 0.5 < overall["roc_auc"] < 1.0  # type: ignore[operator]
+
+
+def test_the_demo_s_factories_keep_type_and_sign_statistics_with_a_cap_and_a_cohort(
+    tmp_path: Path,
+) -> None:
+    from kumiai.services.agreements import list_requests
+    from kumiai.services.demo_industrial import KEPT
+    from kumiai.services.industrial import THEME
+    from kumiai.services.transparency import show_entries
+
+    demo = build_factory_consortium(
+        tmp_path / "c", epsilon_cap=3.0, ignore=KEPT, themed=True,
+        job_kinds="train,evaluate,statistics", min_cohort=20,
+    )  # fmt: skip
+    schema = {d.name: d.schema for d in list_datasets(demo.consortium)}
+    assert all("Type" in s and "Failure Type" not in s for s in schema.values())
+    [themed] = show_entries(demo.consortium, kind="project.themed")
+    assert themed.payload["theme"] == THEME[0] and themed.payload["project"] == demo.project
+    requests = list_requests(demo.consortium, demo.project)
+    assert len(requests) == len(FACTORIES)
+    for request in requests:
+        assert request.status == "signed" and request.epsilon_cap == 3.0
+        assert request.job_kinds == ("train", "evaluate", "statistics")
+        assert request.min_cohort == 20

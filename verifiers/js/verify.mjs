@@ -70,6 +70,10 @@ const KINDS = [
   "milestone.accepted",
   "milestone.rejected",
   "model.personalised",
+  "analysis.released",
+  "model.audited",
+  "access.granted",
+  "member.invited",
 ];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +

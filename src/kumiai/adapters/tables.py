@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,7 @@ from kumiai.domain.schema import (
     TargetSpec,
     read_number,
 )
+from kumiai.domain.split import check_splittable
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 if TYPE_CHECKING:
@@ -315,3 +318,33 @@ def target_labels(frame: pd.DataFrame, *, path: Path, target: TargetSpec) -> NDA
             }[target.op]
         labels.append("1" if holds else "0")
     return np.array(labels, dtype=object)
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    schema: Schema
+    rows: int
+
+
+def check_file(
+    file: Path,
+    frame: pd.DataFrame,
+    spec: TargetSpec,
+    declared: dict[str, ColumnType],
+    ignore: tuple[str, ...],
+    missing: dict[str, tuple[str, ...]],
+) -> CheckedFile:
+    """Every check a dataset passes before it is stored; errors name the steward's file.
+
+    Shared by the one-machine registration (services.datasets) and a node registering on
+    its own machine (node.remote).
+    """
+    schema = infer_schema(
+        frame, path=file, target=spec, declared=declared, ignore=ignore, missing=missing
+    )
+    labels = target_labels(frame, path=file, target=spec)
+    # Every cell parses now, or the error names the file, row and column.
+    parse_columns(frame, path=file, schema=schema, missing=missing)
+    present = Counter(str(label) for label in labels if label is not None)
+    check_splittable(f"data file {file} (target {spec})", present)
+    return CheckedFile(schema, sum(present.values()))

@@ -2,7 +2,7 @@
 
 Four hospitals, 20 rounds, plain aggregation, no DP, one seed. On the deployment engine the
 coordinator's SuperLink runs with TLS and node authentication, and each hospital's node is a
-process of its own (`kumiai serve-node`) with its own SuperNode. Targets: the same model
+process of its own (`kumiai node serve`) with its own SuperNode. Targets: the same model
 (within 1e-6, so the same accuracy) and at most 5 s per round. `startup_seconds` is from
 starting the SuperLink until every node is connected.
 """

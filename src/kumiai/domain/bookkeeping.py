@@ -240,6 +240,14 @@ class Book:
         if job in self.jobs and isinstance(participants, list):
             self.project(self.jobs[job]).used.append((len(participants), entry.seq))
 
+    def _analysed(self, entry: Entry, p: dict[str, Any]) -> None:
+        """A DP analysis: the ε each participating dataset's node spent on it."""
+        job = _text(entry, "job")
+        spent = p.get("spent") or {}
+        for dataset, value in spent.items() if isinstance(spent, dict) else ():
+            if (number := as_number(value)) is not None:
+                self.epsilon.setdefault((job, dataset), []).append((number, entry.seq, False))
+
     def _recovered(self, entry: Entry, p: dict[str, Any]) -> None:
         if (number := as_number(p.get("epsilon"))) is not None:
             key = (_text(entry, "job"), _text(entry, "dataset"))
@@ -328,6 +336,7 @@ _HANDLERS = {
     "job.started": Book._job,
     "round.completed": Book._round,
     "privacy.recovered": Book._recovered,
+    "analysis.released": Book._analysed,
     "model.released": Book._released,
     "model.contributions": Book._contributions,
     "spinout.created": Book._spinout,

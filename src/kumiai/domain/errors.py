@@ -31,6 +31,14 @@ class StateError(KumiaiError):
     """An act that the object's lifecycle does not allow now (e.g. approving a closed project)."""
 
 
+class Unauthenticated(KumiaiError):
+    """An API request whose signature, key, body, time or nonce does not check out."""
+
+
+class Forbidden(KumiaiError):
+    """An authenticated caller whose role does not permit the act, or who acts for another."""
+
+
 class JobFailed(KumiaiError):
     """A job that could not run: every node refused, or the federation broke."""
 

@@ -76,6 +76,10 @@ KINDS = (
     "milestone.accepted",
     "milestone.rejected",
     "model.personalised",
+    "analysis.released",
+    "model.audited",
+    "access.granted",
+    "member.invited",
 )
 
 

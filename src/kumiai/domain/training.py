@@ -63,6 +63,9 @@ class TrainingSettings:
     # Weight of a positive example's loss in a two-class task (rare failures count more);
     # 1 is unweighted. DP-SGD clips each weighted example as any other, at no extra ε.
     positive_weight: float = 1.0
+    # A statistics job's queries (kumiai.domain.analysis.Analysis as JSON; empty: none). The
+    # node computes each query's ε from these and `epsilon`, and draws the noise itself.
+    analysis: str = ""
 
     @property
     def private(self) -> bool:

@@ -166,6 +166,40 @@ class NodePort(Protocol):
         personalised parameters stay in the node's home; only the aggregate scores return."""
         ...
 
+    def admit_analysis(self, dataset: str, job: str) -> tuple[bool, str, str]:
+        """Check a signed statistics job (`job`: its JSON) as the guard would, refuse a dataset
+        below the minimum cohort, reserve its ε: (allowed, reason, its masking key signed by
+        the member, `SignedMaskingKey` JSON, or '')."""
+        ...
+
+    def release_analysis(
+        self,
+        dataset: str,
+        job: str,
+        peers: dict[str, str],
+        evidence: Sequence[dict[str, Any]] = (),
+    ) -> tuple[bool, str, list[int]]:
+        """Spend the reservation, draw the noise at the node, and return the noisy vector,
+        masked for the participants `peers` (dataset -> signed masking key) under secure
+        aggregation, once the node has checked each key against `evidence`: the peers'
+        identity entries with inclusion proofs under the head it witnessed
+        (kumiai.domain.peer_trust)."""
+        ...
+
+    def audit_model(
+        self,
+        dataset: str,
+        *,
+        project: str,
+        settings: TrainingSettings,
+        plan: "FeaturePlan",
+        parameters: bytes,
+        attribute: str | None,
+    ) -> tuple[bool, str, dict[str, Any] | None]:
+        """Measure a released model on the dataset's rows for its model card, under the
+        node's own agreement: (allowed, reason, aggregates only; kumiai.node.auditing)."""
+        ...
+
     # -- witnessing the ledger -----------------------------------------------------------
     def last_witnessed(self) -> TreeHead | None: ...
 
@@ -335,6 +369,44 @@ class LocalNode:
             plan=plan,
             parameters=parameters,
             epochs=epochs,
+        )
+
+    def admit_analysis(self, dataset: str, job: str) -> tuple[bool, str, str]:
+        from kumiai.node.analysing import admit_analysis
+
+        return admit_analysis(self.home, dataset, job)
+
+    def release_analysis(
+        self,
+        dataset: str,
+        job: str,
+        peers: dict[str, str],
+        evidence: Sequence[dict[str, Any]] = (),
+    ) -> tuple[bool, str, list[int]]:
+        from kumiai.node.analysing import release_analysis
+
+        return release_analysis(self.home, dataset, job, peers, evidence)
+
+    def audit_model(
+        self,
+        dataset: str,
+        *,
+        project: str,
+        settings: TrainingSettings,
+        plan: "FeaturePlan",
+        parameters: bytes,
+        attribute: str | None,
+    ) -> tuple[bool, str, dict[str, Any] | None]:
+        from kumiai.node.auditing import audit
+
+        return audit(
+            self.home,
+            dataset,
+            project=project,
+            settings=settings,
+            plan=plan,
+            parameters=parameters,
+            attribute=attribute,
         )
 
     # -- witnessing the ledger -----------------------------------------------------------

@@ -204,14 +204,20 @@ def _pending(session, request_id: str) -> RequestRow:  # type: ignore[no-untyped
     return row
 
 
-def sign_request(consortium: Consortium, request_id: str) -> AgreementInfo:
-    """The dataset's steward signs the request's terms at its own node, with its own key."""
+def sign_request(
+    consortium: Consortium, request_id: str, agreement_id: str | None = None
+) -> AgreementInfo:
+    """The dataset's steward signs the request's terms at its own node, with its own key.
+
+    `agreement_id`: chosen by a node that signs on its own machine, so the terms it is shown
+    and the terms it signs are the same bytes (services.steward_acts).
+    """
     with transaction(consortium.sessions) as session:
         request = _pending(session, request_id)
         steward = get(session, DatasetRow, request.dataset).member
         now = utc_now()
         terms = AgreementTerms(
-            agreement_id=_new_id("agr"),
+            agreement_id=agreement_id or _new_id("agr"),
             request_id=request.id,
             project=request.project,
             dataset=request.dataset,

@@ -2,6 +2,8 @@
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from kumiai.domain.errors import InvalidInput, NotFound
 from kumiai.domain.ledger import COORDINATOR, Entry, SignedEntry, sign_entry
 from kumiai.node.port import LocalNode, NodePort
 from kumiai.services.ledger import Act, Ledger
+from kumiai.services.remote_node import SubmittedNode
 
 MARKER = "consortium.json"
 HOME_TYPE = "kumiai.consortium"
@@ -36,16 +39,40 @@ class Consortium:
     ledger: Ledger
     _nodes: dict[str, LocalNode] = field(default_factory=dict, repr=False)
     _coordinator_key: Ed25519PrivateKey | None = field(default=None, repr=False)
+    # Served (`coordinator serve`): members' nodes sign only what they submitted.
+    served: bool = False
+    _acting: dict[str, NodePort] = field(default_factory=dict, repr=False)
 
     def member_home(self, member: str) -> Path:
         """Where a member's node keeps its key, data and signed agreements on this machine."""
         return self.home / "members" / member
 
     def node(self, member: str) -> NodePort:
-        """The port to a member's node; on one machine, its home under `members/`."""
+        """The port to a member's node; on one machine, its home under `members/`.
+
+        Served, a member's node answers only through what it submitted (services.remote_node):
+        the coordinator cannot sign for it.
+        """
+        if member in self._acting:
+            return self._acting[member]
+        if self.served:
+            local = self.member_home(member)
+            return SubmittedNode(member, None, (), self._local(member) if local.is_dir() else None)
+        return self._local(member)
+
+    def _local(self, member: str) -> LocalNode:
         if member not in self._nodes:
             self._nodes[member] = LocalNode(self.member_home(member))
         return self._nodes[member]
+
+    @contextmanager
+    def acting(self, member: str, node: NodePort) -> Iterator[None]:
+        """Within the block, `member`'s node is `node` (one served act, signed at the node)."""
+        self._acting[member] = node
+        try:
+            yield
+        finally:
+            self._acting.pop(member, None)
 
     @property
     def coordinator_key_file(self) -> Path:

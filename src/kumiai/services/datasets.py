@@ -8,11 +8,11 @@ entry together: a refusal or a crash leaves none of them behind.
 from __future__ import annotations
 
 import json
-from collections import Counter
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,14 +33,10 @@ from kumiai.domain.job import JobStatus
 from kumiai.domain.names import check_slug
 from kumiai.domain.project import ProjectStatus
 from kumiai.domain.schema import ColumnType, Schema, TargetSpec, parse_target
-from kumiai.domain.split import check_splittable
 from kumiai.node.port import LocalDataset, NodePort, StagedDataset
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get
-
-if TYPE_CHECKING:
-    import pandas as pd  # loaded by adapters.tables when a file is read
 
 Result = TypeVar("Result")
 SENSITIVITIES = ("public", "internal", "confidential", "special-category")
@@ -80,32 +76,6 @@ def _info(row: DatasetRow) -> DatasetInfo:
 
 def _schema_doc(schema: Schema) -> dict[str, str]:
     return {c: t.value for c, t in schema.items()}
-
-
-@dataclass(frozen=True)
-class _Checked:
-    schema: Schema
-    rows: int
-
-
-def _check(
-    file: Path,
-    frame: pd.DataFrame,
-    spec: TargetSpec,
-    declared: dict[str, ColumnType],
-    ignore: tuple[str, ...],
-    missing: dict[str, tuple[str, ...]],
-) -> _Checked:
-    """Every check a dataset passes before it is stored; errors name the steward's file."""
-    schema = tables.infer_schema(
-        frame, path=file, target=spec, declared=declared, ignore=ignore, missing=missing
-    )
-    labels = tables.target_labels(frame, path=file, target=spec)
-    # Every cell parses now, or the error names the file, row and column.
-    tables.parse_columns(frame, path=file, schema=schema, missing=missing)
-    present = Counter(str(label) for label in labels if label is not None)
-    check_splittable(f"data file {file} (target {spec})", present)
-    return _Checked(schema, sum(present.values()))
 
 
 def _stage(node: NodePort, name: str, file: Path, sha256: str) -> StagedDataset:
@@ -152,23 +122,15 @@ def register_dataset(
 ) -> DatasetInfo:
     """Copy the file into the member's node home, check every cell, publish the metadata."""
     check_slug(name, "dataset")
-    if sensitivity not in SENSITIVITIES:
-        raise InvalidInput(
-            f"sensitivity {sensitivity!r} is not known; use one of: " + ", ".join(SENSITIVITIES)
-        )
+    _check_sensitivity(sensitivity)
     spec = parse_target(target)
     missing = missing or {}
 
     def work(session: Session, writes: list[StagedDataset]) -> DatasetInfo:
-        get(session, MemberRow, member)
-        if session.get(DatasetRow, name) is not None:
-            raise InvalidInput(
-                f"dataset {name!r} is already registered; choose another name, or register a "
-                f"new version of its file with: kumiai dataset update {name} FILE"
-            )
+        _require_new(session, member, name)
         sha256 = tables.content_hash(tables.require_file(file))
         frame = tables.read_raw(file)
-        checked = _check(file, frame, spec, column_types or {}, ignore, missing)
+        checked = tables.check_file(file, frame, spec, column_types or {}, ignore, missing)
         node = consortium.node(member)
         writes.append(write := _stage(node, name, file, sha256))
         record = LocalDataset(
@@ -181,40 +143,122 @@ def register_dataset(
             rows=checked.rows,
             ignored=ignore,
         )
-        row = DatasetRow(
-            name=name,
-            member=member,
-            schema_json=json.dumps(_schema_doc(checked.schema)),
-            target=str(spec),
-            rows=checked.rows,
-            sha256=sha256,
-            sensitivity=sensitivity,
-            registered_at=utc_now(),
-        )
-        session.add(row)
-        consortium.ledger.append(
+        row = _record(
+            consortium,
             session,
-            Act(
-                member,
-                "dataset.registered",
-                {
-                    "dataset": name,
-                    "member": member,
-                    "rows": checked.rows,
-                    "sha256": sha256,
-                    "target": str(spec),
-                    "sensitivity": sensitivity,
-                    "schema": _schema_doc(checked.schema),
-                },
-                member=member,
-                dataset=name,
-            ),
+            member,
+            name,
+            checked.schema,
+            spec,
+            checked.rows,
+            sha256,
+            sensitivity,
         )
         session.flush()
         write.install(record)
         return _info(row)
 
     return _commit(consortium, work)
+
+
+def _require_new(session: Session, member: str, name: str) -> None:
+    get(session, MemberRow, member)
+    if session.get(DatasetRow, name) is not None:
+        raise InvalidInput(
+            f"dataset {name!r} is already registered; choose another name, or register a "
+            f"new version of its file with: kumiai dataset update {name} FILE"
+        )
+
+
+def _check_sensitivity(sensitivity: str) -> None:
+    if sensitivity not in SENSITIVITIES:
+        raise InvalidInput(
+            f"sensitivity {sensitivity!r} is not known; use one of: " + ", ".join(SENSITIVITIES)
+        )
+
+
+def _record(
+    consortium: Consortium,
+    session: Session,
+    member: str,
+    name: str,
+    schema: Schema,
+    spec: TargetSpec,
+    rows: int,
+    sha256: str,
+    sensitivity: str,
+) -> DatasetRow:
+    """The catalogue row and the member's signed `dataset.registered` entry."""
+    row = DatasetRow(
+        name=name,
+        member=member,
+        schema_json=json.dumps(_schema_doc(schema)),
+        target=str(spec),
+        rows=rows,
+        sha256=sha256,
+        sensitivity=sensitivity,
+        registered_at=utc_now(),
+    )
+    session.add(row)
+    consortium.ledger.append(
+        session,
+        Act(
+            member,
+            "dataset.registered",
+            {
+                "dataset": name,
+                "member": member,
+                "rows": rows,
+                "sha256": sha256,
+                "target": str(spec),
+                "sensitivity": sensitivity,
+                "schema": _schema_doc(schema),
+            },
+            member=member,
+            dataset=name,
+        ),
+    )
+    session.flush()
+    return row
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def record_dataset(
+    consortium: Consortium,
+    *,
+    member: str,
+    name: str,
+    target: str,
+    schema: dict[str, str],
+    rows: int,
+    sha256: str,
+    sensitivity: str = "confidential",
+) -> DatasetInfo:
+    """The catalogue's side of a dataset its node checked and keeps on its own machine.
+
+    The node read every cell (`kumiai node register`); the coordinator records the metadata
+    and the entry the node signed, and never sees the file.
+    """
+    check_slug(name, "dataset")
+    _check_sensitivity(sensitivity)
+    spec = parse_target(target)
+    try:
+        types = {str(c): ColumnType(t) for c, t in schema.items()}
+    except ValueError:
+        known = ", ".join(t.value for t in ColumnType)
+        raise InvalidInput(f"a column type in the schema is not one of: {known}") from None
+    if not types or rows < 1 or not _SHA256.fullmatch(sha256):
+        raise InvalidInput(
+            "a dataset needs a schema with columns, at least one row and its file's SHA-256 "
+            "(64 hex digits)"
+        )
+    with transaction(consortium.sessions) as session:
+        _require_new(session, member, name)
+        return _info(
+            _record(consortium, session, member, name, types, spec, rows, sha256, sensitivity)
+        )
 
 
 def schema_changes(before: Schema, after: Schema) -> list[str]:
@@ -333,7 +377,7 @@ def update_dataset(
             )
         frame = tables.read_raw(file)
         plan = _plan_columns(previous, list(frame.columns), column_types or {}, ignore, missing)
-        checked = _check(
+        checked = tables.check_file(
             file,
             frame,
             previous.target,

@@ -73,11 +73,11 @@ def node_process(
     ca_cert: Path | None = None,
     with_ca: bool = True,
 ) -> Supervised:
-    """`kumiai serve-node` for one member's home as a process of its own (not started).
+    """`kumiai node serve` for one member's home as a process of its own (not started).
 
     On one machine (the benchmark, tests), the way each organisation would run its node.
     """
-    command = [sys.executable, "-m", "kumiai", "serve-node", "--home", str(node_home)]
+    command = [sys.executable, "-m", "kumiai", "node", "serve", "--home", str(node_home)]
     command += ["--superlink", link.address.address, "--runtime-port", str(free_port())]
     if with_ca:
         command += ["--ca", str(ca_cert or link.tls.ca_cert)]

@@ -25,6 +25,7 @@ from kumiai.services.demo import DemoConsortium
 from kumiai.services.members import add_member
 from kumiai.services.privacy import set_budget
 from kumiai.services.projects import approve_project, propose_project
+from kumiai.services.themes import add_theme
 
 PROJECT = "failure-prediction"
 PURPOSE = "Predict machine failures from process readings to plan maintenance"
@@ -39,6 +40,8 @@ FACTORIES: dict[str, tuple[str, int, int | None]] = {
 TARGET = "Target>0"
 # UDI and Product ID name a row, Type is the factory itself, and Failure Type is the answer.
 IGNORED = ("UDI", "Product ID", "Type", "Failure Type")
+# The association's theme for factory data, when a consortium is built under one (the demo).
+THEME = ("industrial", "Industrial AI", "Domain AI on machine logs that never leave a factory")
 
 
 def ai4i_csv() -> Path:
@@ -71,10 +74,22 @@ def build_factory_consortium(
     home: Path,
     epsilon_cap: float | None = None,
     lifetime_epsilon: float | None = None,
+    *,
+    ignore: tuple[str, ...] = IGNORED,
+    themed: bool = False,
+    job_kinds: str = "train,evaluate",
+    min_cohort: int = 0,
 ) -> DemoConsortium:
-    """A fresh consortium in `home`: four factories and a university; every steward signs."""
+    """A fresh consortium in `home`: four factories and a university; every steward signs.
+
+    The demo (services.demo_industrial) keeps `Type` for its cross-tab, files the project
+    under the industrial THEME and asks for `statistics` too, with a minimum cohort.
+    """
     if home.exists() and any(home.iterdir()):
-        raise InvalidInput(f"{home} is not empty; the factories are built in a fresh directory")
+        raise InvalidInput(
+            f"{home} is not empty; the factories are built in a fresh directory (remove it "
+            "or pass another --dir)"
+        )
     consortium = init_consortium(home)
     add_member(consortium, RESEARCHER, "university")
     sites: dict[str, Site] = {}
@@ -82,9 +97,12 @@ def build_factory_consortium(
         add_member(consortium, member, "company")
         dataset = f"{member}-log"
         register_dataset(
-            consortium, member=member, file=path, name=dataset, target=TARGET, ignore=IGNORED
+            consortium, member=member, file=path, name=dataset, target=TARGET, ignore=ignore
         )
         sites[dataset] = Site(consortium.node(member), dataset)
+    theme, title, description = THEME
+    if themed:
+        add_theme(consortium, name=theme, title=title, description=description, by=RESEARCHER)
     propose_project(
         consortium,
         name=PROJECT,
@@ -92,6 +110,7 @@ def build_factory_consortium(
         purpose=PURPOSE,
         proposed_by=RESEARCHER,
         members=tuple(FACTORIES),
+        theme=theme if themed else None,
     )
     approve_project(consortium, PROJECT, next(iter(FACTORIES)))
     for member in FACTORIES:
@@ -100,6 +119,8 @@ def build_factory_consortium(
             project=PROJECT,
             dataset=f"{member}-log",
             requested_by=RESEARCHER,
+            job_kinds=job_kinds,
+            min_cohort=min_cohort,
             max_rounds=200,
             expires_at=utc_now() + timedelta(days=180),
             epsilon_cap=epsilon_cap,

@@ -1,6 +1,7 @@
 """Reading, proving, exporting, verifying and witnessing the transparency ledger."""
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -352,11 +353,17 @@ def record_cosignature(
         )
 
 
-def witness_all(consortium: Consortium) -> dict[str, WitnessVerdict]:
-    """Every member's node on this machine checks the latest head against its own and cosigns."""
+def witness_all(
+    consortium: Consortium, members: Iterable[str] | None = None
+) -> dict[str, WitnessVerdict]:
+    """Every member's node on this machine (or only `members`') checks the latest head
+    against its own and cosigns."""
     with transaction(consortium.sessions) as session:
         head = consortium.ledger.latest_head(session)
         names = list(session.scalars(select(MemberRow.name).order_by(MemberRow.name)))
+    if members is not None:
+        wanted = set(members)
+        names = [n for n in names if n in wanted]
     if head is None:
         raise NotFound("the ledger has no tree head yet")
     tree = consortium.ledger.tree()

@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING, Any
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import AgreementRow, DatasetRow, ProjectRow
 from kumiai.domain.agreement import SignedAgreement
-from kumiai.services import agreements, jobs, models, projects
+from kumiai.services import agreements, jobs, milestones, models, projects, spend
 from kumiai.services.agreements import AgreementInfo, RequestInfo
 from kumiai.services.consortium import Consortium
 from kumiai.services.jobs import JobInfo
 from kumiai.services.lookup import get
+from kumiai.services.milestones import MilestoneInfo
 from kumiai.services.models import ModelInfo
 from kumiai.services.projects import ProjectInfo
+from kumiai.services.spend import BudgetInfo
 
 if TYPE_CHECKING:
     from kumiai.services.datasets import DatasetInfo
@@ -40,6 +42,8 @@ class ProjectView:
     agreements: tuple[AgreementInfo, ...]
     jobs: tuple[JobInfo, ...]
     models: tuple[ModelInfo, ...]
+    budget: BudgetInfo  # its theme, money against actual, and compute quota
+    milestones: tuple[MilestoneInfo, ...]
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ def project_view(consortium: Consortium, name: str) -> ProjectView:
         agreements=tuple(agreements.list_agreements(consortium, name)),
         jobs=tuple(jobs.list_jobs(consortium, name)),
         models=tuple(models.list_models(consortium, name)),
+        budget=spend.project_budget(consortium, name),
+        milestones=tuple(milestones.list_milestones(consortium, name)),
     )
 
 

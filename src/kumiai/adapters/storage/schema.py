@@ -399,3 +399,38 @@ class MilestoneEvidenceRow(Base):
     __table_args__ = (
         ForeignKeyConstraint(["project", "milestone"], ["milestones.project", "milestones.name"]),
     )
+
+
+class RequestNonceRow(Base):
+    """A signed API request's nonce, kept until its signature expires: a replay is refused.
+
+    In the database, not in memory, so every coordinator worker refuses the same replay.
+    """
+
+    __tablename__ = "request_nonces"
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    keyid: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AccessGrantRow(Base):
+    """A key the operator registered for a read-only role (an auditor or an investor)."""
+
+    __tablename__ = "access_grants"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    public_key: Mapped[str] = mapped_column(String(64))
+    key_fingerprint: Mapped[str] = mapped_column(String(16), unique=True)
+    granted_at: Mapped[datetime]
+
+
+class InvitationRow(Base):
+    """A one-time invitation to join: only the SHA-256 of its secret is kept."""
+
+    __tablename__ = "invitations"
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    member: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(20))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

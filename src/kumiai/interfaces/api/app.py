@@ -14,13 +14,27 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from kumiai.domain.errors import InvalidInput, KumiaiError, NotFound, StateError
-from kumiai.interfaces.api import association, governance, ledger
+from kumiai.domain.errors import (
+    Forbidden,
+    InvalidInput,
+    KumiaiError,
+    NotFound,
+    StateError,
+    Unauthenticated,
+)
+from kumiai.interfaces.api import access, acts, association, governance, ledger, witness
 from kumiai.interfaces.api.context import PlainJSON
 from kumiai.interfaces.api.docs import add_docs
+from kumiai.interfaces.web.app import add_dashboard
 from kumiai.services.consortium import open_consortium
 
-STATUS: dict[type[KumiaiError], int] = {NotFound: 404, InvalidInput: 400, StateError: 409}
+STATUS: dict[type[KumiaiError], int] = {
+    NotFound: 404,
+    InvalidInput: 400,
+    StateError: 409,
+    Unauthenticated: 401,
+    Forbidden: 403,
+}
 
 
 def status_of(error: KumiaiError) -> int:
@@ -70,7 +84,8 @@ def create_app(home: Path) -> FastAPI:
     """The API over the consortium at `home`; refused at once if there is none."""
     app = FastAPI(
         title="kumiai coordinator",
-        summary="A research consortium's governance records and transparency ledger, read-only.",
+        summary="A research consortium's governance records, members' signed acts, and its "
+        "transparency ledger.",
         version="1",
         docs_url=None,
         redoc_url=None,
@@ -78,6 +93,7 @@ def create_app(home: Path) -> FastAPI:
         lifespan=_one_at_a_time,
     )
     app.state.consortium = open_consortium(home)
+    app.state.consortium.served = True  # members' nodes sign their own acts, never the server
     app.add_exception_handler(KumiaiError, _kumiai_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
@@ -85,5 +101,9 @@ def create_app(home: Path) -> FastAPI:
     app.include_router(governance.router)
     app.include_router(association.router)
     app.include_router(ledger.router)
+    app.include_router(witness.router)
+    app.include_router(access.router)
+    app.include_router(acts.router)
     add_docs(app)
+    add_dashboard(app)
     return app

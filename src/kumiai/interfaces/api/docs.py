@@ -10,6 +10,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from kumiai.domain.roles import Action
+from kumiai.interfaces.api.auth import allow
+
 ASSETS = "/docs/assets"
 
 
@@ -17,7 +20,7 @@ def add_docs(app: FastAPI) -> None:
     """Serve `/docs` and its assets; the app must be made with `docs_url=None`."""
     app.mount(ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False, dependencies=[allow(Action.DOCS_READ)])
     def docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json",

@@ -10,10 +10,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from kumiai.domain.roles import Action
+from kumiai.interfaces.api.auth import allow
 from kumiai.interfaces.api.context import Home, PlainJSON, reply
 from kumiai.services import transparency
 
-router = APIRouter(prefix="/ledger", tags=["ledger"])
+# Public, every route: a transparency log anyone can check needs no key.
+router = APIRouter(prefix="/ledger", tags=["ledger"], dependencies=[allow(Action.LEDGER_READ)])
 
 
 @router.get("/entries", summary="`kumiai ledger show --json`, with `after` to page")

@@ -17,6 +17,10 @@ from kumiai.interfaces.cli.context import consortium, when
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.table import Table
+
     from kumiai.services.milestones import MilestoneInfo
     from kumiai.services.spend import BudgetInfo
     from kumiai.services.themes import ThemeInfo
@@ -228,7 +232,7 @@ def funds_allocate(
 
 
 # -- spend and budget ----------------------------------------------------------------------
-def _budget_lines(info: "BudgetInfo") -> None:
+def budget_lines(info: "BudgetInfo") -> None:
     from rich.table import Table
 
     from kumiai.interfaces.cli.context import console
@@ -260,7 +264,7 @@ def _show_budget(ctx: typer.Context, project: str, as_json: bool) -> None:
     if as_json:
         print_json(info)
         return
-    _budget_lines(info)
+    budget_lines(info)
 
 
 @spend_app.command("show")
@@ -300,7 +304,7 @@ def spend_record(
         spent_on=on,
         by=by,
     )
-    _budget_lines(info)
+    budget_lines(info)
 
 
 # -- milestones ----------------------------------------------------------------------------
@@ -395,15 +399,25 @@ def milestone_list(
     if as_json:
         print_json(listing)
         return
-    from rich.table import Table
-
     from kumiai.interfaces.cli.context import console
 
-    table = Table("project", "milestone", "due", "status", "timing", "evidence", "title")
+    console.print(milestone_table(listing))
+
+
+def milestone_table(listing: "Sequence[MilestoneInfo]", title: str | None = None) -> "Table":
+    """Milestones as rows; one past its due date and not accepted shows as late, in red."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(
+        "project", "milestone", "due", "status", "timing", "evidence", "title", title=title
+    )
     for m in listing:
         timing = f"[red]{m.timing}[/]" if m.late else m.timing
-        table.add_row(m.project, m.name, m.due, m.status, timing, str(len(m.evidence)), m.title)
-    console.print(table)
+        table.add_row(
+            m.project, m.name, m.due, m.status, timing, str(len(m.evidence)), escape(m.title)
+        )
+    return table
 
 
 @milestone_app.command("show")

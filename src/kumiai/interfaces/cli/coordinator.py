@@ -82,3 +82,54 @@ def coordinator_serve(
         serve(home, host, port)
     finally:
         link.stop()
+
+
+@coordinator_app.command("grant")
+def coordinator_grant(
+    ctx: typer.Context,
+    role: str = typer.Option(..., help="The read-only role: auditor (auditors and investors)."),
+    key: str = typer.Option(..., help="Their Ed25519 public key (base64 of 32 bytes)."),
+    name: str = typer.Option(..., help="A name for the key holder (a slug: kpmg-audit)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Register a read-only key for the API (signed into the ledger as access.granted)."""
+    from kumiai.services.access import grant_access
+    from kumiai.services.consortium import open_consortium
+
+    info = grant_access(open_consortium(home_of(ctx)), name=name, role=role, public_key=key)
+    if as_json:
+        print_json(info)
+        return
+    from kumiai.interfaces.cli.context import console
+
+    console.print(
+        f"Granted [bold]{info.name}[/] the {info.role} role for key {info.key_fingerprint}: "
+        "it may read the coordinator's records with signed requests, and write nothing."
+    )
+
+
+@coordinator_app.command("invite")
+def coordinator_invite(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The new member's name (a slug: st-mary)."),
+    kind: str = typer.Option(..., help="university, company, hospital, startup, …"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Print a one-time token the member's node joins with (kumiai node init --invite)."""
+    from kumiai.services.consortium import open_consortium
+    from kumiai.services.invitations import invite_member
+
+    info = invite_member(open_consortium(home_of(ctx)), name, kind)
+    if as_json:
+        print_json(info)
+        return
+    from kumiai.interfaces.cli.context import console, errors
+
+    errors.print(
+        f"Invitation {info.id} for [bold]{info.member}[/] ({info.kind}). Give the token below "
+        f"to its IT over a channel you trust; it works once. The node checks the CA "
+        f"({info.ca_fingerprint[:16]}…) and the coordinator key "
+        f"({info.coordinator_key_fingerprint}) against it:\n"
+        "  kumiai node init --home NODE_HOME --coordinator https://HOST:PORT --invite TOKEN"
+    )
+    console.print(info.token, soft_wrap=True, highlight=False)

@@ -1,4 +1,8 @@
-"""`kumiai demo`: a whole consortium in a fresh directory, trained and compared."""
+"""`kumiai demo`: a whole consortium in a fresh directory, trained and compared.
+
+`kumiai demo` is the heart-disease story; `kumiai demo industrial` the factories'
+(interfaces.cli.demo_industrial, registered here so the group stays one line in main.py).
+"""
 
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -7,10 +11,12 @@ import typer
 
 from kumiai.interfaces.cli.budget import budget_table
 from kumiai.interfaces.cli.context import number
+from kumiai.interfaces.cli.demo_industrial import demo_industrial
 
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from kumiai.domain.audit import AuditReport
     from kumiai.domain.metrics import SiteScore
     from kumiai.services.demo import DemoReport
 
@@ -114,12 +120,44 @@ def _association_lines(report: "DemoReport") -> None:
     )
 
 
+def ledger_lines(audit: "AuditReport") -> None:
+    """The offline verification's verdict: its counts and root, or each finding."""
+    from rich.markup import escape
+
+    from kumiai.interfaces.cli.context import console
+
+    if audit.ok:
+        console.print(
+            f"[green]Ledger verified offline[/]: {audit.entries} signed entries, "
+            f"{audit.heads} signed tree heads, {audit.cosignatures} cosignatures by the "
+            f"members' nodes; root {audit.root[:16]}…"
+        )
+    else:
+        for finding in audit.findings:
+            console.print(f"[red]ledger problem[/] {escape(str(finding))}")
+
+
+demo_app = typer.Typer(
+    help="A whole consortium in a fresh directory, trained and compared: `kumiai demo` (four "
+    "hospitals) or `kumiai demo industrial` (four factories).",
+    invoke_without_command=True,
+)
+
+
+@demo_app.callback()
 def demo(
+    ctx: typer.Context,
     dir_: Path = typer.Option(
         Path("kumiai-demo"), "--dir", help="A fresh directory for the demo consortium."
     ),
+    serve: bool = typer.Option(
+        False, "--serve", help="Then serve the API and the dashboard on 127.0.0.1 (plain HTTP)."
+    ),
+    port: int = typer.Option(8000, help="The port for --serve."),
 ) -> None:
     """Four hospitals, a university and a company train a heart-disease model together."""
+    if ctx.invoked_subcommand is not None:
+        return
     # Lazy: the demo trains, which loads Flower and Ray; other commands must start fast.
     from rich.markup import escape
 
@@ -144,16 +182,7 @@ def demo(
         )
     _association_lines(report)
     outcome = report.outcome
-    audit = report.audit
-    if audit.ok:
-        console.print(
-            f"[green]Ledger verified offline[/]: {audit.entries} signed entries, "
-            f"{audit.heads} signed tree heads, {audit.cosignatures} cosignatures by the "
-            f"members' nodes; root {audit.root[:16]}…"
-        )
-    else:
-        for finding in audit.findings:
-            console.print(f"[red]ledger problem[/] {escape(str(finding))}")
+    ledger_lines(report.audit)
     console.print(
         f"Model [bold]{outcome.model_id}[/] released from job {outcome.job_id}. Local = each "
         "hospital alone; pooled = the participating hospitals' rows in one place, a yardstick "
@@ -161,3 +190,14 @@ def demo(
         f"Explore: kumiai --home {dir_} models   |   kumiai --home {dir_} job {outcome.job_id}"
         f"   |   kumiai --home {dir_} ledger show"
     )
+    if serve:
+        from kumiai.interfaces.web.server import dashboard_url, serve_local
+
+        console.print(
+            f"Dashboard: [bold]{dashboard_url(port)}[/] (the API at /, its routes at /docs); "
+            "plain HTTP on this machine only; Ctrl-C stops."
+        )
+        serve_local(dir_, port)
+
+
+demo_app.command("industrial")(demo_industrial)

@@ -12,6 +12,7 @@ from kumiai.domain.clock import parse_iso, utc_now
 from kumiai.domain.schema import parse_column_types, parse_missing_markers
 from kumiai.interfaces.cli.context import consortium, home_of, when
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
+from kumiai.interfaces.cli.remote import remote_document
 
 member_app = typer.Typer(help="Members of the consortium and their keys.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Datasets registered on members' nodes.", no_args_is_help=True)
@@ -63,6 +64,8 @@ def member_rotate_key(ctx: typer.Context, name: str = typer.Argument(...)) -> No
 @member_app.command("list")
 def member_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List members and their key fingerprints."""
+    if remote_document(as_json, "/members"):
+        return
     from kumiai.services import members
 
     listing = members.list_members(consortium(ctx))
@@ -150,6 +153,8 @@ def dataset_update(
 @dataset_app.command("list")
 def dataset_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List the catalogue: metadata only, never rows."""
+    if remote_document(as_json, "/datasets"):
+        return
     from kumiai.services import datasets  # lazy, as in dataset_register
 
     listing = datasets.list_datasets(consortium(ctx))
@@ -233,6 +238,8 @@ def project_close(
 @project_app.command("list")
 def project_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List projects, their status, members and purpose."""
+    if remote_document(as_json, "/projects"):
+        return
     from kumiai.services import projects
 
     listing = projects.list_projects(consortium(ctx))
@@ -313,6 +320,8 @@ def requests_list(
     ctx: typer.Context, project: str = typer.Argument(None), as_json: bool = JSON_OPTION
 ) -> None:
     """List data-use requests and their stewards' decisions."""
+    if remote_document(as_json, "/requests", project=project):
+        return
     from kumiai.services import agreements
 
     listing = agreements.list_requests(consortium(ctx), project)
@@ -387,6 +396,8 @@ def agreement_list(
     ctx: typer.Context, project: str = typer.Argument(None), as_json: bool = JSON_OPTION
 ) -> None:
     """List signed agreements, with expiry and revocation."""
+    if remote_document(as_json, "/agreements", project=project):
+        return
     from kumiai.services import agreements
 
     listing = agreements.list_agreements(consortium(ctx), project)

@@ -10,6 +10,7 @@ import typer
 
 from kumiai.interfaces.cli.context import consortium, number, warn_held, when
 from kumiai.interfaces.cli.output import JSON_OPTION, plain, print_json
+from kumiai.interfaces.cli.remote import remote_document
 
 if TYPE_CHECKING:
     from kumiai.services.jobs import JobInfo
@@ -52,13 +53,14 @@ def jobs_list(
 
     from kumiai.interfaces.cli.context import console
 
-    table = Table("job", "project", "status", "rounds", "sites", "started", "error")
+    table = Table("job", "project", "kind", "status", "rounds", "sites", "started", "error")
     for j in listing:
         sites = ", ".join(f"{s.dataset}:{s.status}" for s in j.sites)
         status = f"[yellow]{j.status}" if j.status == jobs.INTERRUPTED else j.status
         table.add_row(
             j.id,
             j.project,
+            j.kind,
             status,
             f"{j.completed_rounds}/{j.planned_rounds}",
             sites,
@@ -72,6 +74,8 @@ def job_show(
     ctx: typer.Context, job_id: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
     """Show one job: each site's participation and reason, and every round's metrics."""
+    if remote_document(as_json, "/jobs/{}", job_id):
+        return
     from kumiai.services import jobs
 
     j = jobs.job_detail(consortium(ctx), job_id)
@@ -121,6 +125,8 @@ def models_list(
     ctx: typer.Context, project: str = typer.Argument(None), as_json: bool = JSON_OPTION
 ) -> None:
     """List released model versions with their overall metrics and lineage."""
+    if remote_document(as_json, "/models", project=project):
+        return
     from kumiai.services import models
 
     listing = models.list_models(consortium(ctx), project)
@@ -151,6 +157,8 @@ def model_show(
     ctx: typer.Context, model_id: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
     """Show a model version: metrics per site, and its lineage (job, agreements, refusals)."""
+    if remote_document(as_json, "/models/{}", model_id):
+        return
     from kumiai.services import models
 
     m = models.model_detail(consortium(ctx), model_id)

@@ -16,14 +16,19 @@ import typer
 
 from kumiai.domain.errors import KumiaiError, Stopped
 from kumiai.interfaces.cli import association, governance, jobs, show, training
+from kumiai.interfaces.cli.analyse import analyse
 from kumiai.interfaces.cli.bench import bench
 from kumiai.interfaces.cli.board import charter_app, motion_app
 from kumiai.interfaces.cli.budget import budget_app
 from kumiai.interfaces.cli.contribution import contributions
 from kumiai.interfaces.cli.coordinator import coordinator_app
-from kumiai.interfaces.cli.demo import demo
+from kumiai.interfaces.cli.demo import demo_app
 from kumiai.interfaces.cli.ledger import ledger_app
+from kumiai.interfaces.cli.model_card import model_app
+from kumiai.interfaces.cli.node import node_app
 from kumiai.interfaces.cli.node_serve import node_serve
+from kumiai.interfaces.cli.node_witness import witness
+from kumiai.interfaces.cli.odrl import agreement_export, agreement_import
 from kumiai.interfaces.cli.personalise import personalise
 from kumiai.interfaces.cli.report import report
 from kumiai.interfaces.cli.royalties import licence_app, revenue_app, royalties_app, spinout_app
@@ -64,25 +69,31 @@ app.add_typer(association.milestone_app, name="milestone")
 app.command("request")(governance.request)
 app.command("requests")(governance.requests_list)
 governance.agreement_app.command("show")(show.agreement_show)
+governance.agreement_app.command("export")(agreement_export)
+governance.agreement_app.command("import")(agreement_import)
 app.add_typer(governance.agreement_app, name="agreement")
 app.command("train")(training.train)
 app.add_typer(budget_app, name="budget")
 app.command("jobs")(jobs.jobs_list)
 app.command("job")(jobs.job_show)
 app.command("models")(jobs.models_list)
-app.command("model")(jobs.model_show)
+model_app.command("show")(jobs.model_show)
+app.add_typer(model_app, name="model")
 app.command("contributions")(contributions)
 app.command("personalise")(personalise)
+app.command("analyse")(analyse)
 app.add_typer(ledger_app, name="ledger")
 app.command("report")(report)
 app.add_typer(coordinator_app, name="coordinator")
+app.command("witness-node")(witness)
+node_app.command("serve")(node_serve)  # interfaces.cli.node_serve: the deployment engine
+app.add_typer(node_app, name="node")
 app.add_typer(spinout_app, name="spinout")
 app.add_typer(licence_app, name="licence")
 app.add_typer(revenue_app, name="revenue")
 app.add_typer(royalties_app, name="royalties")
-app.command("demo")(demo)
+app.add_typer(demo_app, name="demo")
 app.command("bench")(bench)
-app.command("serve-node")(node_serve)  # moves under `kumiai node` (interfaces.cli.node)
 
 
 _signalled: list[int] = []  # the stop signal received, if any

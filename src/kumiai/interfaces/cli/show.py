@@ -12,6 +12,7 @@ import typer
 from kumiai.interfaces.cli.context import consortium, number, when
 from kumiai.interfaces.cli.jobs import job_document
 from kumiai.interfaces.cli.output import JSON_OPTION, plain, print_json
+from kumiai.interfaces.cli.remote import remote_document
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -48,6 +49,8 @@ def dataset_show(
     ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
     """Show a dataset: its schema, hash, budget and every project that asked to use it."""
+    if remote_document(as_json, "/datasets/{}", name):
+        return
     from kumiai.services import views
 
     view = views.dataset_view(consortium(ctx), name)
@@ -89,7 +92,9 @@ def project_document(view: "ProjectView") -> dict[str, Any]:
 def project_show(
     ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
-    """Show a project: purpose, members, its requests, agreements, jobs and models."""
+    """Show a project: purpose, members, requests, agreements, jobs, models, money, milestones."""
+    if remote_document(as_json, "/projects/{}", name):
+        return
     from kumiai.services import views
 
     view = views.project_view(consortium(ctx), name)
@@ -128,12 +133,19 @@ def project_show(
             when(m.created_at),
         )
     console.print(models)
+    from kumiai.interfaces.cli.association import budget_lines, milestone_table
+
+    budget_lines(view.budget)
+    if view.milestones:
+        console.print(milestone_table(view.milestones, title="milestones"))
 
 
 def agreement_show(
     ctx: typer.Context, agreement_id: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
     """Show an agreement: the terms its steward signed, as the node checks them."""
+    if remote_document(as_json, "/agreements/{}", agreement_id):
+        return
     from kumiai.services import views
 
     view = views.agreement_view(consortium(ctx), agreement_id)

@@ -1,0 +1,45 @@
+"""Witnesses: publish a cosignature, and read every witness's latest cosigned head.
+
+A node fetches `/ledger/head`, checks it against the last head it witnessed with a proof
+from `/ledger/consistency`, cosigns it and POSTs the cosignature here. It then reads the
+other witnesses' cosigned heads and compares them with its own (`kumiai witness-node`).
+"""
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from kumiai.domain.ledger import TreeHead
+from kumiai.domain.roles import Action
+from kumiai.interfaces.api.auth import allow
+from kumiai.interfaces.api.context import Home, PlainJSON, reply
+from kumiai.services import witnesses
+
+router = APIRouter(prefix="/witness", tags=["witness"])
+
+
+class Cosignature(BaseModel):
+    witness: str = Field(description="The member whose node cosigns.")
+    head: dict[str, Any] = Field(description="The signed head as GET /ledger/head gave it.")
+    signature: str = Field(description="The member's Ed25519 signature (base64) on the head.")
+
+
+@router.post(
+    "/cosignatures",
+    summary="Publish a cosignature; the signature authenticates it",
+    dependencies=[allow(Action.COSIGN)],
+)
+def publish(home: Home, cosignature: Cosignature) -> PlainJSON:
+    head = TreeHead.from_document(cosignature.head)
+    witnesses.publish_cosignature(home, cosignature.witness, head, cosignature.signature)
+    return reply({"witness": cosignature.witness, "size": head.size, "recorded": True})
+
+
+@router.get(
+    "/cosigned",
+    summary="Every witness's latest cosigned head, with its signature",
+    dependencies=[allow(Action.WITNESS_READ)],
+)
+def cosigned(home: Home) -> PlainJSON:
+    return reply([c.document() for c in witnesses.cosigned_heads(home)])

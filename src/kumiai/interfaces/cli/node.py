@@ -1,0 +1,130 @@
+"""`kumiai node …`: a member's node on its own machine, acting through the coordinator's API.
+
+Every command takes the node's own home (`--home NODE_HOME`, where its key lives); the
+coordinator's URL and CA are the ones pinned there at `node init`.
+"""
+
+from pathlib import Path
+
+import typer
+
+from kumiai.interfaces.cli.output import JSON_OPTION, print_json
+
+node_app = typer.Typer(
+    help="A member's node on its own machine: join a coordinator, sign, refuse and revoke.",
+    no_args_is_help=True,
+)
+
+NODE_HOME = typer.Option(..., "--home", help="The node's own home (its key and data).")
+
+
+def _done(as_json: bool, document: object, line: str) -> None:
+    if as_json:
+        print_json(document)
+        return
+    from kumiai.interfaces.cli.context import console
+
+    console.print(line)
+
+
+@node_app.command("init")
+def node_init(
+    home: Path = NODE_HOME,
+    coordinator: str = typer.Option(..., help="The coordinator's URL: https://HOST:PORT"),
+    invite: str = typer.Option(..., help="The invitation token the operator gave you."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Make the node's key and join, after checking the coordinator's CA and key."""
+    from kumiai.node.remote import join_consortium
+
+    joined = join_consortium(home, coordinator, invite)
+    member = joined["member"]
+    _done(
+        as_json,
+        joined,
+        f"[bold]{member['name']}[/] joined {coordinator} with key "
+        f"{member['key_fingerprint']}; its CA (SHA-256 {joined['ca_sha256']}) and key are "
+        f"pinned in {home}. The private key stays there: back it up offline.",
+    )
+
+
+@node_app.command("sign")
+def node_sign(
+    request: str = typer.Argument(..., help="The request id (see `kumiai requests`)."),
+    home: Path = NODE_HOME,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Sign a request's terms with this node's key; the agreement is kept in the home."""
+    from kumiai.node.remote import sign_request
+
+    agreement = sign_request(home, request)
+    _done(
+        as_json,
+        agreement,
+        f"Signed agreement [bold]{agreement['id']}[/] for {agreement['dataset']} in "
+        f"project {agreement['project']}, until {agreement['expires_at']}.",
+    )
+
+
+@node_app.command("refuse")
+def node_refuse(
+    request: str = typer.Argument(..., help="The request id."),
+    reason: str = typer.Option(..., help="Why: the researcher reads it."),
+    home: Path = NODE_HOME,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Refuse a request, with a reason, signed by this node."""
+    from kumiai.node.remote import refuse_request
+
+    refused = refuse_request(home, request, reason)
+    _done(as_json, refused, f"Refused {request}: {refused['refusal_reason']}")
+
+
+@node_app.command("revoke")
+def node_revoke(
+    agreement: str = typer.Argument(..., help="The agreement id."),
+    reason: str = typer.Option("", help="Why (recorded in the ledger)."),
+    home: Path = NODE_HOME,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Revoke an agreement: this node refuses from now on, then the coordinator records it."""
+    from kumiai.node.remote import revoke_agreement
+
+    revoked = revoke_agreement(home, agreement, reason)
+    _done(as_json, revoked, f"Revoked {agreement}; this node refuses its jobs from now on.")
+
+
+@node_app.command("register")
+def node_register(
+    dataset: str = typer.Argument(..., help="Catalogue name, e.g. st-mary-heart."),
+    file: Path = typer.Argument(..., help="CSV or Parquet file on this machine."),
+    target: str = typer.Option(..., help="Column to predict, or a rule such as 'num>0'."),
+    types: str = typer.Option("", help="Force column types: 'ca=numeric,sex=categorical'."),
+    missing: str = typer.Option("", help="Values meaning missing: 'chol=0,ca=?'."),
+    ignore: str = typer.Option("", help="Columns to leave out: 'id,site'."),
+    sensitivity: str = typer.Option(
+        "confidential", help="public, internal, confidential or special-category."
+    ),
+    home: Path = NODE_HOME,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Register a dataset: checked and kept in the node home, only metadata sent."""
+    from kumiai.domain.schema import parse_column_types, parse_missing_markers
+    from kumiai.node.remote import register_dataset
+
+    info = register_dataset(
+        home,
+        dataset,
+        file,
+        target=target,
+        column_types=parse_column_types(types),
+        missing=parse_missing_markers(missing),
+        ignore=tuple(c.strip() for c in ignore.split(",") if c.strip()),
+        sensitivity=sensitivity,
+    )
+    _done(
+        as_json,
+        info,
+        f"Dataset [bold]{info['name']}[/] registered: {info['rows']} rows, "
+        f"{len(info['schema'])} feature columns; the file stays in {home}.",
+    )

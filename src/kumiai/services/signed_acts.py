@@ -1,0 +1,167 @@
+"""Acts a member's node signs on its own machine and submits: run, ask, sign, run again.
+
+One round runs the ordinary service function with the member's node standing behind
+`SubmittedNode`. If the service needs a signature the node has not given, the round stops
+with `Unsigned`, its transaction rolls back (nothing written) and the node is shown the exact
+document to sign (`SignThis`). The node checks it says what its steward meant, signs it and
+submits the act again with every signature so far and the same `at`, the time the first
+round fixed, so the document is the same bytes. When every signature is there the act is
+written, in one transaction, as in the one-directory mode.
+
+If the ledger moved between two rounds (another act took the seq), the next round asks for
+a signature over the new entry; the node's client signs again, a few rounds at most.
+"""
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from kumiai.adapters.storage.database import transaction
+from kumiai.adapters.storage.schema import AgreementRow, DatasetRow, MemberRow, RequestRow
+from kumiai.domain.clock import frozen_at, to_iso, utc_now
+from kumiai.domain.errors import InvalidInput
+from kumiai.domain.roles import require_own
+from kumiai.services.agreements import (
+    AgreementInfo,
+    RequestInfo,
+    refuse_request,
+    revoke_agreement,
+    sign_request,
+)
+from kumiai.services.consortium import Consortium
+from kumiai.services.datasets import DatasetInfo, record_dataset
+from kumiai.services.lookup import get
+from kumiai.services.remote_node import SubmittedNode, Unsigned
+
+Result = TypeVar("Result")
+ROUND_WINDOW = timedelta(minutes=2)  # how long a first round's time may be reused
+_AGREEMENT_ID = re.compile(r"agr-[0-9a-f]{8}")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What the node sent: who it is, the signatures so far, the time the first round fixed."""
+
+    member: str
+    public_key: str
+    signatures: tuple[str, ...] = ()
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SignThis:
+    """The round's answer when a signature is missing: what to sign, and the fixed time."""
+
+    what: str  # "entry" or "agreement"
+    document: dict[str, Any]
+    at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": "sign", "what": self.what, "document": self.document, "at": self.at}
+
+
+def run_signed(
+    consortium: Consortium, submission: Submission, act: Callable[[], Result]
+) -> Result | SignThis:
+    """One round of a member's act (see the module's docstring)."""
+    now = utc_now()
+    at = submission.at or now
+    if not now - ROUND_WINDOW <= at <= now + timedelta(seconds=30):
+        raise InvalidInput(
+            f"the act's time {to_iso(at)} is more than {ROUND_WINDOW.seconds // 60} minutes "
+            "from the coordinator's clock; submit it again without a time"
+        )
+    node = SubmittedNode(submission.member, submission.public_key, submission.signatures)
+    try:
+        # `frozen_at` and `acting` hold for the whole process: safe because the API runs
+        # one route at a time (interfaces.api.app); every time the act writes is `at`.
+        with consortium.acting(submission.member, node), frozen_at(at):
+            return act()
+    except Unsigned as missing:
+        if missing.member != submission.member:
+            raise
+        return SignThis(missing.what, missing.document, at)
+
+
+def submitted_by(
+    consortium: Consortium, member: str, signatures: Sequence[str], at: datetime | None
+) -> Submission:
+    """The submission of a registered member's node, with the key it signs with today."""
+    with transaction(consortium.sessions) as session:
+        key = get(session, MemberRow, member).public_key
+    return Submission(member, key, tuple(signatures), at)
+
+
+# -- the steward's acts ------------------------------------------------------------------
+
+
+def _steward_of_request(consortium: Consortium, request_id: str) -> str:
+    with transaction(consortium.sessions) as session:
+        request = get(session, RequestRow, request_id)
+        return get(session, DatasetRow, request.dataset).member
+
+
+def sign_at_node(
+    consortium: Consortium, submission: Submission, request_id: str, agreement_id: str
+) -> AgreementInfo | SignThis:
+    """The steward's node signs a request's terms on its own machine."""
+    steward = _steward_of_request(consortium, request_id)
+    require_own(submission.member, steward, f"request {request_id}")
+    if not _AGREEMENT_ID.fullmatch(agreement_id):
+        raise InvalidInput(f"agreement id {agreement_id!r} is not of the form agr-1a2b3c4d")
+    return run_signed(
+        consortium, submission, lambda: sign_request(consortium, request_id, agreement_id)
+    )
+
+
+def refuse_at_node(
+    consortium: Consortium, submission: Submission, request_id: str, reason: str
+) -> RequestInfo | SignThis:
+    steward = _steward_of_request(consortium, request_id)
+    require_own(submission.member, steward, f"request {request_id}")
+    return run_signed(
+        consortium, submission, lambda: refuse_request(consortium, request_id, reason)
+    )
+
+
+def revoke_at_node(
+    consortium: Consortium, submission: Submission, agreement_id: str, reason: str
+) -> AgreementInfo | SignThis:
+    """The node wrote the revocation in its own home first; this records it."""
+    with transaction(consortium.sessions) as session:
+        steward = get(session, AgreementRow, agreement_id).steward
+    require_own(submission.member, steward, f"agreement {agreement_id}")
+    return run_signed(
+        consortium, submission, lambda: revoke_agreement(consortium, agreement_id, reason)
+    )
+
+
+def register_at_node(
+    consortium: Consortium,
+    submission: Submission,
+    *,
+    name: str,
+    target: str,
+    schema: dict[str, str],
+    rows: int,
+    sha256: str,
+    sensitivity: str,
+) -> DatasetInfo | SignThis:
+    """A dataset the node checked and keeps; the catalogue records its metadata, for the
+    submitting member only (a node registers its own member's data)."""
+    return run_signed(
+        consortium,
+        submission,
+        lambda: record_dataset(
+            consortium,
+            member=submission.member,
+            name=name,
+            target=target,
+            schema=schema,
+            rows=rows,
+            sha256=sha256,
+            sensitivity=sensitivity,
+        ),
+    )

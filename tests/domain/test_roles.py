@@ -1,0 +1,85 @@
+"""The role × action matrix, pair by pair, against a copy written out independently here."""
+
+import pytest
+
+from kumiai.domain.errors import Forbidden
+from kumiai.domain.roles import PERMITTED, PUBLIC, Action, Role, permits, require, require_own
+
+OP, S, R, B, A = "operator", "steward", "researcher", "board", "auditor"
+ALL = {OP, S, R, B, A}
+
+# Written out by hand: a change to PERMITTED must be made here too, on purpose.
+EXPECTED: dict[str, set[str]] = {
+    "ledger.read": ALL,  # public: the transparency log needs no key
+    "docs.read": ALL,  # public
+    "trust.read": ALL,  # public: what a joining node checks against its invitation
+    "member.join": {S},  # public route, authorised by the invitation
+    "witness.read": ALL,  # public: the witnesses' cosigned heads
+    "witness.cosign": {S},  # public route, authorised by the member's signature on the head
+    "members.read": ALL,
+    "datasets.read": ALL,
+    "projects.read": ALL,
+    "requests.read": ALL,
+    "agreements.read": ALL,
+    "jobs.read": ALL,
+    "models.read": ALL,
+    "budgets.read": ALL,
+    "board.read": ALL,
+    "association.read": ALL,
+    "royalties.read": ALL,
+    "whoami": ALL,
+    "request.sign": {S},
+    "request.refuse": {S},
+    "agreement.revoke": {S},
+    "dataset.register": {S},
+}
+
+
+def test_the_expected_matrix_names_every_action_and_role() -> None:
+    assert set(EXPECTED) == {a.value for a in Action}
+    assert {r.value for r in Role} == ALL
+    assert set(PERMITTED) == set(Action)
+
+
+@pytest.mark.parametrize("role", list(Role), ids=str)
+@pytest.mark.parametrize("action", list(Action), ids=str)
+def test_each_role_and_action_pair(role: Role, action: Action) -> None:
+    assert permits(role, action) is (role.value in EXPECTED[action.value])
+
+
+def test_only_the_ledger_the_docs_and_joining_are_public() -> None:
+    assert {a.value for a in PUBLIC} == {
+        "ledger.read",
+        "docs.read",
+        "trust.read",
+        "member.join",
+        "witness.read",
+        "witness.cosign",
+    }
+
+
+def test_an_auditor_writing_is_refused_naming_role_action_and_who_may() -> None:
+    with pytest.raises(Forbidden) as refused:
+        require("kpmg", [Role.AUDITOR], Action.REQUEST_REFUSE)
+    assert str(refused.value) == ("kpmg (auditor) may not request.refuse; only steward may")
+
+
+def test_the_operator_cannot_act_as_a_steward() -> None:
+    with pytest.raises(Forbidden, match=r"coordinator \(operator\) may not request.sign"):
+        require("coordinator", [Role.OPERATOR], Action.REQUEST_SIGN)
+
+
+def test_any_held_role_that_permits_suffices() -> None:
+    require("st-mary", [Role.RESEARCHER, Role.STEWARD], Action.AGREEMENT_REVOKE)
+    with pytest.raises(Forbidden, match=r"nobody \(no role\) may not whoami"):
+        require("nobody", [], Action.WHOAMI)
+
+
+def test_a_steward_acts_only_on_its_own_members_things() -> None:
+    require_own("st-mary", "st-mary", "dataset st-mary-heart")
+    with pytest.raises(Forbidden) as refused:
+        require_own("st-mary", "va-long-beach", "dataset va-heart")
+    assert str(refused.value) == (
+        "st-mary's node acts only for st-mary; dataset va-heart belongs to va-long-beach, "
+        "whose own node must act on it"
+    )

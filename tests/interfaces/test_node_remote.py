@@ -1,0 +1,150 @@
+"""Real processes over TLS on 127.0.0.1: the operator invites, a node joins from its own home
+(checking the CA and key against the invitation first), registers a dataset it keeps and
+signs a request for it through the API; a coordinator that is not the invited one is
+refused by the node, and a used invitation by the coordinator.
+"""
+
+import base64
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kumiai.domain.canonical import canonical_json
+from kumiai.domain.invitation import read_token
+from tests.interfaces.test_api import free_port
+from tests.services.helpers import HOSPITALS, heart_consortium
+
+ENV = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
+
+
+def kumiai(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kumiai", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=ENV,
+    )
+
+
+def ok(*args: str) -> dict:  # type: ignore[type-arg]
+    done = kumiai(*args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_invite_join_and_sign_over_tls(tmp_path: Path) -> None:
+    home = tmp_path / "c"
+    heart_consortium(home, hospitals=HOSPITALS[:1], sign=HOSPITALS[:0])
+    assert kumiai("--home", str(home), "coordinator", "init", "--host", "127.0.0.1").returncode == 0
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kumiai",
+            "--home",
+            str(home),
+            "coordinator",
+            "serve",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        trusting = ssl.create_default_context(cafile=str(home / "tls" / "ca.pem"))
+        while True:
+            try:
+                httpx.get(f"{url}/ledger/head", verify=trusting, timeout=2)
+                break
+            except httpx.HTTPError:
+                assert server.poll() is None, server.communicate()
+                assert time.monotonic() < deadline, "the server did not answer within 30 s"
+                time.sleep(0.2)
+        token = ok("--home", str(home), "coordinator", "invite", "st-mary", "--kind", "hospital")[
+            "token"
+        ]
+
+        # A token naming another CA: the node refuses the coordinator before trusting it.
+        doc = read_token(token).document()
+        other_ca = (
+            "kumiai-invite-"
+            + base64.urlsafe_b64encode(canonical_json({**doc, "ca": "0" * 64})).decode()
+        )
+        wrong = tmp_path / "wrong-node"
+        refused = kumiai(
+            "node", "init", "--home", str(wrong), "--coordinator", url, "--invite", other_ca
+        )
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        assert "is not the one the invitation names" in " ".join(refused.stderr.split())
+        assert not wrong.exists()
+
+        node = tmp_path / "st-mary"
+        joined = ok("node", "init", "--home", str(node), "--coordinator", url, "--invite", token)
+        assert joined["member"]["name"] == "st-mary"
+        assert (node / "key.pem").stat().st_mode & 0o077 == 0
+        assert (node / "coordinator-ca.pem").read_bytes() == (home / "tls" / "ca.pem").read_bytes()
+        members = ok("--home", str(home), "member", "list")
+        assert "st-mary" in [m["name"] for m in members]
+
+        again = kumiai(
+            "node",
+            "init",
+            "--home",
+            str(tmp_path / "twice"),
+            "--coordinator",
+            url,
+            "--invite",
+            token,
+        )
+        assert again.returncode != 0 and "was already used" in " ".join(again.stderr.split())
+
+        # st-mary registers a dataset from its own machine: checked and kept there, metadata
+        # only to the catalogue; lab asks to use it; st-mary's node signs the request.
+        rows = tmp_path / "exports" / f"{HOSPITALS[1]}.csv"
+        assert rows.is_file()
+        registered = ok(
+            "node", "register", "st-mary-heart", str(rows), "--target", "num>0",
+            "--missing", "chol=0", "--ignore", "id", "--home", str(node),
+        )  # fmt: skip
+        assert registered["member"] == "st-mary" and registered["rows"] > 100
+        assert len(list((node / "data").glob("st-mary-heart.*"))) == 1
+        assert not (home / "members" / "st-mary").exists()  # nothing of st-mary's here
+        asked = kumiai(
+            "--home", str(home), "request", "heart", "--dataset", "st-mary-heart", "--by", "lab",
+        )  # fmt: skip
+        assert asked.returncode == 0, asked.stderr
+        [request] = [
+            r["id"] for r in ok("--home", str(home), "requests") if r["dataset"] == "st-mary-heart"
+        ]
+        agreement = ok("node", "sign", request, "--home", str(node))
+        assert agreement["request_id"] == request and agreement["steward"] == "st-mary"
+        assert (node / "agreements" / f"{agreement['id']}.json").is_file()
+        listed = ok("--home", str(home), "agreement", "list")
+        assert [a["id"] for a in listed] == [agreement["id"]]
+        verified = kumiai("--home", str(home), "ledger", "verify")
+        assert verified.returncode == 0, verified.stderr
+    finally:
+        os.kill(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+            pytest.fail("the server did not stop within 10 s of SIGTERM")
+    assert "Traceback" not in server.stderr.read()
