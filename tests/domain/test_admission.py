@@ -157,3 +157,47 @@ def test_a_setup_must_be_a_real_sum_among_the_jobs_datasets(
     """Two datasets in the job: three participants, or a threshold of one, is a lie."""
     request = StageRequest("setup", sample, share, threshold)
     assert check_secure_stage(admitted(), RUN, request).allowed is ok
+
+
+# -- one message per round: a train message that also evaluates the model it brings -------
+
+
+def test_a_train_message_may_evaluate_the_previous_rounds_model_once() -> None:
+    record = replace(admitted(), trained=2, evaluated=1)
+    asks = train(3, evaluates=2)
+    assert check_request(record, record.job, RUN, asks).allowed
+    after = after_reply(record, asks)
+    assert (after.trained, after.evaluated) == (3, 2)
+    # the same scores asked again, as a plain evaluation or inside the next round's training
+    again = Request(operation="evaluate", server_round=2)
+    decision = check_request(after, after.job, RUN, again)
+    assert not decision.allowed and "round 2 was already evaluated" in decision.reason
+    decision = check_request(after, after.job, RUN, train(4, evaluates=2))
+    assert not decision.allowed and "may evaluate only round 3's model" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("evaluates", "said"),
+    [
+        (1, "may evaluate only round 2's model, not round 1's"),  # an older model
+        (3, "may evaluate only round 2's model, not round 3's"),  # its own output
+        (-1, "not round -1's"),  # a garbled value
+    ],
+)
+def test_a_train_message_evaluating_another_round_is_refused(evaluates: int, said: str) -> None:
+    record = replace(admitted(), trained=2, evaluated=0)
+    decision = check_request(record, record.job, RUN, train(3, evaluates=evaluates))
+    assert not decision.allowed and said in decision.reason
+
+
+def test_an_evaluated_round_cannot_be_scored_again_inside_training() -> None:
+    record = replace(admitted(), trained=2, evaluated=2)
+    decision = check_request(record, record.job, RUN, train(3, evaluates=2))
+    assert not decision.allowed and "round 2 was already evaluated (last: 2)" in decision.reason
+
+
+def test_only_a_train_message_carries_an_evaluation() -> None:
+    record = replace(admitted(), trained=2, evaluated=0)
+    asks = Request(operation="evaluate", server_round=2, evaluates=1)
+    decision = check_request(record, record.job, RUN, asks)
+    assert not decision.allowed and "only a train message" in decision.reason

@@ -60,6 +60,12 @@ def _overhead(**options: Any) -> Any:
     return run(**options)
 
 
+def _deployment(**options: Any) -> Any:
+    from kumiai.benchmarks.deployment import run
+
+    return run(**options)
+
+
 def _startup(**options: Any) -> Any:
     from kumiai.benchmarks.startup import run
 
@@ -70,6 +76,7 @@ BENCHMARKS: dict[str, Callable[..., Any]] = {
     "agent": _agent,
     "attacks": _attacks,
     "contribution": _contribution,
+    "deployment": _deployment,
     "heart-disease": _heart_disease,
     "industrial": _industrial,
     "ledger": _ledger,

@@ -7,6 +7,7 @@ or ask for a plain update where the job promised secure aggregation. Pure functi
 lying coordinator can be played in tests without Flower.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -60,6 +61,9 @@ class Request:
     proximal_mu: float | None = None  # what Flower's FedProx put in the config, if anything
     clipping_norm: float | None = None  # what Flower's client-side DP put there, if anything
     plan: str = ""  # sha256 of the feature plan the message carries, if any
+    # a train message may first evaluate the model it brings, the previous round's (one
+    # message per round on the deployment engine); 0: it does not
+    evaluates: int = 0
 
 
 def check_run(current_job: str | None, job_id: str, run: int) -> Decision:
@@ -137,6 +141,31 @@ def check_request(admitted: Admitted, job: SignedJob, run: int, request: Request
             f"round {request.server_round} was already evaluated (last: {admitted.evaluated}); "
             "each round's scores leave the node once"
         )
+    if request.evaluates:
+        return _check_evaluation_in_training(admitted, request, refuse)
+    return Decision(True, "as admitted")
+
+
+def _check_evaluation_in_training(
+    admitted: Admitted, request: Request, refuse: Callable[[str], Decision]
+) -> Decision:
+    """A train message that also evaluates: only the model of the round before, if the job
+    may evaluate, and each round's scores still leave once."""
+    doc = admitted.job.document
+    if request.operation != "train":
+        return refuse("only a train message may carry an evaluation of its incoming model")
+    if (wrong := operation_refusal(doc.kind, "evaluate")) is not None:
+        return refuse(wrong)
+    if request.evaluates != request.server_round - 1:
+        return refuse(
+            f"a round-{request.server_round} train message may evaluate only round "
+            f"{request.server_round - 1}'s model, not round {request.evaluates}'s"
+        )
+    if request.evaluates <= admitted.evaluated:
+        return refuse(
+            f"round {request.evaluates} was already evaluated (last: {admitted.evaluated}); "
+            "each round's scores leave the node once"
+        )
     return Decision(True, "as admitted")
 
 
@@ -146,7 +175,8 @@ def after_reply(admitted: Admitted, request: Request) -> Admitted:
     if request.operation == "statistics":
         return replace(admitted, summarised=True)
     if request.operation == "train":
-        return replace(admitted, trained=request.server_round, plan=plan)
+        evaluated = max(admitted.evaluated, request.evaluates)
+        return replace(admitted, trained=request.server_round, evaluated=evaluated, plan=plan)
     if request.operation == "evaluate":
         return replace(admitted, evaluated=request.server_round, plan=plan)
     return admitted

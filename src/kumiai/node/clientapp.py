@@ -241,6 +241,10 @@ def build_client_app(
         secure = settings.secure_aggregation  # SecAgg+ speaks Flower's legacy FitIns
         record = message.content[protocol.LEGACY_PARAMETERS if secure else protocol.ARRAYS]
         arrays = record.to_numpy_ndarrays()  # type: ignore[union-attr]
+        evaluation = None
+        if protocol.EVALUATES in config and not secure:  # the guard checked which round
+            evaluated = int(config[protocol.EVALUATES])  # type: ignore[arg-type]
+            evaluation = score(node, dataset, job, plan, arrays, context, evaluated)
         new_arrays, examples, loss, epsilon = node.train(
             dataset, settings, plan, arrays, int(config.get(protocol.ROUND, 0)), job.job_id
         )
@@ -256,31 +260,41 @@ def build_client_app(
             parameters = ndarrays_to_parameters(new_arrays)
             fitres = FitRes(Status(Code.OK, ""), parameters, examples, values)  # type: ignore[arg-type]
             return Message(compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=message)
-        metrics = MetricRecord(values)
-        return Message(
-            RecordDict({protocol.ARRAYS: ArrayRecord(new_arrays), protocol.METRICS: metrics}),
-            reply_to=message,
-        )
+        content = RecordDict({protocol.ARRAYS: ArrayRecord(new_arrays)})
+        content[protocol.METRICS] = MetricRecord(values)
+        if evaluation is not None:
+            content[protocol.EVALUATION] = evaluation
+        return Message(content, reply_to=message)
+
+    def score(
+        node: NodeOperations,
+        dataset: str,
+        job: JobDocument,
+        plan: FeaturePlan,
+        arrays: Arrays,
+        context: Context,
+        server_round: int,
+    ) -> MetricRecord:
+        """The site's scores of `arrays` (round `server_round`'s model), as they may leave."""
+        statistics = str(context.state[protocol.STATE][protocol.STATE_STATISTICS])
+        _, _, admitted = admitted_job(context)
+        # under DP, scores leave once: for the last round's model, after this node trained it
+        final = server_round == job.rounds and admitted.trained == job.rounds
+        result = node.evaluate(dataset, job.settings, plan, arrays, statistics, job.job_id, final)
+        if result is None:
+            return protocol.withheld_metrics()
+        metrics = score_metrics(result)
+        if statistics == DP:  # what the scores cost, for the coordinator's mirror
+            metrics[protocol.EPSILON] = node.spent(dataset, job.job_id) or 0.0
+        return metrics
 
     @app.evaluate()
     def evaluate(message: Message, context: Context) -> Message:
         node, dataset, config, job = unpack(message, context)
-        settings = job.settings
         plan = FeaturePlan.from_json(str(config[protocol.PLAN]))
         arrays = message.content[protocol.ARRAYS].to_numpy_ndarrays()  # type: ignore[union-attr]
-        statistics = str(context.state[protocol.STATE][protocol.STATE_STATISTICS])
-        _, _, admitted = admitted_job(context)
         server_round = int(config.get(protocol.ROUND, 0))  # type: ignore[arg-type]
-        # under DP, scores leave once: for the last round's model, after this node trained it
-        final = server_round == job.rounds and admitted.trained == job.rounds
-        score = node.evaluate(dataset, settings, plan, arrays, statistics, job.job_id, final)
-        if score is None:
-            return Message(
-                RecordDict({protocol.METRICS: protocol.withheld_metrics()}), reply_to=message
-            )
-        metrics = score_metrics(score)
-        if statistics == DP:  # what the scores cost, for the coordinator's mirror
-            metrics[protocol.EPSILON] = node.spent(dataset, job.job_id) or 0.0
+        metrics = score(node, dataset, job, plan, arrays, context, server_round)
         return Message(RecordDict({protocol.METRICS: metrics}), reply_to=message)
 
     return app

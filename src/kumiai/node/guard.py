@@ -157,7 +157,19 @@ def read_request(message: Message, config: ConfigRecord) -> Request:
         proximal_mu=_optional_float(config, protocol.FEDPROX_MU, protocol.LEGACY_FEDPROX_MU),
         clipping_norm=_optional_float(config, KEY_CLIPPING_NORM),
         plan=hashlib.sha256(str(plan).encode()).hexdigest() if plan is not None else "",
+        evaluates=_evaluates(config),
     )
+
+
+def _evaluates(config: ConfigRecord) -> int:
+    """The round whose model a train message also asks to evaluate (0: none; -1: garbled,
+    which the rules refuse)."""
+    if protocol.EVALUATES not in config:
+        return 0
+    try:
+        return int(config[protocol.EVALUATES])  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return -1
 
 
 def _own_agreement(

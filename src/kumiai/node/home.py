@@ -132,6 +132,21 @@ class NodeHome:
     def public_key(self) -> str:
         return str(self._read_json(self.root / "member.json", "member record")["public_key"])
 
+    @property
+    def supernode_auth_file(self) -> Path:
+        """The SuperNode's private authentication key (OpenSSH, 0600); never leaves the home."""
+        return self.root / "supernode" / "supernode_auth"
+
+    def supernode_key(self) -> str:
+        """The SuperNode key's public line, the key pair made here on first use."""
+        from kumiai.adapters.tls import supernode_auth_key
+
+        public = self.supernode_auth_file.with_suffix(".pub")
+        if not public.is_file():
+            self.supernode_auth_file.parent.mkdir(parents=True, exist_ok=True)
+            return supernode_auth_key(self.supernode_auth_file.parent).strip()
+        return public.read_text().strip()
+
     # -- datasets --------------------------------------------------------------------
     @property
     def data_dir(self) -> Path:

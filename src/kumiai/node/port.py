@@ -83,6 +83,11 @@ class NodePort(Protocol):
 
     def public_key(self) -> str: ...
 
+    def supernode_key(self) -> str:
+        """The public half of the node's SuperNode authentication key (OpenSSH line), made
+        in the node home on first use; the SuperLink admits only registered ones."""
+        ...
+
     def steward_keys(self) -> tuple[str, ...]:
         """Every public key the member has held, newest first."""
         ...
@@ -253,6 +258,9 @@ class LocalNode:
 
     def public_key(self) -> str:
         return self.home.public_key()
+
+    def supernode_key(self) -> str:
+        return self.home.supernode_key()
 
     def steward_keys(self) -> tuple[str, ...]:
         return self.home.steward_keys()

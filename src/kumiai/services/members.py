@@ -11,9 +11,10 @@ from kumiai.adapters.storage.schema import MemberRow, MotionRow
 from kumiai.domain import keys
 from kumiai.domain.charter import Decision
 from kumiai.domain.clock import utc_now
-from kumiai.domain.errors import InvalidInput, StateError
+from kumiai.domain.errors import InvalidInput, KumiaiError, StateError
 from kumiai.domain.member import MemberKind, parse_member_kind
 from kumiai.domain.names import check_slug
+from kumiai.node.port import NodePort
 from kumiai.services.charter import adopted_charter
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
@@ -62,12 +63,22 @@ def join(consortium: Consortium, session: Session, name: str, kind: MemberKind) 
         key_fingerprint=keys.fingerprint(public),
         home=node.address,
         joined_at=utc_now(),
+        supernode_key=_supernode_key(node),  # what the SuperLink will let in, and only this
     )
     session.add(row)
     # Self-signed: the new key vouches for itself; auditors may pin it out of band.
     payload = {"member": name, "kind": kind.value, "public_key": public}
     consortium.ledger.append(session, Act(name, "member.joined", payload, member=name))
     return row
+
+
+def _supernode_key(node: NodePort) -> str | None:
+    """The node's SuperNode key, when the node is here to make it; a node on its own machine
+    has not submitted one yet, and `coordinator serve --superlink-port` names it."""
+    try:
+        return node.supernode_key()
+    except KumiaiError:
+        return None
 
 
 def admitting_motion(session: Session, name: str) -> str | None:

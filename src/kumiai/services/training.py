@@ -16,15 +16,18 @@ from flwr.app import Message
 from flwr.clientapp.typing import Mod
 from sqlalchemy import func, select
 
+from kumiai.adapters.flower.deployment import run_deployment
 from kumiai.adapters.flower.protocol import encode_consistency
 from kumiai.adapters.flower.serverapp import FederatedJob, build_server_app
 from kumiai.adapters.flower.simulation import one_engine, run_simulation
 from kumiai.adapters.flower.stopping import SERVER_STOP_SECONDS, stop_reason
+from kumiai.adapters.flower.superlink import SuperLinkAddress
 from kumiai.adapters.storage.arrays import arrays_to_bytes
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import (
     JobRow,
     JobSiteRow,
+    MemberRow,
     ModelVersionRow,
     ProjectMemberRow,
     ProjectRow,
@@ -184,6 +187,27 @@ def _release(consortium: Consortium, job: FederatedJob, recorder: JobRecorder, b
     return model_id
 
 
+DEPLOYMENT_REPLY_POLL = 0.05
+"""Seconds between the ServerApp's pulls from the SuperLink: each is an HTTPS request, so
+not the simulation's 10 ms; Flower's own HttpGrid waits 3 s."""
+
+
+def nodes_of(link: SuperLinkAddress, nodes: list[NodePort], consortium: Consortium) -> list[int]:
+    """The Flower node ids of the job's members, as registered with their SuperNode keys."""
+    from kumiai.adapters.flower.superlink import registered_nodes
+
+    members = {_member_at(consortium, node) for node in nodes}
+    return [node_id for node_id, name in registered_nodes(link).items() if name in members]
+
+
+def _member_at(consortium: Consortium, node: NodePort) -> str:
+    with transaction(consortium.sessions) as session:
+        row = session.scalar(select(MemberRow).where(MemberRow.home == node.address))
+        if row is None:
+            raise InvalidInput(f"no member's node is at {node.address}")
+        return row.name
+
+
 def many_jobs() -> AbstractContextManager[None]:
     """Run several jobs on one simulation engine, Ray started once (benchmarks, notebooks)."""
     return one_engine()
@@ -198,8 +222,12 @@ def train(
     node_mods: Sequence[Mod] = (),
     reply_hook: Callable[[Message], None] | None = None,
     privacy: JobPrivacy | None = None,
+    superlink: SuperLinkAddress | None = None,
+    round_timeout: float | None = None,
 ) -> TrainingOutcome:
-    """Run one federated training job for a project on Flower's simulation engine.
+    """Run one federated training job for a project on Flower's simulation engine, or, with
+    `superlink`, on the deployment engine: the members' nodes run their own SuperNodes
+    (`kumiai node serve`) and this process runs the ServerApp against the SuperLink.
 
     `by` is the member starting the job (default: the project's proposer); it signs the
     job's start and the model's release in the ledger. `node_mods` are extra Flower mods
@@ -207,7 +235,11 @@ def train(
     reply the coordinator receives (audits: with secure aggregation, no individual update).
     `privacy` is the job's privacy as `services.privacy.plan_job_privacy` planned it for
     these settings (the CLI plans it first to show it); without it, it is planned here.
+    `round_timeout` bounds the wait for a round's replies (a node that died is dropped);
+    admission keeps its own, longer wait (a node's first message loads its data).
     """
+    if superlink is not None and node_mods:
+        raise InvalidInput("on the deployment engine each node chooses its own mods")
     recover_interrupted_jobs(consortium)
     if privacy is None:  # bad ε, δ, σ or clipping: refused now, before any node is contacted
         privacy = plan_job_privacy(consortium, project, settings)
@@ -223,14 +255,24 @@ def train(
     job.consistency = encode_consistency(consistency_proofs(consortium, head))
     job.attested = latest_attestations(consortium, list(job.ticket.datasets))
     job.reply_hook = reply_hook
+    if round_timeout is not None:
+        job.round_timeout = round_timeout
     recorder = JobRecorder(consortium, job.ticket, progress, settings.dp_level)
     try:
-        run_simulation(
-            build_server_app(job, recorder),
-            simulation_client_app(sites, node_mods),
-            len(sites),
-            consortium.home,
-        )
+        if superlink is None:
+            run_simulation(
+                build_server_app(job, recorder),
+                simulation_client_app(sites, node_mods),
+                len(sites),
+                consortium.home,
+            )
+        else:
+            job.reply_poll, job.one_message_per_round = DEPLOYMENT_REPLY_POLL, True
+            run_deployment(
+                build_server_app(job, recorder),
+                superlink,
+                nodes_of(superlink, [node for node, _ in sites], consortium),
+            )
         if recorder.last is None:
             raise JobFailed("the federation ended without a single evaluated round")
         model_id = _release(consortium, job, recorder, by)

@@ -40,6 +40,9 @@ STATE_STATISTICS, STATE_COHORT = "aggregate-statistics", "min-cohort"
 # A summary or score a node's agreement keeps at the node: why, in place of the numbers
 WITHHELD = "withheld"
 ROWS = "rows"  # a site's training rows, public (sent even when its summary is withheld)
+# A train message that first evaluates the model it brings (the previous round's): the
+# round evaluated, in its config; the scores come back in the reply under EVALUATION
+EVALUATES, EVALUATION = "kumiai-evaluates", "kumiai-evaluation"
 # Keys Flower's strategies put in a config (the node compares them with its document)
 ROUND = "server-round"
 FEDPROX_MU, LEGACY_FEDPROX_MU = "proximal-mu", "proximal_mu"

@@ -29,10 +29,11 @@ from kumiai.adapters.flower.central_dp import (
     message_strategy,
     spent_by_members,
 )
+from kumiai.adapters.flower.combined import OneMessagePerRound
 from kumiai.adapters.flower.grid import DelegatingGrid
 from kumiai.adapters.flower.protocol import metrics_score
 from kumiai.adapters.flower.secure import SecureAggregationSettings, run_secure_rounds
-from kumiai.adapters.flower.stopping import StoppableGrid, StopRequest
+from kumiai.adapters.flower.stopping import REPLY_POLL_SECONDS, StoppableGrid, StopRequest
 from kumiai.adapters.flower.strategies import make_strategy
 from kumiai.adapters.models.families import model_for
 from kumiai.domain.errors import JobFailed
@@ -79,6 +80,8 @@ class FederatedJob:
     round_timeout: float = 600.0
     reply_hook: Callable[[Message], None] | None = None  # sees every reply (audits, tests)
     stop: StopRequest = field(default_factory=StopRequest)  # SIGTERM / Ctrl-C end the run
+    reply_poll: float = REPLY_POLL_SECONDS  # between pulls for replies
+    one_message_per_round: bool = False  # evaluate inside the next train message (combined)
     # filled in by the run
     plan: FeaturePlan | None = None
     rows: dict[str, int] = field(default_factory=dict)  # training rows per admitted dataset
@@ -330,13 +333,15 @@ def build_server_app(job: FederatedJob, observer: JobObserver) -> ServerApp:
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        grid = StoppableGrid(grid, job.stop)
+        grid = StoppableGrid(grid, job.stop, job.reply_poll)
         sites = _admit(grid, job, observer)
         assert job.plan is not None
         settings = job.settings
         model = model_for(settings, len(job.plan.feature_names), len(job.plan.classes))
         config = job.config(**{protocol.PLAN: job.plan.to_json()})
-        observing = ObservingGrid(grid, sites, observer, job.reply_hook)
+        combine = job.one_message_per_round and not settings.secure_aggregation
+        strategy_grid = OneMessagePerRound(grid, settings.rounds) if combine else grid
+        observing = ObservingGrid(strategy_grid, sites, observer, job.reply_hook)
         client_dp = settings.private and settings.dp_level == "client"
         if client_dp:
             delta = settings.delta or min(default_delta(n) for n in job.rows.values())

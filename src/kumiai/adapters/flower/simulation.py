@@ -133,7 +133,7 @@ def _keep_engine(backend: Any) -> None:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """Flower logs every round at INFO (and run_simulation's deprecation); kumiai shows its own."""
     logger = logging.getLogger("flwr")
     level = logger.level
@@ -158,7 +158,7 @@ def run_simulation(
     os.environ["RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO"] = "0"
     from flwr.simulation import run_simulation as flower_run_simulation
 
-    with _quiet(), _fast_dispatch():
+    with quiet(), _fast_dispatch():
         _start_ray(RAY_INIT_ARGS)
         flower_run_simulation(
             server_app=server_app,

@@ -49,9 +49,10 @@ class StopRequest:
 class StoppableGrid(DelegatingGrid):
     """Delegates to Flower's grid; send_and_receive checks the stop request between polls."""
 
-    def __init__(self, inner: Grid, stop: StopRequest) -> None:
+    def __init__(self, inner: Grid, stop: StopRequest, poll: float = REPLY_POLL_SECONDS) -> None:
         super().__init__(inner)
         self.stop = stop
+        self.poll = poll  # over a network (the deployment engine) each poll is a request
         stop.server = threading.current_thread()
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
@@ -79,7 +80,7 @@ class StoppableGrid(DelegatingGrid):
             waiting.difference_update(m.metadata.reply_to_message_id for m in pulled)
             if not waiting:
                 break
-            self.stop.event.wait(REPLY_POLL_SECONDS)
+            self.stop.event.wait(self.poll)
         self.check()
         return replies
 

@@ -20,7 +20,7 @@ from kumiai.domain.errors import InvalidInput
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 URL_SETTING = "KUMIAI_DATABASE_URL"
-HEAD_REVISION = "0011"  # the head of the migration chain: keep in step with migrations/versions/
+HEAD_REVISION = "0012"  # the head of the migration chain: keep in step with migrations/versions/
 
 
 def database_url(home: Path) -> str:

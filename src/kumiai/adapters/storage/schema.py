@@ -48,6 +48,8 @@ class MemberRow(Base):
     key_fingerprint: Mapped[str] = mapped_column(String(16))
     home: Mapped[str] = mapped_column(Text)
     joined_at: Mapped[datetime]
+    # the node's SuperNode authentication key (OpenSSH), registered with the SuperLink
+    supernode_key: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class DatasetRow(Base):

@@ -49,6 +49,11 @@ def coordinator_serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", help="The address to listen on."),
     port: int = typer.Option(8443, help="The port to listen on."),
+    superlink_port: int = typer.Option(
+        None,
+        "--superlink-port",
+        help="Also run Flower's SuperLink on this port (TLS, node authentication on).",
+    ),
 ) -> None:
     """Serve the read-only HTTPS API (OpenAPI at /docs) until SIGTERM or Ctrl-C."""
     from kumiai.interfaces.api.server import serve  # FastAPI and uvicorn: this command only
@@ -57,8 +62,26 @@ def coordinator_serve(
 
     home = home_of(ctx)
     serving_files(home)  # refused here, before anything starts
-    errors.print(f"Serving {home} at https://{host}:{port}/ (routes at /docs); Ctrl-C stops.")
-    serve(home, host, port)
+    if superlink_port is None:
+        errors.print(f"Serving {home} at https://{host}:{port}/ (routes at /docs); Ctrl-C stops.")
+        serve(home, host, port)
+        return
+    from kumiai.interfaces.cli.context import consortium as open_consortium
+    from kumiai.services.deployment import members_without_key, start_superlink
+
+    consortium = open_consortium(ctx)
+    link = start_superlink(consortium, superlink_port, host)
+    try:
+        missing = members_without_key(consortium)
+        errors.print(
+            f"SuperLink (pid {link.pid}) at {host}:{superlink_port}, TLS, admitting the nodes "
+            f"of {', '.join(sorted(link.nodes)) or 'no member'}"
+            + (f"; no SuperNode key yet for {', '.join(missing)}" if missing else "")
+            + f". Serving {home} at https://{host}:{port}/ (routes at /docs); Ctrl-C stops both."
+        )
+        serve(home, host, port)
+    finally:
+        link.stop()
 
 
 @coordinator_app.command("grant")

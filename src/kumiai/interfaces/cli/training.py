@@ -79,6 +79,12 @@ def train(
     positive_weight: float = typer.Option(
         1.0, help="Loss weight of a positive example (two classes; rare events count more)."
     ),
+    superlink: str = typer.Option(
+        None,
+        "--superlink",
+        help="HOST:PORT of the coordinator's SuperLink: train on the deployment engine, with "
+        "the members' own nodes (kumiai coordinator serve --superlink-port).",
+    ),
 ) -> None:
     """Train a federated model on every site whose steward agreed; others refuse at the node."""
     from kumiai.domain.training import TrainingSettings
@@ -115,6 +121,11 @@ def train(
     from kumiai.services.training import train as run_training
 
     home = consortium(ctx)
+    link = None
+    if superlink is not None:
+        from kumiai.services.deployment import superlink_address
+
+        link = superlink_address(home, superlink)
     privacy = plan_job_privacy(home, project, settings)  # once: shown here, run with below
     refuse_over_quota(home, project, settings.rounds)  # before any plan or progress is shown
     if privacy.plans:
@@ -122,7 +133,9 @@ def train(
     else:
         console.print("No differential privacy (use --epsilon to add it).")
     with RichTrainingProgress(console, rounds, f"{project} · {strategy}") as progress:
-        outcome = run_training(home, project, settings, progress, by=by, privacy=privacy)
+        outcome = run_training(
+            home, project, settings, progress, by=by, privacy=privacy, superlink=link
+        )
     console.print(
         site_table(f"{outcome.model_id} (job {outcome.job_id}, {outcome.rounds} rounds)", outcome)
     )

@@ -1,0 +1,177 @@
+"""Flower's SuperLink beside the coordinator: started, supervised and stopped by kumiai.
+
+It always runs over TLS with the coordinator's certificates, with node authentication on
+(only the SuperNode keys kumiai registers may connect), without telemetry, and without
+installing anything at run time. `--isolation process`: the SuperLink starts no SuperExec and
+no `flwr-serverapp`; the coordinator's own process takes each run's ServerApp task and runs
+kumiai's ServerApp itself (`adapters.flower.deployment`).
+
+Flower's Control API (runs, node registration) listens on the same port as the Fleet API the
+nodes dial, without accounts: bind it where only the coordinator and the members' nodes
+reach it, and remember that registering a key is what lets a node in.
+"""
+
+import socket
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kumiai.adapters.flower.supervised import Supervised, executable, flower_environment
+from kumiai.adapters.tls import ServerFiles
+from kumiai.domain.errors import InvalidInput, KumiaiError
+
+READY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class SuperLinkAddress:
+    """Where the coordinator's side reaches a running SuperLink, and the CA it trusts."""
+
+    host: str
+    port: int
+    ca_cert: Path
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def root_certificates(self) -> bytes:
+        return self.ca_cert.read_bytes()
+
+
+def control_client(link: SuperLinkAddress):  # type: ignore[no-untyped-def]
+    """Flower's Control API client over TLS (no account: kumiai runs no auth plugin)."""
+    from flwr.supercore.control import ControlHttpClient
+
+    return ControlHttpClient.from_server_address(
+        server_address=link.address,
+        insecure=False,
+        root_certificates=link.root_certificates(),
+        interceptors=[],
+    )
+
+
+def public_key_bytes(openssh_line: str) -> bytes:
+    """A SuperNode's public key line (OpenSSH, NIST P-256) as Flower's Control API wants it."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+    from flwr.supercore.primitives.asymmetric import public_key_to_bytes
+
+    try:
+        key = load_ssh_public_key(openssh_line.strip().encode())
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"not a SuperNode public key ({exc}): {openssh_line[:40]}...") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise InvalidInput("a SuperNode key must be an ECDSA (NIST curve) key")
+    return public_key_to_bytes(key)
+
+
+def register_node(link: SuperLinkAddress, openssh_line: str, name: str) -> int:
+    """Register one member's SuperNode key; returns the node id Flower gives it."""
+    from flwr.proto.control_pb2 import RegisterNodeRequest
+
+    client = control_client(link)
+    try:
+        reply = client.RegisterNode(
+            RegisterNodeRequest(public_key=public_key_bytes(openssh_line), name=name)
+        )
+    finally:
+        client.close()
+    if not reply.node_id:
+        raise KumiaiError(f"the SuperLink did not register the SuperNode key of {name!r}")
+    return int(reply.node_id)
+
+
+def registered_nodes(link: SuperLinkAddress) -> dict[int, str]:
+    """Node id -> name, of every SuperNode key the SuperLink accepts."""
+    from flwr.proto.control_pb2 import ListNodesRequest
+
+    client = control_client(link)
+    try:
+        reply = client.ListNodes(ListNodesRequest())
+    finally:
+        client.close()
+    return {int(n.node_id): n.name for n in reply.nodes_info}
+
+
+def _answers(link: SuperLinkAddress) -> bool:
+    """The SuperLink completes a TLS handshake with our CA and answers the Control API."""
+    try:
+        context = ssl.create_default_context(cafile=str(link.ca_cert))
+        with (
+            socket.create_connection((link.host, link.port), timeout=1.0) as raw,
+            context.wrap_socket(raw, server_hostname=link.host),
+        ):
+            pass
+        registered_nodes(link)
+        return True
+    except Exception:  # not up yet (refused, handshake, HTTP): try again
+        return False
+
+
+@dataclass
+class SuperLink:
+    """A supervised `flower-superlink` with TLS and node authentication on."""
+
+    tls: ServerFiles
+    folder: Path  # its log, its Flower home
+    host: str = "127.0.0.1"
+    port: int = 9092
+    process: Supervised | None = field(default=None, repr=False)
+    nodes: dict[str, int] = field(default_factory=dict)  # member -> Flower node id
+
+    @property
+    def address(self) -> SuperLinkAddress:
+        return SuperLinkAddress(self.host, self.port, self.tls.ca_cert)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def command(self) -> list[str]:
+        return [
+            executable("flower-superlink"),
+            "--ssl-certfile",
+            str(self.tls.cert),
+            "--ssl-keyfile",
+            str(self.tls.key),
+            "--ssl-ca-certfile",
+            str(self.tls.ca_cert),
+            "--enable-supernode-auth",
+            "--isolation",
+            "process",
+            "--disable-runtime-dependency-installation",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+        ]
+
+    def start(self, node_keys: dict[str, str], timeout: float = READY_SECONDS) -> None:
+        """Start, wait until it answers over TLS, then register each member's node key."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process = Supervised(
+            "SuperLink",
+            self.command(),
+            self.folder / "superlink.log",
+            flower_environment(self.folder / "flwr"),
+        )
+        self.process.start()
+        try:
+            what = f"answering on {self.address.address} over TLS"
+            self.process.wait_until(lambda: _answers(self.address), timeout, what)
+            for member, key in sorted(node_keys.items()):
+                self.nodes[member] = register_node(self.address, key, member)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def __enter__(self) -> "SuperLink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,26 @@
+"""`kumiai node serve`: a member's node on its own machine, on Flower's deployment engine."""
+
+from pathlib import Path
+
+import typer
+
+
+def node_serve(
+    home: Path = typer.Option(..., "--home", help="The member's node home (its key and data)."),
+    superlink: str = typer.Option(
+        ..., "--superlink", help="HOST:PORT of the coordinator's SuperLink."
+    ),
+    ca: Path = typer.Option(
+        ..., "--ca", help="The consortium's CA certificate (PEM), pinned when the node joined."
+    ),
+    runtime_port: int = typer.Option(
+        9094, "--runtime-port", help="The SuperNode's local Runtime API port (127.0.0.1 only)."
+    ),
+) -> None:
+    """Connect this node to the SuperLink and work for the jobs its agreements allow."""
+    from kumiai.interfaces.cli.context import errors
+    from kumiai.node.serving import serve, supernode_for
+
+    supernode_for(home, superlink, ca, runtime_port)  # refused here, before anything starts
+    errors.print(f"Node {home} connecting to {superlink} over TLS; Ctrl-C stops it.")
+    serve(home, superlink, ca, runtime_port)

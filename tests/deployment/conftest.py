@@ -1,0 +1,41 @@
+"""Real Flower processes on 127.0.0.1: each test's processes are stopped by PID at its end."""
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from kumiai.adapters.flower.supervised import descendants
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def stopped_at_end() -> Iterator[list]:  # type: ignore[type-arg]
+    """Register each supervised process here; all of them are stopped, even on failure,
+    and the test fails if any PID (or a descendant) outlives the stop."""
+    started: list = []  # type: ignore[type-arg]
+    yield started
+    pids = []
+    for process in reversed(started):
+        if process.pid is not None:
+            pids += [process.pid, *descendants(process.pid)]
+        process.stop()
+    assert not [p for p in pids if alive(p)], "a process outlived its stop"

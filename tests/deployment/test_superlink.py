@@ -1,0 +1,116 @@
+"""The coordinator's SuperLink: TLS with the consortium's CA, node authentication on with the
+keys members' nodes made when they joined, and stopped by PID."""
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from kumiai.adapters.flower.superlink import registered_nodes
+from kumiai.domain.errors import StateError
+from kumiai.node.home import NodeHome
+from kumiai.services.consortium import init_consortium
+from kumiai.services.coordinator_tls import init_tls
+from kumiai.services.deployment import node_keys, start_superlink, superlink_for
+from kumiai.services.members import add_member
+from tests.deployment.conftest import alive, free_port
+
+pytestmark = pytest.mark.deployment
+
+
+def test_a_member_node_makes_its_supernode_key_at_joining(home: Path) -> None:
+    consortium = init_consortium(home)
+    add_member(consortium, "st-mary", "hospital")
+    node = NodeHome(consortium.member_home("st-mary"))
+    private = node.supernode_auth_file
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    keys = node_keys(consortium)
+    assert keys == {"st-mary": private.with_suffix(".pub").read_text().strip()}
+    assert keys["st-mary"].startswith("ecdsa-sha2-nistp256 ")
+    assert "PRIVATE" not in keys["st-mary"]
+
+
+def test_the_superlink_serves_tls_and_admits_only_registered_nodes(
+    home: Path, stopped_at_end: list
+) -> None:  # type: ignore[type-arg]
+    consortium = init_consortium(home)
+    for member in ("st-mary", "lab"):
+        add_member(consortium, member, "hospital" if member == "st-mary" else "university")
+    with pytest.raises(StateError, match="coordinator init"):
+        superlink_for(consortium, free_port())
+    init_tls(home, ["127.0.0.1"])
+    link = superlink_for(consortium, free_port())
+    stopped_at_end.append(link)
+    link.start(node_keys(consortium))
+    assert link.pid is not None and alive(link.pid)
+    nodes = registered_nodes(link.address)
+    assert sorted(nodes.values()) == ["lab", "st-mary"]
+    assert {v: k for k, v in nodes.items()} == link.nodes
+    log = (home / "superlink" / "superlink.log").read_text()
+    assert "https://127.0.0.1" in log and "--insecure" not in " ".join(link.command())
+    assert "--enable-supernode-auth" in link.command()
+    assert "--disable-runtime-dependency-installation" in link.command()
+    pid = link.pid
+    link.stop()
+    assert not alive(pid)
+
+
+def test_start_superlink_registers_every_member(home: Path, stopped_at_end: list) -> None:  # type: ignore[type-arg]
+    consortium = init_consortium(home)
+    add_member(consortium, "st-mary", "hospital")
+    init_tls(home, ["127.0.0.1"])
+    link = start_superlink(consortium, free_port())
+    stopped_at_end.append(link)
+    assert list(link.nodes) == ["st-mary"]
+
+
+def test_coordinator_serve_starts_and_stops_the_superlink_with_the_api(home: Path) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from kumiai.adapters.flower.supervised import stop_pids
+
+    consortium = init_consortium(home)
+    add_member(consortium, "st-mary", "hospital")
+    init_tls(home, ["127.0.0.1"])
+    api, superlink = free_port(), free_port()
+    log = home / "serve.log"
+    with log.open("wb") as out:
+        serving = subprocess.Popen(
+            [sys.executable, "-m", "kumiai", "--home", str(home), "coordinator", "serve",
+             "--port", str(api), "--superlink-port", str(superlink)],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "300"},
+        )  # fmt: skip
+    pid = None
+    try:
+        deadline = time.monotonic() + 50
+        while time.monotonic() < deadline and pid is None:
+            found = re.search(r"SuperLink \(pid (\d+)\)", " ".join(log.read_text().split()))
+            pid = int(found[1]) if found else None
+            assert serving.poll() is None, log.read_text()
+            time.sleep(0.2)
+        assert pid is not None and alive(pid), log.read_text()
+        text = " ".join(log.read_text().split())
+        assert "admitting the nodes of st-mary" in text
+        serving.send_signal(signal.SIGTERM)
+        serving.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(pid), "the SuperLink outlived `coordinator serve`"
+    finally:
+        stop_pids([p for p in (serving.pid, pid) if p is not None], wait=2)
+
+
+def test_train_on_a_superlink_refuses_a_bad_address(home: Path) -> None:
+    from tests.interfaces.test_cli import assert_user_error, kumiai
+
+    init_consortium(home)
+    assert_user_error(kumiai(home, "train", "heart", "--superlink", "nowhere"), "is not HOST:PORT")
+    assert_user_error(
+        kumiai(home, "train", "heart", "--superlink", "127.0.0.1:9092"), "coordinator init"
+    )
