@@ -1,9 +1,10 @@
 """`kumiai demo --serve`: the API and the dashboard over plain HTTP, on loopback only.
 
 Plain HTTP because the demo's consortium has no certificate a browser trusts; it is bound
-to 127.0.0.1, so only this machine reaches it. A coordinator other machines reach is
-served over TLS by `kumiai coordinator serve`, without the dashboard until it has sign-in
-(docs/dashboard.md).
+to 127.0.0.1, so only this machine reaches it, and a browser here is signed in as the
+operator without a key (a session still signs in as any other role). A coordinator other
+machines reach is served over TLS by `kumiai coordinator serve`, where every viewer signs in
+with its key (docs/dashboard.md).
 """
 
 from pathlib import Path
@@ -22,7 +23,7 @@ def dashboard_url(port: int) -> str:
 def serve_local(home: Path, port: int) -> None:
     """Run until SIGTERM or Ctrl-C, reachable from this machine only."""
     uvicorn.run(
-        create_app(home, dashboard=True),
+        create_app(home, dashboard=True, local_operator=True),
         host=LOOPBACK,
         port=port,
         log_level="warning",
