@@ -8,7 +8,7 @@ actions (the ledger); anything else sends it to sign in. A signed-in viewer with
 gets a 403 page naming its roles and the action.
 """
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -102,20 +102,34 @@ async def current_viewer(request: Request) -> Viewer:
     return ANONYMOUS
 
 
-def needs(action: Action | None) -> Any:
-    """A page's declared action; `None` for the sign-in pages, open to anyone."""
+class PageGuard:
+    """The dependency `needs` makes: its `action` is what the page declares."""
 
-    async def check(viewer: Annotated[Viewer, Depends(current_viewer)], request: Request) -> Viewer:
-        if action is None or viewer.may(action):
+    def __init__(self, action: Action | None) -> None:
+        self.action = action
+
+    async def __call__(
+        self, request: Request, viewer: Annotated[Viewer, Depends(current_viewer)]
+    ) -> Viewer:
+        if self.action is None or viewer.may(self.action):
             return viewer
         if not viewer.signed_in:
             raise SignInNeeded(request.url.path)
-        require(viewer.name, viewer.roles, action)  # raises Forbidden, naming both
+        require(viewer.name, viewer.roles, self.action)  # raises Forbidden, naming both
         return viewer
 
-    checker: Callable[..., Awaitable[Viewer]] = check
-    checker.action = action  # type: ignore[attr-defined]  # read by the walk over every page
-    return Depends(checker)
+
+def needs(action: Action | None) -> Any:
+    """A page's declared action; `None` for the sign-in pages, open to anyone."""
+    return Depends(PageGuard(action))
+
+
+def page_actions(dependant: Any) -> list[Action | None]:
+    """Every action a page's dependencies declare (`api.auth.route_actions` walks pages)."""
+    found = [d.call.action for d in dependant.dependencies if isinstance(d.call, PageGuard)]
+    for sub in dependant.dependencies:
+        found.extend(page_actions(sub))
+    return found
 
 
 async def _consortium(request: Request) -> Consortium:
