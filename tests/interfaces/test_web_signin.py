@@ -29,6 +29,7 @@ from kumiai.interfaces.cli.main import app as cli
 from kumiai.interfaces.web.context import ANONYMOUS, Viewer, page_actions
 from kumiai.interfaces.web.sessions import PRESESSION_COOKIE, SESSION_COOKIE, SessionStore
 from kumiai.node.home import NodeHome
+from kumiai.services import transparency
 from kumiai.services.access import grant_access, member_roles
 from kumiai.services.consortium import Consortium
 from kumiai.services.members import list_members
@@ -330,3 +331,16 @@ def test_the_loopback_demo_signs_in_the_operator_and_nobody_else(
     assert remote.get("/ui/privacy", follow_redirects=False).status_code == 303
     served = TestClient(site.app, client=("127.0.0.1", 50000))
     assert served.get("/ui/privacy", follow_redirects=False).status_code == 303
+
+
+def test_an_auditor_posting_to_a_page_changes_nothing(site: Site) -> None:
+    """The pages only read: a form aimed at one is refused, and the ledger does not grow."""
+    auditor = site.signed_in("auditor")
+    size = transparency.latest_head(site.consortium).size
+    csrf = re.search(r'name="csrf" value="([^"]+)"', auditor.get("/ui/board").text)
+    assert csrf is not None
+    for path in ("/ui/board", "/ui/projects/heart", "/ui/privacy", "/ui/ledger"):
+        response = auditor.post(path, data={"csrf": csrf.group(1)}, follow_redirects=False)
+        assert response.status_code == 405, path
+    assert transparency.latest_head(site.consortium).size == size
+    assert auditor.get("/ui/board").status_code == 200
