@@ -50,14 +50,17 @@ def coordinator_serve(
     host: str = typer.Option("127.0.0.1", help="The address to listen on."),
     port: int = typer.Option(8443, help="The port to listen on."),
 ) -> None:
-    """Serve the read-only HTTPS API (OpenAPI at /docs) until SIGTERM or Ctrl-C."""
+    """Serve the HTTPS API (OpenAPI at /docs) and the dashboard (/ui/, sign-in with a key)."""
     from kumiai.interfaces.api.server import serve  # FastAPI and uvicorn: this command only
     from kumiai.interfaces.cli.context import errors
     from kumiai.services.coordinator_tls import serving_files
 
     home = home_of(ctx)
     serving_files(home)  # refused here, before anything starts
-    errors.print(f"Serving {home} at https://{host}:{port}/ (routes at /docs); Ctrl-C stops.")
+    errors.print(
+        f"Serving {home} at https://{host}:{port}/ (routes at /docs; the dashboard at /ui/, "
+        "signed in with `kumiai node sign-in`); Ctrl-C stops."
+    )
     serve(home, host, port)
 
 

@@ -195,7 +195,8 @@ def demo(
 
         console.print(
             f"Dashboard: [bold]{dashboard_url(port)}[/] (the API at /, its routes at /docs); "
-            "plain HTTP on this machine only; Ctrl-C stops."
+            "plain HTTP on this machine only, where you are signed in as the operator "
+            "(other roles: its sign-in page); Ctrl-C stops."
         )
         serve_local(dir_, port)
 
