@@ -27,6 +27,7 @@ from kumiai.interfaces.api.app import create_app
 from kumiai.interfaces.api.auth import route_actions
 from kumiai.interfaces.cli.main import app as cli
 from kumiai.interfaces.web.context import ANONYMOUS, Viewer, page_actions
+from kumiai.interfaces.web.server import sign_in_lines
 from kumiai.interfaces.web.sessions import PRESESSION_COOKIE, SESSION_COOKIE, SessionStore
 from kumiai.node.home import NodeHome
 from kumiai.services import transparency
@@ -344,3 +345,19 @@ def test_an_auditor_posting_to_a_page_changes_nothing(site: Site) -> None:
         assert response.status_code == 405, path
     assert transparency.latest_head(site.consortium).size == size
     assert auditor.get("/ui/board").status_code == 200
+
+
+def test_the_demo_prints_a_sign_in_command_for_each_role_that_works(site: Site) -> None:
+    lines = sign_in_lines(site.consortium.home)
+    key_file = site.consortium.coordinator_key_file
+    assert lines[0] == f"operator: kumiai node sign-in CHALLENGE --key {key_file}"
+    assert lines[-1].startswith("auditor: kumiai coordinator grant --role auditor")
+    lab = next(line for line in lines if line.startswith("lab's node"))
+    for line in (lines[0], lab):
+        client = site.client()
+        challenge, csrf = challenge_and_token(client)
+        args = line.split(": ", 1)[1].replace("CHALLENGE", challenge).split()[1:]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert post_sign_in(client, csrf, result.output.strip()).status_code == 303
+        assert client.get("/ui/privacy").status_code == 200

@@ -20,6 +20,26 @@ def dashboard_url(port: int) -> str:
     return f"http://{LOOPBACK}:{port}/ui/"
 
 
+def sign_in_lines(home: Path) -> list[str]:
+    """How to sign in as each role: the demo's own keys are all on this machine."""
+    from kumiai.services.consortium import open_consortium
+    from kumiai.services.members import list_members
+
+    consortium = open_consortium(home)
+    command = "kumiai node sign-in CHALLENGE"
+    return [
+        f"operator: {command} --key {consortium.coordinator_key_file}",
+        *(
+            f"{m.name}'s node (steward, researcher, board with a seat): "
+            f"{command} --home {consortium.member_home(m.name)}"
+            for m in list_members(consortium)
+            if consortium.member_home(m.name).is_dir()
+        ),
+        "auditor: kumiai coordinator grant --role auditor --key PUBLIC_KEY --name NAME, "
+        f"then {command} --key THEIR_KEY.pem",
+    ]
+
+
 def serve_local(home: Path, port: int) -> None:
     """Run until SIGTERM or Ctrl-C, reachable from this machine only."""
     uvicorn.run(
