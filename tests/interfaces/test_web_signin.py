@@ -361,3 +361,12 @@ def test_the_demo_prints_a_sign_in_command_for_each_role_that_works(site: Site) 
         assert result.exit_code == 0, result.output
         assert post_sign_in(client, csrf, result.output.strip()).status_code == 303
         assert client.get("/ui/privacy").status_code == 200
+
+
+def test_an_oversized_sign_in_form_is_refused_before_it_is_read(site: Site) -> None:
+    client = site.client()
+    challenge, csrf = challenge_and_token(client)
+    response = post_sign_in(client, csrf, respond(site.keys["board"], challenge) + " " * 5000)
+    assert response.status_code == 400
+    assert "the form is over 4096 bytes" in response.text
+    assert client.get("/ui/privacy", follow_redirects=False).status_code == 303

@@ -25,13 +25,14 @@ from kumiai.domain.errors import InvalidInput, Unauthenticated
 PURPOSE = "kumiai-dashboard-sign-in:v1:"
 CHALLENGE_LIFETIME = timedelta(minutes=5)
 SESSION_LIFETIME = timedelta(hours=8)
-_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{32,64}")
+_CHALLENGE = re.compile(r"[0-9a-f]{64}")
 _RESPONSE = re.compile(r"(?P<keyid>[0-9a-f]{16})\.(?P<signature>[A-Za-z0-9+/]{86}==)")
 
 
 def new_challenge() -> str:
-    """256 random bits, URL-safe: nothing a signer could choose or guess."""
-    return secrets.token_urlsafe(32)
+    """256 random bits in hex: nothing a signer could choose or guess, and never taken for a
+    command-line option (a URL-safe token may begin with "-")."""
+    return secrets.token_hex(32)
 
 
 def message(challenge: str) -> bytes:

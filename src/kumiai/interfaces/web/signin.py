@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from kumiai.domain.errors import Forbidden, Unauthenticated
+from kumiai.domain.errors import Forbidden, InvalidInput, Unauthenticated
 from kumiai.domain.sign_in import CHALLENGE_LIFETIME, SESSION_LIFETIME
 from kumiai.interfaces.web.context import Home, Viewer, needs, page, path_to, sessions_of
 from kumiai.interfaces.web.sessions import PRESESSION_COOKIE, SESSION_COOKIE, same_token
@@ -30,7 +30,7 @@ FORM_LIMIT = 4096  # bytes: a token, a response and a path fit many times over
 async def _form(request: Request) -> dict[str, str]:
     body = await request.body()
     if len(body) > FORM_LIMIT:
-        raise Forbidden(f"the form is over {FORM_LIMIT} bytes; post only the sign-in fields")
+        raise InvalidInput(f"the form is over {FORM_LIMIT} bytes; post only the sign-in fields")
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {name: values[0] for name, values in fields.items()}
 
