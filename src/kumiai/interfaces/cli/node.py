@@ -11,7 +11,8 @@ import typer
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
 
 node_app = typer.Typer(
-    help="A member's node on its own machine: join a coordinator, sign, refuse and revoke.",
+    help="A member's node on its own machine: join a coordinator, sign, refuse and revoke; "
+    "sign in to the dashboard.",
     no_args_is_help=True,
 )
 
