@@ -370,3 +370,10 @@ def test_an_oversized_sign_in_form_is_refused_before_it_is_read(site: Site) -> N
     assert response.status_code == 400
     assert "the form is over 4096 bytes" in response.text
     assert client.get("/ui/privacy", follow_redirects=False).status_code == 303
+
+
+def test_a_polled_fragment_without_a_session_sends_the_whole_page_to_sign_in(site: Site) -> None:
+    progress = "/ui/jobs/job-heart-v1/progress"
+    response = site.client().get(progress, headers={"HX-Request": "true"})
+    assert response.status_code == 204 and response.text == ""
+    assert response.headers["hx-redirect"] == f"/ui/signin?next={progress}"

@@ -52,6 +52,10 @@ async def _error_page(request: Request, exc: Exception) -> Response:
 async def _to_sign_in(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SignInNeeded)
     target = f"{path_to(request, 'sign_in_page')}?next={quote(exc.path, safe='/')}"
+    if request.headers.get("hx-request") == "true":
+        # A fragment htmx polls (a job's progress) after the session ended: the whole page
+        # goes to sign in, rather than the sign-in page swapped into the fragment.
+        return Response(status_code=204, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)
 
 
