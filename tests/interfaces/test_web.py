@@ -23,6 +23,7 @@ from kumiai.services.members import list_members
 from kumiai.services.motions import cast_vote, propose_motion
 from kumiai.services.projects import propose_project
 from tests.domain.report_ledger import EVIL
+from tests.interfaces.web_sign_in import sign_in
 from tests.services.reported import build_association
 
 RAW = "<script>alert('x')</script>"
@@ -68,6 +69,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Web:
     )
     cast_vote(consortium, motion.id, "lab", "yes")
     with TestClient(create_app(root / "c", dashboard=True)) as client:
+        sign_in(client, consortium.coordinator_key())  # the operator sees every page
         yield Web(root / "c", client, witnessed)
 
 
@@ -265,11 +267,18 @@ def test_errors_are_pages_that_say_what_was_wrong(web: Web) -> None:
     assert api.json()["error"].startswith("this route needs a signed request")
 
 
-def test_the_coordinators_served_app_has_no_dashboard_until_sign_in(web: Web) -> None:
-    """Unsigned pages would show what the API keeps behind signed requests."""
+def test_the_coordinators_served_app_shows_an_anonymous_viewer_only_the_public_head(
+    web: Web,
+) -> None:
+    """Unsigned, the pages show no more than the API does without a signed request."""
     with TestClient(create_app(web.home)) as served:
-        assert served.get("/ui/").status_code == 404
-        assert served.get("/ui/projects/heart").status_code == 404
+        overview = served.get("/ui/")
+        assert overview.status_code == 200
+        assert 'id="head"' in overview.text and "Not signed in" in overview.text
+        assert 'id="members"' not in overview.text and 'id="projects"' not in overview.text
+        project = served.get("/ui/projects/heart", follow_redirects=False)
+        assert project.status_code == 303
+        assert project.headers["location"] == "/ui/signin?next=/ui/projects/heart"
         assert served.get("/projects").status_code == 401
 
 

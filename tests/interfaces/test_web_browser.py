@@ -60,7 +60,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     heart_consortium(home, sign=HOSPITALS[:2])
     port = _free_port()
     config = uvicorn.Config(
-        create_app(home, dashboard=True), host="127.0.0.1", port=port, log_level="warning"
+        create_app(home, dashboard=True, local_operator=True),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -18,6 +18,7 @@ from kumiai.services.consortium import open_consortium
 from kumiai.services.privacy import set_budget
 from kumiai.services.training import train
 from tests.domain.report_ledger import EVIL
+from tests.interfaces.web_sign_in import sign_in
 from tests.services.helpers import HOSPITALS, heart_consortium
 
 pytestmark = pytest.mark.simulation
@@ -39,6 +40,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     set_budget(consortium, "cleveland-clinic-heart", 3.0)
     outcome = train(consortium, "heart", TrainingSettings(rounds=3, epsilon=1.0))
     with TestClient(create_app(home, dashboard=True)) as client:
+        sign_in(client, consortium.coordinator_key())
         yield Trained(home, outcome.job_id, client)
 
 

@@ -27,6 +27,7 @@ from kumiai.domain.ledger import COORDINATOR
 from kumiai.domain.names import check_slug
 from kumiai.domain.request_auth import Claim, HttpRequest, expiry, read_claim, verify_request
 from kumiai.domain.roles import Action, Role, parse_role, require
+from kumiai.domain.sign_in import check_response, key_of
 from kumiai.services.charter import adopted_charter
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
@@ -102,6 +103,20 @@ def authenticate(
 
     _check(consortium, request, claim, key_of, now or utc_now())
     return holder[0]
+
+
+def sign_in(
+    consortium: Consortium, challenge: str, issued: datetime, response: str, now: datetime
+) -> Principal:
+    """The dashboard's sign-in: the principal whose key on record signed `challenge`.
+
+    The same three kinds of key as a signed request (operator, member's node, granted
+    auditor), so the dashboard's viewer holds exactly the roles the API would give it.
+    """
+    with transaction(consortium.sessions) as session:
+        public_key, principal = _principal(consortium, session, key_of(response))
+    check_response(challenge, issued, now, response, public_key)
+    return principal
 
 
 def authenticate_new_key(

@@ -80,12 +80,12 @@ async def _one_at_a_time(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def create_app(home: Path, *, dashboard: bool = False) -> FastAPI:
+def create_app(home: Path, *, dashboard: bool = True, local_operator: bool = False) -> FastAPI:
     """The API over the consortium at `home`; refused at once if there is none.
 
-    `dashboard` mounts the read-only pages at `/ui`. They have no sign-in yet, so they would
-    show every record the API keeps behind signed requests: only `kumiai demo --serve`, bound
-    to loopback, mounts them; `coordinator serve` does not.
+    `dashboard` mounts the pages at `/ui`, behind sign-in with the member's key and the
+    API's own role table. `local_operator` signs a viewer calling from loopback in as the
+    operator without a key: only `kumiai demo --serve`, bound to 127.0.0.1, sets it.
     """
     app = FastAPI(
         title="kumiai coordinator",
@@ -111,5 +111,5 @@ def create_app(home: Path, *, dashboard: bool = False) -> FastAPI:
     app.include_router(acts.router)
     add_docs(app)
     if dashboard:
-        add_dashboard(app)
+        add_dashboard(app, local_operator=local_operator)
     return app

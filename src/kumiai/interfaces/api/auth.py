@@ -7,6 +7,7 @@ signed request (kumiai.domain.request_auth) from a key the coordinator knows, wh
 `kumiai.domain.roles.PERMITTED` allows.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
@@ -57,13 +58,16 @@ def declared_actions(dependant: Any) -> list[Action]:
     return found
 
 
-def route_actions(app: Any) -> list[tuple[str, frozenset[str], list[Action]]]:
-    """(path, methods, declared actions) of every API route of `app`, included routers too.
+def route_actions(
+    app: Any, declared: Callable[[Any], list[Any]] = declared_actions
+) -> list[tuple[str, frozenset[str], list[Any]]]:
+    """(path, methods, declared actions) of every API route of `app`, included routers too;
+    `declared` reads a route's actions (the dashboard's pages pass `web.context.page_actions`).
 
     FastAPI (0.13x) keeps an included router's routes behind it and builds each route's
     effective dependencies (the router's and the route's) on demand; both are walked.
     """
-    found: list[tuple[str, frozenset[str], list[Action]]] = []
+    found: list[tuple[str, frozenset[str], list[Any]]] = []
     for route in app.routes:
         contexts = (
             route.effective_route_contexts()
@@ -74,5 +78,5 @@ def route_actions(app: Any) -> list[tuple[str, frozenset[str], list[Action]]]:
             dependant = getattr(context, "dependant", None)
             if dependant is not None:
                 methods = frozenset(getattr(context, "methods", None) or ())
-                found.append((context.path, methods, declared_actions(dependant)))
+                found.append((context.path, methods, declared(dependant)))
     return found

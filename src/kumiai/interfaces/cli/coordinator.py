@@ -55,15 +55,19 @@ def coordinator_serve(
         help="Also run Flower's SuperLink on this port (TLS, node authentication on).",
     ),
 ) -> None:
-    """Serve the read-only HTTPS API (OpenAPI at /docs) until SIGTERM or Ctrl-C."""
+    """Serve the HTTPS API (OpenAPI at /docs) and the dashboard (/ui/, sign-in with a key)."""
     from kumiai.interfaces.api.server import serve  # FastAPI and uvicorn: this command only
     from kumiai.interfaces.cli.context import errors
     from kumiai.services.coordinator_tls import serving_files
 
     home = home_of(ctx)
     serving_files(home)  # refused here, before anything starts
+    where = (
+        f"https://{host}:{port}/ (routes at /docs; the dashboard at /ui/, signed in with "
+        "`kumiai node sign-in`)"
+    )
     if superlink_port is None:
-        errors.print(f"Serving {home} at https://{host}:{port}/ (routes at /docs); Ctrl-C stops.")
+        errors.print(f"Serving {home} at {where}; Ctrl-C stops.")
         serve(home, host, port)
         return
     from kumiai.interfaces.cli.context import consortium as open_consortium
@@ -77,7 +81,7 @@ def coordinator_serve(
             f"SuperLink (pid {link.pid}) at {host}:{superlink_port}, TLS, admitting the nodes "
             f"of {', '.join(sorted(link.nodes)) or 'no member'}"
             + (f"; no SuperNode key yet for {', '.join(missing)}" if missing else "")
-            + f". Serving {home} at https://{host}:{port}/ (routes at /docs); Ctrl-C stops both."
+            + f". Serving {home} at {where}; Ctrl-C stops both."
         )
         serve(home, host, port)
     finally:

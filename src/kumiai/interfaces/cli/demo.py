@@ -191,12 +191,16 @@ def demo(
         f"   |   kumiai --home {dir_} ledger show"
     )
     if serve:
-        from kumiai.interfaces.web.server import dashboard_url, serve_local
+        from kumiai.interfaces.web.server import dashboard_url, serve_local, sign_in_lines
 
         console.print(
             f"Dashboard: [bold]{dashboard_url(port)}[/] (the API at /, its routes at /docs); "
-            "plain HTTP on this machine only; Ctrl-C stops."
+            "plain HTTP on this machine only, where you are signed in as the operator "
+            "(other roles: its sign-in page); Ctrl-C stops."
         )
+        console.print(f"To sign in as another role, open {dashboard_url(port)}signin and run:")
+        for line in sign_in_lines(dir_):
+            console.print(f"  {escape(line)}", soft_wrap=True)
         serve_local(dir_, port)
 
 

@@ -11,7 +11,8 @@ import typer
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
 
 node_app = typer.Typer(
-    help="A member's node on its own machine: join a coordinator, sign, refuse and revoke.",
+    help="A member's node on its own machine: join a coordinator, sign, refuse and revoke; "
+    "sign in to the dashboard.",
     no_args_is_help=True,
 )
 
@@ -128,3 +129,32 @@ def node_register(
         f"Dataset [bold]{info['name']}[/] registered: {info['rows']} rows, "
         f"{len(info['schema'])} feature columns; the file stays in {home}.",
     )
+
+
+@node_app.command("sign-in")
+def node_sign_in(
+    challenge: str = typer.Argument(..., help="The challenge the dashboard's sign-in page shows."),
+    home: Path | None = typer.Option(None, "--home", help="The node's own home (its key)."),
+    key: Path | None = typer.Option(
+        None,
+        "--key",
+        help="Or a private key PEM: the operator's COORDINATOR_HOME/coordinator/key.pem, "
+        "an auditor's granted key.",
+    ),
+) -> None:
+    """Sign a dashboard sign-in challenge with this node's key; paste the line it prints."""
+    from kumiai.domain import keys
+    from kumiai.domain.errors import InvalidInput
+    from kumiai.domain.sign_in import respond
+    from kumiai.node.home import NodeHome
+
+    if (home is None) == (key is None):
+        raise InvalidInput("give the node's --home, or --key PEM for the operator or an auditor")
+    if key is not None:
+        if not key.is_file():
+            raise InvalidInput(f"no private key file at {key}")
+        private = keys.private_key_from_pem(key.read_bytes(), str(key))
+    else:
+        assert home is not None
+        private = NodeHome(home).private_key()
+    print(respond(private, challenge))  # plain: one line to paste, never wrapped

@@ -4,18 +4,24 @@ A sub-application, so its errors are pages (not the API's JSON) and it stays out
 API's OpenAPI schema. Every response carries a strict Content-Security-Policy: everything
 from this server only — htmx and the stylesheet are vendored under `static/` — no inline
 script or style, no frames, forms posting only here.
+
+Every page declares its action (`context.needs`) and every viewer signs in with its key
+(`signin`); an anonymous viewer asking for more than the public ledger is sent to sign in.
 """
 
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from kumiai.domain.errors import KumiaiError
 from kumiai.interfaces.api import app as api  # its error statuses; it mounts this app
-from kumiai.interfaces.web import association, governance, ledger
-from kumiai.interfaces.web.context import LOCAL_READER, PACKAGE, page
+from kumiai.interfaces.web import association, governance, ledger, signin
+from kumiai.interfaces.web.context import PACKAGE, SignInNeeded, current_viewer, page, path_to
+from kumiai.interfaces.web.sessions import SessionStore
 from kumiai.services.consortium import Consortium
 
 PREFIX = "/ui"
@@ -37,15 +43,32 @@ async def _error_page(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         status = exc.status_code
         message = f"no page {request.url.path}" if status == 404 else str(exc.detail)
-    response = page(request, "error.html", LOCAL_READER, status=status, message=message)
+    viewer = await current_viewer(request)
+    response = page(request, "error.html", viewer, status=status, message=message)
     response.status_code = status
     return response
 
 
-def create_dashboard(consortium: Consortium) -> FastAPI:
-    """The pages over `consortium`, to mount at PREFIX."""
+async def _to_sign_in(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInNeeded)
+    target = f"{path_to(request, 'sign_in_page')}?next={quote(exc.path, safe='/')}"
+    if request.headers.get("hx-request") == "true":
+        # A fragment htmx polls (a job's progress) after the session ended: the whole page
+        # goes to sign in, rather than the sign-in page swapped into the fragment.
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+def create_dashboard(consortium: Consortium, *, local_operator: bool = False) -> FastAPI:
+    """The pages over `consortium`, to mount at PREFIX.
+
+    `local_operator` (the loopback demo only) treats a viewer without a session, calling
+    from this machine, as the operator.
+    """
     dashboard = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     dashboard.state.consortium = consortium
+    dashboard.state.sessions = SessionStore()
+    dashboard.state.local_operator = local_operator
 
     @dashboard.middleware("http")
     async def _policy(
@@ -57,12 +80,14 @@ def create_dashboard(consortium: Consortium) -> FastAPI:
 
     dashboard.add_exception_handler(KumiaiError, _error_page)
     dashboard.add_exception_handler(HTTPException, _error_page)
+    dashboard.add_exception_handler(SignInNeeded, _to_sign_in)
     dashboard.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
-    for module in (governance, ledger, association):
+    for module in (governance, ledger, association, signin):
         dashboard.include_router(module.router)
     return dashboard
 
 
-def add_dashboard(app: FastAPI) -> None:
+def add_dashboard(app: FastAPI, *, local_operator: bool = False) -> None:
     """Mount the dashboard at `/ui` of the coordinator's app, over the same consortium."""
-    app.mount(PREFIX, create_dashboard(app.state.consortium), name="dashboard")
+    dashboard = create_dashboard(app.state.consortium, local_operator=local_operator)
+    app.mount(PREFIX, dashboard, name="dashboard")

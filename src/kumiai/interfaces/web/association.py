@@ -2,12 +2,14 @@
 investor's view (`kumiai report --for investor`), read-only."""
 
 import re
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from kumiai.domain.roles import Action
 from kumiai.interfaces.reports.html import STYLE, render_body
-from kumiai.interfaces.web.context import Home, Seen, html, page, path_to
+from kumiai.interfaces.web.context import Home, Viewer, html, needs, page, path_to
 from kumiai.services import charter, motions, report
 
 router = APIRouter()
@@ -17,7 +19,9 @@ CITATION = re.compile(r'href="#entry-(\d+)"')
 
 
 @router.get("/board", response_class=HTMLResponse)
-def board(request: Request, home: Home, viewer: Seen) -> HTMLResponse:
+def board(
+    request: Request, home: Home, viewer: Annotated[Viewer, needs(Action.BOARD_READ)]
+) -> HTMLResponse:
     """Charters, and every motion: an open one's tally if it closed now, a closed one's."""
     listing = motions.list_motions(home)
     previews = {m.id: motions.preview(home, m.id).document() for m in listing if m.status == "open"}
@@ -33,7 +37,9 @@ def board(request: Request, home: Home, viewer: Seen) -> HTMLResponse:
 
 
 @router.get("/investor", response_class=HTMLResponse)
-def investor(request: Request, home: Home, viewer: Seen) -> HTMLResponse:
+def investor(
+    request: Request, home: Home, viewer: Annotated[Viewer, needs(Action.ASSOCIATION_READ)]
+) -> HTMLResponse:
     """The investor report from the verified ledger; each figure's citations link to the
     entries' pages (and from there to their inclusion proofs)."""
     doc = report.consortium_report(home, "investor")
@@ -44,6 +50,6 @@ def investor(request: Request, home: Home, viewer: Seen) -> HTMLResponse:
 
 
 @router.get("/report.css")
-def report_style() -> Response:
+def report_style(viewer: Annotated[Viewer, needs(Action.ASSOCIATION_READ)]) -> Response:
     """The report's own stylesheet, served rather than inline (the policy forbids inline)."""
     return Response(STYLE, media_type="text/css")

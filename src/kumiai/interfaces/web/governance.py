@@ -1,15 +1,16 @@
 """Overview, projects, jobs, models and privacy: each page calls the services its CLI
 command calls (`member list`, `project show`, `job`, `model`, `budget`, …)."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from kumiai.domain.epsilon_history import SPEND_KINDS, epsilon_history
 from kumiai.domain.job import JobStatus
+from kumiai.domain.roles import Action
 from kumiai.interfaces.web.charts import epsilon_chart, round_chart, share_chart
-from kumiai.interfaces.web.context import Home, Seen, page
+from kumiai.interfaces.web.context import Home, Viewer, needs, page
 from kumiai.services import (
     head_status,
     jobs,
@@ -31,26 +32,34 @@ RUNNING = (JobStatus.PENDING.value, JobStatus.RUNNING.value)  # the page polls w
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request, home: Home, viewer: Seen) -> HTMLResponse:
-    """`member list`, `theme list`, `project list` and the latest head with its cosignatures."""
+def overview(
+    request: Request, home: Home, viewer: Annotated[Viewer, needs(Action.LEDGER_READ)]
+) -> HTMLResponse:
+    """The latest head with its cosignatures (public, like the ledger); signed in, also
+    `member list`, `theme list` and `project list`, each shown only to a role that may read it."""
+    shows_projects = viewer.may(Action.PROJECTS_READ)
     return page(
         request,
         "overview.html",
         viewer,
-        members=members.list_members(home),
+        members=members.list_members(home) if viewer.may(Action.MEMBERS_READ) else None,
         status=head_status.head_status(home),
-        themes=themes.list_themes(home),
-        projects=projects.list_projects(home),
+        themes=themes.list_themes(home) if shows_projects else None,
+        projects=projects.list_projects(home) if shows_projects else None,
     )
 
 
 @router.get("/projects", response_class=HTMLResponse)
-def project_list(request: Request, home: Home, viewer: Seen) -> HTMLResponse:
+def project_list(
+    request: Request, home: Home, viewer: Annotated[Viewer, needs(Action.PROJECTS_READ)]
+) -> HTMLResponse:
     return page(request, "projects.html", viewer, projects=projects.list_projects(home))
 
 
 @router.get("/projects/{name}", response_class=HTMLResponse)
-def project_show(request: Request, home: Home, viewer: Seen, name: str) -> HTMLResponse:
+def project_show(
+    request: Request, home: Home, viewer: Annotated[Viewer, needs(Action.PROJECTS_READ)], name: str
+) -> HTMLResponse:
     """`project show`, `spend PROJECT` and `milestone list PROJECT`."""
     return page(
         request,
@@ -77,19 +86,25 @@ def _job_context(home: Consortium, job_id: str) -> dict[str, Any]:
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_show(request: Request, home: Home, viewer: Seen, job_id: str) -> HTMLResponse:
+def job_show(
+    request: Request, home: Home, viewer: Annotated[Viewer, needs(Action.JOBS_READ)], job_id: str
+) -> HTMLResponse:
     """`kumiai job ID`: the sites admitted and refused with reasons, and every round."""
     return page(request, "job.html", viewer, **_job_context(home, job_id))
 
 
 @router.get("/jobs/{job_id}/progress", response_class=HTMLResponse)
-def job_progress(request: Request, home: Home, viewer: Seen, job_id: str) -> HTMLResponse:
+def job_progress(
+    request: Request, home: Home, viewer: Annotated[Viewer, needs(Action.JOBS_READ)], job_id: str
+) -> HTMLResponse:
     """The fragment htmx polls while the job runs; once it ends, it stops asking."""
     return page(request, "job_progress.html", viewer, **_job_context(home, job_id))
 
 
 @router.get("/models", response_class=HTMLResponse)
-def model_list(request: Request, home: Home, viewer: Seen) -> HTMLResponse:
+def model_list(
+    request: Request, home: Home, viewer: Annotated[Viewer, needs(Action.MODELS_READ)]
+) -> HTMLResponse:
     return page(request, "models.html", viewer, models=models.list_models(home))
 
 
@@ -102,7 +117,12 @@ def _contributions(home: Consortium, model_id: str) -> tuple[int, dict[str, Any]
 
 
 @router.get("/models/{model_id}", response_class=HTMLResponse)
-def model_show(request: Request, home: Home, viewer: Seen, model_id: str) -> HTMLResponse:
+def model_show(
+    request: Request,
+    home: Home,
+    viewer: Annotated[Viewer, needs(Action.MODELS_READ)],
+    model_id: str,
+) -> HTMLResponse:
     """`kumiai model ID`, its contribution shares from the ledger, and `licence list`."""
     model = models.model_detail(home, model_id)
     found = _contributions(home, model_id)
@@ -125,7 +145,9 @@ def model_show(request: Request, home: Home, viewer: Seen, model_id: str) -> HTM
 
 
 @router.get("/privacy", response_class=HTMLResponse)
-def privacy_page(request: Request, home: Home, viewer: Seen) -> HTMLResponse:
+def privacy_page(
+    request: Request, home: Home, viewer: Annotated[Viewer, needs(Action.BUDGETS_READ)]
+) -> HTMLResponse:
     """`kumiai budget`, and each dataset's ε over time replayed from the ledger."""
     entries = [
         (e.seq, e.time, e.kind, e.payload)

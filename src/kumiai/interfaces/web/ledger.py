@@ -7,7 +7,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from kumiai.domain.proof_path import inclusion_steps
-from kumiai.interfaces.web.context import Home, Seen, page
+from kumiai.domain.roles import Action
+from kumiai.interfaces.web.context import Home, Viewer, needs, page
 from kumiai.services import transparency
 
 router = APIRouter(prefix="/ledger")
@@ -23,7 +24,7 @@ def _blank(value: str | None) -> str | None:
 def entries(
     request: Request,
     home: Home,
-    viewer: Seen,
+    viewer: Annotated[Viewer, needs(Action.LEDGER_READ)],
     kind: str | None = None,
     member: str | None = None,
     project: str | None = None,
@@ -43,7 +44,9 @@ def entries(
 
 
 @router.get("/entries/{seq}", response_class=HTMLResponse)
-def entry(request: Request, home: Home, viewer: Seen, seq: int) -> HTMLResponse:
+def entry(
+    request: Request, home: Home, viewer: Annotated[Viewer, needs(Action.LEDGER_READ)], seq: int
+) -> HTMLResponse:
     """One entry and its inclusion proof under the latest signed head, as the path: each
     step's sibling, its side and the hash they make, the last one the signed root."""
     proof = transparency.prove_inclusion(home, seq)
@@ -64,7 +67,7 @@ def entry(request: Request, home: Home, viewer: Seen, seq: int) -> HTMLResponse:
 def consistency(
     request: Request,
     home: Home,
-    viewer: Seen,
+    viewer: Annotated[Viewer, needs(Action.LEDGER_READ)],
     old: Annotated[int | None, Query()] = None,
     new: Annotated[int | None, Query()] = None,
 ) -> HTMLResponse:
@@ -85,7 +88,7 @@ def consistency(
 
 
 @router.get("/export")
-def export(home: Home) -> Response:
+def export(home: Home, viewer: Annotated[Viewer, needs(Action.LEDGER_READ)]) -> Response:
     """`kumiai ledger export`: the whole log as JSON lines, to verify offline."""
     data, _ = transparency.export_lines(home)
     return Response(
