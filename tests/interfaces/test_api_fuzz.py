@@ -55,7 +55,9 @@ class SignedAsOperator(requests.auth.AuthBase):
         import httpx
 
         body = request.body.encode() if isinstance(request.body, str) else request.body or b""
-        signed = next(self.signer.auth_flow(httpx.Request(request.method, request.url, content=body)))
+        signed = next(
+            self.signer.auth_flow(httpx.Request(request.method, request.url, content=body))
+        )
         for name in ("Content-Digest", "Signature-Input", "Signature"):
             request.headers[name] = signed.headers[name]
         return request

@@ -2,11 +2,13 @@
 licences and royalties. Each route calls the service its CLI command calls.
 """
 
+from typing import Annotated
+
 from fastapi import APIRouter
 
 from kumiai.domain.roles import Action
 from kumiai.interfaces.api.auth import allow
-from kumiai.interfaces.api.context import Home, PlainJSON, reply
+from kumiai.interfaces.api.context import Home, PlainJSON, reply, stored_int
 from kumiai.services import (
     charter,
     funds,
@@ -26,7 +28,10 @@ router = APIRouter(tags=["association"])
     summary="`kumiai charter show [--version N] --json`",
     dependencies=[allow(Action.BOARD_READ)],
 )
-def charter_show(home: Home, version: int | None = None) -> PlainJSON:
+def charter_show(
+    home: Home,
+    version: Annotated[int | None, stored_int("A version; the latest by default.")] = None,
+) -> PlainJSON:
     return reply(charter.show_charter(home, version))
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from kumiai.domain.roles import Action
 from kumiai.interfaces.api.auth import allow
-from kumiai.interfaces.api.context import Home, PlainJSON, reply
+from kumiai.interfaces.api.context import Home, PlainJSON, Seq, reply, stored_int
 from kumiai.services import transparency
 
 # Public, every route: a transparency log anyone can check needs no key.
@@ -23,11 +23,11 @@ router = APIRouter(prefix="/ledger", tags=["ledger"], dependencies=[allow(Action
 def entries(
     home: Home,
     kind: Annotated[str | None, Query(description="A kind or prefix: 'agreement.'")] = None,
-    after: Annotated[int | None, Query(description="Only entries with a greater seq.")] = None,
+    after: Annotated[int | None, stored_int("Only entries with a greater seq.")] = None,
     member: str | None = None,
     dataset: str | None = None,
     project: str | None = None,
-    last: Annotated[int | None, Query(ge=0, description="Only the last N matching.")] = None,
+    last: Annotated[int | None, stored_int("Only the last N matching.")] = None,
 ) -> PlainJSON:
     return reply(
         transparency.show_entries(
@@ -43,17 +43,21 @@ def entries(
 
 
 @router.get("/entries/{seq}", summary="One entry")
-def entry(home: Home, seq: int) -> PlainJSON:
+def entry(home: Home, seq: Seq) -> PlainJSON:
     return reply(transparency.show_entry(home, seq))
 
 
 @router.get("/entries/{seq}/proof", summary="`kumiai ledger prove SEQ`: inclusion proof")
-def inclusion_proof(home: Home, seq: int) -> PlainJSON:
+def inclusion_proof(home: Home, seq: Seq) -> PlainJSON:
     return reply(transparency.prove_inclusion(home, seq).document())
 
 
 @router.get("/consistency", summary="A consistency proof from size `old` to size `new`")
-def consistency_proof(home: Home, old: int, new: int) -> PlainJSON:
+def consistency_proof(
+    home: Home,
+    old: Annotated[int, stored_int("The older tree size.")],
+    new: Annotated[int, stored_int("The newer tree size, up to the latest head's.")],
+) -> PlainJSON:
     return reply(transparency.prove_consistency(home, old, new))
 
 
@@ -62,7 +66,17 @@ def head(home: Home) -> PlainJSON:
     return reply(json.loads(transparency.latest_head(home).to_json()))
 
 
-@router.get("/export", summary="`kumiai ledger export`: the whole log as JSON lines")
+@router.get(
+    "/export",
+    summary="`kumiai ledger export`: the whole log as JSON lines",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "One signed entry per line, oldest first.",
+            "content": {"application/jsonl": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def export(home: Home) -> Response:
     data, _ = transparency.export_lines(home)
     return Response(
