@@ -183,6 +183,9 @@ def test_the_path_and_query_are_signed(world: World) -> None:
         assert elsewhere.status_code == 401 and "bad signature" in elsewhere.json()["error"]
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def test_an_unsigned_act_is_refused_before_its_body_is_read(world: World) -> None:
     """Found by the fuzzing: a malformed body was a 400 before the missing signature's 401."""
     before = (nonces(world), len(show_entries(world.consortium)))
@@ -194,7 +197,7 @@ def test_an_unsigned_act_is_refused_before_its_body_is_read(world: World) -> Non
             "/datasets",
         ):
             for body in (b"{not json", b'{"signatures": 7}'):
-                refused = anonymous.post(route, content=body)
+                refused = anonymous.post(route, content=body, headers=JSON)
                 assert refused.status_code == 401, (route, refused.text)
                 assert refused.json()["error"].startswith("this route needs a signed request")
     assert (nonces(world), len(show_entries(world.consortium))) == before
