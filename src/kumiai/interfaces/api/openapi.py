@@ -69,3 +69,8 @@ def document_errors(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def ok(model: Any, description: str = "Successful Response") -> dict[int | str, dict[str, Any]]:
+    """`responses=` documenting a 200 whose body is `model` (routes reply `PlainJSON`)."""
+    return {200: {"model": model, "description": description}}
