@@ -89,6 +89,7 @@ def _member(caller: Principal) -> str:
     "/trust",
     summary="The CA certificate and the coordinator's key",
     dependencies=[allow(Action.TRUST_READ)],
+    responses={200: {"model": dict[str, str], "description": "The trust anchors, as text."}},
 )
 def trust(home: Home) -> PlainJSON:
     return PlainJSON(invitations.trust_anchors(home))
