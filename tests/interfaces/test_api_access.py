@@ -181,3 +181,53 @@ def test_the_path_and_query_are_signed(world: World) -> None:
         assert moved.status_code == 401 and "bad signature" in moved.json()["error"]
         elsewhere = client.get("/agreements?project=heart", headers=headers)
         assert elsewhere.status_code == 401 and "bad signature" in elsewhere.json()["error"]
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_an_unsigned_act_is_refused_before_its_body_is_read(world: World) -> None:
+    """Found by the fuzzing: a malformed body was a 400 before the missing signature's 401."""
+    before = (nonces(world), len(show_entries(world.consortium)))
+    with client_as(world, None) as anonymous:
+        for route in (
+            "/requests/r/sign",
+            "/requests/r/refuse",
+            "/agreements/a/revoke",
+            "/datasets",
+        ):
+            for body in (b"{not json", b'{"signatures": 7}'):
+                refused = anonymous.post(route, content=body, headers=JSON)
+                assert refused.status_code == 401, (route, refused.text)
+                assert refused.json()["error"].startswith("this route needs a signed request")
+    assert (nonces(world), len(show_entries(world.consortium))) == before
+
+
+def test_a_signed_act_is_checked_once_then_its_body(world: World) -> None:
+    """The signature is checked before the body and not again (that would be a replay)."""
+    with client_as(world, member_key(world, HOSPITALS[0])) as steward:
+        before = nonces(world)
+        bad = steward.post("/requests/r/refuse", json={"signatures": 7})
+        assert bad.status_code == 400 and bad.json()["error"].startswith("signatures: ")
+        unknown = steward.post("/requests/no-such-request/refuse", json={"reason": "no"})
+        assert unknown.status_code == 404, unknown.text
+    assert nonces(world) == before + 2  # one nonce per request
+
+
+def test_an_integer_the_database_cannot_store_is_a_400_not_a_500(world: World) -> None:
+    """Found by the fuzzing: `/ledger/entries/26724178836955645486301184` overflowed SQLite."""
+    huge = str(2**63)
+    with client_as(world, world.consortium.coordinator_key()) as operator:
+        for route in (
+            f"/ledger/entries/{huge}",
+            f"/ledger/entries/{huge}/proof",
+            f"/ledger/entries?after={huge}",
+            f"/ledger/entries?last={huge}",
+            f"/ledger/consistency?old=0&new={huge}",
+            f"/charter?version={huge}",
+        ):
+            refused = operator.get(route)
+            assert refused.status_code == 400, (route, refused.text)
+            assert "less than or equal to 9223372036854775807" in refused.json()["error"]
+        last = operator.get(f"/ledger/entries/{2**63 - 1}")
+        assert last.status_code == 404  # the largest stored integer is still looked up

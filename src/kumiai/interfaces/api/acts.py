@@ -8,20 +8,43 @@ anything else.
 """
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from kumiai.domain.roles import Action
-from kumiai.interfaces.api.auth import allow, http_request
-from kumiai.interfaces.api.context import Home, PlainJSON
+from kumiai.interfaces.api.auth import SignedBeforeBody, allow, http_request
+from kumiai.interfaces.api.context import STORED_INT_MAX, Home, PlainJSON
+from kumiai.interfaces.api.openapi import error_responses
 from kumiai.services import invitations, signed_acts
 from kumiai.services.access import Principal, authenticate_new_key
 from kumiai.services.signed_acts import SignThis
 
-router = APIRouter(tags=["acts"])
+
+class SignThisReply(BaseModel):
+    """202: nothing was written; the node signs `document` and submits the round again."""
+
+    status: Literal["sign"]
+    what: str = Field(description="What to sign: 'entry' or 'agreement'.")
+    document: dict[str, Any]
+    at: datetime = Field(description="The act's time: submit it again with the signatures.")
+
+
+class DoneReply(BaseModel):
+    """200: the act is recorded."""
+
+    status: Literal["done"]
+    result: Any
+
+
+ROUND: dict[int | str, dict[str, Any]] = {
+    200: {"model": DoneReply, "description": "The act is recorded."},
+    202: {"model": SignThisReply, "description": "The node must sign first."},
+}
+
+router = APIRouter(tags=["acts"], route_class=SignedBeforeBody)
 
 
 class Round(BaseModel):
@@ -41,7 +64,7 @@ class DatasetBody(Round):
     name: str
     target: str
     schema_: dict[str, str] = Field(alias="schema", description="Column name → type.")
-    rows: int
+    rows: int = Field(ge=0, le=STORED_INT_MAX)
     sha256: str
     sensitivity: str = "confidential"
 
@@ -66,6 +89,7 @@ def _member(caller: Principal) -> str:
     "/trust",
     summary="The CA certificate and the coordinator's key",
     dependencies=[allow(Action.TRUST_READ)],
+    responses={200: {"model": dict[str, str], "description": "The trust anchors, as text."}},
 )
 def trust(home: Home) -> PlainJSON:
     return PlainJSON(invitations.trust_anchors(home))
@@ -75,6 +99,7 @@ def trust(home: Home) -> PlainJSON:
     "/join",
     summary="A node joins with its invitation, signed by its new key",
     dependencies=[allow(Action.JOIN)],
+    responses={**ROUND, **error_responses(401)},
 )
 async def join(request: Request, body: JoinBody, home: Home) -> PlainJSON:
     signed = http_request(request, await request.body())
@@ -88,7 +113,9 @@ async def join(request: Request, body: JoinBody, home: Home) -> PlainJSON:
     return answer(await anyio.to_thread.run_sync(run))
 
 
-@router.post("/requests/{request_id}/sign", summary="The steward signs at its node")
+@router.post(
+    "/requests/{request_id}/sign", summary="The steward signs at its node", responses=ROUND
+)
 def sign(
     home: Home,
     request_id: str,
@@ -99,7 +126,9 @@ def sign(
     return answer(signed_acts.sign_at_node(home, submission, request_id, body.agreement_id))
 
 
-@router.post("/requests/{request_id}/refuse", summary="The steward refuses, with a reason")
+@router.post(
+    "/requests/{request_id}/refuse", summary="The steward refuses, with a reason", responses=ROUND
+)
 def refuse(
     home: Home,
     request_id: str,
@@ -110,7 +139,9 @@ def refuse(
     return answer(signed_acts.refuse_at_node(home, submission, request_id, body.reason))
 
 
-@router.post("/agreements/{agreement_id}/revoke", summary="The steward revokes, node first")
+@router.post(
+    "/agreements/{agreement_id}/revoke", summary="The steward revokes, node first", responses=ROUND
+)
 def revoke(
     home: Home,
     agreement_id: str,
@@ -121,7 +152,9 @@ def revoke(
     return answer(signed_acts.revoke_at_node(home, submission, agreement_id, body.reason))
 
 
-@router.post("/datasets", summary="A steward's node registers a dataset it keeps (metadata)")
+@router.post(
+    "/datasets", summary="A steward's node registers a dataset it keeps (metadata)", responses=ROUND
+)
 def register(
     home: Home,
     body: DatasetBody,

@@ -25,6 +25,7 @@ from kumiai.domain.errors import (
 from kumiai.interfaces.api import access, acts, association, governance, ledger, witness
 from kumiai.interfaces.api.context import PlainJSON
 from kumiai.interfaces.api.docs import add_docs
+from kumiai.interfaces.api.openapi import document_errors, error_responses
 from kumiai.interfaces.web.app import add_dashboard
 from kumiai.services.consortium import open_consortium
 
@@ -96,6 +97,7 @@ def create_app(home: Path, *, dashboard: bool = True, local_operator: bool = Fal
         redoc_url=None,
         default_response_class=PlainJSON,
         lifespan=_one_at_a_time,
+        responses=error_responses(400, 404, 409),
     )
     app.state.consortium = open_consortium(home)
     app.state.consortium.served = True  # members' nodes sign their own acts, never the server
@@ -110,6 +112,7 @@ def create_app(home: Path, *, dashboard: bool = True, local_operator: bool = Fal
     app.include_router(access.router)
     app.include_router(acts.router)
     add_docs(app)
+    document_errors(app)
     if dashboard:
         add_dashboard(app, local_operator=local_operator)
     return app

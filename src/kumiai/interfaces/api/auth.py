@@ -7,11 +7,12 @@ signed request (kumiai.domain.request_auth) from a key the coordinator knows, wh
 `kumiai.domain.roles.PERMITTED` allows.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio.to_thread
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
 
 from kumiai.domain.request_auth import HttpRequest
 from kumiai.domain.roles import PUBLIC, Action
@@ -37,12 +38,35 @@ class Authorizer:
     async def __call__(self, request: Request) -> Principal | None:
         if self.action in PUBLIC:
             return None
-        consortium: Consortium = request.app.state.consortium
-        signed = http_request(request, await request.body())
-        # In the routes' one worker thread: the nonce table is written like any record.
-        principal = await anyio.to_thread.run_sync(authenticate, consortium, signed)
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:  # once per request: a second check would see its nonce used
+            consortium: Consortium = request.app.state.consortium
+            signed = http_request(request, await request.body())
+            # In the routes' one worker thread: the nonce table is written like any record.
+            principal = await anyio.to_thread.run_sync(authenticate, consortium, signed)
+            request.state.principal = principal
         principal.require(self.action)
         return principal
+
+
+class SignedBeforeBody(APIRoute):
+    """A route with a body that checks the caller before FastAPI parses the body.
+
+    FastAPI refuses a malformed body (400) before it runs any dependency, so an unsigned
+    request would learn about the body before being told to sign (found by the API's
+    fuzzing). Here the route's `allow` runs first; the dependency then reuses its principal.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        authorizers = [Authorizer(action) for action in declared_actions(self.dependant)]
+
+        async def signed_first(request: Request) -> Response:
+            for authorizer in authorizers:
+                await authorizer(request)
+            return await handler(request)
+
+        return signed_first
 
 
 def allow(action: Action) -> Any:

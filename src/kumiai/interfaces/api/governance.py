@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from kumiai.domain.roles import Action
 from kumiai.interfaces.api.auth import allow
 from kumiai.interfaces.api.context import Home, PlainJSON, reply
+from kumiai.interfaces.api.openapi import ok
 from kumiai.interfaces.cli.budget import budget_document
 from kumiai.interfaces.cli.jobs import job_document
 from kumiai.interfaces.cli.show import project_document
@@ -30,14 +31,20 @@ router = APIRouter(tags=["governance"])
 
 
 @router.get(
-    "/members", summary="`kumiai member list --json`", dependencies=[allow(Action.MEMBERS_READ)]
+    "/members",
+    summary="`kumiai member list --json`",
+    dependencies=[allow(Action.MEMBERS_READ)],
+    responses=ok(list[members.MemberInfo]),
 )
 def member_list(home: Home) -> PlainJSON:
     return reply(members.list_members(home))
 
 
 @router.get(
-    "/datasets", summary="`kumiai dataset list --json`", dependencies=[allow(Action.DATASETS_READ)]
+    "/datasets",
+    summary="`kumiai dataset list --json`",
+    dependencies=[allow(Action.DATASETS_READ)],
+    responses=ok(list[datasets.DatasetInfo]),
 )
 def dataset_list(home: Home) -> PlainJSON:
     return reply(datasets.list_datasets(home))
@@ -53,7 +60,10 @@ def dataset_show(home: Home, name: str) -> PlainJSON:
 
 
 @router.get(
-    "/projects", summary="`kumiai project list --json`", dependencies=[allow(Action.PROJECTS_READ)]
+    "/projects",
+    summary="`kumiai project list --json`",
+    dependencies=[allow(Action.PROJECTS_READ)],
+    responses=ok(list[projects.ProjectInfo]),
 )
 def project_list(home: Home) -> PlainJSON:
     return reply(projects.list_projects(home))
@@ -72,6 +82,7 @@ def project_show(home: Home, name: str) -> PlainJSON:
     "/projects/{name}/spend",
     summary="`kumiai spend NAME --json`",
     dependencies=[allow(Action.PROJECTS_READ)],
+    responses=ok(spend.BudgetInfo),
 )
 def project_spend(home: Home, name: str) -> PlainJSON:
     return reply(spend.project_budget(home, name))
@@ -81,6 +92,7 @@ def project_spend(home: Home, name: str) -> PlainJSON:
     "/requests",
     summary="`kumiai requests [PROJECT] --json`",
     dependencies=[allow(Action.REQUESTS_READ)],
+    responses=ok(list[agreements.RequestInfo]),
 )
 def request_list(home: Home, project: str | None = None) -> PlainJSON:
     return reply(agreements.list_requests(home, project))
@@ -90,6 +102,7 @@ def request_list(home: Home, project: str | None = None) -> PlainJSON:
     "/agreements",
     summary="`kumiai agreement list [PROJECT] --json`",
     dependencies=[allow(Action.AGREEMENTS_READ)],
+    responses=ok(list[agreements.AgreementInfo]),
 )
 def agreement_list(home: Home, project: str | None = None) -> PlainJSON:
     return reply(agreements.list_agreements(home, project))
@@ -99,6 +112,7 @@ def agreement_list(home: Home, project: str | None = None) -> PlainJSON:
     "/agreements/{agreement_id}",
     summary="`kumiai agreement show ID --json`",
     dependencies=[allow(Action.AGREEMENTS_READ)],
+    responses=ok(views.AgreementView),
 )
 def agreement_show(home: Home, agreement_id: str) -> PlainJSON:
     return reply(views.agreement_view(home, agreement_id))
@@ -119,7 +133,10 @@ def job_show(home: Home, job_id: str) -> PlainJSON:
 
 
 @router.get(
-    "/models", summary="`kumiai models [PROJECT] --json`", dependencies=[allow(Action.MODELS_READ)]
+    "/models",
+    summary="`kumiai models [PROJECT] --json`",
+    dependencies=[allow(Action.MODELS_READ)],
+    responses=ok(list[models.ModelInfo]),
 )
 def model_list(home: Home, project: str | None = None) -> PlainJSON:
     return reply(models.list_models(home, project))
@@ -129,6 +146,7 @@ def model_list(home: Home, project: str | None = None) -> PlainJSON:
     "/models/{model_id}",
     summary="`kumiai model ID --json`",
     dependencies=[allow(Action.MODELS_READ)],
+    responses=ok(models.ModelInfo),
 )
 def model_show(home: Home, model_id: str) -> PlainJSON:
     return reply(models.model_detail(home, model_id))

@@ -9,25 +9,62 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
 
 from kumiai.domain.roles import Action
 from kumiai.interfaces.api.auth import allow
-from kumiai.interfaces.api.context import Home, PlainJSON, reply
+from kumiai.interfaces.api.context import Home, PlainJSON, Seq, reply, stored_int
+from kumiai.interfaces.api.openapi import ok
 from kumiai.services import transparency
+from kumiai.services.transparency import ConsistencyProof, EntryView
 
 # Public, every route: a transparency log anyone can check needs no key.
 router = APIRouter(prefix="/ledger", tags=["ledger"], dependencies=[allow(Action.LEDGER_READ)])
 
 
-@router.get("/entries", summary="`kumiai ledger show --json`, with `after` to page")
+class HeadDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    version: int
+    size: int
+    root: str
+    time: str
+
+
+class SignedHead(BaseModel):
+    """`{head, signature}`: check the signature with the coordinator's key from /trust."""
+
+    model_config = ConfigDict(extra="forbid")
+    head: HeadDocument
+    signature: str
+
+
+class InclusionProofReply(BaseModel):
+    """Check it with `kumiai.domain.merkle.verify_inclusion`, not by trusting `verified`."""
+
+    model_config = ConfigDict(extra="forbid")
+    seq: int
+    leaf_hash: str
+    tree_size: int
+    root: str
+    head_signature: str
+    path: list[str]
+    verified: bool
+
+
+@router.get(
+    "/entries",
+    summary="`kumiai ledger show --json`, with `after` to page",
+    responses=ok(list[EntryView]),
+)
 def entries(
     home: Home,
     kind: Annotated[str | None, Query(description="A kind or prefix: 'agreement.'")] = None,
-    after: Annotated[int | None, Query(description="Only entries with a greater seq.")] = None,
+    after: Annotated[int | None, stored_int("Only entries with a greater seq.")] = None,
     member: str | None = None,
     dataset: str | None = None,
     project: str | None = None,
-    last: Annotated[int | None, Query(ge=0, description="Only the last N matching.")] = None,
+    last: Annotated[int | None, stored_int("Only the last N matching.")] = None,
 ) -> PlainJSON:
     return reply(
         transparency.show_entries(
@@ -42,27 +79,51 @@ def entries(
     )
 
 
-@router.get("/entries/{seq}", summary="One entry")
-def entry(home: Home, seq: int) -> PlainJSON:
+@router.get("/entries/{seq}", summary="One entry", responses=ok(EntryView))
+def entry(home: Home, seq: Seq) -> PlainJSON:
     return reply(transparency.show_entry(home, seq))
 
 
-@router.get("/entries/{seq}/proof", summary="`kumiai ledger prove SEQ`: inclusion proof")
-def inclusion_proof(home: Home, seq: int) -> PlainJSON:
+@router.get(
+    "/entries/{seq}/proof",
+    summary="`kumiai ledger prove SEQ`: inclusion proof",
+    responses=ok(InclusionProofReply),
+)
+def inclusion_proof(home: Home, seq: Seq) -> PlainJSON:
     return reply(transparency.prove_inclusion(home, seq).document())
 
 
-@router.get("/consistency", summary="A consistency proof from size `old` to size `new`")
-def consistency_proof(home: Home, old: int, new: int) -> PlainJSON:
+@router.get(
+    "/consistency",
+    summary="A consistency proof from size `old` to size `new`",
+    responses=ok(ConsistencyProof),
+)
+def consistency_proof(
+    home: Home,
+    old: Annotated[int, stored_int("The older tree size.")],
+    new: Annotated[int, stored_int("The newer tree size, up to the latest head's.")],
+) -> PlainJSON:
     return reply(transparency.prove_consistency(home, old, new))
 
 
-@router.get("/head", summary="The latest signed tree head: {head, signature}")
+@router.get(
+    "/head", summary="The latest signed tree head: {head, signature}", responses=ok(SignedHead)
+)
 def head(home: Home) -> PlainJSON:
     return reply(json.loads(transparency.latest_head(home).to_json()))
 
 
-@router.get("/export", summary="`kumiai ledger export`: the whole log as JSON lines")
+@router.get(
+    "/export",
+    summary="`kumiai ledger export`: the whole log as JSON lines",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "One signed entry per line, oldest first.",
+            "content": {"application/jsonl": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def export(home: Home) -> Response:
     data, _ = transparency.export_lines(home)
     return Response(

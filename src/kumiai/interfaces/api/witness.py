@@ -8,12 +8,13 @@ other witnesses' cosigned heads and compares them with its own (`kumiai witness-
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from kumiai.domain.ledger import TreeHead
 from kumiai.domain.roles import Action
 from kumiai.interfaces.api.auth import allow
 from kumiai.interfaces.api.context import Home, PlainJSON, reply
+from kumiai.interfaces.api.openapi import ok
 from kumiai.services import witnesses
 
 router = APIRouter(prefix="/witness", tags=["witness"])
@@ -25,10 +26,18 @@ class Cosignature(BaseModel):
     signature: str = Field(description="The member's Ed25519 signature (base64) on the head.")
 
 
+class Recorded(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    witness: str
+    size: int
+    recorded: bool
+
+
 @router.post(
     "/cosignatures",
     summary="Publish a cosignature; the signature authenticates it",
     dependencies=[allow(Action.COSIGN)],
+    responses=ok(Recorded, "The cosignature is recorded."),
 )
 def publish(home: Home, cosignature: Cosignature) -> PlainJSON:
     head = TreeHead.from_document(cosignature.head)
