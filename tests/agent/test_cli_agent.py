@@ -87,7 +87,7 @@ def test_the_agent_demo_on_a_ratings_csv(tmp_path: Path) -> None:
     ]
     (tmp_path / "mine.csv").write_text("\n".join(lines) + "\n")
     shown = kumiai(
-        "agent", "demo", "--ratings", "mine.csv", "--rounds", "3", "--user", "user3", cwd=tmp_path
+        "demo", "agent", "--ratings", "mine.csv", "--rounds", "3", "--user", "user3", cwd=tmp_path
     )
     assert shown.returncode == 0, shown.stderr
     assert "24 devices, each holding one user's ratings and consent" in shown.stdout

@@ -203,8 +203,7 @@ def suggest(
     )
 
 
-@agent_app.command("demo")
-def demo(
+def demo_agent(
     run: Path = typer.Option(Path("agent-demo"), "--run", help="A new folder for the demo."),
     ratings: str = typer.Option(
         "movielens", help="'movielens' or a ratings CSV (user, item, rating, time, genres columns)."
@@ -213,8 +212,11 @@ def demo(
     rounds: int = typer.Option(30, help="Federated rounds."),
     epsilon: float = typer.Option(8.0, help="User-level ε of the training."),
 ) -> None:
-    """Every user a device, user-level DP training, then one user's guarded, explained
-    suggestions and their privacy spend (about 10 minutes on MovieLens on 2 cores)."""
+    """The personal agent: every user a device, DP training, one user's suggestions.
+
+    Trains with user-level DP, then shows one user's guarded, explained suggestions and
+    their privacy spend (about 10 minutes on MovieLens on 2 cores). Registered as
+    `kumiai demo agent` (interfaces.cli.demo)."""
     from kumiai.domain.clock import utc_now
     from kumiai.domain.cross_device import CrossDeviceSettings
     from kumiai.domain.ratings import temporal_split
