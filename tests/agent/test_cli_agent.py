@@ -78,6 +78,13 @@ def test_the_agent_commands_from_a_ratings_csv(tmp_path: Path) -> None:
     again = kumiai("agent", "train", "--rounds", "2", "--fraction", "1", "--json", cwd=tmp_path)
     assert json.loads(again.stdout)["refusals"] == 2
 
+    verified = kumiai("--home", "agent-run/consortium", "ledger", "verify", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    shown = kumiai("--home", "agent-run/consortium", "ledger", "show", "--json", cwd=tmp_path)
+    kinds = [e["kind"] for e in json.loads(shown.stdout)]
+    assert kinds.count("consent.signed") == 24 and kinds.count("consent.revoked") == 1
+    assert kinds.count("agent.training-started") == kinds.count("agent.training-completed") == 2
+
 
 def test_the_agent_demo_on_a_ratings_csv(tmp_path: Path) -> None:
     table = synthetic_table()
