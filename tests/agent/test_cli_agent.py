@@ -101,3 +101,4 @@ def test_the_agent_demo_on_a_ratings_csv(tmp_path: Path) -> None:
     assert re.search(r"at user-level ε = (7\.9\d|8\.00)", shown.stdout)
     assert "suggestions for user user3, made on their device" in shown.stdout
     assert "their privacy spend, from their device's own log: ε" in shown.stdout
+    assert "Ledger verified offline: 27 signed entries" in shown.stdout

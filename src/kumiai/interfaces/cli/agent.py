@@ -70,7 +70,8 @@ def enrol(
 
     console.print(
         f"{result.devices} devices enrolled in {run} from {table.source} "
-        f"({result.skipped_users} user(s) with fewer than {min_ratings} ratings skipped)"
+        f"({result.skipped_users} user(s) with fewer than {min_ratings} ratings skipped); "
+        f"their signed consents are on the ledger: kumiai --home {run}/consortium ledger show"
     )
 
 
@@ -277,4 +278,12 @@ def demo_agent(
     console.print(
         f"their privacy spend, from their device's own log: ε {privacy['epsilon_spent']:.3f} "
         f"spent, {privacy['epsilon_committed']:.3f} committed"
+    )
+    from kumiai.interfaces.cli.demo import ledger_lines
+    from kumiai.services.agent_ledger import run_consortium
+    from kumiai.services.transparency import verify_ledger
+
+    ledger_lines(verify_ledger(run_consortium(run)))
+    console.print(
+        f"each consent signed by its device's own key: kumiai --home {run}/consortium ledger show"
     )
