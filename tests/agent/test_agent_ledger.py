@@ -12,7 +12,7 @@ from kumiai.adapters.storage.schema import LedgerEntryRow
 from kumiai.domain.clock import utc_now
 from kumiai.domain.cross_device import CrossDeviceSettings
 from kumiai.domain.device_acts import device_actor, device_signer
-from kumiai.domain.errors import InvalidInput, NotFound
+from kumiai.domain.errors import InvalidInput, NotFound, StateError
 from kumiai.domain.ledger import Entry
 from kumiai.services.agent import device, device_root, revoke_consent, train_agent
 from kumiai.services.agent_ledger import run_consortium
@@ -87,14 +87,20 @@ def test_an_entry_naming_another_devices_key_is_a_finding(run: Path) -> None:
     )
 
 
-def test_a_refused_revocation_writes_nothing(run: Path) -> None:
+def test_a_refused_or_repeated_revocation_writes_nothing(run: Path) -> None:
     consortium = run_consortium(run)
     with transaction(consortium.sessions) as session:
         before = session.scalar(select(func.count()).select_from(LedgerEntryRow))
     with pytest.raises(NotFound, match="user 'nobody' has no device"):
         revoke_consent(run, "nobody")
+    revoke_consent(run, "user3")
+    record = run / "devices" / "0000003" / "revoked" / "consent-agent-user3.json"
+    first = record.read_bytes()
+    with pytest.raises(StateError, match="user 'user3' already revoked consent-agent-user3"):
+        revoke_consent(run, "user3")
     with transaction(consortium.sessions) as session:
-        assert session.scalar(select(func.count()).select_from(LedgerEntryRow)) == before == 25
+        assert session.scalar(select(func.count()).select_from(LedgerEntryRow)) == before + 1 == 26
+    assert record.read_bytes() == first  # the device keeps its first revocation's time
 
 
 def test_both_verifiers_accept_the_agents_ledger_and_catch_a_misnamed_device(

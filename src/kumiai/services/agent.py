@@ -26,7 +26,7 @@ from kumiai.adapters.files import write_atomic, write_json_atomic
 from kumiai.adapters.models.fcf import FCF, FCFSettings
 from kumiai.domain.clock import utc_now
 from kumiai.domain.cross_device import CrossDeviceSettings, answering, sample_users
-from kumiai.domain.errors import InvalidInput, NotFound
+from kumiai.domain.errors import InvalidInput, NotFound, StateError
 from kumiai.domain.ranking import add_sums, from_sums
 from kumiai.domain.ratings import RatingSplit, RatingTable, rows_by_user
 from kumiai.domain.user_dp import UserDpPlan, noisy_mean, plan_user_dp
@@ -370,6 +370,12 @@ def revoke_consent(run: Path, user: str, *, reason: str = "") -> str:
     consent = phone.consent_for(str(catalogue(run)["project"]))
     if consent is None:
         raise NotFound(f"user {user!r} has not consented to this run's project")
+    if consent.terms.agreement_id in phone.home.revoked():
+        # Refused, not repeated: a second revocation would be a second ledger entry.
+        raise StateError(
+            f"user {user!r} already revoked {consent.terms.agreement_id}; their device takes "
+            "part in no round of it (see `kumiai --home RUN/consortium ledger show`)"
+        )
     phone.revoke(consent.terms.agreement_id, now=utc_now(), reason=reason)
     record_revocation(run, phone, consent, reason or "revoked by the user")
     return consent.terms.agreement_id
