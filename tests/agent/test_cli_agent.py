@@ -78,6 +78,13 @@ def test_the_agent_commands_from_a_ratings_csv(tmp_path: Path) -> None:
     again = kumiai("agent", "train", "--rounds", "2", "--fraction", "1", "--json", cwd=tmp_path)
     assert json.loads(again.stdout)["refusals"] == 2
 
+    verified = kumiai("--home", "agent-run/consortium", "ledger", "verify", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    shown = kumiai("--home", "agent-run/consortium", "ledger", "show", "--json", cwd=tmp_path)
+    kinds = [e["kind"] for e in json.loads(shown.stdout)]
+    assert kinds.count("consent.signed") == 24 and kinds.count("consent.revoked") == 1
+    assert kinds.count("agent.training-started") == kinds.count("agent.training-completed") == 2
+
 
 def test_the_agent_demo_on_a_ratings_csv(tmp_path: Path) -> None:
     table = synthetic_table()
@@ -87,10 +94,11 @@ def test_the_agent_demo_on_a_ratings_csv(tmp_path: Path) -> None:
     ]
     (tmp_path / "mine.csv").write_text("\n".join(lines) + "\n")
     shown = kumiai(
-        "agent", "demo", "--ratings", "mine.csv", "--rounds", "3", "--user", "user3", cwd=tmp_path
+        "demo", "agent", "--ratings", "mine.csv", "--rounds", "3", "--user", "user3", cwd=tmp_path
     )
     assert shown.returncode == 0, shown.stderr
     assert "24 devices, each holding one user's ratings and consent" in shown.stdout
     assert re.search(r"at user-level ε = (7\.9\d|8\.00)", shown.stdout)
     assert "suggestions for user user3, made on their device" in shown.stdout
     assert "their privacy spend, from their device's own log: ε" in shown.stdout
+    assert "Ledger verified offline: 27 signed entries" in shown.stdout

@@ -83,11 +83,24 @@ def test_the_threshold_the_daily_limit_and_quiet_hours_each_say_why() -> None:
     assert [c.item for c in guard(ranked, Policy(), now=NOON, already_today=0).suggestions] == [1]
 
 
-def test_quiet_hours_are_the_hours_the_user_never_rated_in() -> None:
-    evening = [
-        int(datetime(2026, 1, d, h, 30, tzinfo=UTC).timestamp()) for d in (1, 2) for h in (19, 22)
-    ]
-    assert quiet_hours_from(evening) == frozenset(range(24)) - {19, 22}
+def at_hours(*hours: int) -> list[int]:
+    return [int(datetime(2026, 1, 1, h, 30, tzinfo=UTC).timestamp()) for h in hours]
+
+
+def test_quiet_hours_are_the_users_least_active_eight_contiguous_hours() -> None:
+    # Rated at 19:00 and 22:00 only: quiet 05:00-12:59, the 8 hours furthest from both,
+    # not the 22 hours never rated in.
+    assert quiet_hours_from(at_hours(19, 22, 19, 22)) == frozenset(range(5, 13))
+    # Rated around noon: the quiet window wraps midnight (20:00-03:59).
+    assert quiet_hours_from(at_hours(10, 11, 12, 13, 14)) == frozenset({20, 21, 22, 23, 0, 1, 2, 3})
+    # Rated at every hour but 02:00-04:59 and fewest at 01:00 and 05:00: the least active
+    # 8 hours, even though the user has rated in most of them.
+    busy = [h for h in range(24) for _ in range(1 if h in (1, 5) else 0 if 2 <= h <= 4 else 3)]
+    quiet = quiet_hours_from(at_hours(*busy))
+    assert {1, 2, 3, 4, 5} <= quiet and len(quiet) == 8
+    assert sum(h in quiet for h in busy) == min(
+        sum((h - s) % 24 < 8 for h in busy) for s in range(24)
+    )
     assert quiet_hours_from([]) == frozenset()
 
 

@@ -74,7 +74,14 @@ const KINDS = [
   "model.audited",
   "access.granted",
   "member.invited",
+  "consent.signed",
+  "consent.revoked",
+  "agent.training-started",
+  "agent.training-completed",
 ];
+// Acts a user's device signs with its own key (kumiai.domain.device_acts): the entry names
+// the key, and the actor must be "device:" + that key's fingerprint.
+const DEVICE_KINDS = ["consent.signed", "consent.revoked"];
 const OLD_LOG_FIX =
   "A signed log cannot be re-signed: audit it with the kumiai release that wrote it, " +
   "or start a new consortium with this one.";
@@ -557,6 +564,18 @@ function entryKey(entry, registry, problem) {
     }
     registry.set(member, key);
     return key;
+  }
+  if (DEVICE_KINDS.includes(entry.kind)) {
+    const deviceKey = own(payload, "device_key");
+    if (typeof deviceKey !== "string") {
+      problem("does not name the device's public key (device_key)", "device-signer");
+      return null;
+    }
+    if (entry.actor !== `device:${fingerprint(deviceKey)}`) {
+      problem(`${quoted(entry.actor)} is not the name of the device key it carries`, "device-signer");
+      return null;
+    }
+    return deviceKey;
   }
   const key = registry.current.get(entry.actor);
   if (key === undefined) {

@@ -13,6 +13,7 @@ from typing import Any
 
 from kumiai.domain import keys, merkle
 from kumiai.domain.canonical import canonical_json
+from kumiai.domain.device_acts import DEVICE_KINDS, device_signer
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.ledger import (
     COORDINATOR,
@@ -183,6 +184,11 @@ def _entry_key(
                 )
             )
         registry.set(member, key)
+        return key
+    if entry.kind in DEVICE_KINDS:
+        key, problem = device_signer(entry.actor, payload)
+        if problem is not None:
+            findings.append(Finding(where, problem, "device-signer"))
         return key
     key = registry.current.get(entry.actor)
     if key is None:

@@ -4,10 +4,10 @@ A suggestion is made only when all of these hold (`guard`):
 
 - its predicted rating is at least the policy's threshold (4.0 stars by default);
 - none of its genres is one the user blocked (block "Horror", and a horror comedy is out);
-- the hour now (UTC) is not one of the user's quiet hours, which are taken from the user's
-  own rating timestamps: the hours of the day in which they have never rated anything
-  (`quiet_hours_from`). A user who rated only between 18:00 and 23:59 gets no suggestion at
-  3 in the morning;
+- the hour now (UTC) is not one of the user's quiet hours, taken from the user's own rating
+  timestamps: their least active contiguous 8 hours of the day (`quiet_hours_from`). A user
+  who rated only at 19:00 and 22:00 is quiet from 05:00 to 12:59, the 8 hours furthest from
+  both, and gets no suggestion at 7 in the morning;
 - no more than `max_per_day` suggestions are made in one UTC day, counting those already
   made today.
 
@@ -65,10 +65,34 @@ class Guarded:
     reason: str | None = None  # why there are none (or fewer than asked), for the user
 
 
-def quiet_hours_from(timestamps: Iterable[int]) -> frozenset[int]:
-    """The UTC hours of the day in which the user has never rated anything."""
-    active = {datetime.fromtimestamp(int(t), UTC).hour for t in timestamps}
-    return frozenset(range(24)) - active if active else frozenset()
+QUIET_WINDOW = 8
+"""How many contiguous hours of the day a user's quiet hours span."""
+
+
+def quiet_hours_from(timestamps: Iterable[int], window: int = QUIET_WINDOW) -> frozenset[int]:
+    """The user's least active contiguous `window` hours of the day (UTC, wrapping at
+    midnight): a night's sleep, not every hour they happen never to have rated in.
+
+    Windows with equally few ratings are told apart by the ratings just outside them, one
+    hour further each side at a time, so the window lands in the middle of a quiet stretch;
+    then by the earliest start. No timestamps: nothing is known, so no quiet hours.
+    """
+    counts = [0] * 24
+    for t in timestamps:
+        counts[datetime.fromtimestamp(int(t), UTC).hour] += 1
+    if not any(counts):
+        return frozenset()
+
+    def ratings_in(start: int, width: int) -> int:
+        return sum(counts[(start + i) % 24] for i in range(width))
+
+    def activity_around(start: int) -> tuple[int, ...]:
+        return tuple(
+            ratings_in((start - k) % 24, window + 2 * k) for k in range((24 - window) // 2 + 1)
+        )
+
+    start = min(range(24), key=activity_around)  # min keeps the earliest of equals
+    return frozenset((start + i) % 24 for i in range(window))
 
 
 def guard(
@@ -78,8 +102,8 @@ def guard(
     if now.astimezone(UTC).hour in policy.quiet_hours:
         return Guarded(
             [],
-            f"{now.astimezone(UTC):%H}:00 UTC is one of your quiet hours (you never rate at this "
-            "hour); ask again later",
+            f"{now.astimezone(UTC):%H}:00 UTC is one of your quiet hours (your least active "
+            "hours of the day); ask again later",
         )
     left = policy.max_per_day - already_today
     if left <= 0:

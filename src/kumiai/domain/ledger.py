@@ -80,6 +80,10 @@ KINDS = (
     "model.audited",
     "access.granted",
     "member.invited",
+    "consent.signed",
+    "consent.revoked",
+    "agent.training-started",
+    "agent.training-completed",
 )
 
 

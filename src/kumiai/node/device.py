@@ -33,6 +33,8 @@ from kumiai.domain.agreement import (
     standing_refusal,
 )
 from kumiai.domain.clock import to_iso
+from kumiai.domain.device_acts import device_actor
+from kumiai.domain.errors import InvalidInput
 from kumiai.domain.guardrails import (
     Candidate,
     Guarded,
@@ -42,6 +44,7 @@ from kumiai.domain.guardrails import (
     quiet_hours_from,
 )
 from kumiai.domain.job import JobKind
+from kumiai.domain.ledger import Entry, SignedEntry, sign_entry
 from kumiai.domain.ranking import score_user
 from kumiai.domain.user_dp import clip_update
 from kumiai.node.home import NodeHome
@@ -79,6 +82,20 @@ class Device:
     @property
     def user(self) -> str:
         return self.home.member_name
+
+    @property
+    def actor(self) -> str:
+        """The device's ledger name, derived from its key (domain.device_acts)."""
+        return device_actor(self.public_key())
+
+    def public_key(self) -> str:
+        return self.home.public_key()
+
+    def sign_entry(self, entry: Entry) -> SignedEntry:
+        """The device signs one of its own acts (its consent, its revocation) for the ledger."""
+        if entry.actor != self.actor:
+            raise InvalidInput(f"the device {self.actor} signs its own acts, not {entry.actor!r}'s")
+        return sign_entry(entry, self.home.private_key())
 
     # -- consent -------------------------------------------------------------------------
     def consent(

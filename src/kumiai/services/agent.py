@@ -26,11 +26,17 @@ from kumiai.adapters.files import write_atomic, write_json_atomic
 from kumiai.adapters.models.fcf import FCF, FCFSettings
 from kumiai.domain.clock import utc_now
 from kumiai.domain.cross_device import CrossDeviceSettings, answering, sample_users
-from kumiai.domain.errors import InvalidInput, NotFound
+from kumiai.domain.errors import InvalidInput, NotFound, StateError
 from kumiai.domain.ranking import add_sums, from_sums
 from kumiai.domain.ratings import RatingSplit, RatingTable, rows_by_user
 from kumiai.domain.user_dp import UserDpPlan, noisy_mean, plan_user_dp
 from kumiai.node.port import device, device_client_app, device_round, round_config
+from kumiai.services.agent_ledger import (
+    record_consents,
+    record_revocation,
+    record_training_completed,
+    record_training_started,
+)
 
 Log = Callable[[str], None]
 DEVICES = "devices"
@@ -86,7 +92,7 @@ def enrol_devices(
     now = now or utc_now()
     train_rows = rows_by_user(table.user[split.train], table.n_users)
     test_rows = rows_by_user(table.user[split.test], table.n_users)
-    index, folders = 0, {}
+    index, folders, consents = 0, {}, []
     for user in range(table.n_users):
         train, test = split.train[train_rows[user]], split.test[test_rows[user]]
         if len(train) == 0:
@@ -98,13 +104,14 @@ def enrol_devices(
             (table.item[test], table.rating[test]),
             table.time[np.concatenate([train, test])],
         )
-        phone.consent(
+        consent = phone.consent(
             project=project,
             purpose=purpose,
             epsilon_cap=epsilon_cap,
             max_rounds=max_rounds,
             now=now,
         )
+        consents.append((phone, consent))
         folders[table.user_ids[user]] = index
         index += 1
     # Which folder is whose phone: the simulation's own lay-out, read by `agent suggest`
@@ -122,6 +129,7 @@ def enrol_devices(
             "source": table.source,
         },
     )
+    record_consents(run, consents)
     return Enrolment(index, split.skipped_users)
 
 
@@ -257,7 +265,9 @@ def train_agent(
         raise InvalidInput(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     record = catalogue(run)
     users = int(record["devices"])
-    rounds = _Rounds(settings, int(record["items"]), str(record["project"]), job, log)
+    project = str(record["project"])
+    rounds = _Rounds(settings, int(record["items"]), project, job, log)
+    record_training_started(run, job=job, project=project, devices=users, settings=settings)
     if engine == "local":
         rounds(LocalDevices(run, users))
     else:
@@ -272,6 +282,15 @@ def train_agent(
         )
     arrays = rounds.model.arrays
     save_model(run, arrays, settings)
+    record_training_completed(
+        run,
+        job=job,
+        project=project,
+        settings=settings,
+        plan=rounds.plan,
+        updates=rounds.answered,
+        refusals=rounds.refusals,
+    )
     metrics = evaluate_agent(run, arrays, settings) if evaluate else {}
     return AgentResult(
         settings.rounds,
@@ -351,7 +370,14 @@ def revoke_consent(run: Path, user: str, *, reason: str = "") -> str:
     consent = phone.consent_for(str(catalogue(run)["project"]))
     if consent is None:
         raise NotFound(f"user {user!r} has not consented to this run's project")
+    if consent.terms.agreement_id in phone.home.revoked():
+        # Refused, not repeated: a second revocation would be a second ledger entry.
+        raise StateError(
+            f"user {user!r} already revoked {consent.terms.agreement_id}; their device takes "
+            "part in no round of it (see `kumiai --home RUN/consortium ledger show`)"
+        )
     phone.revoke(consent.terms.agreement_id, now=utc_now(), reason=reason)
+    record_revocation(run, phone, consent, reason or "revoked by the user")
     return consent.terms.agreement_id
 
 

@@ -70,7 +70,8 @@ def enrol(
 
     console.print(
         f"{result.devices} devices enrolled in {run} from {table.source} "
-        f"({result.skipped_users} user(s) with fewer than {min_ratings} ratings skipped)"
+        f"({result.skipped_users} user(s) with fewer than {min_ratings} ratings skipped); "
+        f"their signed consents are on the ledger: kumiai --home {run}/consortium ledger show"
     )
 
 
@@ -203,8 +204,7 @@ def suggest(
     )
 
 
-@agent_app.command("demo")
-def demo(
+def demo_agent(
     run: Path = typer.Option(Path("agent-demo"), "--run", help="A new folder for the demo."),
     ratings: str = typer.Option(
         "movielens", help="'movielens' or a ratings CSV (user, item, rating, time, genres columns)."
@@ -213,8 +213,11 @@ def demo(
     rounds: int = typer.Option(30, help="Federated rounds."),
     epsilon: float = typer.Option(8.0, help="User-level ε of the training."),
 ) -> None:
-    """Every user a device, user-level DP training, then one user's guarded, explained
-    suggestions and their privacy spend (about 10 minutes on MovieLens on 2 cores)."""
+    """The personal agent: every user a device, DP training, one user's suggestions.
+
+    Trains with user-level DP, then shows one user's guarded, explained suggestions and
+    their privacy spend (about 10 minutes on MovieLens on 2 cores). Registered as
+    `kumiai demo agent` (interfaces.cli.demo)."""
     from kumiai.domain.clock import utc_now
     from kumiai.domain.cross_device import CrossDeviceSettings
     from kumiai.domain.ratings import temporal_split
@@ -275,4 +278,12 @@ def demo(
     console.print(
         f"their privacy spend, from their device's own log: ε {privacy['epsilon_spent']:.3f} "
         f"spent, {privacy['epsilon_committed']:.3f} committed"
+    )
+    from kumiai.interfaces.cli.demo import ledger_lines
+    from kumiai.services.agent_ledger import run_consortium
+    from kumiai.services.transparency import verify_ledger
+
+    ledger_lines(verify_ledger(run_consortium(run)))
+    console.print(
+        f"each consent signed by its device's own key: kumiai --home {run}/consortium ledger show"
     )

@@ -1,7 +1,8 @@
 """`kumiai demo`: a whole consortium in a fresh directory, trained and compared.
 
 `kumiai demo` is the heart-disease story; `kumiai demo industrial` the factories'
-(interfaces.cli.demo_industrial, registered here so the group stays one line in main.py).
+(interfaces.cli.demo_industrial) and `kumiai demo agent` the personal agent's
+(interfaces.cli.agent), registered here so the group stays one line in main.py.
 """
 
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from kumiai.interfaces.cli.agent import demo_agent
 from kumiai.interfaces.cli.budget import budget_table
 from kumiai.interfaces.cli.context import number
 from kumiai.interfaces.cli.demo_industrial import demo_industrial
@@ -139,7 +141,8 @@ def ledger_lines(audit: "AuditReport") -> None:
 
 demo_app = typer.Typer(
     help="A whole consortium in a fresh directory, trained and compared: `kumiai demo` (four "
-    "hospitals) or `kumiai demo industrial` (four factories).",
+    "hospitals), `kumiai demo industrial` (four factories) or `kumiai demo agent` (every "
+    "user's phone).",
     invoke_without_command=True,
 )
 
@@ -205,3 +208,4 @@ def demo(
 
 
 demo_app.command("industrial")(demo_industrial)
+demo_app.command("agent")(demo_agent)
