@@ -26,7 +26,6 @@ from kumiai.interfaces.cli.demo import demo_app
 from kumiai.interfaces.cli.ledger import ledger_app
 from kumiai.interfaces.cli.model_card import model_app
 from kumiai.interfaces.cli.node import node_app
-from kumiai.interfaces.cli.node_witness import witness
 from kumiai.interfaces.cli.odrl import agreement_export, agreement_import
 from kumiai.interfaces.cli.personalise import personalise
 from kumiai.interfaces.cli.report import report
@@ -84,7 +83,6 @@ app.command("analyse")(analyse)
 app.add_typer(ledger_app, name="ledger")
 app.command("report")(report)
 app.add_typer(coordinator_app, name="coordinator")
-app.command("witness-node")(witness)
 app.add_typer(node_app, name="node")
 app.add_typer(spinout_app, name="spinout")
 app.add_typer(licence_app, name="licence")

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import typer
 
+from kumiai.interfaces.cli.node_witness import witness
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
 
 node_app = typer.Typer(
-    help="A member's node on its own machine: join a coordinator, sign, refuse and revoke.",
+    help="A member's node on its own machine: join a coordinator, sign, refuse and revoke, "
+    "witness the log.",
     no_args_is_help=True,
 )
 
@@ -128,3 +130,6 @@ def node_register(
         f"Dataset [bold]{info['name']}[/] registered: {info['rows']} rows, "
         f"{len(info['schema'])} feature columns; the file stays in {home}.",
     )
+
+
+node_app.command("witness")(witness)
