@@ -32,6 +32,9 @@ EXPECTED: dict[str, set[str]] = {
     "request.refuse": {S},
     "agreement.revoke": {S},
     "dataset.register": {S},
+    "request.make": {R},
+    "project.propose": {R},
+    "motion.vote": {B},
 }
 
 

@@ -13,6 +13,7 @@ import json
 import secrets
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from kumiai.domain.canonical import canonical_json
 from kumiai.domain.clock import parse_iso, to_iso, utc_now
 from kumiai.domain.errors import DataError, InvalidInput, NotFound, StateError
 from kumiai.domain.invitation import check_trust, read_token
+from kumiai.domain.job import parse_job_kinds
 from kumiai.domain.ledger import Entry
+from kumiai.domain.motion import choice_of
 from kumiai.domain.schema import ColumnType, parse_target
 from kumiai.node.home import NodeHome
 from kumiai.node.port import LocalDataset, LocalNode
@@ -303,3 +306,81 @@ def register_dataset(
         raise
     write.finish()
     return dict(result)
+
+
+# -- a member's other acts: a researcher's request and proposal, a board seat's vote --------
+
+
+def _act(root: Path, path: str, body: dict[str, Any], intent_of: Any) -> dict[str, Any]:
+    """One act of this node's member; `intent_of(member)` is what the member means."""
+    client, node = client_for(root)
+    member = node.home.member_name
+    with client:
+        result, _ = run_act(client, node, member, path, body, intent_of(member))
+    return dict(result)
+
+
+def request_data(
+    root: Path,
+    project: str,
+    dataset: str,
+    *,
+    job_kinds: str = "train,evaluate",
+    max_rounds: int = 50,
+    expires_at: datetime,
+    epsilon_cap: float | None = None,
+    plain_aggregation: bool = False,
+    aggregate_statistics: str = "allowed",
+    min_cohort: int = 0,
+    contribution_analysis: bool = False,
+) -> dict[str, Any]:
+    """Ask a steward for data; the node chooses the request id and signs only these terms."""
+    request_id = f"req-{secrets.token_hex(4)}"
+    terms = {
+        "project": project,
+        "dataset": dataset,
+        "max_rounds": max_rounds,
+        "expires_at": to_iso(expires_at),
+        "epsilon_cap": epsilon_cap,
+        "plain_aggregation": plain_aggregation,
+        "aggregate_statistics": aggregate_statistics,
+        "min_cohort": min_cohort,
+        "contribution_analysis": contribution_analysis,
+    }
+    kinds = [k.value for k in parse_job_kinds(job_kinds)]
+    return _act(
+        root,
+        "/requests",
+        {**terms, "request_id": request_id, "job_kinds": ",".join(kinds)},
+        lambda member: Intent("request.made", {**terms, "request": request_id, "job_kinds": kinds}),
+    )
+
+
+def propose_project(
+    root: Path, name: str, *, purpose: str, title: str = "", members: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Propose a project in this node's member's name; the node signs only this purpose."""
+    return _act(
+        root,
+        "/projects",
+        {"name": name, "purpose": purpose, "title": title, "members": list(members)},
+        lambda member: Intent(
+            "project.proposed",
+            {
+                "project": name,
+                "purpose": purpose.strip(),
+                "members": sorted({member, *members}),
+            },
+        ),
+    )
+
+
+def vote(root: Path, motion: str, choice: str) -> dict[str, Any]:
+    """Cast this seat's vote: the node signs only its own choice on this motion."""
+    picked = choice_of(choice).value
+    return _act(
+        root,
+        f"/motions/{motion}/votes",
+        {"choice": picked},
+        lambda member: Intent("motion.voted", {"motion": motion, "choice": picked}),
+    )

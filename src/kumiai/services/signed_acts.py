@@ -27,17 +27,21 @@ from kumiai.services.agreements import (
     AgreementInfo,
     RequestInfo,
     refuse_request,
+    request_data_use,
     revoke_agreement,
     sign_request,
 )
 from kumiai.services.consortium import Consortium
 from kumiai.services.datasets import DatasetInfo, record_dataset
 from kumiai.services.lookup import get
+from kumiai.services.motions import MotionInfo, cast_vote
+from kumiai.services.projects import ProjectInfo, propose_project
 from kumiai.services.remote_node import SubmittedNode, Unsigned
 
 Result = TypeVar("Result")
 ROUND_WINDOW = timedelta(minutes=2)  # how long a first round's time may be reused
 _AGREEMENT_ID = re.compile(r"agr-[0-9a-f]{8}")
+_REQUEST_ID = re.compile(r"req-[0-9a-f]{8}")
 
 
 @dataclass(frozen=True)
@@ -164,4 +168,87 @@ def register_at_node(
             sha256=sha256,
             sensitivity=sensitivity,
         ),
+    )
+
+
+# -- a member's other acts: each for the submitting member only ----------------------------
+
+
+def request_at_node(
+    consortium: Consortium,
+    submission: Submission,
+    request_id: str,
+    *,
+    project: str,
+    dataset: str,
+    job_kinds: str,
+    max_rounds: int,
+    expires_at: datetime,
+    epsilon_cap: float | None,
+    plain_aggregation: bool,
+    aggregate_statistics: str,
+    min_cohort: int,
+    contribution_analysis: bool,
+) -> RequestInfo | SignThis:
+    """A researcher's node asks for data; the node chose the request id, so every round is
+    the same entry, and an id already taken (a replayed request) is refused."""
+    if not _REQUEST_ID.fullmatch(request_id):
+        raise InvalidInput(f"request id {request_id!r} is not of the form req-1a2b3c4d")
+    with transaction(consortium.sessions) as session:
+        if session.get(RequestRow, request_id) is not None:
+            raise InvalidInput(
+                f"request {request_id} already exists; a node asks again under a new id"
+            )
+    return run_signed(
+        consortium,
+        submission,
+        lambda: request_data_use(
+            consortium,
+            project=project,
+            dataset=dataset,
+            requested_by=submission.member,
+            job_kinds=job_kinds,
+            max_rounds=max_rounds,
+            expires_at=expires_at,
+            epsilon_cap=epsilon_cap,
+            plain_aggregation=plain_aggregation,
+            aggregate_statistics=aggregate_statistics,
+            min_cohort=min_cohort,
+            contribution_analysis=contribution_analysis,
+            request_id=request_id,
+        ),
+    )
+
+
+def propose_at_node(
+    consortium: Consortium,
+    submission: Submission,
+    *,
+    name: str,
+    title: str,
+    purpose: str,
+    members: tuple[str, ...],
+) -> ProjectInfo | SignThis:
+    """A researcher's node proposes a project, always in its own member's name."""
+    return run_signed(
+        consortium,
+        submission,
+        lambda: propose_project(
+            consortium,
+            name=name,
+            title=title,
+            purpose=purpose,
+            proposed_by=submission.member,
+            members=members,
+        ),
+    )
+
+
+def vote_at_node(
+    consortium: Consortium, submission: Submission, motion_id: str, choice: str
+) -> MotionInfo | SignThis:
+    """A board seat's vote, signed at the seat's own node; a second vote is refused by
+    `domain.motion.check_vote`, as in the one-directory mode."""
+    return run_signed(
+        consortium, submission, lambda: cast_vote(consortium, motion_id, submission.member, choice)
     )
