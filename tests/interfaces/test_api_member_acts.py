@@ -12,7 +12,13 @@ from sqlalchemy import func, select
 
 from kumiai.adapters.coordinator_client import CoordinatorClient
 from kumiai.adapters.storage.database import transaction
-from kumiai.adapters.storage.schema import LedgerEntryRow, ProjectRow, RequestRow, VoteRow
+from kumiai.adapters.storage.schema import (
+    LedgerEntryRow,
+    MemberRow,
+    ProjectRow,
+    RequestRow,
+    VoteRow,
+)
 from kumiai.domain import keys
 from kumiai.domain.canonical import canonical_json
 from kumiai.domain.clock import to_iso, utc_now
@@ -166,14 +172,12 @@ def test_an_auditor_cannot_request_data(world: World) -> None:
 
 
 def test_another_members_signature_does_not_make_a_request(world: World) -> None:
-    before = world.counts()
+    before, body = world.counts(), request_body()
     with world.client(world.key(A)) as client:
-        first = client.post("/requests", {**request_body(), "signatures": []})
+        first = client.post("/requests", {**body, "signatures": []})
         assert first["status"] == "sign" and first["document"]["actor"] == A
         forged = keys.sign(world.key(B), canonical_json(first["document"]))
-        again = client.post(
-            "/requests", {**request_body(), "signatures": [forged], "at": first["at"]}
-        )
+        again = client.post("/requests", {**body, "signatures": [forged], "at": first["at"]})
     assert again["status"] == "sign" and again["document"] == first["document"]
     assert world.counts() == before
 
@@ -283,4 +287,75 @@ def test_a_vote_the_seat_did_not_cast_is_not_signed(world: World, motion: str) -
             {"choice": "yes", "signatures": [forged], "at": first["at"]},
         )
     assert again["status"] == "sign"
+    assert world.counts() == before
+
+
+# -- key rotation ---------------------------------------------------------------------------
+
+
+def member_key(world: World, member: str) -> str:
+    with transaction(world.consortium.sessions) as session:
+        return str(session.get(MemberRow, member).public_key)
+
+
+def test_a_node_rotates_its_key_the_old_one_vouching(world: World) -> None:
+    old = world.node(A).public_key()
+    info = remote.rotate_key(world.consortium.member_home(A))
+    new = world.node(A).public_key()
+    assert new != old and info["key_fingerprint"] == keys.fingerprint(new)
+    assert member_key(world, A) == new
+    entry = world.last_entry()
+    assert entry.entry.kind == "member.key-rotated" and entry.entry.actor == A
+    assert entry.entry.payload == {"member": A, "public_key": new, "previous_key": old}
+    assert entry_signature_valid(entry, old)  # signed by the old key
+    with world.client(world.key(A)) as client:  # the new key is who A is now
+        assert client.get("/whoami")["member"] == A
+
+
+def test_a_rotation_refused_for_another_member_a_taken_key_or_a_wrong_document(
+    world: World,
+) -> None:
+    auditor = world.auditor()
+    before, a_key = world.counts(), member_key(world, A)
+    with world.client(world.key(B)) as client, pytest.raises(Forbidden) as refused:
+        client.post(
+            f"/members/{A}/key", {"public_key": keys.public_key_b64(keys.new_private_key())}
+        )
+    assert str(refused.value) == (
+        f"coordinator: {B}'s node acts only for {B}; the key of {A} belongs to {A}, whose own "
+        "node must act on it"
+    )
+    with world.client(world.key(A)) as client, pytest.raises(InvalidInput) as taken:
+        client.post(f"/members/{A}/key", {"public_key": member_key(world, B)})
+    assert str(taken.value).endswith(
+        f"already belongs to {B}; a node rotates to a key of its own making"
+    )
+    with world.client(auditor) as client, pytest.raises(Forbidden, match=r"not member\.rotate"):
+        client.post(f"/members/{A}/key", {"public_key": keys.public_key_b64(auditor)})
+    new = keys.public_key_b64(keys.new_private_key())
+    with pytest.raises(StateError, match=r"whose payload.public_key is not what"):
+        world.act(
+            A,
+            f"/members/{A}/key",
+            {"public_key": new},
+            Intent("member.key-rotated", {"member": A, "public_key": "another"}),
+        )
+    assert world.counts() == before and member_key(world, A) == a_key
+
+
+def test_a_replayed_rotation_is_not_signed_by_the_retired_key(world: World) -> None:
+    """The old key's signature over the first rotation does not rotate again."""
+    home = world.consortium.member_home(A)
+    old_key, new = world.key(A), keys.public_key_b64(keys.new_private_key())
+    remote.rotate_key(home)
+    before = world.counts()
+    with world.client(world.key(A)) as client:
+        first = client.post(f"/members/{A}/key", {"public_key": new})
+        forged = keys.sign(old_key, canonical_json(first["document"]))
+        again = client.post(
+            f"/members/{A}/key", {"public_key": new, "signatures": [forged], "at": first["at"]}
+        )
+    assert again["status"] == "sign"
+    with world.client(old_key) as client, pytest.raises(Exception, match="unknown key"):
+        client.post(f"/members/{A}/key", {"public_key": new})
     assert world.counts() == before

@@ -384,3 +384,21 @@ def vote(root: Path, motion: str, choice: str) -> dict[str, Any]:
         {"choice": picked},
         lambda member: Intent("motion.voted", {"motion": motion, "choice": picked}),
     )
+
+
+def rotate_key(root: Path) -> dict[str, Any]:
+    """Replace this node's key: the new key waits in the home, the coordinator records the
+    `member.key-rotated` entry signed with the old key, then the node puts the new one in
+    place. (Should the node stop between the two, the new key still waits in the home.)"""
+    client, node = client_for(root)
+    member, old = node.home.member_name, node.public_key()
+    new = node.next_key()
+    intent = Intent(
+        "member.key-rotated", {"member": member, "public_key": new, "previous_key": old}
+    )
+    with client:
+        result, _ = run_act(
+            client, node, member, f"/members/{member}/key", {"public_key": new}, intent
+        )
+    node.rotate_key()
+    return dict(result)

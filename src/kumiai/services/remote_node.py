@@ -53,11 +53,13 @@ class SubmittedNode:
         public_key: str | None,
         signatures: Sequence[str] = (),
         inner: NodePort | None = None,
+        next_public_key: str | None = None,
     ) -> None:
         self.member = member
         self._public = public_key
         self._signatures = tuple(signatures)
         self._inner = inner
+        self._next = next_public_key
 
     def __getattr__(self, operation: str) -> Any:
         if self._inner is None:
@@ -86,6 +88,18 @@ class SubmittedNode:
         if self._public is None:
             raise StateError(f"no key of {self.member!r} was submitted")
         return self._public
+
+    def next_key(self) -> str:
+        """The key the node made and keeps waiting, submitted with a key rotation."""
+        if self._next is None:
+            return self.__getattr__("next_key")()  # type: ignore[no-any-return]
+        return self._next
+
+    def rotate_key(self) -> str:
+        """The node puts its new key in place itself, once the rotation is recorded."""
+        if self._next is None:
+            return self.__getattr__("rotate_key")()  # type: ignore[no-any-return]
+        return self._next
 
     def store_agreement(self, agreement: SignedAgreement) -> None:
         """The node keeps the agreement it signed; the coordinator keeps only its mirror."""

@@ -14,15 +14,17 @@ a signature over the new entry; the node's client signs again, a few rounds at m
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import AgreementRow, DatasetRow, MemberRow, RequestRow
+from kumiai.domain import keys
 from kumiai.domain.clock import frozen_at, to_iso, utc_now
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.roles import require_own
+from kumiai.services.access import key_holder
 from kumiai.services.agreements import (
     AgreementInfo,
     RequestInfo,
@@ -34,6 +36,7 @@ from kumiai.services.agreements import (
 from kumiai.services.consortium import Consortium
 from kumiai.services.datasets import DatasetInfo, record_dataset
 from kumiai.services.lookup import get
+from kumiai.services.members import MemberInfo, rotate_key
 from kumiai.services.motions import MotionInfo, cast_vote
 from kumiai.services.projects import ProjectInfo, propose_project
 from kumiai.services.remote_node import SubmittedNode, Unsigned
@@ -52,6 +55,7 @@ class Submission:
     public_key: str
     signatures: tuple[str, ...] = ()
     at: datetime | None = None
+    next_key: str | None = None  # a key rotation's new public key, made at the node
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,12 @@ def run_signed(
             f"the act's time {to_iso(at)} is more than {ROUND_WINDOW.seconds // 60} minutes "
             "from the coordinator's clock; submit it again without a time"
         )
-    node = SubmittedNode(submission.member, submission.public_key, submission.signatures)
+    node = SubmittedNode(
+        submission.member,
+        submission.public_key,
+        submission.signatures,
+        next_public_key=submission.next_key,
+    )
     try:
         # `frozen_at` and `acting` hold for the whole process: safe because the API runs
         # one route at a time (interfaces.api.app); every time the act writes is `at`.
@@ -251,4 +260,24 @@ def vote_at_node(
     `domain.motion.check_vote`, as in the one-directory mode."""
     return run_signed(
         consortium, submission, lambda: cast_vote(consortium, motion_id, submission.member, choice)
+    )
+
+
+def rotate_at_node(
+    consortium: Consortium, submission: Submission, member: str, new_key: str
+) -> MemberInfo | SignThis:
+    """The node made its new key and keeps it waiting; the `member.key-rotated` entry is
+    signed with the old key, which vouches for the new one (as `members.rotate_key`). The
+    node puts the new key in place once this is recorded."""
+    require_own(submission.member, member, f"the key of {member}")
+    holder = key_holder(consortium, new_key)
+    if holder is not None:
+        raise InvalidInput(
+            f"key {keys.fingerprint(new_key)} already belongs to {holder}; a node rotates "
+            "to a key of its own making"
+        )
+    return run_signed(
+        consortium,
+        replace(submission, next_key=new_key),
+        lambda: rotate_key(consortium, member),
     )

@@ -72,6 +72,10 @@ class VoteBody(Round):
     choice: str = Field(description="yes, no or abstain.")
 
 
+class KeyBody(Round):
+    public_key: str = Field(description="The node's new public key, waiting at the node.")
+
+
 class JoinBody(Round):
     token: str
     public_key: str
@@ -203,3 +207,14 @@ def vote(
 ) -> PlainJSON:
     submission = signed_acts.submitted_by(home, _member(caller), body.signatures, body.at)
     return answer(signed_acts.vote_at_node(home, submission, motion_id, body.choice))
+
+
+@router.post("/members/{member}/key", summary="A node rotates its key, the old one vouching")
+def rotate(
+    home: Home,
+    member: str,
+    body: KeyBody,
+    caller: Annotated[Principal, allow(Action.KEY_ROTATE)],
+) -> PlainJSON:
+    submission = signed_acts.submitted_by(home, _member(caller), body.signatures, body.at)
+    return answer(signed_acts.rotate_at_node(home, submission, member, body.public_key))

@@ -223,4 +223,18 @@ def node_vote(
     )
 
 
+@node_app.command("rotate-key")
+def node_rotate_key(home: Path = NODE_HOME, as_json: bool = JSON_OPTION) -> None:
+    """Replace this node's key: the old key signs the new one into the ledger."""
+    from kumiai.node.remote import rotate_key
+
+    info = rotate_key(home)
+    _done(
+        as_json,
+        info,
+        f"{info['name']}'s node now signs with key {info['key_fingerprint']}; the old key "
+        f"is kept aside in {home}.",
+    )
+
+
 node_app.command("witness")(witness)
