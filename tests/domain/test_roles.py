@@ -35,6 +35,7 @@ EXPECTED: dict[str, set[str]] = {
     "request.make": {R},
     "project.propose": {R},
     "motion.vote": {B},
+    "budget.set": {S},
     "member.rotate-key": {S, R},  # every member's node holds both
 }
 

@@ -3,6 +3,7 @@ request and project proposal, a board seat's vote. Each is refused, with nothing
 for a wrong role, another member's key, a replay, and a document the node did not mean.
 """
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 from kumiai.adapters.coordinator_client import CoordinatorClient
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import (
+    DatasetRow,
     LedgerEntryRow,
     MemberRow,
     ProjectRow,
@@ -22,8 +24,9 @@ from kumiai.adapters.storage.schema import (
 from kumiai.domain import keys
 from kumiai.domain.canonical import canonical_json
 from kumiai.domain.clock import to_iso, utc_now
-from kumiai.domain.errors import Forbidden, InvalidInput, StateError
+from kumiai.domain.errors import Forbidden, InvalidInput, NotFound, StateError
 from kumiai.domain.ledger import SignedEntry, entry_signature_valid
+from kumiai.domain.request_auth import sign_request as sign_http
 from kumiai.interfaces.api.app import create_app
 from kumiai.interfaces.cli.main import app as cli
 from kumiai.node import remote
@@ -359,3 +362,46 @@ def test_a_replayed_rotation_is_not_signed_by_the_retired_key(world: World) -> N
     with world.client(old_key) as client, pytest.raises(Exception, match="unknown key"):
         client.post(f"/members/{A}/key", {"public_key": new})
     assert world.counts() == before
+
+
+# -- the steward's ε budget -----------------------------------------------------------------
+
+
+def mirrored_budget(world: World, dataset: str) -> float | None:
+    with transaction(world.consortium.sessions) as session:
+        return session.get(DatasetRow, dataset).epsilon_budget
+
+
+def test_a_budget_is_set_at_the_node_first_then_mirrored(world: World) -> None:
+    info = remote.set_budget(world.consortium.member_home(A), f"{A}-heart", 4.0)
+    assert info == {"dataset": f"{A}-heart", "lifetime": 4.0}
+    assert world.node(A).budget(f"{A}-heart").lifetime == 4.0  # what the node enforces
+    assert mirrored_budget(world, f"{A}-heart") == 4.0
+
+
+def test_a_budget_refused_for_role_owner_or_replay_changes_nothing(world: World) -> None:
+    auditor, dataset = world.auditor(), f"{A}-heart"
+    with world.client(world.key(B)) as client, pytest.raises(Forbidden) as refused:
+        client.post(f"/datasets/{dataset}/budget", {"epsilon": 100.0})
+    assert str(refused.value) == (
+        f"coordinator: {B}'s node acts only for {B}; dataset {dataset} belongs to {A}, whose "
+        "own node must act on it"
+    )
+    with pytest.raises(NotFound, match=f"{dataset}"):  # B's node does not hold A's data
+        remote.set_budget(world.consortium.member_home(B), dataset, 100.0)
+    with world.client(auditor) as client, pytest.raises(Forbidden, match="only steward may"):
+        client.post(f"/datasets/{dataset}/budget", {"epsilon": 100.0})
+    body = json.dumps({"epsilon": 100.0}).encode()
+    path = f"/datasets/{dataset}/budget"
+    headers = sign_http(world.key(A), method="POST", path=path, query="", body=body, now=utc_now())
+    headers = {**headers, "content-type": "application/json"}
+    with TestClient(world.app) as client:
+        assert client.post(path, content=body, headers=headers).status_code == 200
+        set_back = remote.set_budget(world.consortium.member_home(A), dataset, 3.0)
+        replayed = client.post(path, content=body, headers=headers)
+    assert set_back["lifetime"] == 3.0 and replayed.status_code == 401
+    assert "a replayed request is refused" in replayed.json()["error"]
+    assert (
+        mirrored_budget(world, dataset) == 3.0
+        and world.node(B).budget(f"{B}-heart").lifetime is None
+    )

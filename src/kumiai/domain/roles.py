@@ -53,6 +53,7 @@ class Action(StrEnum):
     REQUEST_MAKE = "request.make"  # a researcher asks a steward for data
     PROJECT_PROPOSE = "project.propose"
     MOTION_VOTE = "motion.vote"  # a board seat votes; the charter decides who is eligible
+    BUDGET_SET = "budget.set"  # the steward's node mirrors the ε budget its own home enforces
     KEY_ROTATE = "member.rotate-key"  # a member's node replaces its key, the old one vouching
 
 
@@ -100,6 +101,7 @@ PERMITTED: dict[Action, frozenset[Role]] = {
     Action.REQUEST_MAKE: frozenset({Role.RESEARCHER}),
     Action.PROJECT_PROPOSE: frozenset({Role.RESEARCHER}),
     Action.MOTION_VOTE: frozenset({Role.BOARD}),
+    Action.BUDGET_SET: _STEWARD,
     Action.KEY_ROTATE: frozenset({Role.STEWARD, Role.RESEARCHER}),
 }
 

@@ -402,3 +402,18 @@ def rotate_key(root: Path) -> dict[str, Any]:
         )
     node.rotate_key()
     return dict(result)
+
+
+def set_budget(root: Path, dataset: str, epsilon: float) -> dict[str, Any]:
+    """Set a dataset's lifetime ε here first (the node's guard enforces it from now on), then
+    ask the coordinator to mirror it in its catalogue."""
+    client, node = client_for(root)
+    member = node.home.member_name
+    node.dataset(dataset)  # NotFound unless this node holds the dataset
+    node.set_budget(dataset, epsilon)
+    intent = Intent("budget.set", {})  # nothing to sign: the signed request is the authority
+    with client:
+        result, _ = run_act(
+            client, node, member, f"/datasets/{dataset}/budget", {"epsilon": epsilon}, intent
+        )
+    return dict(result)

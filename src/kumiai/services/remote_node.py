@@ -109,6 +109,11 @@ class SubmittedNode:
         """The node wrote the revocation in its home before it submitted the act."""
         self._require_acting("revoke the agreement")
 
+    def set_budget(self, dataset: str, epsilon: float) -> None:
+        """The node set the budget in its own home (its guard enforces it) before it asked
+        the coordinator to mirror it."""
+        self._require_acting("set the privacy budget")
+
     def _require_acting(self, what: str) -> None:
         if self._public is None:
             raise StateError(

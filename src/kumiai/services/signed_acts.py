@@ -38,6 +38,7 @@ from kumiai.services.datasets import DatasetInfo, record_dataset
 from kumiai.services.lookup import get
 from kumiai.services.members import MemberInfo, rotate_key
 from kumiai.services.motions import MotionInfo, cast_vote
+from kumiai.services.privacy import set_budget
 from kumiai.services.projects import ProjectInfo, propose_project
 from kumiai.services.remote_node import SubmittedNode, Unsigned
 
@@ -281,3 +282,15 @@ def rotate_at_node(
         replace(submission, next_key=new_key),
         lambda: rotate_key(consortium, member),
     )
+
+
+def budget_at_node(
+    consortium: Consortium, submission: Submission, dataset: str, epsilon: float
+) -> float | SignThis:
+    """The steward's node set its dataset's lifetime ε in its own home, where its guard
+    enforces it; the catalogue mirrors it. No entry is signed (as `kumiai budget set`): the
+    node's signed request, its nonce spent, is the authority, and only its own dataset."""
+    with transaction(consortium.sessions) as session:
+        steward = get(session, DatasetRow, dataset).member
+    require_own(submission.member, steward, f"dataset {dataset}")
+    return run_signed(consortium, submission, lambda: set_budget(consortium, dataset, epsilon))

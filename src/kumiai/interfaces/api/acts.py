@@ -72,6 +72,10 @@ class VoteBody(Round):
     choice: str = Field(description="yes, no or abstain.")
 
 
+class BudgetBody(Round):
+    epsilon: float = Field(description="The dataset's lifetime ε, already set at the node.")
+
+
 class KeyBody(Round):
     public_key: str = Field(description="The node's new public key, waiting at the node.")
 
@@ -218,3 +222,17 @@ def rotate(
 ) -> PlainJSON:
     submission = signed_acts.submitted_by(home, _member(caller), body.signatures, body.at)
     return answer(signed_acts.rotate_at_node(home, submission, member, body.public_key))
+
+
+@router.post("/datasets/{name}/budget", summary="The steward's node mirrors its ε budget")
+def budget(
+    home: Home,
+    name: str,
+    body: BudgetBody,
+    caller: Annotated[Principal, allow(Action.BUDGET_SET)],
+) -> PlainJSON:
+    submission = signed_acts.submitted_by(home, _member(caller), body.signatures, body.at)
+    epsilon = signed_acts.budget_at_node(home, submission, name, body.epsilon)
+    if isinstance(epsilon, SignThis):
+        return answer(epsilon)
+    return answer({"dataset": name, "lifetime": epsilon})

@@ -223,6 +223,25 @@ def node_vote(
     )
 
 
+@node_app.command("budget")
+def node_budget(
+    dataset: str = typer.Argument(..., help="One of this node's datasets."),
+    epsilon: float = typer.Option(..., help="Its lifetime ε budget."),
+    home: Path = NODE_HOME,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Set a dataset's lifetime ε here (enforced by this node), then at the coordinator."""
+    from kumiai.node.remote import set_budget
+
+    info = set_budget(home, dataset, epsilon)
+    _done(
+        as_json,
+        info,
+        f"{dataset}: lifetime ε {info['lifetime']}, enforced by this node; the coordinator's "
+        "catalogue mirrors it.",
+    )
+
+
 @node_app.command("rotate-key")
 def node_rotate_key(home: Path = NODE_HOME, as_json: bool = JSON_OPTION) -> None:
     """Replace this node's key: the old key signs the new one into the ledger."""
