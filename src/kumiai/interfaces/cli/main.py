@@ -46,8 +46,20 @@ def main(
     home: Path = typer.Option(
         None, "--home", envvar="KUMIAI_HOME", help="Consortium home (default ./.kumiai)."
     ),
+    coordinator: str = typer.Option(
+        None,
+        "--coordinator",
+        envvar="KUMIAI_COORDINATOR",
+        help="Read from the coordinator's API at https://HOST:PORT instead of a local home.",
+    ),
+    key: Path = typer.Option(
+        None, "--key", envvar="KUMIAI_KEY", help="With --coordinator: a granted key file."
+    ),
+    ca: Path = typer.Option(
+        None, "--ca", envvar="KUMIAI_CA", help="With --key: the consortium's CA certificate."
+    ),
 ) -> None:
-    ctx.obj = {"home": home}
+    ctx.obj = {"home": home, "coordinator": coordinator, "key": key, "ca": ca}
 
 
 app.command("init")(governance.init)
