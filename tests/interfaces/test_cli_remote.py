@@ -111,13 +111,14 @@ REMOTE = [
     ["royalties", "statement"],
     ["ledger", "show"],
     ["ledger", "show", "--type", "agreement.", "--last", "1"],
+    ["spend", "heart"],
+    ["spend", "show", "heart"],
+    ["project", "budget", "heart"],
 ]
 LOCAL_ONLY = [
     ["ledger", "export", "out.jsonl"],
     ["ledger", "verify"],
-    ["spend", "heart", "--json"],
     ["report", "--for", "board"],
-    ["model", "card", "m-1"],
     ["agreement", "export", "agr-1", "--odrl"],
     ["member", "add", "evil", "--kind", "company"],  # a write: never to a local home
 ]

@@ -265,6 +265,8 @@ def budget_lines(info: "BudgetInfo") -> None:
 
 
 def _show_budget(ctx: typer.Context, project: str, as_json: bool) -> None:
+    if remote_document(as_json, "/projects/{}/spend", project):
+        return
     from kumiai.services import spend
 
     info = spend.project_budget(consortium(ctx), project)

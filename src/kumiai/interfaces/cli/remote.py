@@ -92,8 +92,8 @@ def remote_document(as_json: bool, route: str, *parts: str, **params: str | None
         return False
     if not as_json:
         raise InvalidInput(
-            f"with {COORDINATOR_SETTING} set, read commands print the coordinator's "
-            "documents as JSON only: add --json"
+            f"with --coordinator ({COORDINATOR_SETTING}) set, read commands print the "
+            "coordinator's documents as JSON only: add --json"
         )
     fetched = remote_fetch(route, *parts, **params)
     assert fetched is not None
