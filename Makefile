@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_UPDATE_CHECK := 1
 
-.PHONY: demo test install install-dev lint bench clean
+.PHONY: demo test install install-dev lint bench clean htmx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,22 @@ lint: install-dev
 	$(BIN)/ruff format --check src tests
 	$(BIN)/lint-imports
 
+# Two workers or more (one per core); a module's tests stay on one worker, so its fixtures
+# are built once.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: install
 	$(BIN)/kumiai bench heart-disease --seeds 5 --json
 
 clean:
 	rm -rf $(VENV) kumiai-demo .pytest_cache .ruff_cache
+
+# The dashboard's vendored htmx (src/kumiai/interfaces/web/static/README.md): from npm, at
+# install time only; the server never fetches it.
+HTMX_VERSION ?= 2.0.11
+WEB_STATIC := src/kumiai/interfaces/web/static
+htmx:
+	cd $$(mktemp -d) && npm pack --silent htmx.org@$(HTMX_VERSION) && tar xzf htmx.org-$(HTMX_VERSION).tgz \
+		&& cp package/dist/htmx.min.js $(CURDIR)/$(WEB_STATIC)/htmx.min.js \
+		&& cp package/LICENSE $(CURDIR)/$(WEB_STATIC)/htmx.LICENSE

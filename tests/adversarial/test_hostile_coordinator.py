@@ -13,7 +13,18 @@ from flwr.app import ConfigRecord, MessageType, RecordDict
 
 from kumiai.adapters.flower import protocol
 from kumiai.adapters.models.logistic import LogisticRegression
-from kumiai.benchmarks.attacks import ATTACKS, DATASET, ROUNDS, Attack, Node, Templates, play
+from kumiai.benchmarks.attacks import (
+    ANALYSIS_ATTACKS,
+    ANALYSIS_TERMS,
+    ATTACKS,
+    DATASET,
+    ROUNDS,
+    Attack,
+    Node,
+    Templates,
+    play,
+    release_with,
+)
 from tests.services.helpers import heart_public_domain
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "trust-model.md"
@@ -58,6 +69,16 @@ def test_the_honest_coordinator_is_served_in_full(templates: Templates, tmp_path
     """The harness is not a node that refuses everything: the honest job runs to the end."""
     node = templates.node(tmp_path / "case", True)
     _honest_job(node)
+
+
+def test_the_honest_analysis_release_is_served(templates: Templates, tmp_path: Path) -> None:
+    """The analysis cases are not a node that refuses everything: with the peer's own key,
+    the node releases its masked vector and spends its ε once."""
+    node = templates.node(tmp_path / "case", False, ANALYSIS_TERMS)
+    released = release_with(lambda _, honest_key: honest_key)(node)
+    assert released.allowed, released.reason
+    assert released.vector and node.spent_by_hostile == 1
+    assert {a.name for a in ANALYSIS_ATTACKS} <= {a.name for a in ATTACKS}
 
 
 def test_a_settings_record_beside_the_document_is_never_obeyed(

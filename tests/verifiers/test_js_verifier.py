@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from kumiai.adapters.storage.database import transaction
-from kumiai.domain import keys
+from kumiai.domain import keys, merkle
 from kumiai.domain.audit import report_document
 from kumiai.domain.canonical import canonical_json, load_json
 from kumiai.domain.clock import utc_now
@@ -33,9 +33,11 @@ from kumiai.domain.ledger import (
     HEAD_TYPE,
     KINDS,
     VERSION,
+    Entry,
     SignedEntry,
     TreeHead,
     cosign,
+    sign_entry,
     sign_head,
 )
 from kumiai.node.home import NodeHome
@@ -397,6 +399,154 @@ def milestone_accepted_without_its_motion(records: Records, built: Built) -> Rec
     return _resign(records, seq, payload, built)
 
 
+def _appended(
+    records: Records, built: Built, *forged: tuple[str, str, dict[str, Any], Any]
+) -> Records:
+    """The coordinator appends entries (actor, kind, payload, signing key; None: the actor's
+    own node signs) and signs a new tree head over them: every signature, head and proof
+    verifies, so only the replay of who holds which key and dataset can catch the forgery."""
+    leaves = [r["leaf"] for r in records if r.get("record") == "entry"]
+    last = max(i for i, r in enumerate(records) if r.get("record") == "entry")
+    added = []
+    for actor, kind, payload, key in forged:
+        entry = Entry(len(leaves), utc_now(), actor, kind, payload)
+        signed = built.consortium.sign_entry(entry) if key is None else sign_entry(entry, key)
+        leaves.append(signed.leaf_bytes().decode())
+        added.append({"record": "entry", "leaf": leaves[-1]})
+    tree = merkle.MerkleTree(merkle.leaf_hash(leaf.encode()) for leaf in leaves)
+    head = sign_head(
+        TreeHead(tree.size, tree.root().hex(), utc_now()), built.consortium.coordinator_key()
+    )
+    records[last + 1 : last + 1] = added
+    return [*records, {"record": "tree-head", **json.loads(head.to_json())}]
+
+
+def _joined(name: str, public: str) -> dict[str, Any]:
+    return {"member": name, "kind": "hospital", "public_key": public}
+
+
+def _current_key(records: Records, member: str) -> str:
+    """The member's key at the end of the log (after its rotations)."""
+    found = ""
+    for r in records:
+        if r.get("record") == "entry":
+            entry = json.loads(r["leaf"])["entry"]
+            if entry["actor"] == member and entry["kind"] in (
+                "member.joined",
+                "member.key-rotated",
+            ):
+                found = entry["payload"]["public_key"]
+    return found
+
+
+def second_join_of_a_member(records: Records, built: Built) -> Records:
+    """A member joins again under a key the coordinator made: its later acts would be forged.
+    (The member joined after the keys file was written, so no pinned key catches it.)"""
+    key = keys.new_private_key()
+    payload = _joined(UNICODE_MEMBER, keys.public_key_b64(key))
+    return _appended(records, built, (UNICODE_MEMBER, "member.joined", payload, key))
+
+
+def join_with_the_coordinator_key(records: Records, built: Built) -> Records:
+    """A sock-puppet member holding the coordinator's own key, to vote and register."""
+    coordinator = built.consortium.coordinator_key()
+    payload = _joined("puppet", keys.public_key_b64(coordinator))
+    return _appended(records, built, ("puppet", "member.joined", payload, coordinator))
+
+
+def dataset_registered_by_another(records: Records, built: Built) -> Records:
+    """A puppet joins (honestly, by itself) and registers cleveland-clinic's dataset."""
+    key = keys.new_private_key()
+    seq = _seq(records, "dataset.registered", "cleveland-clinic")
+    stolen = {**_payload(records, seq), "member": "puppet"}
+    return _appended(
+        records,
+        built,
+        ("puppet", "member.joined", _joined("puppet", keys.public_key_b64(key)), key),
+        ("puppet", "dataset.registered", stolen, key),
+    )
+
+
+def rotation_by_the_coordinator(records: Records, built: Built) -> Records:
+    """The coordinator rotates a member's key to one it holds, signing with its own key."""
+    member = "va-long-beach"
+    payload = {
+        "member": member,
+        "public_key": keys.public_key_b64(keys.new_private_key()),
+        "previous_key": _current_key(records, member),
+    }
+    coordinator = built.consortium.coordinator_key()
+    return _appended(records, built, ("coordinator", "member.key-rotated", payload, coordinator))
+
+
+def rotation_naming_another_previous_key(records: Records, built: Built) -> Records:
+    """A puppet's rotation claims to replace a key it never held."""
+    key = keys.new_private_key()
+    payload = {
+        "member": "puppet",
+        "public_key": keys.public_key_b64(keys.new_private_key()),
+        "previous_key": _current_key(records, "lab"),
+    }
+    return _appended(
+        records,
+        built,
+        ("puppet", "member.joined", _joined("puppet", keys.public_key_b64(key)), key),
+        ("puppet", "member.key-rotated", payload, key),
+    )
+
+
+def _charge(
+    records: Records, actor: str = "cleveland-clinic", **changes: Any
+) -> tuple[str, str, dict[str, Any], None]:
+    """A node's privacy.charged entry, as services.contribution writes it, with changes."""
+    seq = _seq(records, "dataset.registered", "cleveland-clinic")
+    payload = {
+        "job": "contribution-1",
+        "dataset": _payload(records, seq)["dataset"],
+        "model": "heart-v1",
+        "released_job": "job-1",
+        "retrainings": 3,
+        "epsilon": 0.25,
+        **changes,
+    }
+    return (actor, "privacy.charged", payload, None)
+
+
+def privacy_charged_honestly(records: Records, built: Built) -> Records:
+    return _appended(records, built, _charge(records))
+
+
+def privacy_charged_at_zero(records: Records, built: Built) -> Records:
+    return _appended(records, built, _charge(records, epsilon=0))
+
+
+def privacy_charged_negative(records: Records, built: Built) -> Records:
+    return _appended(records, built, _charge(records, epsilon=-0.5))
+
+
+def privacy_charged_as_text(records: Records, built: Built) -> Records:
+    return _appended(records, built, _charge(records, epsilon="0.25"))
+
+
+def privacy_charged_for_no_job(records: Records, built: Built) -> Records:
+    return _appended(records, built, _charge(records, job=None))
+
+
+def privacy_charged_to_another_dataset(records: Records, built: Built) -> Records:
+    """va-long-beach's node charges cleveland-clinic's dataset (to exhaust its budget)."""
+    return _appended(records, built, _charge(records, actor="va-long-beach"))
+
+
+def _expect_last(codes: list[str]) -> Callable[..., None]:
+    def check(doc: dict[str, Any], records: Records) -> None:
+        *before, last = doc["entries"]
+        assert all(e["ok"] for e in before), [e for e in before if not e["ok"]]
+        assert last["codes"] == codes, last
+        assert all(h["ok"] for h in doc["tree_heads"] + doc["consistency"])
+
+    return check
+
+
 def honest(records: Records, built: Built) -> Records:
     return records
 
@@ -502,6 +652,29 @@ VARIANTS = {
     "milestone accepted without its motion": (
         milestone_accepted_without_its_motion,
         _expect_entry("milestone.accepted", None, ["not-voted"]),
+    ),
+    "second join of a member": (second_join_of_a_member, _expect_last(["join-twice"])),
+    "join with the coordinator key": (join_with_the_coordinator_key, _expect_last(["key-reused"])),
+    "dataset registered by another member": (
+        dataset_registered_by_another,
+        _expect_last(["dataset-owner"]),
+    ),
+    "rotation signed by the coordinator": (
+        rotation_by_the_coordinator,
+        _expect_last(["rotation-signer"]),
+    ),
+    "rotation naming another previous key": (
+        rotation_naming_another_previous_key,
+        _expect_last(["rotation-signer"]),
+    ),
+    "privacy charged honestly": (privacy_charged_honestly, _expect_ok),
+    "privacy charged at zero": (privacy_charged_at_zero, _expect_last(["privacy-charge"])),
+    "privacy charged negative": (privacy_charged_negative, _expect_last(["privacy-charge"])),
+    "privacy charged as text": (privacy_charged_as_text, _expect_last(["privacy-charge"])),
+    "privacy charged for no job": (privacy_charged_for_no_job, _expect_last(["privacy-charge"])),
+    "privacy charged to another dataset": (
+        privacy_charged_to_another_dataset,
+        _expect_last(["privacy-charge"]),
     ),
     "time in another form": (
         time_in_another_form,

@@ -492,6 +492,13 @@ class KeyRegistry {
     this.current = new Map([[COORDINATOR, coordinatorKey]]);
     this.history = new Map([[COORDINATOR, [coordinatorKey]]]);
     this.pinned = pinned;
+    this.owners = new Map(); // dataset -> the member whose registration stands
+  }
+
+  /** Who has held this key, if anyone: a key names one actor, forever. */
+  holder(key) {
+    for (const [actor, held] of this.history) if (held.includes(key)) return actor;
+    return null;
   }
 
   set(actor, key) {
@@ -539,6 +546,8 @@ function entryKey(entry, registry, problem) {
       problem(`${quoted(entry.actor)} signed the joining of ${quoted(member)}`, "join-signer");
     }
     if (registry.current.has(member)) problem(`${quoted(member)} joins a second time`, "join-twice");
+    const holder = registry.holder(key);
+    if (holder !== null && holder !== member) problem(`joins with ${quoted(holder)}'s key`, "key-reused");
     const pinned = registry.pinned.get(member);
     if (pinned !== undefined && pinned !== key) {
       problem(
@@ -554,12 +563,72 @@ function entryKey(entry, registry, problem) {
     problem(`signed by ${quoted(entry.actor)}, who had no registered key at that time`, "no-key");
     return null;
   }
-  if (entry.kind === "member.key-rotated") {
-    const newKey = own(payload, "public_key");
-    if (typeof newKey === "string") registry.set(entry.actor, newKey);
-    else problem("does not name the new public key", "malformed");
+  if (entry.kind === "member.key-rotated") rotated(entry.actor, payload, key, registry, problem);
+  else if (entry.kind === "dataset.registered" || entry.kind === "dataset.updated") {
+    datasetOwner(entry.kind, entry.actor, payload, registry, problem);
+  } else if (entry.kind === "privacy.charged") {
+    const why = chargeProblem(entry.actor, payload, registry);
+    if (why !== null) problem(why, "privacy-charge");
   }
   return key;
+}
+
+/** A node charges ε only to its own dataset, for a named job, and a positive finite ε. */
+function chargeProblem(actor, payload, registry) {
+  const [job, dataset, epsilon] = ["job", "dataset", "epsilon"].map((k) => own(payload, k));
+  if (typeof job !== "string" || typeof dataset !== "string") {
+    return "does not name the job and the dataset charged";
+  }
+  if (typeof epsilon !== "number") return "does not name the ε charged as a number";
+  if (!(epsilon > 0 && epsilon < Infinity)) {
+    return `charges ε=${epsilon}; a charge is positive and finite`;
+  }
+  if (registry.owners.get(dataset) !== actor) {
+    return `${quoted(actor)} charges ${quoted(dataset)}, which is not its dataset`;
+  }
+  return null;
+}
+
+/** A rotation counts only when the member signs it with the key it replaces. */
+function rotated(actor, payload, key, registry, problem) {
+  const newKey = own(payload, "public_key");
+  if (typeof newKey !== "string") {
+    problem("does not name the new public key", "malformed");
+    return;
+  }
+  const member = own(payload, "member");
+  if (actor === COORDINATOR || member !== actor || own(payload, "previous_key") !== key) {
+    problem(
+      `rotates ${quoted(member)}'s key, but is not signed by ${quoted(member)}'s previous key`,
+      "rotation-signer",
+    );
+    return;
+  }
+  const holder = registry.holder(newKey);
+  if (holder !== null && holder !== actor) {
+    problem(`rotates to ${quoted(holder)}'s key`, "key-reused");
+    return;
+  }
+  registry.set(actor, newKey);
+}
+
+/** A dataset belongs to the member that first registered it; nobody else registers or
+ * updates it (its owner changes it with dataset.updated). */
+function datasetOwner(kind, actor, payload, registry, problem) {
+  const dataset = own(payload, "dataset");
+  const member = own(payload, "member");
+  const owner = typeof dataset === "string" ? registry.owners.get(dataset) : undefined;
+  if (typeof dataset !== "string" || member !== actor) {
+    problem(`names the dataset's member ${quoted(member)}, but ${quoted(actor)} signed it`, "dataset-owner");
+  } else if (owner === actor) {
+    return;
+  } else if (owner !== undefined) {
+    problem(`${quoted(actor)} claims ${quoted(dataset)}, which ${quoted(owner)} registered`, "dataset-owner");
+  } else if (kind === "dataset.registered") {
+    registry.owners.set(dataset, actor);
+  } else {
+    problem(`updates ${quoted(dataset)}, which nobody registered`, "dataset-owner");
+  }
 }
 
 // -- the board's minutes (kumiai.domain.minutes): every tally recomputed ---------------
@@ -647,7 +716,16 @@ function parseCharter(doc) {
     if (!DECISIONS.includes(decision) || charterNames(fields) === null) return null;
     conflicts[decision] = fields;
   }
-  return { version: doc.version, founders, seats, rules, conflicts, digest: sha256Hex(doc) };
+  const share = royalties ? fraction(doc.royalties.association_share, true) : null;
+  return {
+    version: doc.version,
+    founders,
+    seats,
+    rules,
+    conflicts,
+    associationShare: share,
+    digest: sha256Hex(doc),
+  };
 }
 
 function eligible(charter, decision, payload) {
@@ -918,6 +996,315 @@ class Minutes {
   }
 }
 
+// -- royalties (kumiai.domain.royalty_audit, domain.royalties, domain.licence) -----------
+// Every royalty recomputed to the yen, in BigInt and exact fractions {n, d} (d > 0).
+
+const RULE = "kumiai.royalties/1: floor rate, association first, member shares, largest remainder";
+const MAX_REVENUE_YEN = 10 ** 15;
+const VOTED = ["licence", "licensee", "model", "terms"];
+const TERM_FIELDS = ["field_of_use", "territory", "starts", "ends", "royalty_rate_bp", "restrictions"];
+const DATE = /^(\d{4})-(\d\d)-(\d\d)$/;
+const QUARTER = /^(\d{4})-Q([1-4])$/;
+const MONTH = /^(\d{4})-(\d\d)$/;
+
+/** The code of a royalty mismatch, as kumiai.domain.audit.royalty_code names it. */
+const royaltyCode = (what) =>
+  ["licence", "report", "distribution"].includes(what) ? `royalty-${what}` : "royalty-payout";
+const textField = (payload, name) => {
+  const value = own(payload, name);
+  return typeof value === "string" ? value : null;
+};
+const same = (a, b) => typeof a === typeof b && a === b;
+// Python's dict.get: a missing field reads as null.
+const sameJson = (a, b) => canonicalize(a ?? null) === canonicalize(b ?? null);
+
+/** A day number for "YYYY-MM-DD" (a real date), or null. */
+function dayOf(text) {
+  const match = typeof text === "string" ? DATE.exec(text) : null;
+  if (match === null) return null;
+  const [year, month, day] = match.slice(1).map(Number);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 && leap ? 29 : DAYS[month - 1];
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > days) return null;
+  return ordinal(year, month, day);
+}
+
+const ordinal = (year, month, day) => {
+  const moment = new Date(0);
+  moment.setUTCFullYear(year, month - 1, day);
+  return Math.round(moment.getTime() / 86400000);
+};
+
+/** LicenceTerms.from_document: null when the terms do not hold. */
+function licenceTerms(doc) {
+  if (!sameKeys(doc, TERM_FIELDS) || !Array.isArray(doc.restrictions)) return null;
+  const rate = doc.royalty_rate_bp;
+  if (typeof rate !== "number" || !Number.isInteger(rate) || rate < 1 || rate > 10000) return null;
+  const starts = dayOf(doc.starts);
+  const ends = dayOf(doc.ends);
+  if (starts === null || ends === null || ends < starts) return null;
+  const filled = (v) => typeof v === "string" && v.trim() !== "";
+  if (!doc.restrictions.every(filled) || !filled(doc.field_of_use) || !filled(doc.territory)) {
+    return null;
+  }
+  return { rate, starts, ends };
+}
+
+/** The first and last day of a quarter or a month, or null (licence.period_bounds). */
+function periodBounds(period) {
+  const text = typeof period === "string" ? period : "";
+  let year;
+  let first;
+  let last;
+  const quarter = QUARTER.exec(text);
+  const month = MONTH.exec(text);
+  if (quarter) {
+    year = Number(quarter[1]);
+    first = 3 * Number(quarter[2]) - 2;
+    last = first + 2;
+  } else if (month && Number(month[2]) >= 1 && Number(month[2]) <= 12) {
+    year = Number(month[1]);
+    first = last = Number(month[2]);
+  } else {
+    return null;
+  }
+  if (year < 1) return null;
+  const end = last === 12 ? ordinal(year + 1, 1, 1) : ordinal(year, last + 1, 1);
+  return [ordinal(year, first, 1), end - 1];
+}
+
+/** check_revenue_report: the reason a report is refused, or null. */
+function revenueProblem(licence, reporter, period, revenue, done) {
+  if (reporter !== licence.licensee) {
+    return `only the licensee ${quoted(licence.licensee)} reports revenue under this licence`;
+  }
+  const bounds = periodBounds(period);
+  if (bounds === null) return `period ${JSON.stringify(period)} is not a quarter or a month`;
+  if (bounds[1] < licence.terms.starts || bounds[0] > licence.terms.ends) {
+    return `period ${period} lies outside the licence's term`;
+  }
+  if (done.has(period)) return `revenue for ${period} is already reported under this licence`;
+  if (!Number.isInteger(revenue) || revenue < 0 || revenue > MAX_REVENUE_YEN) {
+    return `revenue ${JSON.stringify(revenue)} must be whole yen from 0 to ${MAX_REVENUE_YEN}`;
+  }
+  return null;
+}
+
+/** A recorded share as an exact fraction: its shortest decimal, as Python's repr reads. */
+function shareValue(value) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return null;
+  const [mantissa, exponent = "0"] = String(value).toLowerCase().split("e");
+  const [whole, decimals = ""] = mantissa.split(".");
+  let n = BigInt(whole + decimals);
+  let d = 10n ** BigInt(decimals.length);
+  const e = BigInt(Number(exponent));
+  if (e > 0n) n *= 10n ** e;
+  else d *= 10n ** -e;
+  return { n, d };
+}
+
+const add = (a, b) => ({ n: a.n * b.d + b.n * a.d, d: a.d * b.d });
+const byName = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** domain.royalties.distribute: the document it records, or the reason it cannot. */
+function distribute(revenue, rate, share, shares, owners) {
+  const royalty = (BigInt(revenue) * BigInt(rate)) / 10000n;
+  let association = (royalty * share.n) / share.d;
+  const sums = new Map();
+  for (const [dataset, value] of Object.entries(shares)) {
+    const member = owners.get(dataset);
+    if (member === undefined) return `dataset ${quoted(dataset)} has a share but no registered owner`;
+    const exact = shareValue(value);
+    if (exact === null) return `the contribution share of ${quoted(dataset)} is not a finite number`;
+    sums.set(member, add(sums.get(member) ?? { n: 0n, d: 1n }, exact));
+  }
+  const weights = [...sums].map(([m, w]) => [m, w.n < 0n ? { n: 0n, d: 1n } : w]);
+  const total = weights.reduce((t, [, w]) => add(t, w), { n: 0n, d: 1n });
+  let remainder = royalty - association;
+  if (total.n === 0n) [association, remainder] = [royalty, 0n];
+  const payouts = {};
+  const parts = weights.map(([m, w]) => {
+    if (total.n === 0n) return { m, floor: 0n, rest: 0n, den: 1n };
+    const num = remainder * w.n * total.d;
+    const den = w.d * total.n;
+    return { m, floor: num / den, rest: num % den, den };
+  });
+  let leftover = remainder - parts.reduce((t, p) => t + p.floor, 0n);
+  parts.sort((a, b) => {
+    const ahead = b.rest * a.den - a.rest * b.den; // b's remainder minus a's, scaled
+    return ahead > 0n ? 1 : ahead < 0n ? -1 : byName(a.m, b.m);
+  });
+  for (const part of parts) {
+    if (leftover > 0n) {
+      part.floor += 1n;
+      leftover -= 1n;
+    }
+  }
+  for (const part of [...parts].sort((a, b) => byName(a.m, b.m))) {
+    payouts[part.m] = Number(part.floor);
+  }
+  return {
+    royalty_yen: Number(royalty),
+    association_yen: Number(association),
+    payouts,
+    rule: RULE,
+  };
+}
+
+/** kumiai.domain.royalty_audit.RoyaltyReplay: feed every entry, then finish(). */
+class RoyaltyReplay {
+  constructor() {
+    this.minutes = new Minutes();
+    this.owners = new Map();
+    this.contributions = new Map(); // seq -> payload
+    this.latest = new Map(); // model -> seq of its newest shares
+    this.licences = new Map();
+    this.reported = new Map(); // licence \0 period -> [seq, revenue]
+    this.distributed = new Set();
+    this.mismatches = []; // [seq, what, problem]
+  }
+
+  read(entry) {
+    this.minutes.read(entry, () => {});
+    const payload = entry.payload;
+    if (entry.kind === "dataset.registered" && entry.actor === own(payload, "member")) {
+      const dataset = own(payload, "dataset");
+      if (typeof dataset === "string" && !this.owners.has(dataset)) {
+        this.owners.set(dataset, entry.actor);
+      }
+    } else if (entry.kind === "model.contributions" && entry.actor === COORDINATOR) {
+      const model = own(payload, "model");
+      if (typeof model === "string") {
+        this.contributions.set(entry.seq, payload);
+        this.latest.set(model, entry.seq);
+      }
+    } else if (entry.kind === "licence.granted") this.granted(entry, payload);
+    else if (entry.kind === "revenue.reported") this.reportedRevenue(entry, payload);
+    else if (entry.kind === "royalties.distributed") this.distributedRoyalties(entry, payload);
+  }
+
+  flag(seq, what, problem) {
+    this.mismatches.push([seq, what, problem]);
+  }
+
+  granted(entry, payload) {
+    const held = this.minutes.held(textField(payload, "motion"));
+    const voted = held === null ? null : held.payload;
+    const licence = own(payload, "licence");
+    if (
+      entry.actor !== COORDINATOR ||
+      held === null ||
+      held.outcome !== "passed" ||
+      held.decision !== "grant-licence" ||
+      !isObject(voted) ||
+      Object.keys(voted).length === 0 ||
+      VOTED.some((k) => !sameJson(own(voted, k), own(payload, k))) ||
+      typeof licence !== "string" ||
+      this.licences.has(licence)
+    ) {
+      this.flag(entry.seq, "licence", "is not what a passed grant-licence motion voted");
+      return;
+    }
+    const terms = licenceTerms(own(payload, "terms"));
+    if (terms === null) {
+      this.flag(entry.seq, "licence", "has terms that do not hold");
+      return;
+    }
+    this.licences.set(licence, { licensee: payload.licensee, model: payload.model, terms });
+  }
+
+  reportedRevenue(entry, payload) {
+    const name = textField(payload, "licence");
+    const licence = name === null ? undefined : this.licences.get(name);
+    if (licence === undefined) {
+      this.flag(entry.seq, "report", "reports revenue under no granted licence");
+      return;
+    }
+    const period = own(payload, "period");
+    const done = new Set(
+      [...this.reported.keys()].filter((k) => k.split("\u0000")[0] === name).map((k) => k.split("\u0000")[1]),
+    );
+    const revenue = own(payload, "revenue_yen");
+    const why = revenueProblem(licence, entry.actor, period, revenue, done);
+    if (why !== null) {
+      this.flag(entry.seq, "report", `is refused: ${why}`);
+      return;
+    }
+    this.reported.set(`${name}\u0000${period}`, [entry.seq, revenue]);
+  }
+
+  distributedRoyalties(entry, payload) {
+    const seq = entry.seq;
+    const name = textField(payload, "licence");
+    const period = textField(payload, "period");
+    const key = `${name}\u0000${period}`;
+    const report = name === null || period === null ? undefined : this.reported.get(key);
+    const licence = name === null ? undefined : this.licences.get(name);
+    if (
+      entry.actor !== COORDINATOR ||
+      report === undefined ||
+      licence === undefined ||
+      this.distributed.has(key)
+    ) {
+      this.flag(seq, "distribution", "follows no valid revenue report of its own");
+      return;
+    }
+    this.distributed.add(key);
+    const revenue = report[1];
+    if (!same(own(payload, "revenue_yen"), revenue)) this.flag(seq, "revenue_yen", "differs");
+    const used = this.latest.get(licence.model);
+    if (used === undefined) {
+      this.flag(seq, "contributions_seq", "names shares, but the model has none recorded");
+      return;
+    }
+    if (!same(own(payload, "contributions_seq"), used)) {
+      this.flag(seq, "contributions_seq", "is not the model's newest contributions entry");
+    }
+    const charter = this.minutes.current;
+    const share = charter?.associationShare ?? { n: 1, d: 5 };
+    let shares = own(this.contributions.get(used), "shares");
+    if (!shares || (Array.isArray(shares) && shares.length === 0)) shares = {};
+    if (!isObject(shares)) {
+      this.flag(seq, "contributions", "cannot be used (the shares are not an object)");
+      return;
+    }
+    const expected = distribute(
+      revenue,
+      licence.terms.rate,
+      { n: BigInt(share.n), d: BigInt(share.d) },
+      shares,
+      this.owners,
+    );
+    if (typeof expected === "string") {
+      this.flag(seq, "contributions", `cannot be used (${expected})`);
+      return;
+    }
+    for (const field of ["royalty_yen", "association_yen", "rule"]) {
+      if (!same(own(payload, field), expected[field])) this.flag(seq, field, "differs");
+    }
+    const recorded = own(payload, "payouts");
+    if (!isObject(recorded)) {
+      this.flag(seq, "payouts", "is not an object of member -> yen");
+      return;
+    }
+    for (const member of new Set([...Object.keys(recorded), ...Object.keys(expected.payouts)])) {
+      if (!same(own(recorded, member), own(expected.payouts, member))) {
+        this.flag(seq, "payout", `differs for ${member}`);
+      }
+    }
+  }
+
+  /** Every report must have its distribution; every mismatch, as [seq, code, problem]. */
+  finish() {
+    for (const [key, [seq]] of this.reported) {
+      if (!this.distributed.has(key)) {
+        this.flag(seq, "distribution", `of ${key.replace("\u0000", " ")} is missing`);
+      }
+    }
+    return this.mismatches.map(([seq, what, problem]) => [seq, royaltyCode(what), `${what} ${problem}`]);
+  }
+}
+
 /** Every check of kumiai.domain.audit.audit, with its report as report_document prints it. */
 export function audit(contents, pinned = new Map()) {
   const findings = new Map(); // where -> [{problem, code}]
@@ -932,6 +1319,7 @@ export function audit(contents, pinned = new Map()) {
   }
   const registry = new KeyRegistry(contents.coordinatorKey, pinned);
   const minutes = new Minutes(); // the board's record, every tally recomputed
+  const payouts = new RoyaltyReplay(); // every royalty recomputed to the yen
   contents.leaves.forEach((leaf, position) => {
     const where = `entry ${position}`;
     const problem = (message, code) => find(where, message, code);
@@ -952,6 +1340,7 @@ export function audit(contents, pinned = new Map()) {
     }
     const key = entryKey(entry, registry, problem);
     minutes.read(entry, problem);
+    payouts.read({ ...entry, seq: position });
     if (key === null) return;
     if (entry.doc.key_fingerprint !== fingerprint(key)) {
       problem(
@@ -965,6 +1354,8 @@ export function audit(contents, pinned = new Map()) {
       problem("signature does not verify", "signature");
     }
   });
+
+  for (const [seq, code, problem] of payouts.finish()) find(`entry ${seq}`, problem, code);
 
   const tree = new MerkleTree(contents.leaves.map((leaf) => leafHash(Buffer.from(leaf, "utf8"))));
   const heads = [...contents.heads].sort((a, b) => a.size - b.size); // stable, as Python's

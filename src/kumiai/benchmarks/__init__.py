@@ -12,6 +12,12 @@ from kumiai.domain.errors import InvalidInput
 Log = Callable[[str], None]
 
 
+def _agent(**options: Any) -> Any:
+    from kumiai.benchmarks.agent import run
+
+    return run(**options)
+
+
 def _heart_disease(**options: Any) -> Any:
     from kumiai.benchmarks.heart_disease import run
 
@@ -61,6 +67,7 @@ def _startup(**options: Any) -> Any:
 
 
 BENCHMARKS: dict[str, Callable[..., Any]] = {
+    "agent": _agent,
     "attacks": _attacks,
     "contribution": _contribution,
     "heart-disease": _heart_disease,

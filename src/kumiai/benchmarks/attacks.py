@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flwr.app import (
     DEFAULT_TTL,
     ArrayRecord,
@@ -38,11 +39,14 @@ from kumiai.adapters.models.logistic import LogisticRegression
 from kumiai.adapters.storage.database import transaction
 from kumiai.domain import keys, merkle
 from kumiai.domain.agreement import SignedAgreement, sign_agreement
+from kumiai.domain.analysis import Query, make_analysis
 from kumiai.domain.budget import SPEND, attest, signed_attestation
 from kumiai.domain.clock import utc_now
 from kumiai.domain.job import JobDocument, JobKind, SignedJob, sign_job
 from kumiai.domain.ledger import TreeHead, sign_head
+from kumiai.domain.masking_key import MaskingKey, SignedMaskingKey, sign_masking_key
 from kumiai.domain.preprocessing import FeaturePlan, SiteSummary, merge_summaries
+from kumiai.domain.secure_sum import public_key_b64
 from kumiai.domain.training import TrainingSettings
 from kumiai.node.port import LocalNode
 from kumiai.node.spendlog import SpendLog
@@ -56,6 +60,7 @@ from kumiai.services.consortium import init_consortium, open_consortium
 from kumiai.services.datasets import register_dataset
 from kumiai.services.demo import export_hospital_files
 from kumiai.services.members import add_member
+from kumiai.services.peer_evidence import evidence_for_nodes
 from kumiai.services.projects import approve_project, propose_project
 
 MEMBER, PEER = "cleveland-clinic", "hungarian-cardiology"
@@ -242,12 +247,78 @@ def honest(reply: Message, what: str) -> None:
         raise RuntimeError(f"the honest {what} was refused: {reply.error.reason}")
 
 
+@dataclass(frozen=True)
+class Released:
+    """A node's answer through its port to an analysis admission or release (no Flower
+    message: an analysis is one call per node, docs/analytics.md)."""
+
+    allowed: bool
+    reason: str
+    vector: list[int]
+
+
+# -- analyses: the masking keys, ε and cohort a coordinator asks for -------------------------
+ANALYSIS_JOB, OTHER_MEMBER = "job-analysis", "lab"  # lab: a member that owns no dataset
+ANALYSIS_TERMS = (("job_kinds", "statistics"),)
+
+
+def _analysis_job(node: Node, epsilon: float = CAP) -> str:
+    """A secure count over both sites, signed by the coordinator (its JSON)."""
+    analysis = make_analysis([Query("count")], epsilon)
+    settings = TrainingSettings(
+        rounds=1, epsilon=epsilon, secure_aggregation=True, analysis=analysis.to_json()
+    )
+    return node.job(settings, job_id=ANALYSIS_JOB, kind=JobKind.STATISTICS).to_json()
+
+
+def _admit_analysis(node: Node, epsilon: float = CAP) -> Released:
+    """The node's admission alone: where the coordinator asks for ε or a cohort it may not."""
+    allowed, reason, _ = node.port.admit_analysis(DATASET, _analysis_job(node, epsilon))
+    return Released(allowed, reason, [])
+
+
+def release_with(peer_key: Callable[[Node, str], str | None]) -> Callable[[Node], Released]:
+    """Both sites admit honestly; the node is then asked to release with the peer's masking
+    key replaced by `peer_key(node, honest key)` (None: the peer dropped)."""
+
+    def play(node: Node) -> Released:
+        job = _analysis_job(node)
+        pairs = ((MEMBER, DATASET), (PEER, PEER_DATASET))
+        sites = {d: (node.consortium.node(m), m) for m, d in pairs}
+        keys = {}
+        for dataset, (port, _) in sites.items():
+            allowed, reason, key = port.admit_analysis(dataset, job)
+            if not allowed:
+                raise RuntimeError(f"the honest admission was refused: {reason}")
+            keys[dataset] = key
+        evidence = evidence_for_nodes(node.consortium, sites)[DATASET]
+        forged = peer_key(node, keys[PEER_DATASET])
+        peers = {DATASET: keys[DATASET], **({PEER_DATASET: forged} if forged else {})}
+        before = node.spends()
+        released = Released(*node.port.release_analysis(DATASET, job, peers, evidence))
+        node.spent_by_hostile = node.spends() - before
+        return released
+
+    return play
+
+
+def _masking_key(node: Node, signer: str, job: str = ANALYSIS_JOB) -> str:
+    """A fresh masking key for the peer's dataset, signed by `signer`'s own member key."""
+    statement = MaskingKey(job, PEER_DATASET, PEER, public_key_b64(X25519PrivateKey.generate()))
+    key = LocalNode(node.consortium.member_home(signer)).home.private_key()
+    return sign_masking_key(statement, key).to_json()
+
+
+def _unsigned(node: Node, honest_key: str) -> str:
+    return SignedMaskingKey(SignedMaskingKey.from_json(honest_key).statement, "").to_json()
+
+
 # -- the cases -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Attack:
     name: str
     expect: str  # a phrase the node's reason must contain
-    play: Callable[[Node], Message]
+    play: Callable[[Node], Message | Released]
     plain_aggregation: bool = False  # the agreements allow plain aggregation
     terms: tuple[tuple[str, Any], ...] = ()  # other terms the stewards signed
 
@@ -475,7 +546,7 @@ def _round_beyond_document(node: Node) -> Message:
     return node.hostile(MessageType.TRAIN, node.train_records(job, plan, 2))
 
 
-ATTACKS: tuple[Attack, ...] = (
+MESSAGE_ATTACKS: tuple[Attack, ...] = (  # crafted Flower messages
     # settings that differ from the admitted document, even re-signed by the coordinator
     Attack(
         "settings: no DP after admission",
@@ -630,6 +701,45 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("spend attestation forged", "this node did not sign", _forged_attestation),
     Attack("a job id that names a path", "is not a valid name", _path_in_job_id),
 )
+ANALYSIS_ATTACKS: tuple[Attack, ...] = (  # calls through the node port
+    Attack(
+        "analysis: a masking key not signed",
+        f"is not signed by '{PEER}'",
+        release_with(_unsigned),
+        terms=ANALYSIS_TERMS,
+    ),
+    Attack(
+        "analysis: a masking key signed by another member",
+        f"is not signed by '{PEER}', the member that owns it",
+        release_with(lambda node, _: _masking_key(node, OTHER_MEMBER)),
+        terms=ANALYSIS_TERMS,
+    ),
+    Attack(
+        "analysis: a masking key signed for another job",
+        "was signed for job job-other",
+        release_with(lambda node, _: _masking_key(node, PEER, "job-other")),
+        terms=ANALYSIS_TERMS,
+    ),
+    Attack(
+        "analysis: a dropped peer",
+        "masks for exactly the sites the signed job document names",
+        release_with(lambda node, _: None),
+        terms=ANALYSIS_TERMS,
+    ),
+    Attack(
+        "analysis: ε over the agreement's cap",
+        "over agreement",
+        lambda node: _admit_analysis(node, 5.0),
+        terms=ANALYSIS_TERMS,
+    ),
+    Attack(
+        "analysis: a site below the minimum cohort",
+        "below the minimum cohort of 1000",
+        _admit_analysis,
+        terms=(*ANALYSIS_TERMS, ("min_cohort", 1000)),
+    ),
+)
+ATTACKS = MESSAGE_ATTACKS + ANALYSIS_ATTACKS
 
 
 def _config_value(node: Node, key: str, value: float) -> Message:
@@ -678,6 +788,10 @@ class Templates:
 def play(attack: Attack, templates: Templates, case_dir: Path) -> Outcome:
     node = templates.node(case_dir, attack.plain_aggregation, attack.terms)
     reply = attack.play(node)
+    if isinstance(reply, Released):
+        leaked = reply.allowed or bool(reply.vector) or node.spent_by_hostile > 0
+        expected = attack.expect in reply.reason
+        return Outcome(attack.name, not reply.allowed, leaked, reply.reason, expected)
     refused = reply.has_error() and reply.error.code == protocol.REFUSED
     _, reason = (
         protocol.parse_refusal(reply.error.reason or "") if reply.has_error() else (None, "")

@@ -6,8 +6,9 @@ head or cosignature at fault, so an auditor knows exactly where the record break
 """
 
 import itertools
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kumiai.domain import keys, merkle
@@ -22,6 +23,7 @@ from kumiai.domain.ledger import (
 )
 from kumiai.domain.minutes import Minutes
 from kumiai.domain.recovery import RECOVERED, recovery_problem
+from kumiai.domain.royalty_audit import RoyaltyReplay
 
 SignatureCheck = tuple[str, bytes, str]  # public key (base64), message, signature (base64)
 BatchVerifier = Callable[[list[SignatureCheck]], list[bool]]
@@ -128,6 +130,11 @@ class _Keys:
         self.current: dict[str, str] = {COORDINATOR: coordinator_key}
         self.history: dict[str, list[str]] = {COORDINATOR: [coordinator_key]}
         self.pinned = pinned
+        self.owners: dict[str, str] = {}  # dataset -> the member whose registration stands
+
+    def holder(self, key: str) -> str | None:
+        """Who has held this key, if anyone: a key names one actor, forever."""
+        return next((actor for actor, held in self.history.items() if key in held), None)
 
     def set(self, actor: str, key: str) -> None:
         self.current[actor] = key
@@ -164,6 +171,8 @@ def _entry_key(
             )
         if member in registry.current:
             findings.append(Finding(where, f"{member!r} joins a second time", "join-twice"))
+        if (holder := registry.holder(key)) not in (None, member):
+            findings.append(Finding(where, f"joins with {holder!r}'s key", "key-reused"))
         pinned = registry.pinned.get(member)
         if pinned is not None and pinned != key:
             findings.append(
@@ -186,12 +195,89 @@ def _entry_key(
         )
         return None
     if entry.kind == "member.key-rotated":
-        new_key = payload.get("public_key")
-        if isinstance(new_key, str):
-            registry.set(entry.actor, new_key)
-        else:
-            findings.append(Finding(where, "does not name the new public key", "malformed"))
+        _rotated(entry.actor, payload, key, registry, where, findings)
+    elif entry.kind in ("dataset.registered", "dataset.updated"):
+        _dataset_owner(entry.kind, entry.actor, payload, registry, where, findings)
+    elif entry.kind == "privacy.charged" and (
+        why := _charge_problem(entry.actor, payload, registry)
+    ):
+        findings.append(Finding(where, why, "privacy-charge"))
     return key
+
+
+def _charge_problem(actor: str, payload: dict[str, Any], registry: _Keys) -> str | None:
+    """A node charges ε only to its own dataset, for a named job, and a positive finite ε."""
+    job, dataset, epsilon = payload.get("job"), payload.get("dataset"), payload.get("epsilon")
+    if not (isinstance(job, str) and isinstance(dataset, str)):
+        return "does not name the job and the dataset charged"
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float):
+        return "does not name the ε charged as a number"
+    if not (0 < epsilon < math.inf):
+        return f"charges ε={epsilon}; a charge is positive and finite"
+    if registry.owners.get(dataset) != actor:
+        return f"{actor!r} charges {dataset!r}, which is not its dataset"
+    return None
+
+
+def _rotated(
+    actor: str,
+    payload: dict[str, Any],
+    key: str,
+    registry: _Keys,
+    where: str,
+    findings: list[Finding],
+) -> None:
+    """A rotation counts only when the member signs it with the key it replaces."""
+    new_key = payload.get("public_key")
+    if not isinstance(new_key, str):
+        findings.append(Finding(where, "does not name the new public key", "malformed"))
+        return
+    member = payload.get("member")
+    if actor == COORDINATOR or member != actor or payload.get("previous_key") != key:
+        findings.append(
+            Finding(
+                where,
+                f"rotates {member!r}'s key, but is not signed by {member!r}'s previous key",
+                "rotation-signer",
+            )
+        )
+        return
+    if (holder := registry.holder(new_key)) not in (None, actor):
+        findings.append(Finding(where, f"rotates to {holder!r}'s key", "key-reused"))
+        return
+    registry.set(actor, new_key)
+
+
+def _dataset_owner(
+    kind: str,
+    actor: str,
+    payload: dict[str, Any],
+    registry: _Keys,
+    where: str,
+    findings: list[Finding],
+) -> None:
+    """A dataset belongs to the member that first registered it; nobody else registers or
+    updates it (its owner changes it with dataset.updated)."""
+    dataset, member = payload.get("dataset"), payload.get("member")
+    if not isinstance(dataset, str) or member != actor:
+        problem = f"names the dataset's member {member!r}, but {actor!r} signed it"
+    elif (owner := registry.owners.get(dataset)) == actor:
+        return
+    elif owner is not None:
+        problem = f"{actor!r} claims {dataset!r}, which {owner!r} registered"
+    elif kind == "dataset.registered":
+        registry.owners[dataset] = actor
+        return
+    else:
+        problem = f"updates {dataset!r}, which nobody registered"
+    findings.append(Finding(where, problem, "dataset-owner"))
+
+
+def royalty_code(what: str) -> str:
+    """The audit code of a royalty mismatch (domain.royalty_audit names the field)."""
+    if what in ("licence", "report", "distribution"):
+        return f"royalty-{what}"
+    return "royalty-payout"  # a recomputed figure, or the shares it was computed from
 
 
 def audit(
@@ -199,11 +285,14 @@ def audit(
     *,
     pinned: dict[str, str] | None = None,
     verify_batch: BatchVerifier = verify_sequentially,
+    royalties: bool = True,
 ) -> AuditReport:
     """Check everything in an export; the report lists each failing entry, head or cosignature.
 
     verifiers/js/verify.mjs makes exactly these checks in the same order: change one, change
-    both (tests/verifiers holds them to agreeing, entry by entry).
+    both (tests/verifiers holds them to agreeing, entry by entry). With `royalties`, every
+    royalty is also recomputed (domain.royalty_audit); `kumiai royalties verify` turns that
+    off to report the mismatches field by field itself.
     """
     pinned = pinned or {}
     findings: list[Finding] = []
@@ -217,6 +306,7 @@ def audit(
         )
     registry = _Keys(contents.coordinator_key, pinned)
     minutes = Minutes()  # the board's record, every tally recomputed
+    payouts = RoyaltyReplay()  # every royalty recomputed to the yen
     checks: list[SignatureCheck] = []
     checked_where: list[str] = []
     for position, leaf in enumerate(contents.leaves):
@@ -238,6 +328,8 @@ def audit(
             )
         key = _entry_key(signed, registry, where, findings)
         findings.extend(Finding(where, why, code) for why, code in minutes.read(signed.entry))
+        if royalties:
+            payouts.read(replace(signed.entry, seq=position))
         if key is None:
             continue
         if signed.key_fingerprint != keys.fingerprint(key):
@@ -254,6 +346,10 @@ def audit(
         checks.append((key, message, signed.signature))
         checked_where.append(where)
 
+    findings.extend(
+        Finding(f"entry {m.seq}", str(m).split(": ", 1)[1], royalty_code(m.what))
+        for m in (payouts.finish() if royalties else [])
+    )
     tree = merkle.MerkleTree(merkle.leaf_hash(leaf.encode()) for leaf in contents.leaves)
     heads = sorted(contents.heads, key=lambda h: h.size)
     for head in heads:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from kumiai.adapters.models.interface import Model
     from kumiai.domain.metrics import SiteScore
     from kumiai.domain.preprocessing import FeaturePlan
+    from kumiai.node.device import Device
 
 __all__ = [
     "LocalDataset",
@@ -44,6 +45,7 @@ __all__ = [
     "NodePort",
     "SiteSplit",
     "StagedDataset",
+    "device",
     "local_dp_sgd",
     "local_sgd",
     "simulation_client_app",
@@ -473,3 +475,40 @@ def local_dp_sgd(
     from kumiai.node.worker import private_sgd
 
     private_sgd(model, X, y, settings, plan)
+
+
+def device(root: Path) -> "Device":
+    """A user's device in the personal-agent setting (kumiai.node.device): on one machine
+    a folder under the run's device root; on a phone, the same calls behind the app."""
+    from kumiai.node.device import Device
+
+    return Device(root)
+
+
+def device_round(
+    root: Path, item_arrays: "list[NDArray[np.float64]]", config: dict[str, Any]
+) -> Any:
+    """One sampled device's round, called in-process (kumiai.node.device.device_round)."""
+    from kumiai.node.device import device_round as run_round
+
+    return run_round(root, item_arrays, config)
+
+
+def device_client_app(devices: Path) -> "ClientApp":
+    """The devices' ClientApp for Flower's simulation engine: SuperNode partition i is the
+    device in `devices/NNNNNNN` (i, seven digits)."""
+    from kumiai.adapters.flower.cross_device import device_client_app as build
+    from kumiai.node.device import device_round as run_round
+
+    def handle(index: int, item_arrays: list[Any], config: dict[str, Any]) -> Any:
+        reply = run_round(devices / f"{index:07d}", item_arrays, config)
+        return reply.update, reply.refusal
+
+    return build(handle)
+
+
+def round_config(**values: Any) -> dict[str, Any]:
+    """What a sampled device is sent besides the item side (kumiai.node.device.round_config)."""
+    from kumiai.node.device import round_config as build
+
+    return build(**values)

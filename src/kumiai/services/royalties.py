@@ -220,7 +220,12 @@ def verify_royalties(path: Path, keys_file: Path | None = None) -> RoyaltyVerifi
     """Offline, from an export alone: the ledger audit (with the auditor's pinned keys, if
     given), then every royalty recomputed."""
     contents = read_export(path)
-    report = audit(contents, pinned=read_pinned_keys(keys_file), verify_batch=verify_in_parallel)
+    report = audit(
+        contents,
+        pinned=read_pinned_keys(keys_file),
+        verify_batch=verify_in_parallel,
+        royalties=False,  # recomputed below, to report each mismatch field by field
+    )
     replay = RoyaltyReplay()
     for leaf in contents.leaves:
         try:

@@ -25,6 +25,7 @@ from kumiai.domain.errors import (
 from kumiai.interfaces.api import access, acts, association, governance, ledger, witness
 from kumiai.interfaces.api.context import PlainJSON
 from kumiai.interfaces.api.docs import add_docs
+from kumiai.interfaces.web.app import add_dashboard
 from kumiai.services.consortium import open_consortium
 
 STATUS: dict[type[KumiaiError], int] = {
@@ -79,8 +80,13 @@ async def _one_at_a_time(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def create_app(home: Path) -> FastAPI:
-    """The API over the consortium at `home`; refused at once if there is none."""
+def create_app(home: Path, *, dashboard: bool = False) -> FastAPI:
+    """The API over the consortium at `home`; refused at once if there is none.
+
+    `dashboard` mounts the read-only pages at `/ui`. They have no sign-in yet, so they would
+    show every record the API keeps behind signed requests: only `kumiai demo --serve`, bound
+    to loopback, mounts them; `coordinator serve` does not.
+    """
     app = FastAPI(
         title="kumiai coordinator",
         summary="A research consortium's governance records, members' signed acts, and its "
@@ -104,4 +110,6 @@ def create_app(home: Path) -> FastAPI:
     app.include_router(access.router)
     app.include_router(acts.router)
     add_docs(app)
+    if dashboard:
+        add_dashboard(app)
     return app

@@ -150,6 +150,10 @@ def demo(
     dir_: Path = typer.Option(
         Path("kumiai-demo"), "--dir", help="A fresh directory for the demo consortium."
     ),
+    serve: bool = typer.Option(
+        False, "--serve", help="Then serve the API and the dashboard on 127.0.0.1 (plain HTTP)."
+    ),
+    port: int = typer.Option(8000, help="The port for --serve."),
 ) -> None:
     """Four hospitals, a university and a company train a heart-disease model together."""
     if ctx.invoked_subcommand is not None:
@@ -186,6 +190,14 @@ def demo(
         f"Explore: kumiai --home {dir_} models   |   kumiai --home {dir_} job {outcome.job_id}"
         f"   |   kumiai --home {dir_} ledger show"
     )
+    if serve:
+        from kumiai.interfaces.web.server import dashboard_url, serve_local
+
+        console.print(
+            f"Dashboard: [bold]{dashboard_url(port)}[/] (the API at /, its routes at /docs); "
+            "plain HTTP on this machine only; Ctrl-C stops."
+        )
+        serve_local(dir_, port)
 
 
 demo_app.command("industrial")(demo_industrial)

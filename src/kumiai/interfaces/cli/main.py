@@ -16,6 +16,7 @@ import typer
 
 from kumiai.domain.errors import KumiaiError, Stopped
 from kumiai.interfaces.cli import association, governance, jobs, show, training
+from kumiai.interfaces.cli.agent import agent_app
 from kumiai.interfaces.cli.analyse import analyse
 from kumiai.interfaces.cli.bench import bench
 from kumiai.interfaces.cli.board import charter_app, motion_app
@@ -102,6 +103,7 @@ app.add_typer(revenue_app, name="revenue")
 app.add_typer(royalties_app, name="royalties")
 app.add_typer(demo_app, name="demo")
 app.command("bench")(bench)
+app.add_typer(agent_app, name="agent")
 
 
 _signalled: list[int] = []  # the stop signal received, if any

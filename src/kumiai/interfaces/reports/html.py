@@ -435,9 +435,14 @@ def _appendix(doc: dict[str, Any]) -> str:
     )
 
 
-def render_html(doc: dict[str, Any]) -> str:
+def _who(doc: dict[str, Any]) -> str:
+    return f"for {doc['audience']}" + (f" {doc['member']}" if doc["member"] else "")
+
+
+def render_body(doc: dict[str, Any]) -> str:
+    """The report's content without its page: what the dashboard's investor page shows."""
     ledger = doc["ledger"]
-    who = f"for {doc['audience']}" + (f" {doc['member']}" if doc["member"] else "")
+    who = _who(doc)
     witnesses = ", ".join(ledger["witnesses"]) or "no member yet"
     body = (
         f'<h1>kumiai report {_e(who)}</h1><p class="muted">As of {_e(doc["date"])}.</p>'
@@ -457,10 +462,14 @@ def render_html(doc: dict[str, Any]) -> str:
         + (_member(doc["for_member"]) if "for_member" in doc else "")
         + _appendix(doc)
     )
+    return body
+
+
+def render_html(doc: dict[str, Any]) -> str:
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>kumiai report {_e(who)} {_e(doc['date'])}</title><style>{STYLE}</style></head>"
-        f"<body>{body}</body></html>\n"
+        f"<title>kumiai report {_e(_who(doc))} {_e(doc['date'])}</title><style>{STYLE}</style>"
+        f"</head><body>{render_body(doc)}</body></html>\n"
     )

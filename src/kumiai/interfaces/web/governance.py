@@ -1,0 +1,151 @@
+"""Overview, projects, jobs, models and privacy: each page calls the services its CLI
+command calls (`member list`, `project show`, `job`, `model`, `budget`, …)."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from kumiai.domain.epsilon_history import SPEND_KINDS, epsilon_history
+from kumiai.domain.job import JobStatus
+from kumiai.interfaces.web.charts import epsilon_chart, round_chart, share_chart
+from kumiai.interfaces.web.context import Home, Seen, page
+from kumiai.services import (
+    head_status,
+    jobs,
+    licences,
+    members,
+    milestones,
+    models,
+    privacy,
+    projects,
+    spend,
+    themes,
+    transparency,
+    views,
+)
+from kumiai.services.consortium import Consortium
+
+router = APIRouter()
+RUNNING = (JobStatus.PENDING.value, JobStatus.RUNNING.value)  # the page polls while so
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, home: Home, viewer: Seen) -> HTMLResponse:
+    """`member list`, `theme list`, `project list` and the latest head with its cosignatures."""
+    return page(
+        request,
+        "overview.html",
+        viewer,
+        members=members.list_members(home),
+        status=head_status.head_status(home),
+        themes=themes.list_themes(home),
+        projects=projects.list_projects(home),
+    )
+
+
+@router.get("/projects", response_class=HTMLResponse)
+def project_list(request: Request, home: Home, viewer: Seen) -> HTMLResponse:
+    return page(request, "projects.html", viewer, projects=projects.list_projects(home))
+
+
+@router.get("/projects/{name}", response_class=HTMLResponse)
+def project_show(request: Request, home: Home, viewer: Seen, name: str) -> HTMLResponse:
+    """`project show`, `spend PROJECT` and `milestone list PROJECT`."""
+    return page(
+        request,
+        "project.html",
+        viewer,
+        view=views.project_view(home, name),
+        budget=spend.project_budget(home, name),
+        milestones=milestones.list_milestones(home, name),
+    )
+
+
+METRICS = ("auc", "accuracy")  # AUC first; a round without it (one class) still has accuracy
+
+
+def _job_context(home: Consortium, job_id: str) -> dict[str, Any]:
+    job = jobs.job_detail(home, job_id)
+    reported = {m for r in job.rounds for m in (r.get("overall") or {}) if m in METRICS}
+    return {
+        "job": job,
+        "live": job.status in RUNNING,
+        "charts": [round_chart(job.rounds, m) for m in METRICS if m in reported]
+        or [round_chart((), "auc")],
+    }
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_show(request: Request, home: Home, viewer: Seen, job_id: str) -> HTMLResponse:
+    """`kumiai job ID`: the sites admitted and refused with reasons, and every round."""
+    return page(request, "job.html", viewer, **_job_context(home, job_id))
+
+
+@router.get("/jobs/{job_id}/progress", response_class=HTMLResponse)
+def job_progress(request: Request, home: Home, viewer: Seen, job_id: str) -> HTMLResponse:
+    """The fragment htmx polls while the job runs; once it ends, it stops asking."""
+    return page(request, "job_progress.html", viewer, **_job_context(home, job_id))
+
+
+@router.get("/models", response_class=HTMLResponse)
+def model_list(request: Request, home: Home, viewer: Seen) -> HTMLResponse:
+    return page(request, "models.html", viewer, models=models.list_models(home))
+
+
+def _contributions(home: Consortium, model_id: str) -> tuple[int, dict[str, Any]] | None:
+    """The newest `model.contributions` entry for the model: its seq and payload."""
+    for entry in reversed(transparency.show_entries(home, kind="model.contributions")):
+        if entry.payload.get("model") == model_id:
+            return entry.seq, entry.payload
+    return None
+
+
+@router.get("/models/{model_id}", response_class=HTMLResponse)
+def model_show(request: Request, home: Home, viewer: Seen, model_id: str) -> HTMLResponse:
+    """`kumiai model ID`, its contribution shares from the ledger, and `licence list`."""
+    model = models.model_detail(home, model_id)
+    found = _contributions(home, model_id)
+    chart = None
+    if found is not None:
+        shares = found[1].get("shares")
+        if isinstance(shares, dict):
+            metric = str(found[1].get("metric", ""))
+            numeric = {str(k): v for k, v in shares.items() if isinstance(v, int | float)}
+            chart = share_chart(model_id, metric, numeric)
+    return page(
+        request,
+        "model.html",
+        viewer,
+        model=model,
+        contributions=found,
+        chart=chart,
+        licences=[lic for lic in licences.list_licences(home) if lic.model == model_id],
+    )
+
+
+@router.get("/privacy", response_class=HTMLResponse)
+def privacy_page(request: Request, home: Home, viewer: Seen) -> HTMLResponse:
+    """`kumiai budget`, and each dataset's ε over time replayed from the ledger."""
+    entries = [
+        (e.seq, e.time, e.kind, e.payload)
+        for kind in SPEND_KINDS
+        for e in transparency.show_entries(home, kind=kind)
+    ]
+    history = epsilon_history(sorted(entries, key=lambda e: e[0]))
+    charts = [
+        epsilon_chart(
+            f"ε spent by {dataset}, entry by entry",
+            [(f"epsilon/{dataset}/{p.seq}", f"entry {p.seq} · {p.time}", p.total) for p in points],
+            "Nothing spent yet.",
+        )
+        for dataset, points in history.items()
+    ]
+    return page(
+        request,
+        "privacy.html",
+        viewer,
+        budgets=privacy.budgets(home),
+        history=history,
+        charts=charts,
+    )

@@ -1,0 +1,279 @@
+"""The dashboard's pages through Starlette's test client: every page answers 200 with the
+figures the services hold, under a strict Content-Security-Policy, with hostile names
+escaped; errors are pages that say what was wrong.
+
+The association is built once for the module through the real services (a released model
+with contribution shares, a licence, royalties, motions), with a project and a theme whose
+names are `<script>`; its nodes witness the ledger, then one more motion is left open.
+"""
+
+import re
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from kumiai.domain import merkle
+from kumiai.interfaces.api.app import create_app
+from kumiai.interfaces.web.app import POLICY
+from kumiai.services import transparency
+from kumiai.services.members import list_members
+from kumiai.services.motions import cast_vote, propose_motion
+from kumiai.services.projects import propose_project
+from tests.domain.report_ledger import EVIL
+from tests.services.reported import build_association
+
+RAW = "<script>alert('x')</script>"
+ESCAPED = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"
+PAGES = (
+    "/ui/",
+    "/ui/projects",
+    "/ui/projects/heart",
+    "/ui/projects/hostile",
+    "/ui/models",
+    "/ui/models/heart-v1",
+    "/ui/privacy",
+    "/ui/ledger",
+    "/ui/ledger/entries/0",
+    "/ui/ledger/consistency",
+    "/ui/board",
+    "/ui/investor",
+    "/ui/jobs/job-heart-v1",
+)
+
+
+@dataclass(frozen=True)
+class Web:
+    home: Path
+    client: TestClient
+    witnessed: int  # the size of the head every node cosigned
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Web:
+    root = tmp_path_factory.mktemp("web")
+    consortium = build_association(root / "c", root)
+    propose_project(
+        consortium, name="hostile", title=EVIL, purpose=EVIL, proposed_by="lab", members=()
+    )
+    transparency.witness_all(consortium)
+    witnessed = transparency.latest_head(consortium).size
+    motion = propose_motion(
+        consortium,
+        decision="set-priorities",
+        payload={"ranking": ["medical", "agents"]},
+        proposer="lab",
+    )
+    cast_vote(consortium, motion.id, "lab", "yes")
+    with TestClient(create_app(root / "c", dashboard=True)) as client:
+        yield Web(root / "c", client, witnessed)
+
+
+def get(web: Web, path: str) -> str:
+    response = web.client.get(path)
+    assert response.status_code == 200, (path, response.text[:2000])
+    assert response.headers["content-type"].startswith("text/html")
+    return response.text
+
+
+def test_every_page_answers_under_a_strict_policy_and_loads_only_local_files(web: Web) -> None:
+    for path in PAGES:
+        response = web.client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-security-policy"] == POLICY
+        assert POLICY.startswith("default-src 'self';") and "unsafe" not in POLICY
+        assert response.headers["x-content-type-options"] == "nosniff"
+        html = response.text
+        # One script, ours, by file: no inline script, nothing from another origin.
+        assert re.findall(r"<script[^>]*>", html) == [
+            '<script src="/ui/static/htmx.min.js" defer>'
+        ], path
+        assert "<style" not in html and " style=" not in html, path
+        assert not re.search(r'(src|href)="(https?:)?//', html), path
+        # Headings in order: one h1, and no level skipped on the way down.
+        levels = [int(n) for n in re.findall(r"<h([1-6])[ >]", html)]
+        assert levels.count(1) == 1, (path, levels)
+        assert all(b <= a + 1 for a, b in pairwise(levels)), (path, levels)
+        # Every input has its label.
+        for field in re.findall(r'<input id="([^"]+)"', html):
+            assert f'<label for="{field}">' in html, (path, field)
+    htmx = web.client.get("/ui/static/htmx.min.js")
+    assert htmx.status_code == 200 and "htmx" in htmx.text[:2000]
+
+
+def test_hostile_names_are_text_on_every_page(web: Web) -> None:
+    for path in (*PAGES, "/ui/ledger?project=hostile"):
+        html = get(web, path)
+        assert RAW not in html, path
+    assert get(web, "/ui/projects/hostile").count(ESCAPED) == 2  # the title and the purpose
+    assert ESCAPED in get(web, "/ui/")  # the theme's title
+    assert ESCAPED in get(web, "/ui/projects")
+
+
+def test_the_overview_shows_the_verified_head_its_cosignatures_and_every_witness(
+    web: Web,
+) -> None:
+    html = get(web, "/ui/")
+    head = transparency.latest_head(open_home(web))
+    assert f'data-size="{head.size}" data-root="{head.root}" class="verified"' in html
+    # The open motion came after the nodes witnessed: the latest head has no cosignature,
+    # and each member shows the size it last cosigned.
+    assert head.size > web.witnessed
+    assert "No node has cosigned this head yet" in html
+    members = [m.name for m in list_members(open_home(web))]
+    assert len(members) == 6  # the spin-out kokoro-ai joined by motion
+    for member in members:
+        assert f"<td>{member}</td>" in html
+    assert html.count(f"last cosigned size {web.witnessed}") == 6
+    assert '<a href="/ui/projects/heart">heart</a>' in html
+
+
+def test_the_project_page_shows_budget_milestones_and_jobs(web: Web) -> None:
+    html = get(web, "/ui/projects/heart")
+    assert '<dd id="purpose">diagnosis</dd>' in html
+    assert "<dt>theme</dt><dd>medical</dd>" in html
+    assert '<td class="n">¥4,500,000</td>' in html  # allocated by two motions
+    assert '<td class="n" id="spent">¥1,900,000</td>' in html
+    assert 'id="left">¥2,600,000' in html
+    assert "<td>first-model</td><td>First-Model</td><td>2026-12-31</td><td>accepted" in html
+    assert "<td>paper</td><td>Paper</td><td>2027-01-15</td><td>rejected" in html
+    assert "of a quota of 90" in html
+    assert '<a href="/ui/jobs/job-heart-v1">job-heart-v1</a>' in html
+    assert '<a href="/ui/models/heart-v1">heart-v1</a>' in html
+
+
+def test_the_model_page_draws_each_share_and_lists_its_licence(web: Web) -> None:
+    html = get(web, "/ui/models/heart-v1")
+    bars = dict(re.findall(r'data-figure="share/([^"]+)" data-value="([^"]+)"', html))
+    assert bars == {
+        "cleveland-clinic-heart": "0.05",
+        "hungarian-cardiology-heart": "0.03",
+        "va-long-beach-heart": "-0.02",
+    }
+    assert 'class="bar share-negative"' in html
+    (seq,) = [e.seq for e in transparency.show_entries(open_home(web), kind="model.contributions")]
+    assert f'From ledger entry <a href="/ui/ledger/entries/{seq}">{seq}</a>' in html
+    assert "<td>licence-1</td><td>kokoro-ai</td><td>cardiology triage</td><td>JP</td>" in html
+    assert "<td>500 bp</td>" in html
+
+
+def test_the_ledger_browser_filters_by_kind_member_and_project(web: Web) -> None:
+    everything = get(web, "/ui/ledger")
+    size = transparency.latest_head(open_home(web)).size
+    assert f"<p>{size} entries;" in everything
+    motions = get(web, "/ui/ledger?kind=motion.&member=&project=")
+    kinds = set(re.findall(r"</td><td>[^<]*</td><td>([a-z.-]+)</td><td><code>", motions))
+    assert kinds == {"motion.proposed", "motion.voted", "motion.closed"}
+    shown = re.findall(r'<tr data-seq="(\d+)">', motions)
+    expected = transparency.show_entries(open_home(web), kind="motion.")
+    assert [int(s) for s in shown] == [e.seq for e in reversed(expected)]
+    hostile = get(web, "/ui/ledger?project=hostile")
+    assert re.findall(r"<td>(project\.[a-z]+)</td>", hostile) == ["project.proposed"]
+    lab = re.findall(r'<tr data-seq="(\d+)">', get(web, "/ui/ledger?member=kokoro-corp"))
+    assert lab and len(lab) < len(re.findall(r'<tr data-seq="(\d+)">', everything))
+
+
+def test_an_entry_page_shows_an_inclusion_path_that_verifies(web: Web) -> None:
+    seq = 7
+    html = get(web, f"/ui/ledger/entries/{seq}")
+    proof = transparency.prove_inclusion(open_home(web), seq)
+    attrs = dict(re.findall(r'data-(seq|leaf|size|root|verified)="([^"]*)"', html))
+    assert attrs == {
+        "seq": str(seq),
+        "leaf": proof.leaf_hash,
+        "size": str(proof.head.size),
+        "root": proof.head.root,
+        "verified": "true",
+    }
+    path = re.findall(r'<code class="sibling">([0-9a-f]{64})</code>', html)
+    assert path == proof.path and len(path) >= 3
+    results = re.findall(r'<code class="result">([0-9a-f]{64})</code>', html)
+    assert len(results) == len(path) and results[-1] == proof.head.root
+    assert html.count("= the signed root") == 1 and "≠" not in html
+    # The page's own numbers prove it, checked here without the server's word...
+    leaf, root = bytes.fromhex(attrs["leaf"]), bytes.fromhex(attrs["root"])
+    hashes = [bytes.fromhex(p) for p in path]
+    assert merkle.verify_inclusion(leaf, seq, proof.head.size, hashes, root)
+    # ...and one wrong step in the path would not.
+    forged = [hashes[0][::-1], *hashes[1:]]
+    assert not merkle.verify_inclusion(leaf, seq, proof.head.size, forged, root)
+
+
+def test_consistency_between_two_sizes_and_a_wrong_request(web: Web) -> None:
+    size = transparency.latest_head(open_home(web)).size
+    html = get(web, f"/ui/ledger/consistency?old={web.witnessed}&new={size}")
+    assert 'id="consistency" data-verified="true" class="verified"' in html
+    assert f"size {web.witnessed} (root" in html
+    bad = web.client.get("/ui/ledger/consistency?old=9&new=3")
+    assert bad.status_code == 400
+    assert "give 0 &lt;= old &lt;= new" in bad.text and 'id="error"' in bad.text
+    beyond = web.client.get(f"/ui/ledger/consistency?old=1&new={size + 5}")
+    assert beyond.status_code == 404 and f"has {size} entries" in beyond.text
+
+
+def test_the_export_downloads_the_whole_log(web: Web) -> None:
+    response = web.client.get("/ui/ledger/export")
+    assert response.status_code == 200
+    assert response.headers["content-disposition"] == 'attachment; filename="ledger-export.jsonl"'
+    data, count = transparency.export_lines(open_home(web))
+    assert response.content == data and count > 40
+
+
+def test_the_board_shows_open_and_closed_motions_with_tallies(web: Web) -> None:
+    html = get(web, "/ui/board")
+    (open_row,) = re.findall(
+        r'<tr data-motion="([^"]+)"><td>[^<]+</td><td>set-priorities</td>'
+        r"<td><code>[^<]*medical[^<]*agents",
+        html,
+    )
+    start = html.index(f'<tr data-motion="{open_row}">')
+    row = html[start : html.index("</tr>", start)]
+    assert "lab: yes" in row and "1 yes, 0 no, 0 abstain of 5 eligible" in row
+    closed = html[html.index('id="closed-motions"') :]
+    assert closed.count("<td>passed</td>") >= 5 and "5 yes, 0 no, 0 abstain of 5" in closed
+    assert "<td>1</td><td>adopted</td>" in html
+
+
+def test_the_investor_page_links_every_figure_to_its_ledger_entry(web: Web) -> None:
+    html = get(web, "/ui/investor")
+    assert 'href="#entry-' not in html
+    links = re.findall(r'<a href="/ui/ledger/entries/(\d+)">\1</a>', html)
+    assert len(links) > 20
+    size = transparency.latest_head(open_home(web)).size
+    assert all(0 <= int(s) < size for s in links)
+    royalty = re.search(r'data-figure="[^"]*licence-1/royalty_yen" data-value="(\d+)"', html)
+    assert royalty and int(royalty.group(1)) == (12_345_678 + 1_000_001) * 5 // 100
+    assert '<link rel="stylesheet" href="/ui/report.css">' in html
+    css = web.client.get("/ui/report.css")
+    assert css.headers["content-type"].startswith("text/css") and ".figure" in css.text
+
+
+def test_errors_are_pages_that_say_what_was_wrong(web: Web) -> None:
+    unknown = web.client.get("/ui/projects/nope")
+    assert unknown.status_code == 404
+    assert "unknown project &#39;nope&#39;; see `kumiai project list`" in unknown.text
+    assert web.client.get("/ui/models/nope").status_code == 404
+    assert web.client.get("/ui/ledger/entries/99999").status_code == 404
+    assert web.client.get("/ui/no-such-page").status_code == 404
+    hostile = web.client.get("/ui/projects/%3Cscript%3Ex")
+    assert hostile.status_code == 404 and "<script>x" not in hostile.text
+    # The API beside it still answers JSON, and still wants a signed request for records.
+    api = web.client.get("/projects/nope")
+    assert api.status_code == 401
+    assert api.json()["error"].startswith("this route needs a signed request")
+
+
+def test_the_coordinators_served_app_has_no_dashboard_until_sign_in(web: Web) -> None:
+    """Unsigned pages would show what the API keeps behind signed requests."""
+    with TestClient(create_app(web.home)) as served:
+        assert served.get("/ui/").status_code == 404
+        assert served.get("/ui/projects/heart").status_code == 404
+        assert served.get("/projects").status_code == 401
+
+
+def open_home(web: Web):  # type: ignore[no-untyped-def]
+    from kumiai.services.consortium import open_consortium
+
+    return open_consortium(web.home)

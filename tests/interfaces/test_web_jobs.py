@@ -1,0 +1,107 @@
+"""The job and privacy pages over a job really trained (3 rounds, DP ε=1, SecAgg+): one bar
+per round, the refusing site's reason, ε over time ending at the budget's figure, and the
+progress fragment that polls only while its job runs."""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from kumiai.adapters.storage.database import transaction
+from kumiai.domain.training import TrainingSettings
+from kumiai.interfaces.api.app import create_app
+from kumiai.services import jobs, privacy
+from kumiai.services.agreements import refuse_request
+from kumiai.services.consortium import open_consortium
+from kumiai.services.privacy import set_budget
+from kumiai.services.training import train
+from tests.domain.report_ledger import EVIL
+from tests.services.helpers import HOSPITALS, heart_consortium
+
+pytestmark = pytest.mark.simulation
+RAW = "<script>alert('x')</script>"
+
+
+@dataclass(frozen=True)
+class Trained:
+    home: Path
+    job: str
+    client: TestClient
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    home = tmp_path_factory.mktemp("web-jobs") / "c"
+    consortium, requests = heart_consortium(home, sign=HOSPITALS[:2])
+    refuse_request(consortium, requests[HOSPITALS[2]], EVIL)
+    set_budget(consortium, "cleveland-clinic-heart", 3.0)
+    outcome = train(consortium, "heart", TrainingSettings(rounds=3, epsilon=1.0))
+    with TestClient(create_app(home, dashboard=True)) as client:
+        yield Trained(home, outcome.job_id, client)
+
+
+def test_the_job_page_draws_a_bar_per_round_and_gives_each_refusal_its_reason(
+    trained: Trained,
+) -> None:
+    html = trained.client.get(f"/ui/jobs/{trained.job}").text
+    job = jobs.job_detail(open_consortium(trained.home), trained.job)
+    assert len(job.rounds) == 3 and job.status == "completed"
+    bars = re.findall(r'data-figure="round/(\d+)/auc" data-value="([^"]+)"', html)
+    assert [(int(n), float(v)) for n, v in bars] == [
+        (r["round"], r["overall"]["auc"]) for r in job.rounds
+    ]
+    accuracy = re.findall(r'data-figure="round/(\d+)/accuracy" data-value="([^"]+)"', html)
+    assert [(int(n), float(v)) for n, v in accuracy] == [
+        (r["round"], r["overall"]["accuracy"]) for r in job.rounds
+    ]
+    assert 'data-status="completed" data-rounds="3"' in html
+    assert "hx-get" not in html  # a finished job's page does not poll
+    refused = [s for s in job.sites if s.status == "refused"]
+    assert [s.dataset for s in refused] == ["va-long-beach-heart"]
+    row = html[html.index("<td>va-long-beach-heart</td>") :]
+    row = row[: row.index("</tr>")]
+    assert '<td class="decision-refused">refused</td>' in row
+    assert "no signed agreement for project &#39;heart&#39;" in row  # the node's own reason
+    # The steward's reason, as hostile as a user can type it, is text on the project page.
+    project = trained.client.get("/ui/projects/heart").text
+    assert RAW not in project and RAW not in html
+    request = project[project.index('<td class="decision-refused">refused</td>') :]
+    assert request.startswith('<td class="decision-refused">refused</td><td>&lt;script&gt;')
+
+
+def test_the_progress_fragment_polls_while_its_job_runs_and_stops_after(
+    trained: Trained,
+) -> None:
+    consortium = open_consortium(trained.home)
+    done = trained.client.get(f"/ui/jobs/{trained.job}/progress").text
+    assert done.startswith('<section id="progress"') and "hx-get" not in done
+    assert "<html" not in done  # a fragment, for htmx to swap in
+    settings = TrainingSettings(rounds=5, epsilon=1.0)
+    with transaction(consortium.sessions) as session:  # as `kumiai train` records a start
+        session.add(jobs.running_job("job-live", "heart", "train", settings))
+    live = trained.client.get("/ui/jobs/job-live/progress").text
+    assert 'hx-get="/ui/jobs/job-live/progress" hx-trigger="every 1s" hx-swap="outerHTML"' in live
+    assert 'data-status="running" data-rounds="0"' in live and "No round has completed" in live
+    jobs.fail_job(consortium, "job-live", "stopped by the test")
+    ended = trained.client.get("/ui/jobs/job-live/progress").text
+    assert 'data-status="failed"' in ended and "hx-get" not in ended
+
+
+def test_the_privacy_page_replays_epsilon_over_time_to_the_budget_figure(
+    trained: Trained,
+) -> None:
+    html = trained.client.get("/ui/privacy").text
+    lines = {b.dataset: b for b in privacy.budgets(open_consortium(trained.home))}
+    for dataset in ("cleveland-clinic-heart", "hungarian-cardiology-heart"):
+        values = [
+            float(v)
+            for v in re.findall(rf'data-figure="epsilon/{dataset}/\d+" data-value="([^"]+)"', html)
+        ]
+        assert len(values) == 3 and values == sorted(values)  # one point per round, growing
+        assert values[-1] == pytest.approx(lines[dataset].spent, abs=1e-9)
+        assert 0 < values[-1] <= 1.0
+    assert "epsilon/va-long-beach-heart/" not in html  # it refused: nothing spent
+    row = html[html.index('<tr data-dataset="cleveland-clinic-heart">') :]
+    assert f'<td class="n">{3.0:.4f}</td>' in row[: row.index("</tr>")]  # its lifetime budget
