@@ -203,3 +203,28 @@ def test_an_auditor_reads_with_only_a_key_file(
         cli, [*options, "member", "list", "--json"], env={"KUMIAI_NODE_HOME": ""}
     )
     assert refused.exit_code != 0 and "unknown key" in str(refused.exception)
+
+
+# Read without importing: tests/interfaces/test_read_commands.py loads the training stack.
+REMOTELY = {" ".join(c) for c in REMOTE} | {
+    *("member list", "dataset list", "dataset show", "project list", "project show"),
+    *("requests", "agreement list", "agreement show", "job", "models", "model"),
+    *("model show", "model card", "milestone show", "ledger prove", "spinout list"),
+}
+LOCALLY = {"ledger export", "ledger verify", "report", "agreement export"}
+
+
+def test_every_read_command_is_remote_or_says_it_is_local_only() -> None:
+    import ast
+
+    source = (Path(__file__).parent / "test_read_commands.py").read_text(encoding="utf-8")
+    [listed] = [
+        ast.literal_eval(node.value)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Assign)
+        and any(getattr(t, "id", None) == "COMMANDS" for t in node.targets)
+    ]
+    tried = {" ".join(c[:n]) for c in REMOTE for n in (1, 2)}  # "spend", "motion show"
+    unplaced = [c for c in listed if c != "--help" and c not in REMOTELY | tried | LOCALLY]
+    assert unplaced == [], f"make these work with --coordinator, or refuse: {unplaced}"
+    assert {" ".join(c[:2]) for c in LOCAL_ONLY} | {"report"} >= LOCALLY
