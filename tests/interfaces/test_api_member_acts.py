@@ -95,6 +95,7 @@ def world(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> World:
         return built.client(node.home.private_key()), node
 
     monkeypatch.setattr(remote, "client_for", client_for)  # in-process instead of over TLS
+    monkeypatch.setattr(remote, "keyed_client", lambda root, key: built.client(key))
     return built
 
 
@@ -344,6 +345,21 @@ def test_a_rotation_refused_for_another_member_a_taken_key_or_a_wrong_document(
             Intent("member.key-rotated", {"member": A, "public_key": "another"}),
         )
     assert world.counts() == before and member_key(world, A) == a_key
+
+
+def test_a_rotation_interrupted_after_the_coordinator_recorded_it_is_finished(
+    world: World,
+) -> None:
+    """The node stopped before putting its new key in place: the next run finishes it."""
+    node, old = world.node(A), world.node(A).public_key()
+    new = node.next_key()
+    meant = {"member": A, "public_key": new, "previous_key": old}
+    world.act(A, f"/members/{A}/key", {"public_key": new}, Intent("member.key-rotated", meant))
+    assert member_key(world, A) == new and world.node(A).public_key() == old  # the crash
+    before = world.counts()
+    info = remote.rotate_key(world.consortium.member_home(A))
+    assert info["key_fingerprint"] == keys.fingerprint(new)
+    assert world.node(A).public_key() == new and world.counts() == before
 
 
 def test_a_replayed_rotation_is_not_signed_by_the_retired_key(world: World) -> None:

@@ -24,7 +24,7 @@ from kumiai.domain import keys
 from kumiai.domain.agreement import AgreementTerms, SignedAgreement
 from kumiai.domain.canonical import canonical_json
 from kumiai.domain.clock import parse_iso, to_iso, utc_now
-from kumiai.domain.errors import DataError, InvalidInput, NotFound, StateError
+from kumiai.domain.errors import DataError, InvalidInput, NotFound, StateError, Unauthenticated
 from kumiai.domain.invitation import check_trust, read_token
 from kumiai.domain.job import parse_job_kinds
 from kumiai.domain.ledger import Entry
@@ -389,9 +389,14 @@ def vote(root: Path, motion: str, choice: str) -> dict[str, Any]:
 def rotate_key(root: Path) -> dict[str, Any]:
     """Replace this node's key: the new key waits in the home, the coordinator records the
     `member.key-rotated` entry signed with the old key, then the node puts the new one in
-    place. (Should the node stop between the two, the new key still waits in the home.)"""
+    place. Should the node have stopped between the two last time, the coordinator already
+    takes the waiting key for this member: the node finishes by putting it in place."""
     client, node = client_for(root)
     member, old = node.home.member_name, node.public_key()
+    finished = _recorded_rotation(root, member)
+    if finished is not None:
+        node.rotate_key()
+        return finished
     new = node.next_key()
     intent = Intent(
         "member.key-rotated", {"member": member, "public_key": new, "previous_key": old}
@@ -417,3 +422,24 @@ def set_budget(root: Path, dataset: str, epsilon: float) -> dict[str, Any]:
             client, node, member, f"/datasets/{dataset}/budget", {"epsilon": epsilon}, intent
         )
     return dict(result)
+
+
+def _recorded_rotation(root: Path, member: str) -> dict[str, Any] | None:
+    """This member's record at the coordinator, if it already holds the key waiting here."""
+    waiting = root / "next-key.pem"
+    if not waiting.is_file():
+        return None
+    key = keys.private_key_from_pem(waiting.read_bytes(), str(waiting))
+    with keyed_client(root, key) as client:
+        try:
+            if client.get("/whoami").get("member") != member:
+                return None
+        except Unauthenticated:  # the waiting key is not known there: rotate afresh
+            return None
+        return next(m for m in client.get("/members") if m["name"] == member)
+
+
+def keyed_client(root: Path, key: Any) -> CoordinatorClient:
+    """A client to the pinned coordinator signing with `key` (the waiting key, say)."""
+    pin = _pinned(root)
+    return CoordinatorClient(pin["url"], ca_cert=root / PINNED_CA, key=key)
