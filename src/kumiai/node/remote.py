@@ -4,7 +4,7 @@ The node joins with an invitation, pinning the coordinator's CA certificate and 
 after both match the invitation's fingerprints; afterwards it reaches the coordinator over
 TLS with that CA alone and signs every request with its own key. Each act is run in
 rounds (services.signed_acts on the coordinator): the coordinator shows the exact document
-the act needs signed; the node checks it is what its steward meant (its own member, the
+the act needs signed; the node checks it is what its member meant (its own member, the
 kind of act, the request or agreement named, the reason given) before it signs, and
 refuses by name otherwise. The key never leaves the node home.
 """
@@ -39,7 +39,7 @@ MAX_ROUNDS = 6  # signatures an act may need (agreement, entry), and a few ledge
 
 @dataclass(frozen=True)
 class Intent:
-    """What the steward meant: the entry kind, and payload fields it must carry exactly."""
+    """What the member meant: the entry kind, and payload fields it must carry exactly."""
 
     kind: str
     payload: dict[str, Any]
@@ -90,7 +90,7 @@ def _entry_from(document: dict[str, Any]) -> Entry:
 
 
 def _check_intent(member: str, intent: Intent, what: str, document: dict[str, Any]) -> None:
-    """Refuse, by name, a document that is not what the steward meant."""
+    """Refuse, by name, a document that is not what the member meant."""
     if what == "agreement":
         terms = intent.agreement
         if terms is None or any(document.get(k) != v for k, v in terms.items()):
@@ -108,7 +108,7 @@ def _check_intent(member: str, intent: Intent, what: str, document: dict[str, An
     if wrong:
         raise StateError(
             f"the coordinator asked {member}'s node to sign an entry ({document.get('kind')}) "
-            f"whose {', '.join(wrong)} is not what the steward meant ({intent.kind}); "
+            f"whose {', '.join(wrong)} is not what {member} meant ({intent.kind}); "
             "refused, nothing signed"
         )
 
