@@ -32,6 +32,11 @@ EXPECTED: dict[str, set[str]] = {
     "request.refuse": {S},
     "agreement.revoke": {S},
     "dataset.register": {S},
+    "request.make": {R},
+    "project.propose": {R},
+    "motion.vote": {B},
+    "budget.set": {S},
+    "member.rotate-key": {S, R},  # every member's node holds both
 }
 
 

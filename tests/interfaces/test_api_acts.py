@@ -245,7 +245,7 @@ def test_the_node_refuses_to_sign_what_its_steward_did_not_mean() -> None:
         "kind": "request.refused",
         "payload": {"request": "req-2", "reason": "no"},
     }
-    with pytest.raises(StateError, match=r"whose payload.request is not what the steward meant"):
+    with pytest.raises(StateError, match=rf"whose payload.request is not what {A} meant"):
         _check_intent(A, intent, "entry", document)
     with pytest.raises(
         StateError, match=r"an entry \(agreement.signed\) whose actor, kind, payload.request is not"

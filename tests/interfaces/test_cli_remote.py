@@ -9,11 +9,18 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from kumiai.adapters.coordinator_client import CoordinatorClient
+from kumiai.domain import keys
 from kumiai.interfaces.api.app import create_app
 from kumiai.interfaces.cli.main import app as cli
 from kumiai.node import remote
 from kumiai.node.home import NodeHome
+from kumiai.services.access import grant_access
 from kumiai.services.agreements import list_agreements
+from kumiai.services.charter import propose_charter, sign_charter
+from kumiai.services.consortium import open_consortium
+from kumiai.services.motions import propose_motion
+from kumiai.services.privacy import set_budget
+from kumiai.services.themes import add_theme
 from tests.services.helpers import HOSPITALS, heart_consortium
 
 
@@ -22,6 +29,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     home = tmp_path_factory.mktemp("remote") / "c"
     consortium, _ = heart_consortium(home, hospitals=HOSPITALS[:2], sign=HOSPITALS[:1])
     agreement = list_agreements(consortium)[0].id
+    set_budget(consortium, f"{HOSPITALS[0]}-heart", 3.0)
+    propose_charter(consortium, proposed_by="lab")
+    for member in ("lab", *HOSPITALS[:2]):
+        sign_charter(consortium, member)
+    add_theme(consortium, name="heart", title="Heart disease", by="lab")
+    propose_motion(
+        consortium, decision="set-priorities", payload={"ranking": ["heart"]}, proposer="lab"
+    )
     return home, agreement
 
 
@@ -75,3 +90,141 @@ def test_remote_reads_are_json_only_and_need_a_node_home(served: tuple[Path, str
     assert "also set KUMIAI_NODE_HOME to a node home joined to that coordinator" in str(
         keyless.exception
     )
+
+
+# Every read command of tests/interfaces/test_read_commands.py, against a coordinator: the
+# same `--json` bytes, or one line naming the command as local-only.
+REMOTE = [
+    ["jobs"],
+    ["budget"],
+    ["budget", "show"],
+    ["charter", "show"],
+    ["motion", "list"],
+    ["motion", "show", "motion-1"],
+    ["theme", "list"],
+    ["theme", "show", "heart"],
+    ["funds"],
+    ["funds", "list"],
+    ["milestone", "list"],
+    ["spinout", "list"],
+    ["licence", "list"],
+    ["royalties", "statement"],
+    ["ledger", "show"],
+    ["ledger", "show", "--type", "agreement.", "--last", "1"],
+    ["spend", "heart"],
+    ["spend", "show", "heart"],
+    ["project", "budget", "heart"],
+]
+LOCAL_ONLY = [
+    ["ledger", "export", "out.jsonl"],
+    ["ledger", "verify"],
+    ["report", "--for", "board"],
+    ["agreement", "export", "agr-1", "--odrl"],
+    ["member", "add", "evil", "--kind", "company"],  # a write: never to a local home
+]
+
+
+def in_process(app: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both readers (a node home's, a key file's) reach `app` in-process instead of TLS."""
+    from kumiai.adapters import coordinator_client
+
+    real = coordinator_client.CoordinatorClient
+
+    def reader_for(root: Path, url: str) -> CoordinatorClient:
+        transport = TestClient(app)._transport
+        return real("http://testserver", key=NodeHome(root).private_key(), transport=transport)
+
+    def by_key_file(url: str, *, ca_cert: Path, key: object) -> CoordinatorClient:
+        assert ca_cert.name == "ca.pem"
+        return real("http://testserver", key=key, transport=TestClient(app)._transport)
+
+    monkeypatch.setattr(remote, "reader_for", reader_for)
+    monkeypatch.setattr(coordinator_client, "CoordinatorClient", by_key_file)
+
+
+def test_the_coordinator_option_reads_every_remote_command(
+    served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    home, _ = served
+    in_process(create_app(home), monkeypatch)
+    env = {"KUMIAI_NODE_HOME": str(home / "members" / HOSPITALS[0])}
+    nowhere = str(tmp_path / "no-home-here")
+    url = ("--coordinator", "https://coordinator.example:8443")
+    for command in REMOTE:
+        local = run("--home", str(home), *command, "--json")
+        assert run("--home", nowhere, *url, *command, "--json", env=env) == local, command
+    proof = CliRunner().invoke(cli, [*url, "ledger", "prove", "3"], env=env)
+    local_proof = CliRunner().invoke(cli, ["--home", str(home), "ledger", "prove", "3"])
+    assert proof.exit_code == 0 and json.loads(proof.stdout) == json.loads(local_proof.stdout)
+    assert not Path(nowhere).exists()
+
+
+def test_local_only_commands_refuse_in_one_line(served: tuple[Path, str]) -> None:
+    home, _ = served
+    before = len(run("--home", str(home), "ledger", "show", "--json"))  # type: ignore[arg-type]
+    for command in LOCAL_ONLY:
+        refused = CliRunner().invoke(
+            cli, ["--home", str(home), "--coordinator", "https://c.example:8443", *command]
+        )
+        assert refused.exit_code != 0, command
+        message = str(refused.exception)
+        assert "\n" not in message and message.endswith(
+            "works on a local consortium home only, not against the coordinator at "
+            "https://c.example:8443; run it on the coordinator's machine with --home, or "
+            "without --coordinator / KUMIAI_COORDINATOR"
+        ), command
+        named = message.split("`")[1].split()  # the command it names, after the program
+        assert named[1] == command[0] and named[-1] in [*command, "show"], message
+    assert len(run("--home", str(home), "ledger", "show", "--json")) == before  # type: ignore[arg-type]
+
+
+def test_an_auditor_reads_with_only_a_key_file(
+    served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    home, _ = served
+    key = keys.new_private_key()
+    (tmp_path / "auditor.pem").write_bytes(keys.private_key_to_pem(key))
+    (tmp_path / "ca.pem").write_text("the consortium's CA, pinned by the auditor")
+    grant_access(
+        open_consortium(home), name="kpmg", role="auditor", public_key=keys.public_key_b64(key)
+    )
+    in_process(create_app(home), monkeypatch)
+    options = [
+        *("--coordinator", "https://coordinator.example:8443"),
+        *("--key", str(tmp_path / "auditor.pem"), "--ca", str(tmp_path / "ca.pem")),
+    ]
+    for command in (["member", "list"], ["requests"], ["budget"]):
+        local = run("--home", str(home), *command, "--json")
+        assert run(*options, *command, "--json", env={"KUMIAI_NODE_HOME": ""}) == local
+    unknown = keys.new_private_key()
+    (tmp_path / "stranger.pem").write_bytes(keys.private_key_to_pem(unknown))
+    options[3] = str(tmp_path / "stranger.pem")
+    refused = CliRunner().invoke(
+        cli, [*options, "member", "list", "--json"], env={"KUMIAI_NODE_HOME": ""}
+    )
+    assert refused.exit_code != 0 and "unknown key" in str(refused.exception)
+
+
+# Read without importing: tests/interfaces/test_read_commands.py loads the training stack.
+REMOTELY = {" ".join(c) for c in REMOTE} | {
+    *("member list", "dataset list", "dataset show", "project list", "project show"),
+    *("requests", "agreement list", "agreement show", "job", "models", "model"),
+    *("model show", "model card", "milestone show", "ledger prove", "spinout list"),
+}
+LOCALLY = {"ledger export", "ledger verify", "report", "agreement export"}
+
+
+def test_every_read_command_is_remote_or_says_it_is_local_only() -> None:
+    import ast
+
+    source = (Path(__file__).parent / "test_read_commands.py").read_text(encoding="utf-8")
+    [listed] = [
+        ast.literal_eval(node.value)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Assign)
+        and any(getattr(t, "id", None) == "COMMANDS" for t in node.targets)
+    ]
+    tried = {" ".join(c[:n]) for c in REMOTE for n in (1, 2)}  # "spend", "motion show"
+    unplaced = [c for c in listed if c != "--help" and c not in REMOTELY | tried | LOCALLY]
+    assert unplaced == [], f"make these work with --coordinator, or refuse: {unplaced}"
+    assert {" ".join(c[:2]) for c in LOCAL_ONLY} | {"report"} >= LOCALLY

@@ -137,7 +137,23 @@ def test_invite_join_and_sign_over_tls(tmp_path: Path) -> None:
         assert (node / "agreements" / f"{agreement['id']}.json").is_file()
         listed = ok("--home", str(home), "agreement", "list")
         assert [a["id"] for a in listed] == [agreement["id"]]
-        verified = kumiai("--home", str(home), "ledger", "verify")
+
+        # st-mary's other acts over TLS: a proposal, its budget, a new key; then it reads
+        # with --coordinator, signing with the new key.
+        proposed = ok("node", "propose", "icu", "--purpose", "ICU warning", "--home", str(node))
+        assert proposed["proposed_by"] == "st-mary" and proposed["status"] == "proposed"
+        budget = ok("node", "budget", "st-mary-heart", "--epsilon", "5", "--home", str(node))
+        assert budget == {"dataset": "st-mary-heart", "lifetime": 5.0}
+        rotated = ok("node", "rotate-key", "--home", str(node))
+        assert rotated["key_fingerprint"] != joined["member"]["key_fingerprint"]
+        ENV["KUMIAI_NODE_HOME"] = str(node)
+        try:
+            remote = ok("--home", str(tmp_path / "none"), "--coordinator", url, "budget")
+        finally:
+            del ENV["KUMIAI_NODE_HOME"]
+        assert remote == ok("--home", str(home), "budget")
+        assert [b["lifetime"] for b in remote if b["dataset"] == "st-mary-heart"] == [5.0]
+        verified = kumiai("--home", str(home), "ledger", "verify")  # the rotation included
         assert verified.returncode == 0, verified.stderr
     finally:
         os.kill(server.pid, signal.SIGTERM)

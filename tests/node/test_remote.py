@@ -63,7 +63,7 @@ def test_the_node_refuses_a_document_its_steward_did_not_mean(
     node: LocalNode, document: dict[str, Any], wrong: str
 ) -> None:
     sent: list[dict] = []  # type: ignore[type-arg]
-    with pytest.raises(StateError, match=f"whose {wrong} is not what the steward meant"):
+    with pytest.raises(StateError, match=f"whose {wrong} is not what st-mary meant"):
         run_act(hostile([("entry", document)], sent), node, "st-mary", "/x", {}, MEANT)
     assert [body["signatures"] for body in sent] == [[]]  # nothing signed ever left
 

@@ -1,4 +1,4 @@
-"""Witnesses that talk, with real processes on 127.0.0.1: each `kumiai witness-node --once`
+"""Witnesses that talk, with real processes on 127.0.0.1: each `kumiai node witness --once`
 runs with its own node home, no shared directory, against a coordinator over TLS.
 
 A hostile coordinator that shows member alpha one history and member beta a forked one is
@@ -59,10 +59,10 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 
 def witness_node(home: Path, url: str, ca: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    """One `kumiai witness-node --json` process (`--once` unless told), awaited by its PID."""
+    """One `kumiai node witness --json` process (`--once` unless told), awaited by its PID."""
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "kumiai", "witness-node", "--home", str(home)),
+            *(sys.executable, "-m", "kumiai", "node", "witness", "--home", str(home)),
             *("--coordinator", url, "--ca", str(ca), "--json", *(extra or ("--once",))),
         ],
         stdout=subprocess.PIPE,
@@ -308,7 +308,7 @@ def test_a_node_witnessing_every_few_seconds_stops_on_sigterm(world: dict, hosti
     alpha = world["homes"]["alpha"]
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "kumiai", "witness-node", "--home", str(alpha)),
+            *(sys.executable, "-m", "kumiai", "node", "witness", "--home", str(alpha)),
             *("--coordinator", url, "--ca", str(alpha.parent / "ca.pem"), "--every", "1"),
             "--json",
         ],

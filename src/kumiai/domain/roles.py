@@ -49,6 +49,12 @@ class Action(StrEnum):
     REQUEST_REFUSE = "request.refuse"
     AGREEMENT_REVOKE = "agreement.revoke"
     DATASET_REGISTER = "dataset.register"
+    # -- a member's other acts, signed at its node -------------------------------------------
+    REQUEST_MAKE = "request.make"  # a researcher asks a steward for data
+    PROJECT_PROPOSE = "project.propose"
+    MOTION_VOTE = "motion.vote"  # a board seat votes; the charter decides who is eligible
+    BUDGET_SET = "budget.set"  # the steward's node mirrors the ε budget its own home enforces
+    KEY_ROTATE = "member.rotate-key"  # a member's node replaces its key, the old one vouching
 
 
 PUBLIC: frozenset[Action] = frozenset(
@@ -92,6 +98,11 @@ PERMITTED: dict[Action, frozenset[Role]] = {
     Action.REQUEST_REFUSE: _STEWARD,
     Action.AGREEMENT_REVOKE: _STEWARD,
     Action.DATASET_REGISTER: _STEWARD,
+    Action.REQUEST_MAKE: frozenset({Role.RESEARCHER}),
+    Action.PROJECT_PROPOSE: frozenset({Role.RESEARCHER}),
+    Action.MOTION_VOTE: frozenset({Role.BOARD}),
+    Action.BUDGET_SET: _STEWARD,
+    Action.KEY_ROTATE: frozenset({Role.STEWARD, Role.RESEARCHER}),
 }
 
 

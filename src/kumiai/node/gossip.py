@@ -8,7 +8,7 @@ but cannot forge it: a cosignature verifies only with the witness's key, and thi
 the keys it first saw rather than trusting the coordinator's list each time.
 
 A split view (two signed heads that cannot be one log) is written as evidence to
-`split-views/` in the node home. Exit codes of `kumiai witness-node`: 0 one log,
+`split-views/` in the node home. Exit codes of `kumiai node witness`: 0 one log,
 3 split view (evidence written), 4 untrusted (a head or cosignature that does not verify, a
 witness whose key changed, a replayed or withheld cosignature: something is wrong, but
 nothing here proves a fork).

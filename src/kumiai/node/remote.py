@@ -4,7 +4,7 @@ The node joins with an invitation, pinning the coordinator's CA certificate and 
 after both match the invitation's fingerprints; afterwards it reaches the coordinator over
 TLS with that CA alone and signs every request with its own key. Each act is run in
 rounds (services.signed_acts on the coordinator): the coordinator shows the exact document
-the act needs signed; the node checks it is what its steward meant (its own member, the
+the act needs signed; the node checks it is what its member meant (its own member, the
 kind of act, the request or agreement named, the reason given) before it signs, and
 refuses by name otherwise. The key never leaves the node home.
 """
@@ -13,6 +13,7 @@ import json
 import secrets
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ from kumiai.domain import keys
 from kumiai.domain.agreement import AgreementTerms, SignedAgreement
 from kumiai.domain.canonical import canonical_json
 from kumiai.domain.clock import parse_iso, to_iso, utc_now
-from kumiai.domain.errors import DataError, InvalidInput, NotFound, StateError
+from kumiai.domain.errors import DataError, InvalidInput, NotFound, StateError, Unauthenticated
 from kumiai.domain.invitation import check_trust, read_token
+from kumiai.domain.job import parse_job_kinds
 from kumiai.domain.ledger import Entry
+from kumiai.domain.motion import choice_of
 from kumiai.domain.schema import ColumnType, parse_target
 from kumiai.node.home import NodeHome
 from kumiai.node.port import LocalDataset, LocalNode
@@ -36,7 +39,7 @@ MAX_ROUNDS = 6  # signatures an act may need (agreement, entry), and a few ledge
 
 @dataclass(frozen=True)
 class Intent:
-    """What the steward meant: the entry kind, and payload fields it must carry exactly."""
+    """What the member meant: the entry kind, and payload fields it must carry exactly."""
 
     kind: str
     payload: dict[str, Any]
@@ -87,7 +90,7 @@ def _entry_from(document: dict[str, Any]) -> Entry:
 
 
 def _check_intent(member: str, intent: Intent, what: str, document: dict[str, Any]) -> None:
-    """Refuse, by name, a document that is not what the steward meant."""
+    """Refuse, by name, a document that is not what the member meant."""
     if what == "agreement":
         terms = intent.agreement
         if terms is None or any(document.get(k) != v for k, v in terms.items()):
@@ -105,7 +108,7 @@ def _check_intent(member: str, intent: Intent, what: str, document: dict[str, An
     if wrong:
         raise StateError(
             f"the coordinator asked {member}'s node to sign an entry ({document.get('kind')}) "
-            f"whose {', '.join(wrong)} is not what the steward meant ({intent.kind}); "
+            f"whose {', '.join(wrong)} is not what {member} meant ({intent.kind}); "
             "refused, nothing signed"
         )
 
@@ -303,3 +306,140 @@ def register_dataset(
         raise
     write.finish()
     return dict(result)
+
+
+# -- a member's other acts: a researcher's request and proposal, a board seat's vote --------
+
+
+def _act(root: Path, path: str, body: dict[str, Any], intent_of: Any) -> dict[str, Any]:
+    """One act of this node's member; `intent_of(member)` is what the member means."""
+    client, node = client_for(root)
+    member = node.home.member_name
+    with client:
+        result, _ = run_act(client, node, member, path, body, intent_of(member))
+    return dict(result)
+
+
+def request_data(
+    root: Path,
+    project: str,
+    dataset: str,
+    *,
+    job_kinds: str = "train,evaluate",
+    max_rounds: int = 50,
+    expires_at: datetime,
+    epsilon_cap: float | None = None,
+    plain_aggregation: bool = False,
+    aggregate_statistics: str = "allowed",
+    min_cohort: int = 0,
+    contribution_analysis: bool = False,
+) -> dict[str, Any]:
+    """Ask a steward for data; the node chooses the request id and signs only these terms."""
+    request_id = f"req-{secrets.token_hex(4)}"
+    terms = {
+        "project": project,
+        "dataset": dataset,
+        "max_rounds": max_rounds,
+        "expires_at": to_iso(expires_at),
+        "epsilon_cap": epsilon_cap,
+        "plain_aggregation": plain_aggregation,
+        "aggregate_statistics": aggregate_statistics,
+        "min_cohort": min_cohort,
+        "contribution_analysis": contribution_analysis,
+    }
+    kinds = [k.value for k in parse_job_kinds(job_kinds)]
+    return _act(
+        root,
+        "/requests",
+        {**terms, "request_id": request_id, "job_kinds": ",".join(kinds)},
+        lambda member: Intent("request.made", {**terms, "request": request_id, "job_kinds": kinds}),
+    )
+
+
+def propose_project(
+    root: Path, name: str, *, purpose: str, title: str = "", members: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Propose a project in this node's member's name; the node signs only this purpose."""
+    return _act(
+        root,
+        "/projects",
+        {"name": name, "purpose": purpose, "title": title, "members": list(members)},
+        lambda member: Intent(
+            "project.proposed",
+            {
+                "project": name,
+                "purpose": purpose.strip(),
+                "members": sorted({member, *members}),
+            },
+        ),
+    )
+
+
+def vote(root: Path, motion: str, choice: str) -> dict[str, Any]:
+    """Cast this seat's vote: the node signs only its own choice on this motion."""
+    picked = choice_of(choice).value
+    return _act(
+        root,
+        f"/motions/{motion}/votes",
+        {"choice": picked},
+        lambda member: Intent("motion.voted", {"motion": motion, "choice": picked}),
+    )
+
+
+def rotate_key(root: Path) -> dict[str, Any]:
+    """Replace this node's key: the new key waits in the home, the coordinator records the
+    `member.key-rotated` entry signed with the old key, then the node puts the new one in
+    place. Should the node have stopped between the two last time, the coordinator already
+    takes the waiting key for this member: the node finishes by putting it in place."""
+    client, node = client_for(root)
+    member, old = node.home.member_name, node.public_key()
+    finished = _recorded_rotation(root, member)
+    if finished is not None:
+        node.rotate_key()
+        return finished
+    new = node.next_key()
+    intent = Intent(
+        "member.key-rotated", {"member": member, "public_key": new, "previous_key": old}
+    )
+    with client:
+        result, _ = run_act(
+            client, node, member, f"/members/{member}/key", {"public_key": new}, intent
+        )
+    node.rotate_key()
+    return dict(result)
+
+
+def set_budget(root: Path, dataset: str, epsilon: float) -> dict[str, Any]:
+    """Set a dataset's lifetime ε here first (the node's guard enforces it from now on), then
+    ask the coordinator to mirror it in its catalogue."""
+    client, node = client_for(root)
+    member = node.home.member_name
+    node.dataset(dataset)  # NotFound unless this node holds the dataset
+    node.set_budget(dataset, epsilon)
+    intent = Intent("budget.set", {})  # nothing to sign: the signed request is the authority
+    with client:
+        result, _ = run_act(
+            client, node, member, f"/datasets/{dataset}/budget", {"epsilon": epsilon}, intent
+        )
+    return dict(result)
+
+
+def _recorded_rotation(root: Path, member: str) -> dict[str, Any] | None:
+    """This member's record at the coordinator, if it already holds the key waiting here."""
+    waiting = root / "next-key.pem"
+    if not waiting.is_file():
+        return None
+    key = keys.private_key_from_pem(waiting.read_bytes(), str(waiting))
+    with keyed_client(root, key) as client:
+        try:
+            if client.get("/whoami").get("member") != member:
+                return None
+        except Unauthenticated:  # the waiting key is not known there: rotate afresh
+            return None
+        return next(m for m in client.get("/members") if m["name"] == member)
+
+
+def keyed_client(root: Path, key: Any) -> CoordinatorClient:
+    """A client to the pinned coordinator signing with `key` (the waiting key, say)."""
+    pin = _pinned(root)
+    return CoordinatorClient(pin["url"], ca_cert=root / PINNED_CA, key=key)

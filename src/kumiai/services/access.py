@@ -173,16 +173,9 @@ def grant_access(consortium: Consortium, *, name: str, role: str, public_key: st
     with transaction(consortium.sessions) as session:
         if session.get(AccessGrantRow, name) is not None:
             raise InvalidInput(f"a key is already granted as {name!r}; choose another name")
-        taken = session.scalars(
-            select(MemberRow.name).where(MemberRow.key_fingerprint == fingerprint)
-        ).first()
-        clash = session.scalars(
-            select(AccessGrantRow.name).where(AccessGrantRow.key_fingerprint == fingerprint)
-        ).first()
-        if taken or clash or fingerprint == keys.fingerprint(consortium.coordinator_public_key()):
-            raise InvalidInput(
-                f"key {fingerprint} already belongs to {taken or clash or COORDINATOR}"
-            )
+        holder = _holder(consortium, session, fingerprint)
+        if holder is not None:
+            raise InvalidInput(f"key {fingerprint} already belongs to {holder}")
         row = AccessGrantRow(
             name=name,
             role=granted.value,
@@ -194,6 +187,27 @@ def grant_access(consortium: Consortium, *, name: str, role: str, public_key: st
         payload = {"name": name, "role": granted.value, "public_key": public_key}
         consortium.ledger.append(session, Act(COORDINATOR, "access.granted", payload))
         return GrantInfo(row.name, row.role, row.key_fingerprint, row.granted_at)
+
+
+def _holder(consortium: Consortium, session: Session, fingerprint: str) -> str | None:
+    taken = session.scalars(
+        select(MemberRow.name).where(MemberRow.key_fingerprint == fingerprint)
+    ).first()
+    clash = session.scalars(
+        select(AccessGrantRow.name).where(AccessGrantRow.key_fingerprint == fingerprint)
+    ).first()
+    if fingerprint == keys.fingerprint(consortium.coordinator_public_key()):
+        return COORDINATOR
+    return taken or clash
+
+
+def key_holder(consortium: Consortium, public_key: str) -> str | None:
+    """Who already holds `public_key` (a member, a grant, the coordinator), if anyone: one
+    key is one caller. Refuses what is not an Ed25519 public key."""
+    if not _is_public_key(public_key):
+        raise InvalidInput(f"{public_key!r} is not an Ed25519 public key (base64 of 32 bytes)")
+    with transaction(consortium.sessions) as session:
+        return _holder(consortium, session, keys.fingerprint(public_key))
 
 
 def _is_public_key(text: str) -> bool:

@@ -120,8 +120,12 @@ def request_data_use(
     aggregate_statistics: str = ALLOWED,
     min_cohort: int = 0,
     contribution_analysis: bool = False,
+    request_id: str | None = None,
 ) -> RequestInfo:
-    """Ask a dataset's steward to let a project use it, for the project's stated purpose."""
+    """Ask a dataset's steward to let a project use it, for the project's stated purpose.
+
+    `request_id` is chosen by a researcher's node acting through the API, so that the entry
+    it signs is the same bytes in every round (services.signed_acts)."""
     kinds = parse_job_kinds(job_kinds)
     check_statistics_mode(aggregate_statistics)
     check_min_cohort(min_cohort)
@@ -149,7 +153,7 @@ def request_data_use(
             }
         )
         row = RequestRow(
-            id=_new_id("req"),
+            id=request_id or _new_id("req"),
             project=project,
             dataset=dataset,
             requested_by=requested_by,

@@ -53,11 +53,13 @@ class SubmittedNode:
         public_key: str | None,
         signatures: Sequence[str] = (),
         inner: NodePort | None = None,
+        next_public_key: str | None = None,
     ) -> None:
         self.member = member
         self._public = public_key
         self._signatures = tuple(signatures)
         self._inner = inner
+        self._next = next_public_key
 
     def __getattr__(self, operation: str) -> Any:
         if self._inner is None:
@@ -87,6 +89,18 @@ class SubmittedNode:
             raise StateError(f"no key of {self.member!r} was submitted")
         return self._public
 
+    def next_key(self) -> str:
+        """The key the node made and keeps waiting, submitted with a key rotation."""
+        if self._next is None:
+            return self.__getattr__("next_key")()  # type: ignore[no-any-return]
+        return self._next
+
+    def rotate_key(self) -> str:
+        """The node puts its new key in place itself, once the rotation is recorded."""
+        if self._next is None:
+            return self.__getattr__("rotate_key")()  # type: ignore[no-any-return]
+        return self._next
+
     def store_agreement(self, agreement: SignedAgreement) -> None:
         """The node keeps the agreement it signed; the coordinator keeps only its mirror."""
         self._require_acting("store the agreement")
@@ -94,6 +108,11 @@ class SubmittedNode:
     def revoke(self, agreement_id: str, revoked_at: str, reason: str) -> None:
         """The node wrote the revocation in its home before it submitted the act."""
         self._require_acting("revoke the agreement")
+
+    def set_budget(self, dataset: str, epsilon: float) -> None:
+        """The node set the budget in its own home (its guard enforces it) before it asked
+        the coordinator to mirror it."""
+        self._require_acting("set the privacy budget")
 
     def _require_acting(self, what: str) -> None:
         if self._public is None:

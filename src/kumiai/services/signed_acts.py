@@ -14,30 +14,38 @@ a signature over the new entry; the node's client signs again, a few rounds at m
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import AgreementRow, DatasetRow, MemberRow, RequestRow
+from kumiai.domain import keys
 from kumiai.domain.clock import frozen_at, to_iso, utc_now
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.roles import require_own
+from kumiai.services.access import key_holder
 from kumiai.services.agreements import (
     AgreementInfo,
     RequestInfo,
     refuse_request,
+    request_data_use,
     revoke_agreement,
     sign_request,
 )
 from kumiai.services.consortium import Consortium
 from kumiai.services.datasets import DatasetInfo, record_dataset
 from kumiai.services.lookup import get
+from kumiai.services.members import MemberInfo, rotate_key
+from kumiai.services.motions import MotionInfo, cast_vote
+from kumiai.services.privacy import set_budget
+from kumiai.services.projects import ProjectInfo, propose_project
 from kumiai.services.remote_node import SubmittedNode, Unsigned
 
 Result = TypeVar("Result")
 ROUND_WINDOW = timedelta(minutes=2)  # how long a first round's time may be reused
 _AGREEMENT_ID = re.compile(r"agr-[0-9a-f]{8}")
+_REQUEST_ID = re.compile(r"req-[0-9a-f]{8}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class Submission:
     public_key: str
     signatures: tuple[str, ...] = ()
     at: datetime | None = None
+    next_key: str | None = None  # a key rotation's new public key, made at the node
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,12 @@ def run_signed(
             f"the act's time {to_iso(at)} is more than {ROUND_WINDOW.seconds // 60} minutes "
             "from the coordinator's clock; submit it again without a time"
         )
-    node = SubmittedNode(submission.member, submission.public_key, submission.signatures)
+    node = SubmittedNode(
+        submission.member,
+        submission.public_key,
+        submission.signatures,
+        next_public_key=submission.next_key,
+    )
     try:
         # `frozen_at` and `acting` hold for the whole process: safe because the API runs
         # one route at a time (interfaces.api.app); every time the act writes is `at`.
@@ -165,3 +179,118 @@ def register_at_node(
             sensitivity=sensitivity,
         ),
     )
+
+
+# -- a member's other acts: each for the submitting member only ----------------------------
+
+
+def request_at_node(
+    consortium: Consortium,
+    submission: Submission,
+    request_id: str,
+    *,
+    project: str,
+    dataset: str,
+    job_kinds: str,
+    max_rounds: int,
+    expires_at: datetime,
+    epsilon_cap: float | None,
+    plain_aggregation: bool,
+    aggregate_statistics: str,
+    min_cohort: int,
+    contribution_analysis: bool,
+) -> RequestInfo | SignThis:
+    """A researcher's node asks for data; the node chose the request id, so every round is
+    the same entry, and an id already taken (a replayed request) is refused."""
+    if not _REQUEST_ID.fullmatch(request_id):
+        raise InvalidInput(f"request id {request_id!r} is not of the form req-1a2b3c4d")
+    with transaction(consortium.sessions) as session:
+        if session.get(RequestRow, request_id) is not None:
+            raise InvalidInput(
+                f"request {request_id} already exists; a node asks again under a new id"
+            )
+    return run_signed(
+        consortium,
+        submission,
+        lambda: request_data_use(
+            consortium,
+            project=project,
+            dataset=dataset,
+            requested_by=submission.member,
+            job_kinds=job_kinds,
+            max_rounds=max_rounds,
+            expires_at=expires_at,
+            epsilon_cap=epsilon_cap,
+            plain_aggregation=plain_aggregation,
+            aggregate_statistics=aggregate_statistics,
+            min_cohort=min_cohort,
+            contribution_analysis=contribution_analysis,
+            request_id=request_id,
+        ),
+    )
+
+
+def propose_at_node(
+    consortium: Consortium,
+    submission: Submission,
+    *,
+    name: str,
+    title: str,
+    purpose: str,
+    members: tuple[str, ...],
+) -> ProjectInfo | SignThis:
+    """A researcher's node proposes a project, always in its own member's name."""
+    return run_signed(
+        consortium,
+        submission,
+        lambda: propose_project(
+            consortium,
+            name=name,
+            title=title,
+            purpose=purpose,
+            proposed_by=submission.member,
+            members=members,
+        ),
+    )
+
+
+def vote_at_node(
+    consortium: Consortium, submission: Submission, motion_id: str, choice: str
+) -> MotionInfo | SignThis:
+    """A board seat's vote, signed at the seat's own node; a second vote is refused by
+    `domain.motion.check_vote`, as in the one-directory mode."""
+    return run_signed(
+        consortium, submission, lambda: cast_vote(consortium, motion_id, submission.member, choice)
+    )
+
+
+def rotate_at_node(
+    consortium: Consortium, submission: Submission, member: str, new_key: str
+) -> MemberInfo | SignThis:
+    """The node made its new key and keeps it waiting; the `member.key-rotated` entry is
+    signed with the old key, which vouches for the new one (as `members.rotate_key`). The
+    node puts the new key in place once this is recorded."""
+    require_own(submission.member, member, f"the key of {member}")
+    holder = key_holder(consortium, new_key)
+    if holder is not None:
+        raise InvalidInput(
+            f"key {keys.fingerprint(new_key)} already belongs to {holder}; a node rotates "
+            "to a key of its own making"
+        )
+    return run_signed(
+        consortium,
+        replace(submission, next_key=new_key),
+        lambda: rotate_key(consortium, member),
+    )
+
+
+def budget_at_node(
+    consortium: Consortium, submission: Submission, dataset: str, epsilon: float
+) -> float | SignThis:
+    """The steward's node set its dataset's lifetime ε in its own home, where its guard
+    enforces it; the catalogue mirrors it. No entry is signed (as `kumiai budget set`): the
+    node's signed request, its nonce spent, is the authority, and only its own dataset."""
+    with transaction(consortium.sessions) as session:
+        steward = get(session, DatasetRow, dataset).member
+    require_own(submission.member, steward, f"dataset {dataset}")
+    return run_signed(consortium, submission, lambda: set_budget(consortium, dataset, epsilon))

@@ -1,4 +1,5 @@
-"""Members' acts, signed at their own nodes: join, sign, refuse, revoke.
+"""Members' acts, signed at their own nodes: join, sign, refuse, revoke, register; a
+researcher's request and project proposal; a board seat's vote.
 
 Each route is one round of `services.signed_acts`: `202 {"status": "sign", "what", "document",
 "at"}` when the node must sign a document first (nothing was written), `200 {"status":
@@ -69,6 +70,39 @@ class DatasetBody(Round):
     sensitivity: str = "confidential"
 
 
+class RequestBody(Round):
+    request_id: str = Field(description="The id the node chose for the request.")
+    project: str
+    dataset: str
+    job_kinds: str = "train,evaluate"
+    max_rounds: int = 50
+    expires_at: datetime
+    epsilon_cap: float | None = None
+    plain_aggregation: bool = False
+    aggregate_statistics: str = "allowed"
+    min_cohort: int = 0
+    contribution_analysis: bool = False
+
+
+class ProjectBody(Round):
+    name: str
+    purpose: str
+    title: str = ""
+    members: list[str] = []
+
+
+class VoteBody(Round):
+    choice: str = Field(description="yes, no or abstain.")
+
+
+class BudgetBody(Round):
+    epsilon: float = Field(description="The dataset's lifetime ε, already set at the node.")
+
+
+class KeyBody(Round):
+    public_key: str = Field(description="The node's new public key, waiting at the node.")
+
+
 class JoinBody(Round):
     token: str
     public_key: str
@@ -81,7 +115,7 @@ def answer(result: Any) -> PlainJSON:
 
 
 def _member(caller: Principal) -> str:
-    assert caller.member is not None  # only a member's node holds the steward role
+    assert caller.member is not None  # only a member's node holds a member's roles
     return caller.member
 
 
@@ -173,3 +207,65 @@ def register(
             sensitivity=body.sensitivity,
         )
     )
+
+
+@router.post("/requests", summary="A researcher's node asks a steward for data")
+def request_data(
+    home: Home, body: RequestBody, caller: Annotated[Principal, allow(Action.REQUEST_MAKE)]
+) -> PlainJSON:
+    submission = signed_acts.submitted_by(home, _member(caller), body.signatures, body.at)
+    terms = body.model_dump(exclude={"request_id", "signatures", "at"})
+    return answer(signed_acts.request_at_node(home, submission, body.request_id, **terms))
+
+
+@router.post("/projects", summary="A researcher's node proposes a project")
+def propose(
+    home: Home, body: ProjectBody, caller: Annotated[Principal, allow(Action.PROJECT_PROPOSE)]
+) -> PlainJSON:
+    submission = signed_acts.submitted_by(home, _member(caller), body.signatures, body.at)
+    return answer(
+        signed_acts.propose_at_node(
+            home,
+            submission,
+            name=body.name,
+            title=body.title,
+            purpose=body.purpose,
+            members=tuple(body.members),
+        )
+    )
+
+
+@router.post("/motions/{motion_id}/votes", summary="A board seat votes, signed at its node")
+def vote(
+    home: Home,
+    motion_id: str,
+    body: VoteBody,
+    caller: Annotated[Principal, allow(Action.MOTION_VOTE)],
+) -> PlainJSON:
+    submission = signed_acts.submitted_by(home, _member(caller), body.signatures, body.at)
+    return answer(signed_acts.vote_at_node(home, submission, motion_id, body.choice))
+
+
+@router.post("/members/{member}/key", summary="A node rotates its key, the old one vouching")
+def rotate(
+    home: Home,
+    member: str,
+    body: KeyBody,
+    caller: Annotated[Principal, allow(Action.KEY_ROTATE)],
+) -> PlainJSON:
+    submission = signed_acts.submitted_by(home, _member(caller), body.signatures, body.at)
+    return answer(signed_acts.rotate_at_node(home, submission, member, body.public_key))
+
+
+@router.post("/datasets/{name}/budget", summary="The steward's node mirrors its ε budget")
+def budget(
+    home: Home,
+    name: str,
+    body: BudgetBody,
+    caller: Annotated[Principal, allow(Action.BUDGET_SET)],
+) -> PlainJSON:
+    submission = signed_acts.submitted_by(home, _member(caller), body.signatures, body.at)
+    epsilon = signed_acts.budget_at_node(home, submission, name, body.epsilon)
+    if isinstance(epsilon, SignThis):
+        return answer(epsilon)
+    return answer({"dataset": name, "lifetime": epsilon})

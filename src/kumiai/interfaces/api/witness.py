@@ -2,7 +2,7 @@
 
 A node fetches `/ledger/head`, checks it against the last head it witnessed with a proof
 from `/ledger/consistency`, cosigns it and POSTs the cosignature here. It then reads the
-other witnesses' cosigned heads and compares them with its own (`kumiai witness-node`).
+other witnesses' cosigned heads and compares them with its own (`kumiai node witness`).
 """
 
 from typing import Any

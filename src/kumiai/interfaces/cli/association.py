@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from kumiai.interfaces.cli.context import consortium, when
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
+from kumiai.interfaces.cli.remote import remote_document
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -96,6 +97,8 @@ def _theme_lines(info: "ThemeInfo") -> None:
 @theme_app.command("list")
 def theme_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List the themes, the board's priorities first."""
+    if remote_document(as_json, "/themes"):
+        return
     from kumiai.services import themes
 
     listing = themes.list_themes(consortium(ctx))
@@ -117,6 +120,8 @@ def theme_show(
     ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
     """Show a theme, its priority and its projects."""
+    if remote_document(as_json, "/themes/{}", name):
+        return
     from kumiai.services import themes
 
     info = themes.show_theme(consortium(ctx), name)
@@ -160,6 +165,8 @@ def project_theme(
 @funds_app.command("list")
 def funds_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Each source: received, allocated and the balance; then the totals."""
+    if remote_document(as_json, "/funds"):
+        return
     from kumiai.services import funds
 
     books = funds.list_funds(consortium(ctx))
@@ -258,6 +265,8 @@ def budget_lines(info: "BudgetInfo") -> None:
 
 
 def _show_budget(ctx: typer.Context, project: str, as_json: bool) -> None:
+    if remote_document(as_json, "/projects/{}/spend", project):
+        return
     from kumiai.services import spend
 
     info = spend.project_budget(consortium(ctx), project)
@@ -393,6 +402,8 @@ def milestone_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List milestones; a milestone past its due date and not accepted shows as late."""
+    if remote_document(as_json, "/milestones", project=project):
+        return
     from kumiai.services import milestones
 
     listing = milestones.list_milestones(consortium(ctx), project)
@@ -428,6 +439,8 @@ def milestone_show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show a milestone, its evidence and the board's decision."""
+    if remote_document(as_json, "/milestones/{}/{}", project, name):
+        return
     from kumiai.services import milestones
 
     info = milestones.show_milestone(consortium(ctx), project, name)

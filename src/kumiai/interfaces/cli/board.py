@@ -12,6 +12,7 @@ import typer
 
 from kumiai.interfaces.cli.context import consortium, when
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
+from kumiai.interfaces.cli.remote import remote_document
 
 if TYPE_CHECKING:
     from kumiai.domain.charter import Decision, Fraction, Rule
@@ -158,6 +159,8 @@ def charter_show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show the charter in force (or being signed): seats, rules, conflicts, signatures."""
+    if remote_document(as_json, "/charter", version=None if version is None else str(version)):
+        return
     from kumiai.services import charter
 
     info = charter.show_charter(consortium(ctx), version)
@@ -257,6 +260,8 @@ def motion_show(
     ctx: typer.Context, motion: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
     """Show a motion: what it decides, who may vote, the votes and the tally."""
+    if remote_document(as_json, "/motions/{}", motion):
+        return
     from kumiai.services import motions
 
     info = motions.show_motion(consortium(ctx), motion)
@@ -273,6 +278,8 @@ def motion_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List motions, newest last."""
+    if remote_document(as_json, "/motions", status=status):
+        return
     from kumiai.services import motions
 
     listing = motions.list_motions(consortium(ctx), status)

@@ -6,6 +6,7 @@ import typer
 
 from kumiai.interfaces.cli.context import consortium, number
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
+from kumiai.interfaces.cli.remote import remote_document
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -59,6 +60,8 @@ def budget_document(line: "BudgetLine") -> dict[str, object]:
 @budget_app.command("show")
 def budget(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Per dataset: lifetime budget, spent, committed by running jobs, spend per project."""
+    if remote_document(as_json, "/budget"):
+        return
     from kumiai.services import privacy
 
     lines = privacy.budgets(consortium(ctx))

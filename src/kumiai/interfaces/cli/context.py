@@ -40,8 +40,11 @@ def __getattr__(name: str) -> "Console":
 
 
 def home_of(ctx: typer.Context) -> Path:
+    """The local consortium home; refused in one line when a remote coordinator is set."""
+    from kumiai.interfaces.cli.remote import refuse_local_only
     from kumiai.services.consortium import default_home
 
+    refuse_local_only(ctx.command_path)
     root = ctx.find_root()
     home = (root.obj or {}).get("home")
     return Path(home) if home else default_home()

@@ -35,6 +35,8 @@ def jobs_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List jobs; a job whose process died shows as interrupted, its finished rounds kept."""
+    if not recover and remote_document(as_json, "/jobs", project=project):
+        return
     from kumiai.services import jobs
 
     home = consortium(ctx)

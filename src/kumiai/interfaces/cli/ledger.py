@@ -11,6 +11,7 @@ import typer
 
 from kumiai.interfaces.cli.context import consortium
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
+from kumiai.interfaces.cli.remote import remote_document, remote_fetch
 
 if TYPE_CHECKING:
     from kumiai.domain.audit import AuditReport
@@ -31,6 +32,9 @@ def show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List ledger entries, oldest first, with optional filters."""
+    filters = {"member": member, "dataset": dataset, "project": project, "kind": type_}
+    if remote_document(as_json, "/ledger/entries", **filters, last=_text(last)):
+        return
     from kumiai.services import transparency
 
     entries = transparency.show_entries(
@@ -60,10 +64,18 @@ def show(
 @ledger_app.command("prove")
 def prove(ctx: typer.Context, seq: int = typer.Argument(..., help="Entry number.")) -> None:
     """Print an inclusion proof of one entry under the latest signed tree head."""
+    asked = remote_fetch("/ledger/entries/{}/proof", str(seq))
+    if asked is not None:
+        print(json.dumps(asked.document, indent=2))
+        return
     from kumiai.services import transparency
 
     proof = transparency.prove_inclusion(consortium(ctx), seq)
     print(json.dumps(proof.document(), indent=2))
+
+
+def _text(number: int | None) -> str | None:
+    return None if number is None else str(number)
 
 
 @ledger_app.command("export")

@@ -28,7 +28,6 @@ from kumiai.interfaces.cli.ledger import ledger_app
 from kumiai.interfaces.cli.model_card import model_app
 from kumiai.interfaces.cli.node import node_app
 from kumiai.interfaces.cli.node_serve import node_serve
-from kumiai.interfaces.cli.node_witness import witness
 from kumiai.interfaces.cli.odrl import agreement_export, agreement_import
 from kumiai.interfaces.cli.personalise import personalise
 from kumiai.interfaces.cli.report import report
@@ -49,8 +48,20 @@ def main(
     home: Path = typer.Option(
         None, "--home", envvar="KUMIAI_HOME", help="Consortium home (default ./.kumiai)."
     ),
+    coordinator: str = typer.Option(
+        None,
+        "--coordinator",
+        envvar="KUMIAI_COORDINATOR",
+        help="Read from the coordinator's API at https://HOST:PORT instead of a local home.",
+    ),
+    key: Path = typer.Option(
+        None, "--key", envvar="KUMIAI_KEY", help="With --coordinator: a granted key file."
+    ),
+    ca: Path = typer.Option(
+        None, "--ca", envvar="KUMIAI_CA", help="With --key: the consortium's CA certificate."
+    ),
 ) -> None:
-    ctx.obj = {"home": home}
+    ctx.obj = {"home": home, "coordinator": coordinator, "key": key, "ca": ca}
 
 
 app.command("init")(governance.init)
@@ -86,7 +97,6 @@ app.command("analyse")(analyse)
 app.add_typer(ledger_app, name="ledger")
 app.command("report")(report)
 app.add_typer(coordinator_app, name="coordinator")
-app.command("witness-node")(witness)
 node_app.command("serve")(node_serve)  # interfaces.cli.node_serve: the deployment engine
 app.add_typer(node_app, name="node")
 app.add_typer(spinout_app, name="spinout")

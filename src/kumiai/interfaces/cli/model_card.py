@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from kumiai.domain.errors import InvalidInput
 from kumiai.interfaces.cli.context import consortium
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
+from kumiai.interfaces.cli.remote import remote_document
 
 
 class _ShowByDefault(TyperGroup):
@@ -39,6 +40,8 @@ def model_card(
     """Print the model card: intended use, sites, metrics and gaps, calibration, privacy."""
     if form not in ("md", "json"):
         raise InvalidInput(f"--format {form!r} is not known; use md or json")
+    if remote_document(as_json or form == "json", "/models/{}/card", model_id):
+        return
     from kumiai.domain.model_card import card_markdown
     from kumiai.services.model_cards import model_card as build
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import typer
 
+from kumiai.interfaces.cli.node_witness import witness
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
 
 node_app = typer.Typer(
-    help="A member's node on its own machine: join a coordinator, sign, refuse and revoke; "
-    "sign in to the dashboard.",
+    help="A member's node on its own machine: join a coordinator, sign, refuse and revoke, "
+    "witness the log; sign in to the dashboard.",
     no_args_is_help=True,
 )
 
@@ -158,3 +159,130 @@ def node_sign_in(
         assert home is not None
         private = NodeHome(home).private_key()
     print(respond(private, challenge))  # plain: one line to paste, never wrapped
+
+
+@node_app.command("request")
+def node_request(
+    project: str = typer.Argument(...),
+    dataset: str = typer.Option(..., help="The dataset to use."),
+    kinds: str = typer.Option("train,evaluate", help="Job kinds: train, evaluate, statistics."),
+    rounds: int = typer.Option(50, help="Most rounds any one job may run."),
+    expires: str = typer.Option("", help="Expiry (ISO date); default 180 days from now."),
+    epsilon: float = typer.Option(
+        None, help="ε cap for the project on this dataset (DP required)."
+    ),
+    allow_plain_aggregation: bool = typer.Option(
+        False, help="Let jobs run without secure aggregation (the coordinator sees updates)."
+    ),
+    statistics: str = typer.Option("allowed", help="Aggregate statistics: allowed, dp, forbidden."),
+    min_cohort: int = typer.Option(
+        0, help="Fewest training or test rows a site may release aggregates over."
+    ),
+    allow_contribution_analysis: bool = typer.Option(
+        False, help="Let the board compute this dataset's share of a model's value."
+    ),
+    home: Path = NODE_HOME,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Ask a dataset's steward for data, as `kumiai request`, signed by this node."""
+    from datetime import timedelta
+
+    from kumiai.domain.clock import parse_iso, utc_now
+    from kumiai.node.remote import request_data
+
+    expires_at = parse_iso(expires, "expiry") if expires else utc_now() + timedelta(days=180)
+    info = request_data(
+        home,
+        project,
+        dataset,
+        job_kinds=kinds,
+        max_rounds=rounds,
+        expires_at=expires_at,
+        epsilon_cap=epsilon,
+        plain_aggregation=allow_plain_aggregation,
+        aggregate_statistics=statistics,
+        min_cohort=min_cohort,
+        contribution_analysis=allow_contribution_analysis,
+    )
+    _done(
+        as_json,
+        info,
+        f"Request [bold]{info['id']}[/] sent to {info['steward']}'s steward; its node runs: "
+        f"kumiai node sign {info['id']}",
+    )
+
+
+@node_app.command("propose")
+def node_propose(
+    name: str = typer.Argument(...),
+    purpose: str = typer.Option(..., help="The purpose stewards will consent to."),
+    title: str = typer.Option("", help="A readable title."),
+    members_: str = typer.Option("", "--members", help="Participating members: 'a,b,c'."),
+    home: Path = NODE_HOME,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Propose a research project in this node's member's name."""
+    from kumiai.node.remote import propose_project
+
+    members = tuple(m.strip() for m in members_.split(",") if m.strip())
+    info = propose_project(home, name, purpose=purpose, title=title, members=members)
+    _done(
+        as_json,
+        info,
+        f"Project [bold]{info['name']}[/] proposed by {info['proposed_by']}; the board "
+        "approves it before any data use.",
+    )
+
+
+@node_app.command("vote")
+def node_vote(
+    motion: str = typer.Argument(...),
+    choice: str = typer.Argument(..., help="yes, no or abstain."),
+    home: Path = NODE_HOME,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Cast this seat's vote on a motion, signed at this node."""
+    from kumiai.node.remote import vote
+
+    info = vote(home, motion, choice)
+    _done(
+        as_json,
+        info,
+        f"Voted {choice} on {info['id']}; {len(info['votes'])} of {len(info['eligible'])} voted.",
+    )
+
+
+@node_app.command("budget")
+def node_budget(
+    dataset: str = typer.Argument(..., help="One of this node's datasets."),
+    epsilon: float = typer.Option(..., help="Its lifetime ε budget."),
+    home: Path = NODE_HOME,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Set a dataset's lifetime ε here (enforced by this node), then at the coordinator."""
+    from kumiai.node.remote import set_budget
+
+    info = set_budget(home, dataset, epsilon)
+    _done(
+        as_json,
+        info,
+        f"{dataset}: lifetime ε {info['lifetime']}, enforced by this node; the coordinator's "
+        "catalogue mirrors it.",
+    )
+
+
+@node_app.command("rotate-key")
+def node_rotate_key(home: Path = NODE_HOME, as_json: bool = JSON_OPTION) -> None:
+    """Replace this node's key: the old key signs the new one into the ledger."""
+    from kumiai.node.remote import rotate_key
+
+    info = rotate_key(home)
+    _done(
+        as_json,
+        info,
+        f"{info['name']}'s node now signs with key {info['key_fingerprint']}; the old key "
+        f"is kept aside in {home}.",
+    )
+
+
+node_app.command("witness")(witness)

@@ -1,4 +1,4 @@
-"""`kumiai witness-node`: a member's node witnesses the coordinator's log over HTTPS.
+"""`kumiai node witness`: a member's node witnesses the coordinator's log over HTTPS.
 
 It runs on the member's own machine with only its node home: it fetches the signed head,
 checks it extends the last head it witnessed, cosigns and publishes it, then compares the

@@ -1,42 +1,101 @@
-"""Read commands against a coordinator elsewhere: `KUMIAI_COORDINATOR=https://HOST:PORT`.
+"""Read commands against a coordinator elsewhere: `--coordinator https://HOST:PORT` (or
+`KUMIAI_COORDINATOR`).
 
 With it set, a read command asks the coordinator's API for the very document its `--json`
-prints (the API returns the CLI's documents), signed with the key of the node home named
-by `KUMIAI_NODE_HOME` and trusting only the CA pinned there at `kumiai node init`, instead
-of opening a local consortium home. Loads nothing until it is used.
+prints (the API returns the CLI's documents) instead of opening a local consortium home.
+The reads are signed with the key of the node home named by `KUMIAI_NODE_HOME`, trusting
+only the CA pinned there at `kumiai node init`; or, for an auditor with no node home, with
+`--key FILE` (`KUMIAI_KEY`, the private key the operator granted) trusting `--ca FILE`
+(`KUMIAI_CA`). A command that only reads a local home refuses in one line
+(`refuse_local_only`). Loads nothing until it is used.
 """
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from kumiai.domain.errors import InvalidInput
 from kumiai.interfaces.cli.output import print_json
 
+if TYPE_CHECKING:
+    from kumiai.adapters.coordinator_client import CoordinatorClient
+
 COORDINATOR_SETTING = "KUMIAI_COORDINATOR"
 NODE_HOME_SETTING = "KUMIAI_NODE_HOME"
+KEY_SETTING = "KUMIAI_KEY"
+CA_SETTING = "KUMIAI_CA"
 
 
-def remote_document(as_json: bool, route: str, *parts: str, **params: str | None) -> bool:
-    """Print the coordinator's document for `route` (path `parts` quoted in) and say so;
-    False when no remote coordinator is set, so the command reads its local home."""
-    url = os.environ.get(COORDINATOR_SETTING)
-    if not url:
-        return False
-    if not as_json:
+def setting(option: str, variable: str) -> str | None:
+    """The global option (`kumiai --coordinator …`) if given, else the environment's."""
+    import click
+
+    context = click.get_current_context(silent=True)
+    given = ((context.find_root().obj or {}) if context else {}).get(option)
+    return str(given) if given else os.environ.get(variable) or None
+
+
+def refuse_local_only(command: str) -> None:
+    """With a coordinator set, a command that reads or writes a local home says so."""
+    url = setting("coordinator", COORDINATOR_SETTING)
+    if url:
         raise InvalidInput(
-            f"with {COORDINATOR_SETTING} set, read commands print the coordinator's "
-            "documents as JSON only: add --json"
+            f"`{command}` works on a local consortium home only, not against the coordinator "
+            f"at {url}; run it on the coordinator's machine with --home, or without "
+            f"--coordinator / {COORDINATOR_SETTING}"
         )
+
+
+def _reader(url: str) -> "CoordinatorClient":
+    """A client signing with the node home's key, or with an auditor's key file."""
     from kumiai.node.remote import reader_for  # httpx: only when a coordinator is asked
 
     node_home = os.environ.get(NODE_HOME_SETTING)
-    if not node_home:
-        raise InvalidInput(
-            f"{COORDINATOR_SETTING} is set: also set {NODE_HOME_SETTING} to a node home "
-            "joined to that coordinator (its key signs the reads, its pinned CA is trusted)"
-        )
+    if node_home:
+        return reader_for(Path(node_home), url)
+    key_file, ca = setting("key", KEY_SETTING), setting("ca", CA_SETTING)
+    if key_file and ca:
+        from kumiai.adapters.coordinator_client import CoordinatorClient
+        from kumiai.domain import keys
+
+        key = keys.private_key_from_pem(Path(key_file).read_bytes(), key_file)
+        return CoordinatorClient(url, ca_cert=Path(ca), key=key)
+    raise InvalidInput(
+        f"{COORDINATOR_SETTING} is set: also set {NODE_HOME_SETTING} to a node home "
+        "joined to that coordinator (its key signs the reads, its pinned CA is trusted), "
+        "or give --key FILE and --ca FILE (a granted key and the consortium's CA)"
+    )
+
+
+@dataclass(frozen=True)
+class Fetched:
+    document: Any
+
+
+def remote_fetch(route: str, *parts: str, **params: str | None) -> Fetched | None:
+    """The coordinator's document for `route` (path `parts` quoted in); None when no remote
+    coordinator is set, so the command reads its local home."""
+    url = setting("coordinator", COORDINATOR_SETTING)
+    if not url:
+        return None
     path = route.format(*(quote(p, safe="") for p in parts))
-    with reader_for(Path(node_home), url) as client:
-        print_json(client.get(path, **params))
+    with _reader(url) as client:
+        return Fetched(client.get(path, **params))
+
+
+def remote_document(as_json: bool, route: str, *parts: str, **params: str | None) -> bool:
+    """Print the coordinator's document for `route` and say so; False when no remote
+    coordinator is set, so the command reads its local home."""
+    if not setting("coordinator", COORDINATOR_SETTING):
+        return False
+    if not as_json:
+        raise InvalidInput(
+            f"with --coordinator ({COORDINATOR_SETTING}) set, read commands print the "
+            "coordinator's documents as JSON only: add --json"
+        )
+    fetched = remote_fetch(route, *parts, **params)
+    assert fetched is not None
+    print_json(fetched.document)
     return True

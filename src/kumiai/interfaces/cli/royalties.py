@@ -12,6 +12,7 @@ import typer
 
 from kumiai.interfaces.cli.context import consortium, when
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
+from kumiai.interfaces.cli.remote import remote_document
 
 if TYPE_CHECKING:
     from kumiai.services.licences import LicenceInfo
@@ -65,6 +66,8 @@ def _spinout_line(s: "SpinoutInfo") -> list[str]:
 @spinout_app.command("list")
 def spinout_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Spin-outs created by the board, their founders and origin."""
+    if remote_document(as_json, "/spinouts"):
+        return
     from kumiai.services import spinouts
 
     listing = spinouts.list_spinouts(consortium(ctx))
@@ -161,6 +164,8 @@ def _licence_lines(info: "LicenceInfo") -> None:
 @licence_app.command("list")
 def licence_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Licences granted: licensee, model, term, rate, revenue reported."""
+    if remote_document(as_json, "/licences"):
+        return
     from kumiai.services import licences
 
     listing = licences.list_licences(consortium(ctx))
@@ -233,6 +238,8 @@ def royalties_statement(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Each member's royalties per licence and period, with the totals."""
+    if remote_document(as_json, "/royalties/statement", member=member):
+        return
     from kumiai.services import royalties
 
     result = royalties.statements(consortium(ctx), member)
