@@ -134,18 +134,7 @@ def test_a_refused_request_contacts_no_node_and_changes_nothing(released, epochs
     assert {h: _files(consortium.member_home(h)) for h in HOSPITALS} == before
 
 
-def test_a_private_model_is_refused_before_any_node_is_contacted(released) -> None:  # type: ignore[no-untyped-def]
-    consortium, _ = released
-    private = train(consortium, "heart", TrainingSettings(rounds=2, epsilon=1.0)).model_id
-    before = {h: _files(consortium.member_home(h)) for h in HOSPITALS}
-    entries = _entries(consortium)
-    with pytest.raises(InvalidInput, match=f"model {private} was trained under differential"):
-        personalise(consortium, private)
-    assert _entries(consortium) == entries
-    assert {h: _files(consortium.member_home(h)) for h in HOSPITALS} == before
-
-
-def test_the_node_itself_refuses_a_private_model_and_a_dataset_not_its_own(released) -> None:  # type: ignore[no-untyped-def]
+def test_the_node_itself_refuses_a_client_level_model_and_a_dataset_not_its_own(released) -> None:  # type: ignore[no-untyped-def]
     """A coordinator that skips its own check meets the node's: same rule, nothing kept."""
     consortium, model = released
     with transaction(consortium.sessions) as session:
@@ -156,10 +145,13 @@ def test_the_node_itself_refuses_a_private_model_and_a_dataset_not_its_own(relea
     before = _files(consortium.member_home("va-long-beach"))
     asked = {"project": "heart", "model": model, "plan": plan, "parameters": parameters}
     allowed, reason, score = node.personalise(
-        "va-long-beach-heart", settings=TrainingSettings(epsilon=1.0), epochs=5, **asked
+        "va-long-beach-heart",
+        settings=TrainingSettings(epsilon=1.0, dp_level="client"),
+        epochs=5,
+        **asked,
     )
     assert (allowed, score) == (False, None)
-    assert reason.startswith(f"model {model} was trained under differential privacy")
+    assert reason.startswith(f"model {model} was trained under client-level differential")
     with pytest.raises(NotFound, match="dataset 'cleveland-clinic-heart' is not registered"):
         node.personalise("cleveland-clinic-heart", settings=SETTINGS, epochs=5, **asked)
     assert _files(consortium.member_home("va-long-beach")) == before

@@ -155,10 +155,14 @@ class NodePort(Protocol):
         plan: "FeaturePlan",
         parameters: bytes,
         epochs: int,
+        job: str = "",
+        charge_id: str = "",
     ) -> tuple[bool, str, "SiteScore | None"]:
         """Fine-tune a released model on the dataset's training rows, under the node's own
         agreement: (allowed, reason, the personalised model's scores on its test rows). The
-        personalised parameters stay in the node's home; only the aggregate scores return."""
+        personalised parameters stay in the node's home; only the aggregate scores return.
+        A DP-SGD model (`job`: the job that trained it) is fine-tuned with DP-SGD, its extra
+        ε charged first in the node's own log under `charge_id`."""
         ...
 
     # -- witnessing the ledger -----------------------------------------------------------
@@ -315,6 +319,8 @@ class LocalNode:
         plan: "FeaturePlan",
         parameters: bytes,
         epochs: int,
+        job: str = "",
+        charge_id: str = "",
     ) -> tuple[bool, str, "SiteScore | None"]:
         from kumiai.node.personalising import personalise
 
@@ -327,6 +333,8 @@ class LocalNode:
             plan=plan,
             parameters=parameters,
             epochs=epochs,
+            job=job,
+            charge_id=charge_id,
         )
 
     # -- witnessing the ledger -----------------------------------------------------------

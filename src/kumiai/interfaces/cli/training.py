@@ -79,6 +79,11 @@ def train(
     positive_weight: float = typer.Option(
         1.0, help="Loss weight of a positive example (two classes; rare events count more)."
     ),
+    personalisation_epochs: int = typer.Option(
+        0,
+        help="DP: epochs of DP fine-tuning at each site that the job's ε also covers "
+        "(`kumiai personalise` within them costs no ε beyond the target).",
+    ),
 ) -> None:
     """Train a federated model on every site whose steward agreed; others refuse at the node."""
     from kumiai.domain.training import TrainingSettings
@@ -106,6 +111,7 @@ def train(
         hidden_layers=hidden_layers,
         hidden_units=hidden_units,
         positive_weight=positive_weight,
+        personalisation_epochs=personalisation_epochs,
     )
     # Lazy: these load Flower and Ray (seconds); only this command needs them.
     from kumiai.interfaces.cli.context import console
