@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kumiai.benchmarks.gain import gain_report
+from kumiai.benchmarks.gain import consortium_models, gain_report
 from kumiai.domain.metrics import SiteScore, combine, detection_metrics
 from kumiai.domain.training import TrainingSettings
 from kumiai.services.baselines import Site, local_only, pooled
@@ -86,22 +86,29 @@ def _gaining(summary: dict[str, dict[str, Any]]) -> dict[str, Any]:
         key: {site: v["pr_auc"] for site, v in entry["per_site"].items()}
         for key, entry in summary.items()
     }
-    models = {
-        kind: [k for k in summary if k.startswith(kind)] for kind in ("local", "pooled", "fedavg")
+    keys = list(summary)
+    models = consortium_models(keys)
+    yardsticks = {
+        "local": [k for k in keys if k.startswith("local")],
+        "pooled": [k for k in keys if k.startswith("pooled")],
     }
-    plain = [k for k in models["fedavg"] if "@" not in k and not k.endswith("+personalised")]
-    private = [k for k in models["fedavg"] if "@" in k]
     gain = gain_report(
         pr_auc,
-        local=models["local"],
-        pooled=models["pooled"],
-        federated=plain,
-        personalised=[k for k in models["fedavg"] if k.endswith("+personalised")],
+        **yardsticks,
+        federated=models["federated"],
+        personalised=models["personalised"],
     )
     at_eps1 = gain_report(
-        pr_auc, local=models["local"], pooled=models["pooled"], federated=private, personalised=[]
+        pr_auc,
+        **yardsticks,
+        federated=models["federated@eps1"],
+        personalised=models["personalised@eps1"],
     )
-    return {**gain, "sites_gaining@eps1": at_eps1["sites_gaining"]}
+    return {
+        **gain,
+        "sites_gaining@eps1": at_eps1["sites_gaining"],
+        "per_site@eps1": at_eps1["per_site"],
+    }
 
 
 def run(*, seeds: int, rounds: int = BASE.rounds, log: Any, **_: Any) -> dict[str, Any]:
@@ -127,9 +134,9 @@ def run(*, seeds: int, rounds: int = BASE.rounds, log: Any, **_: Any) -> dict[st
                     started = time.perf_counter()
                     outcome = train(demo.consortium, demo.project, job)
                     measured.setdefault(key, []).append((outcome.scores, outcome.seconds_per_round))
-                    if not job.private:  # a node refuses to personalise a DP model
-                        own = personalise(demo.consortium, outcome.model_id).scores
-                        measured.setdefault(f"{key}+personalised", []).append((own, None))
+                    # A DP model is fine-tuned with DP-SGD within the slice its job reserved.
+                    own = personalise(demo.consortium, outcome.model_id).scores
+                    measured.setdefault(f"{key}+personalised", []).append((own, None))
                     pr_auc = detection_metrics(combine(list(outcome.scores.values())))["pr_auc"]
                     log(
                         f"seed {seed} {key}: PR-AUC {pr_auc:.3f} "
