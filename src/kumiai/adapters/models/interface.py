@@ -28,6 +28,7 @@ class Model(Protocol):
 
     n_classes: int
     l2: float
+    positive_weight: float  # a positive example's loss weight (two classes; 1: unweighted)
 
     @property
     def arrays(self) -> list[FloatArray]:
