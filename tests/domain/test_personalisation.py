@@ -201,3 +201,21 @@ def test_the_slice_is_0_to_20_epochs(epochs: object) -> None:
         InvalidInput, match=r"personalisation epochs \(--personalisation-epochs\) must be 0 to 20"
     ):
         TrainingSettings(personalisation_epochs=epochs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mu", [-0.1, float("nan"), float("inf"), 1e4, True, "0.01"])
+def test_a_proximal_pull_out_of_range_is_refused(mu: object) -> None:
+    assert model_refusal("heart-v1", PLAIN, 5, mu) == (  # type: ignore[arg-type]
+        f"the proximal pull (--proximal-mu) must be a number from 0 to 1000, not {mu!r} (try 0.01)"
+    )
+
+
+def test_a_proximal_fit_is_for_models_trained_without_dp() -> None:
+    assert model_refusal("heart-v1", PLAIN, 5, 0.01) is None
+    assert model_refusal("heart-v1", PLAIN, 5, 0.0) is None
+    reason = model_refusal("heart-v2", TrainingSettings(epsilon=1.0), 5, 0.01)
+    assert reason == (
+        "model heart-v2 was trained under differential privacy; a proximal fit runs to the "
+        "optimum without noise, so it is refused (leave out --proximal-mu: the nodes "
+        "fine-tune it with DP-SGD epochs, charged in their spend logs)"
+    )

@@ -122,6 +122,21 @@ def test_kumiai_personalise_prints_each_sites_scores_as_json(released) -> None: 
     }
 
 
+def test_a_proximal_fit_reaches_each_sites_own_optimum_pulled_back(released) -> None:  # type: ignore[no-untyped-def]
+    consortium, model = released
+    entries = _entries(consortium)
+    result = personalise(consortium, model, proximal_mu=0.01)
+    assert result.refused == {} and result.proximal_mu == 0.01
+    assert sorted(result.scores) == sorted(f"{h}-heart" for h in HOSPITALS)
+    [*_, entry] = show_entries(consortium, kind="model.personalised")
+    assert entry.payload["proximal_mu"] == 0.01
+    assert _entries(consortium) == entries + 1
+    # Private models are refused it before any node is asked (tests/domain covers why).
+    with pytest.raises(InvalidInput, match=r"the proximal pull \(--proximal-mu\) must be"):
+        personalise(consortium, model, proximal_mu=-1.0)
+    assert _entries(consortium) == entries + 1
+
+
 @pytest.mark.parametrize("epochs", [0, 21])
 def test_a_refused_request_contacts_no_node_and_changes_nothing(released, epochs: int) -> None:  # type: ignore[no-untyped-def]
     consortium, model = released

@@ -59,6 +59,7 @@ FAMILIES = {"": replace(BASE, model="logistic"), ":mlp": replace(BASE, model="ml
 # with a smaller step doubled its private PR-AUC in in-process trials (docs/benchmarks.md).
 # Each private job reserves SLICE epochs of DP fine-tuning inside its ε=1.
 SLICE = 2
+PROXIMAL_MU = 0.01  # `+proximal+personalised`: each factory's optimum, pulled back
 PRIVATE = {
     "": {"epsilon": 1.0, "local_epochs": 1, "batch_size": 128, "learning_rate": 0.5},
     ":mlp": {"epsilon": 1.0, "local_epochs": 1, "batch_size": 512, "learning_rate": 0.2,
@@ -150,6 +151,13 @@ def run(*, seeds: int, rounds: int = BASE.rounds, log: Any, **_: Any) -> dict[st
                     # A DP model is fine-tuned with DP-SGD within the slice its job reserved.
                     own = personalise(demo.consortium, outcome.model_id).scores
                     measured.setdefault(f"{key}+personalised", []).append((own, None))
+                    if not job.private:  # a proximal fit runs to the optimum: no DP
+                        fitted = personalise(
+                            demo.consortium, outcome.model_id, proximal_mu=PROXIMAL_MU
+                        ).scores
+                        measured.setdefault(f"{key}+proximal+personalised", []).append(
+                            (fitted, None)
+                        )
                     pr_auc = detection_metrics(combine(list(outcome.scores.values())))["pr_auc"]
                     log(
                         f"seed {seed} {key}: PR-AUC {pr_auc:.3f} "

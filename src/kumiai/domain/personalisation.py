@@ -41,8 +41,32 @@ MAX_EPOCHS = 20
 PERSONALISATION = "personalisation"  # the kind of a spend-log charge and of its job row
 
 
-def model_refusal(model: str, settings: TrainingSettings, epochs: int) -> str | None:
-    """Why the released model `model`, trained with `settings`, may not be fine-tuned."""
+MAX_PROXIMAL_MU = 1e3
+
+
+def model_refusal(
+    model: str, settings: TrainingSettings, epochs: int, proximal_mu: float | None = None
+) -> str | None:
+    """Why the released model `model`, trained with `settings`, may not be fine-tuned.
+
+    `proximal_mu`: fit to the site's own optimum with a pull of μ back to the released model
+    (L-BFGS, no epochs), only for a model trained without DP: a fit to the optimum takes as
+    many steps as it needs, which no DP-SGD charge can plan.
+    """
+    if proximal_mu is not None:
+        if not (isinstance(proximal_mu, int | float) and not isinstance(proximal_mu, bool)) or not (
+            0 <= proximal_mu <= MAX_PROXIMAL_MU
+        ):
+            return (
+                f"the proximal pull (--proximal-mu) must be a number from 0 to "
+                f"{MAX_PROXIMAL_MU:g}, not {proximal_mu!r} (try 0.01)"
+            )
+        if settings.private:
+            return (
+                f"model {model} was trained under differential privacy; a proximal fit runs to "
+                "the optimum without noise, so it is refused (leave out --proximal-mu: the "
+                "nodes fine-tune it with DP-SGD epochs, charged in their spend logs)"
+            )
     if not 1 <= epochs <= MAX_EPOCHS:
         return (
             f"personalisation runs 1 to {MAX_EPOCHS} local epochs, not {epochs}; more would "

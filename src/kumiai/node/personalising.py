@@ -49,11 +49,12 @@ def personalise(
     epochs: int,
     job: str = "",
     charge_id: str = "",
+    proximal_mu: float | None = None,
 ) -> tuple[bool, str, SiteScore | None]:
     """(allowed, reason, scores of the personalised model on this site's test rows)."""
     home.dataset(dataset)  # NotFound unless the dataset is this node's
     agreement = current_agreement(home.agreements(), project=project, dataset=dataset)
-    refusal = model_refusal(model, settings, epochs) or agreement_refusal(
+    refusal = model_refusal(model, settings, epochs, proximal_mu) or agreement_refusal(
         agreement,
         project=project,
         dataset=dataset,
@@ -74,6 +75,8 @@ def personalise(
         return False, small, None
     private: dict[str, Any] | None = None
     done = f"fine-tuned {epochs} epochs on {train_rows} rows"
+    if proximal_mu is not None:
+        done = f"fitted to {train_rows} rows with a pull μ={proximal_mu:g} to the model"
     if settings.private:
         paid, reason, private = _charge(
             home, dataset, project=project, model=model, settings=settings, epochs=epochs,
@@ -83,7 +86,7 @@ def personalise(
             return False, reason, None
         done = f"{done} under DP-SGD; {reason}"
     arrays, score = worker.personalise(
-        dataset, settings, plan, arrays_from_bytes(parameters), epochs, private
+        dataset, settings, plan, arrays_from_bytes(parameters), epochs, private, proximal_mu
     )
     write_atomic(
         home.root / "personalised" / model / f"{dataset}.npz", arrays_to_bytes(arrays), mode=0o600

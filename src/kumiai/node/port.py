@@ -157,12 +157,14 @@ class NodePort(Protocol):
         epochs: int,
         job: str = "",
         charge_id: str = "",
+        proximal_mu: float | None = None,
     ) -> tuple[bool, str, "SiteScore | None"]:
         """Fine-tune a released model on the dataset's training rows, under the node's own
         agreement: (allowed, reason, the personalised model's scores on its test rows). The
         personalised parameters stay in the node's home; only the aggregate scores return.
         A DP-SGD model (`job`: the job that trained it) is fine-tuned with DP-SGD, its extra
-        ε charged first in the node's own log under `charge_id`."""
+        ε charged first in the node's own log under `charge_id`. `proximal_mu` (a model
+        trained without DP): fit to the site's optimum with that pull back to the model."""
         ...
 
     # -- witnessing the ledger -----------------------------------------------------------
@@ -321,6 +323,7 @@ class LocalNode:
         epochs: int,
         job: str = "",
         charge_id: str = "",
+        proximal_mu: float | None = None,
     ) -> tuple[bool, str, "SiteScore | None"]:
         from kumiai.node.personalising import personalise
 
@@ -335,6 +338,7 @@ class LocalNode:
             epochs=epochs,
             job=job,
             charge_id=charge_id,
+            proximal_mu=proximal_mu,
         )
 
     # -- witnessing the ledger -----------------------------------------------------------

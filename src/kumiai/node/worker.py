@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from kumiai.adapters import tables
 from kumiai.adapters.models.dpsgd import dp_sgd
 from kumiai.adapters.models.families import FAMILIES, model_for
-from kumiai.adapters.models.interface import Model
+from kumiai.adapters.models.interface import Model, proximal_fit
 from kumiai.domain.disclosure import (
     ALLOWED,
     DP,
@@ -399,6 +399,7 @@ class NodeWorker:
         arrays: list[NDArray[np.float64]],
         epochs: int,
         private: dict[str, Any] | None = None,
+        proximal_mu: float | None = None,
     ) -> tuple[list[NDArray[np.float64]], SiteScore]:
         """Fine-tune a released model on this site's training rows; score its test rows.
 
@@ -407,6 +408,8 @@ class NodeWorker:
         paid, by the caller (kumiai.node.personalising). Without DP: the family's SGD,
         seeded by site, so a benchmark is reproducible. `private`: DP-SGD at the released
         job's σ, q and clipping norm for the charged steps (`steps_per_round`), fresh noise.
+        `proximal_mu`: instead, L-BFGS to the optimum of the site's loss plus a pull back
+        to the released model (`proximal_fit`; without DP only).
         """
         part = self.split(dataset, settings)
         X = plan.transform(part.train)
@@ -415,6 +418,8 @@ class NodeWorker:
         model.arrays = arrays
         if private is not None:
             private_sgd(model, X, y, settings, private)
+        elif proximal_mu is not None:
+            proximal_fit(model, X, y, mu=proximal_mu)
         else:
             model.sgd(
                 X,

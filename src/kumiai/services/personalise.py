@@ -47,6 +47,7 @@ class Personalisation:
     refused: dict[str, str] = field(default_factory=dict)  # dataset -> the node's reason
     charged: dict[str, float] = field(default_factory=dict)  # dataset -> ε its node charged
     job: str | None = None  # the charges' job (a DP-SGD model only)
+    proximal_mu: float | None = None  # a proximal fit's pull, instead of epochs of SGD
 
 
 def personalise(
@@ -55,11 +56,14 @@ def personalise(
     *,
     epochs: int | None = None,
     by: str | None = None,
+    proximal_mu: float | None = None,
 ) -> Personalisation:
     """Have every site that trained `model_id` fine-tune it at its node; record the scores.
 
     `by` is the project member asking (default: the project's proposer); it signs the entry.
     `epochs` defaults to the slice a DP job reserved (`personalisation_epochs`), else 5.
+    `proximal_mu` (a model trained without DP): each node fits its rows to the optimum with
+    that pull back to the released model, instead of epochs of SGD.
     """
     with transaction(consortium.sessions) as session:
         row = get(session, ModelVersionRow, model_id)
@@ -67,7 +71,7 @@ def personalise(
         settings = TrainingSettings(**lineage.get("settings", {}))
         if epochs is None:
             epochs = settings.personalisation_epochs or DEFAULT_EPOCHS
-        refusal = model_refusal(model_id, settings, epochs)
+        refusal = model_refusal(model_id, settings, epochs, proximal_mu)
         if refusal is not None:
             raise InvalidInput(refusal)
         project = row.project
@@ -99,6 +103,7 @@ def personalise(
                     epochs=epochs,
                     job=released_job if job else "",
                     charge_id=job or "",
+                    proximal_mu=proximal_mu,
                 )
             except KumiaiError as exc:
                 allowed, reason, score = False, str(exc), None
@@ -108,7 +113,7 @@ def personalise(
                     charged[dataset] = node.budget(dataset).jobs[job].spent
             else:
                 refused[dataset] = reason
-        result = Personalisation(model_id, epochs, scores, refused, charged, job)
+        result = Personalisation(model_id, epochs, scores, refused, charged, job, proximal_mu)
         _record(consortium, result, by, project, sites)
     except BaseException as exc:
         if job is not None:
@@ -148,6 +153,8 @@ def _record(
         "sites": {d: s.as_dict() for d, s in result.scores.items()},
         "refused": result.refused,
     }
+    if result.proximal_mu is not None:
+        payload["proximal_mu"] = result.proximal_mu
     with transaction(consortium.sessions) as session:
         if result.job is not None:
             payload["job"] = result.job

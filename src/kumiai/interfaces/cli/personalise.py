@@ -19,6 +19,11 @@ def personalise(
         "reserved, else 5).",
     ),
     by: str = typer.Option(None, help="The project member asking (default: its proposer)."),
+    proximal_mu: float | None = typer.Option(
+        None,
+        help="A model trained without DP: fit each site's rows to the optimum with this pull "
+        "back to the model (e.g. 0.01) instead of epochs of SGD.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Fine-tune a released model at each site's node; print each site's scores.
@@ -27,7 +32,7 @@ def personalise(
     """
     from kumiai.services.personalise import personalise as run
 
-    result = run(consortium(ctx), model_id, epochs=epochs, by=by)
+    result = run(consortium(ctx), model_id, epochs=epochs, by=by, proximal_mu=proximal_mu)
     sites = {d: s.as_dict() for d, s in result.scores.items()}
     if as_json:
         print_json(
@@ -38,6 +43,7 @@ def personalise(
                 "refused": result.refused,
                 "charged": result.charged,
                 "job": result.job,
+                "proximal_mu": result.proximal_mu,
             }
         )
         return
