@@ -224,3 +224,33 @@ def test_bad_parameters_are_refused(changes: dict, pattern: str) -> None:
     settings.update(changes)
     with pytest.raises(InvalidInput, match=pattern):
         dp_sgd(_model(X, 2), X, y, rng=np.random.default_rng(0), **settings)
+
+
+def test_class_weights_survive_clipping_and_no_row_exceeds_c() -> None:
+    """A weighted row is clipped to C·w/w_max: the rare class keeps its tenfold pull, and no
+    row moves the sum by more than C (the sensitivity the accountant assumes)."""
+    from kumiai.adapters.models.dpsgd import row_clipping_norms
+
+    X = np.array([[1e6, -1e6, 3.0], [-1e6, 1e6, 2.0]])  # both gradients far beyond C
+    weighted = LogisticRegression(3, 2, l2=0.0, positive_weight=10.0)
+    weighted.arrays = [np.array([[0.1], [0.2], [-0.1]]), np.array([0.0])]
+    y = np.array([1, 0])
+    np.testing.assert_allclose(row_clipping_norms(weighted, y, 2.0), [2.0, 0.2])
+    clipped = clip_rows(weighted.per_example_gradients(X, y), row_clipping_norms(weighted, y, 2.0))
+    np.testing.assert_allclose(np.linalg.norm(clipped, axis=1), [2.0, 0.2])
+    # Unweighted, or weighted below 1: every row's limit is at most C.
+    plain = LogisticRegression(3, 2, l2=0.0)
+    assert row_clipping_norms(plain, y, 2.0) == 2.0
+    light = LogisticRegression(3, 2, l2=0.0, positive_weight=0.5)
+    np.testing.assert_allclose(row_clipping_norms(light, y, 2.0), [1.0, 2.0])
+    # One step: each row alone moves the model by exactly lr·(its limit)/(q·n).
+    for row, limit in ((0, 2.0), (1, 0.2)):
+        copy = LogisticRegression(3, 2, l2=0.0, positive_weight=10.0)
+        copy.arrays = weighted.arrays
+        before = _flat(copy)
+        dp_sgd(
+            copy, X[row : row + 1], y[row : row + 1], steps=1, sample_rate=1.0,
+            noise_multiplier=0.0, clipping_norm=2.0, learning_rate=0.1,
+            rng=np.random.default_rng(0),
+        )  # fmt: skip
+        assert np.linalg.norm(_flat(copy) - before) == pytest.approx(0.1 * limit, rel=1e-9)

@@ -1,6 +1,6 @@
 """The per-site gain table of the quality benchmarks, on hand-made per-site scores."""
 
-from kumiai.benchmarks.gain import gain_report
+from kumiai.benchmarks.gain import consortium_models, gain_report
 
 PER_SITE = {
     "local": {"a": 0.80, "b": 0.90, "c": 0.70},
@@ -45,3 +45,20 @@ def test_without_personalised_models_only_federated_ones_count() -> None:
     assert report["sites_gaining"] == 1  # only a
     assert report["per_site"]["b"]["personalised"] is None
     assert report["per_site"]["b"]["personalised_model"] is None
+
+
+def test_consortium_models_are_sorted_by_kind_and_privacy() -> None:
+    keys = [
+        "fedavg",
+        "fedavg:mlp+personalised",
+        "fedavg@eps1",
+        "fedavg:mlp@eps1+personalised",
+        "local",
+        "pooled:mlp",
+    ]
+    assert consortium_models(keys) == {
+        "federated": ["fedavg"],
+        "personalised": ["fedavg:mlp+personalised"],
+        "federated@eps1": ["fedavg@eps1"],
+        "personalised@eps1": ["fedavg:mlp@eps1+personalised"],
+    }

@@ -122,6 +122,21 @@ def test_kumiai_personalise_prints_each_sites_scores_as_json(released) -> None: 
     }
 
 
+def test_a_proximal_fit_reaches_each_sites_own_optimum_pulled_back(released) -> None:  # type: ignore[no-untyped-def]
+    consortium, model = released
+    entries = _entries(consortium)
+    result = personalise(consortium, model, proximal_mu=0.01)
+    assert result.refused == {} and result.proximal_mu == 0.01
+    assert sorted(result.scores) == sorted(f"{h}-heart" for h in HOSPITALS)
+    [*_, entry] = show_entries(consortium, kind="model.personalised")
+    assert entry.payload["proximal_mu"] == 0.01
+    assert _entries(consortium) == entries + 1
+    # Private models are refused it before any node is asked (tests/domain covers why).
+    with pytest.raises(InvalidInput, match=r"the proximal pull \(--proximal-mu\) must be"):
+        personalise(consortium, model, proximal_mu=-1.0)
+    assert _entries(consortium) == entries + 1
+
+
 @pytest.mark.parametrize("epochs", [0, 21])
 def test_a_refused_request_contacts_no_node_and_changes_nothing(released, epochs: int) -> None:  # type: ignore[no-untyped-def]
     consortium, model = released
@@ -134,18 +149,7 @@ def test_a_refused_request_contacts_no_node_and_changes_nothing(released, epochs
     assert {h: _files(consortium.member_home(h)) for h in HOSPITALS} == before
 
 
-def test_a_private_model_is_refused_before_any_node_is_contacted(released) -> None:  # type: ignore[no-untyped-def]
-    consortium, _ = released
-    private = train(consortium, "heart", TrainingSettings(rounds=2, epsilon=1.0)).model_id
-    before = {h: _files(consortium.member_home(h)) for h in HOSPITALS}
-    entries = _entries(consortium)
-    with pytest.raises(InvalidInput, match=f"model {private} was trained under differential"):
-        personalise(consortium, private)
-    assert _entries(consortium) == entries
-    assert {h: _files(consortium.member_home(h)) for h in HOSPITALS} == before
-
-
-def test_the_node_itself_refuses_a_private_model_and_a_dataset_not_its_own(released) -> None:  # type: ignore[no-untyped-def]
+def test_the_node_itself_refuses_a_client_level_model_and_a_dataset_not_its_own(released) -> None:  # type: ignore[no-untyped-def]
     """A coordinator that skips its own check meets the node's: same rule, nothing kept."""
     consortium, model = released
     with transaction(consortium.sessions) as session:
@@ -156,10 +160,13 @@ def test_the_node_itself_refuses_a_private_model_and_a_dataset_not_its_own(relea
     before = _files(consortium.member_home("va-long-beach"))
     asked = {"project": "heart", "model": model, "plan": plan, "parameters": parameters}
     allowed, reason, score = node.personalise(
-        "va-long-beach-heart", settings=TrainingSettings(epsilon=1.0), epochs=5, **asked
+        "va-long-beach-heart",
+        settings=TrainingSettings(epsilon=1.0, dp_level="client"),
+        epochs=5,
+        **asked,
     )
     assert (allowed, score) == (False, None)
-    assert reason.startswith(f"model {model} was trained under differential privacy")
+    assert reason.startswith(f"model {model} was trained under client-level differential")
     with pytest.raises(NotFound, match="dataset 'cleveland-clinic-heart' is not registered"):
         node.personalise("cleveland-clinic-heart", settings=SETTINGS, epochs=5, **asked)
     assert _files(consortium.member_home("va-long-beach")) == before

@@ -52,3 +52,24 @@ def gain_report(
         "sites": len(table),
         "sites_gaining": sites_gaining(alone, consortium),
     }
+
+
+PERSONALISED = "+personalised"
+
+
+def consortium_models(keys: Sequence[str], prefix: str = "fedavg") -> dict[str, list[str]]:
+    """The consortium models among a benchmark's keys, by kind, without DP and with it.
+
+    A key with "@" (e.g. `fedavg:mlp@eps1`) was trained under DP; one ending in
+    "+personalised" was fine-tuned at the nodes. Example: ["fedavg", "fedavg+personalised",
+    "fedavg@eps1", "fedavg@eps1+personalised", "pooled"] → federated ["fedavg"], personalised
+    ["fedavg+personalised"], federated@eps1 ["fedavg@eps1"], personalised@eps1
+    ["fedavg@eps1+personalised"].
+    """
+    ours = [k for k in keys if k.startswith(prefix)]
+    kinds: dict[str, list[str]] = {}
+    for private, suffix in ((False, ""), (True, "@eps1")):
+        mine = [k for k in ours if ("@" in k) == private]
+        kinds[f"federated{suffix}"] = [k for k in mine if not k.endswith(PERSONALISED)]
+        kinds[f"personalised{suffix}"] = [k for k in mine if k.endswith(PERSONALISED)]
+    return kinds

@@ -3,7 +3,8 @@
 Every factory signs. For each seed, each model family (logistic, mlp) is trained four ways:
 `local` (each factory alone, on its own training rows, L-BFGS), `fedavg` (federated,
 SecAgg+ on, 30 rounds of 3 local epochs), `fedavg@eps1` (record-level ε=1, DP-SGD at every
-factory, settings in PRIVATE) and `pooled` (every
+factory, settings in PRIVATE, a slice of SLICE epochs of DP fine-tuning inside the ε) and
+`pooled` (every
 training row on one machine, a yardstick no real consortium can build). Each model is
 scored on each factory's own test rows (`per_site`) and on all of them together, by
 PR-AUC, ROC-AUC, balanced accuracy and recall at 90% precision: failures are 3.4% of rows,
@@ -11,12 +12,13 @@ so accuracy would reward never predicting one. The federated scores come from th
 histograms each factory's node sent, the same aggregates a real job sees.
 
 `fedavg+personalised` (and `fedavg:mlp+personalised`): the released non-private model
-fine-tuned at each factory's node on its own rows (services.personalise); a DP model is
-not personalised (the node refuses it). The top-level `per_site` puts side by side, by
-PR-AUC on each factory's own test rows, the best local, pooled, federated and personalised
-model (kumiai.benchmarks.gain). `sites_gaining`: the factories where the best non-private
-consortium model (federated or personalised) scores a PR-AUC at least as high as the best
-model the factory could train alone; `sites_gaining@eps1`: the same for the ε=1 models.
+fine-tuned at each factory's node on its own rows (services.personalise);
+`fedavg@eps1+personalised`: the ε=1 model fine-tuned with DP-SGD within its slice. The
+top-level `per_site` puts side by side, by PR-AUC on each factory's own test rows, the
+best local, pooled, federated and personalised model (kumiai.benchmarks.gain).
+`sites_gaining`: the factories where the best non-private consortium model (federated or
+personalised) scores a PR-AUC at least as high as the best model the factory could train
+alone; `sites_gaining@eps1` (and `per_site@eps1`): the same for the ε=1 models.
 Target: best federated PR-AUC ≥ 0.99 x pooled (same family), mean over seeds.
 """
 
@@ -28,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kumiai.benchmarks.gain import gain_report
+from kumiai.benchmarks.gain import consortium_models, gain_report
 from kumiai.domain.metrics import SiteScore, combine, detection_metrics
 from kumiai.domain.training import TrainingSettings
 from kumiai.services.baselines import Site, local_only, pooled
@@ -53,7 +55,16 @@ FAMILIES = {"": replace(BASE, model="logistic"), ":mlp": replace(BASE, model="ml
 # At ε=1 each step's noise is σ·C over the expected batch: fewer, larger batches (one epoch
 # of batches of 128, 18 steps a round at the big factories) with a larger step keep more
 # signal than 3 epochs of 32 (σ 4.6 against 2.4, but a seventh of the noise per row).
-PRIVATE = {"epsilon": 1.0, "local_epochs": 1, "batch_size": 128, "learning_rate": 0.5}
+# The MLP's gradients are larger and its clipping bound binds: lots of 512 clipped at 20
+# with a smaller step doubled its private PR-AUC in in-process trials (docs/benchmarks.md).
+# Each private job reserves SLICE epochs of DP fine-tuning inside its ε=1.
+SLICE = 2
+PROXIMAL_MU = 0.01  # `+proximal+personalised`: each factory's optimum, pulled back
+PRIVATE = {
+    "": {"epsilon": 1.0, "local_epochs": 1, "batch_size": 128, "learning_rate": 0.5},
+    ":mlp": {"epsilon": 1.0, "local_epochs": 1, "batch_size": 512, "learning_rate": 0.2,
+             "clipping_norm": 20.0},
+}  # fmt: skip
 
 
 def _entry(runs: list[tuple[dict[str, SiteScore], float | None]], rounds: int | None) -> dict:
@@ -86,22 +97,29 @@ def _gaining(summary: dict[str, dict[str, Any]]) -> dict[str, Any]:
         key: {site: v["pr_auc"] for site, v in entry["per_site"].items()}
         for key, entry in summary.items()
     }
-    models = {
-        kind: [k for k in summary if k.startswith(kind)] for kind in ("local", "pooled", "fedavg")
+    keys = list(summary)
+    models = consortium_models(keys)
+    yardsticks = {
+        "local": [k for k in keys if k.startswith("local")],
+        "pooled": [k for k in keys if k.startswith("pooled")],
     }
-    plain = [k for k in models["fedavg"] if "@" not in k and not k.endswith("+personalised")]
-    private = [k for k in models["fedavg"] if "@" in k]
     gain = gain_report(
         pr_auc,
-        local=models["local"],
-        pooled=models["pooled"],
-        federated=plain,
-        personalised=[k for k in models["fedavg"] if k.endswith("+personalised")],
+        **yardsticks,
+        federated=models["federated"],
+        personalised=models["personalised"],
     )
     at_eps1 = gain_report(
-        pr_auc, local=models["local"], pooled=models["pooled"], federated=private, personalised=[]
+        pr_auc,
+        **yardsticks,
+        federated=models["federated@eps1"],
+        personalised=models["personalised@eps1"],
     )
-    return {**gain, "sites_gaining@eps1": at_eps1["sites_gaining"]}
+    return {
+        **gain,
+        "sites_gaining@eps1": at_eps1["sites_gaining"],
+        "per_site@eps1": at_eps1["per_site"],
+    }
 
 
 def run(*, seeds: int, rounds: int = BASE.rounds, log: Any, **_: Any) -> dict[str, Any]:
@@ -122,14 +140,24 @@ def run(*, seeds: int, rounds: int = BASE.rounds, log: Any, **_: Any) -> dict[st
                     )
                 for key, job in (
                     (f"fedavg{suffix}", settings),
-                    (f"fedavg{suffix}@eps1", replace(settings, **PRIVATE)),
+                    (
+                        f"fedavg{suffix}@eps1",
+                        replace(settings, **PRIVATE[suffix], personalisation_epochs=SLICE),
+                    ),
                 ):
                     started = time.perf_counter()
                     outcome = train(demo.consortium, demo.project, job)
                     measured.setdefault(key, []).append((outcome.scores, outcome.seconds_per_round))
-                    if not job.private:  # a node refuses to personalise a DP model
-                        own = personalise(demo.consortium, outcome.model_id).scores
-                        measured.setdefault(f"{key}+personalised", []).append((own, None))
+                    # A DP model is fine-tuned with DP-SGD within the slice its job reserved.
+                    own = personalise(demo.consortium, outcome.model_id).scores
+                    measured.setdefault(f"{key}+personalised", []).append((own, None))
+                    if not job.private:  # a proximal fit runs to the optimum: no DP
+                        fitted = personalise(
+                            demo.consortium, outcome.model_id, proximal_mu=PROXIMAL_MU
+                        ).scores
+                        measured.setdefault(f"{key}+proximal+personalised", []).append(
+                            (fitted, None)
+                        )
                     pr_auc = detection_metrics(combine(list(outcome.scores.values())))["pr_auc"]
                     log(
                         f"seed {seed} {key}: PR-AUC {pr_auc:.3f} "

@@ -66,6 +66,10 @@ class TrainingSettings:
     # A statistics job's queries (kumiai.domain.analysis.Analysis as JSON; empty: none). The
     # node computes each query's ε from these and `epsilon`, and draws the noise itself.
     analysis: str = ""
+    # DP-SGD epochs of fine-tuning at each site (kumiai.domain.personalisation) that a
+    # private job's plan reserves: σ is calibrated for the rounds' steps and these together,
+    # so personalising within them costs no ε beyond the job's target. 0: none reserved.
+    personalisation_epochs: int = 0
 
     @property
     def private(self) -> bool:
@@ -131,6 +135,13 @@ class TrainingSettings:
                 f"positive weight (--positive-weight) must be > 0 (got {self.positive_weight})",
             ),
             (self.rounds >= 1, f"rounds must be at least 1 (got {self.rounds})"),
+            (
+                isinstance(self.personalisation_epochs, int)
+                and not isinstance(self.personalisation_epochs, bool)
+                and 0 <= self.personalisation_epochs <= 20,
+                "personalisation epochs (--personalisation-epochs) must be 0 to 20 "
+                f"(got {self.personalisation_epochs!r})",
+            ),
             (self.local_epochs >= 1, f"local epochs must be at least 1 (got {self.local_epochs})"),
             (self.learning_rate > 0, f"learning rate must be > 0 (got {self.learning_rate})"),
             (self.batch_size >= 1, f"batch size must be at least 1 (got {self.batch_size})"),
@@ -208,11 +219,14 @@ def plan_privacy_for(settings: TrainingSettings, rows: int) -> tuple[PrivacyPlan
         return plan, 1
     batch = min(settings.batch_size, rows)
     steps_per_round = settings.local_epochs * max(1, round(rows / batch))
+    # The personalisation slice: epochs of 1/q lots each, as kumiai.domain.personalisation
+    # counts them when the node charges the fine-tuning.
+    slice_steps = settings.personalisation_epochs * max(1, round(rows / batch))
     plan = plan_dp_sgd(
         rows=rows,
         clipping_norm=settings.clipping_norm,
         batch_size=batch,
-        steps=settings.rounds * steps_per_round,
+        steps=settings.rounds * steps_per_round + slice_steps,
         epsilon_cap=settings.epsilon,
         noise_multiplier=settings.noise_multiplier,
         delta=settings.delta,

@@ -162,10 +162,16 @@ class NodePort(Protocol):
         plan: "FeaturePlan",
         parameters: bytes,
         epochs: int,
+        job: str = "",
+        charge_id: str = "",
+        proximal_mu: float | None = None,
     ) -> tuple[bool, str, "SiteScore | None"]:
         """Fine-tune a released model on the dataset's training rows, under the node's own
         agreement: (allowed, reason, the personalised model's scores on its test rows). The
-        personalised parameters stay in the node's home; only the aggregate scores return."""
+        personalised parameters stay in the node's home; only the aggregate scores return.
+        A DP-SGD model (`job`: the job that trained it) is fine-tuned with DP-SGD, its extra
+        ε charged first in the node's own log under `charge_id`. `proximal_mu` (a model
+        trained without DP): fit to the site's optimum with that pull back to the model."""
         ...
 
     def admit_analysis(self, dataset: str, job: str) -> tuple[bool, str, str]:
@@ -359,6 +365,9 @@ class LocalNode:
         plan: "FeaturePlan",
         parameters: bytes,
         epochs: int,
+        job: str = "",
+        charge_id: str = "",
+        proximal_mu: float | None = None,
     ) -> tuple[bool, str, "SiteScore | None"]:
         from kumiai.node.personalising import personalise
 
@@ -371,6 +380,9 @@ class LocalNode:
             plan=plan,
             parameters=parameters,
             epochs=epochs,
+            job=job,
+            charge_id=charge_id,
+            proximal_mu=proximal_mu,
         )
 
     def admit_analysis(self, dataset: str, job: str) -> tuple[bool, str, str]:

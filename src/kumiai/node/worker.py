@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from kumiai.adapters import tables
 from kumiai.adapters.models.dpsgd import dp_sgd
 from kumiai.adapters.models.families import FAMILIES, model_for
-from kumiai.adapters.models.interface import Model
+from kumiai.adapters.models.interface import Model, proximal_fit
 from kumiai.domain.disclosure import (
     ALLOWED,
     DP,
@@ -398,26 +398,37 @@ class NodeWorker:
         plan: FeaturePlan,
         arrays: list[NDArray[np.float64]],
         epochs: int,
+        private: dict[str, Any] | None = None,
+        proximal_mu: float | None = None,
     ) -> tuple[list[NDArray[np.float64]], SiteScore]:
         """Fine-tune a released model on this site's training rows; score its test rows.
 
         Returns the personalised parameters (for the node to keep) and the aggregates of its
-        test scores (what may leave). The rule was checked by the caller
-        (kumiai.node.personalising); seeded by site, so a benchmark is reproducible.
+        test scores (what may leave). The rule was checked, and a private model's charge
+        paid, by the caller (kumiai.node.personalising). Without DP: the family's SGD,
+        seeded by site, so a benchmark is reproducible. `private`: DP-SGD at the released
+        job's σ, q and clipping norm for the charged steps (`steps_per_round`), fresh noise.
+        `proximal_mu`: instead, L-BFGS to the optimum of the site's loss plus a pull back
+        to the released model (`proximal_fit`; without DP only).
         """
         part = self.split(dataset, settings)
         X = plan.transform(part.train)
         y = plan.encode_labels(part.train_labels, f"dataset {dataset!r}")
         model = model_for(settings, X.shape[1], len(plan.classes))
         model.arrays = arrays
-        model.sgd(
-            X,
-            y,
-            epochs=epochs,
-            lr=settings.learning_rate,
-            batch_size=settings.batch_size,
-            rng=np.random.default_rng([site_seed(settings.seed, dataset), 0, epochs]),
-        )
+        if private is not None:
+            private_sgd(model, X, y, settings, private)
+        elif proximal_mu is not None:
+            proximal_fit(model, X, y, mu=proximal_mu)
+        else:
+            model.sgd(
+                X,
+                y,
+                epochs=epochs,
+                lr=settings.learning_rate,
+                batch_size=settings.batch_size,
+                rng=np.random.default_rng([site_seed(settings.seed, dataset), 0, epochs]),
+            )
         labels = plan.encode_labels(part.test_labels, f"dataset {dataset!r}")
         return model.arrays, score_site(model.predict_proba(plan.transform(part.test)), labels)
 

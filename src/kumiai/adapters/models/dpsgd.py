@@ -7,13 +7,27 @@ whose analysis needs a denominator fixed in advance: dividing by the realised ba
 would make one row's presence change every other row's weight, not just add its own term.
 The L2 and FedProx terms do not read the data, so they are added after the noise and cost
 no privacy.
+
+Class weights are applied *through* the clipping, not undone by it: a row of weight w is
+clipped to C·w/w_max, where w_max is the heaviest weight the model gives any row (fixed by
+the job's settings, not by the data). A rare failure of weight 10 keeps norm up to C and a
+healthy row up to C/10, so the failure still counts ten times as much after clipping,
+where clipping every weighted row to C would give both the same pull. Every row still
+moves a step's sum by at most C, the sensitivity the accountant assumes, so the weights
+cost no privacy.
 """
 
 import math
 
 import numpy as np
 
-from kumiai.adapters.models.interface import FloatArray, IntArray, Model, unflatten
+from kumiai.adapters.models.interface import (
+    FloatArray,
+    IntArray,
+    Model,
+    example_weights,
+    unflatten,
+)
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.privacy import (
     check_clipping,
@@ -23,10 +37,23 @@ from kumiai.domain.privacy import (
 )
 
 
-def clip_rows(gradients: FloatArray, clipping_norm: float) -> FloatArray:
-    """Scale each row down to L2 norm ≤ C; rows already within C are left as they are."""
+def clip_rows(gradients: FloatArray, clipping_norm: float | FloatArray) -> FloatArray:
+    """Scale each row down to L2 norm ≤ C (one C, or one per row); rows already within their
+    C are left as they are."""
     norms = np.linalg.norm(gradients, axis=1)
     return gradients * (clipping_norm / np.maximum(norms, clipping_norm))[:, None]
+
+
+def row_clipping_norms(model: Model, y: IntArray, clipping_norm: float) -> float | FloatArray:
+    """C·w_i/w_max for each row (C itself when the model weighs every row alike).
+
+    Example: C=1, positive weight 10: a failure is clipped to 1, a healthy row to 0.1.
+    """
+    weight = float(getattr(model, "positive_weight", 1.0))
+    weights = example_weights(y, model.n_classes, weight)
+    if weights is None:
+        return clipping_norm
+    return clipping_norm * weights / max(weight, 1.0)
 
 
 def dp_sgd(
@@ -67,7 +94,8 @@ def dp_sgd(
     for _ in range(steps):
         picked = rng.random(n) < q
         if picked.any():
-            total = clip_rows(model.per_example_gradients(X[picked], y[picked]), clip).sum(axis=0)
+            limits = row_clipping_norms(model, y[picked], clip)
+            total = clip_rows(model.per_example_gradients(X[picked], y[picked]), limits).sum(axis=0)
         else:
             total = np.zeros(width)  # an empty lot is still released, noise and all
         noisy = (total + rng.normal(0.0, sigma * clip, size=width)) / expected_batch

@@ -85,6 +85,11 @@ def train(
         help="HOST:PORT of the coordinator's SuperLink: train on the deployment engine, with "
         "the members' own nodes (kumiai coordinator serve --superlink-port).",
     ),
+    personalisation_epochs: int = typer.Option(
+        0,
+        help="DP: epochs of DP fine-tuning at each site that the job's ε also covers "
+        "(`kumiai personalise` within them costs no ε beyond the target).",
+    ),
 ) -> None:
     """Train a federated model on every site whose steward agreed; others refuse at the node."""
     from kumiai.domain.training import TrainingSettings
@@ -112,6 +117,7 @@ def train(
         hidden_layers=hidden_layers,
         hidden_units=hidden_units,
         positive_weight=positive_weight,
+        personalisation_epochs=personalisation_epochs,
     )
     # Lazy: these load Flower and Ray (seconds); only this command needs them.
     from kumiai.interfaces.cli.context import console
