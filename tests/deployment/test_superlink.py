@@ -11,7 +11,12 @@ from kumiai.domain.errors import StateError
 from kumiai.node.home import NodeHome
 from kumiai.services.consortium import init_consortium
 from kumiai.services.coordinator_tls import init_tls
-from kumiai.services.deployment import node_keys, start_superlink, superlink_for
+from kumiai.services.deployment import (
+    node_keys,
+    registered_ids,
+    start_superlink,
+    superlink_for,
+)
 from kumiai.services.members import add_member
 from tests.deployment.conftest import alive, free_port
 
@@ -62,6 +67,8 @@ def test_start_superlink_registers_every_member(home: Path, stopped_at_end: list
     link = start_superlink(consortium, free_port())
     stopped_at_end.append(link)
     assert list(link.nodes) == ["st-mary"]
+    assert registered_ids(consortium) == link.nodes  # what `train --superlink` sends to
+    assert "kumiai.adapters.flower.superlink_guard" in link.command()
 
 
 def test_coordinator_serve_starts_and_stops_the_superlink_with_the_api(home: Path) -> None:
