@@ -58,6 +58,9 @@ def test_same_machine_is_loopback_or_our_own_address() -> None:
     assert not same_machine(None, "10.0.0.5")
     assert not same_machine("testclient", "testclient")
     assert not same_machine("/v1/control", "10.0.0.5")
+    assert same_machine("::ffff:127.0.0.1", "::")  # a dual-stack socket's loopback client
+    assert not same_machine("::ffff:10.0.0.6", "::ffff:10.0.0.5")
+    assert same_machine("::ffff:10.0.0.5", "10.0.0.5")
 
 
 def test_the_superlink_is_started_through_the_guard(tmp_path: Path) -> None:

@@ -28,20 +28,23 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
+def _address(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP address (IPv4-mapped IPv6, as a dual-stack socket reports, as IPv4), or None."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:  # not an IP (a test client's name, a UNIX socket): not local
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def same_machine(client_host: str | None, server_host: str | None) -> bool:
     """Whether a connection from `client_host` to `server_host` comes from this machine."""
-    if not client_host:
+    client = _address(client_host)
+    if client is None:
         return False
-    try:
-        client = ipaddress.ip_address(client_host)
-    except ValueError:  # not an IP (a test client's name, a UNIX socket): not local
-        return False
-    if client.is_loopback:
-        return True
-    try:
-        return server_host is not None and client == ipaddress.ip_address(server_host)
-    except ValueError:
-        return False
+    return client.is_loopback or client == _address(server_host)
 
 
 def local_only(path: str) -> bool:
