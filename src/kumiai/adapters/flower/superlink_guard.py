@@ -67,7 +67,10 @@ class LocalControlOnly:
                     {
                         "type": "http.response.start",
                         "status": 403,
-                        "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                        "headers": [
+                            (b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(REFUSED)).encode()),
+                        ],
                     }
                 )
                 await send({"type": "http.response.body", "body": REFUSED})
