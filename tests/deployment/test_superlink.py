@@ -11,7 +11,12 @@ from kumiai.domain.errors import StateError
 from kumiai.node.home import NodeHome
 from kumiai.services.consortium import init_consortium
 from kumiai.services.coordinator_tls import init_tls
-from kumiai.services.deployment import node_keys, start_superlink, superlink_for
+from kumiai.services.deployment import (
+    node_keys,
+    registered_ids,
+    start_superlink,
+    superlink_for,
+)
 from kumiai.services.members import add_member
 from tests.deployment.conftest import alive, free_port
 
@@ -62,6 +67,8 @@ def test_start_superlink_registers_every_member(home: Path, stopped_at_end: list
     link = start_superlink(consortium, free_port())
     stopped_at_end.append(link)
     assert list(link.nodes) == ["st-mary"]
+    assert registered_ids(consortium) == link.nodes  # what `train --superlink` sends to
+    assert "kumiai.adapters.flower.superlink_guard" in link.command()
 
 
 def test_coordinator_serve_starts_and_stops_the_superlink_with_the_api(home: Path) -> None:
@@ -114,3 +121,63 @@ def test_train_on_a_superlink_refuses_a_bad_address(home: Path) -> None:
     assert_user_error(
         kumiai(home, "train", "heart", "--superlink", "127.0.0.1:9092"), "coordinator init"
     )
+
+
+def _outside_address() -> str:
+    """This machine's non-loopback address (a UDP connect sends nothing), or skip."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("10.255.255.255", 1))
+            address = str(probe.getsockname()[0])
+    except OSError:
+        address = "127.0.0.1"
+    if address.startswith("127."):
+        pytest.skip("no non-loopback address to call from")
+    return address
+
+
+def _status(port: int, ca: Path, source: str, path: str) -> tuple[int, bytes]:
+    """POST `path` over TLS to 127.0.0.1:port from the local address `source`."""
+    import socket
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(ca))
+    with socket.socket() as raw:
+        raw.settimeout(10)
+        raw.bind((source, 0))
+        raw.connect(("127.0.0.1", port))
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            reply = b""
+            while chunk := tls.recv(65536):
+                reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_the_control_api_answers_only_the_coordinators_machine(
+    home: Path, stopped_at_end: list
+) -> None:  # type: ignore[type-arg]
+    """A real SuperLink on all addresses: a caller from another address than the one it
+    reached (here: this machine's LAN address dialling 127.0.0.1, as a remote host would
+    look) gets 403 on the Control and Runtime APIs; the Fleet API still answers it."""
+    from kumiai.adapters.flower.superlink_guard import REFUSED
+
+    outside = _outside_address()
+    consortium = init_consortium(home)
+    add_member(consortium, "st-mary", "hospital")
+    init_tls(home, ["127.0.0.1", "0.0.0.0"])
+    port = free_port()
+    link = start_superlink(consortium, port, host="0.0.0.0")
+    stopped_at_end.append(link)
+    assert list(link.nodes) == ["st-mary"]  # the coordinator's own calls pass
+    ca = link.tls.ca_cert
+    for path in ("/v1/control/list-runs", "/v1/control/start-run", "/v1/runtime/acquire-task"):
+        assert _status(port, ca, outside, path) == (403, REFUSED), path
+    assert _status(port, ca, "127.0.0.1", "/v1/control/list-runs")[0] != 403
+    assert _status(port, ca, outside, "/v1/fleet/register-node")[0] != 403

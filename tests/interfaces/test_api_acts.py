@@ -258,7 +258,7 @@ def test_the_node_refuses_to_sign_what_its_steward_did_not_mean() -> None:
 # -- joining with an invitation -------------------------------------------------------------
 
 
-def join(world: World, token: str, key: Any) -> Any:
+def join(world: World, token: str, key: Any, supernode_key: str | None = None) -> Any:
     node = LocalNode(
         world.consortium.home.parent / f"node-{keys.fingerprint(keys.public_key_b64(key))}"
     )
@@ -267,14 +267,17 @@ def join(world: World, token: str, key: Any) -> Any:
         invitation.member, invitation.kind, key, world.consortium.coordinator_public_key()
     )
     public = keys.public_key_b64(key)
+    body, meant = {"token": token, "public_key": public}, {"member": invitation.member}
+    if supernode_key is not None:
+        body["supernode_key"] = meant["supernode_key"] = supernode_key
     with node_client(world, key) as client:
         return run_act(
             client,
             node,
             invitation.member,
             "/join",
-            {"token": token, "public_key": public},
-            Intent("member.joined", {"member": invitation.member, "public_key": public}),
+            body,
+            Intent("member.joined", {**meant, "public_key": public}),
         )[0]
 
 
@@ -295,6 +298,42 @@ def test_an_invited_node_joins_once_with_its_own_key(world: World) -> None:
         StateError, match=r"was already used at .*; each invitation joins one node once"
     ):
         join(world, token, keys.new_private_key())
+    assert counts(world) == before
+
+
+def test_a_node_joins_with_its_supernode_key_signed_in_the_entry(world: World) -> None:
+    """The public half of the SuperNode key the node made at home is what the coordinator
+    stores for the SuperLink, inside the entry the node signed."""
+    from kumiai.node.home import NodeHome
+    from kumiai.services.deployment import node_keys
+
+    token = invite_member(world.consortium, "st-mary", "hospital").token
+    key = keys.new_private_key()
+    supernode_key = NodeHome(world.consortium.home.parent / "st-mary-own").supernode_key()
+    join(world, token, key, supernode_key)
+    with transaction(world.consortium.sessions) as session:
+        assert session.get(MemberRow, "st-mary").supernode_key == supernode_key  # type: ignore[union-attr]
+    assert node_keys(world.consortium)["st-mary"] == supernode_key
+    entry = last_entry(world)
+    assert entry.entry.payload["supernode_key"] == supernode_key
+    assert entry_signature_valid(entry, keys.public_key_b64(key))
+
+
+@pytest.mark.parametrize(
+    ("supernode_key", "message"),
+    [
+        ("ssh-rsa AAAAB3NzaC1yc2E", "not a SuperNode public key"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----", "one public OpenSSH line"),
+        ("x" * 1001, "one public OpenSSH line"),
+    ],
+)
+def test_a_join_with_a_bad_supernode_key_writes_nothing(
+    world: World, supernode_key: str, message: str
+) -> None:
+    token = invite_member(world.consortium, "st-mary", "hospital").token
+    before = counts(world)
+    with pytest.raises(InvalidInput, match=message):
+        join(world, token, keys.new_private_key(), supernode_key)
     assert counts(world) == before
 
 

@@ -101,6 +101,14 @@ def test_invite_join_and_sign_over_tls(tmp_path: Path) -> None:
         assert (node / "coordinator-ca.pem").read_bytes() == (home / "tls" / "ca.pem").read_bytes()
         members = ok("--home", str(home), "member", "list")
         assert "st-mary" in [m["name"] for m in members]
+        # the SuperNode key pair was made at the node; only its public half was sent
+        from kumiai.node.home import NodeHome
+        from kumiai.services.consortium import open_consortium
+        from kumiai.services.deployment import node_keys
+
+        own = NodeHome(node)
+        assert own.supernode_auth_file.stat().st_mode & 0o077 == 0
+        assert node_keys(open_consortium(home))["st-mary"] == own.supernode_key()
 
         again = kumiai(
             "node",

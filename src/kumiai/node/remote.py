@@ -180,13 +180,21 @@ def join_consortium(root: Path, url: str, token: str) -> dict[str, Any]:
         try:
             if client.get("/trust") != trust:
                 raise InvalidInput("the coordinator answered differently over the pinned CA")
-            intent = Intent("member.joined", {"member": invitation.member, "public_key": public})
+            supernode_key = node.home.supernode_key()  # made here; the private half stays
+            intent = Intent(
+                "member.joined",
+                {
+                    "member": invitation.member,
+                    "public_key": public,
+                    "supernode_key": supernode_key,
+                },
+            )
             member, _ = run_act(
                 client,
                 node,
                 invitation.member,
                 "/join",
-                {"token": token, "public_key": public},
+                {"token": token, "public_key": public, "supernode_key": supernode_key},
                 intent,
             )
         finally:

@@ -9,7 +9,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from kumiai.adapters.flower.superlink import SuperLink, SuperLinkAddress
+from kumiai.adapters.flower.superlink import (
+    NODES_FILE,
+    SuperLink,
+    SuperLinkAddress,
+    read_registered,
+)
 from kumiai.adapters.flower.supervised import Supervised
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import MemberRow
@@ -32,6 +37,12 @@ def members_without_key(consortium: Consortium) -> list[str]:
     with transaction(consortium.sessions) as session:
         rows = session.scalars(select(MemberRow.name).where(MemberRow.supernode_key.is_(None)))
         return sorted(rows)
+
+
+def registered_ids(consortium: Consortium) -> dict[str, int]:
+    """Member -> node id, as THIS coordinator registered the member's key at its SuperLink's
+    start: the only ids a job is sent to (a name on the SuperLink is anyone's to claim)."""
+    return read_registered(Path(consortium.home) / SUPERLINK_FOLDER / NODES_FILE)
 
 
 def superlink_for(consortium: Consortium, port: int, host: str = "127.0.0.1") -> SuperLink:

@@ -7,6 +7,7 @@ it used in the transaction that writes the member, so a token joins one node onc
 from dataclasses import dataclass
 from datetime import datetime
 
+from kumiai.adapters.flower.superlink import checked_supernode_key
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import InvitationRow, MemberRow
 from kumiai.domain import keys
@@ -73,7 +74,12 @@ def invite_member(consortium: Consortium, name: str, kind: str) -> InviteInfo:
     )
 
 
-def _redeem(consortium: Consortium, invitation: Invitation, public_key: str) -> MemberInfo:
+def _redeem(
+    consortium: Consortium,
+    invitation: Invitation,
+    public_key: str,
+    supernode_key: str | None = None,
+) -> MemberInfo:
     """In one transaction: the token checked and spent, the member joined with its own key."""
     with transaction(consortium.sessions) as session:
         row = session.get(InvitationRow, invitation.id)
@@ -91,7 +97,9 @@ def _redeem(consortium: Consortium, invitation: Invitation, public_key: str) -> 
             raise StateError(f"member {row.member!r} has already joined")
         require_admission(session, row.member)
         row.used_at = utc_now()
-        member = join(consortium, session, row.member, MemberKind(row.kind))
+        member = join(
+            consortium, session, row.member, MemberKind(row.kind), supernode_key=supernode_key
+        )
         return MemberInfo(member.name, member.kind, member.key_fingerprint, member.home)
 
 
@@ -101,11 +109,22 @@ def join_with_invitation(
     public_key: str,
     signatures: tuple[str, ...] = (),
     at: datetime | None = None,
+    supernode_key: str | None = None,
 ) -> MemberInfo | SignThis:
-    """One round of a node joining: its `member.joined` entry is signed by its new key."""
+    """One round of a node joining: its `member.joined` entry is signed by its new key.
+
+    `supernode_key` is the public half of the SuperNode key the node made in its own home:
+    it goes into the signed `member.joined` entry and into `members.supernode_key`, the key
+    the SuperLink will register (and the only one it lets in for this member)."""
     invitation = read_token(token)
+    if supernode_key is not None:
+        supernode_key = checked_supernode_key(supernode_key)
     submission = Submission(invitation.member, public_key, signatures, at)
-    return run_signed(consortium, submission, lambda: _redeem(consortium, invitation, public_key))
+    return run_signed(
+        consortium,
+        submission,
+        lambda: _redeem(consortium, invitation, public_key, supernode_key),
+    )
 
 
 def trust_anchors(consortium: Consortium) -> dict[str, str]:

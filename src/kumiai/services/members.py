@@ -49,7 +49,13 @@ def add_member(consortium: Consortium, name: str, kind: str) -> MemberInfo:
         return _info(join(consortium, session, name, member_kind))
 
 
-def join(consortium: Consortium, session: Session, name: str, kind: MemberKind) -> MemberRow:
+def join(
+    consortium: Consortium,
+    session: Session,
+    name: str,
+    kind: MemberKind,
+    supernode_key: str | None = None,
+) -> MemberRow:
     """Inside the caller's transaction: the node makes its key, the member and entry are written.
 
     Also the path a spin-out takes when its create-spinout motion passes (services.spinouts).
@@ -63,11 +69,14 @@ def join(consortium: Consortium, session: Session, name: str, kind: MemberKind) 
         key_fingerprint=keys.fingerprint(public),
         home=node.address,
         joined_at=utc_now(),
-        supernode_key=_supernode_key(node),  # what the SuperLink will let in, and only this
+        # what the SuperLink will let in, and only this: submitted by a node on its own machine
+        supernode_key=supernode_key or _supernode_key(node),
     )
     session.add(row)
     # Self-signed: the new key vouches for itself; auditors may pin it out of band.
     payload = {"member": name, "kind": kind.value, "public_key": public}
+    if supernode_key is not None:  # the node signs the SuperNode key it submitted
+        payload["supernode_key"] = supernode_key
     consortium.ledger.append(session, Act(name, "member.joined", payload, member=name))
     return row
 

@@ -192,12 +192,16 @@ DEPLOYMENT_REPLY_POLL = 0.05
 not the simulation's 10 ms; Flower's own HttpGrid waits 3 s."""
 
 
-def nodes_of(link: SuperLinkAddress, nodes: list[NodePort], consortium: Consortium) -> list[int]:
-    """The Flower node ids of the job's members, as registered with their SuperNode keys."""
-    from kumiai.adapters.flower.superlink import registered_nodes
+def nodes_of(nodes: list[NodePort], consortium: Consortium) -> list[int]:
+    """The Flower node ids of the job's members, as the coordinator registered their keys.
 
-    members = {_member_at(consortium, node) for node in nodes}
-    return [node_id for node_id, name in registered_nodes(link).items() if name in members]
+    Not looked up by name on the SuperLink: the ids come from the coordinator's own record of
+    what it registered (`services.deployment.registered_ids`)."""
+    from kumiai.services.deployment import registered_ids
+
+    ids = registered_ids(consortium)
+    members = sorted({_member_at(consortium, node) for node in nodes})
+    return [ids[member] for member in members if member in ids]
 
 
 def _member_at(consortium: Consortium, node: NodePort) -> str:
@@ -271,7 +275,7 @@ def train(
             run_deployment(
                 build_server_app(job, recorder),
                 superlink,
-                nodes_of(superlink, [node for node, _ in sites], consortium),
+                nodes_of([node for node, _ in sites], consortium),
             )
         if recorder.last is None:
             raise JobFailed("the federation ended without a single evaluated round")

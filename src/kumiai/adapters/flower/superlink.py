@@ -6,21 +6,27 @@ installing anything at run time. `--isolation process`: the SuperLink starts no 
 no `flwr-serverapp`; the coordinator's own process takes each run's ServerApp task and runs
 kumiai's ServerApp itself (`adapters.flower.deployment`).
 
-Flower's Control API (runs, node registration) listens on the same port as the Fleet API the
-nodes dial, without accounts: bind it where only the coordinator and the members' nodes
-reach it, and remember that registering a key is what lets a node in.
+Flower's Control API (runs, node registration) and Runtime API listen on the same port as
+the Fleet API the nodes dial, without accounts: kumiai starts the SuperLink through
+`adapters.flower.superlink_guard`, which answers those two APIs only on the coordinator's own
+machine. The node ids the coordinator got when it registered each member's key are written to
+`nodes.json` beside the log: a job is sent to those ids only, never to a name someone else
+registered.
 """
 
+import json
 import socket
 import ssl
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kumiai.adapters.flower.supervised import Supervised, executable, flower_environment
+from kumiai.adapters.flower.supervised import Supervised, flower_environment
 from kumiai.adapters.tls import ServerFiles
 from kumiai.domain.errors import InvalidInput, KumiaiError
 
 READY_SECONDS = 60.0
+NODES_FILE = "nodes.json"  # member -> the Flower node id its key got from this coordinator
 
 
 @dataclass(frozen=True)
@@ -51,19 +57,33 @@ def control_client(link: SuperLinkAddress):  # type: ignore[no-untyped-def]
     )
 
 
-def public_key_bytes(openssh_line: str) -> bytes:
-    """A SuperNode's public key line (OpenSSH, NIST P-256) as Flower's Control API wants it."""
+def supernode_public_key(openssh_line: str):  # type: ignore[no-untyped-def]
+    """A SuperNode's public key line (OpenSSH, ECDSA on a NIST curve), checked."""
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_ssh_public_key
-    from flwr.supercore.primitives.asymmetric import public_key_to_bytes
 
     try:
         key = load_ssh_public_key(openssh_line.strip().encode())
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnicodeError) as exc:
         raise InvalidInput(f"not a SuperNode public key ({exc}): {openssh_line[:40]}...") from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise InvalidInput("a SuperNode key must be an ECDSA (NIST curve) key")
-    return public_key_to_bytes(key)
+    return key
+
+
+def checked_supernode_key(openssh_line: str) -> str:
+    """The line as stored in `members.supernode_key`, refused unless it is a SuperNode key."""
+    if len(openssh_line) > 1000 or "PRIVATE" in openssh_line:
+        raise InvalidInput("a SuperNode key is one public OpenSSH line (supernode_auth.pub)")
+    supernode_public_key(openssh_line)
+    return openssh_line.strip()
+
+
+def public_key_bytes(openssh_line: str) -> bytes:
+    """A SuperNode's public key line as Flower's Control API wants it."""
+    from flwr.supercore.primitives.asymmetric import public_key_to_bytes
+
+    return public_key_to_bytes(supernode_public_key(openssh_line))
 
 
 def register_node(link: SuperLinkAddress, openssh_line: str, name: str) -> int:
@@ -92,6 +112,19 @@ def registered_nodes(link: SuperLinkAddress) -> dict[int, str]:
     finally:
         client.close()
     return {int(n.node_id): n.name for n in reply.nodes_info}
+
+
+def write_registered(path: Path, nodes: dict[str, int]) -> None:
+    """Record member -> node id as the coordinator registered them (readable by it only)."""
+    path.write_text(json.dumps(nodes, sort_keys=True))
+    path.chmod(0o600)
+
+
+def read_registered(path: Path) -> dict[str, int]:
+    """The node ids this coordinator registered ({} before any SuperLink started)."""
+    if not path.is_file():
+        return {}
+    return {str(k): int(v) for k, v in json.loads(path.read_text()).items()}
 
 
 def _answers(link: SuperLinkAddress) -> bool:
@@ -128,9 +161,15 @@ class SuperLink:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
+    @property
+    def nodes_file(self) -> Path:
+        return self.folder / NODES_FILE
+
     def command(self) -> list[str]:
         return [
-            executable("flower-superlink"),
+            sys.executable,
+            "-m",
+            "kumiai.adapters.flower.superlink_guard",
             "--ssl-certfile",
             str(self.tls.cert),
             "--ssl-keyfile",
@@ -150,6 +189,7 @@ class SuperLink:
     def start(self, node_keys: dict[str, str], timeout: float = READY_SECONDS) -> None:
         """Start, wait until it answers over TLS, then register each member's node key."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.nodes_file.unlink(missing_ok=True)  # ids of an earlier SuperLink mean nothing now
         self.process = Supervised(
             "SuperLink",
             self.command(),
@@ -162,6 +202,7 @@ class SuperLink:
             self.process.wait_until(lambda: _answers(self.address), timeout, what)
             for member, key in sorted(node_keys.items()):
                 self.nodes[member] = register_node(self.address, key, member)
+            write_registered(self.nodes_file, self.nodes)
         except BaseException:
             self.stop()
             raise

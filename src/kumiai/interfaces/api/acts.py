@@ -106,6 +106,7 @@ class KeyBody(Round):
 class JoinBody(Round):
     token: str
     public_key: str
+    supernode_key: str | None = None  # the public half of the node's SuperNode key
 
 
 def answer(result: Any) -> PlainJSON:
@@ -141,7 +142,12 @@ async def join(request: Request, body: JoinBody, home: Home) -> PlainJSON:
     def run() -> Any:
         authenticate_new_key(home, signed, body.public_key)
         return invitations.join_with_invitation(
-            home, body.token, body.public_key, tuple(body.signatures), body.at
+            home,
+            body.token,
+            body.public_key,
+            tuple(body.signatures),
+            body.at,
+            supernode_key=body.supernode_key,
         )
 
     return answer(await anyio.to_thread.run_sync(run))

@@ -11,7 +11,10 @@ def node_serve(
         ..., "--superlink", help="HOST:PORT of the coordinator's SuperLink."
     ),
     ca: Path = typer.Option(
-        ..., "--ca", help="The consortium's CA certificate (PEM), pinned when the node joined."
+        None,
+        "--ca",
+        help="The consortium's CA certificate (PEM); default: the one pinned at node init. "
+        "Refused when its SHA-256 fingerprint is not the pinned one.",
     ),
     runtime_port: int = typer.Option(
         9094, "--runtime-port", help="The SuperNode's local Runtime API port (127.0.0.1 only)."
@@ -19,8 +22,9 @@ def node_serve(
 ) -> None:
     """Connect this node to the SuperLink and work for the jobs its agreements allow."""
     from kumiai.interfaces.cli.context import errors
-    from kumiai.node.serving import serve, supernode_for
+    from kumiai.node.serving import pinned_ca, serve, supernode_for
 
+    ca = pinned_ca(home, ca)
     supernode_for(home, superlink, ca, runtime_port)  # refused here, before anything starts
     errors.print(f"Node {home} connecting to {superlink} over TLS; Ctrl-C stops it.")
     serve(home, superlink, ca, runtime_port)
