@@ -7,8 +7,7 @@ import pytest
 
 from kumiai.adapters.tls import certificate_fingerprint
 from kumiai.domain.errors import InvalidInput, NotFound
-from kumiai.node.remote import PINNED_CA
-from kumiai.node.serving import pinned_ca
+from kumiai.node.remote import PINNED_CA, pinned_ca
 from kumiai.services.coordinator_tls import init_tls
 
 

@@ -11,47 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kumiai.adapters.flower.supernode import SuperNode, run_tasks
-from kumiai.adapters.tls import certificate_fingerprint
 from kumiai.domain.errors import InvalidInput, NotFound
 from kumiai.node.guard import Mod
 from kumiai.node.home import NodeHome
-from kumiai.node.remote import PINNED_CA  # written by `kumiai node init`
-
-
-def _fingerprint(path: Path) -> str:
-    try:
-        return certificate_fingerprint(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"{path} is not a readable PEM certificate ({exc})") from None
-
-
-def pinned_ca(home: Path, ca_cert: Path | None = None) -> Path:
-    """The CA the node trusts for the SuperLink: the one it pinned at `node init`.
-
-    A `--ca` file is accepted only when its SHA-256 fingerprint is the pinned one: a swapped
-    CA would let anyone holding its key stand in for the coordinator's SuperLink. A node
-    home made by the coordinator itself (no pin) must name its CA."""
-    pinned = home / PINNED_CA
-    if not pinned.is_file():
-        if ca_cert is None:
-            raise NotFound(
-                f"{home} pinned no CA at joining ({pinned} is missing); pass the consortium's "
-                "CA with --ca, or join with kumiai node init"
-            )
-        if not ca_cert.is_file():
-            raise InvalidInput(f"{ca_cert} does not exist; pass the consortium's CA certificate")
-        return ca_cert
-    if ca_cert is None:
-        return pinned
-    if not ca_cert.is_file():
-        raise InvalidInput(f"{ca_cert} does not exist; leave out --ca to use the pinned CA")
-    given, expected = _fingerprint(ca_cert), _fingerprint(pinned)
-    if given != expected:
-        raise InvalidInput(
-            f"--ca {ca_cert} has SHA-256 fingerprint {given}, not {expected}, the CA pinned at "
-            f"joining ({pinned}); leave out --ca to use the pinned one"
-        )
-    return ca_cert
 
 
 def supernode_for(home: Path, superlink: str, ca_cert: Path | None, runtime_port: int) -> SuperNode:

@@ -47,6 +47,11 @@ class Consortium:
         """Where a member's node keeps its key, data and signed agreements on this machine."""
         return self.home / "members" / member
 
+    def node_is_here(self, member: str) -> bool:
+        """Does this machine hold the member's node home (one-directory mode), or does the
+        member's node live on its own machine (joined with an invitation)?"""
+        return self.member_home(member).is_dir()
+
     def node(self, member: str) -> NodePort:
         """The port to a member's node; on one machine, its home under `members/`.
 
@@ -56,8 +61,8 @@ class Consortium:
         if member in self._acting:
             return self._acting[member]
         if self.served:
-            local = self.member_home(member)
-            return SubmittedNode(member, None, (), self._local(member) if local.is_dir() else None)
+            here = self.node_is_here(member)
+            return SubmittedNode(member, None, (), self._local(member) if here else None)
         return self._local(member)
 
     def _local(self, member: str) -> LocalNode:

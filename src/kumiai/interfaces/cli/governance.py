@@ -296,8 +296,9 @@ def request(
     from kumiai.services import agreements
 
     expires_at = parse_iso(expires, "expiry") if expires else utc_now() + timedelta(days=180)
+    home = consortium(ctx)
     info = agreements.request_data_use(
-        consortium(ctx),
+        home,
         project=project,
         dataset=dataset,
         requested_by=by,
@@ -310,9 +311,11 @@ def request(
         min_cohort=min_cohort,
         contribution_analysis=allow_contribution_analysis,
     )
+    # A steward whose node lives on its own machine signs there, through the API.
+    act = "agreement" if home.node_is_here(info.steward) else "node"
     console.print(
         f"Request [bold]{info.id}[/] sent to {info.steward}'s steward; they run: "
-        f"kumiai agreement sign {info.id}  (or: agreement refuse {info.id} --reason …)"
+        f"kumiai {act} sign {info.id}  (or: {act} refuse {info.id} --reason …)"
     )
 
 

@@ -22,7 +22,8 @@ def node_serve(
 ) -> None:
     """Connect this node to the SuperLink and work for the jobs its agreements allow."""
     from kumiai.interfaces.cli.context import errors
-    from kumiai.node.serving import pinned_ca, serve, supernode_for
+    from kumiai.node.remote import pinned_ca
+    from kumiai.node.serving import serve, supernode_for
 
     ca = pinned_ca(home, ca)
     supernode_for(home, superlink, ca, runtime_port)  # refused here, before anything starts

@@ -21,9 +21,15 @@ if TYPE_CHECKING:
 def witness(
     home: Path = typer.Option(..., "--home", help="This member's node home (its key and state)."),
     coordinator: str = typer.Option(
-        ..., "--coordinator", help="The coordinator's API, https://HOST:PORT."
+        None,
+        "--coordinator",
+        help="The coordinator's API, https://HOST:PORT (default: the one pinned at node init).",
     ),
-    ca: Path = typer.Option(..., "--ca", help="The consortium's CA certificate (PEM), pinned."),
+    ca: Path = typer.Option(
+        None,
+        "--ca",
+        help="The consortium's CA certificate (PEM); default, and checked against: the pinned one.",
+    ),
     member: str = typer.Option(
         None, "--member", help="The member this node is (checked against its home)."
     ),
@@ -48,7 +54,9 @@ def witness(
         raise InvalidInput(
             f"the node home {home} belongs to {name!r}, not {member!r}; give that member's home"
         )
-    client = CoordinatorClient(coordinator, ca, name)
+    from kumiai.node.remote import pinned_ca, pinned_url
+
+    client = CoordinatorClient(coordinator or pinned_url(home), pinned_ca(home, ca), name)
     try:
         while True:
             try:
