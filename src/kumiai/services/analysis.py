@@ -24,8 +24,6 @@ from kumiai.adapters.storage.schema import (
     JobRow,
     JobSiteRow,
     PrivacySpendRow,
-    ProjectMemberRow,
-    ProjectRow,
 )
 from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.analysis import Analysis
@@ -33,7 +31,6 @@ from kumiai.domain.analysis_results import CONFIDENCE, QueryResult, figures_for
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, JobFailed, KumiaiError
 from kumiai.domain.job import JobDocument, JobKind, JobStatus, sign_job
-from kumiai.domain.project import ProjectStatus, require_active
 from kumiai.domain.secure_sum import unmask
 from kumiai.domain.training import TrainingSettings
 from kumiai.node.port import NodePort
@@ -48,6 +45,7 @@ from kumiai.services.jobs import (
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
 from kumiai.services.peer_evidence import evidence_for_nodes
+from kumiai.services.projects import job_starter
 
 
 @dataclass
@@ -96,13 +94,7 @@ def _start(
 ) -> _Job:
     """The job record and its signed document, recorded in the ledger as `job.started`."""
     with transaction(consortium.sessions) as session:
-        project_row = get(session, ProjectRow, project)
-        require_active(project, ProjectStatus(project_row.status))
-        by = by or project_row.proposed_by
-        if session.get(ProjectMemberRow, (project, by)) is None:
-            raise InvalidInput(
-                f"{by!r} is not a member of project {project!r}; only its members start jobs"
-            )
+        project_row, by = job_starter(session, project, by)
         datasets = project_datasets(session, project)
         if unknown := sorted(set(only) - {d.name for d in datasets}):
             raise InvalidInput(

@@ -20,7 +20,7 @@ from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, StateError
 from kumiai.domain.ledger import COORDINATOR
 from kumiai.domain.names import check_slug
-from kumiai.domain.project import ProjectStatus, transition
+from kumiai.domain.project import ProjectStatus, require_active, transition
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get
@@ -166,3 +166,16 @@ def close_project(consortium: Consortium, name: str, closed_by: str) -> ProjectI
 def list_projects(consortium: Consortium) -> list[ProjectInfo]:
     with transaction(consortium.sessions) as session:
         return [_info(session, r) for r in all_rows(session, ProjectRow, ProjectRow.name)]
+
+
+def job_starter(session: Session, project: str, by: str | None) -> tuple[ProjectRow, str]:
+    """An active project and the member starting a job on it: its proposer by default, and
+    only ever one of its members (every job kind starts the same way)."""
+    row = get(session, ProjectRow, project)
+    require_active(project, ProjectStatus(row.status))
+    by = by or row.proposed_by
+    if session.get(ProjectMemberRow, (project, by)) is None:
+        raise InvalidInput(
+            f"{by!r} is not a member of project {project!r}; only its members start jobs"
+        )
+    return row, by

@@ -29,15 +29,12 @@ from kumiai.adapters.storage.schema import (
     JobSiteRow,
     MemberRow,
     ModelVersionRow,
-    ProjectMemberRow,
-    ProjectRow,
 )
 from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, JobFailed, KumiaiError
 from kumiai.domain.job import JobDocument, JobKind, JobStatus, sign_job
 from kumiai.domain.metrics import SiteScore
-from kumiai.domain.project import ProjectStatus, require_active
 from kumiai.domain.training import TrainingSettings
 from kumiai.node.port import NodePort, simulation_client_app
 from kumiai.services.agreements import agreements_for_job
@@ -52,6 +49,7 @@ from kumiai.services.jobs import (
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
 from kumiai.services.privacy import JobPrivacy, plan_job_privacy
+from kumiai.services.projects import job_starter
 from kumiai.services.quota import refuse_over_quota
 from kumiai.services.recorder import (
     JobRecorder,
@@ -86,13 +84,7 @@ def _start_job(
 ) -> tuple[FederatedJob, list[tuple[NodePort, str]], str]:
     """Create the job record and the signed job document; one node per requested dataset."""
     with transaction(consortium.sessions) as session:
-        project_row = get(session, ProjectRow, project)
-        require_active(project, ProjectStatus(project_row.status))
-        by = by or project_row.proposed_by
-        if session.get(ProjectMemberRow, (project, by)) is None:
-            raise InvalidInput(
-                f"{by!r} is not a member of project {project!r}; only its members start jobs"
-            )
+        project_row, by = job_starter(session, project, by)
         datasets = project_datasets(session, project)
         if not datasets:
             raise InvalidInput(
