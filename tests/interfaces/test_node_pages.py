@@ -164,3 +164,28 @@ def test_the_witness_page_shows_the_cosigned_head(world: World, steward: TestCli
     remember(node_of(world, A).home, TreeHead(7, "ab" * 32, utc_now()))
     shown = steward.get("/witness").text
     assert '<dd id="head-size">7</dd>' in shown and "ab" * 32 in shown
+
+
+def test_the_command_serves_on_loopback_with_a_fresh_token_each_start(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from kumiai.interfaces.cli.main import app as cli
+
+    served: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        uvicorn, "run", lambda app, **options: served.append(options | {"app": app})
+    )
+    home = str(world.consortium.member_home(A))
+    printed = [
+        CliRunner().invoke(cli, ["node", "ui", "--home", home, "--port", "8611"]).stdout
+        for _ in range(2)
+    ]
+    assert [(s["host"], s["port"]) for s in served] == [("127.0.0.1", 8611)] * 2
+    tokens = [s["app"].state.token for s in served]
+    assert tokens[0] != tokens[1] and len(tokens[0]) >= 40
+    for token, line in zip(tokens, printed, strict=True):
+        assert f"http://127.0.0.1:8611/?token={token}" in line
+    assert served[0]["app"].state.clients == LOOPBACK
