@@ -189,3 +189,18 @@ def test_the_command_serves_on_loopback_with_a_fresh_token_each_start(
     for token, line in zip(tokens, printed, strict=True):
         assert f"http://127.0.0.1:8611/?token={token}" in line
     assert served[0]["app"].state.clients == LOOPBACK
+
+
+def test_a_decision_the_coordinator_refuses_shows_its_reason_and_writes_nothing(
+    world: World, steward: TestClient
+) -> None:
+    request = world.requests[A]
+    csrf = csrf_of(steward.get("/").text)
+    steward.post(f"/requests/{request}/refuse", data={"csrf": csrf, "reason": "no approval"})
+    before = counts(world)
+    again = steward.post(f"/requests/{request}/sign", data={"csrf": csrf})
+    assert again.status_code == 409
+    assert (
+        f"coordinator: request {request} is already refused; a steward decides once" in again.text
+    )
+    assert counts(world) == before and node_of(world, A).home.agreements() == []
