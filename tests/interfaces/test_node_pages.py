@@ -137,8 +137,13 @@ def test_without_the_start_token_nothing_is_shown_or_done(
 
 def test_another_machine_is_refused_even_with_the_token(world: World) -> None:
     remote_browser = pages(world, clients=LOOPBACK)  # the test client is not 127.0.0.1
-    entered = remote_browser.get(f"/?token={TOKEN}", follow_redirects=True)
-    assert entered.status_code == 403 and "answer this machine only" in entered.text
+    entered = remote_browser.get(f"/?token={TOKEN}")
+    assert entered.status_code == 403 and "answer this machine only, not testclient" in (
+        entered.text
+    )
+    assert "set-cookie" not in entered.headers  # the token is not traded for a cookie
+    remote_browser.cookies.set(NODE_COOKIE, TOKEN)
+    assert remote_browser.get("/").status_code == 403
 
 
 def test_budgets_show_lifetime_spent_left_and_the_log(world: World, steward: TestClient) -> None:

@@ -106,11 +106,18 @@ def budgets(request: Request) -> list[dict[str, Any]]:
     return found
 
 
+def _outsider(request: Request) -> Forbidden | None:
+    """A client that is not this machine (the server binds 127.0.0.1; checked again here)."""
+    host = request.client.host if request.client else ""
+    if host in request.app.state.clients:
+        return None
+    return Forbidden(f"the node's pages answer this machine only, not {host or 'unknown'}")
+
+
 def _guard(request: Request) -> None:
     """Only this machine, and only the browser holding this start's cookie."""
-    host = request.client.host if request.client else ""
-    if host not in request.app.state.clients:
-        raise Forbidden(f"the node's pages answer this machine only, not {host or 'unknown'}")
+    if (refused := _outsider(request)) is not None:
+        raise refused
     if not same_token(request.cookies.get(NODE_COOKIE), request.app.state.token):
         raise Unauthenticated(
             "open the link `kumiai node ui` printed (it carries this start's token)"
@@ -136,9 +143,11 @@ def create_node_app(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         given = request.query_params.get("token")
-        if request.method == "GET" and given is not None:
+        if (refused := _outsider(request)) is not None:  # not even the token is traded
+            response: Response = await _error(request, refused)
+        elif request.method == "GET" and given is not None:
             if not same_token(given, token):
-                response: Response = _render(
+                response = _render(
                     request, "node_error.html", 401, status=401, message="not this start's token"
                 )
             else:  # trade the token for the cookie, and drop it from the address bar
