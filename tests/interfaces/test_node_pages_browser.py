@@ -12,6 +12,7 @@ import pytest
 import uvicorn
 
 from kumiai.interfaces.web.node_pages import NODE_COOKIE, create_node_app
+from kumiai.node.spendlog import SpendLog
 from tests.interfaces.test_api_acts import A, World, node_of, through_test_transport, world
 from tests.interfaces.test_report_browser import browser, require_chromium
 from tests.interfaces.test_web_browser import _free_port, _shoot, _watch
@@ -59,5 +60,23 @@ def test_a_steward_signs_a_request_and_it_moves_to_agreements(
     page.goto(url)
     assert page.locator(f"#request-{request}").count() == 0
     assert "No request waits" in page.inner_text("main")
+    # A job under the agreement spends ε at this node: the Budgets page shows it drop.
+    held = node_of(world, A).home
+    dataset = held.agreements()[0].terms.dataset
+    log = SpendLog(held, dataset)
+    log.set_lifetime(2.0)
+    page.get_by_role("link", name="Budgets").click()
+    page.wait_for_url(url + "budgets")
+    assert page.inner_text(f"#budget-{dataset} .left") == "2.0000"
+    project = held.agreements()[0].terms.project
+    assert log.reserve(
+        job="job-1", project=project, planned=1.0, delta=1e-5, agreement_cap=None, details={}
+    ).allowed
+    log.spend(job="job-1", round_=1, epsilon=0.5)
+    log.release("job-1")
+    page.reload()
+    assert page.inner_text(f"#budget-{dataset} .spent") == "0.5000"
+    assert page.inner_text(f"#budget-{dataset} .left") == "1.5000"
+    _shoot(page, tmp_path, "node-budgets")
     assert problems == [], problems
     page.close()
