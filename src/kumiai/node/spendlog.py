@@ -135,6 +135,11 @@ class SpendLog:
         with self._locked():
             return self._view()
 
+    def records(self) -> list[SpendRecord]:
+        """Every line of the log, verified: what the steward's pages list."""
+        with self._locked():
+            return self._records()
+
     # -- writing -------------------------------------------------------------------------
     @contextmanager
     def _locked(self) -> Iterator[None]:

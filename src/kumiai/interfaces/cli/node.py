@@ -285,4 +285,22 @@ def node_rotate_key(home: Path = NODE_HOME, as_json: bool = JSON_OPTION) -> None
     )
 
 
+@node_app.command("ui")
+def node_ui(
+    home: Path = NODE_HOME,
+    port: int = typer.Option(8600, help="The port on 127.0.0.1."),
+) -> None:
+    """Serve the steward's pages on 127.0.0.1 only; open the link it prints (once per start)."""
+    import secrets
+
+    import uvicorn
+
+    from kumiai.interfaces.web.node_pages import create_node_app
+
+    token = secrets.token_urlsafe(32)
+    app = create_node_app(home, token)
+    print(f"Open http://127.0.0.1:{port}/?token={token} (this machine only; Ctrl-C stops)")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", server_header=False)
+
+
 node_app.command("witness")(witness)

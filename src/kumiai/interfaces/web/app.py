@@ -21,19 +21,12 @@ from kumiai.domain.errors import KumiaiError
 from kumiai.interfaces.api import app as api  # its error statuses; it mounts this app
 from kumiai.interfaces.web import association, governance, ledger, signin
 from kumiai.interfaces.web.context import PACKAGE, SignInNeeded, current_viewer, page, path_to
+from kumiai.interfaces.web.policy import HEADERS, POLICY
 from kumiai.interfaces.web.sessions import SessionStore
 from kumiai.services.consortium import Consortium
 
 PREFIX = "/ui"
-POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
-)
-HEADERS = {
-    "Content-Security-Policy": POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
+__all__ = ["HEADERS", "POLICY", "PREFIX", "add_dashboard", "create_dashboard"]
 
 
 async def _error_page(request: Request, exc: Exception) -> Response:
