@@ -25,7 +25,7 @@ from kumiai.domain.errors import Forbidden, KumiaiError, Unauthenticated
 from kumiai.interfaces.web.context import LOOPBACK, PACKAGE, Viewer, templates
 from kumiai.interfaces.web.policy import HEADERS
 from kumiai.interfaces.web.sessions import same_token
-from kumiai.interfaces.web.signin import _check_csrf, _form
+from kumiai.interfaces.web.signin import check_csrf, read_form
 
 NODE_COOKIE = "kumiai_node"
 
@@ -53,8 +53,8 @@ async def _error(request: Request, exc: Exception) -> Response:
 
 async def _checked_form(request: Request) -> dict[str, str]:
     """The form's fields, once its CSRF token is this start's; else refused, nothing done."""
-    fields = await _form(request)
-    _check_csrf(fields.get("csrf"), request.app.state.csrf, "node page")
+    fields = await read_form(request)
+    check_csrf(fields.get("csrf"), request.app.state.csrf, "node page")
     return fields
 
 

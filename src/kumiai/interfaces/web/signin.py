@@ -27,7 +27,7 @@ router = APIRouter()
 FORM_LIMIT = 4096  # bytes: a token, a response and a path fit many times over
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def read_form(request: Request) -> dict[str, str]:
     body = await request.body()
     if len(body) > FORM_LIMIT:
         raise InvalidInput(f"the form is over {FORM_LIMIT} bytes; post only the sign-in fields")
@@ -55,7 +55,7 @@ def _cookie(request: Request, response: Response, name: str, value: str, seconds
     )
 
 
-def _check_csrf(given: str | None, expected: str, form: str) -> None:
+def check_csrf(given: str | None, expected: str, form: str) -> None:
     if not same_token(given, expected):
         raise Forbidden(
             f"the {form} form's CSRF token is missing or wrong; reload the page and post it "
@@ -86,13 +86,13 @@ def sign_in_page(
 async def sign_in(request: Request, home: Home, viewer: Annotated[Viewer, needs(None)]) -> Response:
     store = sessions_of(request)
     pending = store.spend(request.cookies.get(PRESESSION_COOKIE))
-    fields = await _form(request)
+    fields = await read_form(request)
     if pending is None:
         raise Unauthenticated(
             "no sign-in is in progress in this browser (or it was already answered); "
             "open the sign-in page and sign its new challenge"
         )
-    _check_csrf(fields.get("csrf"), pending.csrf, "sign-in")
+    check_csrf(fields.get("csrf"), pending.csrf, "sign-in")
     principal = access.sign_in(
         home, pending.challenge, pending.issued, fields.get("response", ""), store.clock()
     )
@@ -108,8 +108,8 @@ async def sign_out(request: Request, viewer: Annotated[Viewer, needs(None)]) -> 
     """Drop the session; its cookie is cleared too."""
     if not viewer.signed_in or viewer.automatic:
         raise Unauthenticated("no session to sign out of in this browser")
-    fields = await _form(request)
-    _check_csrf(fields.get("csrf"), viewer.csrf, "sign-out")
+    fields = await read_form(request)
+    check_csrf(fields.get("csrf"), viewer.csrf, "sign-out")
     sessions_of(request).close(request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse(path_to(request, "sign_in_page"), status_code=303)
     response.delete_cookie(SESSION_COOKIE, path=request.scope.get("root_path", "") or "/")
