@@ -3,13 +3,12 @@
 Each command imports its service and Rich itself, so that `--help` loads neither.
 """
 
-from datetime import timedelta
 from pathlib import Path
 
 import typer
 
-from kumiai.domain.clock import parse_iso, utc_now
 from kumiai.domain.schema import parse_column_types, parse_missing_markers
+from kumiai.interfaces.cli import request_options as opts
 from kumiai.interfaces.cli.context import consortium, home_of, when
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
 from kumiai.interfaces.cli.remote import remote_document
@@ -266,36 +265,22 @@ def project_list(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 def request(
     ctx: typer.Context,
     project: str = typer.Argument(...),
-    dataset: str = typer.Option(..., help="The dataset to use."),
+    dataset: str = opts.DATASET,
     by: str = typer.Option(..., help="The requesting member (a project member)."),
-    kinds: str = typer.Option("train,evaluate", help="Job kinds: train, evaluate, statistics."),
-    rounds: int = typer.Option(50, help="Most rounds any one job may run."),
-    expires: str = typer.Option("", help="Expiry (ISO date); default 180 days from now."),
-    epsilon: float = typer.Option(
-        None, help="ε cap for the project on this dataset (DP required)."
-    ),
-    allow_plain_aggregation: bool = typer.Option(
-        False, help="Let jobs run without secure aggregation (the coordinator sees updates)."
-    ),
-    statistics: str = typer.Option(
-        "allowed",
-        help="Aggregate statistics (summaries, scores) that may leave the node: allowed, dp "
-        "(noised, paid from the ε budget) or forbidden.",
-    ),
-    min_cohort: int = typer.Option(
-        0, help="Fewest training or test rows a site may release aggregates over."
-    ),
-    allow_contribution_analysis: bool = typer.Option(
-        False,
-        help="Let the board compute this dataset's share of a model's value, by retraining "
-        "coalitions that include this site alone (docs/contribution.md).",
-    ),
+    kinds: str = opts.KINDS,
+    rounds: int = opts.ROUNDS,
+    expires: str = opts.EXPIRES,
+    epsilon: float = opts.EPSILON,
+    allow_plain_aggregation: bool = opts.PLAIN_AGGREGATION,
+    statistics: str = opts.STATISTICS,
+    min_cohort: int = opts.MIN_COHORT,
+    allow_contribution_analysis: bool = opts.CONTRIBUTION_ANALYSIS,
 ) -> None:
     """Ask a dataset's steward to allow its use for the project's purpose."""
     from kumiai.interfaces.cli.context import console
     from kumiai.services import agreements
 
-    expires_at = parse_iso(expires, "expiry") if expires else utc_now() + timedelta(days=180)
+    expires_at = opts.expiry(expires)
     home = consortium(ctx)
     info = agreements.request_data_use(
         home,

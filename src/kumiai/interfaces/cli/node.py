@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from kumiai.interfaces.cli import request_options as opts
 from kumiai.interfaces.cli.node_witness import witness
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
 
@@ -164,33 +165,22 @@ def node_sign_in(
 @node_app.command("request")
 def node_request(
     project: str = typer.Argument(...),
-    dataset: str = typer.Option(..., help="The dataset to use."),
-    kinds: str = typer.Option("train,evaluate", help="Job kinds: train, evaluate, statistics."),
-    rounds: int = typer.Option(50, help="Most rounds any one job may run."),
-    expires: str = typer.Option("", help="Expiry (ISO date); default 180 days from now."),
-    epsilon: float = typer.Option(
-        None, help="ε cap for the project on this dataset (DP required)."
-    ),
-    allow_plain_aggregation: bool = typer.Option(
-        False, help="Let jobs run without secure aggregation (the coordinator sees updates)."
-    ),
-    statistics: str = typer.Option("allowed", help="Aggregate statistics: allowed, dp, forbidden."),
-    min_cohort: int = typer.Option(
-        0, help="Fewest training or test rows a site may release aggregates over."
-    ),
-    allow_contribution_analysis: bool = typer.Option(
-        False, help="Let the board compute this dataset's share of a model's value."
-    ),
+    dataset: str = opts.DATASET,
+    kinds: str = opts.KINDS,
+    rounds: int = opts.ROUNDS,
+    expires: str = opts.EXPIRES,
+    epsilon: float = opts.EPSILON,
+    allow_plain_aggregation: bool = opts.PLAIN_AGGREGATION,
+    statistics: str = opts.STATISTICS,
+    min_cohort: int = opts.MIN_COHORT,
+    allow_contribution_analysis: bool = opts.CONTRIBUTION_ANALYSIS,
     home: Path = NODE_HOME,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Ask a dataset's steward for data, as `kumiai request`, signed by this node."""
-    from datetime import timedelta
-
-    from kumiai.domain.clock import parse_iso, utc_now
     from kumiai.node.remote import request_data
 
-    expires_at = parse_iso(expires, "expiry") if expires else utc_now() + timedelta(days=180)
+    expires_at = opts.expiry(expires)
     info = request_data(
         home,
         project,
