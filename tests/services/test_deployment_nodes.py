@@ -13,7 +13,7 @@ def test_the_jobs_nodes_are_the_ids_the_coordinator_registered(home: Path) -> No
     consortium = init_consortium(home)
     for member in ("st-mary", "lab"):
         add_member(consortium, member, "hospital")
-    nodes = [consortium.node("st-mary"), consortium.node("lab")]
+    nodes = ["st-mary", "lab"]
     assert nodes_of(nodes, consortium) == []  # no SuperLink started: no node at all
     folder = home / SUPERLINK_FOLDER
     folder.mkdir()

@@ -112,7 +112,11 @@ class JobRecorder:
             self.progress.refused(dataset, text, server_round)
 
     def _log_refusal(self, session: Any, row: JobSiteRow, reason: str, server_round: int) -> None:
-        """Signed by the refusing member's key: the node, not the coordinator, said no."""
+        """Signed by the refusing member's key: the node, not the coordinator, said no.
+
+        A member whose node runs on its own machine (no home here) cannot sign on this side:
+        a node that died or went silent said nothing, so the coordinator signs what it saw."""
+        local = self.consortium.member_home(row.member).is_dir()
         payload = {
             "job": self.job_id,
             "dataset": row.dataset,
@@ -120,7 +124,7 @@ class JobRecorder:
             "reason": reason,
         }
         act = Act(
-            row.member,
+            row.member if local else COORDINATOR,
             "job.refused",
             payload,
             member=row.member,

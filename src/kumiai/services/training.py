@@ -7,7 +7,7 @@ job's completion, in one transaction, so nothing is ever half-released.
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
@@ -27,7 +27,6 @@ from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import (
     JobRow,
     JobSiteRow,
-    MemberRow,
     ModelVersionRow,
 )
 from kumiai.domain.agreement import SignedAgreement
@@ -184,24 +183,23 @@ DEPLOYMENT_REPLY_POLL = 0.05
 not the simulation's 10 ms; Flower's own HttpGrid waits 3 s."""
 
 
-def nodes_of(nodes: list[NodePort], consortium: Consortium) -> list[int]:
+def nodes_of(members: Iterable[str], consortium: Consortium) -> list[int]:
     """The Flower node ids of the job's members, as the coordinator registered their keys.
 
     Not looked up by name on the SuperLink: the ids come from the coordinator's own record of
-    what it registered (`services.deployment.registered_ids`)."""
+    what it registered (`services.deployment.registered_ids`). By member name, not by node
+    address: a member that joined from its own machine has no node in the coordinator's
+    home."""
     from kumiai.services.deployment import registered_ids
 
     ids = registered_ids(consortium)
-    members = sorted({_member_at(consortium, node) for node in nodes})
-    return [ids[member] for member in members if member in ids]
+    return [ids[member] for member in sorted(set(members)) if member in ids]
 
 
-def _member_at(consortium: Consortium, node: NodePort) -> str:
+def job_members(consortium: Consortium, job_id: str) -> list[str]:
+    """The members whose datasets the job asked for (its site rows)."""
     with transaction(consortium.sessions) as session:
-        row = session.scalar(select(MemberRow).where(MemberRow.home == node.address))
-        if row is None:
-            raise InvalidInput(f"no member's node is at {node.address}")
-        return row.name
+        return list(session.scalars(select(JobSiteRow.member).where(JobSiteRow.job_id == job_id)))
 
 
 def many_jobs() -> AbstractContextManager[None]:
@@ -267,7 +265,7 @@ def train(
             run_deployment(
                 build_server_app(job, recorder),
                 superlink,
-                nodes_of([node for node, _ in sites], consortium),
+                nodes_of(job_members(consortium, job.ticket.job_id), consortium),
             )
         if recorder.last is None:
             raise JobFailed("the federation ended without a single evaluated round")
