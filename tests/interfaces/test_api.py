@@ -40,6 +40,7 @@ from kumiai.services.milestones import add_milestone
 from kumiai.services.motions import propose_motion
 from kumiai.services.spend import record_spend
 from kumiai.services.themes import add_theme
+from tests.coordinator_process import start_coordinator
 from tests.services.helpers import HOSPITALS, heart_consortium
 
 
@@ -309,36 +310,12 @@ def test_serve_answers_over_tls_to_clients_trusting_the_ca_and_stops_on_sigterm(
     made = kumiai(home, "coordinator", "init", "--host", "127.0.0.1")
     assert made.returncode == 0, made.stderr
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kumiai",
-            "--home",
-            str(home),
-            "coordinator",
-            "serve",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "FLWR_TELEMETRY_ENABLED": "0"},
-    )
+    server = start_coordinator(home, port)
     try:
         trusting = ssl.create_default_context(cafile=str(home / "tls" / "ca.pem"))
         assert trusting.check_hostname and trusting.verify_mode == ssl.CERT_REQUIRED
         url = f"https://127.0.0.1:{port}/ledger/entries?kind=member.joined"  # public
-        members = None
-        deadline = time.monotonic() + 30
-        while members is None:
-            try:
-                members = get(url, trusting)
-            except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None, server.communicate()
-                assert time.monotonic() < deadline, "the server did not answer within 30 s"
-                time.sleep(0.2)
+        members = get(url, trusting)
         assert sorted(e["actor"] for e in members) == [HOSPITALS[0], "lab"]
         # A client that trusts another CA refuses the server's certificate.
         other = tmp_path / "other-ca"

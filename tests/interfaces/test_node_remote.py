@@ -8,17 +8,15 @@ import base64
 import json
 import os
 import signal
-import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from kumiai.domain.canonical import canonical_json
 from kumiai.domain.invitation import read_token
+from tests.coordinator_process import start_coordinator
 from tests.interfaces.test_api import free_port
 from tests.services.helpers import HOSPITALS, heart_consortium
 
@@ -48,34 +46,8 @@ def test_invite_join_and_sign_over_tls(tmp_path: Path) -> None:
     assert kumiai("--home", str(home), "coordinator", "init", "--host", "127.0.0.1").returncode == 0
     port = free_port()
     url = f"https://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kumiai",
-            "--home",
-            str(home),
-            "coordinator",
-            "serve",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
+    server = start_coordinator(home, port)
     try:
-        deadline = time.monotonic() + 30
-        trusting = ssl.create_default_context(cafile=str(home / "tls" / "ca.pem"))
-        while True:
-            try:
-                httpx.get(f"{url}/ledger/head", verify=trusting, timeout=2)
-                break
-            except httpx.HTTPError:
-                assert server.poll() is None, server.communicate()
-                assert time.monotonic() < deadline, "the server did not answer within 30 s"
-                time.sleep(0.2)
         token = ok("--home", str(home), "coordinator", "invite", "st-mary", "--kind", "hospital")[
             "token"
         ]

@@ -17,7 +17,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from kumiai.node.home import NodeHome
 from kumiai.services.consortium import init_consortium
 from kumiai.services.coordinator_tls import init_tls
 from kumiai.services.members import add_member
+from tests.coordinator_process import start_coordinator
 
 SCRIPT = Path(__file__).with_name("hostile_witness_coordinator.py")
 ENV = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
@@ -231,35 +231,10 @@ def test_witnesses_of_an_honest_coordinator_agree(tmp_path: Path) -> None:
         shutil.copytree(consortium.member_home(name), nodes[name])
         shutil.copy(home / "tls" / "ca.pem", machine / "ca.pem")
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kumiai",
-            "--home",
-            str(home),
-            "coordinator",
-            "serve",
-            "--port",
-            port,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
+    server = start_coordinator(home, port)
     url = f"https://127.0.0.1:{port}"
     trusting = ssl.create_default_context(cafile=str(home / "tls" / "ca.pem"))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/ledger/head", context=trusting, timeout=5)
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None, server.communicate()
-                assert time.monotonic() < deadline, "the coordinator did not answer in 30 s"
-                time.sleep(0.2)
         size = TreeHead.from_json(_head(url, trusting)).size
         # Between rounds the log grows (a member joins): the proofs come over the network.
         runs = [
