@@ -116,7 +116,7 @@ class JobRecorder:
 
         A member whose node runs on its own machine (no home here) cannot sign on this side:
         a node that died or went silent said nothing, so the coordinator signs what it saw."""
-        local = self.consortium.member_home(row.member).is_dir()
+        local = self.consortium.node_is_here(row.member)
         payload = {
             "job": self.job_id,
             "dataset": row.dataset,

@@ -33,7 +33,7 @@ def sign_in_lines(home: Path) -> list[str]:
             f"{m.name}'s node (steward, researcher, board with a seat): "
             f"{command} --home {consortium.member_home(m.name)}"
             for m in list_members(consortium)
-            if consortium.member_home(m.name).is_dir()
+            if consortium.node_is_here(m.name)
         ),
         "auditor: kumiai coordinator grant --role auditor --key PUBLIC_KEY --name NAME, "
         f"then {command} --key THEIR_KEY.pem",
