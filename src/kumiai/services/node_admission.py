@@ -1,0 +1,111 @@
+"""While `coordinator serve` runs a SuperLink, it admits exactly the members' current node
+keys: a member that joins is registered within seconds, without a restart; a key the
+consortium no longer holds for a member (an old key, a key registered behind its back) is
+unregistered, after which Flower refuses it.
+
+The decision is `domain.node_admission.plan_admission`. What it reads: the members' keys in
+the governance database (whichever API worker wrote them) and the SuperLink's own list of
+live nodes. What it never reads: `nodes.json`, which it only writes (member -> node id, for
+`train --superlink`), so a tampered file is overwritten at the next pass and never makes it
+register anything.
+"""
+
+import threading
+from collections.abc import Callable
+
+from kumiai.adapters.flower.superlink import (
+    SuperLink,
+    canonical_key,
+    live_nodes,
+    public_key_bytes,
+    read_registered,
+    register_node,
+    unregister_node,
+    write_registered,
+)
+from kumiai.domain.errors import KumiaiError
+from kumiai.domain.node_admission import plan_admission
+from kumiai.services.consortium import Consortium
+from kumiai.services.deployment import node_keys
+
+ADMISSION_SECONDS = 2.0  # how often the keeper compares; a join waits at most this long
+
+
+def admit_members(consortium: Consortium, link: SuperLink) -> list[str]:
+    """One pass: make the SuperLink admit the members' current keys and nothing else.
+
+    Returns one line per change or problem (for the operator's log); updates `link.nodes`
+    and the nodes file. Unregisters before it registers, so a rotated key never overlaps its
+    successor.
+    """
+    lines, held, problems = node_keys(consortium), {}, []
+    for member, line in lines.items():
+        try:
+            held[member] = canonical_key(public_key_bytes(line))
+        except KumiaiError as exc:  # a row no join could have written: admit nothing for it
+            problems.append(f"{member}'s SuperNode key is not admitted: {exc}")
+    plan = plan_admission(held, live_nodes(link.address))
+    problems += [
+        f"{member}'s SuperNode key is held by another member too: admitted for neither"
+        for member in plan.shared
+    ]
+    nodes, changes = dict(plan.admitted), []
+    for node in plan.unregister:
+        try:
+            unregister_node(link.address, node.node_id)
+            changes.append(
+                f"unregistered node {node.node_id} (registered as {node.name!r}): "
+                "no member holds its key now"
+            )
+        except Exception as exc:  # Flower's error, or gone meanwhile: the next pass retries
+            problems.append(f"could not unregister node {node.node_id}: {exc}")
+    for member, _ in plan.register:
+        try:
+            nodes[member] = register_node(link.address, lines[member], member)
+            changes.append(f"registered {member}'s SuperNode key (node {nodes[member]})")
+        except Exception as exc:  # e.g. a key this SuperLink unregistered once stays refused
+            problems.append(f"could not register {member}'s SuperNode key: {exc}")
+    link.nodes = dict(sorted(nodes.items()))
+    if read_registered(link.nodes_file) != link.nodes:
+        write_registered(link.nodes_file, link.nodes)
+    return changes + problems
+
+
+class AdmissionKeeper:
+    """A thread in the serve process that runs `admit_members` every few seconds and
+    reports each change once (a problem that persists is not repeated every pass)."""
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        link: SuperLink,
+        report: Callable[[str], None],
+        every: float = ADMISSION_SECONDS,
+    ) -> None:
+        self.consortium, self.link, self.report, self.every = consortium, link, report, every
+        self._stop = threading.Event()
+        self._said: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="node-admission", daemon=True)
+
+    def start(self) -> "AdmissionKeeper":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def run_once(self) -> None:
+        try:
+            lines = admit_members(self.consortium, self.link)
+        except Exception as exc:  # the SuperLink restarting, the database busy: next pass
+            lines = [f"node admission paused: {exc}"]
+        new = [line for line in lines if line not in self._said]
+        self._said = {line for line in lines if not line.startswith(("registered", "unreg"))}
+        for line in new:
+            self.report(line)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.run_once()
