@@ -1,0 +1,51 @@
+"""The admission keeper reports each change once, and a failing pass never stops it."""
+
+from typing import Any
+
+import pytest
+
+from kumiai.services import node_admission
+from kumiai.services.node_admission import AdmissionKeeper
+
+
+def test_changes_are_reported_as_they_happen_and_a_problem_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    passes: list[Any] = [
+        ["registered lab's SuperNode key (node 5)", "could not register x's SuperNode key: no"],
+        ["could not register x's SuperNode key: no"],
+        RuntimeError("SuperLink restarting"),
+        RuntimeError("SuperLink restarting"),
+        ["registered lab's SuperNode key (node 6)"],
+        ["could not register x's SuperNode key: no"],
+    ]
+
+    def admit(consortium: object, link: object) -> list[str]:
+        result = passes.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return list(result)
+
+    monkeypatch.setattr(node_admission, "admit_members", admit)
+    said: list[str] = []
+    keeper = AdmissionKeeper(object(), object(), said.append)  # type: ignore[arg-type]
+    for _ in range(6):
+        keeper.run_once()
+    assert said == [
+        "registered lab's SuperNode key (node 5)",
+        "could not register x's SuperNode key: no",
+        "node admission paused: SuperLink restarting",
+        "registered lab's SuperNode key (node 6)",
+        "could not register x's SuperNode key: no",  # it had gone away, and came back
+    ]
+
+
+def test_the_keeper_thread_runs_passes_until_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    ran = threading.Event()
+    monkeypatch.setattr(node_admission, "admit_members", lambda consortium, link: ran.set() or [])
+    keeper = AdmissionKeeper(object(), object(), print, every=0.01).start()  # type: ignore[arg-type]
+    assert ran.wait(5)
+    keeper.stop()
+    assert not keeper._thread.is_alive()
