@@ -49,3 +49,21 @@ def test_the_keeper_thread_runs_passes_until_stopped(monkeypatch: pytest.MonkeyP
     assert ran.wait(5)
     keeper.stop()
     assert not keeper._thread.is_alive()
+
+
+def test_the_superlink_is_asked_when_a_key_changed_or_a_recheck_is_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    held = {"st-mary": "K1"}
+    monkeypatch.setattr(node_admission, "node_keys", lambda consortium: dict(held))
+    monkeypatch.setattr(node_admission, "admit_members", lambda consortium, link: [])
+    keeper = AdmissionKeeper(object(), object(), print, recheck=3600)  # type: ignore[arg-type]
+    assert keeper.due()  # nothing seen yet
+    keeper.run_once()
+    assert not keeper.due()  # same keys, recheck not due
+    held["kita"] = "K2"  # a member joined
+    assert keeper.due()
+    keeper.run_once()
+    assert not keeper.due()
+    keeper.recheck = 0.0
+    assert keeper.due()  # undo what was registered behind its back, now and then

@@ -11,6 +11,7 @@ register anything.
 """
 
 import threading
+import time
 from collections.abc import Callable
 
 from kumiai.adapters.flower.superlink import (
@@ -28,7 +29,8 @@ from kumiai.domain.node_admission import plan_admission
 from kumiai.services.consortium import Consortium
 from kumiai.services.deployment import node_keys
 
-ADMISSION_SECONDS = 2.0  # how often the keeper compares; a join waits at most this long
+ADMISSION_SECONDS = 2.0  # how often the keeper reads the members' keys: a join waits this long
+SUPERLINK_SECONDS = 30.0  # how often it asks the SuperLink even when no key changed
 
 
 def admit_members(consortium: Consortium, link: SuperLink) -> list[str]:
@@ -72,7 +74,9 @@ def admit_members(consortium: Consortium, link: SuperLink) -> list[str]:
 
 
 class AdmissionKeeper:
-    """A thread in the serve process that runs `admit_members` every few seconds and
+    """A thread in the serve process: every few seconds it reads the members' keys, and runs
+    `admit_members` when they changed (or at least every `SUPERLINK_SECONDS`, to undo what
+    was registered behind its back, without filling the SuperLink's log with ListNodes). It
     reports each change once (a problem that persists is not repeated every pass)."""
 
     def __init__(
@@ -81,8 +85,12 @@ class AdmissionKeeper:
         link: SuperLink,
         report: Callable[[str], None],
         every: float = ADMISSION_SECONDS,
+        recheck: float = SUPERLINK_SECONDS,
     ) -> None:
         self.consortium, self.link, self.report, self.every = consortium, link, report, every
+        self.recheck = recheck
+        self._seen: dict[str, str] | None = None  # the keys at the last pass that succeeded
+        self._last = 0.0
         self._stop = threading.Event()
         self._said: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="node-admission", daemon=True)
@@ -96,11 +104,22 @@ class AdmissionKeeper:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
 
+    def due(self) -> bool:
+        """Whether the members' keys changed since the last pass, or a recheck is due."""
+        try:
+            held = node_keys(self.consortium)
+        except Exception:  # the database busy: let the pass say why
+            return True
+        changed, self._seen = held != self._seen, held
+        return changed or time.monotonic() - self._last >= self.recheck
+
     def run_once(self) -> None:
         try:
             lines = admit_members(self.consortium, self.link)
+            self._last = time.monotonic()
         except Exception as exc:  # the SuperLink restarting, the database busy: next pass
             lines = [f"node admission paused: {exc}"]
+            self._seen = None  # try again at the next tick
         new = [line for line in lines if line not in self._said]
         self._said = {line for line in lines if not line.startswith(("registered", "unreg"))}
         for line in new:
@@ -108,4 +127,5 @@ class AdmissionKeeper:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
-            self.run_once()
+            if self.due():
+                self.run_once()
