@@ -67,3 +67,24 @@ def test_the_superlink_is_asked_when_a_key_changed_or_a_recheck_is_due(
     assert not keeper.due()
     keeper.recheck = 0.0
     assert keeper.due()  # undo what was registered behind its back, now and then
+
+
+def test_a_join_in_this_process_wakes_the_keeper_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`coordinator serve` took the join: its keeper looks now, not in two seconds."""
+    import threading
+
+    from kumiai.services.node_admission import members_changed
+
+    ran = threading.Event()
+    monkeypatch.setattr(node_admission, "admit_members", lambda consortium, link: ran.set() or [])
+    keeper = AdmissionKeeper(object(), object(), print, every=3600).start()  # type: ignore[arg-type]
+    try:
+        assert not ran.wait(0.3)  # nothing due before the hour
+        members_changed()
+        assert ran.wait(5)
+    finally:
+        keeper.stop()
+    assert not keeper._thread.is_alive()
+    assert keeper not in node_admission._RUNNING

@@ -31,6 +31,14 @@ from kumiai.services.deployment import node_keys
 
 ADMISSION_SECONDS = 2.0  # how often the keeper reads the members' keys: a join waits this long
 SUPERLINK_SECONDS = 30.0  # how often it asks the SuperLink even when no key changed
+_RUNNING: set["AdmissionKeeper"] = set()  # the keepers of this process (coordinator serve)
+
+
+def members_changed() -> None:
+    """A join just committed in this process: its keepers look now, not at their next tick
+    (a join taken by another process waits for the tick)."""
+    for keeper in list(_RUNNING):
+        keeper.wake()
 
 
 def admit_members(consortium: Consortium, link: SuperLink) -> list[str]:
@@ -91,16 +99,22 @@ class AdmissionKeeper:
         self.recheck = recheck
         self._seen: dict[str, str] | None = None  # the keys at the last pass that succeeded
         self._last = 0.0
-        self._stop = threading.Event()
+        self._stop, self._wake = threading.Event(), threading.Event()
         self._said: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="node-admission", daemon=True)
 
     def start(self) -> "AdmissionKeeper":
+        _RUNNING.add(self)
         self._thread.start()
         return self
 
+    def wake(self) -> None:
+        self._wake.set()
+
     def stop(self) -> None:
+        _RUNNING.discard(self)
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
 
@@ -126,6 +140,8 @@ class AdmissionKeeper:
             self.report(line)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            if self.due():
+        while not self._stop.is_set():
+            self._wake.wait(self.every)
+            self._wake.clear()
+            if not self._stop.is_set() and self.due():
                 self.run_once()
