@@ -213,6 +213,10 @@ def test_admission_drops_a_node_registered_behind_the_coordinators_back(
     assert [n.node_id for n in live_nodes(link.address)] == [ours]
     assert registered_ids(consortium) == {"st-mary": ours} == link.nodes
     assert admit_members(consortium, link) == []
+    for garbage in ("{not json", '["st-mary"]', '{"st-mary": {"node": 1}}'):
+        link.nodes_file.write_text(garbage)  # a corrupted file does not stop admission
+        assert admit_members(consortium, link) == []
+        assert registered_ids(consortium) == {"st-mary": ours}
 
 
 def test_a_member_that_joins_while_serve_runs_connects_without_a_restart(

@@ -76,9 +76,18 @@ def admit_members(consortium: Consortium, link: SuperLink) -> list[str]:
         except Exception as exc:  # e.g. a key this SuperLink unregistered once stays refused
             problems.append(f"could not register {member}'s SuperNode key: {exc}")
     link.nodes = dict(sorted(nodes.items()))
-    if read_registered(link.nodes_file) != link.nodes:
+    if _recorded(link) != link.nodes:
         write_registered(link.nodes_file, link.nodes)
     return changes + problems
+
+
+def _recorded(link: SuperLink) -> dict[str, int] | None:
+    """What the nodes file says, or None when it is not even a nodes file (rewritten then:
+    a corrupted file must not stop admission)."""
+    try:
+        return read_registered(link.nodes_file)
+    except (ValueError, TypeError, AttributeError, OSError):
+        return None
 
 
 class AdmissionKeeper:
