@@ -40,8 +40,9 @@ def members_without_key(consortium: Consortium) -> list[str]:
 
 
 def registered_ids(consortium: Consortium) -> dict[str, int]:
-    """Member -> node id, as THIS coordinator registered the member's key at its SuperLink's
-    start: the only ids a job is sent to (a name on the SuperLink is anyone's to claim)."""
+    """Member -> node id, as THIS coordinator registered the member's key (at its SuperLink's
+    start, then as members join): the only ids a job is sent to (a name on the SuperLink is
+    anyone's to claim)."""
     return read_registered(Path(consortium.home) / SUPERLINK_FOLDER / NODES_FILE)
 
 
@@ -64,9 +65,17 @@ def superlink_address(consortium: Consortium, text: str) -> SuperLinkAddress:
 
 
 def start_superlink(consortium: Consortium, port: int, host: str = "127.0.0.1") -> SuperLink:
-    """Start it, wait until it answers over TLS, and register every member's node key."""
+    """Start it, wait until it answers over TLS, and register every member's node key (by
+    the same rules `coordinator serve` then keeps them with: `services.node_admission`)."""
+    from kumiai.services.node_admission import admit_members  # it reads node_keys from here
+
     link = superlink_for(consortium, port, host)
-    link.start(node_keys(consortium))
+    link.start({})
+    try:
+        admit_members(consortium, link)
+    except BaseException:
+        link.stop()
+        raise
     return link
 
 
