@@ -278,3 +278,35 @@ def test_a_member_that_joins_while_serve_runs_connects_without_a_restart(
         in log
     )
     assert serving.exit_code() is None  # the same coordinator process throughout
+
+
+def test_a_superlink_on_every_address_is_reached_over_loopback(
+    home: Path,
+    stopped_at_end: list,  # type: ignore[type-arg]
+) -> None:
+    """`--host 0.0.0.0` (a coordinator members reach by name): the certificate names
+    127.0.0.1 too, so the coordinator's own checks and registrations pass its TLS check."""
+    consortium = init_consortium(home)
+    add_member(consortium, "st-mary", "hospital")
+    init_tls(home, ["coordinator.example.org"])
+    link = start_superlink(consortium, free_port(), host="0.0.0.0")
+    stopped_at_end.append(link)
+    assert list(link.nodes) == ["st-mary"]
+    assert link.address.host == "127.0.0.1" and "0.0.0.0" in link.command()
+
+
+def test_a_certificate_without_loopback_is_refused_for_every_address(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's own certificate that names only the public host: refused before
+    anything starts, with the two ways out, rather than a TLS failure after a minute."""
+    import kumiai.adapters.tls as tls
+    from kumiai.domain.errors import InvalidInput
+
+    consortium = init_consortium(home)
+    monkeypatch.setattr(tls, "LOOPBACK", ())
+    init_tls(home, ["coordinator.example.org"])
+    superlink_for(consortium, free_port(), host="coordinator.example.org")  # a name: fine
+    with pytest.raises(InvalidInput, match=r"--host '0.0.0.0' listens on every address.*"
+                       r"add 127.0.0.1 to your certificate"):  # fmt: skip
+        superlink_for(consortium, free_port(), host="0.0.0.0")

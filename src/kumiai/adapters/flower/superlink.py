@@ -28,6 +28,7 @@ from kumiai.domain.errors import InvalidInput, KumiaiError
 from kumiai.domain.node_admission import RegisteredNode
 
 READY_SECONDS = 60.0
+WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 NODES_FILE = "nodes.json"  # member -> the Flower node id its key got from this coordinator
 
 
@@ -190,7 +191,10 @@ class SuperLink:
 
     @property
     def address(self) -> SuperLinkAddress:
-        return SuperLinkAddress(self.host, self.port, self.tls.ca_cert)
+        """Where the coordinator's own processes dial it: loopback when it listens on all
+        addresses (a wildcard is no name a certificate can carry)."""
+        host = "127.0.0.1" if self.host in WILDCARDS else self.host
+        return SuperLinkAddress(host, self.port, self.tls.ca_cert)
 
     @property
     def pid(self) -> int | None:
