@@ -249,3 +249,21 @@ def test_kumiai_node_release_json(world: Finished) -> None:
     }
     again = CliRunner().invoke(cli, ["node", "release", "--home", home])
     assert again.exit_code == 0 and "nothing to release" in again.output
+
+
+def test_jobs_recover_keeps_showing_the_row_until_the_node_reports(world: Finished) -> None:
+    from typer.testing import CliRunner
+
+    def recover() -> str:
+        argv = ["--home", str(world.consortium.home), "jobs", "--recover"]
+        result = CliRunner().invoke(cli, argv, env={"COLUMNS": "400"})
+        assert result.exit_code == 0, result.output
+        return " ".join(result.stderr.split())
+
+    assert (
+        f"{A}'s node is on its own machine: the ε it reserved for job {world.job} on {DATA_A} "
+        "is released by the node when it next checks in: kumiai node release." in recover()
+    )
+    assert world.row(DATA_A)[0] == "awaiting-node"
+    check_in(world.consortium.member_home(A), world.client(world.key(A)))
+    assert "warning" not in recover() and world.row(DATA_A)[0] == "ended"
