@@ -39,6 +39,12 @@ class FakeCoordinator:
             raise NotFound(f"coordinator: no job {path.rsplit('/', 1)[-1]}")
         return {"status": self.status}
 
+    def __enter__(self) -> "FakeCoordinator":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
     def post(self, path: str, document: Any) -> Any:
         if self.refuse_reports is not None:
             raise self.refuse_reports
@@ -222,3 +228,41 @@ def test_the_background_check_in_survives_a_failure_and_stops_on_request(
         "https://c:8443); retrying in 0.01 s",
         f"released job job-1 on {DATASET} (ε 0.300 spent): the job is completed",
     ]
+
+
+def test_an_unreadable_record_of_what_was_reported_only_sends_a_report_again(
+    node: NodeHome,
+) -> None:
+    log = held(node)
+    coordinator = FakeCoordinator("completed")
+    check_in(node.root, coordinator, now=T0)  # type: ignore[arg-type]
+    (node.root / "privacy" / "releasing.json").write_text("{not json")
+    [again] = check_in(node.root, coordinator, now=T0)  # type: ignore[arg-type]
+    assert (again.released, again.reported) == (True, True)
+    assert kinds(log).count(RELEASE) == 1 and len(coordinator.reports) == 2
+    assert check_in(node.root, coordinator, now=T0) == []  # type: ignore[arg-type]
+
+
+def test_kumiai_node_release_prints_a_table(
+    node: NodeHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from kumiai.interfaces.cli.main import app as cli
+    from kumiai.node import remote
+    from kumiai.node.port import LocalNode
+
+    held(node, job="job-1")
+    held(node, job="job-2", spent=())
+    coordinator = FakeCoordinator("running")
+    monkeypatch.setattr(remote, "client_for", lambda root: (coordinator, LocalNode(root)))
+    argv = ["node", "release", "--home", str(node.root), "--stale-after", "3600"]
+    result = CliRunner().invoke(cli, argv, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "job-" in line]
+    assert len(rows) == 2 and all("kept: the job is running" in row for row in rows)
+    assert "0.300" in rows[0] and "no" in rows[0].split()
+    coordinator.status = "completed"
+    result = CliRunner().invoke(cli, argv, env={"COLUMNS": "200"})
+    rows = [line for line in result.output.splitlines() if "job-" in line]
+    assert len(rows) == 2 and all("yes" in row.split() for row in rows)

@@ -61,16 +61,18 @@ class _State:
 
     @classmethod
     def load(cls, path: Path) -> "_State":
-        if not path.is_file():
+        """An unreadable file counts as empty: the only cost is a report sent again (which
+        the coordinator takes as already done) and stale clocks that start again."""
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            seen = {
+                key: Touch((float(r), float(s), int(n)), parse_iso(str(v["since"])))
+                for key, v in doc["seen"].items()
+                for r, s, n in [v["mark"]]
+            }
+            return cls(seen, {str(key) for key in doc["reported"]})
+        except (OSError, ValueError, KeyError, TypeError, KumiaiError):
             return cls({}, set())
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        seen = {
-            key: Touch(
-                (float(v["mark"][0]), float(v["mark"][1]), int(v["mark"][2])), parse_iso(v["since"])
-            )
-            for key, v in doc.get("seen", {}).items()
-        }
-        return cls(seen, set(doc.get("reported", [])))
 
     def save(self, path: Path) -> None:
         seen = {k: {"mark": list(t.mark), "since": to_iso(t.since)} for k, t in self.seen.items()}
