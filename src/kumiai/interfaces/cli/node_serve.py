@@ -41,9 +41,7 @@ def node_serve(
     ca = pinned_ca(home, ca)
     supernode_for(home, superlink, ca, runtime_port)  # refused here, before anything starts
     errors.print(f"Node {home} connecting to {superlink} over TLS; Ctrl-C stops it.")
-    _, stop = start_releasing(
-        home, release_every, timedelta(seconds=stale_after), lambda line: errors.print(line)
-    )
+    _, stop = start_releasing(home, release_every, timedelta(seconds=stale_after), errors.print)
     try:
         serve(home, superlink, ca, runtime_port)
     finally:
