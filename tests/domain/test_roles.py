@@ -37,6 +37,7 @@ EXPECTED: dict[str, set[str]] = {
     "motion.vote": {B},
     "budget.set": {S},
     "member.rotate-key": {S, R},  # every member's node holds both
+    "privacy.release": {S},  # a steward's node reports the ε it released
 }
 
 

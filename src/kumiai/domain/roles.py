@@ -55,6 +55,7 @@ class Action(StrEnum):
     MOTION_VOTE = "motion.vote"  # a board seat votes; the charter decides who is eligible
     BUDGET_SET = "budget.set"  # the steward's node mirrors the ε budget its own home enforces
     KEY_ROTATE = "member.rotate-key"  # a member's node replaces its key, the old one vouching
+    PRIVACY_RELEASE = "privacy.release"  # a steward's node reports the ε it released
 
 
 PUBLIC: frozenset[Action] = frozenset(
@@ -103,6 +104,7 @@ PERMITTED: dict[Action, frozenset[Role]] = {
     Action.MOTION_VOTE: frozenset({Role.BOARD}),
     Action.BUDGET_SET: _STEWARD,
     Action.KEY_ROTATE: frozenset({Role.STEWARD, Role.RESEARCHER}),
+    Action.PRIVACY_RELEASE: _STEWARD,
 }
 
 
