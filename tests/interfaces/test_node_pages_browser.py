@@ -18,6 +18,7 @@ from kumiai.node.spendlog import SpendLog
 from kumiai.services import jobs
 from kumiai.services.consortium import open_consortium
 from kumiai.services.training import train
+from tests.interfaces.axe import assert_accessible
 from tests.interfaces.test_api_acts import A, B, World, node_of, through_test_transport, world
 from tests.interfaces.test_report_browser import browser, require_chromium
 from tests.interfaces.test_web_browser import _free_port, _shoot, _watch
@@ -59,10 +60,12 @@ def test_a_steward_signs_a_request_and_it_moves_to_agreements(
     row = page.locator(f"#request-{request}")
     assert row.count() == 1 and "Sign" in row.inner_text()
     _shoot(page, tmp_path, "node-requests")
+    assert_accessible(page, "the node's requests")
     page.locator(f"#sign-{request}").click()
     page.wait_for_url(url + "agreements")
     agreement = node_of(world, A).home.agreements()[0].terms.agreement_id
     assert request in page.inner_text(f"#agreement-{agreement}")
+    assert_accessible(page, "the node's agreements")
     page.goto(url)
     assert page.locator(f"#request-{request}").count() == 0
     assert "No request waits" in page.inner_text("main")
@@ -89,5 +92,12 @@ def test_a_steward_signs_a_request_and_it_moves_to_agreements(
     assert page.inner_text(f"#budget-{dataset} .spent") == f"{spent:.4f}"
     assert page.inner_text(f"#budget-{dataset} .left") == f"{3.0 - spent:.4f}"
     _shoot(page, tmp_path, "node-budgets")
+    assert_accessible(page, "the node's budgets")
+    page.get_by_role("link", name="Witness").click()
+    page.wait_for_url(url + "witness")
+    assert_accessible(page, "the node's witness page")
     assert problems == [], problems
+    page.goto(url + "?token=not-this-one")  # the error page, 401
+    assert "not this start's token" in page.inner_text("main")
+    assert_accessible(page, "the node's error page")
     page.close()

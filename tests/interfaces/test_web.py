@@ -19,6 +19,7 @@ from kumiai.domain import merkle
 from kumiai.interfaces.api.app import create_app
 from kumiai.interfaces.web.app import POLICY
 from kumiai.services import transparency
+from kumiai.services.consortium import Consortium
 from kumiai.services.members import list_members
 from kumiai.services.motions import cast_vote, propose_motion
 from kumiai.services.projects import propose_project
@@ -52,9 +53,9 @@ class Web:
     witnessed: int  # the size of the head every node cosigned
 
 
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Web:
-    root = tmp_path_factory.mktemp("web")
+def dashboard_association(root: Path) -> tuple[Consortium, int]:
+    """Every page's records at `root / "c"`: the association, a hostile project, a head
+    every node cosigned (its size returned), then one motion left open with a vote."""
     consortium = build_association(root / "c", root)
     propose_project(
         consortium, name="hostile", title=EVIL, purpose=EVIL, proposed_by="lab", members=()
@@ -68,6 +69,13 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Web:
         proposer="lab",
     )
     cast_vote(consortium, motion.id, "lab", "yes")
+    return consortium, witnessed
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Web:
+    root = tmp_path_factory.mktemp("web")
+    consortium, witnessed = dashboard_association(root)
     with TestClient(create_app(root / "c", dashboard=True)) as client:
         sign_in(client, consortium.coordinator_key())  # the operator sees every page
         yield Web(root / "c", client, witnessed)
