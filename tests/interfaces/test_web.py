@@ -7,6 +7,7 @@ with contribution shares, a licence, royalties, motions), with a project and a t
 names are `<script>`; its nodes witness the ledger, then one more motion is left open.
 """
 
+import logging
 import re
 from dataclasses import dataclass
 from itertools import pairwise
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 from kumiai.domain import merkle
 from kumiai.interfaces.api.app import create_app
 from kumiai.interfaces.web.app import POLICY
-from kumiai.services import transparency
+from kumiai.services import projects, transparency
 from kumiai.services.consortium import Consortium
 from kumiai.services.members import list_members
 from kumiai.services.motions import cast_vote, propose_motion
@@ -294,3 +295,45 @@ def open_home(web: Web):  # type: ignore[no-untyped-def]
     from kumiai.services.consortium import open_consortium
 
     return open_consortium(web.home)
+
+
+SECRET = "boom at /srv/kumiai/db.sqlite: SELECT * FROM members"
+
+
+def test_an_unexpected_error_is_a_page_with_a_reference_the_log_also_holds(
+    web: Web, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(SECRET)
+
+    monkeypatch.setattr(projects, "list_projects", broken)  # the service the page calls
+    with caplog.at_level(logging.ERROR, logger="kumiai.web"):
+        failed = web.client.get("/ui/projects")
+    assert failed.status_code == 500
+    assert failed.headers["content-type"].startswith("text/html")
+    assert failed.headers["content-security-policy"] == POLICY
+    reference = re.search(r'<code id="reference">(err-[0-9a-f]{12})</code>', failed.text)
+    assert reference, failed.text
+    assert f"Give the operator the reference {reference.group(1)}" in failed.text
+    for leaked in ("boom", "/srv/kumiai", "SELECT", "RuntimeError", "Traceback"):
+        assert leaked not in failed.text
+    assert 'id="back" href="/ui/"' in failed.text
+    [record] = [r for r in caplog.records if reference.group(1) in r.getMessage()]
+    assert "GET /ui/projects" in record.getMessage()
+    assert record.exc_info and str(record.exc_info[1]) == SECRET  # the traceback, logged
+    assert "Traceback" in caplog.text and SECRET in caplog.text
+    # Another failure, another reference.
+    again = web.client.get("/ui/projects").text
+    assert reference.group(1) not in again and 'id="reference"' in again
+
+
+def test_a_malformed_address_is_a_422_page_and_the_api_keeps_json(web: Web) -> None:
+    bad = web.client.get("/ui/ledger/entries/first")
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
+    assert "this address is not valid: path seq: Input should be a valid integer" in bad.text
+    assert 'id="back" href="/ui/"' in bad.text and "<h1>Error 422</h1>" in bad.text
+    missing = web.client.get("/ui/no-such-page")
+    assert "no page /ui/no-such-page" in missing.text and 'id="back"' in missing.text
+    api = web.client.get("/ledger/entries/first")
+    assert api.headers["content-type"].startswith("application/json")
+    assert "valid integer" in api.json()["error"]

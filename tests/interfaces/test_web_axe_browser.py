@@ -109,6 +109,9 @@ def test_every_main_page_has_no_serious_or_critical_axe_violation(
             assert heading in page.locator("h1").first.inner_text(), path
         assert_accessible(page, f"/ui/{path}")
     assert problems == [], problems
+    page.goto(served.url + "projects/nope")  # the error page, 404
+    assert "unknown project" in page.inner_text("#error")
+    assert_accessible(page, "the error page")
     page.close()
 
 
