@@ -10,6 +10,7 @@ names are `<script>`; its nodes witness the ledger, then one more motion is left
 import logging
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
 
@@ -17,10 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kumiai.domain import merkle
+from kumiai.domain.clock import utc_now
 from kumiai.interfaces.api.app import create_app
 from kumiai.interfaces.web.app import POLICY
-from kumiai.services import projects, transparency
-from kumiai.services.consortium import Consortium
+from kumiai.services import agreements, privacy, projects, royalties, transparency
+from kumiai.services.agreements import refuse_request, request_data_use, sign_request
+from kumiai.services.consortium import Consortium, open_consortium
 from kumiai.services.members import list_members
 from kumiai.services.motions import cast_vote, propose_motion
 from kumiai.services.projects import propose_project
@@ -44,6 +47,7 @@ PAGES = (
     "/ui/board",
     "/ui/investor",
     "/ui/jobs/job-heart-v1",
+    "/ui/members/cleveland-clinic",
 )
 
 
@@ -55,12 +59,27 @@ class Web:
 
 
 def dashboard_association(root: Path) -> tuple[Consortium, int]:
-    """Every page's records at `root / "c"`: the association, a hostile project, a head
-    every node cosigned (its size returned), then one motion left open with a vote."""
+    """Every page's records at `root / "c"`: the association, a hostile project, a request
+    signed and one refused, a head every node cosigned (its size returned), then one motion
+    left open with a vote."""
     consortium = build_association(root / "c", root)
     propose_project(
         consortium, name="hostile", title=EVIL, purpose=EVIL, proposed_by="lab", members=()
     )
+    asked = {
+        dataset: request_data_use(
+            consortium,
+            project="heart",
+            dataset=dataset,
+            requested_by="lab",
+            max_rounds=5,
+            expires_at=utc_now() + timedelta(days=30),
+            epsilon_cap=2.0,
+        ).id
+        for dataset in ("cleveland-clinic-heart", "hungarian-cardiology-heart")
+    }
+    sign_request(consortium, asked["cleveland-clinic-heart"])
+    refuse_request(consortium, asked["hungarian-cardiology-heart"], "no ethics approval yet")
     transparency.witness_all(consortium)
     witnessed = transparency.latest_head(consortium).size
     motion = propose_motion(
@@ -136,7 +155,7 @@ def test_the_overview_shows_the_verified_head_its_cosignatures_and_every_witness
     members = [m.name for m in list_members(open_home(web))]
     assert len(members) == 6  # the spin-out kokoro-ai joined by motion
     for member in members:
-        assert f"<td>{member}</td>" in html
+        assert f'<td><a href="/ui/members/{member}">{member}</a></td>' in html
     assert html.count(f"last cosigned size {web.witnessed}") == 6
     assert '<a href="/ui/projects/heart">heart</a>' in html
 
@@ -337,3 +356,45 @@ def test_a_malformed_address_is_a_422_page_and_the_api_keeps_json(web: Web) -> N
     api = web.client.get("/ledger/entries/first")
     assert api.headers["content-type"].startswith("application/json")
     assert "valid integer" in api.json()["error"]
+
+
+def test_a_members_page_holds_its_budgets_agreements_decisions_shares_and_royalties(
+    web: Web,
+) -> None:
+    member = "cleveland-clinic"
+    consortium = open_consortium(web.home)
+    html = get(web, f"/ui/members/{member}")
+    assert "<h1>Member cleveland-clinic</h1>" in html
+    [line] = [b for b in privacy.budgets(consortium) if b.member == member]
+    row = re.search(rf'<tr id="dataset-{line.dataset}">(.*?)</tr>', html)
+    assert row, html
+    for cls, value in (("spent", line.spent), ("committed", line.committed), ("left", line.left)):
+        assert f'class="n {cls}">{"—" if value is None else f"{value:.4f}"}</td>' in row.group(1)
+    held = [a for a in agreements.list_agreements(consortium) if a.steward == member]
+    assert held and all(f'id="agreement-{a.id}"' in html for a in held)
+    assert [(a.project, a.dataset) for a in held] == [("heart", f"{member}-heart")]
+    terms = re.search(rf'<tr id="agreement-{held[0].id}">(.*?)</tr>', html, re.S)
+    assert terms and "<td>diagnosis</td><td>train, evaluate</td>" in terms.group(1)
+    assert '<td class="n">5</td><td class="n">2.0000</td>' in terms.group(1)
+    assert "in force" in terms.group(1)
+    decided = [r for r in agreements.list_requests(consortium) if r.steward == member]
+    assert decided and all(f'id="decision-{r.id}"' in html for r in decided)
+    assert "no ethics approval yet" not in html  # hungarian-cardiology's decision, not its
+    asked = [r for r in agreements.list_requests(consortium) if r.requested_by == "lab"]
+    assert 'id="asked"' not in html and len(asked) == 2  # lab asked; cleveland did not
+    lab = get(web, "/ui/members/lab")
+    assert all(f'id="asked-{r.id}"' in lab for r in asked)
+    refused = get(web, "/ui/members/hungarian-cardiology")
+    assert "<td>refused</td><td>no ethics approval yet</td>" in refused.replace(
+        ' class="status"', ""
+    )
+    share = re.search(rf'id="share-heart-v1-{member}-heart">.*?class="n share">([^<]+)<', html)
+    assert share and float(share.group(1)) == 0.05
+    statement = royalties.statements(consortium, member).statements[0]
+    payouts = [int(y) for y in re.findall(r'class="n payout" data-yen="(\d+)"', html)]
+    assert payouts == [line.payout_yen for line in statement.lines] and payouts
+    assert f'id="royalty-total" data-yen="{statement.total_yen}"' in html
+    assert sum(payouts) == statement.total_yen
+    assert "cosigned" in re.search(r'<p id="witness">(.*?)</p>', html, re.S).group(1)
+    # The overview links each member to its page (the operator may open every one).
+    assert f'<a href="/ui/members/{member}">{member}</a>' in get(web, "/ui/")

@@ -37,6 +37,7 @@ PAGES = (  # path, the heading it opens with
     ("ledger/consistency?old=3&new=9", "Consistency"),
     ("board", "board"),
     ("investor", ""),
+    ("members/cleveland-clinic", "Member cleveland-clinic"),
 )
 
 

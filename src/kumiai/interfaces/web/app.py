@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 
 from kumiai.domain.errors import KumiaiError
 from kumiai.interfaces.api import app as api  # its error statuses; it mounts this app
-from kumiai.interfaces.web import association, governance, ledger, signin
+from kumiai.interfaces.web import association, governance, ledger, members, signin
 from kumiai.interfaces.web.context import (
     ANONYMOUS,
     PACKAGE,
@@ -107,7 +107,7 @@ def create_dashboard(consortium: Consortium, *, local_operator: bool = False) ->
     dashboard.add_exception_handler(RequestValidationError, _error_page)
     dashboard.add_exception_handler(SignInNeeded, _to_sign_in)
     dashboard.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
-    for module in (governance, ledger, association, signin):
+    for module in (governance, ledger, association, members, signin):
         dashboard.include_router(module.router)
     return dashboard
 
