@@ -16,11 +16,12 @@ import uvicorn
 
 from kumiai.domain.sign_in import respond
 from kumiai.interfaces.api.app import create_app
+from kumiai.services import projects
 from kumiai.services.consortium import open_consortium
 from tests.interfaces.axe import assert_accessible, axe_source, violations
 from tests.interfaces.test_report_browser import browser, require_chromium
 from tests.interfaces.test_web import dashboard_association
-from tests.interfaces.test_web_browser import _free_port, _watch
+from tests.interfaces.test_web_browser import _free_port, _shoot, _watch
 
 pytestmark = [pytest.mark.browser]
 __all__ = ["browser", "require_chromium"]  # the report test's fixture, shared
@@ -94,7 +95,7 @@ def test_axe_finds_what_it_must(browser: Any) -> None:
 
 
 def test_every_main_page_has_no_serious_or_critical_axe_violation(
-    browser: Any, served: Served
+    browser: Any, served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems: list[str] = []
@@ -109,10 +110,23 @@ def test_every_main_page_has_no_serious_or_critical_axe_violation(
         if heading:
             assert heading in page.locator("h1").first.inner_text(), path
         assert_accessible(page, f"/ui/{path}")
+        if path.startswith("members/"):
+            _shoot(page, tmp_path, "member")
     assert problems == [], problems
     page.goto(served.url + "projects/nope")  # the error page, 404
     assert "unknown project" in page.inner_text("#error")
     assert_accessible(page, "the error page")
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom in SELECT * FROM projects")
+
+    monkeypatch.setattr(projects, "list_projects", broken)  # the server runs in this process
+    page.goto(served.url + "projects")
+    assert page.locator("h1").inner_text() == "Error 500"
+    assert page.locator("#reference").inner_text().startswith("err-")
+    assert "boom" not in page.content()
+    assert_accessible(page, "the 500 page")
+    _shoot(page, tmp_path, "error-500")
     page.close()
 
 
