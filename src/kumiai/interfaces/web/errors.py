@@ -15,8 +15,8 @@ from fastapi.exceptions import RequestValidationError
 
 log = logging.getLogger("kumiai.web")
 UNEXPECTED = (
-    "Something went wrong on the server, and nothing was changed by this page. Give the "
-    "operator the reference {reference}: the server's log holds the details under it."
+    "Something went wrong on the server. Give the operator the reference {reference}: the "
+    "server's log holds the details under it."
 )
 
 
