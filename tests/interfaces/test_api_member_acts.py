@@ -389,10 +389,100 @@ def mirrored_budget(world: World, dataset: str) -> float | None:
 
 
 def test_a_budget_is_set_at_the_node_first_then_mirrored(world: World) -> None:
+    before = world.counts()
     info = remote.set_budget(world.consortium.member_home(A), f"{A}-heart", 4.0)
     assert info == {"dataset": f"{A}-heart", "lifetime": 4.0}
     assert world.node(A).budget(f"{A}-heart").lifetime == 4.0  # what the node enforces
     assert mirrored_budget(world, f"{A}-heart") == 4.0
+    entry = world.last_entry()  # recorded in the ledger, signed by the steward's own node
+    assert (entry.entry.kind, entry.entry.actor) == ("privacy.budget-set", A)
+    assert entry.entry.payload == {"dataset": f"{A}-heart", "member": A, "epsilon": 4.0}
+    assert entry_signature_valid(entry, world.node(A).public_key())
+    assert world.counts() == (before[0] + 1, *before[1:])
+
+
+def budget_intent(dataset: str, member: str, epsilon: float) -> Intent:
+    return Intent("privacy.budget-set", {"dataset": dataset, "member": member, "epsilon": epsilon})
+
+
+def mirror_for_b(world: World) -> Any:
+    """A lying coordinator: it mirrors A's figure on B's dataset, in an entry for A to sign."""
+    from kumiai.services.ledger import Act
+
+    def lie(consortium: Consortium, dataset: str, epsilon: float) -> float:
+        with transaction(consortium.sessions) as session:
+            session.get(DatasetRow, f"{B}-heart").epsilon_budget = epsilon
+            payload = {"dataset": f"{B}-heart", "member": A, "epsilon": epsilon}
+            consortium.ledger.append(session, Act(A, "privacy.budget-set", payload, member=A))
+        return epsilon
+
+    return lie
+
+
+def mirror_more(world: World) -> Any:
+    """A lying coordinator: it mirrors 25 times the ε the node set."""
+    from kumiai.services.privacy import set_budget
+
+    return lambda consortium, dataset, epsilon: set_budget(consortium, dataset, epsilon * 25)
+
+
+@pytest.mark.parametrize(
+    ("liar", "why"),
+    [
+        (mirror_more, r"whose payload.epsilon is not what"),
+        (mirror_for_b, r"whose payload.dataset is not what"),
+    ],
+    ids=["another-figure", "another-dataset"],
+)
+def test_a_coordinator_mirroring_another_budget_gets_no_signature(
+    world: World, monkeypatch: pytest.MonkeyPatch, liar: Any, why: str
+) -> None:
+    """The node signs only its own dataset and exactly its ε; nothing is mirrored or written."""
+    from kumiai.services import signed_acts
+
+    monkeypatch.setattr(signed_acts, "set_budget", liar(world))
+    before = world.counts()
+    with pytest.raises(StateError, match=why) as refused:
+        remote.set_budget(world.consortium.member_home(A), f"{A}-heart", 4.0)
+    assert str(refused.value).endswith("refused, nothing signed")
+    assert world.counts() == before
+    assert mirrored_budget(world, f"{A}-heart") is None
+    assert mirrored_budget(world, f"{B}-heart") is None
+
+
+def test_a_budget_entry_the_steward_did_not_mean_is_not_signed(world: World) -> None:
+    dataset, before = f"{A}-heart", world.counts()
+    with pytest.raises(StateError, match=r"whose payload.epsilon is not what"):
+        world.act(
+            A, f"/datasets/{dataset}/budget", {"epsilon": 100.0}, budget_intent(dataset, A, 4.0)
+        )
+    assert world.counts() == before and mirrored_budget(world, dataset) is None
+
+
+def test_a_replayed_budget_round_is_not_recorded_again(world: World) -> None:
+    """The signatures of a recorded budget act, submitted again (to set 3.0 back over a
+    later 5.0): the ledger has moved, so they sign nothing here; nothing is written."""
+    dataset, path = f"{A}-heart", f"/datasets/{A}-heart/budget"
+    with world.client(world.key(A)) as client:
+        first = client.post(path, {"epsilon": 3.0})
+        signature = world.node(A).sign_entry(remote._entry_from(first["document"])).signature
+        rounds = {"epsilon": 3.0, "signatures": [signature], "at": first["at"]}
+        assert client.post(path, rounds)["status"] == "done"
+    remote.set_budget(world.consortium.member_home(A), dataset, 5.0)
+    before = world.counts()
+    with world.client(world.key(A)) as client:
+        again = client.post(path, rounds)
+    assert again["status"] == "sign" and again["document"]["seq"] > first["document"]["seq"]
+    assert world.counts() == before and mirrored_budget(world, dataset) == 5.0
+
+
+def test_a_meaningless_budget_is_refused_by_the_coordinator_too(world: World) -> None:
+    dataset, before = f"{A}-heart", world.counts()
+    for epsilon in (0.0, -1.0):  # JSON carries no infinity or NaN
+        with world.client(world.key(A)) as client, pytest.raises(InvalidInput) as refused:
+            client.post(f"/datasets/{dataset}/budget", {"epsilon": epsilon})
+        assert "the lifetime ε must be a finite number greater than 0" in str(refused.value)
+    assert world.counts() == before and mirrored_budget(world, dataset) is None
 
 
 def test_a_budget_refused_for_role_owner_or_replay_changes_nothing(world: World) -> None:
@@ -411,8 +501,11 @@ def test_a_budget_refused_for_role_owner_or_replay_changes_nothing(world: World)
     path = f"/datasets/{dataset}/budget"
     headers = sign_http(world.key(A), method="POST", path=path, query="", body=body, now=utc_now())
     headers = {**headers, "content-type": "application/json"}
+    before = world.counts()
     with TestClient(world.app) as client:
-        assert client.post(path, content=body, headers=headers).status_code == 200
+        asked = client.post(path, content=body, headers=headers)  # unsigned: nothing written
+        assert asked.status_code == 202 and world.counts() == before
+        assert asked.json()["document"]["payload"]["epsilon"] == 100
         set_back = remote.set_budget(world.consortium.member_home(A), dataset, 3.0)
         replayed = client.post(path, content=body, headers=headers)
     assert set_back["lifetime"] == 3.0 and replayed.status_code == 401

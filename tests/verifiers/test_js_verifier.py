@@ -47,6 +47,7 @@ from kumiai.services import (
     members,
     milestones,
     motions,
+    privacy,
     spend,
     themes,
     transparency,
@@ -197,6 +198,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     )
     _board_approves(consortium, "kokoro")
     _association(consortium, root / "evidence.txt")
+    privacy.set_budget(consortium, "va-long-beach-heart", 0.1 + 0.2)  # the steward's node signs
     transparency.witness_all(consortium)
     members.rotate_key(consortium, "cleveland-clinic")  # later cosignatures use the new key
     _join_by_hand(consortium, UNICODE_MEMBER)

@@ -78,6 +78,7 @@ const KINDS = [
   "consent.revoked",
   "agent.training-started",
   "agent.training-completed",
+  "privacy.budget-set",
 ];
 // Acts a user's device signs with its own key (kumiai.domain.device_acts): the entry names
 // the key, and the actor must be "device:" + that key's fingerprint.

@@ -460,12 +460,17 @@ def rotate_key(root: Path) -> dict[str, Any]:
 
 def set_budget(root: Path, dataset: str, epsilon: float) -> dict[str, Any]:
     """Set a dataset's lifetime ε here first (the node's guard enforces it from now on), then
-    ask the coordinator to mirror it in its catalogue."""
+    ask the coordinator to mirror it in its catalogue and record it in the ledger: the node
+    signs only a `privacy.budget-set` entry naming its own member, this dataset and exactly
+    this ε, so the coordinator cannot mirror another figure under the node's signature."""
     client, node = client_for(root)
     member = node.home.member_name
     node.dataset(dataset)  # NotFound unless this node holds the dataset
     node.set_budget(dataset, epsilon)
-    intent = Intent("budget.set", {})  # nothing to sign: the signed request is the authority
+    lifetime = node.budget(dataset).lifetime
+    intent = Intent(
+        "privacy.budget-set", {"dataset": dataset, "member": member, "epsilon": lifetime}
+    )
     with client:
         result, _ = run_act(
             client, node, member, f"/datasets/{dataset}/budget", {"epsilon": epsilon}, intent

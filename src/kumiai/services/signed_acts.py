@@ -288,8 +288,8 @@ def budget_at_node(
     consortium: Consortium, submission: Submission, dataset: str, epsilon: float
 ) -> float | SignThis:
     """The steward's node set its dataset's lifetime ε in its own home, where its guard
-    enforces it; the catalogue mirrors it. No entry is signed (as `kumiai budget set`): the
-    node's signed request, its nonce spent, is the authority, and only its own dataset."""
+    enforces it; the catalogue mirrors it with the `privacy.budget-set` entry the node signs
+    (as `kumiai budget set`), for its own dataset only."""
     with transaction(consortium.sessions) as session:
         steward = get(session, DatasetRow, dataset).member
     require_own(submission.member, steward, f"dataset {dataset}")
