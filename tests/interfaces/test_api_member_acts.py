@@ -17,6 +17,7 @@ from kumiai.adapters.storage.schema import (
     DatasetRow,
     LedgerEntryRow,
     MemberRow,
+    MotionRow,
     ProjectRow,
     RequestRow,
     VoteRow,
@@ -26,6 +27,7 @@ from kumiai.domain.canonical import canonical_json
 from kumiai.domain.clock import to_iso, utc_now
 from kumiai.domain.errors import Forbidden, InvalidInput, NotFound, StateError
 from kumiai.domain.ledger import SignedEntry, entry_signature_valid
+from kumiai.domain.motion import motion_digest
 from kumiai.domain.request_auth import sign_request as sign_http
 from kumiai.interfaces.api.app import create_app
 from kumiai.interfaces.cli.main import app as cli
@@ -245,20 +247,34 @@ def motion(world: World) -> str:
     ).id
 
 
+def shown_and_vote(world: World, member: str, motion: str, choice: str) -> Any:
+    home = world.consortium.member_home(member)
+    return remote.vote(home, motion, choice, remote.show_motion(home, motion)["digest"])
+
+
+def recorded_digest(world: World, motion: str) -> str:
+    with transaction(world.consortium.sessions) as session:
+        return str(session.get(MotionRow, motion).digest)
+
+
 def test_a_vote_is_signed_at_the_seats_node(world: World, motion: str) -> None:
-    info = remote.vote(world.consortium.member_home(A), motion, "yes")
+    info = shown_and_vote(world, A, motion, "yes")
     assert info["id"] == motion and info["votes"] == {A: "yes"}
     entry = world.last_entry()
     assert (entry.entry.kind, entry.entry.actor) == ("motion.voted", A)
-    assert entry.entry.payload["choice"] == "yes"
+    assert entry.entry.payload == {
+        "motion": motion,
+        "digest": recorded_digest(world, motion),  # the verifiers hold it to the proposal's
+        "choice": "yes",
+    }
     assert entry_signature_valid(entry, world.node(A).public_key())
 
 
 def test_a_replayed_vote_is_refused(world: World, motion: str) -> None:
-    remote.vote(world.consortium.member_home(A), motion, "yes")
+    shown_and_vote(world, A, motion, "yes")
     before = world.counts()
     with pytest.raises(InvalidInput) as refused:
-        remote.vote(world.consortium.member_home(A), motion, "no")
+        shown_and_vote(world, A, motion, "no")
     assert str(refused.value) == f"coordinator: '{A}' has already voted yes on motion {motion}"
     assert world.counts() == before
 
@@ -266,32 +282,112 @@ def test_a_replayed_vote_is_refused(world: World, motion: str) -> None:
 def test_a_member_without_a_seat_cannot_vote(world: World, motion: str) -> None:
     before = world.counts()
     with pytest.raises(Forbidden) as refused:
-        remote.vote(world.consortium.member_home(B), motion, "yes")
+        remote.vote(world.consortium.member_home(B), motion, "yes", recorded_digest(world, motion))
     assert str(refused.value) == (
         f"coordinator: {B} (researcher, steward) may not motion.vote; only board may"
     )
     assert world.counts() == before
 
 
-def test_a_vote_the_seat_did_not_cast_is_not_signed(world: World, motion: str) -> None:
+def swap_motion(world: World, motion: str, payload: dict[str, Any], digest: bool) -> str:
+    """A lying coordinator rewrites what the motion decides (and, if `digest`, the digest it
+    states for it) after a node was shown it; returns the new digest."""
+    with transaction(world.consortium.sessions) as session:
+        row = session.get(MotionRow, motion)
+        row.payload_json = json.dumps(payload, sort_keys=True)
+        if digest:
+            row.digest = motion_digest(
+                {
+                    "motion": row.id,
+                    "decision": row.decision,
+                    "payload": payload,
+                    "proposer": row.proposer,
+                    "charter": row.charter_version,
+                    "closes_at": to_iso(row.closes_at),
+                }
+            )
+        return str(row.digest)
+
+
+def test_a_motion_changed_after_it_was_shown_takes_no_vote(world: World, motion: str) -> None:
+    """The steward was shown 'admit st-mary'; the coordinator then makes the motion admit
+    'puppet' (content and digest both): the vote pinned to what was shown is refused, and
+    nothing is written."""
+    home = world.consortium.member_home(A)
+    shown = remote.show_motion(home, motion)
+    assert shown["payload"] == {"member": "st-mary"}
+    swapped = swap_motion(world, motion, {"member": "puppet"}, digest=True)
     before = world.counts()
+    with pytest.raises(StateError) as refused:
+        remote.vote(home, motion, "yes", shown["digest"])
+    assert str(refused.value) == (
+        f"coordinator: the vote pins motion {motion} with digest {shown['digest']}, but the "
+        f"motion as recorded has digest {swapped}: it is not the motion the voter was shown; "
+        "show it again (kumiai node vote) and vote on what it says"
+    )
+    assert world.counts() == before
+
+
+def test_a_motion_shown_otherwise_than_its_digest_is_not_voted_on(
+    world: World, motion: str
+) -> None:
+    """The coordinator shows new content under the old digest: the node refuses to show
+    it as that motion, and a vote pinned to the old digest is refused by the coordinator."""
+    home, digest = world.consortium.member_home(A), recorded_digest(world, motion)
+    swap_motion(world, motion, {"member": "puppet"}, digest=False)
+    before = world.counts()
+    with pytest.raises(StateError, match=r"but the content it shows has digest .*nothing signed"):
+        remote.show_motion(home, motion)
+    with pytest.raises(StateError, match=r"content no longer has the digest recorded"):
+        remote.vote(home, motion, "yes", digest)
+    assert world.counts() == before
+
+
+def test_a_vote_the_seat_did_not_cast_is_not_signed(world: World, motion: str) -> None:
+    before, digest = world.counts(), recorded_digest(world, motion)
     with pytest.raises(StateError, match=r"whose payload.choice is not what"):
         world.act(
             A,
             f"/motions/{motion}/votes",
-            {"choice": "no"},
-            Intent("motion.voted", {"motion": motion, "choice": "yes"}),
+            {"choice": "no", "digest": digest},
+            Intent("motion.voted", {"motion": motion, "choice": "yes", "digest": digest}),
+        )
+    with pytest.raises(StateError, match=r"whose payload.digest is not what"):
+        world.act(  # the coordinator would record the vote under another digest
+            A,
+            f"/motions/{motion}/votes",
+            {"choice": "yes", "digest": digest},
+            Intent("motion.voted", {"motion": motion, "choice": "yes", "digest": "0" * 64}),
         )
     with world.client(world.key(A)) as client:  # A's key, lab's vote: lab's seat is not A's
-        first = client.post(f"/motions/{motion}/votes", {"choice": "yes"})
+        first = client.post(f"/motions/{motion}/votes", {"choice": "yes", "digest": digest})
         assert first["document"]["actor"] == A
         forged = keys.sign(world.key("lab"), canonical_json(first["document"]))
         again = client.post(
             f"/motions/{motion}/votes",
-            {"choice": "yes", "signatures": [forged], "at": first["at"]},
+            {"choice": "yes", "digest": digest, "signatures": [forged], "at": first["at"]},
         )
     assert again["status"] == "sign"
     assert world.counts() == before
+
+
+def test_a_vote_from_the_cli_shows_the_motion_and_asks_first(world: World, motion: str) -> None:
+    from typer.testing import CliRunner
+
+    home = str(world.consortium.member_home(A))
+    before = world.counts()
+    declined = CliRunner().invoke(cli, ["node", "vote", motion, "yes", "--home", home], input="n\n")
+    assert declined.exit_code == 1, declined.output
+    assert "admit-member, proposed by lab" in declined.output
+    assert "member: st-mary" in declined.output
+    assert f"Digest (what this node signs over): {recorded_digest(world, motion)}" in (
+        declined.output
+    )
+    assert "Not voted on" in declined.output and world.counts() == before
+    voted = CliRunner().invoke(cli, ["node", "vote", motion, "no", "--home", home, "--yes"])
+    assert voted.exit_code == 0, voted.output
+    assert f"Voted no on {motion}" in voted.output
+    assert world.last_entry().entry.payload["choice"] == "no"
 
 
 # -- key rotation ---------------------------------------------------------------------------

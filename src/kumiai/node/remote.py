@@ -28,7 +28,7 @@ from kumiai.domain.errors import DataError, InvalidInput, NotFound, StateError, 
 from kumiai.domain.invitation import check_trust, read_token
 from kumiai.domain.job import parse_job_kinds
 from kumiai.domain.ledger import Entry
-from kumiai.domain.motion import choice_of
+from kumiai.domain.motion import choice_of, shown_digest
 from kumiai.domain.schema import ColumnType, parse_target
 from kumiai.node.home import NodeHome
 from kumiai.node.port import LocalDataset, LocalNode
@@ -424,14 +424,31 @@ def propose_project(
     )
 
 
-def vote(root: Path, motion: str, choice: str) -> dict[str, Any]:
-    """Cast this seat's vote: the node signs only its own choice on this motion."""
+def show_motion(root: Path, motion: str) -> dict[str, Any]:
+    """The motion as the coordinator shows it, checked: its stated digest must be the one
+    its content hashes to (`domain.motion.shown_digest`), so what the steward reads is what
+    the node pins when it votes."""
+    client, _ = client_for(root)
+    with client:
+        shown = dict(client.get(f"/motions/{motion}"))
+    if shown.get("id") != motion:
+        raise StateError(f"the coordinator showed motion {shown.get('id')!r} for {motion!r}")
+    shown_digest(shown)
+    return shown
+
+
+def vote(root: Path, motion: str, choice: str, pinned: str) -> dict[str, Any]:
+    """Cast this seat's vote on the motion whose digest `pinned` is (the one `show_motion`
+    showed the steward): the node signs only its own choice on exactly that content, and the
+    coordinator refuses it if the motion as recorded is another."""
     picked = choice_of(choice).value
     return _act(
         root,
         f"/motions/{motion}/votes",
-        {"choice": picked},
-        lambda member: Intent("motion.voted", {"motion": motion, "choice": picked}),
+        {"choice": picked, "digest": pinned},
+        lambda member: Intent(
+            "motion.voted", {"motion": motion, "choice": picked, "digest": pinned}
+        ),
     )
 
 

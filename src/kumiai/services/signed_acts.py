@@ -255,12 +255,16 @@ def propose_at_node(
 
 
 def vote_at_node(
-    consortium: Consortium, submission: Submission, motion_id: str, choice: str
+    consortium: Consortium, submission: Submission, motion_id: str, choice: str, pinned: str
 ) -> MotionInfo | SignThis:
-    """A board seat's vote, signed at the seat's own node; a second vote is refused by
-    `domain.motion.check_vote`, as in the one-directory mode."""
+    """A board seat's vote, signed at the seat's own node over the digest of the motion it
+    showed its steward (`pinned`): refused unless that is the motion as recorded
+    (`domain.motion.check_pinned`). A second vote is refused by `domain.motion.check_vote`,
+    as in the one-directory mode."""
     return run_signed(
-        consortium, submission, lambda: cast_vote(consortium, motion_id, submission.member, choice)
+        consortium,
+        submission,
+        lambda: cast_vote(consortium, motion_id, submission.member, choice, pinned=pinned),
     )
 
 

@@ -224,17 +224,45 @@ def node_propose(
     )
 
 
+def _show_motion(shown: dict, to_stderr: bool) -> None:  # type: ignore[type-arg]
+    """What the steward votes on: the action, its payload, who proposed it, the digest."""
+    import json
+
+    from kumiai.interfaces.cli import context
+
+    out = context.errors if to_stderr else context.console
+    out.print(
+        f"Motion [bold]{shown['id']}[/]: {shown['decision']}, proposed by {shown['proposer']} "
+        f"under charter version {shown['charter_version']}; votes until {shown['closes_at']}"
+    )
+    for key, value in sorted(shown["payload"].items()):
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        out.print(f"  {key}: {text}", markup=False)
+    out.print(f"Digest (what this node signs over): {shown['digest']}")
+
+
 @node_app.command("vote")
 def node_vote(
     motion: str = typer.Argument(...),
     choice: str = typer.Argument(..., help="yes, no or abstain."),
     home: Path = NODE_HOME,
+    yes: bool = typer.Option(False, "--yes", help="Vote without asking to confirm."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Cast this seat's vote on a motion, signed at this node."""
-    from kumiai.node.remote import vote
+    """Show the motion, then cast this seat's vote on exactly what was shown, signed at this
+    node over the motion's digest (a motion changed in between is refused)."""
+    from kumiai.domain.motion import choice_of
+    from kumiai.node.remote import show_motion, vote
 
-    info = vote(home, motion, choice)
+    picked = choice_of(choice).value
+    shown = show_motion(home, motion)
+    _show_motion(shown, to_stderr=as_json)
+    if not yes and not typer.confirm(f"Vote {picked} on {motion}?", err=as_json):
+        from kumiai.interfaces.cli.context import errors
+
+        errors.print(f"Not voted on {motion}: nothing was signed.")
+        raise typer.Exit(1)
+    info = vote(home, motion, picked, shown["digest"])
     _done(
         as_json,
         info,
