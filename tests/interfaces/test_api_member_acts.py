@@ -233,6 +233,81 @@ def test_a_proposal_refused_for_role_replay_and_intent_writes_nothing(world: Wor
     assert world.counts() == before
 
 
+def add_medical_theme(world: World) -> None:
+    from kumiai.services.themes import add_theme
+
+    local = open_consortium(world.consortium.home)  # the one-machine CLI's view, for set-up
+    add_theme(local, name="medical", title="Medical AI", by="lab")
+
+
+def theme_of(world: World, project: str) -> str | None:
+    from kumiai.services.themes import project_theme
+
+    with transaction(world.consortium.sessions) as session:
+        return project_theme(session, project)
+
+
+def test_a_project_is_proposed_under_a_theme_from_the_node(world: World) -> None:
+    add_medical_theme(world)
+    before = world.counts()
+    info = remote.propose_project(
+        world.consortium.member_home(B), "sepsis", purpose="Early warning", theme="medical"
+    )
+    assert (info["name"], info["proposed_by"]) == ("sepsis", B)
+    assert theme_of(world, "sepsis") == "medical"
+    entry = world.last_entry()  # right after project.proposed, signed by the same node
+    assert (entry.entry.kind, entry.entry.actor) == ("project.themed", B)
+    assert entry.entry.payload == {"project": "sepsis", "theme": "medical"}
+    assert entry_signature_valid(entry, world.node(B).public_key())
+    assert world.counts() == (before[0] + 2, before[1], before[2] + 1, before[3])
+
+
+def test_a_proposal_under_an_unknown_theme_is_refused_before_anything_is_signed(
+    world: World,
+) -> None:
+    before = world.counts()
+    with pytest.raises(NotFound) as refused:
+        remote.propose_project(
+            world.consortium.member_home(B), "sepsis", purpose="Early warning", theme="oncology"
+        )
+    assert str(refused.value) == ("coordinator: unknown theme 'oncology'; see `kumiai theme list`")
+    assert world.counts() == before and theme_of(world, "sepsis") is None
+
+
+def test_a_theme_the_researcher_did_not_mean_is_not_signed(world: World) -> None:
+    """The coordinator puts the project under another theme than the one the node named."""
+    add_medical_theme(world)
+    before = world.counts()
+    body = {"name": "sepsis", "purpose": "Early warning", "theme": "medical"}
+    meant = Intent(
+        "project.proposed",
+        {"project": "sepsis", "purpose": "Early warning"},
+        then=(Intent("project.themed", {"project": "sepsis", "theme": "cardiology"}),),
+    )
+    with pytest.raises(StateError, match=r"\(project.themed\) whose payload.theme is not what"):
+        world.act(B, "/projects", body, meant)
+    without_theme = Intent("project.proposed", {"project": "sepsis", "purpose": "Early warning"})
+    unmeant = r"\(project.themed\) whose kind, payload.purpose is not what"
+    with pytest.raises(StateError, match=unmeant):
+        world.act(B, "/projects", body, without_theme)  # a theme the node never asked for
+    assert world.counts() == before and theme_of(world, "sepsis") is None
+
+
+def test_a_project_proposed_under_a_theme_through_the_cli(world: World) -> None:
+    from typer.testing import CliRunner
+
+    add_medical_theme(world)
+    home = str(world.consortium.member_home(B))
+    args = ["node", "propose", "sepsis", "--purpose", "Early warning", "--home", home]
+    result = CliRunner().invoke(cli, [*args, "--theme", "medical"])
+    assert result.exit_code == 0, result.output
+    assert "proposed by" in result.output and "under theme medical" in result.output
+    assert theme_of(world, "sepsis") == "medical"
+    unknown = CliRunner().invoke(cli, [*args[:2], "icu", *args[3:], "--theme", "nope"])
+    assert isinstance(unknown.exception, NotFound)  # kumiai's entry point prints it, one line
+    assert str(unknown.exception) == "coordinator: unknown theme 'nope'; see `kumiai theme list`"
+
+
 # -- a board seat's vote --------------------------------------------------------------------
 
 

@@ -44,6 +44,11 @@ class Intent:
     kind: str
     payload: dict[str, Any]
     agreement: dict[str, Any] | None = None  # agreement terms that must match, if one is signed
+    then: tuple["Intent", ...] = ()  # further entries the same act writes, each checked so
+
+    def meant(self, kind: object) -> "Intent":
+        """The intent for an entry of `kind`: this one, or one of the entries that follow."""
+        return next((i for i in self.then if i.kind == kind), self)
 
 
 def _pinned(root: Path) -> dict[str, str]:
@@ -141,6 +146,7 @@ def _check_intent(member: str, intent: Intent, what: str, document: dict[str, An
                 "refused, nothing signed"
             )
         return
+    intent = intent.meant(document.get("kind"))
     wrong = [
         k for k, v in {"actor": member, "kind": intent.kind}.items() if document.get(k) != v
     ] + [
@@ -406,13 +412,27 @@ def request_data(
 
 
 def propose_project(
-    root: Path, name: str, *, purpose: str, title: str = "", members: tuple[str, ...] = ()
+    root: Path,
+    name: str,
+    *,
+    purpose: str,
+    title: str = "",
+    members: tuple[str, ...] = (),
+    theme: str | None = None,
 ) -> dict[str, Any]:
-    """Propose a project in this node's member's name; the node signs only this purpose."""
+    """Propose a project in this node's member's name; the node signs only this purpose and,
+    under `theme`, only the `project.themed` entry putting this project under that theme."""
+    themed = (Intent("project.themed", {"project": name, "theme": theme}),) if theme else ()
     return _act(
         root,
         "/projects",
-        {"name": name, "purpose": purpose, "title": title, "members": list(members)},
+        {
+            "name": name,
+            "purpose": purpose,
+            "title": title,
+            "members": list(members),
+            "theme": theme,
+        },
         lambda member: Intent(
             "project.proposed",
             {
@@ -420,6 +440,7 @@ def propose_project(
                 "purpose": purpose.strip(),
                 "members": sorted({member, *members}),
             },
+            then=themed,
         ),
     )
 

@@ -238,8 +238,11 @@ def propose_at_node(
     title: str,
     purpose: str,
     members: tuple[str, ...],
+    theme: str | None = None,
 ) -> ProjectInfo | SignThis:
-    """A researcher's node proposes a project, always in its own member's name."""
+    """A researcher's node proposes a project, always in its own member's name; under
+    `theme`, its node also signs the `project.themed` entry that follows (as `kumiai project
+    propose --theme`)."""
     return run_signed(
         consortium,
         submission,
@@ -250,6 +253,7 @@ def propose_at_node(
             purpose=purpose,
             proposed_by=submission.member,
             members=members,
+            theme=theme,
         ),
     )
 

@@ -89,6 +89,7 @@ class ProjectBody(Round):
     purpose: str
     title: str = ""
     members: list[str] = []
+    theme: str | None = Field(default=None, description="The theme it is put under, if any.")
 
 
 class VoteBody(Round):
@@ -241,6 +242,7 @@ def propose(
             title=body.title,
             purpose=body.purpose,
             members=tuple(body.members),
+            theme=body.theme,
         )
     )
 

@@ -208,18 +208,20 @@ def node_propose(
     purpose: str = typer.Option(..., help="The purpose stewards will consent to."),
     title: str = typer.Option("", help="A readable title."),
     members_: str = typer.Option("", "--members", help="Participating members: 'a,b,c'."),
+    theme: str = typer.Option(None, help="The theme it is under (see `kumiai theme list`)."),
     home: Path = NODE_HOME,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Propose a research project in this node's member's name."""
+    """Propose a research project in this node's member's name, under a theme if given."""
     from kumiai.node.remote import propose_project
 
     members = tuple(m.strip() for m in members_.split(",") if m.strip())
-    info = propose_project(home, name, purpose=purpose, title=title, members=members)
+    info = propose_project(home, name, purpose=purpose, title=title, members=members, theme=theme)
+    under = f" under theme {theme}" if theme else ""
     _done(
         as_json,
         info,
-        f"Project [bold]{info['name']}[/] proposed by {info['proposed_by']}; the board "
+        f"Project [bold]{info['name']}[/] proposed by {info['proposed_by']}{under}; the board "
         "approves it before any data use.",
     )
 
