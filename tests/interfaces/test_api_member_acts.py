@@ -685,3 +685,31 @@ def test_a_budget_refused_for_role_owner_or_replay_changes_nothing(world: World)
         mirrored_budget(world, dataset) == 3.0
         and world.node(B).budget(f"{B}-heart").lifetime is None
     )
+
+
+# -- what the nodes signed here verifies offline ---------------------------------------------
+
+
+def test_the_nodes_acts_verify_offline_in_both_verifiers(
+    world: World, motion: str, tmp_path: Any
+) -> None:
+    """A vote pinned at the node, a budget and a themed proposal signed at nodes: the export
+    verifies in Python and in JavaScript, the vote's digest held to the proposal's."""
+    from kumiai.domain.audit import report_document
+    from kumiai.services import transparency
+    from tests.verifiers.test_js_verifier import run_js
+
+    shown_and_vote(world, A, motion, "yes")
+    remote.set_budget(world.consortium.member_home(A), f"{A}-heart", 2.5)
+    add_medical_theme(world)
+    remote.propose_project(
+        world.consortium.member_home(B), "sepsis", purpose="Early warning", theme="medical"
+    )
+    export, keys_file = tmp_path / "ledger.jsonl", tmp_path / "keys.json"
+    keys_file.write_text(json.dumps(transparency.member_keys(world.consortium)))
+    transparency.export_ledger(world.consortium, export)
+    python = report_document(transparency.verify_export(export, keys_file))
+    code, js = run_js(export, keys_file)
+    assert python["ok"] and js["ok"] and code == 0
+    records = [json.loads(line) for line in export.read_text().splitlines()]
+    assert sum('"privacy.budget-set"' in r.get("leaf", "") for r in records) == 1
