@@ -2,14 +2,18 @@
 `--json` as reading the home itself, signed with a node's key; no local home is opened."""
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from kumiai.adapters.coordinator_client import CoordinatorClient
 from kumiai.domain import keys
+from kumiai.domain.clock import frozen_at
 from kumiai.interfaces.api.app import create_app
 from kumiai.interfaces.cli.main import app as cli
 from kumiai.node import remote
@@ -116,7 +120,6 @@ REMOTE = [
     ["project", "budget", "heart"],
 ]
 LOCAL_ONLY = [
-    ["ledger", "export", "out.jsonl"],
     ["ledger", "verify"],
     ["report", "--for", "board"],
     ["agreement", "export", "agr-1", "--odrl"],
@@ -210,8 +213,9 @@ REMOTELY = {" ".join(c) for c in REMOTE} | {
     *("member list", "dataset list", "dataset show", "project list", "project show"),
     *("requests", "agreement list", "agreement show", "job", "models", "model"),
     *("model show", "model card", "milestone show", "ledger prove", "spinout list"),
+    "ledger export",  # streamed: test_a_remote_export_is_the_local_export_byte_for_byte…
 }
-LOCALLY = {"ledger export", "ledger verify", "report", "agreement export"}
+LOCALLY = {"ledger verify", "report", "agreement export"}
 
 
 def test_every_read_command_is_remote_or_says_it_is_local_only() -> None:
@@ -228,3 +232,97 @@ def test_every_read_command_is_remote_or_says_it_is_local_only() -> None:
     unplaced = [c for c in listed if c != "--help" and c not in REMOTELY | tried | LOCALLY]
     assert unplaced == [], f"make these work with --coordinator, or refuse: {unplaced}"
     assert {" ".join(c[:2]) for c in LOCAL_ONLY} | {"report"} >= LOCALLY
+
+
+# -- exports, streamed from the coordinator ----------------------------------------------------
+
+EXPORTED_AT = datetime(2026, 11, 29, 15, 0, tzinfo=UTC)
+URL = ("--coordinator", "https://coordinator.example:8443")
+
+
+def through(home: Path, monkeypatch: pytest.MonkeyPatch, alter: Any = None) -> dict[str, str]:
+    """A member's node reads from the API over `home` in-process; `alter(response)` may
+    change each reply on the way, as a broken network or a meddling proxy would. Returns
+    the environment naming the node home."""
+    inner = TestClient(create_app(home))._transport
+
+    def relay(request: httpx.Request) -> httpx.Response:
+        response = inner.handle_request(request)
+        return alter(response) if alter is not None else response
+
+    def reader_for(root: Path, url: str) -> CoordinatorClient:
+        transport = httpx.MockTransport(relay)
+        return CoordinatorClient(
+            "http://testserver", key=NodeHome(root).private_key(), transport=transport
+        )
+
+    monkeypatch.setattr(remote, "reader_for", reader_for)
+    return {"KUMIAI_NODE_HOME": str(home / "members" / HOSPITALS[0])}
+
+
+def test_a_remote_export_is_the_local_export_byte_for_byte_and_verifies(
+    served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    home, _ = served
+    env = through(home, monkeypatch)
+    local, fetched = tmp_path / "local.jsonl", tmp_path / "remote" / "export.jsonl"
+    with frozen_at(EXPORTED_AT):
+        done = CliRunner().invoke(
+            cli, ["--home", str(home), "ledger", "export", str(local), "--keys", f"{local}.keys"]
+        )
+        assert done.exit_code == 0, done.output
+        streamed = CliRunner().invoke(
+            cli,
+            [*URL, "ledger", "export", str(fetched), "--keys", str(tmp_path / "keys.json")],
+            env=env,
+        )
+    assert streamed.exit_code == 0, streamed.output
+    assert fetched.read_bytes() == local.read_bytes()
+    assert (tmp_path / "keys.json").read_bytes() == Path(f"{local}.keys").read_bytes()
+    size = len(run("--home", str(home), "ledger", "show", "--json"))  # type: ignore[arg-type]
+    assert f"Exported {size} entries to" in " ".join(streamed.stdout.split())
+    checked = CliRunner().invoke(
+        cli, ["ledger", "verify", str(fetched), "--keys", str(tmp_path / "keys.json"), "--json"]
+    )
+    assert checked.exit_code == 0 and json.loads(checked.stdout)["ok"] is True
+    assert sorted(p.name for p in fetched.parent.iterdir()) == ["export.jsonl"]
+
+
+def _cut(response: httpx.Response) -> httpx.Response:
+    body = response.read()
+    return httpx.Response(response.status_code, headers=response.headers, content=body[:-40])
+
+
+def _altered(response: httpx.Response) -> httpx.Response:
+    body = response.read().replace(b'"entries": ', b'"entries": 1', 1)
+    headers = {**response.headers, "content-length": str(len(body))}
+    return httpx.Response(response.status_code, headers=headers, content=body)
+
+
+def _unannounced(response: httpx.Response) -> httpx.Response:
+    headers = {k: v for k, v in response.headers.items() if k != "content-digest"}
+    return httpx.Response(response.status_code, headers=headers, content=response.read())
+
+
+@pytest.mark.parametrize(
+    ("alter", "says"),
+    [
+        (_cut, "bytes of /ledger/export where it announced"),
+        (_altered, "does not match the SHA-256 the coordinator announced"),
+        (_unannounced, "did not announce the length and SHA-256"),
+    ],
+)
+def test_a_cut_or_altered_export_is_refused_and_leaves_no_file(
+    served: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    alter: Any,
+    says: str,
+) -> None:
+    home, _ = served
+    env = through(home, monkeypatch, alter)
+    target = tmp_path / "out" / "export.jsonl"
+    refused = CliRunner().invoke(cli, [*URL, "ledger", "export", str(target)], env=env)
+    assert refused.exit_code != 0
+    assert says in str(refused.exception) and "nothing written" in str(refused.exception)
+    assert not target.exists() and list(target.parent.iterdir()) == []

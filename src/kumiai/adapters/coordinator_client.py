@@ -6,14 +6,16 @@ the API's `{"error": …}` replies back into kumiai's errors, so a command print
 coordinator's one line.
 """
 
+import hashlib
 import ssl
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kumiai.adapters.files import write_chunks_atomic
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import (
     Forbidden,
@@ -23,7 +25,7 @@ from kumiai.domain.errors import (
     StateError,
     Unauthenticated,
 )
-from kumiai.domain.request_auth import sign_request
+from kumiai.domain.request_auth import digest_header, sign_request
 
 _ERRORS: dict[int, type[KumiaiError]] = {
     400: InvalidInput,
@@ -99,6 +101,63 @@ class CoordinatorClient:
     def post(self, path: str, document: Any) -> Any:
         return self._reply(self._send("POST", path, json=document))
 
+    def answer(self, path: str, **params: Any) -> tuple[int, Any]:
+        """GET `path`: its status and JSON (None when the body is not JSON), never raising
+        for an HTTP error, for a caller that reports a refusal rather than stopping on it."""
+        response = self._send("GET", path, params=_present(params))
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, None
+
+    def download(
+        self, path: str, file: Path, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Stream `path` into `file`, which appears only when every byte arrived intact.
+
+        The reply must say its length and its SHA-256 (RFC 9530 `Content-Digest`); a stream
+        that ends early, runs long or hashes otherwise is refused and leaves no file.
+        `progress(received, total)` is called after each chunk. Returns the bytes written.
+        """
+        received = 0
+
+        def chunks(response: httpx.Response) -> Iterator[bytes]:
+            nonlocal received
+            total, digest = _declared(response, self.url)
+            hashed = hashlib.sha256()
+            for chunk in response.iter_bytes():
+                received += len(chunk)
+                if received > total:
+                    break
+                hashed.update(chunk)
+                if progress is not None:
+                    progress(received, total)
+                yield chunk
+            if received != total:
+                raise StateError(
+                    f"the coordinator at {self.url} sent {received} bytes of {path} where it "
+                    f"announced {total}; the transfer was cut or altered: nothing written, "
+                    "run the command again"
+                )
+            if digest_header(hashed.digest()) != digest:
+                raise StateError(
+                    f"{path} from {self.url} does not match the SHA-256 the coordinator "
+                    "announced (Content-Digest); it was altered on the way: nothing written"
+                )
+
+        try:
+            with self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._reply(response)
+                write_chunks_atomic(file, chunks(response))
+        except httpx.HTTPError as exc:
+            raise StateError(
+                f"the download of {path} from {self.url} failed after {received} bytes ({exc}); "
+                "nothing written, run the command again"
+            ) from None
+        return received
+
     def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
         """One request; a network or TLS failure becomes one line naming the coordinator."""
         try:
@@ -121,6 +180,20 @@ class CoordinatorClient:
                 message = f"HTTP {response.status_code} from {self.url}"
             raise _ERRORS.get(response.status_code, KumiaiError)(f"coordinator: {message}")
         return response.json()
+
+
+def _declared(response: httpx.Response, url: str) -> tuple[int, str]:
+    """The length and digest a download must match; refused when the reply gives neither."""
+    try:
+        total = int(response.headers["content-length"])
+        digest = response.headers["content-digest"]
+    except (KeyError, ValueError):
+        raise StateError(
+            f"the coordinator at {url} did not announce the length and SHA-256 "
+            "(Content-Length, Content-Digest) of what it sends; refusing an unchecked "
+            "download: nothing written"
+        ) from None
+    return total, digest
 
 
 def _present(params: dict[str, Any]) -> dict[str, Any]:

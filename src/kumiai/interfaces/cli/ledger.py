@@ -11,7 +11,7 @@ import typer
 
 from kumiai.interfaces.cli.context import consortium
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
-from kumiai.interfaces.cli.remote import remote_document, remote_fetch
+from kumiai.interfaces.cli.remote import remote_document, remote_download, remote_fetch
 
 if TYPE_CHECKING:
     from kumiai.domain.audit import AuditReport
@@ -84,20 +84,44 @@ def export(
     file: Path = typer.Argument(..., help="JSON-lines file to write."),
     keys: Path = typer.Option(None, help="Also write the members' public keys here."),
 ) -> None:
-    """Write the whole ledger (entries, tree heads, cosignatures) as JSON lines."""
+    """Write the whole ledger (entries, tree heads, cosignatures) as JSON lines.
+
+    With --coordinator, the coordinator's export is streamed here: the same bytes, checked
+    against the length and SHA-256 it announced, written only once complete."""
     from kumiai.adapters.files import write_json_atomic
     from kumiai.interfaces.cli.context import console
-    from kumiai.services import transparency
 
-    home = consortium(ctx)
-    count = transparency.export_ledger(home, file)
+    if remote_download("/ledger/export", file) is not None:
+        count = _exported_entries(file)
+        fetched = remote_fetch("/ledger/keys") if keys is not None else None
+        public_keys = fetched.document if fetched else None
+    else:
+        from kumiai.services import transparency
+
+        home = consortium(ctx)
+        count = transparency.export_ledger(home, file)
+        public_keys = transparency.member_keys(home) if keys is not None else None
     console.print(f"Exported {count} entries to [bold]{file}[/].")
     if keys is not None:
-        write_json_atomic(keys, transparency.member_keys(home))
+        write_json_atomic(keys, public_keys)
         console.print(
             f"Public keys written to [bold]{keys}[/] (give them to auditors "
             "through a separate channel)."
         )
+
+
+def _exported_entries(file: Path) -> int:
+    """The number of entries an export's header line announces."""
+    from kumiai.domain.errors import DataError
+
+    with file.open("rb") as handle:
+        try:
+            return int(json.loads(handle.readline())["entries"])
+        except (ValueError, KeyError, TypeError):
+            raise DataError(
+                f"{file} does not start with a ledger export's header; check it with "
+                f"`kumiai ledger verify {file}`"
+            ) from None
 
 
 def _report(report: "AuditReport", source: str, as_json: bool) -> None:
