@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from kumiai.adapters.coordinator_client import CoordinatorClient
 from kumiai.domain import keys
 from kumiai.domain.clock import frozen_at
+from kumiai.domain.request_auth import content_digest
 from kumiai.interfaces.api.app import create_app
 from kumiai.interfaces.cli.main import app as cli
 from kumiai.node import remote
@@ -120,9 +121,7 @@ REMOTE = [
     ["project", "budget", "heart"],
 ]
 LOCAL_ONLY = [
-    ["ledger", "verify"],
-    ["report", "--for", "board"],
-    ["agreement", "export", "agr-1", "--odrl"],
+    ["ledger", "witness"],  # the members' nodes on this machine cosign
     ["member", "add", "evil", "--kind", "company"],  # a write: never to a local home
 ]
 
@@ -214,8 +213,9 @@ REMOTELY = {" ".join(c) for c in REMOTE} | {
     *("requests", "agreement list", "agreement show", "job", "models", "model"),
     *("model show", "model card", "milestone show", "ledger prove", "spinout list"),
     "ledger export",  # streamed: test_a_remote_export_is_the_local_export_byte_for_byte…
+    *("ledger verify", "report", "agreement export", "spinout show", "licence show"),
 }
-LOCALLY = {"ledger verify", "report", "agreement export"}
+LOCALLY: set[str] = set()
 
 
 def test_every_read_command_is_remote_or_says_it_is_local_only() -> None:
@@ -231,7 +231,7 @@ def test_every_read_command_is_remote_or_says_it_is_local_only() -> None:
     tried = {" ".join(c[:n]) for c in REMOTE for n in (1, 2)}  # "spend", "motion show"
     unplaced = [c for c in listed if c != "--help" and c not in REMOTELY | tried | LOCALLY]
     assert unplaced == [], f"make these work with --coordinator, or refuse: {unplaced}"
-    assert {" ".join(c[:2]) for c in LOCAL_ONLY} | {"report"} >= LOCALLY
+    assert {" ".join(c[:2]) for c in LOCAL_ONLY} >= LOCALLY
 
 
 # -- exports, streamed from the coordinator ----------------------------------------------------
@@ -326,3 +326,70 @@ def test_a_cut_or_altered_export_is_refused_and_leaves_no_file(
     assert refused.exit_code != 0
     assert says in str(refused.exception) and "nothing written" in str(refused.exception)
     assert not target.exists() and list(target.parent.iterdir()) == []
+
+
+def test_the_report_the_odrl_policy_and_the_shows_come_from_the_coordinator(
+    served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    home, agreement = served
+    env = through(home, monkeypatch)
+    nowhere = str(tmp_path / "no-home-here")
+    board = ["report", "--for", "board", "--date", "2026-11-29"]
+    for fmt in ("json", "md", "html"):
+        local = CliRunner().invoke(cli, ["--home", str(home), *board, "--format", fmt])
+        asked = CliRunner().invoke(cli, ["--home", nowhere, *URL, *board, "--format", fmt], env=env)
+        assert asked.exit_code == 0 and local.exit_code == 0, asked.output
+        assert asked.stdout == local.stdout, fmt
+    member = ["report", "--for", "member", "--member", HOSPITALS[0], "--date", "2026-11-29"]
+    assert run(*URL, *member, "--json", env=env) == run("--home", str(home), *member, "--json")
+    odrl = ["agreement", "export", agreement, "--odrl"]
+    local = CliRunner().invoke(cli, ["--home", str(home), *odrl])
+    asked = CliRunner().invoke(cli, ["--home", nowhere, *URL, *odrl], env=env)
+    assert asked.exit_code == 0 and json.loads(asked.stdout) == json.loads(local.stdout)
+    assert json.loads(asked.stdout)["uid"].endswith(agreement)
+    for show in (["spinout", "show", "no-such"], ["licence", "show", "no-such"]):
+        here = CliRunner().invoke(cli, ["--home", str(home), *show, "--json"])
+        there = CliRunner().invoke(cli, [*URL, *show, "--json"], env=env)
+        assert here.exit_code != 0 and str(there.exception) == f"coordinator: {here.exception}"
+    assert not Path(nowhere).exists()
+
+
+def test_a_remote_report_refuses_keys_it_could_not_pin(
+    served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    home, _ = served
+    env = through(home, monkeypatch)
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text("{}")
+    refused = CliRunner().invoke(
+        cli, [*URL, "report", "--for", "board", "--keys", str(keys_file)], env=env
+    )
+    assert refused.exit_code != 0 and "then `kumiai report --export FILE --keys KEYS`" in str(
+        refused.exception
+    )
+
+
+def test_ledger_verify_checks_the_coordinators_ledger_here(
+    served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, _ = served
+    env = through(home, monkeypatch)
+    checked = CliRunner().invoke(cli, [*URL, "ledger", "verify", "--json"], env=env)
+    assert checked.exit_code == 0, checked.output
+    local = CliRunner().invoke(cli, ["--home", str(home), "ledger", "verify", "--json"])
+    assert json.loads(checked.stdout) == json.loads(local.stdout)
+    said = CliRunner().invoke(cli, [*URL, "ledger", "verify"], env=env)
+    assert "verified the ledger of https://coordinator.example:8443:" in said.stdout
+
+    def forged(response: httpx.Response) -> httpx.Response:
+        """A coordinator rewriting an entry, announcing the digest of what it sends."""
+        body = response.read()
+        if not response.headers.get("content-digest"):
+            return response
+        body = body.replace(HOSPITALS[1].encode(), b"x" * len(HOSPITALS[1]), 1)
+        headers = {**response.headers, "content-digest": content_digest(body)}
+        return httpx.Response(response.status_code, headers=headers, content=body)
+
+    env = through(home, monkeypatch, forged)
+    caught = CliRunner().invoke(cli, [*URL, "ledger", "verify"], env=env)
+    assert caught.exit_code == 1 and "verification failed" in caught.stderr

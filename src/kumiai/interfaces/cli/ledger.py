@@ -11,7 +11,12 @@ import typer
 
 from kumiai.interfaces.cli.context import consortium
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
-from kumiai.interfaces.cli.remote import remote_document, remote_download, remote_fetch
+from kumiai.interfaces.cli.remote import (
+    coordinator_url,
+    remote_document,
+    remote_download,
+    remote_fetch,
+)
 
 if TYPE_CHECKING:
     from kumiai.domain.audit import AuditReport
@@ -157,14 +162,32 @@ def verify(
         False, "--json", help="Print the verdict of every entry, head and cosignature as JSON."
     ),
 ) -> None:
-    """Verify every signature, the Merkle tree, every tree head and every cosignature."""
+    """Verify every signature, the Merkle tree, every tree head and every cosignature.
+
+    With --coordinator and no FILE: the coordinator's export, streamed and verified here."""
     from kumiai.services import transparency
 
-    if file is None:
+    if file is None and coordinator_url():
+        _verify_remote(keys, as_json)
+    elif file is None:
         report = transparency.verify_ledger(consortium(ctx), keys)
         _report(report, "this consortium's ledger", as_json)
     else:
         _report(transparency.verify_export(file, keys), str(file), as_json)
+
+
+def _verify_remote(keys: Path | None, as_json: bool) -> None:
+    """The coordinator's ledger, streamed into a temporary export and verified here, offline:
+    nothing the coordinator says about its own ledger is believed."""
+    import tempfile
+
+    from kumiai.services import transparency
+
+    with tempfile.TemporaryDirectory(prefix="kumiai-verify-") as folder:
+        export = Path(folder) / "ledger.jsonl"
+        remote_download("/ledger/export", export)
+        report = transparency.verify_export(export, keys)
+    _report(report, f"the ledger of {coordinator_url()}", as_json)
 
 
 @ledger_app.command("witness")
