@@ -75,8 +75,7 @@ class CoordinatorClient:
             raise InvalidInput(f"the coordinator's URL must start with https:// (got {url!r})")
         verify: ssl.SSLContext | bool = True
         if ca_cert is not None:
-            data = ca_cert.read_bytes() if isinstance(ca_cert, Path) else ca_cert
-            verify = ssl.create_default_context(cadata=data.decode("ascii"))
+            verify = _trusting(ca_cert)
         self.url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.url,
@@ -101,10 +100,14 @@ class CoordinatorClient:
     def post(self, path: str, document: Any) -> Any:
         return self._reply(self._send("POST", path, json=document))
 
-    def answer(self, path: str, **params: Any) -> tuple[int, Any]:
-        """GET `path`: its status and JSON (None when the body is not JSON), never raising
-        for an HTTP error, for a caller that reports a refusal rather than stopping on it."""
-        response = self._send("GET", path, params=_present(params))
+    def answer(
+        self, method: str, path: str, document: Any = None, **params: Any
+    ) -> tuple[int, Any]:
+        """One request's status and JSON reply (None when the body is not JSON), never
+        raising for an HTTP error: for a caller that reports a refusal (a witness keeps a
+        refused proof as evidence) rather than stopping on it."""
+        body = {"json": document} if document is not None else {}
+        response = self._send(method, path, params=_present(params), **body)
         try:
             return response.status_code, response.json()
         except ValueError:
@@ -166,9 +169,13 @@ class CoordinatorClient:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 raise StateError(
                     f"the server at {self.url} did not present a certificate signed by the "
-                    "pinned consortium CA; refusing to talk to it"
+                    "consortium's CA this node trusts (pinned at joining, or given with --ca); "
+                    "refusing to talk to it"
                 ) from None
-            raise InvalidInput(f"cannot reach the coordinator at {self.url}: {exc}") from None
+            raise InvalidInput(
+                f"cannot reach the coordinator at {self.url}: {exc}; check the address and "
+                "that it serves"
+            ) from None
         except httpx.HTTPError as exc:
             raise InvalidInput(f"the coordinator at {self.url} did not answer: {exc}") from None
 
@@ -180,6 +187,18 @@ class CoordinatorClient:
                 message = f"HTTP {response.status_code} from {self.url}"
             raise _ERRORS.get(response.status_code, KumiaiError)(f"coordinator: {message}")
         return response.json()
+
+
+def _trusting(ca_cert: Path | bytes) -> ssl.SSLContext:
+    """A TLS context trusting the consortium's CA alone; one line when it is not a CA."""
+    where = str(ca_cert) if isinstance(ca_cert, Path) else "the CA certificate given"
+    try:
+        data = ca_cert.read_bytes() if isinstance(ca_cert, Path) else ca_cert
+        return ssl.create_default_context(cadata=data.decode("ascii"))
+    except (ssl.SSLError, ValueError) as exc:  # before OSError: an SSLError is one
+        raise InvalidInput(f"{where} is not a PEM CA certificate ({exc})") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the CA certificate {where}: {exc.strerror}") from None
 
 
 def _declared(response: httpx.Response, url: str) -> tuple[int, str]:
