@@ -2,6 +2,7 @@
 `--json` as reading the home itself, signed with a node's key; no local home is opened."""
 
 import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -393,3 +394,23 @@ def test_ledger_verify_checks_the_coordinators_ledger_here(
     env = through(home, monkeypatch, forged)
     caught = CliRunner().invoke(cli, [*URL, "ledger", "verify"], env=env)
     assert caught.exit_code == 1 and "verification failed" in caught.stderr
+
+
+def test_a_remote_verify_holds_the_coordinator_key_the_node_pinned(
+    served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A node that pinned another coordinator key refuses this log, however well it verifies
+    under the key the export itself names."""
+    home, _ = served
+    node = tmp_path / "node"
+    shutil.copytree(home / "members" / HOSPITALS[0], node)
+    record = json.loads((node / "member.json").read_text())
+    record["coordinator_key"] = keys.public_key_b64(keys.new_private_key())
+    (node / "member.json").write_text(json.dumps(record))
+    through(home, monkeypatch)
+    refused = CliRunner().invoke(
+        cli, [*URL, "ledger", "verify", "--json"], env={"KUMIAI_NODE_HOME": str(node)}
+    )
+    assert refused.exit_code == 1, refused.output
+    findings = json.dumps(json.loads(refused.stdout))
+    assert "the coordinator key differs from the pinned one" in findings

@@ -13,6 +13,7 @@ from kumiai.interfaces.cli.context import consortium
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
 from kumiai.interfaces.cli.remote import (
     coordinator_url,
+    pinned_coordinator_key,
     remote_document,
     remote_download,
     remote_fetch,
@@ -178,7 +179,8 @@ def verify(
 
 def _verify_remote(keys: Path | None, as_json: bool) -> None:
     """The coordinator's ledger, streamed into a temporary export and verified here, offline:
-    nothing the coordinator says about its own ledger is believed."""
+    nothing the coordinator says about its own ledger is believed, and a node home's pinned
+    coordinator key is held to."""
     import tempfile
 
     from kumiai.services import transparency
@@ -186,7 +188,7 @@ def _verify_remote(keys: Path | None, as_json: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="kumiai-verify-") as folder:
         export = Path(folder) / "ledger.jsonl"
         remote_download("/ledger/export", export)
-        report = transparency.verify_export(export, keys)
+        report = transparency.verify_export(export, keys, pinned_coordinator_key())
     _report(report, f"the ledger of {coordinator_url()}", as_json)
 
 

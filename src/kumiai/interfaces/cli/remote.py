@@ -90,6 +90,17 @@ def coordinator_url() -> str | None:
     return setting("coordinator", COORDINATOR_SETTING)
 
 
+def pinned_coordinator_key() -> dict[str, str]:
+    """{"coordinator": key} as the node home in `KUMIAI_NODE_HOME` pinned it at joining, so
+    that a log re-signed under another key fails verification; {} for a key-file reader."""
+    node_home = os.environ.get(NODE_HOME_SETTING)
+    if not node_home:
+        return {}
+    from kumiai.node.home import NodeHome
+
+    return {"coordinator": NodeHome(Path(node_home)).coordinator_key()}
+
+
 def remote_download(route: str, file: Path, *parts: str) -> int | None:
     """Stream the coordinator's `route` into `file` (whole and checked, or not at all), with a
     progress bar on stderr; the bytes written, or None when no remote coordinator is set."""
