@@ -414,3 +414,27 @@ def test_a_remote_verify_holds_the_coordinator_key_the_node_pinned(
     assert refused.exit_code == 1, refused.output
     findings = json.dumps(json.loads(refused.stdout))
     assert "the coordinator key differs from the pinned one" in findings
+
+
+def test_an_auditor_exports_and_reports_with_only_a_key_file(
+    served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    home, _ = served
+    key = keys.new_private_key()
+    (tmp_path / "auditor.pem").write_bytes(keys.private_key_to_pem(key))
+    (tmp_path / "ca.pem").write_text("the consortium's CA, pinned by the auditor")
+    grant_access(
+        open_consortium(home), name="kpmg-2", role="auditor", public_key=keys.public_key_b64(key)
+    )
+    in_process(create_app(home), monkeypatch)
+    options = [*URL, "--key", str(tmp_path / "auditor.pem"), "--ca", str(tmp_path / "ca.pem")]
+    alone = {"KUMIAI_NODE_HOME": ""}
+    export = tmp_path / "ledger.jsonl"
+    done = CliRunner().invoke(cli, [*options, "ledger", "export", str(export)], env=alone)
+    assert done.exit_code == 0, done.output
+    checked = CliRunner().invoke(cli, ["ledger", "verify", str(export), "--json"])
+    assert json.loads(checked.stdout)["ok"] is True
+    investor = ["report", "--for", "investor", "--date", "2026-11-29", "--json"]
+    assert run(*options, *investor, env=alone) == run("--home", str(home), *investor)
+    offline = run(*investor, "--export", str(export))
+    assert offline == run("--home", str(home), *investor)
