@@ -2,7 +2,11 @@
 `--json` as reading the home itself, signed with a node's key; no local home is opened."""
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,9 +28,12 @@ from kumiai.services.access import grant_access
 from kumiai.services.agreements import list_agreements
 from kumiai.services.charter import propose_charter, sign_charter
 from kumiai.services.consortium import open_consortium
+from kumiai.services.coordinator_tls import init_tls
 from kumiai.services.motions import propose_motion
 from kumiai.services.privacy import set_budget
 from kumiai.services.themes import add_theme
+from tests.coordinator_process import ENV, start_coordinator
+from tests.interfaces.test_api import free_port
 from tests.services.helpers import HOSPITALS, heart_consortium
 
 
@@ -438,3 +445,68 @@ def test_an_auditor_exports_and_reports_with_only_a_key_file(
     assert run(*options, *investor, env=alone) == run("--home", str(home), *investor)
     offline = run(*investor, "--export", str(export))
     assert offline == run("--home", str(home), *investor)
+
+
+def test_an_export_streams_over_tls_from_a_real_coordinator(tmp_path: Path) -> None:
+    """`kumiai coordinator serve` in a process of its own, the CLI in another, over TLS."""
+    home = tmp_path / "coordinator-machine" / "c"
+    consortium, _ = heart_consortium(home, hospitals=HOSPITALS[:1], sign=())
+    init_tls(home, ["127.0.0.1"])
+    key = keys.new_private_key()
+    auditor = tmp_path / "auditor-machine"
+    auditor.mkdir()
+    (auditor / "kpmg.pem").write_bytes(keys.private_key_to_pem(key))
+    shutil.copy(home / "tls" / "ca.pem", auditor / "ca.pem")
+    grant_access(consortium, name="kpmg", role="auditor", public_key=keys.public_key_b64(key))
+    port = free_port()
+    server = start_coordinator(home, port)
+    remote_options = [
+        *("--coordinator", f"https://127.0.0.1:{port}"),
+        *("--key", str(auditor / "kpmg.pem"), "--ca", str(auditor / "ca.pem")),
+    ]
+    try:
+        exported = kumiai(
+            *remote_options,
+            *("ledger", "export", str(auditor / "ledger.jsonl")),
+            *("--keys", str(auditor / "keys.json")),
+        )
+        verified = kumiai(*remote_options, "ledger", "verify", "--json")
+    finally:
+        os.kill(server.pid, signal.SIGTERM)
+        server.communicate(timeout=30)
+    assert exported.returncode == 0, exported.stderr
+    assert verified.returncode == 0 and json.loads(verified.stdout)["ok"] is True
+    local = tmp_path / "local.jsonl"
+    assert (
+        CliRunner().invoke(cli, ["--home", str(home), "ledger", "export", str(local)]).exit_code
+        == 0
+    )
+    streamed = (auditor / "ledger.jsonl").read_text().splitlines()
+    here = local.read_text().splitlines()
+    assert streamed[1:] == here[1:]  # every entry, head and cosignature; the header's time aside
+    assert {**json.loads(streamed[0]), "exported_at": ""} == {
+        **json.loads(here[0]),
+        "exported_at": "",
+    }
+    offline = kumiai(
+        "ledger", "verify", str(auditor / "ledger.jsonl"), "--keys", str(auditor / "keys.json")
+    )
+    assert offline.returncode == 0 and "verified" in offline.stdout
+    assert sorted(p.name for p in auditor.iterdir()) == [
+        "ca.pem",
+        "keys.json",
+        "kpmg.pem",
+        "ledger.jsonl",
+    ]
+
+
+def kumiai(*args: str) -> "subprocess.CompletedProcess[str]":
+    """`kumiai ARGS` in a process of its own, with no node home and no consortium home."""
+    return subprocess.run(
+        [sys.executable, "-m", "kumiai", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**ENV, "KUMIAI_NODE_HOME": "", "KUMIAI_HOME": "/nonexistent/kumiai-home"},
+        check=False,
+    )
