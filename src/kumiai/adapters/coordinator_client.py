@@ -154,6 +154,8 @@ class CoordinatorClient:
                     response.read()
                     self._reply(response)
                 write_chunks_atomic(file, chunks(response))
+        except httpx.ConnectError as exc:
+            raise self._unreachable(exc) from None
         except httpx.HTTPError as exc:
             raise StateError(
                 f"the download of {path} from {self.url} failed after {received} bytes ({exc}); "
@@ -166,18 +168,23 @@ class CoordinatorClient:
         try:
             return self._http.request(method, path, **options)
         except httpx.ConnectError as exc:
-            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                raise StateError(
-                    f"the server at {self.url} did not present a certificate signed by the "
-                    "consortium's CA this node trusts (pinned at joining, or given with --ca); "
-                    "refusing to talk to it"
-                ) from None
-            raise InvalidInput(
-                f"cannot reach the coordinator at {self.url}: {exc}; check the address and "
-                "that it serves"
-            ) from None
+            raise self._unreachable(exc) from None
         except httpx.HTTPError as exc:
             raise InvalidInput(f"the coordinator at {self.url} did not answer: {exc}") from None
+
+    def _unreachable(self, exc: httpx.ConnectError) -> KumiaiError:
+        """A connection that failed, in one line: a server the CA does not vouch for is
+        refused (StateError); one that cannot be reached is a mistake to check (InvalidInput)."""
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return StateError(
+                f"the server at {self.url} did not present a certificate signed by the "
+                "consortium's CA this node trusts (pinned at joining, or given with --ca); "
+                "refusing to talk to it"
+            )
+        return InvalidInput(
+            f"cannot reach the coordinator at {self.url}: {exc}; check the address and that it "
+            "serves"
+        )
 
     def _reply(self, response: httpx.Response) -> Any:
         if response.status_code >= 400:
