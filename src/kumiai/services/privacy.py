@@ -12,6 +12,7 @@ from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import DatasetRow, PrivacySpendRow
 from kumiai.domain.errors import InvalidInput
 from kumiai.domain.privacy import PrivacyPlan, check_lifetime
+from kumiai.domain.releasing import HOLDING
 from kumiai.domain.training import TrainingSettings, plan_privacy_for
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
@@ -144,7 +145,7 @@ def budgets(consortium: Consortium) -> list[BudgetLine]:
         for spend in all_rows(session, PrivacySpendRow, PrivacySpendRow.job_id):
             line = lines[spend.dataset]
             line.spent += spend.spent
-            if spend.status == "running":
+            if spend.status in HOLDING:
                 line.committed += max(spend.planned - spend.spent, 0.0)
             line.by_project[spend.project] = line.by_project.get(spend.project, 0.0) + spend.spent
             line.by_level[spend.level] = line.by_level.get(spend.level, 0.0) + spend.spent

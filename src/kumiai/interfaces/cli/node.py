@@ -305,6 +305,47 @@ def node_rotate_key(home: Path = NODE_HOME, as_json: bool = JSON_OPTION) -> None
     )
 
 
+STALE_AFTER_OPTION = typer.Option(
+    86400.0,
+    "--stale-after",
+    min=1.0,
+    help="Seconds a reservation may go unspent before this node releases it, whatever the "
+    "coordinator says of its job (the node's own clock).",
+)
+
+
+@node_app.command("release")
+def node_release(
+    home: Path = NODE_HOME,
+    stale_after: float = STALE_AFTER_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Release the ε this node still holds for jobs that are over, and tell the coordinator."""
+    from datetime import timedelta
+
+    from kumiai.node.releasing import release_finished
+
+    found = release_finished(home, stale_after=timedelta(seconds=stale_after))
+    if as_json:
+        print_json([r.as_dict() for r in found])
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console, number
+
+    if not found:
+        console.print("This node holds no ε for any job; nothing to release.")
+        return
+    table = Table("job", "dataset", "reserved", "spent", "released", "why")
+    for r in found:
+        released = ("yes" if r.reported else "yes, not yet reported") if r.released else "no"
+        table.add_row(
+            r.job, r.dataset, number(r.reserved), number(r.spent), released, escape(r.reason)
+        )
+    console.print(table)
+
+
 @node_app.command("ui")
 def node_ui(
     home: Path = NODE_HOME,
