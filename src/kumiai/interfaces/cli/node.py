@@ -5,6 +5,7 @@ coordinator's URL and CA are the ones pinned there at `node init`.
 """
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -226,7 +227,7 @@ def node_propose(
     )
 
 
-def _show_motion(shown: dict, to_stderr: bool) -> None:  # type: ignore[type-arg]
+def _show_motion(shown: dict[str, Any], to_stderr: bool) -> None:
     """What the steward votes on: the action, its payload, who proposed it, the digest."""
     import json
 
