@@ -36,6 +36,7 @@ EXPECTED: dict[str, set[str]] = {
     "board.read": ALL,
     "association.read": ALL,
     "royalties.read": ALL,
+    "report.read": ALL,  # any registered key: the report is the public ledger, summed
     "whoami": ALL,
     "request.sign": {S},
     "request.refuse": {S},

@@ -43,6 +43,7 @@ class Action(StrEnum):
     BOARD_READ = "board.read"  # charter and motions
     ASSOCIATION_READ = "association.read"  # themes, funds, milestones, spin-outs, licences
     ROYALTIES_READ = "royalties.read"
+    REPORT_READ = "report.read"  # the investor, member or board report, from the ledger
     WHOAMI = "whoami"
     # -- the steward's acts, signed at its node ----------------------------------------------
     REQUEST_SIGN = "request.sign"
@@ -96,6 +97,7 @@ PERMITTED: dict[Action, frozenset[Role]] = {
     Action.BOARD_READ: _EVERYONE,
     Action.ASSOCIATION_READ: _EVERYONE,
     Action.ROYALTIES_READ: _EVERYONE,
+    Action.REPORT_READ: _EVERYONE,
     Action.WHOAMI: _EVERYONE,
     Action.REQUEST_SIGN: _STEWARD,
     Action.REQUEST_REFUSE: _STEWARD,

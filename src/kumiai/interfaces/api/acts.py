@@ -89,10 +89,15 @@ class ProjectBody(Round):
     purpose: str
     title: str = ""
     members: list[str] = []
+    theme: str | None = Field(default=None, description="The theme it is put under, if any.")
 
 
 class VoteBody(Round):
     choice: str = Field(description="yes, no or abstain.")
+    digest: str = Field(
+        description="The SHA-256 of the motion as the node showed it to its steward "
+        "(domain.motion.shown_digest); a vote on a motion recorded otherwise is refused."
+    )
 
 
 class BudgetBody(Round):
@@ -237,6 +242,7 @@ def propose(
             title=body.title,
             purpose=body.purpose,
             members=tuple(body.members),
+            theme=body.theme,
         )
     )
 
@@ -249,7 +255,7 @@ def vote(
     caller: Annotated[Principal, allow(Action.MOTION_VOTE)],
 ) -> PlainJSON:
     submission = signed_acts.submitted_by(home, _member(caller), body.signatures, body.at)
-    return answer(signed_acts.vote_at_node(home, submission, motion_id, body.choice))
+    return answer(signed_acts.vote_at_node(home, submission, motion_id, body.choice, body.digest))
 
 
 @router.post("/members/{member}/key", summary="A node rotates its key, the old one vouching")
