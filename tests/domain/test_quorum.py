@@ -4,12 +4,11 @@ from kumiai.domain.quorum import (
     minimum_nodes,
     offline_reason,
     quorum_failure,
-    silent_reason,
     unanswered,
 )
 from kumiai.domain.training import TrainingSettings
 
-SITES = {"a-heart": "a", "b-heart": "b", "c-heart": "c", "d-heart": "d"}
+SITES = ("a-heart", "b-heart", "c-heart", "d-heart")
 
 
 def test_secure_aggregation_needs_two_nodes_a_plain_job_one() -> None:
@@ -38,15 +37,10 @@ def test_no_node_at_all_fails_even_a_one_dataset_job() -> None:
     assert quorum_failure(1, 1, 2, [], 5) is None
 
 
-def test_each_silent_dataset_gets_its_reason() -> None:
-    missing = unanswered(SITES, {"a-heart", "b-heart"}, {"d"}, 15)
-    assert missing == {"c-heart": silent_reason(15), "d-heart": offline_reason(15)}
-    assert offline_reason(15) == "offline: its node did not connect within 15 s"
-    assert silent_reason(15) == "no answer to the admission query within 15 s"
-
-
-def test_without_a_node_map_every_silent_dataset_is_offline() -> None:
-    assert unanswered(SITES, {"a-heart", "b-heart", "c-heart"}, None, 7) == {
-        "d-heart": "offline: its node did not connect within 7 s"
+def test_each_silent_dataset_is_offline_with_the_wait() -> None:
+    assert unanswered(SITES, {"a-heart", "b-heart"}, 15) == {
+        "c-heart": "offline: its node did not connect within 15 s",
+        "d-heart": "offline: its node did not connect within 15 s",
     }
-    assert unanswered(SITES, set(SITES), None, 7) == {}
+    assert offline_reason(7) == "offline: its node did not connect within 7 s"
+    assert unanswered(SITES, set(SITES), 7) == {}

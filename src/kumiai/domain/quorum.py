@@ -9,7 +9,7 @@ with the reason `offline_reason` gives. Below the minimum the job fails, naming 
 whose nodes are missing. Pure functions: the ServerApp applies them, tests play them.
 """
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 
 from kumiai.domain.training import TrainingSettings
 
@@ -29,11 +29,6 @@ def offline_reason(waited: float) -> str:
     return f"{OFFLINE}: its node did not connect within {waited:.0f} s"
 
 
-def silent_reason(waited: float) -> str:
-    """Why a dataset whose node connected but never answered the admission query took none."""
-    return f"no answer to the admission query within {waited:.0f} s"
-
-
 def quorum_failure(
     connected: int, expected: int, minimum: int, missing: Collection[str], waited: float
 ) -> str | None:
@@ -49,20 +44,11 @@ def quorum_failure(
 
 
 def unanswered(
-    expected: Mapping[str, str],
-    answered: Collection[str],
-    offline_members: Collection[str] | None,
-    waited: float,
+    expected: Collection[str], answered: Collection[str], waited: float
 ) -> dict[str, str]:
-    """Each expected dataset (dataset -> member) that no node answered for, with its reason.
+    """Each expected dataset that no node answered for, with its reason.
 
-    `offline_members` are the members known not to have connected; None when the engine
-    cannot tell (then every silent dataset is taken as offline, the likelier cause).
+    Offline, whether its node never connected or the SuperLink still listed a node that had
+    gone (it notices only when heartbeats stop): either way nothing came from it in time.
     """
-    reasons = {}
-    for dataset, member in sorted(expected.items()):
-        if dataset in answered:
-            continue
-        offline = offline_members is None or member in offline_members
-        reasons[dataset] = offline_reason(waited) if offline else silent_reason(waited)
-    return reasons
+    return {d: offline_reason(waited) for d in sorted(expected) if d not in answered}

@@ -292,7 +292,7 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
         len(node_ids),
         job.expected_nodes,
         minimum_nodes(job.settings),
-        offline or (),
+        offline,
         job.query_timeout,
     )
     if failure is not None:
@@ -335,12 +335,11 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
             observer.privacy_planned(dataset, {k: float(v) for k, v in plan.items()})
         _keep_attestation(reply, observer)
         sites[reply.metadata.src_node_id] = dataset
-    expected = job.members or {d: "" for d in job.ticket.datasets}
-    answered = {*summaries, *withheld, *refused}
-    missing = unanswered(expected, answered, offline, job.query_timeout)
+    expected = job.ticket.datasets
+    missing = unanswered(expected, {*summaries, *withheld, *refused}, job.query_timeout)
     if any(key not in expected for key in refused):  # an answer that named no dataset:
         # only a member known to be offline is certain; the recorder marks the rest absent
-        missing = {d: why for d, why in missing.items() if offline and expected[d] in offline}
+        missing = {d: why for d, why in missing.items() if job.members.get(d) in offline}
     observer.sites_decided(sorted([*summaries, *withheld]), refused, missing)
     if not sites:
         raise JobFailed("every node refused the job: " + "; ".join({**refused, **missing}.values()))
@@ -354,13 +353,11 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
     return sites
 
 
-def _offline_members(job: FederatedJob, node_ids: list[int]) -> set[str] | None:
-    """The job's members whose node is not connected; None when this engine cannot tell
-    (no node map, yet fewer nodes than expected)."""
-    if job.nodes:
-        here = {job.nodes[n] for n in node_ids if n in job.nodes}
-        return set(job.members.values()) - here
-    return set() if len(node_ids) >= job.expected_nodes else None
+def _offline_members(job: FederatedJob, node_ids: list[int]) -> set[str]:
+    """The job's members whose node is not connected; none known without a node map
+    (the simulation engine, where every node is there)."""
+    here = {job.nodes[n] for n in node_ids if n in job.nodes}
+    return set(job.members.values()) - here if job.nodes else set()
 
 
 def build_server_app(job: FederatedJob, observer: JobObserver) -> ServerApp:
