@@ -74,3 +74,29 @@ def test_the_heartbeat_never_raises_nor_signals() -> None:
 def test_a_lost_link_is_told_from_a_kumiai_error() -> None:
     assert lost_link(httpx.ConnectError("refused"))
     assert not lost_link(ValueError("bad plan"))
+
+
+def test_flowers_helper_thread_keeps_the_last_node_list_the_serverapp_raises() -> None:
+    import threading
+
+    from kumiai.adapters.flower.deployment import RegisteredNodes
+
+    class Link:
+        up = True
+
+        def get_node_ids(self) -> list[int]:
+            if not self.up:
+                refused()
+            return [1, 2, 99]
+
+    link = Link()
+    grid = RegisteredNodes(link, [1, 2])  # type: ignore[arg-type]
+    assert grid.get_node_ids() == [1, 2]
+    link.up = False
+    seen: list[object] = []
+    helper = threading.Thread(target=lambda: seen.append(grid.get_node_ids()))
+    helper.start()
+    helper.join()
+    assert seen == [[1, 2]]  # no exception, no traceback from the helper thread
+    with pytest.raises(httpx.ConnectError):  # the ServerApp's own thread fails the job
+        grid.get_node_ids()

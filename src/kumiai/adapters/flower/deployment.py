@@ -11,6 +11,7 @@ coordinator killed mid-job fails the job in seconds, with one clear message.
 """
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -34,9 +35,19 @@ class RegisteredNodes(DelegatingGrid):
     def __init__(self, inner: Grid, node_ids: Iterable[int]) -> None:
         super().__init__(inner)
         self.node_ids = set(node_ids)
+        self.owner = threading.current_thread()  # the one that runs the ServerApp
+        self.listed: list[int] = []
 
     def get_node_ids(self) -> Iterable[int]:
-        return [n for n in self.inner.get_node_ids() if n in self.node_ids]
+        """The registered nodes the SuperLink lists. A lost SuperLink raises in the
+        ServerApp's thread (which fails the job); Flower's helper thread that polls this for
+        SecAgg+'s client manager gets the last list instead of dying with a traceback."""
+        try:
+            self.listed = [n for n in self.inner.get_node_ids() if n in self.node_ids]
+        except Exception as exc:
+            if not lost_link(exc) or threading.current_thread() is self.owner:
+                raise
+        return list(self.listed)
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         messages = list(messages)
