@@ -82,21 +82,25 @@ def test_flowers_helper_thread_keeps_the_last_node_list_the_serverapp_raises() -
     from kumiai.adapters.flower.deployment import RegisteredNodes
 
     class Link:
-        up = True
+        failure: Exception | None = None
 
         def get_node_ids(self) -> list[int]:
-            if not self.up:
-                refused()
+            if self.failure is not None:
+                raise self.failure
             return [1, 2, 99]
+
+    def from_helper_thread() -> object:
+        seen: list[object] = []
+        helper = threading.Thread(target=lambda: seen.append(grid.get_node_ids()))
+        helper.start()
+        helper.join()
+        return seen
 
     link = Link()
     grid = RegisteredNodes(link, [1, 2])  # type: ignore[arg-type]
     assert grid.get_node_ids() == [1, 2]
-    link.up = False
-    seen: list[object] = []
-    helper = threading.Thread(target=lambda: seen.append(grid.get_node_ids()))
-    helper.start()
-    helper.join()
-    assert seen == [[1, 2]]  # no exception, no traceback from the helper thread
-    with pytest.raises(httpx.ConnectError):  # the ServerApp's own thread fails the job
-        grid.get_node_ids()
+    for failure in (httpx.ConnectError("refused"), RuntimeError("the client has been closed")):
+        link.failure = failure
+        assert from_helper_thread() == [[1, 2]]  # no exception: no traceback on the terminal
+        with pytest.raises(type(failure)):  # the ServerApp's own thread fails the job
+            grid.get_node_ids()

@@ -39,13 +39,16 @@ class RegisteredNodes(DelegatingGrid):
         self.listed: list[int] = []
 
     def get_node_ids(self) -> Iterable[int]:
-        """The registered nodes the SuperLink lists. A lost SuperLink raises in the
-        ServerApp's thread (which fails the job); Flower's helper thread that polls this for
-        SecAgg+'s client manager gets the last list instead of dying with a traceback."""
+        """The registered nodes the SuperLink lists.
+
+        A failure (a lost SuperLink, a grid closed once the job ended) raises in the
+        ServerApp's own thread, which fails the job with one message. Flower's helper thread
+        that polls this for SecAgg+'s client manager gets the last list instead of dying
+        with a traceback on the operator's terminal."""
         try:
             self.listed = [n for n in self.inner.get_node_ids() if n in self.node_ids]
-        except Exception as exc:
-            if not lost_link(exc) or threading.current_thread() is self.owner:
+        except Exception:
+            if threading.current_thread() is self.owner:
                 raise
         return list(self.listed)
 
