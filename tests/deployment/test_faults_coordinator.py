@@ -20,8 +20,8 @@ from sqlalchemy import select
 
 from kumiai.adapters.flower.supervised import Supervised, descendants
 from kumiai.adapters.storage.database import transaction
-from kumiai.adapters.storage.schema import LedgerEntryRow
-from kumiai.services.consortium import open_consortium
+from kumiai.adapters.storage.schema import LedgerEntryRow, ModelVersionRow
+from kumiai.services.consortium import Consortium, open_consortium
 from kumiai.services.deployment import connected, supernode_log
 from kumiai.services.jobs import list_jobs
 from kumiai.services.privacy import budgets
@@ -88,11 +88,17 @@ class Training:
 
 
 def error_line(stderr: str) -> str:
-    """The one line the CLI prints for a refused or failed act (no traceback)."""
+    """The one message the CLI prints for a failed act, and nothing else (no traceback);
+    Rich wraps it at the terminal's width."""
     assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines, "no error printed"
-    return lines[-1]
+    assert stderr.startswith("error: ") and stderr.count("error") == 1, stderr
+    return " ".join(line.strip() for line in stderr.splitlines())
+
+
+def list_models(consortium: Consortium, job_id: str) -> list[str]:
+    with transaction(consortium.sessions) as session:
+        query = select(ModelVersionRow.id).where(ModelVersionRow.job_id == job_id)
+        return list(session.scalars(query))
 
 
 def leaves(home: Path) -> list[str]:
@@ -144,6 +150,7 @@ def test_a_node_offline_for_the_whole_job_is_named_and_the_others_finish(
     since = supernode_log(node).stat().st_size
     world.served[offline] = node_serve(node, world.coordinator.link_port, _started(world))
     world.served[offline].wait_until(lambda: connected(node, since), 90, "connected again")
+    print(f"offline case: train took {seconds:.0f} s")  # shown with -s (timings)
 
 
 def _started(world: Federation) -> list[Supervised]:
@@ -181,7 +188,9 @@ def test_the_coordinator_killed_mid_job_fails_the_job_and_loses_nothing(
             os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
         out, err = run.finish(KILLED_WITHIN + 30)
-        assert time.monotonic() - killed < KILLED_WITHIN
+        ended = time.monotonic() - killed
+        assert ended < KILLED_WITHIN, ended
+        print(f"coordinator case: train ended {ended:.0f} s after the kill")
     finally:
         run.kill()
     assert not any(alive(p) for p in pids)
@@ -190,18 +199,17 @@ def test_the_coordinator_killed_mid_job_fails_the_job_and_loses_nothing(
     assert "lost the coordinator's SuperLink" in line and "no model was released" in line, line
 
     world.coordinator.start()  # restarted by its operator
-    [failed] = [j for j in ok(*c, "jobs") if j["id"] == job.id]
-    if failed["status"] != "failed":  # not recorded by the process: recovery marks it
-        assert kumiai(*c, "jobs", "--recover").returncode == 0
-        [failed] = [j for j in ok(*c, "jobs") if j["id"] == job.id]
-    assert failed["status"] == "failed", failed
-    assert "lost the coordinator's SuperLink" in failed["error"], failed
-    assert failed["completed_rounds"] >= recorded_rounds  # its finished rounds are kept
     detail = ok(*c, "job", job.id)
+    if detail["status"] != "failed":  # not recorded by the process: recovery marks it
+        assert kumiai(*c, "jobs", "--recover").returncode == 0
+        detail = ok(*c, "job", job.id)
+    assert detail["status"] == "failed", detail
+    assert "lost the coordinator's SuperLink" in detail["error"], detail
+    assert detail["completed_rounds"] >= recorded_rounds  # its finished rounds are kept
     assert [r["round"] for r in detail["rounds"]] == list(
-        range(1, failed["completed_rounds"] + 1)
+        range(1, detail["completed_rounds"] + 1)
     ), detail["rounds"]
-    assert not [m for m in ok(*c, "models") if m["job_id"] == job.id]  # no model released
+    assert not list_models(consortium, job.id)  # no model released
 
     # The ledger only grew, and it verifies offline from an export.
     ledger_after = leaves(home)
@@ -218,13 +226,13 @@ def test_the_coordinator_killed_mid_job_fails_the_job_and_loses_nothing(
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
     # Budgets: what was recorded as spent before the kill is never lowered.
-    after = {b["dataset"]: b for b in ok(*c, "budget")}
+    after = {b.dataset: b for b in budgets(consortium)}
     for dataset, spent in spent_before.items():
-        assert after[dataset]["spent"] >= spent, (dataset, spent, after[dataset])
-    held = {d: b["committed"] for d, b in after.items() if b["committed"]}
+        assert after[dataset].spent >= spent, (dataset, spent, after[dataset])
+    held = {d: b.committed for d, b in after.items() if b.committed}
     if held:  # known gap, kept visible: see the strict check below once it is closed
         pytest.xfail(
             f"ε stays reserved after the job at nodes on their own machines: {held}; "
             "`kumiai node release` (not merged yet) releases it from each node's own home"
         )
-    assert all(b["committed"] == 0 for b in after.values()), after
+    assert all(b.committed == 0 for b in after.values()), after

@@ -20,7 +20,13 @@ from flwr.app import Message
 from flwr.serverapp import Grid, ServerApp
 
 from kumiai.adapters.flower.grid import DelegatingGrid
-from kumiai.adapters.flower.retry import bounded_http_retry_invoker, lost_link, quiet_heartbeat
+from kumiai.adapters.flower.retry import (
+    HEARTBEAT_RETRY_SECONDS,
+    LINK_LOST_SECONDS,
+    bounded_http_retry_invoker,
+    lost_link,
+    quiet_heartbeat,
+)
 from kumiai.adapters.flower.shim import SHIM_SHA256, shim_fab
 from kumiai.adapters.flower.simulation import quiet
 from kumiai.adapters.flower.superlink import SuperLinkAddress, control_client
@@ -60,7 +66,9 @@ class RegisteredNodes(DelegatingGrid):
         return self.inner.push_messages(messages)
 
 
-def _runtime(link: SuperLinkAddress, token: str | None) -> Any:
+def _runtime(
+    link: SuperLinkAddress, token: str | None, retry_seconds: float = LINK_LOST_SECONDS
+) -> Any:
     from flwr.supercore.interceptors import (
         RuntimeTokenHttpInterceptor,
         RuntimeVersionHttpInterceptor,
@@ -75,7 +83,7 @@ def _runtime(link: SuperLinkAddress, token: str | None) -> Any:
         insecure=False,
         root_certificates=link.root_certificates(),
         interceptors=interceptors,
-        retry_invoker=bounded_http_retry_invoker(),
+        retry_invoker=bounded_http_retry_invoker(retry_seconds),
     )
 
 
@@ -158,7 +166,8 @@ def run_deployment(
     task = client.PullTaskInput(PullTaskInputRequest())
     TaskIdentity.task_id, TaskIdentity.run_id = task.task_id, task.run.run_id
     TaskIdentity.node_id = task.context.node_id
-    heartbeat = HeartbeatSender(quiet_heartbeat(client))
+    beats = _runtime(link, token, HEARTBEAT_RETRY_SECONDS)  # its stop waits for one call
+    heartbeat = HeartbeatSender(quiet_heartbeat(beats))
     heartbeat.start()
     grid = HttpGrid(
         runtime_api_address=link.address,
@@ -196,4 +205,5 @@ def run_deployment(
         heartbeat.stop()
         grid.close()
         client.close()
+        beats.close()
     return run_id

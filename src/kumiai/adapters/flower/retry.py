@@ -20,6 +20,10 @@ LINK_LOST_SECONDS = 15.0
 fails: long enough for a network blip, short enough that the job's process ends soon
 after its coordinator died."""
 
+HEARTBEAT_RETRY_SECONDS = 2.0
+"""A heartbeat that fails is sent again later anyway; a short retry lets the job's end
+(which waits for the heartbeat thread) come soon after its SuperLink died."""
+
 _GATEWAY = frozenset({502, 503, 504})
 
 
