@@ -110,9 +110,10 @@ def test_a_node_offline_for_the_whole_job_is_named_and_the_others_finish(
     world: Federation,
 ) -> None:
     home, c = world.home, ("--home", str(world.home))
+    consortium = open_consortium(home)
     offline = FOUR[3]
     world.served[offline].stop()  # its machine is down for the whole job
-    before = {j["id"] for j in ok(*c, "jobs")}
+    before = {j.id for j in list_jobs(consortium)}
     started = time.monotonic()
     run = Training(world, "offline", "--rounds", "1", "--epsilon", "1", "--seed", "5",
                    "--admission-timeout", str(ADMISSION))  # fmt: skip
@@ -120,27 +121,28 @@ def test_a_node_offline_for_the_whole_job_is_named_and_the_others_finish(
     seconds = time.monotonic() - started
     assert run.process.returncode == 0, out + err
     assert seconds < 120, seconds  # the wait for it is bounded by --admission-timeout
-    assert "offline" in out  # the site table names it
+    table = [line for line in out.splitlines() if "│" in line and f"{offline}-heart" in line]
+    assert "│ offline " in table[-1], out  # the site table names it offline
 
-    [job] = [j for j in ok(*c, "jobs") if j["id"] not in before]
-    assert job["status"] == "completed" and job["completed_rounds"] == 1, job
-    sites = {s["dataset"]: s for s in ok(*c, "job", job["id"])["sites"]}
+    [job] = [j for j in list_jobs(consortium) if j.id not in before]
+    assert job.status == "completed" and job.completed_rounds == 1, job
+    sites = {s["dataset"]: s for s in ok(*c, "job", job.id)["sites"]}
     gone = sites[f"{offline}-heart"]
     assert gone["status"] == "refused", gone
     assert gone["reason"] == f"offline: its node did not connect within {ADMISSION} s", gone
     assert {d for d, s in sites.items() if s["status"] == "participating"} == {
         f"{m}-heart" for m in FOUR[:3]
     }
-    assert [m for m in ok(*c, "models") if m["job_id"] == job["id"]]  # released, by three
+    assert list_models(consortium, job.id)  # released, trained by the three
     # Nothing reserved for the offline dataset: its node was never asked.
-    spent = {b["dataset"]: b for b in ok(*c, "budget")}
-    assert spent[f"{offline}-heart"]["spent"] == 0, spent
-    assert spent[f"{offline}-heart"]["committed"] == 0, spent
-    assert all(spent[f"{m}-heart"]["spent"] > 0 for m in FOUR[:3]), spent
+    spent = {b.dataset: b for b in budgets(consortium)}
+    assert spent[f"{offline}-heart"].spent == 0, spent
+    assert spent[f"{offline}-heart"].committed == 0, spent
+    assert all(spent[f"{m}-heart"].spent > 0 for m in FOUR[:3]), spent
     [refusal] = [
         entry
         for entry in (json.loads(leaf)["entry"] for leaf in leaves(home))
-        if entry["kind"] == "job.refused" and entry["payload"]["job"] == job["id"]
+        if entry["kind"] == "job.refused" and entry["payload"]["job"] == job.id
     ]
     assert refusal["actor"] == "coordinator", refusal  # the node said nothing: not its word
     assert refusal["payload"]["dataset"] == f"{offline}-heart", refusal
