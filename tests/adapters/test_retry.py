@@ -104,3 +104,15 @@ def test_flowers_helper_thread_keeps_the_last_node_list_the_serverapp_raises() -
         assert from_helper_thread() == [[1, 2]]  # no exception: no traceback on the terminal
         with pytest.raises(type(failure)):  # the ServerApp's own thread fails the job
             grid.get_node_ids()
+
+
+def test_flowers_http_grid_still_takes_its_retry_from_the_attribute_kumiai_sets() -> None:
+    """run_deployment replaces HttpGrid._retry_invoker (Flower 1.42 has no parameter for
+    it); if a Flower upgrade renames it, this fails instead of the bound silently going."""
+    import inspect
+
+    from flwr.superlink.grid import HttpGrid
+
+    grid = HttpGrid(token="t")
+    assert hasattr(grid, "_retry_invoker")
+    assert "retry_invoker=self._retry_invoker" in inspect.getsource(HttpGrid._connect)
