@@ -134,10 +134,6 @@ def four_hospitals(tmp_path: Path, stopped_at_end: list) -> Federation:  # type:
         signed = ok("node", "sign", requests[f"{member}-heart"], "--home", str(node))
         assert signed["steward"] == member
 
-    # The SuperLink registers the members' SuperNode keys when it starts: the coordinator is
-    # restarted so that it admits the four nodes that joined since.
-    coordinator.stop()
-    coordinator.start()
     link = coordinator.link_port
     served = {m: node_serve(node, link, stopped_at_end) for m, node in nodes.items()}
     for member, process in served.items():
