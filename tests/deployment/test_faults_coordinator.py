@@ -21,6 +21,7 @@ from sqlalchemy import select
 from kumiai.adapters.flower.supervised import Supervised, descendants
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import LedgerEntryRow, ModelVersionRow
+from kumiai.domain.errors import KumiaiError
 from kumiai.services.consortium import Consortium, open_consortium
 from kumiai.services.deployment import connected, supernode_log
 from kumiai.services.jobs import list_jobs
@@ -148,11 +149,28 @@ def test_a_node_offline_for_the_whole_job_is_named_and_the_others_finish(
     assert refusal["payload"]["dataset"] == f"{offline}-heart", refusal
 
     # Its machine is back: the node starts again and reconnects, for the next case.
-    node = world.nodes[offline]
-    since = supernode_log(node).stat().st_size
-    world.served[offline] = node_serve(node, world.coordinator.link_port, _started(world))
-    world.served[offline].wait_until(lambda: connected(node, since), 90, "connected again")
+    world.served[offline] = restart_node(world, offline)
     print(f"offline case: train took {seconds:.0f} s")  # shown with -s (timings)
+
+
+def restart_node(world: Federation, member: str, timeout: float = 120) -> Supervised:
+    """`kumiai node serve` again for a node that was stopped, once it is accepted.
+
+    The SuperLink refuses to activate a node id it still counts as online (412, "Failed
+    to activate SuperNode") until the stopped node's heartbeats lapse, so a node back soon
+    after it stopped starts again until it is accepted, as its IT would retry."""
+    node, deadline = world.nodes[member], time.monotonic() + timeout
+    while True:
+        since = supernode_log(node).stat().st_size
+        process = node_serve(node, world.coordinator.link_port, _started(world))
+        try:
+            process.wait_until(lambda s=since: connected(node, s), 60, "connected again")
+            return process
+        except KumiaiError:
+            process.stop()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(5)
 
 
 def _started(world: Federation) -> list[Supervised]:
