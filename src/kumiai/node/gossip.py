@@ -5,7 +5,9 @@ One round: fetch the coordinator's head, check it extends the last head this nod
 publish it; then read every other witness's latest cosigned head and compare it with this
 node's own (`domain.split_view`). Gossip goes through the coordinator, which may withhold it
 but cannot forge it: a cosignature verifies only with the witness's key, and this node keeps
-the keys it first saw rather than trusting the coordinator's list each time.
+the keys it first saw rather than trusting the coordinator's list each time. It follows a
+witness's new key only along `member.key-rotated` entries signed by the key it keeps and
+proven in the head it has just checked (`domain.witness_rotation`), keeping the old key.
 
 A split view (two signed heads that cannot be one log) is written as evidence to
 `split-views/` in the node home. Exit codes of `kumiai node witness`: 0 one log,
