@@ -13,10 +13,12 @@ from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import CosignatureRow
 from kumiai.domain import keys
 from kumiai.domain.ledger import TreeHead, cosign, cosignature_valid, sign_head
+from kumiai.domain.peer_trust import LoggedEntry
+from kumiai.domain.witness_rotation import follow
 from kumiai.interfaces.api.app import create_app
 from kumiai.node.home import NodeHome
 from kumiai.services.consortium import Consortium, init_consortium
-from kumiai.services.members import add_member
+from kumiai.services.members import add_member, rotate_key
 from kumiai.services.transparency import verify_ledger
 
 
@@ -138,3 +140,26 @@ def test_a_refused_cosignature_changes_nothing(consortium: Consortium) -> None:
             assert message in refused.json()["error"], refused.text
             assert (cosignature_count(consortium), client.get("/ledger/head").json()) == before
         assert client.get("/witness/cosigned").json() == []
+
+
+def test_a_members_rotations_come_with_proofs_under_the_size_asked(
+    consortium: Consortium,
+) -> None:
+    old = NodeHome(consortium.member_home("beta")).public_key()
+    rotate_key(consortium, "beta")
+    new = NodeHome(consortium.member_home("beta")).public_key()
+    with TestClient(create_app(consortium.home)) as client:
+        head = TreeHead.from_document(client.get("/ledger/head").json())
+        got = client.get("/witness/rotations", params={"member": "beta", "size": head.size})
+        assert got.status_code == 200, got.text
+        assert (
+            client.get("/witness/rotations", params={"member": "alpha", "size": head.size}).json()
+            == []
+        )
+        beyond = client.get("/witness/rotations", params={"member": "beta", "size": head.size + 1})
+        assert beyond.status_code == 404
+        assert f"a size from 1 to {head.size}, not {head.size + 1}" in beyond.json()["error"]
+    entries = [LoggedEntry.from_document(d) for d in got.json()]
+    assert len(entries) == 1
+    followed = follow("beta", old, new, head, entries)
+    assert followed.accepted, followed.reason

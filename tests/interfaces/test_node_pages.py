@@ -5,16 +5,19 @@ token, a wrong one, another machine, a form without its CSRF token — with noth
 
 import logging
 import re
+import socket
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from kumiai.adapters.coordinator_client import CoordinatorClient
 from kumiai.domain.clock import utc_now
 from kumiai.domain.ledger import TreeHead
 from kumiai.interfaces.web.context import LOOPBACK
 from kumiai.interfaces.web.node_pages import NODE_COOKIE, create_node_app
-from kumiai.node import witnessing
+from kumiai.node import remote, witnessing
+from kumiai.node.remote import LocalNode
 from kumiai.node.spendlog import SpendLog
 from kumiai.node.witnessing import remember
 from tests.interfaces.test_api_acts import (
@@ -244,3 +247,27 @@ def test_a_missing_page_and_a_wrong_method_are_pages_with_a_link_back(
     wrong = steward.get("/requests/req-1/sign")  # a form's address, opened as a page
     assert wrong.status_code == 405 and "Method Not Allowed" in wrong.text
     assert wrong.headers["content-type"].startswith("text/html")
+
+
+def test_an_unreachable_coordinator_is_a_502_page_and_the_nodes_own_pages_still_work(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once released
+        probe.bind(("127.0.0.1", 0))
+        url = f"https://127.0.0.1:{probe.getsockname()[1]}"
+
+    def client_for(root):  # type: ignore[no-untyped-def]
+        node = LocalNode(root)
+        return CoordinatorClient(url, key=node.home.private_key(), timeout=5), node
+
+    monkeypatch.setattr(remote, "client_for", client_for)
+    client = pages(world)
+    assert client.get(f"/?token={TOKEN}").status_code == 303
+    down = client.get("/")
+    assert down.status_code == 502
+    assert "<h1>Error 502</h1>" in down.text
+    assert f"the coordinator could not be reached (cannot reach the coordinator at {url}" in (
+        down.text
+    )
+    for path in ("/agreements", "/budgets", "/witness"):
+        assert client.get(path).status_code == 200, path

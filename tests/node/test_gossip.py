@@ -20,13 +20,16 @@ from kumiai.domain import keys
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import StateError
 from kumiai.domain.ledger import (
+    Entry,
     TreeHead,
     cosign,
     cosignature_valid,
     head_signature_valid,
+    sign_entry,
     sign_head,
 )
 from kumiai.domain.merkle import MerkleTree, leaf_hash
+from kumiai.domain.peer_trust import LoggedEntry
 from kumiai.domain.request_auth import HttpRequest, read_claim, verify_request
 from kumiai.interfaces.cli.main import app as cli
 from kumiai.node.gossip import (
@@ -66,6 +69,7 @@ class Scripted:
     shown: TreeHead
     others: list[dict] = field(default_factory=list)
     refuse_proofs: bool = False
+    rotation_entries: list[LoggedEntry] = field(default_factory=list)
     published: list[tuple[str, TreeHead]] = field(default_factory=list)
     url: str = "https://coordinator.test"
 
@@ -79,6 +83,9 @@ class Scripted:
 
     def publish(self, witness: str, signed: TreeHead, signature: str) -> None:
         self.published.append((witness, signed))
+
+    def rotations(self, member: str, size: int) -> list[LoggedEntry]:
+        return self.rotation_entries
 
     def cosigned(self) -> list[dict]:
         mine = [listed(w, h, NODE_KEYS[w], NODE_KEYS[w]) for w, h in self.published[-1:]]
@@ -270,3 +277,139 @@ def test_an_unreachable_coordinator_or_an_unreadable_ca_is_one_line(
     plain = witness_cli(*home, "--coordinator", "http://127.0.0.1:1", "--ca", ca)
     assert plain.exception.exit_code == 2 and "https://" in str(plain.exception)
     assert not (alpha.root / "witness.json").exists()
+
+
+# -- another witness rotates its key -------------------------------------------------------
+
+BETA2, BETA3 = keys.new_private_key(), keys.new_private_key()
+
+
+def rotation(seq: int, old: Any, new: Any, signer: Any) -> str:
+    payload = {
+        "member": "beta",
+        "public_key": keys.public_key_b64(new),
+        "previous_key": keys.public_key_b64(old),
+    }
+    return (
+        sign_entry(Entry(seq, WHEN, "beta", "member.key-rotated", payload), signer)
+        .leaf_bytes()
+        .decode()
+    )
+
+
+def rotated_log(rotations: dict[int, str]) -> tuple[MerkleTree, list[str]]:
+    leaves = [rotations.get(i, f"entry {i}") for i in range(10)]
+    return MerkleTree(leaf_hash(leaf.encode()) for leaf in leaves), leaves
+
+
+def proven(tree: MerkleTree, leaves: list[str], seqs: list[int], size: int) -> list[LoggedEntry]:
+    return [
+        LoggedEntry(s, leaves[s], tuple(p.hex() for p in tree.inclusion_proof(s, size)))
+        for s in seqs
+    ]
+
+
+def rotation_round(
+    alpha: NodeHome, tree: MerkleTree, size: int, beta: dict, entries: list[LoggedEntry]
+) -> RoundReport:
+    coordinator = Scripted(tree, head(tree, size), [beta], rotation_entries=entries)
+    return witness_round(alpha, coordinator)  # type: ignore[arg-type]
+
+
+def book(alpha: NodeHome) -> dict:
+    return json.loads((alpha.root / "witness-peers.json").read_text())["peers"]["beta"]
+
+
+@pytest.mark.parametrize("second", [False, True])
+def test_a_witness_follows_a_rotation_signed_by_the_key_it_pins(
+    alpha: NodeHome, second: bool
+) -> None:
+    """One rotation (entry 5), or two in a row (5 and 7): followed in order, old keys kept."""
+    leaves = {5: rotation(5, BETA, BETA2, BETA)} | (
+        {7: rotation(7, BETA2, BETA3, BETA2)} if second else {}
+    )
+    tree, log = rotated_log(leaves)
+    newest = BETA3 if second else BETA2
+    first = rotation_round(alpha, tree, 5, listed("beta", head(tree, 4)), [])
+    assert first.exit_code == 0 and book(alpha)["public_key"] == keys.public_key_b64(BETA)
+    entries = proven(tree, log, sorted(leaves, reverse=True), 9)
+    report = rotation_round(alpha, tree, 9, listed("beta", head(tree, 9), newest, newest), entries)
+    assert report.exit_code == 0, report.document()
+    kept = book(alpha)
+    assert kept["public_key"] == keys.public_key_b64(newest)
+    expected = [{"public_key": keys.public_key_b64(BETA), "until": 6}]
+    if second:
+        expected.append({"public_key": keys.public_key_b64(BETA2), "until": 8})
+    assert kept["retired"] == expected
+    assert TreeHead.from_document(kept["head"]) == head(tree, 9)
+    # the next round needs no proof again, and the rotation is not asked for
+    again = rotation_round(alpha, tree, 10, listed("beta", head(tree, 10), newest, newest), [])
+    assert again.exit_code == 0 and book(alpha)["retired"] == expected
+
+
+def hostile_rotation(
+    alpha: NodeHome, entries_for: Any, listed_key: Any = BETA2, signer: Any = BETA
+) -> RoundReport:
+    """The coordinator lists `listed_key` for beta; its log rotates beta to BETA2 in entry 5,
+    signed by `signer`; it sends `entries_for(tree, log)` as the rotation evidence."""
+    tree, log = rotated_log({5: rotation(5, BETA, BETA2, signer)})
+    assert rotation_round(alpha, tree, 4, listed("beta", head(tree, 4)), []).exit_code == 0
+    before = (alpha.root / "witness-peers.json").read_bytes()
+    beta = listed("beta", head(tree, 8), listed_key, listed_key)
+    report = rotation_round(alpha, tree, 8, beta, entries_for(tree, log))
+    assert report.exit_code == EXIT_UNTRUSTED and evidence(alpha) == []
+    assert (alpha.root / "witness-peers.json").read_bytes() == before  # the pin stays
+    return report
+
+
+def test_a_new_key_with_no_rotation_entry_is_refused(alpha: NodeHome) -> None:
+    report = hostile_rotation(alpha, lambda tree, log: [])
+    assert report.peers[0].comparison.reason == (
+        f"beta's key changed: this node keeps {keys.fingerprint(keys.public_key_b64(BETA))}, "
+        f"the coordinator now lists {keys.fingerprint(keys.public_key_b64(BETA2))}, and no "
+        "member.key-rotated entry signed by the key this node keeps leads there in the log "
+        "of 8 entries it checked"
+    )
+
+
+def test_a_rotation_proven_only_against_a_head_this_node_did_not_check_is_refused(
+    alpha: NodeHome,
+) -> None:
+    report = hostile_rotation(alpha, lambda tree, log: proven(tree, log, [5], 10))
+    assert report.peers[0].comparison.reason.startswith(
+        "beta's rotation evidence: the inclusion proof of ledger entry 5 does not verify "
+        "against the tree head this node witnessed (size 8"
+    )
+
+
+@pytest.mark.parametrize(
+    ("signer", "listed_key"),
+    [(BETA2, BETA2), (BETA, BETA3)],
+    ids=["the new key vouching for itself", "the log rotates to BETA2, the listing says BETA3"],
+)
+def test_a_rotation_signed_by_another_key_or_to_another_key_is_refused(
+    alpha: NodeHome, signer: Any, listed_key: Any
+) -> None:
+    in_log = lambda tree, log: proven(tree, log, [5], 8)  # noqa: E731
+    refused = hostile_rotation(alpha, in_log, listed_key=listed_key, signer=signer)
+    assert "no member.key-rotated entry signed by the key" in refused.peers[0].comparison.reason
+
+
+def test_a_rotation_back_to_a_retired_key_is_refused(alpha: NodeHome) -> None:
+    tree, log = rotated_log({5: rotation(5, BETA, BETA2, BETA), 7: rotation(7, BETA2, BETA, BETA2)})
+    assert rotation_round(alpha, tree, 4, listed("beta", head(tree, 4)), []).exit_code == 0
+    entries = proven(tree, log, [5], 6)
+    assert (
+        rotation_round(
+            alpha, tree, 6, listed("beta", head(tree, 6), BETA2, BETA2), entries
+        ).exit_code
+        == 0
+    )
+    back = rotation_round(
+        alpha, tree, 9, listed("beta", head(tree, 9)), proven(tree, log, [5, 7], 9)
+    )
+    assert back.exit_code == EXIT_UNTRUSTED
+    assert back.peers[0].comparison.reason.startswith(
+        f"ledger entry 7 rotates beta's key back to {keys.fingerprint(keys.public_key_b64(BETA))}"
+    )
+    assert book(alpha)["public_key"] == keys.public_key_b64(BETA2)

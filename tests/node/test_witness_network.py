@@ -33,7 +33,7 @@ from kumiai.node.gossip import EXIT_SPLIT_VIEW
 from kumiai.node.home import NodeHome
 from kumiai.services.consortium import init_consortium
 from kumiai.services.coordinator_tls import init_tls
-from kumiai.services.members import add_member
+from kumiai.services.members import add_member, rotate_key
 from tests.coordinator_process import start_coordinator
 
 SCRIPT = Path(__file__).with_name("hostile_witness_coordinator.py")
@@ -272,6 +272,42 @@ def test_witnesses_of_an_honest_coordinator_agree(tmp_path: Path) -> None:
         peers = json.loads((nodes[name] / "witness-peers.json").read_text())["peers"]
         other = "beta" if name == "alpha" else "alpha"
         assert peers[other]["public_key"] == NodeHome(nodes[other]).public_key()
+
+
+def test_a_witness_follows_another_members_key_rotation_over_the_network(
+    tmp_path: Path,
+) -> None:
+    """The defect from docs/operations.md: after beta rotates, alpha cosigns and exits 0,
+    pins beta's new key from the proven `member.key-rotated` entry and keeps the old one."""
+    home = tmp_path / "coordinator-machine" / "consortium"
+    consortium = init_consortium(home)
+    for name in ("alpha", "beta"):
+        add_member(consortium, name, "hospital")
+    init_tls(home, ["127.0.0.1"])
+    nodes = {}
+    for name in ("alpha", "beta"):
+        nodes[name] = tmp_path / f"{name}-machine" / "node"
+        shutil.copytree(consortium.member_home(name), nodes[name])
+        shutil.copy(home / "tls" / "ca.pem", nodes[name].parent / "ca.pem")
+    old = NodeHome(nodes["beta"]).public_key()
+    port = free_port()
+    server = start_coordinator(home, port)
+    url = f"https://127.0.0.1:{port}"
+    try:
+        for name in ("alpha", "beta", "alpha"):
+            done = witness_node(nodes[name], url, nodes[name].parent / "ca.pem")
+            assert done.returncode == 0, done.stdout + done.stderr
+        rotate_key(consortium, "beta")
+        new = NodeHome(consortium.member_home("beta")).public_key()
+        after = witness_node(nodes["alpha"], url, nodes["alpha"].parent / "ca.pem")
+    finally:
+        stop(server)
+    assert after.returncode == 0, after.stdout + after.stderr
+    report = json.loads(after.stdout)
+    assert [(p["witness"], p["outcome"]) for p in report["peers"]] == [("beta", "agree")]
+    peers = json.loads((nodes["alpha"] / "witness-peers.json").read_text())["peers"]
+    assert peers["beta"]["public_key"] == new != old
+    assert [r["public_key"] for r in peers["beta"]["retired"]] == [old]
 
 
 def _head(url: str, context: ssl.SSLContext) -> str:

@@ -24,6 +24,7 @@ from kumiai.domain.errors import (
     NotFound,
     StateError,
     Unauthenticated,
+    Unreachable,
 )
 from kumiai.domain.request_auth import digest_header, sign_request
 
@@ -170,18 +171,19 @@ class CoordinatorClient:
         except httpx.ConnectError as exc:
             raise self._unreachable(exc) from None
         except httpx.HTTPError as exc:
-            raise InvalidInput(f"the coordinator at {self.url} did not answer: {exc}") from None
+            raise Unreachable(f"the coordinator at {self.url} did not answer: {exc}") from None
 
     def _unreachable(self, exc: httpx.ConnectError) -> KumiaiError:
         """A connection that failed, in one line: a server the CA does not vouch for is
-        refused (StateError); one that cannot be reached is a mistake to check (InvalidInput)."""
+        refused (StateError); one that cannot be reached is a mistake to check (Unreachable,
+        an InvalidInput that a node page answers with 502)."""
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
             return StateError(
                 f"the server at {self.url} did not present a certificate signed by the "
                 "consortium's CA this node trusts (pinned at joining, or given with --ca); "
                 "refusing to talk to it"
             )
-        return InvalidInput(
+        return Unreachable(
             f"cannot reach the coordinator at {self.url}: {exc}; check the address and that it "
             "serves"
         )
@@ -235,7 +237,7 @@ def fetch_unverified(url: str, path: str, timeout: float = 30.0) -> bytes:
     try:
         response = httpx.get(url.rstrip("/") + path, verify=False, timeout=timeout)
     except httpx.HTTPError as exc:
-        raise InvalidInput(f"cannot reach the coordinator at {url}: {exc}") from None
+        raise Unreachable(f"cannot reach the coordinator at {url}: {exc}") from None
     if response.status_code != 200:
         raise InvalidInput(f"{url}{path} answered HTTP {response.status_code}")
     return response.content

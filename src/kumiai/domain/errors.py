@@ -27,6 +27,11 @@ class SchemaMismatch(DataError):
     """Sites whose columns differ cannot train one model together."""
 
 
+class Unreachable(InvalidInput):
+    """The coordinator did not answer (refused, timed out): the address to check is named.
+    Still a mistake to check on the command line; a node page answers it with 502."""
+
+
 class StateError(KumiaiError):
     """An act that the object's lifecycle does not allow now (e.g. approving a closed project)."""
 

@@ -105,7 +105,7 @@ def with_pins(pinned: Identities, found: Identities) -> Identities:
     return Identities(keys, {**pinned.owners, **found.owners})
 
 
-def _included(entry: LoggedEntry, head: TreeHead) -> SignedEntry:
+def included(entry: LoggedEntry, head: TreeHead) -> SignedEntry:
     """The entry, once its inclusion proof verifies against `head`; InvalidInput if not."""
     try:
         path = [bytes.fromhex(p) for p in entry.path]
@@ -129,7 +129,7 @@ def identities(head: TreeHead, entries: Iterable[LoggedEntry]) -> Identities:
     dataset's owner only if the member signed its registration. Two different claims to one
     member or one dataset are refused, not resolved.
     """
-    verified = sorted((_included(e, head) for e in entries), key=lambda s: s.entry.seq)
+    verified = sorted((included(e, head) for e in entries), key=lambda s: s.entry.seq)
     found = Identities()
     for signed in verified:
         entry, payload = signed.entry, signed.entry.payload

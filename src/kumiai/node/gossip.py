@@ -5,7 +5,9 @@ One round: fetch the coordinator's head, check it extends the last head this nod
 publish it; then read every other witness's latest cosigned head and compare it with this
 node's own (`domain.split_view`). Gossip goes through the coordinator, which may withhold it
 but cannot forge it: a cosignature verifies only with the witness's key, and this node keeps
-the keys it first saw rather than trusting the coordinator's list each time.
+the keys it first saw rather than trusting the coordinator's list each time. It follows a
+witness's new key only along `member.key-rotated` entries signed by the key it keeps and
+proven in the head it has just checked (`domain.witness_rotation`), keeping the old key.
 
 A split view (two signed heads that cannot be one log) is written as evidence to
 `split-views/` in the node home. Exit codes of `kumiai node witness`: 0 one log,
@@ -25,7 +27,9 @@ from kumiai.domain import keys
 from kumiai.domain.clock import to_iso, utc_now
 from kumiai.domain.errors import InvalidInput, StateError
 from kumiai.domain.ledger import TreeHead
+from kumiai.domain.peer_trust import LoggedEntry
 from kumiai.domain.split_view import Comparison, Cosigned, Outcome, compare, extends
+from kumiai.domain.witness_rotation import Link, follow, key_at
 from kumiai.node.home import NodeHome
 from kumiai.node.witnessing import check, last_witnessed, remember
 
@@ -88,6 +92,17 @@ class WitnessChannel:
                 f"({_refusal(status, document)})"
             )
 
+    def rotations(self, member: str, size: int) -> list[LoggedEntry]:
+        """`member`'s rotation entries, proven under the tree of `size` entries (unchecked:
+        `domain.witness_rotation` checks them against this node's own head)."""
+        status, document = self.client.answer("GET", "/witness/rotations", member=member, size=size)
+        if status != 200 or not isinstance(document, list):
+            return []  # withheld: the new key is then refused, which says so
+        try:
+            return [LoggedEntry.from_document(d) for d in document]
+        except InvalidInput:
+            return []
+
     def cosigned(self) -> list[Any]:
         listed = self._json("/witness/cosigned", "the witnesses' cosigned heads")
         if not isinstance(listed, list):
@@ -136,6 +151,22 @@ class PeerBook:
         peer = self.peers.get(witness)
         return str(peer["public_key"]) if peer else None
 
+    def chain(self, witness: str) -> tuple[Link, ...]:
+        """The witness's earlier keys (each with the size of the first head past it), then
+        the one kept now: a head it cosigned before rotating verifies with the old key."""
+        peer = self.peers.get(witness)
+        if not peer:
+            return ()
+        retired = [Link(str(r["public_key"]), int(r["until"])) for r in peer.get("retired", [])]
+        return (*retired, Link(str(peer["public_key"])))
+
+    def rotated(self, witness: str, chain: tuple[Link, ...]) -> None:
+        """Follow a rotation this node verified: pin the new key, keep the old on record."""
+        peer = self.peers[witness]
+        kept = peer.get("retired", [])
+        kept += [{"public_key": link.public_key, "until": link.until} for link in chain[:-1]]
+        peer.update(public_key=chain[-1].public_key, retired=kept)
+
     def seen(self, witness: str) -> TreeHead | None:
         peer = self.peers.get(witness)
         return TreeHead.from_document(peer["head"]) if peer and peer.get("head") else None
@@ -149,6 +180,7 @@ class PeerBook:
         last = self.seen(witness)
         if last is None or cosigned.head.size > last.size:
             self.peers[witness] = {
+                **self.peers.get(witness, {}),
                 "public_key": public_key,
                 "head": _head_document(cosigned.head),
                 "signature": cosigned.signature,
@@ -313,15 +345,20 @@ def _compare_with_peers(
             why = f"the coordinator lists another key for this very node ({fingerprint})"
             report.peers.append(_untrusted(name, size, why))
         elif known is not None and known != listed_key:
-            why = (
-                f"{name}'s key changed: this node keeps {keys.fingerprint(known)}, the "
-                f"coordinator now lists {keys.fingerprint(listed_key)}; if {name} rotated its "
-                f"key (a member.key-rotated entry), remove {name} from {book.path.name} to "
-                "learn the new one"
+            retired = [link.public_key for link in book.chain(name)[:-1]]
+            followed = follow(
+                name, known, listed_key, head, client.rotations(name, head.size), retired
             )
-            report.peers.append(_untrusted(name, size, why))
+            if not followed.accepted:
+                report.peers.append(_untrusted(name, size, followed.reason))
+                continue
+            book.rotated(name, followed.chain)
+            key = key_at(book.chain(name), other.head.size)
+            _compare_one(
+                node, client, book, head, own_signature, coordinator_key, other, key, report
+            )
         elif name != me:  # first sight: trust on first use, then this key is kept
-            key = known or listed_key
+            key = key_at(book.chain(name), other.head.size) if known else listed_key
             _compare_one(
                 node, client, book, head, own_signature, coordinator_key, other, key, report
             )
@@ -358,7 +395,7 @@ def _compare_one(
     )
     report.peers.append(PeerVerdict(name, other.head.size, verdict))
     if verdict.outcome is Outcome.AGREE:
-        book.saw(name, key, other)
+        book.saw(name, book.key(name) or key, other)
     elif verdict.outcome is Outcome.SPLIT_VIEW:
         if earlier is not None and earlier.size == other.head.size:  # it cosigned two heads
             heads = [

@@ -13,10 +13,11 @@ from sqlalchemy import or_, select
 
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import DatasetRow, LedgerEntryRow
+from kumiai.domain.errors import NotFound
 from kumiai.domain.peer_trust import LoggedEntry
 from kumiai.node.port import NodePort
 from kumiai.services.consortium import Consortium
-from kumiai.services.transparency import witness_all
+from kumiai.services.transparency import latest_head, witness_all
 
 
 def identity_evidence(
@@ -65,3 +66,32 @@ def evidence_for_nodes(
         head = node.last_witnessed()
         evidence[dataset] = identity_evidence(consortium, sites, head.size) if head else []
     return evidence
+
+
+def rotation_evidence(consortium: Consortium, member: str, size: int) -> list[dict[str, Any]]:
+    """`member`'s `member.key-rotated` entries among the first `size` entries, each with its
+    inclusion proof under the tree of `size` entries: what a witness that pins `member`'s
+    old key checks before it follows the new one (kumiai.domain.witness_rotation)."""
+    latest = latest_head(consortium)
+    if not 0 < size <= latest.size:
+        raise NotFound(
+            f"the latest signed tree head has {latest.size} entries; ask for rotation proofs "
+            f"under a size from 1 to {latest.size}, not {size}"
+        )
+    with transaction(consortium.sessions) as session:
+        rows = list(
+            session.execute(
+                select(LedgerEntryRow.seq, LedgerEntryRow.leaf)
+                .where(
+                    LedgerEntryRow.seq < size,
+                    LedgerEntryRow.kind == "member.key-rotated",
+                    LedgerEntryRow.actor == member,
+                )
+                .order_by(LedgerEntryRow.seq)
+            )
+        )
+    tree = consortium.ledger.tree()
+    return [
+        LoggedEntry(seq, leaf, tuple(p.hex() for p in tree.inclusion_proof(seq, size))).document()
+        for seq, leaf in rows
+    ]

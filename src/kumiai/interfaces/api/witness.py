@@ -5,17 +5,18 @@ from `/ledger/consistency`, cosigns it and POSTs the cosignature here. It then r
 other witnesses' cosigned heads and compares them with its own (`kumiai node witness`).
 """
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from kumiai.domain.ledger import TreeHead
 from kumiai.domain.roles import Action
 from kumiai.interfaces.api.auth import allow
-from kumiai.interfaces.api.context import Home, PlainJSON, reply
+from kumiai.interfaces.api.context import Home, PlainJSON, reply, stored_int
 from kumiai.interfaces.api.openapi import ok
 from kumiai.services import witnesses
+from kumiai.services.peer_evidence import rotation_evidence
 
 router = APIRouter(prefix="/witness", tags=["witness"])
 
@@ -52,3 +53,26 @@ def publish(home: Home, cosignature: Cosignature) -> PlainJSON:
 )
 def cosigned(home: Home) -> PlainJSON:
     return reply([c.document() for c in witnesses.cosigned_heads(home)])
+
+
+class RotationEvidence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seq: int
+    leaf: str = Field(description="The signed entry's canonical JSON, as hashed into the tree.")
+    path: list[str] = Field(description="Its inclusion proof under the tree of `size` entries.")
+
+
+@router.get(
+    "/rotations",
+    summary="A member's key rotations, proven under a head a witness checked",
+    dependencies=[allow(Action.WITNESS_READ)],
+    responses=ok(list[RotationEvidence]),
+)
+def rotations(
+    home: Home,
+    member: Annotated[str, Query(description="The witness whose key changed.")],
+    size: Annotated[int, stored_int("The size of the head the witness checked.")],
+) -> PlainJSON:
+    """A witness follows a new key only along these entries, checked against its own head
+    (kumiai.domain.witness_rotation); the coordinator can withhold them, not forge them."""
+    return reply(rotation_evidence(home, member, size))

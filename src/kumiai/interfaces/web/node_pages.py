@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from kumiai.domain.errors import Forbidden, KumiaiError, Unauthenticated
+from kumiai.domain.errors import Forbidden, KumiaiError, Unauthenticated, Unreachable
 from kumiai.interfaces.web.context import LOOPBACK, PACKAGE, Viewer, templates
 from kumiai.interfaces.web.errors import UNEXPECTED, invalid_message, log_unexpected
 from kumiai.interfaces.web.policy import HEADERS
@@ -52,7 +52,13 @@ def _render(request: Request, template: str, code: int = 200, **context: Any) ->
 
 async def _error(request: Request, exc: Exception) -> Response:
     """A refusal, a missing page or a malformed address: what was wrong, and a link back."""
-    if isinstance(exc, KumiaiError):
+    if isinstance(exc, Unreachable):  # the coordinator's fault or the network's: not a 4xx
+        code = 502
+        message = (
+            f"the coordinator could not be reached ({exc}). The pages that need only this "
+            "node still work: Agreements, Budgets and the spend log, Witness."
+        )
+    elif isinstance(exc, KumiaiError):
         code, message = _status(exc), str(exc)
     elif isinstance(exc, RequestValidationError):
         code, message = 422, f"this address is not valid: {invalid_message(exc)}"
