@@ -85,6 +85,12 @@ def train(
         help="HOST:PORT of the coordinator's SuperLink: train on the deployment engine, with "
         "the members' own nodes (kumiai coordinator serve --superlink-port).",
     ),
+    round_timeout: float = typer.Option(
+        None,
+        "--round-timeout",
+        help="Seconds to wait for a round's replies (each SecAgg+ stage too, at most 60; "
+        "default 600); a node that does not answer in time is dropped and named in `kumiai job`.",
+    ),
     personalisation_epochs: int = typer.Option(
         0,
         help="DP: epochs of DP fine-tuning at each site that the job's ε also covers "
@@ -140,8 +146,9 @@ def train(
         console.print("No differential privacy (use --epsilon to add it).")
     with RichTrainingProgress(console, rounds, f"{project} · {strategy}") as progress:
         outcome = run_training(
-            home, project, settings, progress, by=by, privacy=privacy, superlink=link
-        )
+            home, project, settings, progress, by=by, privacy=privacy, superlink=link,
+            round_timeout=round_timeout,
+        )  # fmt: skip
     console.print(
         site_table(f"{outcome.model_id} (job {outcome.job_id}, {outcome.rounds} rounds)", outcome)
     )
