@@ -370,7 +370,9 @@ def test_a_hospital_killed_after_key_sharing_is_dropped_and_the_others_finish(
 ) -> None:
     """kill -9 in the middle of round 2's SecAgg+ round, once the keys are shared: the node
     has received the others' key shares and is training (its activity log says so); the
-    three others unmask the sum with their shares of its secret and finish."""
+    three others unmask the sum with their shares of its secret and finish. (Should it
+    push its masked vector in the few ms before the kill, it is lost at unmasking instead:
+    still round 2, after key sharing, and the same outcome.)"""
     world = federation
     _revived(world, VICTIM)
     log = world.nodes[VICTIM] / "serve.log"
