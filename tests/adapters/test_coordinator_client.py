@@ -1,5 +1,7 @@
 """The node's client: what it signs, and failures as one line naming the coordinator."""
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -43,3 +45,24 @@ def test_requests_are_signed_as_sent_and_errors_come_back_as_kumiais() -> None:
         client.get("/missing")
     with pytest.raises(Forbidden, match=r"^coordinator: as the server said$"):
         client.get("/forbidden")
+
+
+def test_a_download_from_an_unreachable_coordinator_is_one_line_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    client = CoordinatorClient(f"https://127.0.0.1:{free_port()}", timeout=2)
+    with pytest.raises(InvalidInput, match=r"cannot reach the coordinator at https://127.0.0.1:"):
+        client.download("/ledger/export", tmp_path / "export.jsonl")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_download_refused_by_the_coordinator_is_its_error_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, json={"error": "kpmg (auditor) may not ledger.read"})
+
+    client = CoordinatorClient("https://c.example", transport=httpx.MockTransport(answer))
+    with pytest.raises(Forbidden, match=r"^coordinator: kpmg \(auditor\) may not ledger.read$"):
+        client.download("/ledger/export", tmp_path / "export.jsonl")
+    assert list(tmp_path.iterdir()) == []

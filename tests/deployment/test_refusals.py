@@ -113,3 +113,41 @@ def test_a_supernode_dies_with_its_node_process(link, stopped_at_end: list) -> N
     while any(alive(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(p) for p in children)
+
+
+def test_a_members_old_supernode_key_is_refused_once_admission_ran(  # type: ignore[no-untyped-def]
+    link, stopped_at_end: list, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    """st-mary's node key changes (kumiai has no act for that yet: the row is changed here as
+    such an act would): one admission pass drops the old key, and a SuperNode still holding
+    it is refused by Flower itself; the new key is what `train --superlink` sends to."""
+    from kumiai.adapters.flower.superlink import live_nodes
+    from kumiai.adapters.storage.database import transaction
+    from kumiai.adapters.storage.schema import MemberRow
+    from kumiai.adapters.tls import supernode_auth_key
+    from kumiai.services.deployment import registered_ids
+    from kumiai.services.node_admission import admit_members
+
+    consortium, running = link
+    old = running.nodes["st-mary"]
+    (tmp_path / "new").mkdir()
+    new_key = supernode_auth_key(tmp_path / "new").strip()
+    with transaction(consortium.sessions) as session:
+        session.get(MemberRow, "st-mary").supernode_key = new_key  # type: ignore[union-attr]
+    changes = admit_members(consortium, running)
+    new = running.nodes["st-mary"]
+    assert new != old
+    assert changes == [
+        f"unregistered node {old} (registered as 'st-mary'): no member holds its key now",
+        f"registered st-mary's SuperNode key (node {new})",
+    ]
+    assert [n.node_id for n in live_nodes(running.address)] == [new]
+    assert registered_ids(consortium) == {"st-mary": new}
+    assert admit_members(consortium, running) == []  # in step: nothing more to do
+    node = supernode_for(  # the home still holds the old key
+        consortium.member_home("st-mary"), running.address.address, running.tls.ca_cert,
+        free_port(),
+    )  # fmt: skip
+    stopped_at_end.append(node)
+    with pytest.raises(KumiaiError, match=r"Exit Code: 305 .*Failed to activate SuperNode"):
+        node.start(timeout=40)

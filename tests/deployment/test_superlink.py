@@ -181,3 +181,132 @@ def test_the_control_api_answers_only_the_coordinators_machine(
         assert _status(port, ca, outside, path) == (403, REFUSED), path
     assert _status(port, ca, "127.0.0.1", "/v1/control/list-runs")[0] != 403
     assert _status(port, ca, outside, "/v1/fleet/register-node")[0] != 403
+
+
+def test_admission_drops_a_node_registered_behind_the_coordinators_back(
+    home: Path, stopped_at_end: list, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    """A stranger's key registered through the Control API under a member's own name, and a
+    nodes file rewritten to point jobs at it: one pass unregisters the stranger, restores the
+    file from the consortium's own keys, and registers nothing it does not hold."""
+    from kumiai.adapters.flower.superlink import (
+        live_nodes,
+        register_node,
+        write_registered,
+    )
+    from kumiai.adapters.tls import supernode_auth_key
+    from kumiai.services.node_admission import admit_members
+
+    consortium = init_consortium(home)
+    add_member(consortium, "st-mary", "hospital")
+    init_tls(home, ["127.0.0.1"])
+    link = start_superlink(consortium, free_port())
+    stopped_at_end.append(link)
+    ours = link.nodes["st-mary"]
+    (tmp_path / "stranger").mkdir()
+    stranger = register_node(link.address, supernode_auth_key(tmp_path / "stranger"), "st-mary")
+    write_registered(link.nodes_file, {"st-mary": stranger, "ghost": 7})
+    changes = admit_members(consortium, link)
+    assert changes == [
+        f"unregistered node {stranger} (registered as 'st-mary'): no member holds its key now"
+    ]
+    assert [n.node_id for n in live_nodes(link.address)] == [ours]
+    assert registered_ids(consortium) == {"st-mary": ours} == link.nodes
+    assert admit_members(consortium, link) == []
+    for garbage in ("{not json", '["st-mary"]', '{"st-mary": {"node": 1}}'):
+        link.nodes_file.write_text(garbage)  # a corrupted file does not stop admission
+        assert admit_members(consortium, link) == []
+        assert registered_ids(consortium) == {"st-mary": ours}
+
+
+def test_a_member_that_joins_while_serve_runs_connects_without_a_restart(
+    home: Path, stopped_at_end: list, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    """`coordinator serve --superlink-port` runs; then a member is invited, its node joins
+    from its own home (`kumiai node init`) and `kumiai node serve` is accepted by the
+    SuperLink: nobody restarted the coordinator."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from kumiai.adapters.flower.supervised import Supervised
+    from kumiai.services.deployment import connected
+    from kumiai.services.invitations import invite_member
+
+    env = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
+    consortium = init_consortium(home)
+    init_tls(home, ["127.0.0.1"])
+    api, superlink = free_port(), free_port()
+    url = f"https://127.0.0.1:{api}"
+    command = [sys.executable, "-m", "kumiai", "--home", str(home), "coordinator", "serve"]
+    command += ["--port", str(api), "--superlink-port", str(superlink)]
+    serving = Supervised("coordinator", command, home / "serve.log", {**env, "COLUMNS": "300"})
+    serving.start()
+    stopped_at_end.append(serving)
+
+    def answers() -> bool:
+        try:
+            httpx.get(f"{url}/ledger/head", verify=str(home / "tls" / "ca.pem"), timeout=2)
+        except httpx.HTTPError:
+            return False
+        return True
+
+    serving.wait_until(answers, 60, "answering over HTTPS")
+    assert "admitting the nodes of no member" in " ".join(serving.log.read_text().split())
+
+    node = tmp_path / "lab-node"
+    token = invite_member(consortium, "lab", "university").token
+    joined = subprocess.run(
+        [sys.executable, "-m", "kumiai", "node", "init", "--home", str(node),
+         "--coordinator", url, "--invite", token, "--json"],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert joined.returncode == 0, joined.stderr
+    assert json.loads(joined.stdout)["member"]["name"] == "lab"
+    command = [sys.executable, "-m", "kumiai", "node", "serve", "--home", str(node)]
+    command += ["--superlink", f"127.0.0.1:{superlink}", "--runtime-port", str(free_port())]
+    served = Supervised("node", command, node / "serve.log", env)
+    served.start()
+    stopped_at_end.append(served)
+    served.wait_until(lambda: connected(node), 40, "connected to the SuperLink")
+    log = " ".join(serving.log.read_text().split())
+    assert (
+        f"SuperLink: registered lab's SuperNode key (node {registered_ids(consortium)['lab']})"
+        in log
+    )
+    assert serving.exit_code() is None  # the same coordinator process throughout
+
+
+def test_a_superlink_on_every_address_is_reached_over_loopback(
+    home: Path,
+    stopped_at_end: list,  # type: ignore[type-arg]
+) -> None:
+    """`--host 0.0.0.0` (a coordinator members reach by name): the certificate names
+    127.0.0.1 too, so the coordinator's own checks and registrations pass its TLS check."""
+    consortium = init_consortium(home)
+    add_member(consortium, "st-mary", "hospital")
+    init_tls(home, ["coordinator.example.org"])
+    link = start_superlink(consortium, free_port(), host="0.0.0.0")
+    stopped_at_end.append(link)
+    assert list(link.nodes) == ["st-mary"]
+    assert link.address.host == "127.0.0.1" and "0.0.0.0" in link.command()
+
+
+def test_a_certificate_without_loopback_is_refused_for_every_address(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's own certificate that names only the public host: refused before
+    anything starts, with the two ways out, rather than a TLS failure after a minute."""
+    import kumiai.adapters.tls as tls
+    from kumiai.domain.errors import InvalidInput
+
+    consortium = init_consortium(home)
+    monkeypatch.setattr(tls, "LOOPBACK", ())
+    init_tls(home, ["coordinator.example.org"])
+    superlink_for(consortium, free_port(), host="coordinator.example.org")  # a name: fine
+    with pytest.raises(InvalidInput, match=r"--host '0.0.0.0' listens on every address.*"
+                       r"add 127.0.0.1 to your certificate"):  # fmt: skip
+        superlink_for(consortium, free_port(), host="0.0.0.0")

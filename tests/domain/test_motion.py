@@ -13,8 +13,17 @@ from kumiai.domain.charter import (
     amended,
     founding_charter,
 )
+from kumiai.domain.clock import to_iso
 from kumiai.domain.errors import InvalidInput, StateError
-from kumiai.domain.motion import Choice, check_vote, may_close, propose, tally
+from kumiai.domain.motion import (
+    Choice,
+    check_pinned,
+    check_vote,
+    may_close,
+    propose,
+    shown_digest,
+    tally,
+)
 
 NOW = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
 SEATS = ("a", "b", "c", "d")
@@ -170,3 +179,73 @@ def test_a_motion_no_seat_may_vote_on_is_refused() -> None:
     charter = founding_charter(("a",))
     with pytest.raises(InvalidInput, match="every seat holder is conflicted"):
         _motion(charter, "grant-licence", licensee="a", model="m")
+
+
+# -- a vote pins the motion its voter was shown --------------------------------------------
+
+
+def _shown(motion, **changes: object) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    """The motion as `kumiai motion show --json` shows it (times in the API's own form)."""
+    return {
+        "id": motion.id,
+        "decision": motion.decision.value,
+        "payload": motion.payload,
+        "proposer": motion.proposer,
+        "charter_version": motion.charter_version,
+        "closes_at": motion.closes_at.isoformat(),
+        "digest": motion.digest(),
+        "status": "open",
+        "votes": {},
+        **changes,
+    }
+
+
+def test_the_digest_of_a_shown_motion_is_recomputed_from_its_content() -> None:
+    motion = _motion(_charter())
+    assert shown_digest(_shown(motion)) == motion.digest()
+    assert shown_digest(_shown(motion, closes_at=to_iso(motion.closes_at))) == motion.digest()
+    assert shown_digest(_shown(motion, votes={"a": "yes"})) == motion.digest()  # not content
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"payload": {"project": "other"}},
+        {"decision": "create-spinout"},
+        {"proposer": "b"},
+        {"charter_version": 2},
+        {"closes_at": "2030-01-01T00:00:00Z"},
+    ],
+    ids=["payload", "action", "proposer", "charter", "closing"],
+)
+def test_a_shown_motion_whose_content_is_not_its_digest_is_refused(change: dict) -> None:  # type: ignore[type-arg]
+    motion = _motion(_charter())
+    with pytest.raises(StateError) as refused:
+        shown_digest(_shown(motion, **change))
+    assert str(refused.value).startswith(
+        f"the coordinator shows motion motion-1 with digest {motion.digest()}, but the "
+        "content it shows has digest "
+    )
+    assert str(refused.value).endswith("; refused, nothing signed")
+
+
+def test_a_shown_motion_without_its_content_is_refused() -> None:
+    shown = _shown(_motion(_charter()))
+    del shown["payload"]
+    with pytest.raises(StateError, match="without its full content"):
+        shown_digest(shown)
+
+
+def test_a_vote_counts_only_for_the_motion_its_voter_was_shown() -> None:
+    motion = _motion(_charter())
+    check_pinned(motion, motion.digest(), motion.digest())  # the same: accepted
+    swapped = _motion(_charter(), project="sepsis")
+    with pytest.raises(StateError) as refused:
+        check_pinned(motion, motion.digest(), swapped.digest())
+    assert str(refused.value) == (
+        f"the vote pins motion motion-1 with digest {swapped.digest()}, but the motion as "
+        f"recorded has digest {motion.digest()}: it is not the motion the voter was shown; "
+        "show it again (kumiai node vote) and vote on what it says"
+    )
+    with pytest.raises(StateError, match="no longer has the digest recorded"):
+        check_pinned(swapped, motion.digest(), motion.digest())  # content changed in place

@@ -3,7 +3,16 @@
 import pytest
 
 from kumiai.domain.errors import Forbidden
-from kumiai.domain.roles import PERMITTED, PUBLIC, Action, Role, permits, require, require_own
+from kumiai.domain.roles import (
+    PERMITTED,
+    PUBLIC,
+    Action,
+    Role,
+    permits,
+    require,
+    require_member_record,
+    require_own,
+)
 
 OP, S, R, B, A = "operator", "steward", "researcher", "board", "auditor"
 ALL = {OP, S, R, B, A}
@@ -27,6 +36,7 @@ EXPECTED: dict[str, set[str]] = {
     "board.read": ALL,
     "association.read": ALL,
     "royalties.read": ALL,
+    "report.read": ALL,  # any registered key: the report is the public ledger, summed
     "whoami": ALL,
     "request.sign": {S},
     "request.refuse": {S},
@@ -37,6 +47,8 @@ EXPECTED: dict[str, set[str]] = {
     "motion.vote": {B},
     "budget.set": {S},
     "member.rotate-key": {S, R},  # every member's node holds both
+    "privacy.release": {S},  # a steward's node reports the ε it released
+    "member.record.read": {OP, B, S},  # a steward only its own (require_member_record)
 }
 
 
@@ -88,3 +100,36 @@ def test_a_steward_acts_only_on_its_own_members_things() -> None:
         "st-mary's node acts only for st-mary; dataset va-heart belongs to va-long-beach, "
         "whose own node must act on it"
     )
+
+
+@pytest.mark.parametrize(
+    ("roles", "own", "allowed"),
+    [
+        ({Role.OPERATOR}, None, True),
+        ({Role.STEWARD, Role.RESEARCHER, Role.BOARD}, "other", True),  # a board seat
+        ({Role.STEWARD, Role.RESEARCHER}, "kita", True),  # its own steward
+        ({Role.STEWARD, Role.RESEARCHER}, "other", False),  # another member's steward
+        ({Role.RESEARCHER}, "kita", False),  # not a steward's role
+        ({Role.AUDITOR}, None, False),
+        (set(), None, False),
+    ],
+)
+def test_a_member_record_is_its_stewards_the_boards_and_the_operators(
+    roles: set[Role], own: str | None, allowed: bool
+) -> None:
+    if allowed:
+        require_member_record("who", own, roles, "kita")
+    else:
+        with pytest.raises(Forbidden):
+            require_member_record("who", own, roles, "kita")
+
+
+def test_another_members_steward_is_refused_naming_the_rule() -> None:
+    with pytest.raises(Forbidden) as refused:
+        require_member_record("sato", "sato", [Role.RESEARCHER, Role.STEWARD], "kita")
+    assert str(refused.value) == (
+        "sato (researcher, steward) may read only its own member record, not kita's; "
+        "the board and the operator read every member's"
+    )
+    with pytest.raises(Forbidden, match=r"kpmg \(auditor\) may not member.record.read; only "):
+        require_member_record("kpmg", None, [Role.AUDITOR], "kita")

@@ -30,6 +30,7 @@ from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import NotFound, SchemaMismatch, StateError, UnsupportedVersion
 from kumiai.domain.ledger import SignedEntry, TreeHead, head_signature_valid
 from kumiai.domain.quota import QuotaExceeded
+from kumiai.domain.request_auth import content_digest
 from kumiai.interfaces.api.app import create_app, status_of
 from kumiai.interfaces.cli.main import app as cli
 from kumiai.services.agreements import list_agreements
@@ -240,6 +241,12 @@ def test_the_export_downloads_as_json_lines_and_verifies(
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/jsonl"
     assert "attachment" in response.headers["content-disposition"]
+    # What a client checks before it keeps a streamed export (kumiai ledger export --coordinator)
+    assert response.headers["content-length"] == str(len(response.content))
+    assert response.headers["content-digest"] == content_digest(response.content)
+    keys = client.get("/ledger/keys").json()
+    members = {m["name"] for m in client.get("/members").json()}
+    assert keys["coordinator"] == small.coordinator_key and set(keys) == members | {"coordinator"}
     export = tmp_path / "ledger.jsonl"
     export.write_bytes(response.content)
     header = json.loads(response.text.splitlines()[0])

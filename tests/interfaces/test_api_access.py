@@ -20,6 +20,8 @@ from kumiai.domain.roles import Action
 from kumiai.interfaces.api.app import create_app
 from kumiai.interfaces.api.auth import route_actions
 from kumiai.interfaces.cli.main import app as cli
+from kumiai.interfaces.web.app import create_dashboard
+from kumiai.interfaces.web.context import page_actions
 from kumiai.node.home import NodeHome
 from kumiai.services.consortium import Consortium
 from kumiai.services.transparency import show_entries
@@ -74,7 +76,14 @@ def test_every_action_in_the_table_has_a_route(world: World) -> None:
     declared = {
         a for _, _, actions in route_actions(create_app(world.consortium.home)) for a in actions
     }
-    assert declared == set(Action)
+    # A member's own record is a page of the dashboard only (`/ui/members/NAME`).
+    pages = {
+        a
+        for _, _, actions in route_actions(create_dashboard(world.consortium), page_actions)
+        for a in actions
+    }
+    assert declared | {Action.MEMBER_RECORD_READ} == set(Action)
+    assert Action.MEMBER_RECORD_READ in pages
 
 
 def test_a_new_route_without_a_rule_is_caught(world: World) -> None:

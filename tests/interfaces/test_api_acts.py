@@ -337,6 +337,21 @@ def test_a_join_with_a_bad_supernode_key_writes_nothing(
     assert counts(world) == before
 
 
+def test_a_join_with_another_members_supernode_key_writes_nothing(world: World) -> None:
+    """The key is public (in st-mary's `member.joined` entry): a newcomer submitting it would
+    have st-mary's node answer for it, or get st-mary's node dropped by the SuperLink."""
+    from kumiai.node.home import NodeHome
+
+    theirs = NodeHome(world.consortium.home.parent / "st-mary-own").supernode_key()
+    join(world, invite_member(world.consortium, "st-mary", "hospital").token,
+         keys.new_private_key(), theirs)  # fmt: skip
+    token = invite_member(world.consortium, "copycat", "company").token
+    before = counts(world)
+    with pytest.raises(InvalidInput, match="that SuperNode key is already 'st-mary''s; each node"):
+        join(world, token, keys.new_private_key(), theirs)
+    assert counts(world) == before
+
+
 def test_a_tampered_or_unknown_invitation_is_refused(world: World) -> None:
     info = invite_member(world.consortium, "st-mary", "hospital")
     doc = read_token(info.token).document()

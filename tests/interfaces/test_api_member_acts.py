@@ -17,6 +17,7 @@ from kumiai.adapters.storage.schema import (
     DatasetRow,
     LedgerEntryRow,
     MemberRow,
+    MotionRow,
     ProjectRow,
     RequestRow,
     VoteRow,
@@ -26,6 +27,7 @@ from kumiai.domain.canonical import canonical_json
 from kumiai.domain.clock import to_iso, utc_now
 from kumiai.domain.errors import Forbidden, InvalidInput, NotFound, StateError
 from kumiai.domain.ledger import SignedEntry, entry_signature_valid
+from kumiai.domain.motion import motion_digest
 from kumiai.domain.request_auth import sign_request as sign_http
 from kumiai.interfaces.api.app import create_app
 from kumiai.interfaces.cli.main import app as cli
@@ -231,6 +233,81 @@ def test_a_proposal_refused_for_role_replay_and_intent_writes_nothing(world: Wor
     assert world.counts() == before
 
 
+def add_medical_theme(world: World) -> None:
+    from kumiai.services.themes import add_theme
+
+    local = open_consortium(world.consortium.home)  # the one-machine CLI's view, for set-up
+    add_theme(local, name="medical", title="Medical AI", by="lab")
+
+
+def theme_of(world: World, project: str) -> str | None:
+    from kumiai.services.themes import project_theme
+
+    with transaction(world.consortium.sessions) as session:
+        return project_theme(session, project)
+
+
+def test_a_project_is_proposed_under_a_theme_from_the_node(world: World) -> None:
+    add_medical_theme(world)
+    before = world.counts()
+    info = remote.propose_project(
+        world.consortium.member_home(B), "sepsis", purpose="Early warning", theme="medical"
+    )
+    assert (info["name"], info["proposed_by"]) == ("sepsis", B)
+    assert theme_of(world, "sepsis") == "medical"
+    entry = world.last_entry()  # right after project.proposed, signed by the same node
+    assert (entry.entry.kind, entry.entry.actor) == ("project.themed", B)
+    assert entry.entry.payload == {"project": "sepsis", "theme": "medical"}
+    assert entry_signature_valid(entry, world.node(B).public_key())
+    assert world.counts() == (before[0] + 2, before[1], before[2] + 1, before[3])
+
+
+def test_a_proposal_under_an_unknown_theme_is_refused_before_anything_is_signed(
+    world: World,
+) -> None:
+    before = world.counts()
+    with pytest.raises(NotFound) as refused:
+        remote.propose_project(
+            world.consortium.member_home(B), "sepsis", purpose="Early warning", theme="oncology"
+        )
+    assert str(refused.value) == ("coordinator: unknown theme 'oncology'; see `kumiai theme list`")
+    assert world.counts() == before and theme_of(world, "sepsis") is None
+
+
+def test_a_theme_the_researcher_did_not_mean_is_not_signed(world: World) -> None:
+    """The coordinator puts the project under another theme than the one the node named."""
+    add_medical_theme(world)
+    before = world.counts()
+    body = {"name": "sepsis", "purpose": "Early warning", "theme": "medical"}
+    meant = Intent(
+        "project.proposed",
+        {"project": "sepsis", "purpose": "Early warning"},
+        then=(Intent("project.themed", {"project": "sepsis", "theme": "cardiology"}),),
+    )
+    with pytest.raises(StateError, match=r"\(project.themed\) whose payload.theme is not what"):
+        world.act(B, "/projects", body, meant)
+    without_theme = Intent("project.proposed", {"project": "sepsis", "purpose": "Early warning"})
+    unmeant = r"\(project.themed\) whose kind, payload.purpose is not what"
+    with pytest.raises(StateError, match=unmeant):
+        world.act(B, "/projects", body, without_theme)  # a theme the node never asked for
+    assert world.counts() == before and theme_of(world, "sepsis") is None
+
+
+def test_a_project_proposed_under_a_theme_through_the_cli(world: World) -> None:
+    from typer.testing import CliRunner
+
+    add_medical_theme(world)
+    home = str(world.consortium.member_home(B))
+    args = ["node", "propose", "sepsis", "--purpose", "Early warning", "--home", home]
+    result = CliRunner().invoke(cli, [*args, "--theme", "medical"])
+    assert result.exit_code == 0, result.output
+    assert "proposed by" in result.output and "under theme medical" in result.output
+    assert theme_of(world, "sepsis") == "medical"
+    unknown = CliRunner().invoke(cli, [*args[:2], "icu", *args[3:], "--theme", "nope"])
+    assert isinstance(unknown.exception, NotFound)  # kumiai's entry point prints it, one line
+    assert str(unknown.exception) == "coordinator: unknown theme 'nope'; see `kumiai theme list`"
+
+
 # -- a board seat's vote --------------------------------------------------------------------
 
 
@@ -245,20 +322,34 @@ def motion(world: World) -> str:
     ).id
 
 
+def shown_and_vote(world: World, member: str, motion: str, choice: str) -> Any:
+    home = world.consortium.member_home(member)
+    return remote.vote(home, motion, choice, remote.show_motion(home, motion)["digest"])
+
+
+def recorded_digest(world: World, motion: str) -> str:
+    with transaction(world.consortium.sessions) as session:
+        return str(session.get(MotionRow, motion).digest)
+
+
 def test_a_vote_is_signed_at_the_seats_node(world: World, motion: str) -> None:
-    info = remote.vote(world.consortium.member_home(A), motion, "yes")
+    info = shown_and_vote(world, A, motion, "yes")
     assert info["id"] == motion and info["votes"] == {A: "yes"}
     entry = world.last_entry()
     assert (entry.entry.kind, entry.entry.actor) == ("motion.voted", A)
-    assert entry.entry.payload["choice"] == "yes"
+    assert entry.entry.payload == {
+        "motion": motion,
+        "digest": recorded_digest(world, motion),  # the verifiers hold it to the proposal's
+        "choice": "yes",
+    }
     assert entry_signature_valid(entry, world.node(A).public_key())
 
 
 def test_a_replayed_vote_is_refused(world: World, motion: str) -> None:
-    remote.vote(world.consortium.member_home(A), motion, "yes")
+    shown_and_vote(world, A, motion, "yes")
     before = world.counts()
     with pytest.raises(InvalidInput) as refused:
-        remote.vote(world.consortium.member_home(A), motion, "no")
+        shown_and_vote(world, A, motion, "no")
     assert str(refused.value) == f"coordinator: '{A}' has already voted yes on motion {motion}"
     assert world.counts() == before
 
@@ -266,32 +357,112 @@ def test_a_replayed_vote_is_refused(world: World, motion: str) -> None:
 def test_a_member_without_a_seat_cannot_vote(world: World, motion: str) -> None:
     before = world.counts()
     with pytest.raises(Forbidden) as refused:
-        remote.vote(world.consortium.member_home(B), motion, "yes")
+        remote.vote(world.consortium.member_home(B), motion, "yes", recorded_digest(world, motion))
     assert str(refused.value) == (
         f"coordinator: {B} (researcher, steward) may not motion.vote; only board may"
     )
     assert world.counts() == before
 
 
-def test_a_vote_the_seat_did_not_cast_is_not_signed(world: World, motion: str) -> None:
+def swap_motion(world: World, motion: str, payload: dict[str, Any], digest: bool) -> str:
+    """A lying coordinator rewrites what the motion decides (and, if `digest`, the digest it
+    states for it) after a node was shown it; returns the new digest."""
+    with transaction(world.consortium.sessions) as session:
+        row = session.get(MotionRow, motion)
+        row.payload_json = json.dumps(payload, sort_keys=True)
+        if digest:
+            row.digest = motion_digest(
+                {
+                    "motion": row.id,
+                    "decision": row.decision,
+                    "payload": payload,
+                    "proposer": row.proposer,
+                    "charter": row.charter_version,
+                    "closes_at": to_iso(row.closes_at),
+                }
+            )
+        return str(row.digest)
+
+
+def test_a_motion_changed_after_it_was_shown_takes_no_vote(world: World, motion: str) -> None:
+    """The steward was shown 'admit st-mary'; the coordinator then makes the motion admit
+    'puppet' (content and digest both): the vote pinned to what was shown is refused, and
+    nothing is written."""
+    home = world.consortium.member_home(A)
+    shown = remote.show_motion(home, motion)
+    assert shown["payload"] == {"member": "st-mary"}
+    swapped = swap_motion(world, motion, {"member": "puppet"}, digest=True)
     before = world.counts()
+    with pytest.raises(StateError) as refused:
+        remote.vote(home, motion, "yes", shown["digest"])
+    assert str(refused.value) == (
+        f"coordinator: the vote pins motion {motion} with digest {shown['digest']}, but the "
+        f"motion as recorded has digest {swapped}: it is not the motion the voter was shown; "
+        "show it again (kumiai node vote) and vote on what it says"
+    )
+    assert world.counts() == before
+
+
+def test_a_motion_shown_otherwise_than_its_digest_is_not_voted_on(
+    world: World, motion: str
+) -> None:
+    """The coordinator shows new content under the old digest: the node refuses to show
+    it as that motion, and a vote pinned to the old digest is refused by the coordinator."""
+    home, digest = world.consortium.member_home(A), recorded_digest(world, motion)
+    swap_motion(world, motion, {"member": "puppet"}, digest=False)
+    before = world.counts()
+    with pytest.raises(StateError, match=r"but the content it shows has digest .*nothing signed"):
+        remote.show_motion(home, motion)
+    with pytest.raises(StateError, match=r"content no longer has the digest recorded"):
+        remote.vote(home, motion, "yes", digest)
+    assert world.counts() == before
+
+
+def test_a_vote_the_seat_did_not_cast_is_not_signed(world: World, motion: str) -> None:
+    before, digest = world.counts(), recorded_digest(world, motion)
     with pytest.raises(StateError, match=r"whose payload.choice is not what"):
         world.act(
             A,
             f"/motions/{motion}/votes",
-            {"choice": "no"},
-            Intent("motion.voted", {"motion": motion, "choice": "yes"}),
+            {"choice": "no", "digest": digest},
+            Intent("motion.voted", {"motion": motion, "choice": "yes", "digest": digest}),
+        )
+    with pytest.raises(StateError, match=r"whose payload.digest is not what"):
+        world.act(  # the coordinator would record the vote under another digest
+            A,
+            f"/motions/{motion}/votes",
+            {"choice": "yes", "digest": digest},
+            Intent("motion.voted", {"motion": motion, "choice": "yes", "digest": "0" * 64}),
         )
     with world.client(world.key(A)) as client:  # A's key, lab's vote: lab's seat is not A's
-        first = client.post(f"/motions/{motion}/votes", {"choice": "yes"})
+        first = client.post(f"/motions/{motion}/votes", {"choice": "yes", "digest": digest})
         assert first["document"]["actor"] == A
         forged = keys.sign(world.key("lab"), canonical_json(first["document"]))
         again = client.post(
             f"/motions/{motion}/votes",
-            {"choice": "yes", "signatures": [forged], "at": first["at"]},
+            {"choice": "yes", "digest": digest, "signatures": [forged], "at": first["at"]},
         )
     assert again["status"] == "sign"
     assert world.counts() == before
+
+
+def test_a_vote_from_the_cli_shows_the_motion_and_asks_first(world: World, motion: str) -> None:
+    from typer.testing import CliRunner
+
+    home = str(world.consortium.member_home(A))
+    before = world.counts()
+    declined = CliRunner().invoke(cli, ["node", "vote", motion, "yes", "--home", home], input="n\n")
+    assert declined.exit_code == 1, declined.output
+    assert "admit-member, proposed by lab" in declined.output
+    assert "member: st-mary" in declined.output
+    assert f"Digest (what this node signs over): {recorded_digest(world, motion)}" in (
+        declined.output
+    )
+    assert "Not voted on" in declined.output and world.counts() == before
+    voted = CliRunner().invoke(cli, ["node", "vote", motion, "no", "--home", home, "--yes"])
+    assert voted.exit_code == 0, voted.output
+    assert f"Voted no on {motion}" in voted.output
+    assert world.last_entry().entry.payload["choice"] == "no"
 
 
 # -- key rotation ---------------------------------------------------------------------------
@@ -389,10 +560,100 @@ def mirrored_budget(world: World, dataset: str) -> float | None:
 
 
 def test_a_budget_is_set_at_the_node_first_then_mirrored(world: World) -> None:
+    before = world.counts()
     info = remote.set_budget(world.consortium.member_home(A), f"{A}-heart", 4.0)
     assert info == {"dataset": f"{A}-heart", "lifetime": 4.0}
     assert world.node(A).budget(f"{A}-heart").lifetime == 4.0  # what the node enforces
     assert mirrored_budget(world, f"{A}-heart") == 4.0
+    entry = world.last_entry()  # recorded in the ledger, signed by the steward's own node
+    assert (entry.entry.kind, entry.entry.actor) == ("privacy.budget-set", A)
+    assert entry.entry.payload == {"dataset": f"{A}-heart", "member": A, "epsilon": 4.0}
+    assert entry_signature_valid(entry, world.node(A).public_key())
+    assert world.counts() == (before[0] + 1, *before[1:])
+
+
+def budget_intent(dataset: str, member: str, epsilon: float) -> Intent:
+    return Intent("privacy.budget-set", {"dataset": dataset, "member": member, "epsilon": epsilon})
+
+
+def mirror_for_b(world: World) -> Any:
+    """A lying coordinator: it mirrors A's figure on B's dataset, in an entry for A to sign."""
+    from kumiai.services.ledger import Act
+
+    def lie(consortium: Consortium, dataset: str, epsilon: float) -> float:
+        with transaction(consortium.sessions) as session:
+            session.get(DatasetRow, f"{B}-heart").epsilon_budget = epsilon
+            payload = {"dataset": f"{B}-heart", "member": A, "epsilon": epsilon}
+            consortium.ledger.append(session, Act(A, "privacy.budget-set", payload, member=A))
+        return epsilon
+
+    return lie
+
+
+def mirror_more(world: World) -> Any:
+    """A lying coordinator: it mirrors 25 times the ε the node set."""
+    from kumiai.services.privacy import set_budget
+
+    return lambda consortium, dataset, epsilon: set_budget(consortium, dataset, epsilon * 25)
+
+
+@pytest.mark.parametrize(
+    ("liar", "why"),
+    [
+        (mirror_more, r"whose payload.epsilon is not what"),
+        (mirror_for_b, r"whose payload.dataset is not what"),
+    ],
+    ids=["another-figure", "another-dataset"],
+)
+def test_a_coordinator_mirroring_another_budget_gets_no_signature(
+    world: World, monkeypatch: pytest.MonkeyPatch, liar: Any, why: str
+) -> None:
+    """The node signs only its own dataset and exactly its ε; nothing is mirrored or written."""
+    from kumiai.services import signed_acts
+
+    monkeypatch.setattr(signed_acts, "set_budget", liar(world))
+    before = world.counts()
+    with pytest.raises(StateError, match=why) as refused:
+        remote.set_budget(world.consortium.member_home(A), f"{A}-heart", 4.0)
+    assert str(refused.value).endswith("refused, nothing signed")
+    assert world.counts() == before
+    assert mirrored_budget(world, f"{A}-heart") is None
+    assert mirrored_budget(world, f"{B}-heart") is None
+
+
+def test_a_budget_entry_the_steward_did_not_mean_is_not_signed(world: World) -> None:
+    dataset, before = f"{A}-heart", world.counts()
+    with pytest.raises(StateError, match=r"whose payload.epsilon is not what"):
+        world.act(
+            A, f"/datasets/{dataset}/budget", {"epsilon": 100.0}, budget_intent(dataset, A, 4.0)
+        )
+    assert world.counts() == before and mirrored_budget(world, dataset) is None
+
+
+def test_a_replayed_budget_round_is_not_recorded_again(world: World) -> None:
+    """The signatures of a recorded budget act, submitted again (to set 3.0 back over a
+    later 5.0): the ledger has moved, so they sign nothing here; nothing is written."""
+    dataset, path = f"{A}-heart", f"/datasets/{A}-heart/budget"
+    with world.client(world.key(A)) as client:
+        first = client.post(path, {"epsilon": 3.0})
+        signature = world.node(A).sign_entry(remote._entry_from(first["document"])).signature
+        rounds = {"epsilon": 3.0, "signatures": [signature], "at": first["at"]}
+        assert client.post(path, rounds)["status"] == "done"
+    remote.set_budget(world.consortium.member_home(A), dataset, 5.0)
+    before = world.counts()
+    with world.client(world.key(A)) as client:
+        again = client.post(path, rounds)
+    assert again["status"] == "sign" and again["document"]["seq"] > first["document"]["seq"]
+    assert world.counts() == before and mirrored_budget(world, dataset) == 5.0
+
+
+def test_a_meaningless_budget_is_refused_by_the_coordinator_too(world: World) -> None:
+    dataset, before = f"{A}-heart", world.counts()
+    for epsilon in (0.0, -1.0):  # JSON carries no infinity or NaN
+        with world.client(world.key(A)) as client, pytest.raises(InvalidInput) as refused:
+            client.post(f"/datasets/{dataset}/budget", {"epsilon": epsilon})
+        assert "the lifetime ε must be a finite number greater than 0" in str(refused.value)
+    assert world.counts() == before and mirrored_budget(world, dataset) is None
 
 
 def test_a_budget_refused_for_role_owner_or_replay_changes_nothing(world: World) -> None:
@@ -411,8 +672,11 @@ def test_a_budget_refused_for_role_owner_or_replay_changes_nothing(world: World)
     path = f"/datasets/{dataset}/budget"
     headers = sign_http(world.key(A), method="POST", path=path, query="", body=body, now=utc_now())
     headers = {**headers, "content-type": "application/json"}
+    before = world.counts()
     with TestClient(world.app) as client:
-        assert client.post(path, content=body, headers=headers).status_code == 200
+        asked = client.post(path, content=body, headers=headers)  # unsigned: nothing written
+        assert asked.status_code == 202 and world.counts() == before
+        assert asked.json()["document"]["payload"]["epsilon"] == 100
         set_back = remote.set_budget(world.consortium.member_home(A), dataset, 3.0)
         replayed = client.post(path, content=body, headers=headers)
     assert set_back["lifetime"] == 3.0 and replayed.status_code == 401
@@ -421,3 +685,31 @@ def test_a_budget_refused_for_role_owner_or_replay_changes_nothing(world: World)
         mirrored_budget(world, dataset) == 3.0
         and world.node(B).budget(f"{B}-heart").lifetime is None
     )
+
+
+# -- what the nodes signed here verifies offline ---------------------------------------------
+
+
+def test_the_nodes_acts_verify_offline_in_both_verifiers(
+    world: World, motion: str, tmp_path: Any
+) -> None:
+    """A vote pinned at the node, a budget and a themed proposal signed at nodes: the export
+    verifies in Python and in JavaScript, the vote's digest held to the proposal's."""
+    from kumiai.domain.audit import report_document
+    from kumiai.services import transparency
+    from tests.verifiers.test_js_verifier import run_js
+
+    shown_and_vote(world, A, motion, "yes")
+    remote.set_budget(world.consortium.member_home(A), f"{A}-heart", 2.5)
+    add_medical_theme(world)
+    remote.propose_project(
+        world.consortium.member_home(B), "sepsis", purpose="Early warning", theme="medical"
+    )
+    export, keys_file = tmp_path / "ledger.jsonl", tmp_path / "keys.json"
+    keys_file.write_text(json.dumps(transparency.member_keys(world.consortium)))
+    transparency.export_ledger(world.consortium, export)
+    python = report_document(transparency.verify_export(export, keys_file))
+    code, js = run_js(export, keys_file)
+    assert python["ok"] and js["ok"] and code == 0
+    records = [json.loads(line) for line in export.read_text().splitlines()]
+    assert sum('"privacy.budget-set"' in r.get("leaf", "") for r in records) == 1

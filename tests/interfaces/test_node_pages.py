@@ -3,6 +3,8 @@ coordinator app in-process through the node's own functions, and the refusals â€
 token, a wrong one, another machine, a form without its CSRF token â€” with nothing written.
 """
 
+import logging
+import re
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from kumiai.domain.clock import utc_now
 from kumiai.domain.ledger import TreeHead
 from kumiai.interfaces.web.context import LOOPBACK
 from kumiai.interfaces.web.node_pages import NODE_COOKIE, create_node_app
+from kumiai.node import witnessing
 from kumiai.node.spendlog import SpendLog
 from kumiai.node.witnessing import remember
 from tests.interfaces.test_api_acts import (
@@ -209,3 +212,35 @@ def test_a_decision_the_coordinator_refuses_shows_its_reason_and_writes_nothing(
         f"coordinator: request {request} is already refused; a steward decides once" in again.text
     )
     assert counts(world) == before and node_of(world, A).home.agreements() == []
+
+
+def test_an_unexpected_error_is_a_page_with_a_reference_the_log_also_holds(
+    steward: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "boom reading /home/steward/node/key.pem"
+
+    def broken(*args: object) -> None:
+        raise OSError(secret)
+
+    monkeypatch.setattr(witnessing, "last_witnessed", broken)  # what the page calls
+    with caplog.at_level(logging.ERROR, logger="kumiai.web"):
+        failed = steward.get("/witness")
+    assert failed.status_code == 500 and "Content-Security-Policy" in failed.headers
+    reference = re.search(r'<code id="reference">(err-[0-9a-f]{12})</code>', failed.text)
+    assert reference, failed.text
+    for leaked in ("boom", "key.pem", "OSError", "Traceback"):
+        assert leaked not in failed.text
+    assert 'id="back" href="/"' in failed.text
+    [record] = [r for r in caplog.records if reference.group(1) in r.getMessage()]
+    assert record.exc_info and str(record.exc_info[1]) == secret
+
+
+def test_a_missing_page_and_a_wrong_method_are_pages_with_a_link_back(
+    steward: TestClient,
+) -> None:
+    missing = steward.get("/no-such-page")
+    assert missing.status_code == 404 and "no page /no-such-page" in missing.text
+    assert 'id="back" href="/"' in missing.text
+    wrong = steward.get("/requests/req-1/sign")  # a form's address, opened as a page
+    assert wrong.status_code == 405 and "Method Not Allowed" in wrong.text
+    assert wrong.headers["content-type"].startswith("text/html")

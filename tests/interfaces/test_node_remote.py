@@ -120,10 +120,21 @@ def test_invite_join_and_sign_over_tls(tmp_path: Path) -> None:
 
         # st-mary's other acts over TLS: a proposal, its budget, a new key; then it reads
         # with --coordinator, signing with the new key.
-        proposed = ok("node", "propose", "icu", "--purpose", "ICU warning", "--home", str(node))
+        added = kumiai("--home", str(home), "theme", "add", "acute", "--title", "Acute care",
+                       "--by", "lab")  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        proposed = ok(
+            "node", "propose", "icu", "--purpose", "ICU warning", "--theme", "acute",
+            "--home", str(node),
+        )  # fmt: skip
         assert proposed["proposed_by"] == "st-mary" and proposed["status"] == "proposed"
+        assert ok("--home", str(home), "theme", "show", "acute")["projects"] == ["icu"]
         budget = ok("node", "budget", "st-mary-heart", "--epsilon", "5", "--home", str(node))
         assert budget == {"dataset": "st-mary-heart", "lifetime": 5.0}
+        [budget_set] = ok("--home", str(home), "ledger", "show", "--type", "privacy.budget-set")
+        assert budget_set["actor"] == "st-mary"  # signed at st-mary's node, over TLS
+        assert budget_set["payload"] == {"dataset": "st-mary-heart", "member": "st-mary",
+                                         "epsilon": 5}  # fmt: skip
         rotated = ok("node", "rotate-key", "--home", str(node))
         assert rotated["key_fingerprint"] != joined["member"]["key_fingerprint"]
         ENV["KUMIAI_NODE_HOME"] = str(node)

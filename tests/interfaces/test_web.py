@@ -7,8 +7,10 @@ with contribution shares, a licence, royalties, motions), with a project and a t
 names are `<script>`; its nodes witness the ledger, then one more motion is left open.
 """
 
+import logging
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
 
@@ -16,9 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kumiai.domain import merkle
+from kumiai.domain.clock import utc_now
 from kumiai.interfaces.api.app import create_app
 from kumiai.interfaces.web.app import POLICY
-from kumiai.services import transparency
+from kumiai.services import agreements, privacy, projects, royalties, transparency
+from kumiai.services.agreements import refuse_request, request_data_use, sign_request
+from kumiai.services.consortium import Consortium, open_consortium
 from kumiai.services.members import list_members
 from kumiai.services.motions import cast_vote, propose_motion
 from kumiai.services.projects import propose_project
@@ -42,6 +47,7 @@ PAGES = (
     "/ui/board",
     "/ui/investor",
     "/ui/jobs/job-heart-v1",
+    "/ui/members/cleveland-clinic",
 )
 
 
@@ -52,13 +58,28 @@ class Web:
     witnessed: int  # the size of the head every node cosigned
 
 
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Web:
-    root = tmp_path_factory.mktemp("web")
+def dashboard_association(root: Path) -> tuple[Consortium, int]:
+    """Every page's records at `root / "c"`: the association, a hostile project, a request
+    signed and one refused, a head every node cosigned (its size returned), then one motion
+    left open with a vote."""
     consortium = build_association(root / "c", root)
     propose_project(
         consortium, name="hostile", title=EVIL, purpose=EVIL, proposed_by="lab", members=()
     )
+    asked = {
+        dataset: request_data_use(
+            consortium,
+            project="heart",
+            dataset=dataset,
+            requested_by="lab",
+            max_rounds=5,
+            expires_at=utc_now() + timedelta(days=30),
+            epsilon_cap=2.0,
+        ).id
+        for dataset in ("cleveland-clinic-heart", "hungarian-cardiology-heart")
+    }
+    sign_request(consortium, asked["cleveland-clinic-heart"])
+    refuse_request(consortium, asked["hungarian-cardiology-heart"], "no ethics approval yet")
     transparency.witness_all(consortium)
     witnessed = transparency.latest_head(consortium).size
     motion = propose_motion(
@@ -68,6 +89,13 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Web:
         proposer="lab",
     )
     cast_vote(consortium, motion.id, "lab", "yes")
+    return consortium, witnessed
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Web:
+    root = tmp_path_factory.mktemp("web")
+    consortium, witnessed = dashboard_association(root)
     with TestClient(create_app(root / "c", dashboard=True)) as client:
         sign_in(client, consortium.coordinator_key())  # the operator sees every page
         yield Web(root / "c", client, witnessed)
@@ -127,7 +155,7 @@ def test_the_overview_shows_the_verified_head_its_cosignatures_and_every_witness
     members = [m.name for m in list_members(open_home(web))]
     assert len(members) == 6  # the spin-out kokoro-ai joined by motion
     for member in members:
-        assert f"<td>{member}</td>" in html
+        assert f'<td><a href="/ui/members/{member}">{member}</a></td>' in html
     assert html.count(f"last cosigned size {web.witnessed}") == 6
     assert '<a href="/ui/projects/heart">heart</a>' in html
 
@@ -286,3 +314,87 @@ def open_home(web: Web):  # type: ignore[no-untyped-def]
     from kumiai.services.consortium import open_consortium
 
     return open_consortium(web.home)
+
+
+SECRET = "boom at /srv/kumiai/db.sqlite: SELECT * FROM members"
+
+
+def test_an_unexpected_error_is_a_page_with_a_reference_the_log_also_holds(
+    web: Web, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(SECRET)
+
+    monkeypatch.setattr(projects, "list_projects", broken)  # the service the page calls
+    with caplog.at_level(logging.ERROR, logger="kumiai.web"):
+        failed = web.client.get("/ui/projects")
+    assert failed.status_code == 500
+    assert failed.headers["content-type"].startswith("text/html")
+    assert failed.headers["content-security-policy"] == POLICY
+    reference = re.search(r'<code id="reference">(err-[0-9a-f]{12})</code>', failed.text)
+    assert reference, failed.text
+    assert f"Give the operator the reference {reference.group(1)}" in failed.text
+    for leaked in ("boom", "/srv/kumiai", "SELECT", "RuntimeError", "Traceback"):
+        assert leaked not in failed.text
+    assert 'id="back" href="/ui/"' in failed.text
+    [record] = [r for r in caplog.records if reference.group(1) in r.getMessage()]
+    assert "GET /ui/projects" in record.getMessage()
+    assert record.exc_info and str(record.exc_info[1]) == SECRET  # the traceback, logged
+    assert "Traceback" in caplog.text and SECRET in caplog.text
+    # Another failure, another reference.
+    again = web.client.get("/ui/projects").text
+    assert reference.group(1) not in again and 'id="reference"' in again
+
+
+def test_a_malformed_address_is_a_422_page_and_the_api_keeps_json(web: Web) -> None:
+    bad = web.client.get("/ui/ledger/entries/first")
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
+    assert "this address is not valid: path seq: Input should be a valid integer" in bad.text
+    assert 'id="back" href="/ui/"' in bad.text and "<h1>Error 422</h1>" in bad.text
+    missing = web.client.get("/ui/no-such-page")
+    assert "no page /ui/no-such-page" in missing.text and 'id="back"' in missing.text
+    api = web.client.get("/ledger/entries/first")
+    assert api.headers["content-type"].startswith("application/json")
+    assert "valid integer" in api.json()["error"]
+
+
+def test_a_members_page_holds_its_budgets_agreements_decisions_shares_and_royalties(
+    web: Web,
+) -> None:
+    member = "cleveland-clinic"
+    consortium = open_consortium(web.home)
+    html = get(web, f"/ui/members/{member}")
+    assert "<h1>Member cleveland-clinic</h1>" in html
+    [line] = [b for b in privacy.budgets(consortium) if b.member == member]
+    row = re.search(rf'<tr id="dataset-{line.dataset}">(.*?)</tr>', html)
+    assert row, html
+    for cls, value in (("spent", line.spent), ("committed", line.committed), ("left", line.left)):
+        assert f'class="n {cls}">{"—" if value is None else f"{value:.4f}"}</td>' in row.group(1)
+    held = [a for a in agreements.list_agreements(consortium) if a.steward == member]
+    assert held and all(f'id="agreement-{a.id}"' in html for a in held)
+    assert [(a.project, a.dataset) for a in held] == [("heart", f"{member}-heart")]
+    terms = re.search(rf'<tr id="agreement-{held[0].id}">(.*?)</tr>', html, re.S)
+    assert terms and "<td>diagnosis</td><td>train, evaluate</td>" in terms.group(1)
+    assert '<td class="n">5</td><td class="n">2.0000</td>' in terms.group(1)
+    assert "in force" in terms.group(1)
+    decided = [r for r in agreements.list_requests(consortium) if r.steward == member]
+    assert decided and all(f'id="decision-{r.id}"' in html for r in decided)
+    assert "no ethics approval yet" not in html  # hungarian-cardiology's decision, not its
+    asked = [r for r in agreements.list_requests(consortium) if r.requested_by == "lab"]
+    assert 'id="asked"' not in html and len(asked) == 2  # lab asked; cleveland did not
+    lab = get(web, "/ui/members/lab")
+    assert all(f'id="asked-{r.id}"' in lab for r in asked)
+    refused = get(web, "/ui/members/hungarian-cardiology")
+    assert "<td>refused</td><td>no ethics approval yet</td>" in refused.replace(
+        ' class="status"', ""
+    )
+    share = re.search(rf'id="share-heart-v1-{member}-heart">.*?class="n share">([^<]+)<', html)
+    assert share and float(share.group(1)) == 0.05
+    statement = royalties.statements(consortium, member).statements[0]
+    payouts = [int(y) for y in re.findall(r'class="n payout" data-yen="(\d+)"', html)]
+    assert payouts == [line.payout_yen for line in statement.lines] and payouts
+    assert f'id="royalty-total" data-yen="{statement.total_yen}"' in html
+    assert sum(payouts) == statement.total_yen
+    assert "cosigned" in re.search(r'<p id="witness">(.*?)</p>', html, re.S).group(1)
+    # The overview links each member to its page (the operator may open every one).
+    assert f'<a href="/ui/members/{member}">{member}</a>' in get(web, "/ui/")

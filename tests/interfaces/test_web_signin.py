@@ -2,8 +2,8 @@
 
 Every page of the dashboard (walked from its routes, so a new page without a declared
 action fails here) is opened as the operator, a board member's node, a member's node
-without a seat where there is one, an auditor and an anonymous viewer; what each may see
-comes from the API's one table, `domain/roles.PERMITTED`. Then the attacks: a replayed
+without a seat (admitted after the charter), an auditor and an anonymous viewer; what each
+may see comes from the API's one table, `domain/roles.PERMITTED`. Then the attacks: a replayed
 response, an expired challenge, a response signed by another key, a forged or expired
 session, a form posted without or with a wrong CSRF token, an open redirect.
 """
@@ -33,11 +33,20 @@ from kumiai.node.home import NodeHome
 from kumiai.services import transparency
 from kumiai.services.access import grant_access, member_roles
 from kumiai.services.consortium import Consortium
-from kumiai.services.members import list_members
+from kumiai.services.members import add_member, list_members
+from kumiai.services.motions import propose_motion
 from tests.interfaces.web_sign_in import challenge_and_token, post_sign_in, sign_in
+from tests.services.licensing import pass_motion
 from tests.services.reported import build_association
 
-PARAMS = {"name": "heart", "job_id": "job-heart-v1", "model_id": "heart-v1", "seq": "0"}
+PARAMS = {
+    "name": "heart",
+    "job_id": "job-heart-v1",
+    "model_id": "heart-v1",
+    "seq": "0",
+    "member": "cleveland-clinic",
+}
+NEWCOMER = "st-luke"  # admitted after the charter: a steward without a board seat
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,11 @@ def _member_key(consortium: Consortium, member: str) -> Ed25519PrivateKey:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     root = tmp_path_factory.mktemp("signin")
     consortium = build_association(root / "c", root)
+    admit = propose_motion(
+        consortium, decision="admit-member", payload={"member": NEWCOMER}, proposer="lab"
+    )
+    pass_motion(consortium, admit.id)
+    add_member(consortium, NEWCOMER, "hospital")
     auditor = Ed25519PrivateKey.generate()
     grant_access(consortium, name="kpmg", role="auditor", public_key=keys.public_key_b64(auditor))
     with transaction(consortium.sessions) as session:
@@ -86,10 +100,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
         "board": held[board],
         "auditor": frozenset({Role.AUDITOR}),
     }
-    seatless = [m for m, r in sorted(held.items()) if Role.BOARD not in r]
-    if seatless:
-        chosen["member"] = _member_key(consortium, seatless[0])
-        roles["member"] = held[seatless[0]]
+    chosen["member"] = _member_key(consortium, NEWCOMER)  # a member's node without a seat
+    roles["member"] = held[NEWCOMER]
     chosen["auditor"] = auditor
     return Site(consortium, create_app(root / "c"), chosen, roles)
 
@@ -119,13 +131,16 @@ def test_every_page_declares_an_action_from_the_apis_table(site: Site) -> None:
 
 def test_every_page_as_every_role_and_anonymous(site: Site) -> None:
     pages = [(p, a) for m, p, a in _pages(site.dashboard) if m == "GET" and a is not None]
-    assert len(pages) == 15
+    assert len(pages) == 16
     for who, roles in site.roles.items():
         client = site.signed_in(who)
         viewer = Viewer(who, roles)
         for path, action in pages:
             response = client.get(path, follow_redirects=False)
-            expected = 200 if viewer.may(action) else 403
+            allowed = viewer.may(action)
+            if action is Action.MEMBER_RECORD_READ:  # and only its own, unless board
+                allowed = viewer.may_read_member(PARAMS["member"])
+            expected = 200 if allowed else 403
             assert response.status_code == expected, (who, path, response.text[:500])
     anonymous = site.client()
     opened = []
@@ -145,6 +160,45 @@ def test_every_page_as_every_role_and_anonymous(site: Site) -> None:
         "/ui/ledger/entries/0",
         "/ui/ledger/export",
     ]
+
+
+def test_a_members_page_opens_to_its_steward_the_board_and_the_operator_only(
+    site: Site,
+) -> None:
+    assert site.roles["member"] == {Role.STEWARD, Role.RESEARCHER}  # the newcomer, no seat
+    own, other = f"/ui/members/{NEWCOMER}", "/ui/members/cleveland-clinic"
+    expected = {  # who: (its own member's page or the newcomer's, another member's)
+        "operator": (200, 200),
+        "board": (200, 200),
+        "member": (200, 403),
+        "auditor": (403, 403),
+    }
+    for who, (first, second) in expected.items():
+        client = site.signed_in(who)
+        assert [client.get(own).status_code, client.get(other).status_code] == [
+            first,
+            second,
+        ], who
+    refused = site.signed_in("member").get(other)
+    assert (
+        f"{NEWCOMER} (researcher, steward) may read only its own member record, not "
+        "cleveland-clinic&#39;s; the board and the operator read every member&#39;s"
+    ) in refused.text
+    assert 'id="back"' in refused.text and "Agreements and their terms" not in refused.text
+    auditor = site.signed_in("auditor").get(own)
+    assert "kpmg (auditor) may not member.record.read; only board, operator, steward" in (
+        auditor.text
+    )
+    anonymous = site.client().get(own, follow_redirects=False)
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == f"/ui/signin?next={own}"
+    # The overview links a member's page only for a viewer who may open it.
+    overview = site.signed_in("member").get("/ui/").text
+    assert f'href="/ui/members/{NEWCOMER}"' in overview
+    assert 'href="/ui/members/cleveland-clinic"' not in overview
+    assert 'href="/ui/members/cleveland-clinic"' in site.signed_in("board").get("/ui/").text
+    unknown = site.signed_in("operator").get("/ui/members/nobody")
+    assert unknown.status_code == 404 and "unknown member &#39;nobody&#39;" in unknown.text
 
 
 def test_a_role_the_table_does_not_permit_gets_a_403_page_naming_role_and_action(

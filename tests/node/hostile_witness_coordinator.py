@@ -7,7 +7,8 @@ CONFIG: {"cert", "key": the TLS files; "coordinator_key": the coordinator's Ed25
 shown to that member}}. Every member sees the same first SHARED entries, then entries of its
 own. It serves the routes a witness uses (`/ledger/head`, `/ledger/consistency`,
 `/witness/cosignatures`, `/witness/cosigned`) over TLS on a free port of 127.0.0.1, picks
-the history by the caller's X-Kumiai-Member header, signs every head with the real key, and
+the history by the key that signed the request (its RFC 9421 keyid, one of the members'
+keys), signs every head with the real key, and
 relays cosignatures faithfully (it cannot forge them). It prints its port, then serves until
 SIGTERM.
 """
@@ -23,8 +24,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from kumiai.domain import keys
+from kumiai.domain.errors import Unauthenticated
 from kumiai.domain.ledger import TreeHead, sign_head
 from kumiai.domain.merkle import MerkleTree, leaf_hash
+from kumiai.domain.request_auth import read_claim
 
 SHARED = 5
 EPOCH = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
@@ -43,6 +46,7 @@ def main(config_path: str) -> None:
     members: dict[str, str] = config["members"]
     trees = {name: history(name, size) for name, size in config["sizes"].items()}
     cosigned: dict[str, dict[str, Any]] = {}
+    signers = {keys.fingerprint(public): name for name, public in members.items()}
 
     def head(tree: MerkleTree, size: int) -> dict[str, Any]:
         signed = sign_head(
@@ -52,7 +56,12 @@ def main(config_path: str) -> None:
 
     class Handler(BaseHTTPRequestHandler):
         def _tree(self) -> MerkleTree:
-            return trees.get(self.headers.get("X-Kumiai-Member", ""), next(iter(trees.values())))
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            try:
+                member = signers.get(read_claim(headers).keyid, "")
+            except Unauthenticated:  # an unsigned caller sees the first history
+                member = ""
+            return trees.get(member, next(iter(trees.values())))
 
         def _reply(self, status: int, document: object) -> None:
             data = json.dumps(document).encode()

@@ -4,14 +4,21 @@ other witnesses (a changed key, a withheld or replayed head, a forged cosignatur
 """
 
 import json
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from typer.testing import CliRunner
 
+from kumiai.adapters.coordinator_client import CoordinatorClient
+from kumiai.adapters.tls import create_authority
 from kumiai.domain import keys
+from kumiai.domain.clock import utc_now
+from kumiai.domain.errors import StateError
 from kumiai.domain.ledger import (
     TreeHead,
     cosign,
@@ -20,7 +27,15 @@ from kumiai.domain.ledger import (
     sign_head,
 )
 from kumiai.domain.merkle import MerkleTree, leaf_hash
-from kumiai.node.gossip import EXIT_SPLIT_VIEW, EXIT_UNTRUSTED, RoundReport, witness_round
+from kumiai.domain.request_auth import HttpRequest, read_claim, verify_request
+from kumiai.interfaces.cli.main import app as cli
+from kumiai.node.gossip import (
+    EXIT_SPLIT_VIEW,
+    EXIT_UNTRUSTED,
+    RoundReport,
+    WitnessChannel,
+    witness_round,
+)
 from kumiai.node.home import NodeHome
 
 COORDINATOR = keys.new_private_key()
@@ -190,3 +205,68 @@ def test_a_witness_shown_cosigning_two_heads_of_one_size_is_caught_with_both(
     assert shown == [head(HONEST, 7), head(FORK, 7)]
     for signed, item in zip(shown, found["heads"], strict=True):
         assert cosignature_valid(signed, "beta", item["cosignature"], keys.public_key_b64(BETA))
+
+
+# -- the node's one client: signed requests, refusals kept, failures in one line -----------------
+
+
+def test_the_witness_asks_through_the_nodes_signed_client(alpha: NodeHome) -> None:
+    """Every request is signed with the member's key (RFC 9421); a refused proof is kept as
+    the coordinator's words, a refused cosignature stops the round in one line."""
+    signed = head(HONEST, 6)
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/ledger/head":
+            document = {"head": signed.document(), "signature": signed.signature}
+            return httpx.Response(200, json=document)
+        if request.url.path == "/ledger/consistency":
+            return httpx.Response(404, json={"error": "no such tree size"})
+        return httpx.Response(409, json={"error": "a stale head"})
+
+    client = CoordinatorClient(
+        "https://c.example", key=alpha.private_key(), transport=httpx.MockTransport(answer)
+    )
+    channel = WitnessChannel(client)
+    assert channel.head().document() == signed.document()
+    assert channel.consistency(2, 6) == (None, "404: no such tree size")
+    with pytest.raises(StateError) as refused:
+        channel.publish("alpha", signed, "c2ln")
+    assert str(refused.value) == (
+        "the coordinator refused this node's cosignature on head 6 (409: a stale head)"
+    )
+    for request in seen:
+        path, _, query = request.url.raw_path.decode().partition("?")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        received = HttpRequest(request.method, path, query, request.content, headers)
+        verify_request(received, read_claim(headers), alpha.public_key(), utc_now())
+    assert "x-kumiai-member" not in {k.lower() for k in seen[0].headers}
+    assert [r.url.params.get("old") for r in seen[1:2]] == ["2"]
+
+
+def witness_cli(*args: str) -> Any:
+    return CliRunner().invoke(cli, ["node", "witness", *args, "--once"])
+
+
+def test_an_unreachable_coordinator_or_an_unreadable_ca_is_one_line(
+    alpha: NodeHome, tmp_path: Path
+) -> None:
+    create_authority(tmp_path / "tls", "consortium", utc_now())
+    with socket.socket() as probe:  # a port nobody serves
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    home = ("--home", str(alpha.root))
+    url = f"https://127.0.0.1:{port}"
+    away = witness_cli(*home, "--coordinator", url, "--ca", str(tmp_path / "tls" / "ca.pem"))
+    assert away.exception.exit_code == 2  # the exit code `kumiai` gives (a user's mistake)
+    assert str(away.exception).startswith(f"cannot reach the coordinator at {url}: ")
+    assert str(away.exception).endswith("check the address and that it serves")
+    (tmp_path / "not-a-ca.pem").write_text("hello")
+    garbled = witness_cli(*home, "--coordinator", url, "--ca", str(tmp_path / "not-a-ca.pem"))
+    assert garbled.exception.exit_code == 2
+    assert str(garbled.exception).startswith(f"{tmp_path / 'not-a-ca.pem'} is not a PEM CA")
+    ca = str(tmp_path / "tls" / "ca.pem")
+    plain = witness_cli(*home, "--coordinator", "http://127.0.0.1:1", "--ca", ca)
+    assert plain.exception.exit_code == 2 and "https://" in str(plain.exception)
+    assert not (alpha.root / "witness.json").exists()

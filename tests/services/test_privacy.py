@@ -255,10 +255,28 @@ def test_admission_refuses_bad_parameters_without_reserving(cleveland: Consortiu
 def test_a_budget_below_what_is_held_is_refused(cleveland: Consortium) -> None:
     worker = NodeWorker(cleveland.member_home(CLEVELAND))
     assert worker.admit(DS, DP, ticket("job-1"), None)[0]
+    entries = len(show_entries(cleveland))
     with pytest.raises(InvalidInput, match="cannot be set below"):
         set_budget(cleveland, DS, 0.5)
+    for meaningless in (0.0, -2.0, math.nan, math.inf):
+        with pytest.raises(InvalidInput, match="the lifetime ε must be a finite number"):
+            set_budget(cleveland, DS, meaningless)
     [line] = budgets(cleveland)
     assert line.lifetime is None  # the mirror did not change either
+    assert len(show_entries(cleveland)) == entries  # nor the ledger
+    assert spend_log(cleveland, CLEVELAND).view().lifetime is None  # nor the node
+
+
+def test_a_budget_is_signed_into_the_ledger_by_the_stewards_node(cleveland: Consortium) -> None:
+    """One kind for both modes: the one-directory `kumiai budget set` writes the same
+    `privacy.budget-set` entry a node on its own machine signs (`kumiai node budget`)."""
+    entries = len(show_entries(cleveland))
+    assert set_budget(cleveland, DS, 2.5) == 2.5
+    [entry] = show_entries(cleveland)[entries:]
+    assert (entry.kind, entry.actor) == ("privacy.budget-set", CLEVELAND)
+    assert show_entries(cleveland, dataset=DS)[-1] == entry
+    assert entry.payload == {"dataset": DS, "member": CLEVELAND, "epsilon": 2.5}
+    assert spend_log(cleveland, CLEVELAND).view().lifetime == 2.5
 
 
 def add_capped_project(consortium: Consortium, name: str, cap: float) -> float:

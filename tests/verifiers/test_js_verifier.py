@@ -47,6 +47,7 @@ from kumiai.services import (
     members,
     milestones,
     motions,
+    privacy,
     spend,
     themes,
     transparency,
@@ -197,6 +198,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     )
     _board_approves(consortium, "kokoro")
     _association(consortium, root / "evidence.txt")
+    privacy.set_budget(consortium, "va-long-beach-heart", 0.1 + 0.2)  # the steward's node signs
     transparency.witness_all(consortium)
     members.rotate_key(consortium, "cleveland-clinic")  # later cosignatures use the new key
     _join_by_hand(consortium, UNICODE_MEMBER)
@@ -537,6 +539,37 @@ def privacy_charged_to_another_dataset(records: Records, built: Built) -> Record
     return _appended(records, built, _charge(records, actor="va-long-beach"))
 
 
+def _budget(
+    records: Records, actor: str = "cleveland-clinic", **changes: Any
+) -> tuple[str, str, dict[str, Any], None]:
+    """A node's privacy.budget-set entry, as services.privacy writes it, with changes."""
+    dataset = _payload(records, _seq(records, "dataset.registered", "cleveland-clinic"))["dataset"]
+    payload = {"dataset": dataset, "member": actor, "epsilon": 5.0, **changes}
+    return (actor, "privacy.budget-set", payload, None)
+
+
+def budget_set_honestly(records: Records, built: Built) -> Records:
+    return _appended(records, built, _budget(records))
+
+
+def budget_set_at_zero(records: Records, built: Built) -> Records:
+    return _appended(records, built, _budget(records, epsilon=0))
+
+
+def budget_set_as_text(records: Records, built: Built) -> Records:
+    return _appended(records, built, _budget(records, epsilon="5"))
+
+
+def budget_set_by_another_member(records: Records, built: Built) -> Records:
+    """va-long-beach's node sets cleveland-clinic's budget (to 5000, to drain its data)."""
+    return _appended(records, built, _budget(records, actor="va-long-beach", epsilon=5000))
+
+
+def budget_naming_another_member(records: Records, built: Built) -> Records:
+    """The owner's node signs, but the entry names another member as the dataset's."""
+    return _appended(records, built, _budget(records, member="va-long-beach"))
+
+
 def _expect_last(codes: list[str]) -> Callable[..., None]:
     def check(doc: dict[str, Any], records: Records) -> None:
         *before, last = doc["entries"]
@@ -675,6 +708,17 @@ VARIANTS = {
     "privacy charged to another dataset": (
         privacy_charged_to_another_dataset,
         _expect_last(["privacy-charge"]),
+    ),
+    "budget set honestly": (budget_set_honestly, _expect_ok),
+    "budget set at zero": (budget_set_at_zero, _expect_last(["privacy-budget"])),
+    "budget set as text": (budget_set_as_text, _expect_last(["privacy-budget"])),
+    "budget set by another member": (
+        budget_set_by_another_member,
+        _expect_last(["privacy-budget"]),
+    ),
+    "budget naming another member": (
+        budget_naming_another_member,
+        _expect_last(["privacy-budget"]),
     ),
     "time in another form": (
         time_in_another_form,

@@ -78,6 +78,7 @@ const KINDS = [
   "consent.revoked",
   "agent.training-started",
   "agent.training-completed",
+  "privacy.budget-set",
 ];
 // Acts a user's device signs with its own key (kumiai.domain.device_acts): the entry names
 // the key, and the actor must be "device:" + that key's fingerprint.
@@ -588,8 +589,25 @@ function entryKey(entry, registry, problem) {
   } else if (entry.kind === "privacy.charged") {
     const why = chargeProblem(entry.actor, payload, registry);
     if (why !== null) problem(why, "privacy-charge");
+  } else if (entry.kind === "privacy.budget-set") {
+    const why = budgetProblem(entry.actor, payload, registry);
+    if (why !== null) problem(why, "privacy-budget");
   }
   return key;
+}
+
+/** Only a dataset's owner sets its lifetime ε, and a positive finite one. */
+function budgetProblem(actor, payload, registry) {
+  const [dataset, epsilon] = ["dataset", "epsilon"].map((k) => own(payload, k));
+  if (typeof dataset !== "string") return "does not name the dataset whose budget it sets";
+  if (typeof epsilon !== "number") return "does not name the lifetime ε as a number";
+  if (!(epsilon > 0 && epsilon < Infinity)) {
+    return `sets a lifetime ε=${epsilon}; a budget is positive and finite`;
+  }
+  if (registry.owners.get(dataset) !== actor || own(payload, "member") !== actor) {
+    return `${quoted(actor)} sets the budget of ${quoted(dataset)}, which is not its dataset`;
+  }
+  return null;
 }
 
 /** A node charges ε only to its own dataset, for a named job, and a positive finite ε. */

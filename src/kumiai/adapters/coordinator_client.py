@@ -6,14 +6,16 @@ the API's `{"error": …}` replies back into kumiai's errors, so a command print
 coordinator's one line.
 """
 
+import hashlib
 import ssl
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kumiai.adapters.files import write_chunks_atomic
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import (
     Forbidden,
@@ -23,7 +25,7 @@ from kumiai.domain.errors import (
     StateError,
     Unauthenticated,
 )
-from kumiai.domain.request_auth import sign_request
+from kumiai.domain.request_auth import digest_header, sign_request
 
 _ERRORS: dict[int, type[KumiaiError]] = {
     400: InvalidInput,
@@ -73,8 +75,7 @@ class CoordinatorClient:
             raise InvalidInput(f"the coordinator's URL must start with https:// (got {url!r})")
         verify: ssl.SSLContext | bool = True
         if ca_cert is not None:
-            data = ca_cert.read_bytes() if isinstance(ca_cert, Path) else ca_cert
-            verify = ssl.create_default_context(cadata=data.decode("ascii"))
+            verify = _trusting(ca_cert)
         self.url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.url,
@@ -99,19 +100,91 @@ class CoordinatorClient:
     def post(self, path: str, document: Any) -> Any:
         return self._reply(self._send("POST", path, json=document))
 
+    def answer(
+        self, method: str, path: str, document: Any = None, **params: Any
+    ) -> tuple[int, Any]:
+        """One request's status and JSON reply (None when the body is not JSON), never
+        raising for an HTTP error: for a caller that reports a refusal (a witness keeps a
+        refused proof as evidence) rather than stopping on it."""
+        body = {"json": document} if document is not None else {}
+        response = self._send(method, path, params=_present(params), **body)
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, None
+
+    def download(
+        self, path: str, file: Path, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Stream `path` into `file`, which appears only when every byte arrived intact.
+
+        The reply must say its length and its SHA-256 (RFC 9530 `Content-Digest`); a stream
+        that ends early, runs long or hashes otherwise is refused and leaves no file.
+        `progress(received, total)` is called after each chunk. Returns the bytes written.
+        """
+        received = 0
+
+        def chunks(response: httpx.Response) -> Iterator[bytes]:
+            nonlocal received
+            total, digest = _declared(response, self.url)
+            hashed = hashlib.sha256()
+            for chunk in response.iter_bytes():
+                received += len(chunk)
+                if received > total:
+                    break
+                hashed.update(chunk)
+                if progress is not None:
+                    progress(received, total)
+                yield chunk
+            if received != total:
+                raise StateError(
+                    f"the coordinator at {self.url} sent {received} bytes of {path} where it "
+                    f"announced {total}; the transfer was cut or altered: nothing written, "
+                    "run the command again"
+                )
+            if digest_header(hashed.digest()) != digest:
+                raise StateError(
+                    f"{path} from {self.url} does not match the SHA-256 the coordinator "
+                    "announced (Content-Digest); it was altered on the way: nothing written"
+                )
+
+        try:
+            with self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._reply(response)
+                write_chunks_atomic(file, chunks(response))
+        except httpx.ConnectError as exc:
+            raise self._unreachable(exc) from None
+        except httpx.HTTPError as exc:
+            raise StateError(
+                f"the download of {path} from {self.url} failed after {received} bytes ({exc}); "
+                "nothing written, run the command again"
+            ) from None
+        return received
+
     def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
         """One request; a network or TLS failure becomes one line naming the coordinator."""
         try:
             return self._http.request(method, path, **options)
         except httpx.ConnectError as exc:
-            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                raise StateError(
-                    f"the server at {self.url} did not present a certificate signed by the "
-                    "pinned consortium CA; refusing to talk to it"
-                ) from None
-            raise InvalidInput(f"cannot reach the coordinator at {self.url}: {exc}") from None
+            raise self._unreachable(exc) from None
         except httpx.HTTPError as exc:
             raise InvalidInput(f"the coordinator at {self.url} did not answer: {exc}") from None
+
+    def _unreachable(self, exc: httpx.ConnectError) -> KumiaiError:
+        """A connection that failed, in one line: a server the CA does not vouch for is
+        refused (StateError); one that cannot be reached is a mistake to check (InvalidInput)."""
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return StateError(
+                f"the server at {self.url} did not present a certificate signed by the "
+                "consortium's CA this node trusts (pinned at joining, or given with --ca); "
+                "refusing to talk to it"
+            )
+        return InvalidInput(
+            f"cannot reach the coordinator at {self.url}: {exc}; check the address and that it "
+            "serves"
+        )
 
     def _reply(self, response: httpx.Response) -> Any:
         if response.status_code >= 400:
@@ -121,6 +194,32 @@ class CoordinatorClient:
                 message = f"HTTP {response.status_code} from {self.url}"
             raise _ERRORS.get(response.status_code, KumiaiError)(f"coordinator: {message}")
         return response.json()
+
+
+def _trusting(ca_cert: Path | bytes) -> ssl.SSLContext:
+    """A TLS context trusting the consortium's CA alone; one line when it is not a CA."""
+    where = str(ca_cert) if isinstance(ca_cert, Path) else "the CA certificate given"
+    try:
+        data = ca_cert.read_bytes() if isinstance(ca_cert, Path) else ca_cert
+        return ssl.create_default_context(cadata=data.decode("ascii"))
+    except (ssl.SSLError, ValueError) as exc:  # before OSError: an SSLError is one
+        raise InvalidInput(f"{where} is not a PEM CA certificate ({exc})") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the CA certificate {where}: {exc.strerror}") from None
+
+
+def _declared(response: httpx.Response, url: str) -> tuple[int, str]:
+    """The length and digest a download must match; refused when the reply gives neither."""
+    try:
+        total = int(response.headers["content-length"])
+        digest = response.headers["content-digest"]
+    except (KeyError, ValueError):
+        raise StateError(
+            f"the coordinator at {url} did not announce the length and SHA-256 "
+            "(Content-Length, Content-Digest) of what it sends; refusing an unchecked "
+            "download: nothing written"
+        ) from None
+    return total, digest
 
 
 def _present(params: dict[str, Any]) -> dict[str, Any]:

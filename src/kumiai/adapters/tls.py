@@ -55,6 +55,9 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
+LOOPBACK = ("127.0.0.1", "localhost")
+
+
 def _san(host: str) -> x509.GeneralName:
     try:
         return x509.IPAddress(ipaddress.ip_address(host))
@@ -96,7 +99,9 @@ def issue_server(
     """The coordinator's certificate, signed by the CA in `folder`, valid for every host."""
     if not hosts:
         raise InvalidInput("name at least one host the coordinator is reached at, e.g. --host")
-    names = [_san(h) for h in hosts]
+    # The coordinator's own processes reach its services over loopback (its API's and
+    # SuperLink's readiness checks, node registration), also when they listen on 0.0.0.0.
+    names = [_san(h) for h in dict.fromkeys([*hosts, *LOOPBACK])]
     ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
     ca = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):

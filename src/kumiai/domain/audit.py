@@ -208,6 +208,10 @@ def _entry_key(
         why := _charge_problem(entry.actor, payload, registry)
     ):
         findings.append(Finding(where, why, "privacy-charge"))
+    elif entry.kind == "privacy.budget-set" and (
+        why := _budget_problem(entry.actor, payload, registry)
+    ):
+        findings.append(Finding(where, why, "privacy-budget"))
     return key
 
 
@@ -222,6 +226,21 @@ def _charge_problem(actor: str, payload: dict[str, Any], registry: _Keys) -> str
         return f"charges ε={epsilon}; a charge is positive and finite"
     if registry.owners.get(dataset) != actor:
         return f"{actor!r} charges {dataset!r}, which is not its dataset"
+    return None
+
+
+def _budget_problem(actor: str, payload: dict[str, Any], registry: _Keys) -> str | None:
+    """Only a dataset's owner sets its lifetime ε, and a positive finite one: a coordinator
+    cannot raise a dataset's budget under another member's name."""
+    dataset, epsilon = payload.get("dataset"), payload.get("epsilon")
+    if not isinstance(dataset, str):
+        return "does not name the dataset whose budget it sets"
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float):
+        return "does not name the lifetime ε as a number"
+    if not (0 < epsilon < math.inf):
+        return f"sets a lifetime ε={epsilon}; a budget is positive and finite"
+    if registry.owners.get(dataset) != actor or payload.get("member") != actor:
+        return f"{actor!r} sets the budget of {dataset!r}, which is not its dataset"
     return None
 
 

@@ -84,6 +84,7 @@ KINDS = (
     "consent.revoked",
     "agent.training-started",
     "agent.training-completed",
+    "privacy.budget-set",
 )
 
 

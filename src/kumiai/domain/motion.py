@@ -13,7 +13,7 @@ from typing import Any
 
 from kumiai.domain.canonical import canonical_json
 from kumiai.domain.charter import REQUIRED_FIELDS, Charter, Decision, decision_of
-from kumiai.domain.clock import to_iso
+from kumiai.domain.clock import parse_iso, to_iso
 from kumiai.domain.errors import InvalidInput, StateError
 
 
@@ -59,6 +59,49 @@ class Motion:
 
 def motion_digest(document: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+def shown_digest(shown: Mapping[str, Any]) -> str:
+    """The digest of a motion as a coordinator shows it (`kumiai motion show --json`),
+    recomputed from the content shown: the motion, decision, payload, proposer, charter
+    version and closing time. A voter's node pins this, never the digest the coordinator
+    states, and refuses a motion whose stated digest is not this one."""
+    try:
+        document = {
+            "motion": shown["id"],
+            "decision": shown["decision"],
+            "payload": shown["payload"],
+            "proposer": shown["proposer"],
+            "charter": shown["charter_version"],
+            "closes_at": to_iso(parse_iso(str(shown["closes_at"]), "the closing time")),
+        }
+    except (KeyError, TypeError):
+        raise StateError("the coordinator showed a motion without its full content") from None
+    digest = motion_digest(document)
+    if shown.get("digest") != digest:
+        raise StateError(
+            f"the coordinator shows motion {shown['id']} with digest {shown.get('digest')}, but "
+            f"the content it shows has digest {digest}; refused, nothing signed"
+        )
+    return digest
+
+
+def check_pinned(motion: Motion, recorded: str, pinned: str) -> None:
+    """A vote counts only for the motion its voter was shown: the digest the voter's node
+    pinned must be the digest recorded at the proposal, and the motion's content must still
+    have that digest (a coordinator that swapped the title, action or payload after the
+    motion was shown cannot collect the vote for the new content)."""
+    if motion.digest() != recorded:
+        raise StateError(
+            f"motion {motion.id}'s content no longer has the digest recorded when it was "
+            f"proposed ({recorded}); no vote is taken on it"
+        )
+    if pinned != recorded:
+        raise StateError(
+            f"the vote pins motion {motion.id} with digest {pinned}, but the motion as recorded "
+            f"has digest {recorded}: it is not the motion the voter was shown; show it again "
+            "(kumiai node vote) and vote on what it says"
+        )
 
 
 def propose(

@@ -85,6 +85,13 @@ def check_epsilon_cap(epsilon_cap: float) -> float:
     )
 
 
+def check_lifetime(epsilon: float) -> float:
+    """A dataset's lifetime ε budget: a real, positive amount, as an ε cap."""
+    return _finite_positive(
+        "the lifetime ε", epsilon, " (a steward's lifetime budget is a few ε, e.g. 5)"
+    )
+
+
 def check_rows(rows: int) -> int:
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
         raise InvalidInput(f"rows must be a whole number of at least 1, got {rows!r}")

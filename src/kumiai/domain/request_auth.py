@@ -76,7 +76,12 @@ class Claim:
 
 def content_digest(body: bytes) -> str:
     """RFC 9530's `Content-Digest` value for the body."""
-    return f"sha-256=:{base64.b64encode(hashlib.sha256(body).digest()).decode()}:"
+    return digest_header(hashlib.sha256(body).digest())
+
+
+def digest_header(sha256: bytes) -> str:
+    """The `Content-Digest` value for a SHA-256 computed elsewhere (a streamed download)."""
+    return f"sha-256=:{base64.b64encode(sha256).decode()}:"
 
 
 def _params(keyid: str, nonce: str, created: int, expires: int) -> str:

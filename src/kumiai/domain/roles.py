@@ -43,6 +43,7 @@ class Action(StrEnum):
     BOARD_READ = "board.read"  # charter and motions
     ASSOCIATION_READ = "association.read"  # themes, funds, milestones, spin-outs, licences
     ROYALTIES_READ = "royalties.read"
+    REPORT_READ = "report.read"  # the investor, member or board report, from the ledger
     WHOAMI = "whoami"
     # -- the steward's acts, signed at its node ----------------------------------------------
     REQUEST_SIGN = "request.sign"
@@ -55,6 +56,9 @@ class Action(StrEnum):
     MOTION_VOTE = "motion.vote"  # a board seat votes; the charter decides who is eligible
     BUDGET_SET = "budget.set"  # the steward's node mirrors the ε budget its own home enforces
     KEY_ROTATE = "member.rotate-key"  # a member's node replaces its key, the old one vouching
+    PRIVACY_RELEASE = "privacy.release"  # a steward's node reports the ε it released
+    # -- one member's own record: its steward, the board and the operator ------------------
+    MEMBER_RECORD_READ = "member.record.read"  # a steward reads its own (require_member_record)
 
 
 PUBLIC: frozenset[Action] = frozenset(
@@ -93,6 +97,7 @@ PERMITTED: dict[Action, frozenset[Role]] = {
     Action.BOARD_READ: _EVERYONE,
     Action.ASSOCIATION_READ: _EVERYONE,
     Action.ROYALTIES_READ: _EVERYONE,
+    Action.REPORT_READ: _EVERYONE,
     Action.WHOAMI: _EVERYONE,
     Action.REQUEST_SIGN: _STEWARD,
     Action.REQUEST_REFUSE: _STEWARD,
@@ -103,6 +108,8 @@ PERMITTED: dict[Action, frozenset[Role]] = {
     Action.MOTION_VOTE: frozenset({Role.BOARD}),
     Action.BUDGET_SET: _STEWARD,
     Action.KEY_ROTATE: frozenset({Role.STEWARD, Role.RESEARCHER}),
+    Action.PRIVACY_RELEASE: _STEWARD,
+    Action.MEMBER_RECORD_READ: frozenset({Role.OPERATOR, Role.BOARD, Role.STEWARD}),
 }
 
 
@@ -135,3 +142,19 @@ def require_own(member: str, owner: str, what: str) -> None:
             f"{member}'s node acts only for {member}; {what} belongs to {owner}, "
             f"whose own node must act on it"
         )
+
+
+def require_member_record(who: str, own: str | None, roles: Iterable[Role], member: str) -> None:
+    """A member's record — its datasets' ε, agreements, decisions, royalties — is read by the
+    board and the operator, and by that member's own steward: never by another member's.
+
+    `own` is the member whose key `who` signed in with (None for the operator, an auditor).
+    """
+    held = frozenset(roles)
+    require(who, held, Action.MEMBER_RECORD_READ)
+    if held & {Role.OPERATOR, Role.BOARD} or own == member:
+        return
+    raise Forbidden(
+        f"{who} ({', '.join(sorted(held))}) may read only its own member record, not "
+        f"{member}'s; the board and the operator read every member's"
+    )

@@ -17,8 +17,9 @@ nothing here proves a fork).
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from kumiai.adapters.coordinator_client import CoordinatorClient
 from kumiai.adapters.files import write_json_atomic
 from kumiai.domain import keys
 from kumiai.domain.clock import to_iso, utc_now
@@ -28,16 +29,12 @@ from kumiai.domain.split_view import Comparison, Cosigned, Outcome, compare, ext
 from kumiai.node.home import NodeHome
 from kumiai.node.witnessing import check, last_witnessed, remember
 
-if TYPE_CHECKING:
-    import httpx
-
 EXIT_SPLIT_VIEW = 3
 EXIT_UNTRUSTED = 4
 PEERS_FILE = "witness-peers.json"
 PEERS_TYPE, PEERS_VERSION = "kumiai.witness-peers", 1
 EVIDENCE_FOLDER = "split-views"
 EVIDENCE_TYPE, EVIDENCE_VERSION = "kumiai.split-view", 1
-MEMBER_HEADER = "X-Kumiai-Member"
 
 
 def _head_document(head: TreeHead) -> dict[str, Any]:
@@ -47,91 +44,48 @@ def _head_document(head: TreeHead) -> dict[str, Any]:
 # -- the coordinator, over HTTPS -----------------------------------------------------------
 
 
-class CoordinatorClient:
-    """The node's minimal HTTPS client: the consortium's CA pinned, nothing else trusted.
-
-    Kept small and in one place so that the signed-request client can replace it. Until
-    then the member's name travels unauthenticated in a header; what authenticates a
-    published cosignature is its signature.
+class WitnessChannel:
+    """What a witness asks the coordinator, over the node's one client
+    (`kumiai.adapters.coordinator_client`: the consortium's CA alone trusted, every request
+    signed with the member's key). A refusal is said as the coordinator's refusal of what the
+    witness asked for; a refused consistency proof is evidence, so it is returned, not raised.
     """
 
-    def __init__(self, url: str, ca: Path, member: str, timeout: float = 15.0) -> None:
-        import ssl
-
-        import httpx
-
-        if not url.startswith("https://"):
-            raise InvalidInput(
-                f"--coordinator {url!r}: the coordinator is reached over TLS only; "
-                "give https://HOST:PORT"
-            )
-        if not ca.is_file():
-            raise InvalidInput(
-                f"CA certificate {ca} does not exist; copy the consortium's CA (the "
-                "coordinator's tls/ca.pem) to this machine and give it with --ca"
-            )
-        try:
-            context = ssl.create_default_context(cafile=str(ca))
-        except ssl.SSLError as exc:
-            raise InvalidInput(f"{ca} is not a PEM CA certificate ({exc})") from None
-        self.url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.url, verify=context, timeout=timeout, headers={MEMBER_HEADER: member}
-        )
+    def __init__(self, client: CoordinatorClient) -> None:
+        self.client = client
+        self.url = client.url
 
     def close(self) -> None:
-        self._http.close()
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> "httpx.Response":
-        import httpx
-
-        try:
-            return self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise StateError(
-                f"cannot reach the coordinator at {self.url} ({exc}); check the address, that "
-                "it serves, and that --ca is the consortium's CA"
-            ) from None
-
-    @staticmethod
-    def _error(response: "httpx.Response") -> str:
-        try:
-            return str(response.json()["error"])
-        except (ValueError, KeyError, TypeError):
-            return response.text[:200]
+        self.client.close()
 
     def _json(self, path: str, what: str) -> Any:
-        response = self._call("GET", path)
-        if response.status_code != 200:
-            raise StateError(
-                f"the coordinator refused {what} ({response.status_code}: {self._error(response)})"
-            )
-        try:
-            return response.json()
-        except ValueError:
-            raise StateError(f"the coordinator's {what} is not JSON") from None
+        status, document = self.client.answer("GET", path)
+        if status != 200:
+            raise StateError(f"the coordinator refused {what} ({_refusal(status, document)})")
+        if document is None:
+            raise StateError(f"the coordinator's {what} is not JSON")
+        return document
 
     def head(self) -> TreeHead:
         return TreeHead.from_document(self._json("/ledger/head", "its latest tree head"))
 
     def consistency(self, old: int, new: int) -> tuple[list[bytes] | None, str | None]:
         """(proof, None), or (None, why) when the coordinator gives none it can parse."""
-        response = self._call("GET", "/ledger/consistency", params={"old": old, "new": new})
-        if response.status_code != 200:
-            return None, f"{response.status_code}: {self._error(response)}"
+        status, document = self.client.answer("GET", "/ledger/consistency", old=old, new=new)
+        if status != 200:
+            return None, _refusal(status, document)
         try:
-            path = response.json()["path"]
-            return [bytes.fromhex(p) for p in path], None
+            return [bytes.fromhex(p) for p in document["path"]], None
         except (ValueError, KeyError, TypeError):
             return None, "the proof it sent is malformed"
 
     def publish(self, witness: str, head: TreeHead, signature: str) -> None:
         body = {"witness": witness, "head": _head_document(head), "signature": signature}
-        response = self._call("POST", "/witness/cosignatures", json=body)
-        if response.status_code != 200:
+        status, document = self.client.answer("POST", "/witness/cosignatures", document=body)
+        if status != 200:
             raise StateError(
                 f"the coordinator refused this node's cosignature on head {head.size} "
-                f"({response.status_code}: {self._error(response)})"
+                f"({_refusal(status, document)})"
             )
 
     def cosigned(self) -> list[Any]:
@@ -139,6 +93,17 @@ class CoordinatorClient:
         if not isinstance(listed, list):
             raise StateError("the coordinator's list of cosigned heads is not a JSON list")
         return listed
+
+
+def _refusal(status: int, document: Any) -> str:
+    """`404: its error`, as a refusal is kept in evidence and said to the steward."""
+    said = document.get("error") if isinstance(document, dict) else None
+    return f"{status}: {said if said is not None else 'no error given'}"
+
+
+def open_channel(node: NodeHome, url: str, ca: Path) -> WitnessChannel:
+    """The node's signed client to the coordinator at `url`, trusting the CA at `ca` alone."""
+    return WitnessChannel(CoordinatorClient(url, ca_cert=ca, key=node.private_key()))
 
 
 # -- what this node remembers of the other witnesses --------------------------------------
@@ -282,7 +247,7 @@ def write_evidence(
     return path
 
 
-def witness_round(node: NodeHome, client: CoordinatorClient) -> RoundReport:
+def witness_round(node: NodeHome, client: WitnessChannel) -> RoundReport:
     """Witness the coordinator's latest head, publish the cosignature, compare with the others."""
     me = node.member_name
     coordinator_key = node.coordinator_key()
@@ -321,7 +286,7 @@ def _untrusted(witness: str, size: int | None, why: str) -> PeerVerdict:
 
 def _compare_with_peers(
     node: NodeHome,
-    client: CoordinatorClient,
+    client: WitnessChannel,
     head: TreeHead,
     own_signature: str,
     coordinator_key: str,
@@ -371,7 +336,7 @@ def _compare_with_peers(
 
 def _compare_one(
     node: NodeHome,
-    client: CoordinatorClient,
+    client: WitnessChannel,
     book: PeerBook,
     head: TreeHead,
     own_signature: str,

@@ -28,7 +28,7 @@ from kumiai.domain.errors import DataError, InvalidInput, NotFound, StateError, 
 from kumiai.domain.invitation import check_trust, read_token
 from kumiai.domain.job import parse_job_kinds
 from kumiai.domain.ledger import Entry
-from kumiai.domain.motion import choice_of
+from kumiai.domain.motion import choice_of, shown_digest
 from kumiai.domain.schema import ColumnType, parse_target
 from kumiai.node.home import NodeHome
 from kumiai.node.port import LocalDataset, LocalNode
@@ -44,6 +44,11 @@ class Intent:
     kind: str
     payload: dict[str, Any]
     agreement: dict[str, Any] | None = None  # agreement terms that must match, if one is signed
+    then: tuple["Intent", ...] = ()  # further entries the same act writes, each checked so
+
+    def meant(self, kind: object) -> "Intent":
+        """The intent for an entry of `kind`: this one, or one of the entries that follow."""
+        return next((i for i in self.then if i.kind == kind), self)
 
 
 def _pinned(root: Path) -> dict[str, str]:
@@ -141,6 +146,7 @@ def _check_intent(member: str, intent: Intent, what: str, document: dict[str, An
                 "refused, nothing signed"
             )
         return
+    intent = intent.meant(document.get("kind"))
     wrong = [
         k for k, v in {"actor": member, "kind": intent.kind}.items() if document.get(k) != v
     ] + [
@@ -406,13 +412,27 @@ def request_data(
 
 
 def propose_project(
-    root: Path, name: str, *, purpose: str, title: str = "", members: tuple[str, ...] = ()
+    root: Path,
+    name: str,
+    *,
+    purpose: str,
+    title: str = "",
+    members: tuple[str, ...] = (),
+    theme: str | None = None,
 ) -> dict[str, Any]:
-    """Propose a project in this node's member's name; the node signs only this purpose."""
+    """Propose a project in this node's member's name; the node signs only this purpose and,
+    under `theme`, only the `project.themed` entry putting this project under that theme."""
+    themed = (Intent("project.themed", {"project": name, "theme": theme}),) if theme else ()
     return _act(
         root,
         "/projects",
-        {"name": name, "purpose": purpose, "title": title, "members": list(members)},
+        {
+            "name": name,
+            "purpose": purpose,
+            "title": title,
+            "members": list(members),
+            "theme": theme,
+        },
         lambda member: Intent(
             "project.proposed",
             {
@@ -420,18 +440,36 @@ def propose_project(
                 "purpose": purpose.strip(),
                 "members": sorted({member, *members}),
             },
+            then=themed,
         ),
     )
 
 
-def vote(root: Path, motion: str, choice: str) -> dict[str, Any]:
-    """Cast this seat's vote: the node signs only its own choice on this motion."""
+def show_motion(root: Path, motion: str) -> dict[str, Any]:
+    """The motion as the coordinator shows it, checked: its stated digest must be the one
+    its content hashes to (`domain.motion.shown_digest`), so what the steward reads is what
+    the node pins when it votes."""
+    client, _ = client_for(root)
+    with client:
+        shown = dict(client.get(f"/motions/{motion}"))
+    if shown.get("id") != motion:
+        raise StateError(f"the coordinator showed motion {shown.get('id')!r} for {motion!r}")
+    shown_digest(shown)
+    return shown
+
+
+def vote(root: Path, motion: str, choice: str, pinned: str) -> dict[str, Any]:
+    """Cast this seat's vote on the motion whose digest `pinned` is (the one `show_motion`
+    showed the steward): the node signs only its own choice on exactly that content, and the
+    coordinator refuses it if the motion as recorded is another."""
     picked = choice_of(choice).value
     return _act(
         root,
         f"/motions/{motion}/votes",
-        {"choice": picked},
-        lambda member: Intent("motion.voted", {"motion": motion, "choice": picked}),
+        {"choice": picked, "digest": pinned},
+        lambda member: Intent(
+            "motion.voted", {"motion": motion, "choice": picked, "digest": pinned}
+        ),
     )
 
 
@@ -460,12 +498,17 @@ def rotate_key(root: Path) -> dict[str, Any]:
 
 def set_budget(root: Path, dataset: str, epsilon: float) -> dict[str, Any]:
     """Set a dataset's lifetime ε here first (the node's guard enforces it from now on), then
-    ask the coordinator to mirror it in its catalogue."""
+    ask the coordinator to mirror it in its catalogue and record it in the ledger: the node
+    signs only a `privacy.budget-set` entry naming its own member, this dataset and exactly
+    this ε, so the coordinator cannot mirror another figure under the node's signature."""
     client, node = client_for(root)
     member = node.home.member_name
     node.dataset(dataset)  # NotFound unless this node holds the dataset
     node.set_budget(dataset, epsilon)
-    intent = Intent("budget.set", {})  # nothing to sign: the signed request is the authority
+    lifetime = node.budget(dataset).lifetime
+    intent = Intent(
+        "privacy.budget-set", {"dataset": dataset, "member": member, "epsilon": lifetime}
+    )
     with client:
         result, _ = run_act(
             client, node, member, f"/datasets/{dataset}/budget", {"epsilon": epsilon}, intent

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from kumiai.adapters.flower.superlink import (
     NODES_FILE,
+    WILDCARDS,
     SuperLink,
     SuperLinkAddress,
     read_registered,
@@ -18,6 +19,8 @@ from kumiai.adapters.flower.superlink import (
 from kumiai.adapters.flower.supervised import Supervised
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import MemberRow
+from kumiai.adapters.tls import check_server
+from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput
 from kumiai.services.consortium import Consortium
 from kumiai.services.coordinator_tls import serving_files
@@ -40,15 +43,27 @@ def members_without_key(consortium: Consortium) -> list[str]:
 
 
 def registered_ids(consortium: Consortium) -> dict[str, int]:
-    """Member -> node id, as THIS coordinator registered the member's key at its SuperLink's
-    start: the only ids a job is sent to (a name on the SuperLink is anyone's to claim)."""
+    """Member -> node id, as THIS coordinator registered the member's key (at its SuperLink's
+    start, then as members join): the only ids a job is sent to (a name on the SuperLink is
+    anyone's to claim)."""
     return read_registered(Path(consortium.home) / SUPERLINK_FOLDER / NODES_FILE)
 
 
 def superlink_for(consortium: Consortium, port: int, host: str = "127.0.0.1") -> SuperLink:
     """A SuperLink over the coordinator's TLS files (refused until `coordinator init`)."""
+    files = serving_files(consortium.home)
+    if host in WILDCARDS:  # then the coordinator dials it over loopback, under that name
+        try:
+            check_server(files, "127.0.0.1", utc_now())
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"--host {host!r} listens on every address, and the coordinator then reaches "
+                f"its SuperLink at 127.0.0.1, which its certificate must name ({exc}); listen "
+                "on the name the members dial (--host NAME), or add 127.0.0.1 to your "
+                "certificate"
+            ) from None
     return SuperLink(
-        tls=serving_files(consortium.home),
+        tls=files,
         folder=Path(consortium.home) / SUPERLINK_FOLDER,
         host=host,
         port=port,
@@ -64,9 +79,17 @@ def superlink_address(consortium: Consortium, text: str) -> SuperLinkAddress:
 
 
 def start_superlink(consortium: Consortium, port: int, host: str = "127.0.0.1") -> SuperLink:
-    """Start it, wait until it answers over TLS, and register every member's node key."""
+    """Start it, wait until it answers over TLS, and register every member's node key (by
+    the same rules `coordinator serve` then keeps them with: `services.node_admission`)."""
+    from kumiai.services.node_admission import admit_members  # it reads node_keys from here
+
     link = superlink_for(consortium, port, host)
-    link.start(node_keys(consortium))
+    link.start({})
+    try:
+        admit_members(consortium, link)
+    except BaseException:
+        link.stop()
+        raise
     return link
 
 

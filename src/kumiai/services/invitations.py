@@ -21,6 +21,7 @@ from kumiai.services.consortium import Consortium
 from kumiai.services.coordinator_tls import serving_files
 from kumiai.services.ledger import Act
 from kumiai.services.members import MemberInfo, join, require_admission
+from kumiai.services.node_admission import members_changed
 from kumiai.services.signed_acts import SignThis, Submission, run_signed
 
 
@@ -120,11 +121,14 @@ def join_with_invitation(
     if supernode_key is not None:
         supernode_key = checked_supernode_key(supernode_key)
     submission = Submission(invitation.member, public_key, signatures, at)
-    return run_signed(
+    joined = run_signed(
         consortium,
         submission,
         lambda: _redeem(consortium, invitation, public_key, supernode_key),
     )
+    if isinstance(joined, MemberInfo):
+        members_changed()  # a running SuperLink admits the new node now
+    return joined
 
 
 def trust_anchors(consortium: Consortium) -> dict[str, str]:

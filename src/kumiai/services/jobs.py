@@ -28,6 +28,7 @@ from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import KumiaiError
 from kumiai.domain.job import JobStatus
 from kumiai.domain.ledger import COORDINATOR
+from kumiai.domain.releasing import AWAITING_NODE, ENDED
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get
@@ -148,6 +149,10 @@ class HeldReservation:
     dataset: str
     member: str
     reason: str
+    awaiting_node: bool = False  # the member's node is on its own machine and releases it
+
+
+AWAITING_REASON = "released by the node when it next checks in: kumiai node release"
 
 
 def recover_interrupted_jobs(consortium: Consortium) -> list[str]:
@@ -179,19 +184,25 @@ def release_privacy(consortium: Consortium, job_id: str) -> list[HeldReservation
     coordinator asks each node through its port; the node records the release itself, in
     its own signed log. Each node is released on its own: one whose log does not verify
     keeps its reservation (returned, and retried by the next recovery) and never blocks
-    the others, nor the consortium's next job.
+    the others, nor the consortium's next job. A node on its own machine cannot be asked:
+    its row waits for the node to release and report (`services.releasing`), and is
+    returned as awaiting its node, not as an error.
     """
     with transaction(consortium.sessions) as session:  # kept even if a release fails
         reconcile_spend(consortium, session, job_id)
     with transaction(consortium.sessions) as session:
         rows = session.scalars(
             select(PrivacySpendRow).where(
-                PrivacySpendRow.job_id == job_id, PrivacySpendRow.status != "ended"
+                PrivacySpendRow.job_id == job_id, PrivacySpendRow.status != ENDED
             )
         )
         pending = [(row.dataset, get(session, DatasetRow, row.dataset).member) for row in rows]
     held = []
     for dataset, member in pending:
+        if not consortium.node_is_here(member):
+            _await_node(consortium, job_id, dataset)
+            held.append(HeldReservation(job_id, dataset, member, AWAITING_REASON, True))
+            continue
         try:
             consortium.node(member).release_privacy(dataset, job_id)
         except KumiaiError as exc:
@@ -200,28 +211,35 @@ def release_privacy(consortium: Consortium, job_id: str) -> list[HeldReservation
         with transaction(consortium.sessions) as session:
             row = session.get(PrivacySpendRow, (job_id, dataset))
             assert row is not None  # read above; rows are never deleted
-            row.status = "ended"
+            row.status = ENDED
     return held
+
+
+def _await_node(consortium: Consortium, job_id: str, dataset: str) -> None:
+    with transaction(consortium.sessions) as session:
+        row = session.get(PrivacySpendRow, (job_id, dataset))
+        assert row is not None  # read above; rows are never deleted
+        row.status = AWAITING_NODE
 
 
 def held_reservations(consortium: Consortium) -> list[HeldReservation]:
     """Reservations of jobs that are over but whose node has not released them."""
     with transaction(consortium.sessions) as session:
-        return [
-            HeldReservation(
-                row.job_id,
-                row.dataset,
-                get(session, DatasetRow, row.dataset).member,
-                "its release failed; `kumiai jobs --recover` retries it",
-            )
-            for row in _held_rows(session)
-        ]
+        return [_held(session, row) for row in _held_rows(session)]
+
+
+def _held(session: Session, row: PrivacySpendRow) -> HeldReservation:
+    member = get(session, DatasetRow, row.dataset).member
+    if row.status == AWAITING_NODE:
+        return HeldReservation(row.job_id, row.dataset, member, AWAITING_REASON, True)
+    reason = "its release failed; `kumiai jobs --recover` retries it"
+    return HeldReservation(row.job_id, row.dataset, member, reason)
 
 
 def _held_rows(session: Session) -> list[PrivacySpendRow]:
     over = select(JobRow.id).where(JobRow.status != JobStatus.RUNNING.value)
     query = select(PrivacySpendRow).where(
-        PrivacySpendRow.status != "ended", PrivacySpendRow.job_id.in_(over)
+        PrivacySpendRow.status != ENDED, PrivacySpendRow.job_id.in_(over)
     )
     return list(session.scalars(query))
 

@@ -60,6 +60,8 @@ def join(
 
     Also the path a spin-out takes when its create-spinout motion passes (services.spinouts).
     """
+    if supernode_key is not None:
+        _refuse_a_held_supernode_key(session, supernode_key)
     node = consortium.node(name)
     public = node.join(name, kind.value, consortium.coordinator_public_key())
     row = MemberRow(
@@ -79,6 +81,19 @@ def join(
         payload["supernode_key"] = supernode_key
     consortium.ledger.append(session, Act(name, "member.joined", payload, member=name))
     return row
+
+
+def _refuse_a_held_supernode_key(session: Session, supernode_key: str) -> None:
+    """Each node makes its own SuperNode key: one another member holds (it is public, in
+    that member's `member.joined` entry) is refused, or one node would answer for two."""
+    holder = session.scalars(
+        select(MemberRow.name).where(MemberRow.supernode_key == supernode_key)
+    ).first()
+    if holder is not None:
+        raise InvalidInput(
+            f"that SuperNode key is already {holder!r}'s; each node joins with the key it made "
+            "in its own home (NODE_HOME/supernode/supernode_auth.pub, made by kumiai node init)"
+        )
 
 
 def _supernode_key(node: NodePort) -> str | None:

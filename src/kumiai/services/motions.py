@@ -23,6 +23,7 @@ from kumiai.domain.motion import (
     Choice,
     Motion,
     Tally,
+    check_pinned,
     check_vote,
     choice_of,
     propose,
@@ -196,8 +197,16 @@ def _project(motion: Motion) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def cast_vote(consortium: Consortium, motion_id: str, member: str, choice: str) -> MotionInfo:
-    """The member's node signs its vote over the motion's digest."""
+def cast_vote(
+    consortium: Consortium,
+    motion_id: str,
+    member: str,
+    choice: str,
+    pinned: str | None = None,
+) -> MotionInfo:
+    """The member's node signs its vote over the motion's digest. `pinned` is the digest a
+    node on its own machine computed from the motion it showed its steward: the vote is
+    refused unless it is the motion as recorded (domain.motion.check_pinned)."""
     picked = choice_of(choice)
     with transaction(consortium.sessions) as session:
         row = _get(session, motion_id)
@@ -206,6 +215,8 @@ def cast_vote(consortium: Consortium, motion_id: str, member: str, choice: str) 
         charter = charter_version(session, row.charter_version)
         now = utc_now()
         check_vote(charter, motion, member, _votes(session, row.id), now, row.status != "open")
+        if pinned is not None:
+            check_pinned(motion, row.digest, pinned)
         session.add(VoteRow(motion=row.id, member=member, choice=picked.value, cast_at=now))
         session.flush()
         payload = {"motion": row.id, "digest": row.digest, "choice": picked.value}

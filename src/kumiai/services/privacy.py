@@ -11,9 +11,11 @@ from dataclasses import dataclass, field, replace
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import DatasetRow, PrivacySpendRow
 from kumiai.domain.errors import InvalidInput
-from kumiai.domain.privacy import PrivacyPlan
+from kumiai.domain.privacy import PrivacyPlan, check_lifetime
+from kumiai.domain.releasing import HOLDING
 from kumiai.domain.training import TrainingSettings, plan_privacy_for
 from kumiai.services.consortium import Consortium
+from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get, project_datasets
 
 
@@ -92,13 +94,26 @@ def plan_privacy(
     return plan_job_privacy(consortium, project, settings).plans
 
 
+BUDGET_SET = "privacy.budget-set"
+
+
 def set_budget(consortium: Consortium, dataset: str, epsilon: float) -> float:
-    """The steward sets a dataset's lifetime ε budget on its own node; the catalogue mirrors it."""
+    """The steward sets a dataset's lifetime ε budget on its own node; the catalogue mirrors
+    it, and the steward's node signs the figure into the ledger (`privacy.budget-set`) in the
+    same transaction, so the mirror can never show a budget the node did not set.
+
+    A node on its own machine set the budget in its home before it asked (SubmittedNode), so
+    the figure is checked here as well: the coordinator never mirrors a meaningless one."""
+    lifetime = check_lifetime(epsilon)
     with transaction(consortium.sessions) as session:
         row = get(session, DatasetRow, dataset)
-        consortium.node(row.member).set_budget(dataset, epsilon)
-        row.epsilon_budget = float(epsilon)
-        return row.epsilon_budget
+        consortium.node(row.member).set_budget(dataset, lifetime)
+        row.epsilon_budget = lifetime
+        payload = {"dataset": dataset, "member": row.member, "epsilon": lifetime}
+        consortium.ledger.append(
+            session, Act(row.member, BUDGET_SET, payload, member=row.member, dataset=dataset)
+        )
+        return lifetime
 
 
 @dataclass
@@ -130,7 +145,7 @@ def budgets(consortium: Consortium) -> list[BudgetLine]:
         for spend in all_rows(session, PrivacySpendRow, PrivacySpendRow.job_id):
             line = lines[spend.dataset]
             line.spent += spend.spent
-            if spend.status == "running":
+            if spend.status in HOLDING:
                 line.committed += max(spend.planned - spend.spent, 0.0)
             line.by_project[spend.project] = line.by_project.get(spend.project, 0.0) + spend.spent
             line.by_level[spend.level] = line.by_level.get(spend.level, 0.0) + spend.spent

@@ -14,6 +14,7 @@ from kumiai.adapters.storage.schema import (
     MotionRow,
     ProjectMemberRow,
     ProjectRow,
+    ThemeRow,
 )
 from kumiai.domain.charter import Decision
 from kumiai.domain.clock import utc_now
@@ -89,6 +90,8 @@ def propose_project(
     with transaction(consortium.sessions) as session:
         if session.get(ProjectRow, name) is not None:
             raise InvalidInput(f"project {name!r} already exists; choose another name")
+        if theme is not None:
+            get(session, ThemeRow, theme)  # before anything is written or signed
         for member in {proposed_by, *members}:
             get(session, MemberRow, member)
         row = ProjectRow(

@@ -28,7 +28,11 @@ def logged_spend(consortium: Consortium, member: str, dataset: str, job_id: str)
     The one place this module reaches a node (through its port: the node's budget). None
     when the node holds nothing for the job, or its log does not verify: a damaged log
     proves no spend, and the node itself refuses further DP work until it is restored.
+    None too for a node on its own machine: it reports its spend itself when it releases
+    (`kumiai node release`, services.releasing).
     """
+    if not consortium.node_is_here(member):
+        return None
     try:
         return consortium.node(member).budget(dataset).jobs.get(job_id)
     except KumiaiError:

@@ -238,8 +238,11 @@ def propose_at_node(
     title: str,
     purpose: str,
     members: tuple[str, ...],
+    theme: str | None = None,
 ) -> ProjectInfo | SignThis:
-    """A researcher's node proposes a project, always in its own member's name."""
+    """A researcher's node proposes a project, always in its own member's name; under
+    `theme`, its node also signs the `project.themed` entry that follows (as `kumiai project
+    propose --theme`)."""
     return run_signed(
         consortium,
         submission,
@@ -250,17 +253,22 @@ def propose_at_node(
             purpose=purpose,
             proposed_by=submission.member,
             members=members,
+            theme=theme,
         ),
     )
 
 
 def vote_at_node(
-    consortium: Consortium, submission: Submission, motion_id: str, choice: str
+    consortium: Consortium, submission: Submission, motion_id: str, choice: str, pinned: str
 ) -> MotionInfo | SignThis:
-    """A board seat's vote, signed at the seat's own node; a second vote is refused by
-    `domain.motion.check_vote`, as in the one-directory mode."""
+    """A board seat's vote, signed at the seat's own node over the digest of the motion it
+    showed its steward (`pinned`): refused unless that is the motion as recorded
+    (`domain.motion.check_pinned`). A second vote is refused by `domain.motion.check_vote`,
+    as in the one-directory mode."""
     return run_signed(
-        consortium, submission, lambda: cast_vote(consortium, motion_id, submission.member, choice)
+        consortium,
+        submission,
+        lambda: cast_vote(consortium, motion_id, submission.member, choice, pinned=pinned),
     )
 
 
@@ -288,8 +296,8 @@ def budget_at_node(
     consortium: Consortium, submission: Submission, dataset: str, epsilon: float
 ) -> float | SignThis:
     """The steward's node set its dataset's lifetime ε in its own home, where its guard
-    enforces it; the catalogue mirrors it. No entry is signed (as `kumiai budget set`): the
-    node's signed request, its nonce spent, is the authority, and only its own dataset."""
+    enforces it; the catalogue mirrors it with the `privacy.budget-set` entry the node signs
+    (as `kumiai budget set`), for its own dataset only."""
     with transaction(consortium.sessions) as session:
         steward = get(session, DatasetRow, dataset).member
     require_own(submission.member, steward, f"dataset {dataset}")

@@ -304,10 +304,13 @@ def read_pinned_keys(path: Path | None) -> dict[str, str]:
         raise InvalidInput(f"keys file {path} cannot be used: {exc}") from None
 
 
-def verify_export(path: Path, keys_file: Path | None = None) -> AuditReport:
-    return audit(
-        read_export(path), pinned=read_pinned_keys(keys_file), verify_batch=verify_in_parallel
-    )
+def verify_export(
+    path: Path, keys_file: Path | None = None, pinned: dict[str, str] | None = None
+) -> AuditReport:
+    """Verify an export offline; `pinned` adds keys known otherwise (a node's pinned
+    coordinator key) where the keys file names none."""
+    keys = {**(pinned or {}), **read_pinned_keys(keys_file)}
+    return audit(read_export(path), pinned=keys, verify_batch=verify_in_parallel)
 
 
 def verify_ledger(consortium: Consortium, keys_file: Path | None = None) -> AuditReport:

@@ -21,11 +21,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kumiai.adapters.files import write_atomic
 from kumiai.adapters.flower.supervised import Supervised, flower_environment
 from kumiai.adapters.tls import ServerFiles
 from kumiai.domain.errors import InvalidInput, KumiaiError
+from kumiai.domain.node_admission import RegisteredNode
 
 READY_SECONDS = 60.0
+WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 NODES_FILE = "nodes.json"  # member -> the Flower node id its key got from this coordinator
 
 
@@ -102,6 +105,40 @@ def register_node(link: SuperLinkAddress, openssh_line: str, name: str) -> int:
     return int(reply.node_id)
 
 
+def unregister_node(link: SuperLinkAddress, node_id: int) -> None:
+    """Unregister one node: Flower refuses its key from then on (activation and every call),
+    and never lets that key be registered again at this SuperLink."""
+    from flwr.proto.control_pb2 import UnregisterNodeRequest
+
+    client = control_client(link)
+    try:
+        client.UnregisterNode(UnregisterNodeRequest(node_id=node_id))
+    finally:
+        client.close()
+
+
+def live_nodes(link: SuperLinkAddress) -> list[RegisteredNode]:
+    """Every node the SuperLink admits now (unregistered ones left out), its key as PEM."""
+    from flwr.proto.control_pb2 import ListNodesRequest
+    from flwr.supercore.constant import NodeStatus
+
+    client = control_client(link)
+    try:
+        reply = client.ListNodes(ListNodesRequest())
+    finally:
+        client.close()
+    return [
+        RegisteredNode(int(n.node_id), n.name, canonical_key(n.public_key))
+        for n in reply.nodes_info
+        if n.status != NodeStatus.UNREGISTERED
+    ]
+
+
+def canonical_key(public_key: bytes) -> str:
+    """A SuperNode key as Flower holds it (PEM), as text: how node keys are compared."""
+    return public_key.decode("ascii", errors="replace").strip()
+
+
 def registered_nodes(link: SuperLinkAddress) -> dict[int, str]:
     """Node id -> name, of every SuperNode key the SuperLink accepts."""
     from flwr.proto.control_pb2 import ListNodesRequest
@@ -116,8 +153,7 @@ def registered_nodes(link: SuperLinkAddress) -> dict[int, str]:
 
 def write_registered(path: Path, nodes: dict[str, int]) -> None:
     """Record member -> node id as the coordinator registered them (readable by it only)."""
-    path.write_text(json.dumps(nodes, sort_keys=True))
-    path.chmod(0o600)
+    write_atomic(path, json.dumps(nodes, sort_keys=True).encode(), mode=0o600)
 
 
 def read_registered(path: Path) -> dict[str, int]:
@@ -155,7 +191,10 @@ class SuperLink:
 
     @property
     def address(self) -> SuperLinkAddress:
-        return SuperLinkAddress(self.host, self.port, self.tls.ca_cert)
+        """Where the coordinator's own processes dial it: loopback when it listens on all
+        addresses (a wildcard is no name a certificate can carry)."""
+        host = "127.0.0.1" if self.host in WILDCARDS else self.host
+        return SuperLinkAddress(host, self.port, self.tls.ca_cert)
 
     @property
     def pid(self) -> int | None:

@@ -19,7 +19,7 @@ from kumiai.domain.roles import Action
 from kumiai.interfaces.api.auth import SignedBeforeBody, allow, http_request
 from kumiai.interfaces.api.context import STORED_INT_MAX, Home, PlainJSON
 from kumiai.interfaces.api.openapi import error_responses
-from kumiai.services import invitations, signed_acts
+from kumiai.services import invitations, releasing, signed_acts
 from kumiai.services.access import Principal, authenticate_new_key
 from kumiai.services.signed_acts import SignThis
 
@@ -89,10 +89,15 @@ class ProjectBody(Round):
     purpose: str
     title: str = ""
     members: list[str] = []
+    theme: str | None = Field(default=None, description="The theme it is put under, if any.")
 
 
 class VoteBody(Round):
     choice: str = Field(description="yes, no or abstain.")
+    digest: str = Field(
+        description="The SHA-256 of the motion as the node showed it to its steward "
+        "(domain.motion.shown_digest); a vote on a motion recorded otherwise is refused."
+    )
 
 
 class BudgetBody(Round):
@@ -237,6 +242,7 @@ def propose(
             title=body.title,
             purpose=body.purpose,
             members=tuple(body.members),
+            theme=body.theme,
         )
     )
 
@@ -249,7 +255,7 @@ def vote(
     caller: Annotated[Principal, allow(Action.MOTION_VOTE)],
 ) -> PlainJSON:
     submission = signed_acts.submitted_by(home, _member(caller), body.signatures, body.at)
-    return answer(signed_acts.vote_at_node(home, submission, motion_id, body.choice))
+    return answer(signed_acts.vote_at_node(home, submission, motion_id, body.choice, body.digest))
 
 
 @router.post("/members/{member}/key", summary="A node rotates its key, the old one vouching")
@@ -275,3 +281,37 @@ def budget(
     if isinstance(epsilon, SignThis):
         return answer(epsilon)
     return answer({"dataset": name, "lifetime": epsilon})
+
+
+class ReleaseBody(Round):
+    spent: float = Field(
+        ge=0, description="The job's ε spent on the dataset, as the node logged it."
+    )
+    rounds: int = Field(ge=0, le=STORED_INT_MAX, description="Its last round spent.")
+    attestation: str = Field(description="The node's signed spend attestation for the dataset.")
+
+
+@router.post(
+    "/jobs/{job_id}/privacy/{dataset}/release",
+    summary="A steward's node released a job's ε in its own spend log",
+    responses=ROUND,
+)
+def release(
+    home: Home,
+    job_id: str,
+    dataset: str,
+    body: ReleaseBody,
+    caller: Annotated[Principal, allow(Action.PRIVACY_RELEASE)],
+) -> PlainJSON:
+    submission = signed_acts.submitted_by(home, _member(caller), body.signatures, body.at)
+    return answer(
+        releasing.release_at_node(
+            home,
+            submission,
+            job_id,
+            dataset,
+            spent=body.spent,
+            rounds=body.rounds,
+            attestation=body.attestation,
+        )
+    )

@@ -22,7 +22,15 @@ from kumiai.domain.errors import (
     StateError,
     Unauthenticated,
 )
-from kumiai.interfaces.api import access, acts, association, governance, ledger, witness
+from kumiai.interfaces.api import (
+    access,
+    acts,
+    association,
+    governance,
+    ledger,
+    reports,
+    witness,
+)
 from kumiai.interfaces.api.context import PlainJSON
 from kumiai.interfaces.api.docs import add_docs
 from kumiai.interfaces.api.openapi import document_errors, error_responses
@@ -108,6 +116,7 @@ def create_app(home: Path, *, dashboard: bool = True, local_operator: bool = Fal
     app.include_router(governance.router)
     app.include_router(association.router)
     app.include_router(ledger.router)
+    app.include_router(reports.router)
     app.include_router(witness.router)
     app.include_router(access.router)
     app.include_router(acts.router)

@@ -1,4 +1,5 @@
-"""The transparency ledger: entries, one entry, proofs, the latest signed head, the export.
+"""The transparency ledger: entries, one entry, proofs, the latest signed head, the export
+and the keys to check it with.
 
 A reader checks what it gets with the domain's Merkle functions (RFC 6962) and the
 coordinator's key, never by trusting this server.
@@ -8,9 +9,10 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
+from kumiai.domain.request_auth import content_digest
 from kumiai.domain.roles import Action
 from kumiai.interfaces.api.auth import allow
 from kumiai.interfaces.api.context import Home, PlainJSON, Seq, reply, stored_int
@@ -113,21 +115,43 @@ def head(home: Home) -> PlainJSON:
     return reply(json.loads(transparency.latest_head(home).to_json()))
 
 
+EXPORT_CHUNK = 64 * 1024
+
+
 @router.get(
     "/export",
     summary="`kumiai ledger export`: the whole log as JSON lines",
-    response_class=Response,
+    response_class=StreamingResponse,
     responses={
         200: {
-            "description": "One signed entry per line, oldest first.",
+            "description": "One signed entry per line, oldest first: the very bytes `kumiai "
+            "ledger export` writes, with their length and SHA-256 (`Content-Digest`, RFC 9530) "
+            "so that a client keeps nothing cut short or altered.",
             "content": {"application/jsonl": {"schema": {"type": "string"}}},
         }
     },
 )
-def export(home: Home) -> Response:
-    data, _ = transparency.export_lines(home)
-    return Response(
-        data,
+def export(home: Home) -> StreamingResponse:
+    data, _ = transparency.export_lines(home)  # one snapshot, read in one transaction
+    chunks = (data[i : i + EXPORT_CHUNK] for i in range(0, len(data), EXPORT_CHUNK))
+    return StreamingResponse(
+        chunks,
         media_type="application/jsonl",
-        headers={"Content-Disposition": 'attachment; filename="ledger-export.jsonl"'},
+        headers={
+            "Content-Disposition": 'attachment; filename="ledger-export.jsonl"',
+            "Content-Length": str(len(data)),
+            "Content-Digest": content_digest(data),
+        },
     )
+
+
+@router.get(
+    "/keys",
+    summary="`kumiai ledger export --keys`: each member's current public key, and the "
+    "coordinator's",
+    responses=ok(dict[str, str]),
+)
+def member_keys(home: Home) -> PlainJSON:
+    """Public like the log, which carries every key already; an auditor should still compare
+    them with keys it got through another channel before pinning them."""
+    return reply(transparency.member_keys(home))

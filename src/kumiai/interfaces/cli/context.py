@@ -74,6 +74,13 @@ def warn_held(held: "Iterable[HeldReservation]") -> None:
     from rich.markup import escape
 
     for h in held:
+        if h.awaiting_node:
+            _consoles()[1].print(
+                f"[yellow]warning:[/] {escape(h.member)}'s node is on its own machine: the ε it "
+                f"reserved for job {escape(h.job)} on {escape(h.dataset)} is {escape(h.reason)}.",
+                highlight=False,
+            )
+            continue
         _consoles()[1].print(
             f"[yellow]warning:[/] {escape(h.member)}'s node still holds the ε it reserved for "
             f"job {escape(h.job)} on {escape(h.dataset)}: {escape(h.reason)}. Check the node's "

@@ -72,10 +72,15 @@ def coordinator_serve(
         return
     from kumiai.interfaces.cli.context import consortium as open_consortium
     from kumiai.services.deployment import members_without_key, start_superlink
+    from kumiai.services.node_admission import AdmissionKeeper
 
     consortium = open_consortium(ctx)
     link = start_superlink(consortium, superlink_port, host)
+    keeper = AdmissionKeeper(
+        consortium, link, lambda line: errors.print(f"SuperLink: {line}", markup=False)
+    )
     try:
+        keeper.start()  # members that join (or change keys) are admitted without a restart
         missing = members_without_key(consortium)
         errors.print(
             f"SuperLink (pid {link.pid}) at {host}:{superlink_port}, TLS, admitting the nodes "
@@ -85,6 +90,7 @@ def coordinator_serve(
         )
         serve(home, host, port)
     finally:
+        keeper.stop()
         link.stop()
 
 

@@ -11,7 +11,13 @@ import typer
 
 from kumiai.interfaces.cli.context import consortium
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
-from kumiai.interfaces.cli.remote import remote_document, remote_fetch
+from kumiai.interfaces.cli.remote import (
+    coordinator_url,
+    pinned_coordinator_key,
+    remote_document,
+    remote_download,
+    remote_fetch,
+)
 
 if TYPE_CHECKING:
     from kumiai.domain.audit import AuditReport
@@ -84,20 +90,44 @@ def export(
     file: Path = typer.Argument(..., help="JSON-lines file to write."),
     keys: Path = typer.Option(None, help="Also write the members' public keys here."),
 ) -> None:
-    """Write the whole ledger (entries, tree heads, cosignatures) as JSON lines."""
+    """Write the whole ledger (entries, tree heads, cosignatures) as JSON lines.
+
+    With --coordinator, the coordinator's export is streamed here: the same bytes, checked
+    against the length and SHA-256 it announced, written only once complete."""
     from kumiai.adapters.files import write_json_atomic
     from kumiai.interfaces.cli.context import console
-    from kumiai.services import transparency
 
-    home = consortium(ctx)
-    count = transparency.export_ledger(home, file)
+    if remote_download("/ledger/export", file) is not None:
+        count = _exported_entries(file)
+        fetched = remote_fetch("/ledger/keys") if keys is not None else None
+        public_keys = fetched.document if fetched else None
+    else:
+        from kumiai.services import transparency
+
+        home = consortium(ctx)
+        count = transparency.export_ledger(home, file)
+        public_keys = transparency.member_keys(home) if keys is not None else None
     console.print(f"Exported {count} entries to [bold]{file}[/].")
     if keys is not None:
-        write_json_atomic(keys, transparency.member_keys(home))
+        write_json_atomic(keys, public_keys)
         console.print(
             f"Public keys written to [bold]{keys}[/] (give them to auditors "
             "through a separate channel)."
         )
+
+
+def _exported_entries(file: Path) -> int:
+    """The number of entries an export's header line announces."""
+    from kumiai.domain.errors import DataError
+
+    with file.open("rb") as handle:
+        try:
+            return int(json.loads(handle.readline())["entries"])
+        except (ValueError, KeyError, TypeError):
+            raise DataError(
+                f"{file} does not start with a ledger export's header; check it with "
+                f"`kumiai ledger verify {file}`"
+            ) from None
 
 
 def _report(report: "AuditReport", source: str, as_json: bool) -> None:
@@ -133,14 +163,33 @@ def verify(
         False, "--json", help="Print the verdict of every entry, head and cosignature as JSON."
     ),
 ) -> None:
-    """Verify every signature, the Merkle tree, every tree head and every cosignature."""
+    """Verify every signature, the Merkle tree, every tree head and every cosignature.
+
+    With --coordinator and no FILE: the coordinator's export, streamed and verified here."""
     from kumiai.services import transparency
 
-    if file is None:
+    if file is None and coordinator_url():
+        _verify_remote(keys, as_json)
+    elif file is None:
         report = transparency.verify_ledger(consortium(ctx), keys)
         _report(report, "this consortium's ledger", as_json)
     else:
         _report(transparency.verify_export(file, keys), str(file), as_json)
+
+
+def _verify_remote(keys: Path | None, as_json: bool) -> None:
+    """The coordinator's ledger, streamed into a temporary export and verified here, offline:
+    nothing the coordinator says about its own ledger is believed, and a node home's pinned
+    coordinator key is held to."""
+    import tempfile
+
+    from kumiai.services import transparency
+
+    with tempfile.TemporaryDirectory(prefix="kumiai-verify-") as folder:
+        export = Path(folder) / "ledger.jsonl"
+        remote_download("/ledger/export", export)
+        report = transparency.verify_export(export, keys, pinned_coordinator_key())
+    _report(report, f"the ledger of {coordinator_url()}", as_json)
 
 
 @ledger_app.command("witness")

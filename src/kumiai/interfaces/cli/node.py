@@ -5,6 +5,7 @@ coordinator's URL and CA are the ones pinned there at `node init`.
 """
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -208,20 +209,39 @@ def node_propose(
     purpose: str = typer.Option(..., help="The purpose stewards will consent to."),
     title: str = typer.Option("", help="A readable title."),
     members_: str = typer.Option("", "--members", help="Participating members: 'a,b,c'."),
+    theme: str = typer.Option(None, help="The theme it is under (see `kumiai theme list`)."),
     home: Path = NODE_HOME,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Propose a research project in this node's member's name."""
+    """Propose a research project in this node's member's name, under a theme if given."""
     from kumiai.node.remote import propose_project
 
     members = tuple(m.strip() for m in members_.split(",") if m.strip())
-    info = propose_project(home, name, purpose=purpose, title=title, members=members)
+    info = propose_project(home, name, purpose=purpose, title=title, members=members, theme=theme)
+    under = f" under theme {theme}" if theme else ""
     _done(
         as_json,
         info,
-        f"Project [bold]{info['name']}[/] proposed by {info['proposed_by']}; the board "
+        f"Project [bold]{info['name']}[/] proposed by {info['proposed_by']}{under}; the board "
         "approves it before any data use.",
     )
+
+
+def _show_motion(shown: dict[str, Any], to_stderr: bool) -> None:
+    """What the steward votes on: the action, its payload, who proposed it, the digest."""
+    import json
+
+    from kumiai.interfaces.cli import context
+
+    out = context.errors if to_stderr else context.console
+    out.print(
+        f"Motion [bold]{shown['id']}[/]: {shown['decision']}, proposed by {shown['proposer']} "
+        f"under charter version {shown['charter_version']}; votes until {shown['closes_at']}"
+    )
+    for key, value in sorted(shown["payload"].items()):
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        out.print(f"  {key}: {text}", markup=False)
+    out.print(f"Digest (what this node signs over): {shown['digest']}")
 
 
 @node_app.command("vote")
@@ -229,12 +249,23 @@ def node_vote(
     motion: str = typer.Argument(...),
     choice: str = typer.Argument(..., help="yes, no or abstain."),
     home: Path = NODE_HOME,
+    yes: bool = typer.Option(False, "--yes", help="Vote without asking to confirm."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Cast this seat's vote on a motion, signed at this node."""
-    from kumiai.node.remote import vote
+    """Show the motion, then cast this seat's vote on exactly what was shown, signed at this
+    node over the motion's digest (a motion changed in between is refused)."""
+    from kumiai.domain.motion import choice_of
+    from kumiai.node.remote import show_motion, vote
 
-    info = vote(home, motion, choice)
+    picked = choice_of(choice).value
+    shown = show_motion(home, motion)
+    _show_motion(shown, to_stderr=as_json)
+    if not yes and not typer.confirm(f"Vote {picked} on {motion}?", err=as_json):
+        from kumiai.interfaces.cli.context import errors
+
+        errors.print(f"Not voted on {motion}: nothing was signed.")
+        raise typer.Exit(1)
+    info = vote(home, motion, picked, shown["digest"])
     _done(
         as_json,
         info,
@@ -273,6 +304,47 @@ def node_rotate_key(home: Path = NODE_HOME, as_json: bool = JSON_OPTION) -> None
         f"{info['name']}'s node now signs with key {info['key_fingerprint']}; the old key "
         f"is kept aside in {home}.",
     )
+
+
+STALE_AFTER_OPTION = typer.Option(
+    86400.0,
+    "--stale-after",
+    min=1.0,
+    help="Seconds a reservation may go unspent before this node releases it, whatever the "
+    "coordinator says of its job (the node's own clock).",
+)
+
+
+@node_app.command("release")
+def node_release(
+    home: Path = NODE_HOME,
+    stale_after: float = STALE_AFTER_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Release the ε this node still holds for jobs that are over, and tell the coordinator."""
+    from datetime import timedelta
+
+    from kumiai.node.releasing import release_finished
+
+    found = release_finished(home, stale_after=timedelta(seconds=stale_after))
+    if as_json:
+        print_json([r.as_dict() for r in found])
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    from kumiai.interfaces.cli.context import console, number
+
+    if not found:
+        console.print("This node holds no ε for any job; nothing to release.")
+        return
+    table = Table("job", "dataset", "reserved", "spent", "released", "why")
+    for r in found:
+        released = ("yes" if r.reported else "yes, not yet reported") if r.released else "no"
+        table.add_row(
+            r.job, r.dataset, number(r.reserved), number(r.spent), released, escape(r.reason)
+        )
+    console.print(table)
 
 
 @node_app.command("ui")

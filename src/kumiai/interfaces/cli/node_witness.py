@@ -1,6 +1,8 @@
 """`kumiai node witness`: a member's node witnesses the coordinator's log over HTTPS.
 
-It runs on the member's own machine with only its node home: it fetches the signed head,
+It runs on the member's own machine with only its node home, through the node's one signed
+client (every request signed with the member's key, the consortium's CA alone trusted): it
+fetches the signed head,
 checks it extends the last head it witnessed, cosigns and publishes it, then compares the
 heads the other witnesses cosigned (kumiai.node.gossip). Exit codes: 0 one log; 3 split
 view, with the evidence in NODE_HOME/split-views/; 4 untrusted (something does not verify,
@@ -43,7 +45,7 @@ def witness(
     import time
 
     from kumiai.domain.errors import InvalidInput, KumiaiError
-    from kumiai.node.gossip import CoordinatorClient, witness_round
+    from kumiai.node.gossip import open_channel, witness_round
     from kumiai.node.home import NodeHome
 
     if once and every is not None:
@@ -56,7 +58,7 @@ def witness(
         )
     from kumiai.node.remote import pinned_ca, pinned_url
 
-    client = CoordinatorClient(coordinator or pinned_url(home), pinned_ca(home, ca), name)
+    client = open_channel(node, coordinator or pinned_url(home), pinned_ca(home, ca))
     try:
         while True:
             try:

@@ -1,6 +1,7 @@
 """`agreement export|import --odrl`: agreements as ODRL 2.2 policies (docs/odrl.md).
 
-Both only read the consortium. Services and Rich load inside each command.
+Both only read the consortium; the export also reads a remote coordinator's
+(`--coordinator`). Services and Rich load inside each command.
 """
 
 import json
@@ -11,6 +12,7 @@ import typer
 from kumiai.domain.errors import InvalidInput
 from kumiai.interfaces.cli.context import consortium
 from kumiai.interfaces.cli.output import JSON_OPTION, print_json
+from kumiai.interfaces.cli.remote import remote_fetch
 
 ODRL_OPTION = typer.Option(False, "--odrl", help="As an ODRL 2.2 policy (JSON-LD).")
 _ONLY_ODRL = (
@@ -28,9 +30,14 @@ def agreement_export(
     """Export a signed agreement as an ODRL policy, with the steward's signature."""
     if not odrl:
         raise InvalidInput(_ONLY_ODRL)
-    from kumiai.services.odrl import export_odrl
+    fetched = remote_fetch("/agreements/{}/odrl", agreement_id)
+    if fetched is not None:
+        policy = fetched.document
+    else:
+        from kumiai.services.odrl import export_odrl
 
-    text = json.dumps(export_odrl(consortium(ctx), agreement_id), indent=2, ensure_ascii=False)
+        policy = export_odrl(consortium(ctx), agreement_id)
+    text = json.dumps(policy, indent=2, ensure_ascii=False)
     if out is None:
         print(text)
         return

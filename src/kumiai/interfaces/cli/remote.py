@@ -85,6 +85,50 @@ def remote_fetch(route: str, *parts: str, **params: str | None) -> Fetched | Non
         return Fetched(client.get(path, **params))
 
 
+def coordinator_url() -> str | None:
+    """The remote coordinator set by `--coordinator` or `KUMIAI_COORDINATOR`, if any."""
+    return setting("coordinator", COORDINATOR_SETTING)
+
+
+def pinned_coordinator_key() -> dict[str, str]:
+    """{"coordinator": key} as the node home in `KUMIAI_NODE_HOME` pinned it at joining, so
+    that a log re-signed under another key fails verification; {} for a key-file reader."""
+    node_home = os.environ.get(NODE_HOME_SETTING)
+    if not node_home:
+        return {}
+    from kumiai.node.home import NodeHome
+
+    return {"coordinator": NodeHome(Path(node_home)).coordinator_key()}
+
+
+def remote_download(route: str, file: Path, *parts: str) -> int | None:
+    """Stream the coordinator's `route` into `file` (whole and checked, or not at all), with a
+    progress bar on stderr; the bytes written, or None when no remote coordinator is set."""
+    url = coordinator_url()
+    if not url:
+        return None
+    path = route.format(*(quote(p, safe="") for p in parts))
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from kumiai.interfaces.cli.context import errors
+
+    with (
+        _reader(url) as client,
+        Progress(
+            "{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=errors,
+            transient=True,
+        ) as bar,
+    ):
+        task = bar.add_task(f"{url}{path}", total=None)
+        return client.download(
+            path, file, lambda done, total: bar.update(task, completed=done, total=total)
+        )
+
+
 def remote_document(as_json: bool, route: str, *parts: str, **params: str | None) -> bool:
     """Print the coordinator's document for `route` and say so; False when no remote
     coordinator is set, so the command reads its local home."""

@@ -1,10 +1,12 @@
 """`kumiai report`: the investor, member or board report, from the verified ledger.
 
-A thin call into services.report; it imports the service, the renderers and Rich inside
-the command, so `--help` loads none of them.
+A thin call into services.report (with --coordinator, into the coordinator's `/report`,
+rendered here); it imports the service, the renderers and Rich inside the command, so
+`--help` loads none of them.
 """
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -26,6 +28,28 @@ def _format(fmt: str | None, as_json: bool, output: Path | None) -> str:
     if fmt not in FORMATS:
         raise InvalidInput(f"--format {fmt!r} is not a format; choose one of {', '.join(FORMATS)}")
     return fmt
+
+
+def _remote_report(
+    audience: str, member: str | None, day: str | None, keys: Path | None
+) -> dict[str, Any] | None:
+    """The coordinator's report document (`/report`), or None when no coordinator is set."""
+    from kumiai.interfaces.cli.remote import coordinator_url, remote_fetch
+
+    url = coordinator_url()
+    if url is None:
+        return None
+    if keys is not None:
+        from kumiai.domain.errors import InvalidInput
+
+        raise InvalidInput(
+            f"--keys pins keys for a verification made here, but with --coordinator {url} the "
+            "coordinator verifies its own ledger; to verify here, run `kumiai ledger export "
+            "FILE --coordinator URL`, then `kumiai report --export FILE --keys KEYS`"
+        )
+    fetched = remote_fetch("/report", audience=audience, member=member, date=day)
+    assert fetched is not None
+    return dict(fetched.document)
 
 
 def report(
@@ -61,6 +85,8 @@ def report(
         document = reports.report_from_export(
             export, audience, member=member, on=on, keys_file=keys
         )
+    elif (fetched := _remote_report(audience, member, day, keys)) is not None:
+        document = fetched
     else:
         document = reports.consortium_report(
             consortium(ctx), audience, member=member, on=on, keys_file=keys

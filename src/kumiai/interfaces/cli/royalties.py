@@ -89,6 +89,8 @@ def spinout_show(
     ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
     """One spin-out: founders, origin, the motion that created it, its key."""
+    if remote_document(as_json, "/spinouts/{}", name):
+        return
     from kumiai.services import spinouts
 
     info = spinouts.show_spinout(consortium(ctx), name)
@@ -195,6 +197,8 @@ def licence_show(
     ctx: typer.Context, licence: str = typer.Argument(...), as_json: bool = JSON_OPTION
 ) -> None:
     """One licence: its terms and restrictions, each period's revenue and payouts."""
+    if remote_document(as_json, "/licences/{}", licence):
+        return
     from kumiai.services import licences
 
     info = licences.show_licence(consortium(ctx), licence)

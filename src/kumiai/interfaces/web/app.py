@@ -13,14 +13,23 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from kumiai.domain.errors import KumiaiError
 from kumiai.interfaces.api import app as api  # its error statuses; it mounts this app
-from kumiai.interfaces.web import association, governance, ledger, signin
-from kumiai.interfaces.web.context import PACKAGE, SignInNeeded, current_viewer, page, path_to
+from kumiai.interfaces.web import association, governance, ledger, members, signin
+from kumiai.interfaces.web.context import (
+    ANONYMOUS,
+    PACKAGE,
+    SignInNeeded,
+    current_viewer,
+    page,
+    path_to,
+)
+from kumiai.interfaces.web.errors import UNEXPECTED, invalid_message, log_unexpected
 from kumiai.interfaces.web.policy import HEADERS, POLICY
 from kumiai.interfaces.web.sessions import SessionStore
 from kumiai.services.consortium import Consortium
@@ -32,14 +41,33 @@ __all__ = ["HEADERS", "POLICY", "PREFIX", "add_dashboard", "create_dashboard"]
 async def _error_page(request: Request, exc: Exception) -> Response:
     if isinstance(exc, KumiaiError):
         status, message = api.status_of(exc), str(exc)
+    elif isinstance(exc, RequestValidationError):
+        status, message = 422, f"this address is not valid: {invalid_message(exc)}"
     else:
         assert isinstance(exc, HTTPException)
         status = exc.status_code
         message = f"no page {request.url.path}" if status == 404 else str(exc.detail)
-    viewer = await current_viewer(request)
-    response = page(request, "error.html", viewer, status=status, message=message)
+    return await _render_error(request, status, message)
+
+
+async def _render_error(
+    request: Request, status: int, message: str, reference: str | None = None
+) -> Response:
+    try:
+        viewer = await current_viewer(request)
+    except Exception:  # the failure may be in the session itself: show the page anonymous
+        viewer = ANONYMOUS
+    response = page(
+        request, "error.html", viewer, status=status, message=message, reference=reference
+    )
     response.status_code = status
     return response
+
+
+async def _unexpected_page(request: Request, exc: Exception) -> Response:
+    """The 500 page: a reference id, logged with the traceback; no exception text shown."""
+    reference = log_unexpected(request, exc)
+    return await _render_error(request, 500, UNEXPECTED.format(reference=reference), reference)
 
 
 async def _to_sign_in(request: Request, exc: Exception) -> Response:
@@ -67,15 +95,19 @@ def create_dashboard(consortium: Consortium, *, local_operator: bool = False) ->
     async def _policy(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # a page's handler failed in a way nobody foresaw
+            response = await _unexpected_page(request, exc)
         response.headers.update(HEADERS)
         return response
 
     dashboard.add_exception_handler(KumiaiError, _error_page)
     dashboard.add_exception_handler(HTTPException, _error_page)
+    dashboard.add_exception_handler(RequestValidationError, _error_page)
     dashboard.add_exception_handler(SignInNeeded, _to_sign_in)
     dashboard.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
-    for module in (governance, ledger, association, signin):
+    for module in (governance, ledger, association, members, signin):
         dashboard.include_router(module.router)
     return dashboard
 

@@ -19,8 +19,9 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, pass_context
 from markupsafe import Markup
 
+from kumiai.domain.errors import Forbidden
 from kumiai.domain.ledger import COORDINATOR
-from kumiai.domain.roles import PUBLIC, Action, Role, permits, require
+from kumiai.domain.roles import PUBLIC, Action, Role, permits, require, require_member_record
 from kumiai.interfaces.cli.context import when
 from kumiai.interfaces.web.sessions import SESSION_COOKIE, SessionStore
 from kumiai.services.consortium import Consortium
@@ -70,6 +71,14 @@ class Viewer:
     def may(self, action: Action | str) -> bool:
         taken = Action(action)
         return taken in PUBLIC or any(permits(role, taken) for role in self.roles)
+
+    def may_read_member(self, member: str) -> bool:
+        """Whether this viewer may open `member`'s own page (its steward, board, operator)."""
+        try:
+            require_member_record(self.name, self.member, self.roles, member)
+        except Forbidden:
+            return False
+        return True
 
 
 ANONYMOUS = Viewer("anonymous")

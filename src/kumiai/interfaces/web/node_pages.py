@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from kumiai.domain.errors import Forbidden, KumiaiError, Unauthenticated
 from kumiai.interfaces.web.context import LOOPBACK, PACKAGE, Viewer, templates
+from kumiai.interfaces.web.errors import UNEXPECTED, invalid_message, log_unexpected
 from kumiai.interfaces.web.policy import HEADERS
 from kumiai.interfaces.web.sessions import same_token
 from kumiai.interfaces.web.signin import check_csrf, read_form
@@ -48,7 +51,25 @@ def _render(request: Request, template: str, code: int = 200, **context: Any) ->
 
 
 async def _error(request: Request, exc: Exception) -> Response:
-    return _render(request, "node_error.html", _status(exc), status=_status(exc), message=str(exc))
+    """A refusal, a missing page or a malformed address: what was wrong, and a link back."""
+    if isinstance(exc, KumiaiError):
+        code, message = _status(exc), str(exc)
+    elif isinstance(exc, RequestValidationError):
+        code, message = 422, f"this address is not valid: {invalid_message(exc)}"
+    else:
+        assert isinstance(exc, HTTPException)
+        code = exc.status_code
+        message = f"no page {request.url.path}" if code == 404 else str(exc.detail)
+    return _render(request, "node_error.html", code, status=code, message=message)
+
+
+def _unexpected(request: Request, exc: Exception) -> Response:
+    """The 500 page: a reference id, logged with the traceback; no exception text shown."""
+    reference = log_unexpected(request, exc)
+    message = UNEXPECTED.format(reference=reference)
+    return _render(
+        request, "node_error.html", 500, status=500, message=message, reference=reference
+    )
 
 
 async def _checked_form(request: Request) -> dict[str, str]:
@@ -156,11 +177,15 @@ def create_node_app(
                     NODE_COOKIE, token, httponly=True, samesite="strict", secure=secure
                 )
         else:
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception as exc:  # a page's handler failed in a way nobody foresaw
+                response = _unexpected(request, exc)
         response.headers.update(HEADERS)
         return response
 
-    app.add_exception_handler(KumiaiError, _error)
+    for handled in (KumiaiError, HTTPException, RequestValidationError):
+        app.add_exception_handler(handled, _error)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
 
     @app.get("/", name="node_requests")
