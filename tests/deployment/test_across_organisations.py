@@ -301,7 +301,8 @@ def _assert_the_others_finished(world: Federation, job_id: str, training: Traini
     # stderr: at most one line per node that still holds the ε it reserved (see below)
     stderr = training.stderr.read_text().splitlines()
     held = f"the ε it reserved for job {job_id} on "
-    assert [s for s in stderr if s.startswith("warning: ") and held in s] == stderr, stderr
+    notes = [s for s in stderr if s.startswith(("note: ", "warning: ")) and held in s]
+    assert notes == stderr, stderr
     detail = ok(*home, "job", job_id)
     assert detail["status"] == "completed" and detail["completed_rounds"] == ROUNDS, detail
     sites = {s["dataset"]: (s["status"], s["reason"]) for s in detail["sites"]}

@@ -266,4 +266,4 @@ def test_jobs_recover_keeps_showing_the_row_until_the_node_reports(world: Finish
     )
     assert world.row(DATA_A)[0] == "awaiting-node"
     check_in(world.consortium.member_home(A), world.client(world.key(A)))
-    assert "warning" not in recover() and world.row(DATA_A)[0] == "ended"
+    assert "on its own machine" not in recover() and world.row(DATA_A)[0] == "ended"

@@ -163,6 +163,22 @@ def test_a_key_rotation_changes_which_key_is_valid(consortium: Consortium, tmp_p
     assert any(p.startswith(f"entry {size}") and "registered key" in p for p in problems)
 
 
+def test_the_keys_file_pins_each_member_at_joining_so_a_rotation_still_verifies(
+    consortium: Consortium, tmp_path: Path
+) -> None:
+    """`ledger export --keys` after a rotation: the verifier pins the key a member joined with
+    and follows `member.key-rotated` through the log, so the file must hold the joining key."""
+    joined = keys.public_key_b64(NodeHome(consortium.member_home("lab")).private_key())
+    members.rotate_key(consortium, "lab")
+    pinned = transparency.member_keys(consortium)
+    assert pinned["lab"] == joined
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(json.dumps(pinned))
+    path, _ = _export(consortium, tmp_path)
+    report = transparency.verify_export(path, keys_file)
+    assert report.ok, [str(f) for f in report.findings]
+
+
 def test_a_head_inconsistent_with_an_earlier_one_is_named(
     consortium: Consortium, tmp_path: Path
 ) -> None:

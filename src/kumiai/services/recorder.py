@@ -69,8 +69,16 @@ class JobRecorder:
     def _site(self, session, dataset: str) -> JobSiteRow | None:  # type: ignore[no-untyped-def]
         return session.get(JobSiteRow, (self.job_id, dataset))
 
-    def sites_decided(self, admitted: Collection[str], refused: dict[str, str]) -> None:
+    def sites_decided(
+        self,
+        admitted: Collection[str],
+        refused: dict[str, str],
+        offline: dict[str, str] | None = None,
+    ) -> None:
         """Every site leaves 'pending' here: participating, refused, or absent with a reason.
+
+        `offline` are the sites whose node never answered (`domain.quorum`): refused with
+        that reason, signed by the coordinator, since their node said nothing.
 
         A node whose answer named no dataset (it failed before its guard knew which) cannot be
         matched to a site; the sites left over are marked absent and carry those answers, so
@@ -86,6 +94,11 @@ class JobRecorder:
                 if (row := self._site(session, dataset)) is not None:
                     row.status, row.reason = "refused", reason
                     self._log_refusal(session, row, reason, 0)
+            for dataset, reason in (offline or {}).items():
+                if (row := self._site(session, dataset)) is not None:
+                    row.status, row.reason = "refused", reason
+                    self._log_refusal(session, row, reason, 0, said_by_node=False)
+                    refused[dataset] = reason
             for row in session.scalars(
                 select(JobSiteRow).where(
                     JobSiteRow.job_id == self.job_id, JobSiteRow.status == "pending"
@@ -111,12 +124,19 @@ class JobRecorder:
         if self.progress:
             self.progress.refused(dataset, text, server_round)
 
-    def _log_refusal(self, session: Any, row: JobSiteRow, reason: str, server_round: int) -> None:
+    def _log_refusal(
+        self,
+        session: Any,
+        row: JobSiteRow,
+        reason: str,
+        server_round: int,
+        said_by_node: bool = True,
+    ) -> None:
         """Signed by the refusing member's key: the node, not the coordinator, said no.
 
         A member whose node runs on its own machine (no home here) cannot sign on this side:
         a node that died or went silent said nothing, so the coordinator signs what it saw."""
-        local = self.consortium.node_is_here(row.member)
+        local = said_by_node and self.consortium.node_is_here(row.member)
         payload = {
             "job": self.job_id,
             "dataset": row.dataset,

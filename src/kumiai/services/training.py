@@ -115,7 +115,12 @@ def _start_job(
             session.add(
                 JobSiteRow(job_id=job_id, dataset=d.name, member=d.member, status="pending")
             )
-        job = FederatedJob(signed=signed, agreements=agreements, expected_nodes=len(datasets))
+        job = FederatedJob(
+            signed=signed,
+            agreements=agreements,
+            expected_nodes=len(datasets),
+            members={d.name: d.member for d in datasets},
+        )
         sites = [(consortium.node(d.member), d.name) for d in datasets]
         # The ledger holds the very document the nodes admit, and its signature.
         payload = {"job": job_id, "document": json.loads(signed.to_json())}
@@ -184,7 +189,13 @@ not the simulation's 10 ms; Flower's own HttpGrid waits 3 s."""
 
 
 def nodes_of(members: Iterable[str], consortium: Consortium) -> list[int]:
-    """The Flower node ids of the job's members, as the coordinator registered their keys.
+    """The Flower node ids of the job's members, as the coordinator registered their keys."""
+    return list(node_members(members, consortium))
+
+
+def node_members(members: Iterable[str], consortium: Consortium) -> dict[int, str]:
+    """Each of the job's members by the Flower node id the coordinator registered for it
+    (so a node that never connects can be named).
 
     Not looked up by name on the SuperLink: the ids come from the coordinator's own record of
     what it registered (`services.deployment.registered_ids`). By member name, not by node
@@ -193,7 +204,7 @@ def nodes_of(members: Iterable[str], consortium: Consortium) -> list[int]:
     from kumiai.services.deployment import registered_ids
 
     ids = registered_ids(consortium)
-    return [ids[member] for member in sorted(set(members)) if member in ids]
+    return {ids[member]: member for member in sorted(set(members)) if member in ids}
 
 
 def job_members(consortium: Consortium, job_id: str) -> list[str]:
@@ -218,6 +229,7 @@ def train(
     privacy: JobPrivacy | None = None,
     superlink: SuperLinkAddress | None = None,
     round_timeout: float | None = None,
+    admission_timeout: float | None = None,
 ) -> TrainingOutcome:
     """Run one federated training job for a project on Flower's simulation engine, or, with
     `superlink`, on the deployment engine: the members' nodes run their own SuperNodes
@@ -230,7 +242,10 @@ def train(
     `privacy` is the job's privacy as `services.privacy.plan_job_privacy` planned it for
     these settings (the CLI plans it first to show it); without it, it is planned here.
     `round_timeout` bounds the wait for a round's replies (a node that died is dropped);
-    admission keeps its own, longer wait (a node's first message loads its data).
+    admission keeps its own, longer wait (a node's first message loads its data):
+    `admission_timeout` (default 120 s) bounds how long the job waits for the members'
+    nodes to connect and answer; a node still offline then is recorded as refused,
+    offline, and the job goes on without it if enough others came (`domain.quorum`).
     """
     if superlink is not None and node_mods:
         raise InvalidInput("on the deployment engine each node chooses its own mods")
@@ -256,6 +271,8 @@ def train(
     job.reply_hook = reply_hook
     if round_timeout is not None:
         job.round_timeout = round_timeout
+    if admission_timeout is not None:
+        job.query_timeout = admission_timeout
     recorder = JobRecorder(consortium, job.ticket, progress, settings.dp_level)
     try:
         if superlink is None:
@@ -267,11 +284,8 @@ def train(
             )
         else:
             job.reply_poll, job.one_message_per_round = DEPLOYMENT_REPLY_POLL, True
-            run_deployment(
-                build_server_app(job, recorder),
-                superlink,
-                nodes_of(job_members(consortium, job.ticket.job_id), consortium),
-            )
+            job.nodes = node_members(job_members(consortium, job.ticket.job_id), consortium)
+            run_deployment(build_server_app(job, recorder), superlink, job.nodes)
         if recorder.last is None:
             raise JobFailed("the federation ended without a single evaluated round")
         model_id = _release(consortium, job, recorder, by)

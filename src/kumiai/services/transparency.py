@@ -324,9 +324,21 @@ def verify_ledger(consortium: Consortium, keys_file: Path | None = None) -> Audi
 
 
 def member_keys(consortium: Consortium) -> dict[str, str]:
-    """Current public keys, to hand an auditor as a keys file."""
+    """The keys to hand an auditor as a keys file: each member's key at joining.
+
+    The verifier pins the key a `member.joined` entry names and follows `member.key-rotated`
+    through the log itself, so a member's current key would fail its own join after a rotation.
+    """
     with transaction(consortium.sessions) as session:
         keys = {m.name: m.public_key for m in session.scalars(select(MemberRow))}
+        joins = session.scalars(
+            select(LedgerEntryRow.leaf)
+            .where(LedgerEntryRow.kind == "member.joined")
+            .order_by(LedgerEntryRow.seq)
+        )
+        for leaf in joins:
+            payload = SignedEntry.from_leaf_bytes(leaf).entry.payload
+            keys[payload["member"]] = payload["public_key"]
     return {**keys, "coordinator": consortium.coordinator_public_key()}
 
 

@@ -5,10 +5,13 @@ ServerApp from a FAB: this process submits a run carrying the shim FAB through t
 API, takes the run's ServerApp task from the Runtime API, and runs kumiai's ServerApp (with
 its closures over the job and its recorder) right here, on Flower's `HttpGrid`. The
 ServerApp polls the grid through `StoppableGrid` (push, then pull every `REPLY_POLL`), so
-Flower's 3 s wait in `HttpGrid.send_and_receive` is never used.
+Flower's 3 s wait in `HttpGrid.send_and_receive` is never used. Every call to the
+SuperLink retries a lost link for a bounded time only (`adapters.flower.retry`): a
+coordinator killed mid-job fails the job in seconds, with one clear message.
 """
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -17,6 +20,13 @@ from flwr.app import Message
 from flwr.serverapp import Grid, ServerApp
 
 from kumiai.adapters.flower.grid import DelegatingGrid
+from kumiai.adapters.flower.retry import (
+    HEARTBEAT_RETRY_SECONDS,
+    LINK_LOST_SECONDS,
+    bounded_http_retry_invoker,
+    lost_link,
+    quiet_heartbeat,
+)
 from kumiai.adapters.flower.shim import SHIM_SHA256, shim_fab
 from kumiai.adapters.flower.simulation import quiet
 from kumiai.adapters.flower.superlink import SuperLinkAddress, control_client
@@ -31,9 +41,22 @@ class RegisteredNodes(DelegatingGrid):
     def __init__(self, inner: Grid, node_ids: Iterable[int]) -> None:
         super().__init__(inner)
         self.node_ids = set(node_ids)
+        self.owner = threading.current_thread()  # the one that runs the ServerApp
+        self.listed: list[int] = []
 
     def get_node_ids(self) -> Iterable[int]:
-        return [n for n in self.inner.get_node_ids() if n in self.node_ids]
+        """The registered nodes the SuperLink lists.
+
+        A failure (a lost SuperLink, a grid closed once the job ended) raises in the
+        ServerApp's own thread, which fails the job with one message. Flower's helper thread
+        that polls this for SecAgg+'s client manager gets the last list instead of dying
+        with a traceback on the operator's terminal."""
+        try:
+            self.listed = [n for n in self.inner.get_node_ids() if n in self.node_ids]
+        except Exception:
+            if threading.current_thread() is self.owner:
+                raise
+        return list(self.listed)
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         messages = list(messages)
@@ -43,12 +66,13 @@ class RegisteredNodes(DelegatingGrid):
         return self.inner.push_messages(messages)
 
 
-def _runtime(link: SuperLinkAddress, token: str | None) -> Any:
+def _runtime(
+    link: SuperLinkAddress, token: str | None, retry_seconds: float = LINK_LOST_SECONDS
+) -> Any:
     from flwr.supercore.interceptors import (
         RuntimeTokenHttpInterceptor,
         RuntimeVersionHttpInterceptor,
     )
-    from flwr.supercore.retry import make_simple_http_retry_invoker
     from flwr.supercore.runtime import RuntimeHttpClient
 
     interceptors: list[Any] = [RuntimeVersionHttpInterceptor(component_name="flwr-serverapp")]
@@ -59,7 +83,7 @@ def _runtime(link: SuperLinkAddress, token: str | None) -> Any:
         insecure=False,
         root_certificates=link.root_certificates(),
         interceptors=interceptors,
-        retry_invoker=make_simple_http_retry_invoker(),
+        retry_invoker=bounded_http_retry_invoker(retry_seconds),
     )
 
 
@@ -132,7 +156,7 @@ def run_deployment(
     from flwr.common.constant import SubStatus
     from flwr.common.serde import context_from_proto, context_to_proto, run_from_proto
     from flwr.proto.runtime_pb2 import PullTaskInputRequest, PushTaskOutputRequest
-    from flwr.supercore.heartbeat import HeartbeatSender, make_task_heartbeat_fn_http
+    from flwr.supercore.heartbeat import HeartbeatSender
     from flwr.supercore.task_identity import TaskIdentity
     from flwr.superlink.grid import HttpGrid
 
@@ -142,7 +166,8 @@ def run_deployment(
     task = client.PullTaskInput(PullTaskInputRequest())
     TaskIdentity.task_id, TaskIdentity.run_id = task.task_id, task.run.run_id
     TaskIdentity.node_id = task.context.node_id
-    heartbeat = HeartbeatSender(make_task_heartbeat_fn_http(client))
+    beats = _runtime(link, token, HEARTBEAT_RETRY_SECONDS)  # its stop waits for one call
+    heartbeat = HeartbeatSender(quiet_heartbeat(beats))
     heartbeat.start()
     grid = HttpGrid(
         runtime_api_address=link.address,
@@ -150,7 +175,9 @@ def run_deployment(
         root_certificates=link.root_certificates(),
         token=token,
     )
+    grid._retry_invoker = bounded_http_retry_invoker()  # Flower's retries for ever, then SIGINTs
     status, details, context = SubStatus.FAILED, "kumiai's ServerApp failed", None
+    gone = False  # the SuperLink stopped answering: nothing more to tell it
     try:
         context = context_from_proto(task.context)
         grid.set_run(run_from_proto(task.run))
@@ -159,17 +186,24 @@ def run_deployment(
         status, details = SubStatus.COMPLETED, ""
     except BaseException as exc:
         details = f"{type(exc).__name__}: {exc}"[:500]
+        if gone := lost_link(exc):
+            raise JobFailed(
+                f"lost the coordinator's SuperLink at {link.address} mid-job ({details}); "
+                "the job stopped, its recorded rounds are kept and no model was released"
+            ) from None
         raise
     finally:
         with contextlib.suppress(Exception):  # the SuperLink is gone: the run ends with it
-            client.PushTaskOutput(
-                PushTaskOutputRequest(
-                    context=context_to_proto(context) if context is not None else None,
-                    sub_status=status,
-                    details=details,
+            if not gone:
+                client.PushTaskOutput(
+                    PushTaskOutputRequest(
+                        context=context_to_proto(context) if context is not None else None,
+                        sub_status=status,
+                        details=details,
+                    )
                 )
-            )
         heartbeat.stop()
         grid.close()
         client.close()
+        beats.close()
     return run_id

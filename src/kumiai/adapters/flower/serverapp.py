@@ -41,13 +41,19 @@ from kumiai.domain.job import JobDocument, SignedJob
 from kumiai.domain.metrics import SiteScore
 from kumiai.domain.preprocessing import FeaturePlan, SiteSummary, merge_summaries
 from kumiai.domain.privacy import default_delta
+from kumiai.domain.quorum import minimum_nodes, quorum_failure, unanswered
 from kumiai.domain.training import TrainingSettings
 
 
 class JobObserver(Protocol):
     """Where the coordinator records what happens (implemented by the training service)."""
 
-    def sites_decided(self, admitted: Collection[str], refused: dict[str, str]) -> None: ...
+    def sites_decided(
+        self,
+        admitted: Collection[str],
+        refused: dict[str, str],
+        offline: dict[str, str] | None = None,
+    ) -> None: ...
 
     def site_refused(self, dataset: str, reason: str, server_round: int) -> None: ...
 
@@ -73,10 +79,12 @@ class FederatedJob:
     signed: SignedJob  # the coordinator-signed job document every node admits
     agreements: dict[str, str]  # dataset -> signed agreement JSON
     expected_nodes: int
+    members: dict[str, str] = field(default_factory=dict)  # dataset -> member
+    nodes: dict[int, str] = field(default_factory=dict)  # Flower node id -> member, if known
     head: str = ""  # the coordinator's latest signed tree head (JSON)
     consistency: str = "{}"  # per witness, a proof from the head it last cosigned
     attested: dict[str, str] = field(default_factory=dict)  # dataset -> latest attestation
-    query_timeout: float = 120.0
+    query_timeout: float = 120.0  # the admission wait: for nodes to connect, then to answer
     round_timeout: float = 600.0
     reply_hook: Callable[[Message], None] | None = None  # sees every reply (audits, tests)
     stop: StopRequest = field(default_factory=StopRequest)  # SIGTERM / Ctrl-C end the run
@@ -268,15 +276,27 @@ def _keep_attestation(reply: Message, observer: JobObserver) -> None:
 
 
 def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, str]:
-    """Ask every node for its summary; the guard admits or refuses each."""
+    """Ask every node for its summary; the guard admits or refuses each.
+
+    Nodes that have not connected when `query_timeout` ends are left out (the job goes on
+    with the others if they are enough, `domain.quorum`); their datasets are recorded as
+    refused, offline, and nothing is reserved for them since no node was asked.
+    """
     deadline = time.monotonic() + job.query_timeout
     while len(node_ids := list(grid.get_node_ids())) < job.expected_nodes:
         if time.monotonic() > deadline:
-            raise JobFailed(
-                f"only {len(node_ids)} of {job.expected_nodes} nodes connected within "
-                f"{job.query_timeout:.0f} s; start the missing nodes"
-            )
+            break
         time.sleep(0.2)
+    offline = _offline_members(job, node_ids)
+    failure = quorum_failure(
+        len(node_ids),
+        job.expected_nodes,
+        minimum_nodes(job.settings),
+        offline,
+        job.query_timeout,
+    )
+    if failure is not None:
+        raise JobFailed(failure)
     messages = [
         Message(
             RecordDict({protocol.CONFIG: job.config()}),
@@ -315,9 +335,14 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
             observer.privacy_planned(dataset, {k: float(v) for k, v in plan.items()})
         _keep_attestation(reply, observer)
         sites[reply.metadata.src_node_id] = dataset
-    observer.sites_decided(sorted([*summaries, *withheld]), refused)
+    expected = job.ticket.datasets
+    missing = unanswered(expected, {*summaries, *withheld, *refused}, job.query_timeout)
+    if any(key not in expected for key in refused):  # an answer that named no dataset:
+        # only a member known to be offline is certain; the recorder marks the rest absent
+        missing = {d: why for d, why in missing.items() if job.members.get(d) in offline}
+    observer.sites_decided(sorted([*summaries, *withheld]), refused, missing)
     if not sites:
-        raise JobFailed("every node refused the job: " + "; ".join(refused.values()))
+        raise JobFailed("every node refused the job: " + "; ".join({**refused, **missing}.values()))
     if not summaries:
         raise JobFailed(
             "no admitted site released a summary to build the preprocessing plan from: "
@@ -326,6 +351,13 @@ def _admit(grid: Grid, job: FederatedJob, observer: JobObserver) -> dict[int, st
         )
     job.plan = merge_summaries(summaries)
     return sites
+
+
+def _offline_members(job: FederatedJob, node_ids: list[int]) -> set[str]:
+    """The job's members whose node is not connected; none known without a node map
+    (the simulation engine, where every node is there)."""
+    here = {job.nodes[n] for n in node_ids if n in job.nodes}
+    return set(job.members.values()) - here if job.nodes else set()
 
 
 def build_server_app(job: FederatedJob, observer: JobObserver) -> ServerApp:

@@ -70,13 +70,15 @@ def number(value: object, digits: int = 3) -> str:
 
 
 def warn_held(held: "Iterable[HeldReservation]") -> None:
-    """Say which node still holds ε for a job that is over, and how to retry the release."""
+    """Say which node still holds ε for a job that is over, and how to retry the release.
+
+    A remote node releasing at its next check-in is how every such job ends: a note."""
     from rich.markup import escape
 
     for h in held:
         if h.awaiting_node:
             _consoles()[1].print(
-                f"[yellow]warning:[/] {escape(h.member)}'s node is on its own machine: the ε it "
+                f"note: {escape(h.member)}'s node is on its own machine: the ε it "
                 f"reserved for job {escape(h.job)} on {escape(h.dataset)} is {escape(h.reason)}.",
                 highlight=False,
             )

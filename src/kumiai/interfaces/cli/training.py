@@ -32,9 +32,16 @@ def site_table(title: str, outcome: "TrainingOutcome") -> "Table":
         number(outcome.overall.get("accuracy")),
         number(outcome.overall.get("auc")),
     )
-    for dataset in outcome.refused:
-        table.add_row(dataset, "—", "[yellow]refused", "—")
+    for dataset, reason in outcome.refused.items():
+        table.add_row(dataset, "—", f"[yellow]{refusal_label(reason)}", "—")
     return table
+
+
+def refusal_label(reason: str) -> str:
+    """'offline' for a site whose node never connected (`domain.quorum`), else 'refused'."""
+    from kumiai.domain.quorum import OFFLINE
+
+    return OFFLINE if reason.startswith(f"{OFFLINE}:") else "refused"
 
 
 def train(
@@ -96,10 +103,16 @@ def train(
         help="DP: epochs of DP fine-tuning at each site that the job's ε also covers "
         "(`kumiai personalise` within them costs no ε beyond the target).",
     ),
+    admission_timeout: float = typer.Option(
+        120.0,
+        help="Seconds to wait for the members' nodes to connect and admit the job; a node "
+        "still offline then is recorded as refused (offline) and the job goes on without it.",
+    ),
 ) -> None:
     """Train a federated model on every site whose steward agreed; others refuse at the node."""
     from kumiai.domain.training import TrainingSettings
 
+    positive_seconds(admission_timeout, "--admission-timeout")
     settings = TrainingSettings(
         strategy=strategy,
         rounds=rounds,
@@ -146,13 +159,26 @@ def train(
         console.print("No differential privacy (use --epsilon to add it).")
     with RichTrainingProgress(console, rounds, f"{project} · {strategy}") as progress:
         outcome = run_training(
-            home, project, settings, progress, by=by, privacy=privacy, superlink=link,
+            home,
+            project,
+            settings,
+            progress,
+            by=by,
+            privacy=privacy,
+            superlink=link,
+            admission_timeout=admission_timeout,
             round_timeout=round_timeout,
-        )  # fmt: skip
+        )
     console.print(
         site_table(f"{outcome.model_id} (job {outcome.job_id}, {outcome.rounds} rounds)", outcome)
     )
     warn_held(outcome.held)
+
+
+def positive_seconds(value: float, option: str) -> float:
+    if not value > 0:
+        raise InvalidInput(f"{option} must be a positive number of seconds (got {value:g})")
+    return value
 
 
 def read_public_domain(path: Path | None) -> str:
