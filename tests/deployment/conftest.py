@@ -33,6 +33,11 @@ def stopped_at_end() -> Iterator[list]:  # type: ignore[type-arg]
     and the test fails if any PID (or a descendant) outlives the stop."""
     started: list = []  # type: ignore[type-arg]
     yield started
+    stop_every(started)
+
+
+def stop_every(started: list) -> None:  # type: ignore[type-arg]
+    """Stop each process (last started first) by its PID; fail if any PID outlives it."""
     pids = []
     for process in reversed(started):
         if process.pid is not None:

@@ -56,3 +56,24 @@ def test_a_plan_made_for_other_settings_is_refused_before_any_node(tmp_path: Pat
     planned = privacy.plan_job_privacy(consortium, "heart", TrainingSettings(rounds=1, epsilon=1))
     with pytest.raises(InvalidInput, match="other settings"):
         train(consortium, "heart", TrainingSettings(rounds=1, epsilon=2), privacy=planned)
+
+
+@pytest.mark.parametrize("seconds", ["0", "-5", "nan"])
+def test_a_round_timeout_that_is_not_positive_is_refused_before_any_job(
+    tmp_path: Path, seconds: str
+) -> None:
+    from kumiai.services.jobs import list_jobs
+    from kumiai.services.transparency import verify_ledger
+
+    consortium, _ = heart_consortium(tmp_path / "c", hospitals=SITES[:1])
+    before = verify_ledger(consortium).entries
+    result = CliRunner().invoke(
+        app,
+        ["train", "heart", "--rounds", "1", "--round-timeout", seconds],
+        env={"KUMIAI_HOME": str(consortium.home), "COLUMNS": "200"},
+    )
+    assert result.exit_code != 0 and isinstance(result.exception, InvalidInput)
+    assert str(result.exception) == (
+        f"the round timeout must be a positive number of seconds, not {seconds} (--round-timeout)"
+    )
+    assert list_jobs(consortium) == [] and verify_ledger(consortium).entries == before

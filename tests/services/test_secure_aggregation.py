@@ -122,3 +122,32 @@ def test_a_drop_before_key_sharing_fails_the_job_clearly(tmp_path: Path) -> None
     assert "no model was released" in message and "node crashed before key sharing" in message
     assert "Traceback" not in message and len(message) < 600
     assert list_models(consortium) == []
+
+
+def _va_dies_at_setup_of_round_2(
+    message: Message, context: Context, call_next: ClientAppCallable
+) -> Message:
+    """va-long-beach's node dies when round 2's SecAgg+ setup begins: before key sharing."""
+    configs = message.content.config_records.get(RECORD_KEY_CONFIGS)
+    if (
+        configs is not None
+        and configs.get(Key.STAGE) == Stage.SETUP
+        and message.metadata.group_id == "2"
+        and int(context.node_config["partition-id"]) == 2
+    ):
+        raise RuntimeError("node killed before key sharing")
+    return call_next(message, context)
+
+
+def test_a_drop_before_key_sharing_leaves_the_others_to_finish(tmp_path: Path) -> None:
+    """Flower's SecAgg+ counted a node that died before sharing its keys as a dropout to
+    unmask: the others were asked for shares they never received (a bare KeyError at
+    unmasking). It owes no mask, so the round goes on with the ones that shared keys."""
+    consortium, _ = heart_consortium(tmp_path / "c")
+    outcome = train(consortium, "heart", SETTINGS, node_mods=[_va_dies_at_setup_of_round_2])
+    assert outcome.rounds == 3
+    assert sorted(outcome.sites) == ["cleveland-clinic-heart", "hungarian-cardiology-heart"]
+    assert "node killed before key sharing" in outcome.refused["va-long-beach-heart"]
+    job = job_detail(consortium, outcome.job_id)
+    assert job.status == "completed" and job.completed_rounds == 3
+    assert {s.dataset: s.status for s in job.sites}["va-long-beach-heart"] == "left"

@@ -40,6 +40,13 @@ def client_app(home: Path, mods: Sequence[Mod] = ()):  # type: ignore[no-untyped
     return build_client_app(NodeWorker, lambda _: (root, None), mods)
 
 
+def logged_app(home: Path):  # type: ignore[no-untyped-def]
+    """The guarded ClientApp, writing the node's activity log (`node.activity`) as it works."""
+    from kumiai.node.activity import activity_mod_to
+
+    return client_app(home, [activity_mod_to()])
+
+
 def serve(
     home: Path,
     superlink: str,
@@ -54,6 +61,6 @@ def serve(
     try:
         if started is not None:
             started.set()
-        run_tasks(supernode.runtime_address, lambda: client_app(home), stop or threading.Event())
+        run_tasks(supernode.runtime_address, lambda: logged_app(home), stop or threading.Event())
     finally:
         supernode.stop()

@@ -49,8 +49,12 @@ class Consortium:
 
     def node_is_here(self, member: str) -> bool:
         """Does this machine hold the member's node home (one-directory mode), or does the
-        member's node live on its own machine (joined with an invitation)?"""
-        return self.member_home(member).is_dir()
+        member's node live on its own machine (joined with an invitation)?
+
+        A node home is one with its member record: a bare `members/NAME/` folder is not (a
+        release tried through a node home here leaves one with only a lock file, and the
+        coordinator then tried to sign as that member and failed the job)."""
+        return (self.member_home(member) / "member.json").is_file()
 
     def node(self, member: str) -> NodePort:
         """The port to a member's node; on one machine, its home under `members/`.

@@ -249,6 +249,11 @@ def train(
     """
     if superlink is not None and node_mods:
         raise InvalidInput("on the deployment engine each node chooses its own mods")
+    if round_timeout is not None and not round_timeout > 0:
+        raise InvalidInput(
+            f"the round timeout must be a positive number of seconds, not {round_timeout:g} "
+            "(--round-timeout)"
+        )
     recover_interrupted_jobs(consortium)
     if privacy is None:  # bad ε, δ, σ or clipping: refused now, before any node is contacted
         privacy = plan_job_privacy(consortium, project, settings)

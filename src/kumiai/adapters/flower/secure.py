@@ -56,13 +56,38 @@ class HaltingAwareSecAggPlus(SecAggPlusWorkflow):  # type: ignore[misc]
         )
         for name, stage in stages:
             if not stage(grid, context, state):
-                current = context.state.config_records[MAIN_CONFIGS_RECORD][Key.CURRENT_ROUND]
-                raise JobFailed(
-                    f"secure aggregation halted in round {current} at {name}: too few nodes "
-                    f"answered within the {self.timeout:.0f} s timeout to reach the "
-                    f"reconstruction threshold of {self.reconstruction_threshold}; the job "
-                    "stopped and no model was released"
-                )
+                self._halt(context, name)
+            if name == "key sharing":
+                only_those_who_shared_keys(state)
+
+    def _halt(self, context: Context, name: str) -> None:
+        current = context.state.config_records[MAIN_CONFIGS_RECORD][Key.CURRENT_ROUND]
+        raise JobFailed(
+            f"secure aggregation halted in round {current} at {name}: too few nodes "
+            f"answered within the {self.timeout:.0f} s timeout to reach the "
+            f"reconstruction threshold of {self.reconstruction_threshold}; the job "
+            "stopped and no model was released"
+        )
+
+
+def only_those_who_shared_keys(state: Any) -> None:
+    """After key sharing, the round's participants are the nodes that shared their keys.
+
+    Flower's SecAgg+ keeps every node sampled at setup, so one that died before sharing its
+    keys counted as a dropout whose masks must be removed at unmasking: the others were
+    asked for shares of its secret they never received (a bare `KeyError` at every node,
+    and the job failed although enough nodes remained). Such a node added no mask to
+    anyone's vector (a node masks only with those whose shares it received), so it is
+    simply no longer a participant; nor a neighbour, whose pairwise mask would otherwise be
+    "removed" from a sum it was never added to.
+    """
+    shared = set(state.active_node_ids)
+    state.sampled_node_ids = shared
+    state.nid_to_neighbours = {
+        nid: set(neighbours) & shared
+        for nid, neighbours in state.nid_to_neighbours.items()
+        if nid in shared
+    }
 
 
 def _legacy_strategy(

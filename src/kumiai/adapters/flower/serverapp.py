@@ -390,6 +390,8 @@ def build_server_app(job: FederatedJob, observer: JobObserver) -> ServerApp:
                 nodes=len(sites),
                 # client-level DP weighs every member 1; otherwise by rows
                 max_weight=1.0 if client_dp else float(max(job.rows.values(), default=1) + 1),
+                # a node that died is dropped within the round's bound, at every stage
+                timeout=min(SecureAggregationSettings.timeout, job.round_timeout),
             )
             if not client_dp:
                 observing.minimum = secure.reconstruction_threshold

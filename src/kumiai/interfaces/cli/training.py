@@ -92,6 +92,12 @@ def train(
         help="HOST:PORT of the coordinator's SuperLink: train on the deployment engine, with "
         "the members' own nodes (kumiai coordinator serve --superlink-port).",
     ),
+    round_timeout: float = typer.Option(
+        None,
+        "--round-timeout",
+        help="Seconds to wait for a round's replies (each SecAgg+ stage too, at most 60; "
+        "default 600); a node that does not answer in time is dropped and named in `kumiai job`.",
+    ),
     personalisation_epochs: int = typer.Option(
         0,
         help="DP: epochs of DP fine-tuning at each site that the job's ε also covers "
@@ -161,6 +167,7 @@ def train(
             privacy=privacy,
             superlink=link,
             admission_timeout=admission_timeout,
+            round_timeout=round_timeout,
         )
     console.print(
         site_table(f"{outcome.model_id} (job {outcome.job_id}, {outcome.rounds} rounds)", outcome)
