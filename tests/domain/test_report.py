@@ -266,3 +266,25 @@ def test_a_payout_cites_only_a_real_contributions_entry() -> None:
     assert value(doc, f"{lic}/periods/2026-11/payouts/kita") == (400_000, [38])
     [november, _] = doc["themes"][1]["projects"][0]["licences"][0]["periods"]
     assert november["contributions_seq"] is None
+
+
+def test_every_spend_kind_counts_and_the_chart_ends_at_the_reports_figure() -> None:
+    """A contribution job's charge (`privacy.charged`) and a DP analysis (`analysis.released`)
+    spend ε as much as a training round: the report counts them, and the privacy chart's
+    last point per dataset is the report's figure (they once disagreed: the report left
+    the charge out, the chart the analysis)."""
+    from kumiai.domain.epsilon_history import epsilon_history
+
+    extra = [
+        ("kita", "privacy.charged", {"job": "c-1", "dataset": "kita-heart", "epsilon": 0.25}),
+        ("coordinator", "analysis.released",
+         {"job": "a-1", "spent": {"kita-heart": 0.5, "minami-heart": 0.125}}),
+    ]  # fmt: skip
+    ledger = verified(entries(*ACTS, *extra))
+    doc = build_report(ledger, "board", DAY)
+    n = len(ACTS)
+    assert value(doc, "epsilon/kita-heart/epsilon") == (1.875, [26, 27, 34, n, n + 1])
+    assert value(doc, "epsilon/minami-heart/epsilon") == (0.625, [26, n + 1])
+    history = epsilon_history((e.seq, "", e.kind, e.payload) for e in ledger.entries)
+    for dataset in ("kita-heart", "minami-heart"):
+        assert history[dataset][-1].total == value(doc, f"epsilon/{dataset}/epsilon")[0]

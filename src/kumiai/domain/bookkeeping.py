@@ -249,9 +249,16 @@ class Book:
                 self.epsilon.setdefault((job, dataset), []).append((number, entry.seq, False))
 
     def _recovered(self, entry: Entry, p: dict[str, Any]) -> None:
+        self._stated(entry, p, recovered=True)
+
+    def _charged(self, entry: Entry, p: dict[str, Any]) -> None:
+        """A contribution job's extra ε, charged by the dataset's own node."""
+        self._stated(entry, p, recovered=False)
+
+    def _stated(self, entry: Entry, p: dict[str, Any], recovered: bool) -> None:
         if (number := as_number(p.get("epsilon"))) is not None:
             key = (_text(entry, "job"), _text(entry, "dataset"))
-            self.epsilon.setdefault(key, []).append((number, entry.seq, True))
+            self.epsilon.setdefault(key, []).append((number, entry.seq, recovered))
 
     def _released(self, entry: Entry, p: dict[str, Any]) -> None:
         model, job = _text(entry, "model"), str(p.get("job") or "")
@@ -336,6 +343,7 @@ _HANDLERS = {
     "job.started": Book._job,
     "round.completed": Book._round,
     "privacy.recovered": Book._recovered,
+    "privacy.charged": Book._charged,
     "analysis.released": Book._analysed,
     "model.released": Book._released,
     "model.contributions": Book._contributions,

@@ -1,8 +1,9 @@
 """Each dataset's ε spent over time, replayed from the ledger's entries alone.
 
-Three kinds state a job's spend on a dataset: `round.completed` (the cumulative ε after
-the round, per dataset), `privacy.recovered` (raised to what the node logged) and
-`privacy.charged` (a contribution job's charge). A job's spend on a dataset is the largest
+Four kinds state a job's spend on a dataset: `round.completed` (the cumulative ε after
+the round, per dataset), `privacy.recovered` (raised to what the node logged),
+`privacy.charged` (a contribution job's charge), and `analysis.released` (each dataset's
+spend on a DP analysis, under `spent`). A job's spend on a dataset is the largest
 it was ever stated to be — a round's cumulative ε only grows and a recovery never lowers
 it — and a dataset's spend is the sum over its jobs. So the last point of each series is
 the report's ε figure for that dataset.
@@ -13,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-SPEND_KINDS = ("round.completed", "privacy.recovered", "privacy.charged")
+SPEND_KINDS = ("round.completed", "privacy.recovered", "privacy.charged", "analysis.released")
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ def _number(value: object) -> float | None:
 
 def _stated(kind: str, payload: dict[str, Any]) -> list[tuple[str, float]]:
     """(dataset, ε) pairs an entry states for its job."""
-    if kind == "round.completed":
-        spent = payload.get("epsilon")
+    if kind in ("round.completed", "analysis.released"):
+        spent = payload.get("epsilon" if kind == "round.completed" else "spent")
         pairs = spent.items() if isinstance(spent, dict) else ()
     else:
         pairs = [(payload.get("dataset"), payload.get("epsilon"))]
