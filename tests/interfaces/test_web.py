@@ -255,7 +255,7 @@ def test_the_board_shows_open_and_closed_motions_with_tallies(web: Web) -> None:
     html = get(web, "/ui/board")
     (open_row,) = re.findall(
         r'<tr data-motion="([^"]+)"><td>[^<]+</td><td>set-priorities</td>'
-        r"<td><code>[^<]*medical[^<]*agents",
+        r'<td><ul class="record"><li><span class="key">ranking</span>: medical, agents</li>',
         html,
     )
     start = html.index(f'<tr data-motion="{open_row}">')
@@ -398,3 +398,41 @@ def test_a_members_page_holds_its_budgets_agreements_decisions_shares_and_royalt
     assert "cosigned" in re.search(r'<p id="witness">(.*?)</p>', html, re.S).group(1)
     # The overview links each member to its page (the operator may open every one).
     assert f'<a href="/ui/members/{member}">{member}</a>' in get(web, "/ui/")
+
+
+PYTHON_OR_JSON = re.compile(r"\{'|\{\"|\{&#34;|\{&quot;|\bNone\b|\bTrue\b|\bFalse\b|\[&#39;|\['")
+
+
+def test_settings_lineage_and_payloads_read_as_text_not_python_or_json(web: Web) -> None:
+    """A job's settings, a model's lineage and a motion's payload are dictionaries: no page
+    prints one raw (`{'delta': None}`, `{"amount": 2000000}`)."""
+    for path in ("/ui/models/heart-v1", "/ui/jobs/job-heart-v1", "/ui/board"):
+        main = get(web, path).split('<main id="main"', 1)[-1]
+        assert not PYTHON_OR_JSON.search(main), (path, PYTHON_OR_JSON.search(main))
+    lineage = get(web, "/ui/models/heart-v1")
+    datasets = "cleveland-clinic-heart, hungarian-cardiology-heart, va-long-beach-heart"
+    assert f'<th scope="row">datasets</th><td>{datasets}</td>' in lineage
+    assert '<th scope="row">settings</th><td>—</td>' in lineage  # an empty record, a dash
+    board = get(web, "/ui/board")
+    amounts = re.findall(r'<span class="key">amount</span>: (¥[\d,]+)</li>', board)
+    assert amounts and all(re.fullmatch(r"¥\d{1,3}(,\d{3})*", a) for a in amounts), amounts
+
+
+def test_the_model_page_tabulates_each_metric_with_its_name(web: Web) -> None:
+    html = get(web, "/ui/models/heart-v1")
+    table = html[
+        html.index('<table id="site-metrics">') : html.index(
+            "</table>", html.index('<table id="site-metrics">')
+        )
+    ]
+    assert '<th scope="col">AUC</th>' in table
+    assert '<tr class="total"><th scope="row">overall</th><td class="n">0.900</td></tr>' in table
+
+
+def test_the_investor_page_has_no_empty_header_nor_an_empty_column(web: Web) -> None:
+    """axe's 'empty-table-header': every header cell names its column; the investor's
+    report carries no member payouts (the board's), so it has no payouts column."""
+    html = get(web, "/ui/investor")
+    assert re.search(r"<th[^>]*>\s*</th>", html) is None
+    assert "<th>funds</th><th>yen</th>" in html and "<th>licence&#x27;s money</th>" in html
+    assert "<th>payouts</th>" not in html
