@@ -51,10 +51,21 @@ def share_chart(model: str, metric: str, shares: Mapping[str, float]) -> Markup:
     )
 
 
-def epsilon_chart(title: str, points: Iterable[tuple[str, str, float]], empty: str) -> Markup:
-    """Bars of ε: (figure id, label, value) each."""
+def epsilon_chart(
+    title: str,
+    points: Iterable[tuple[str, str, float]],
+    empty: str,
+    budget: tuple[str, float] | None = None,
+) -> Markup:
+    """Bars of ε: (figure id, label, value) each; then, given `budget` (figure id,
+    lifetime ε), a grey bar of the lifetime budget, so every bar reads against it."""
     rows = [
         Row(label, [Segment(_figure(figure_id, value, "epsilon"), "epsilon")])
         for figure_id, label, value in points
     ]
+    if rows and budget is not None:
+        figure_id, lifetime = budget
+        rows.append(
+            Row("lifetime budget", [Segment(_figure(figure_id, lifetime, "epsilon"), "budget")])
+        )
     return Markup(bar_chart(title, rows, empty))

@@ -155,11 +155,17 @@ def privacy_page(
         for e in transparency.show_entries(home, kind=kind)
     ]
     history = epsilon_history(sorted(entries, key=lambda e: e[0]))
+    budgets = privacy.budgets(home)
+    lifetime = {b.dataset: b.lifetime for b in budgets}
     charts = [
         epsilon_chart(
-            f"ε spent by {dataset}, entry by entry",
+            f"ε spent by {dataset}, entry by entry"
+            + ("" if lifetime.get(dataset) is None else ", against its lifetime budget"),
             [(f"epsilon/{dataset}/{p.seq}", f"entry {p.seq} · {p.time}", p.total) for p in points],
             "Nothing spent yet.",
+            None
+            if lifetime.get(dataset) is None
+            else (f"epsilon/{dataset}/lifetime", lifetime[dataset]),
         )
         for dataset, points in history.items()
     ]
@@ -167,7 +173,7 @@ def privacy_page(
         request,
         "privacy.html",
         viewer,
-        budgets=privacy.budgets(home),
+        budgets=budgets,
         history=history,
         charts=charts,
     )
