@@ -389,7 +389,7 @@ def test_a_members_page_holds_its_budgets_agreements_decisions_shares_and_royalt
         ' class="status"', ""
     )
     share = re.search(rf'id="share-heart-v1-{member}-heart">.*?class="n share">([^<]+)<', html)
-    assert share and float(share.group(1)) == 0.05
+    assert share and share.group(1) == "0.0500"  # to four places, as the report shows it
     statement = royalties.statements(consortium, member).statements[0]
     payouts = [int(y) for y in re.findall(r'class="n payout" data-yen="(\d+)"', html)]
     assert payouts == [line.payout_yen for line in statement.lines] and payouts

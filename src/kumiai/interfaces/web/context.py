@@ -38,6 +38,7 @@ templates.env.filters["plain"] = plain
 templates.env.filters["metric_name"] = metric_name
 templates.env.globals["metric"] = metric
 templates.env.filters["eps"] = lambda v: f"{v:.4f}" if isinstance(v, int | float) else "—"
+templates.env.filters["share"] = templates.env.filters["eps"]  # to four places, as the report
 templates.env.filters["score"] = lambda v: f"{v:.3f}" if isinstance(v, int | float) else "—"
 
 
