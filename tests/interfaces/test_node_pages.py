@@ -165,6 +165,8 @@ def test_budgets_show_lifetime_spent_left_and_the_log(world: World, steward: Tes
     assert '<dd class="spent">0.2500</dd>' in shown
     assert '<dd class="left">2.0000</dd>' in shown  # 3 − 0.25 spent − 0.75 still held
     assert shown.count("<td>job-1</td>") == 2  # the reserve and the spend lines
+    assert shown.count('<td class="n delta">1e-05</td>') == 1  # the reserve's δ, short
+    assert '<dl class="facts">' in shown
 
 
 def test_the_witness_page_shows_the_cosigned_head(world: World, steward: TestClient) -> None:

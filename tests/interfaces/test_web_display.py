@@ -1,7 +1,7 @@
 """Records as text (`interfaces.web.display`), and the report's licence table by audience."""
 
 from kumiai.interfaces.reports.html import _licences
-from kumiai.interfaces.web.display import metric, metric_name, plain
+from kumiai.interfaces.web.display import delta, metric, metric_name, plain
 
 
 def test_python_values_read_as_words() -> None:
@@ -70,3 +70,8 @@ def test_the_payouts_column_is_there_only_when_the_audience_has_payouts() -> Non
     payout = {"id": "cc", "value": 4, "unit": "yen", "cites": [1]}
     board = _licences(_licence([{**period, "payouts": {"cc": payout}}]), "Licences")
     assert "<th>payouts</th>" in board and "cc <span" in board
+
+
+def test_delta_has_three_significant_figures() -> None:
+    assert delta(0.0004385964912280702) == "0.000439" and delta(1e-5) == "1e-05"
+    assert delta(None) == "—" and delta(0) == "0"

@@ -60,3 +60,10 @@ def metric(name: str, value: Any) -> str:
 
 def metric_name(name: str) -> str:
     return METRIC_NAMES.get(name, name)
+
+
+def delta(value: object) -> str:
+    """DP's δ to three significant figures (`0.000439`, `1e-05`), never 0.0004385964912280702."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "—"
+    return f"{value:.3g}"
