@@ -68,6 +68,7 @@ def test_the_waiting_request_is_shown_and_signing_it_moves_it_to_agreements(
     assert [a.terms.request_id for a in held] == [request]
     agreements = steward.get("/agreements")
     assert f'id="agreement-{held[0].terms.agreement_id}"' in agreements.text
+    assert '<span class="state">in force</span>' in agreements.text  # its state, then Revoke
     assert f'id="request-{request}"' not in steward.get("/").text
 
 
@@ -101,7 +102,8 @@ def test_revoking_an_agreement_is_written_at_the_node_then_recorded(
     assert revoked.status_code == 303
     assert agreement in node_of(world, A).revoked()
     shown = steward.get("/agreements").text
-    assert f'id="revoke-{agreement}"' not in shown and "revoked" in shown
+    assert f'id="revoke-{agreement}"' not in shown
+    assert '<span class="state">revoked</span>' in shown and "in force" not in shown
 
 
 def test_a_form_without_its_csrf_token_is_refused_and_nothing_is_written(
