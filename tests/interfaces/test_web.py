@@ -436,3 +436,11 @@ def test_the_investor_page_has_no_empty_header_nor_an_empty_column(web: Web) -> 
     assert re.search(r"<th[^>]*>\s*</th>", html) is None
     assert "<th>funds</th><th>yen</th>" in html and "<th>licence&#x27;s money</th>" in html
     assert "<th>payouts</th>" not in html
+
+
+def test_the_project_lists_name_each_projects_theme(web: Web) -> None:
+    for path in ("/ui/projects", "/ui/"):
+        html = get(web, path)
+        assert '<th scope="col">theme</th><th scope="col">status</th>' in html
+        assert re.search(r'/ui/projects/heart">heart</a></td><td>[^<]*</td><td>medical</td>', html)
+        assert re.search(r"hostile</a></td><td>[^<]*</td><td>—</td>", html), path

@@ -38,22 +38,36 @@ def overview(
     """The latest head with its cosignatures (public, like the ledger); signed in, also
     `member list`, `theme list` and `project list`, each shown only to a role that may read it."""
     shows_projects = viewer.may(Action.PROJECTS_READ)
+    listed = themes.list_themes(home) if shows_projects else None
     return page(
         request,
         "overview.html",
         viewer,
         members=members.list_members(home) if viewer.may(Action.MEMBERS_READ) else None,
         status=head_status.head_status(home),
-        themes=themes.list_themes(home) if shows_projects else None,
+        themes=listed,
         projects=projects.list_projects(home) if shows_projects else None,
+        theme_of=_theme_of(listed or []),
     )
+
+
+def _theme_of(listed: list[themes.ThemeInfo]) -> dict[str, str]:
+    """Each project's theme, from `theme list` (a project names no theme of its own)."""
+    return {project: theme.name for theme in listed for project in theme.projects}
 
 
 @router.get("/projects", response_class=HTMLResponse)
 def project_list(
     request: Request, home: Home, viewer: Annotated[Viewer, needs(Action.PROJECTS_READ)]
 ) -> HTMLResponse:
-    return page(request, "projects.html", viewer, projects=projects.list_projects(home))
+    """`project list`, with each project's theme from `theme list`."""
+    return page(
+        request,
+        "projects.html",
+        viewer,
+        projects=projects.list_projects(home),
+        theme_of=_theme_of(themes.list_themes(home)),
+    )
 
 
 @router.get("/projects/{name}", response_class=HTMLResponse)
