@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from kumiai.adapters.storage.database import transaction
+from kumiai.adapters.storage.schema import JobRow
 from kumiai.domain import merkle
 from kumiai.domain.clock import utc_now
 from kumiai.interfaces.api.app import create_app
@@ -444,3 +446,32 @@ def test_the_project_lists_name_each_projects_theme(web: Web) -> None:
         assert '<th scope="col">theme</th><th scope="col">status</th>' in html
         assert re.search(r'/ui/projects/heart">heart</a></td><td>[^<]*</td><td>medical</td>', html)
         assert re.search(r"hostile</a></td><td>[^<]*</td><td>—</td>", html), path
+
+
+def test_a_contribution_job_is_not_shown_as_a_job_that_never_ran(web: Web) -> None:
+    """A contribution job mirrors the nodes' charge: no federated rounds, so neither
+    "0 of 30 rounds completed" nor "No round has completed yet"."""
+    now = utc_now()
+    with transaction(open_home(web).sessions) as session:
+        session.add(
+            JobRow(
+                id="job-shares",
+                project="heart",
+                kind="contribution",
+                status="completed",
+                spec_json='{"rounds": 30}',
+                planned_rounds=30,
+                completed_rounds=0,
+                created_at=now,
+                started_at=now,
+                finished_at=now,
+            )
+        )
+    job = get(web, "/ui/jobs/job-shares")
+    assert "a contribution job runs at each site's node and records no federated" in job
+    assert "rounds completed" not in job and "No round has completed yet" not in job
+    project = get(web, "/ui/projects/heart")
+    row = project[project.index('<a href="/ui/jobs/job-shares">') :]
+    assert "<td>contribution</td><td>completed</td><td>—</td>" in row[: row.index("</tr>")]
+    train = project[project.index('<a href="/ui/jobs/job-heart-v1">') :]
+    assert re.search(r"<td>\d+ / \d+</td>", train[: train.index("</tr>")])

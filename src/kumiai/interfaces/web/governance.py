@@ -6,8 +6,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from kumiai.domain.contribution_charge import CONTRIBUTION
 from kumiai.domain.epsilon_history import SPEND_KINDS, epsilon_history
 from kumiai.domain.job import JobStatus
+from kumiai.domain.personalisation import PERSONALISATION
 from kumiai.domain.roles import Action
 from kumiai.interfaces.web.charts import epsilon_chart, round_chart, share_chart
 from kumiai.interfaces.web.context import Home, Viewer, needs, page
@@ -29,6 +31,9 @@ from kumiai.services.consortium import Consortium
 
 router = APIRouter()
 RUNNING = (JobStatus.PENDING.value, JobStatus.RUNNING.value)  # the page polls while so
+# Jobs that mirror a charge the nodes made (Shapley coalitions, fine-tuning at each site):
+# they run no federated rounds, so "0 of 30 rounds" would misread as a job that never ran.
+CHARGED_KINDS = frozenset({CONTRIBUTION, PERSONALISATION})
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -82,6 +87,7 @@ def project_show(
         view=views.project_view(home, name),
         budget=spend.project_budget(home, name),
         milestones=milestones.list_milestones(home, name),
+        charged_kinds=CHARGED_KINDS,
     )
 
 
@@ -91,11 +97,17 @@ METRICS = ("auc", "accuracy")  # AUC first; a round without it (one class) still
 def _job_context(home: Consortium, job_id: str) -> dict[str, Any]:
     job = jobs.job_detail(home, job_id)
     reported = {m for r in job.rounds for m in (r.get("overall") or {}) if m in METRICS}
+    federated = job.kind not in CHARGED_KINDS
     return {
         "job": job,
         "live": job.status in RUNNING,
-        "charts": [round_chart(job.rounds, m) for m in METRICS if m in reported]
-        or [round_chart((), "auc")],
+        "federated": federated,
+        "charts": (
+            [round_chart(job.rounds, m) for m in METRICS if m in reported]
+            or [round_chart((), "auc")]
+        )
+        if federated
+        else [],
     }
 
 
