@@ -475,3 +475,10 @@ def test_a_contribution_job_is_not_shown_as_a_job_that_never_ran(web: Web) -> No
     assert "<td>contribution</td><td>completed</td><td>—</td>" in row[: row.index("</tr>")]
     train = project[project.index('<a href="/ui/jobs/job-heart-v1">') :]
     assert re.search(r"<td>\d+ / \d+</td>", train[: train.index("</tr>")])
+
+
+def test_the_models_list_shows_each_models_overall_scores(web: Web) -> None:
+    html = get(web, "/ui/models")
+    assert '<th scope="col">accuracy</th><th scope="col">AUC</th>' in html
+    row = html[html.index('<a href="/ui/models/heart-v1">') :]
+    assert '<td class="n">—</td><td class="n">0.900</td>' in row[: row.index("</tr>")]

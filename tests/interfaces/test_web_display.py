@@ -32,7 +32,7 @@ def test_nested_records_are_escaped_lists_in_key_order() -> None:
 def test_a_count_is_whole_and_a_score_has_three_places() -> None:
     assert metric("examples", 200.0) == "200" and metric("examples", 1234) == "1,234"
     assert metric("auc", 0.87149) == "0.871" and metric("loss", 1) == "1.000"
-    assert metric("auc", None) == "—" and metric("auc", True) == "True"
+    assert metric("auc", None) == "—" and metric("auc", True) == "—"
     assert metric_name("auc") == "AUC" and metric_name("f1") == "f1"
 
 

@@ -52,7 +52,7 @@ def plain(value: object, key: str | None = None) -> Markup:
 def metric(name: str, value: Any) -> str:
     """A metric's value: a count whole, a score to three places, anything else as text."""
     if not isinstance(value, int | float) or isinstance(value, bool):
-        return "—" if value is None else str(value)
+        return value if isinstance(value, str) and value else "—"  # None, missing, a flag
     if name in COUNTS:
         return f"{round(value):,}"
     return f"{value:.3f}"
