@@ -176,6 +176,8 @@ def test_the_witness_page_shows_the_cosigned_head(world: World, steward: TestCli
     remember(node_of(world, A).home, TreeHead(7, "ab" * 32, utc_now()))
     shown = steward.get("/witness").text
     assert '<dd id="head-size">7</dd>' in shown and "ab" * 32 in shown
+    assert '<dl id="witness" class="facts">' in shown
+    assert re.search(r'<dd id="head-time">\d{4}-\d\d-\d\d \d\d:\d\d UTC</dd>', shown)
 
 
 def test_the_command_serves_on_loopback_with_a_fresh_token_each_start(
