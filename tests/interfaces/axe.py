@@ -29,12 +29,12 @@ def axe_source() -> str:
     return data.decode("utf-8")
 
 
-def violations(page: Any) -> list[dict[str, Any]]:
-    """axe's serious and critical violations on the page as it is now."""
+def violations(page: Any, impacts: tuple[str, ...] = BLOCKING) -> list[dict[str, Any]]:
+    """axe's violations of these impacts (serious and critical) on the page as it is now."""
     if not page.evaluate("typeof axe !== 'undefined'"):
         page.evaluate(axe_source())
     found: list[dict[str, Any]] = page.evaluate(RUN)
-    return [v for v in found if v["impact"] in BLOCKING]
+    return [v for v in found if v["impact"] in impacts]
 
 
 def describe(found: list[dict[str, Any]]) -> str:

@@ -71,6 +71,7 @@ def test_the_waiting_request_is_shown_and_signing_it_moves_it_to_agreements(
     assert [a.terms.request_id for a in held] == [request]
     agreements = steward.get("/agreements")
     assert f'id="agreement-{held[0].terms.agreement_id}"' in agreements.text
+    assert '<span class="state">in force</span>' in agreements.text  # its state, then Revoke
     assert f'id="request-{request}"' not in steward.get("/").text
 
 
@@ -104,7 +105,8 @@ def test_revoking_an_agreement_is_written_at_the_node_then_recorded(
     assert revoked.status_code == 303
     assert agreement in node_of(world, A).revoked()
     shown = steward.get("/agreements").text
-    assert f'id="revoke-{agreement}"' not in shown and "revoked" in shown
+    assert f'id="revoke-{agreement}"' not in shown
+    assert '<span class="state">revoked</span>' in shown and "in force" not in shown
 
 
 def test_a_form_without_its_csrf_token_is_refused_and_nothing_is_written(
@@ -168,6 +170,8 @@ def test_budgets_show_lifetime_spent_left_and_the_log(world: World, steward: Tes
     assert '<dd class="spent">0.2500</dd>' in shown
     assert '<dd class="left">2.0000</dd>' in shown  # 3 − 0.25 spent − 0.75 still held
     assert shown.count("<td>job-1</td>") == 2  # the reserve and the spend lines
+    assert shown.count('<td class="n delta">1e-05</td>') == 1  # the reserve's δ, short
+    assert '<dl class="facts">' in shown
 
 
 def test_the_witness_page_shows_the_cosigned_head(world: World, steward: TestClient) -> None:
@@ -175,6 +179,8 @@ def test_the_witness_page_shows_the_cosigned_head(world: World, steward: TestCli
     remember(node_of(world, A).home, TreeHead(7, "ab" * 32, utc_now()))
     shown = steward.get("/witness").text
     assert '<dd id="head-size">7</dd>' in shown and "ab" * 32 in shown
+    assert '<dl id="witness" class="facts">' in shown
+    assert re.search(r'<dd id="head-time">\d{4}-\d\d-\d\d \d\d:\d\d UTC</dd>', shown)
 
 
 def test_the_command_serves_on_loopback_with_a_fresh_token_each_start(

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from kumiai.adapters.storage.database import transaction
+from kumiai.adapters.storage.schema import JobRow
 from kumiai.domain import merkle
 from kumiai.domain.clock import utc_now
 from kumiai.interfaces.api.app import create_app
@@ -255,7 +257,7 @@ def test_the_board_shows_open_and_closed_motions_with_tallies(web: Web) -> None:
     html = get(web, "/ui/board")
     (open_row,) = re.findall(
         r'<tr data-motion="([^"]+)"><td>[^<]+</td><td>set-priorities</td>'
-        r"<td><code>[^<]*medical[^<]*agents",
+        r'<td><ul class="record"><li><span class="key">ranking</span>: medical, agents</li>',
         html,
     )
     start = html.index(f'<tr data-motion="{open_row}">')
@@ -389,7 +391,7 @@ def test_a_members_page_holds_its_budgets_agreements_decisions_shares_and_royalt
         ' class="status"', ""
     )
     share = re.search(rf'id="share-heart-v1-{member}-heart">.*?class="n share">([^<]+)<', html)
-    assert share and float(share.group(1)) == 0.05
+    assert share and share.group(1) == "0.0500"  # to four places, as the report shows it
     statement = royalties.statements(consortium, member).statements[0]
     payouts = [int(y) for y in re.findall(r'class="n payout" data-yen="(\d+)"', html)]
     assert payouts == [line.payout_yen for line in statement.lines] and payouts
@@ -398,3 +400,85 @@ def test_a_members_page_holds_its_budgets_agreements_decisions_shares_and_royalt
     assert "cosigned" in re.search(r'<p id="witness">(.*?)</p>', html, re.S).group(1)
     # The overview links each member to its page (the operator may open every one).
     assert f'<a href="/ui/members/{member}">{member}</a>' in get(web, "/ui/")
+
+
+PYTHON_OR_JSON = re.compile(r"\{'|\{\"|\{&#34;|\{&quot;|\bNone\b|\bTrue\b|\bFalse\b|\[&#39;|\['")
+
+
+def test_settings_lineage_and_payloads_read_as_text_not_python_or_json(web: Web) -> None:
+    """A job's settings, a model's lineage and a motion's payload are dictionaries: no page
+    prints one raw (`{'delta': None}`, `{"amount": 2000000}`)."""
+    for path in ("/ui/models/heart-v1", "/ui/jobs/job-heart-v1", "/ui/board"):
+        main = get(web, path).split('<main id="main"', 1)[-1]
+        assert not PYTHON_OR_JSON.search(main), (path, PYTHON_OR_JSON.search(main))
+    lineage = get(web, "/ui/models/heart-v1")
+    datasets = "cleveland-clinic-heart, hungarian-cardiology-heart, va-long-beach-heart"
+    assert f'<th scope="row">datasets</th><td>{datasets}</td>' in lineage
+    assert '<th scope="row">settings</th><td>—</td>' in lineage  # an empty record, a dash
+    board = get(web, "/ui/board")
+    amounts = re.findall(r'<span class="key">amount</span>: (¥[\d,]+)</li>', board)
+    assert amounts and all(re.fullmatch(r"¥\d{1,3}(,\d{3})*", a) for a in amounts), amounts
+
+
+def test_the_model_page_tabulates_each_metric_with_its_name(web: Web) -> None:
+    html = get(web, "/ui/models/heart-v1")
+    table = html[
+        html.index('<table id="site-metrics">') : html.index(
+            "</table>", html.index('<table id="site-metrics">')
+        )
+    ]
+    assert '<th scope="col">AUC</th>' in table
+    assert '<tr class="total"><th scope="row">overall</th><td class="n">0.900</td></tr>' in table
+
+
+def test_the_investor_page_has_no_empty_header_nor_an_empty_column(web: Web) -> None:
+    """axe's 'empty-table-header': every header cell names its column; the investor's
+    report carries no member payouts (the board's), so it has no payouts column."""
+    html = get(web, "/ui/investor")
+    assert re.search(r"<th[^>]*>\s*</th>", html) is None
+    assert "<th>funds</th><th>yen</th>" in html and "<th>licence&#x27;s money</th>" in html
+    assert "<th>payouts</th>" not in html
+
+
+def test_the_project_lists_name_each_projects_theme(web: Web) -> None:
+    for path in ("/ui/projects", "/ui/"):
+        html = get(web, path)
+        assert '<th scope="col">theme</th><th scope="col">status</th>' in html
+        assert re.search(r'/ui/projects/heart">heart</a></td><td>[^<]*</td><td>medical</td>', html)
+        assert re.search(r"hostile</a></td><td>[^<]*</td><td>—</td>", html), path
+
+
+def test_a_contribution_job_is_not_shown_as_a_job_that_never_ran(web: Web) -> None:
+    """A contribution job mirrors the nodes' charge: no federated rounds, so neither
+    "0 of 30 rounds completed" nor "No round has completed yet"."""
+    now = utc_now()
+    with transaction(open_home(web).sessions) as session:
+        session.add(
+            JobRow(
+                id="job-shares",
+                project="heart",
+                kind="contribution",
+                status="completed",
+                spec_json='{"rounds": 30}',
+                planned_rounds=30,
+                completed_rounds=0,
+                created_at=now,
+                started_at=now,
+                finished_at=now,
+            )
+        )
+    job = get(web, "/ui/jobs/job-shares")
+    assert "a contribution job runs at each site's node and records no federated" in job
+    assert "rounds completed" not in job and "No round has completed yet" not in job
+    project = get(web, "/ui/projects/heart")
+    row = project[project.index('<a href="/ui/jobs/job-shares">') :]
+    assert "<td>contribution</td><td>completed</td><td>—</td>" in row[: row.index("</tr>")]
+    train = project[project.index('<a href="/ui/jobs/job-heart-v1">') :]
+    assert re.search(r"<td>\d+ / \d+</td>", train[: train.index("</tr>")])
+
+
+def test_the_models_list_shows_each_models_overall_scores(web: Web) -> None:
+    html = get(web, "/ui/models")
+    assert '<th scope="col">accuracy</th><th scope="col">AUC</th>' in html
+    row = html[html.index('<a href="/ui/models/heart-v1">') :]
+    assert '<td class="n">—</td><td class="n">0.900</td>' in row[: row.index("</tr>")]

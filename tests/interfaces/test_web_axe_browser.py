@@ -18,7 +18,7 @@ from kumiai.domain.sign_in import respond
 from kumiai.interfaces.api.app import create_app
 from kumiai.services import projects
 from kumiai.services.consortium import open_consortium
-from tests.interfaces.axe import assert_accessible, axe_source, violations
+from tests.interfaces.axe import assert_accessible, axe_source, describe, violations
 from tests.interfaces.test_report_browser import browser, require_chromium
 from tests.interfaces.test_web import dashboard_association
 from tests.interfaces.test_web_browser import _free_port, _shoot, _watch
@@ -158,4 +158,20 @@ def test_a_viewer_signs_in_and_opens_a_project_with_the_keyboard_alone(
     page.keyboard.press("Enter")
     page.wait_for_url(served.url + "projects/heart")
     assert page.locator("#purpose").inner_text() == "diagnosis"
+    page.close()
+
+
+def test_the_investor_report_has_no_axe_violation_of_any_impact(
+    browser: Any, served: Served
+) -> None:
+    """Even the minor ones: the report's tables once had an empty header cell
+    (`empty-table-header`) over their row names."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(served.url + "signin")
+    page.get_by_label("Signed response").fill(_answer(page, served))
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(served.url)
+    page.goto(served.url + "investor")
+    found = violations(page, ("minor", "moderate", "serious", "critical"))
+    assert found == [], describe(found)
     page.close()

@@ -107,3 +107,21 @@ def test_the_privacy_page_replays_epsilon_over_time_to_the_budget_figure(
     assert "epsilon/va-long-beach-heart/" not in html  # it refused: nothing spent
     row = html[html.index('<tr data-dataset="cleveland-clinic-heart">') :]
     assert f'<td class="n">{3.0:.4f}</td>' in row[: row.index("</tr>")]  # its lifetime budget
+
+
+def test_each_epsilon_chart_ends_with_the_lifetime_budget_it_is_read_against(
+    trained: Trained,
+) -> None:
+    html = trained.client.get("/ui/privacy").text
+    lines = {b.dataset: b for b in privacy.budgets(open_consortium(trained.home))}
+    assert lines["cleveland-clinic-heart"].lifetime == 3.0
+    assert lines["hungarian-cardiology-heart"].lifetime is None
+    bars = re.findall(
+        r'<rect class="bar budget" x="[\d.]+" y="\d+" width="([\d.]+)" height="\d+" '
+        r'data-figure="epsilon/([^/"]+)/lifetime" data-value="([^"]+)"',
+        html,
+    )
+    # The longest bar, so the chart's scale is the budget; a dataset without one has none.
+    assert bars == [("380.00", "cleveland-clinic-heart", "3.0")]
+    assert "ε spent by cleveland-clinic-heart, entry by entry, against its lifetime budget" in html
+    assert "ε spent by hungarian-cardiology-heart, entry by entry</figcaption>" in html

@@ -144,7 +144,7 @@ def _funds(funds: dict[str, Any]) -> str:
         ["not yet allocated", fig(funds["unallocated"])],
         ["spent by projects", fig(funds["spent"])],
     ]
-    html = "<h2>Funds</h2>" + _table(["", "yen"], ([_e(a), b] for a, b in rows), (1,))
+    html = "<h2>Funds</h2>" + _table(["funds", "yen"], ([_e(a), b] for a, b in rows), (1,))
     if "sources" in funds:
         html += "<h4>Sources (board)</h4>" + _table(
             ["source", "kind", "from", "yen", "note", "entry"],
@@ -266,7 +266,7 @@ def _licences(licences: list[dict[str, Any]], heading: str) -> str:
             f"{_e(rate)} bp; restrictions: {_e('; '.join(terms['restrictions']) or 'none')}</p>"
         )
         html += _table(
-            ["", "yen"],
+            ["licence's money", "yen"],
             [
                 ["revenue reported", fig(lic["revenue_yen"])],
                 ["royalties", fig(lic["royalty_yen"])],
@@ -275,22 +275,24 @@ def _licences(licences: list[dict[str, Any]], heading: str) -> str:
             ],
             (1,),
         )
+        # Each member's payout is the board's to read: the investor's report has none, so
+        # its table has no payouts column rather than an empty one.
+        with_payouts = any("payouts" in period for period in lic["periods"])
         rows = []
         for period in lic["periods"]:
-            payouts = ", ".join(f"{_e(m)} {fig(y)}" for m, y in period.get("payouts", {}).items())
-            rows.append(
-                [
-                    _e(period["period"]),
-                    fig(period["revenue_yen"]),
-                    fig(period.get("royalty_yen")),
-                    fig(period.get("association_yen")),
-                    _e(period.get("rule", "")) if period["distributed"] else "not yet distributed",
-                    payouts,
-                ]
-            )
-        html += _table(
-            ["period", "revenue", "royalty", "association", "rule", "payouts"], rows, (1, 2, 3)
-        )
+            row = [
+                _e(period["period"]),
+                fig(period["revenue_yen"]),
+                fig(period.get("royalty_yen")),
+                fig(period.get("association_yen")),
+                _e(period.get("rule", "")) if period["distributed"] else "not yet distributed",
+            ]
+            if with_payouts:
+                payouts = period.get("payouts", {}).items()
+                row.append(", ".join(f"{_e(m)} {fig(y)}" for m, y in payouts))
+            rows.append(row)
+        head = ["period", "revenue", "royalty", "association", "rule"]
+        html += _table(head + ["payouts"] * with_payouts, rows, (1, 2, 3))
     return html
 
 

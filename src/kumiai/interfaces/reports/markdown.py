@@ -122,7 +122,7 @@ def _licences(licences: list[dict[str, Any]]) -> str:
         )
         parts.append(
             _table(
-                ["", "yen"],
+                ["licence's money", "yen"],
                 [
                     ["revenue reported", fig(lic["revenue_yen"])],
                     ["royalties", fig(lic["royalty_yen"])],
@@ -163,7 +163,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"{md(', '.join(ledger['witnesses']) or 'no member yet')}.\n",
         "## Funds\n",
         _table(
-            ["", "yen"],
+            ["funds", "yen"],
             [["received", fig(funds["received"])]]
             + [[f"of which {k}", fig(f)] for k, f in funds["by_kind"].items()]
             + [

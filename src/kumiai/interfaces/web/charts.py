@@ -10,6 +10,7 @@ from typing import Any
 from markupsafe import Markup
 
 from kumiai.interfaces.reports.charts import Row, Segment, bar_chart
+from kumiai.interfaces.web.display import metric_name
 
 
 def _figure(figure_id: str, value: float, unit: str) -> dict[str, Any]:
@@ -26,7 +27,9 @@ def round_chart(rounds: Iterable[Mapping[str, Any]], metric: str) -> Markup:
         for r in rounds
         if isinstance(value := (r.get("overall") or {}).get(metric), int | float)
     ]
-    return Markup(bar_chart(f"{metric} per round", rows, "No round has completed yet."))
+    return Markup(
+        bar_chart(f"{metric_name(metric)} per round", rows, "No round has completed yet.")
+    )
 
 
 def share_chart(model: str, metric: str, shares: Mapping[str, float]) -> Markup:
@@ -43,13 +46,26 @@ def share_chart(model: str, metric: str, shares: Mapping[str, float]) -> Markup:
         )
         for name, value in sorted(shares.items())
     ]
-    return Markup(bar_chart(f"Contribution shares to {model} ({metric})", rows, "No shares."))
+    return Markup(
+        bar_chart(f"Contribution shares to {model} ({metric_name(metric)})", rows, "No shares.")
+    )
 
 
-def epsilon_chart(title: str, points: Iterable[tuple[str, str, float]], empty: str) -> Markup:
-    """Bars of ε: (figure id, label, value) each."""
+def epsilon_chart(
+    title: str,
+    points: Iterable[tuple[str, str, float]],
+    empty: str,
+    budget: tuple[str, float] | None = None,
+) -> Markup:
+    """Bars of ε: (figure id, label, value) each; then, given `budget` (figure id,
+    lifetime ε), a grey bar of the lifetime budget, so every bar reads against it."""
     rows = [
         Row(label, [Segment(_figure(figure_id, value, "epsilon"), "epsilon")])
         for figure_id, label, value in points
     ]
+    if rows and budget is not None:
+        figure_id, lifetime = budget
+        rows.append(
+            Row("lifetime budget", [Segment(_figure(figure_id, lifetime, "epsilon"), "budget")])
+        )
     return Markup(bar_chart(title, rows, empty))

@@ -23,6 +23,7 @@ from kumiai.domain.errors import Forbidden
 from kumiai.domain.ledger import COORDINATOR
 from kumiai.domain.roles import PUBLIC, Action, Role, permits, require, require_member_record
 from kumiai.interfaces.cli.context import when
+from kumiai.interfaces.web.display import delta, metric, metric_name, plain, yen
 from kumiai.interfaces.web.sessions import SESSION_COOKIE, SessionStore
 from kumiai.services.consortium import Consortium
 
@@ -32,8 +33,13 @@ templates = Jinja2Templates(
     env=Environment(loader=FileSystemLoader(PACKAGE / "templates"), autoescape=True)
 )
 templates.env.filters["when"] = when
-templates.env.filters["yen"] = lambda v: f"¥{v:,}" if v >= 0 else f"-¥{-v:,}"
+templates.env.filters["yen"] = yen
+templates.env.filters["plain"] = plain
+templates.env.filters["metric_name"] = metric_name
+templates.env.globals["metric"] = metric
 templates.env.filters["eps"] = lambda v: f"{v:.4f}" if isinstance(v, int | float) else "—"
+templates.env.filters["share"] = templates.env.filters["eps"]  # to four places, as the report
+templates.env.filters["delta"] = delta
 templates.env.filters["score"] = lambda v: f"{v:.3f}" if isinstance(v, int | float) else "—"
 
 

@@ -6,8 +6,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from kumiai.domain.contribution_charge import CONTRIBUTION
 from kumiai.domain.epsilon_history import SPEND_KINDS, epsilon_history
 from kumiai.domain.job import JobStatus
+from kumiai.domain.personalisation import PERSONALISATION
 from kumiai.domain.roles import Action
 from kumiai.interfaces.web.charts import epsilon_chart, round_chart, share_chart
 from kumiai.interfaces.web.context import Home, Viewer, needs, page
@@ -29,6 +31,9 @@ from kumiai.services.consortium import Consortium
 
 router = APIRouter()
 RUNNING = (JobStatus.PENDING.value, JobStatus.RUNNING.value)  # the page polls while so
+# Jobs that mirror a charge the nodes made (Shapley coalitions, fine-tuning at each site):
+# they run no federated rounds, so "0 of 30 rounds" would misread as a job that never ran.
+CHARGED_KINDS = frozenset({CONTRIBUTION, PERSONALISATION})
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -38,22 +43,36 @@ def overview(
     """The latest head with its cosignatures (public, like the ledger); signed in, also
     `member list`, `theme list` and `project list`, each shown only to a role that may read it."""
     shows_projects = viewer.may(Action.PROJECTS_READ)
+    listed = themes.list_themes(home) if shows_projects else None
     return page(
         request,
         "overview.html",
         viewer,
         members=members.list_members(home) if viewer.may(Action.MEMBERS_READ) else None,
         status=head_status.head_status(home),
-        themes=themes.list_themes(home) if shows_projects else None,
+        themes=listed,
         projects=projects.list_projects(home) if shows_projects else None,
+        theme_of=_theme_of(listed or []),
     )
+
+
+def _theme_of(listed: list[themes.ThemeInfo]) -> dict[str, str]:
+    """Each project's theme, from `theme list` (a project names no theme of its own)."""
+    return {project: theme.name for theme in listed for project in theme.projects}
 
 
 @router.get("/projects", response_class=HTMLResponse)
 def project_list(
     request: Request, home: Home, viewer: Annotated[Viewer, needs(Action.PROJECTS_READ)]
 ) -> HTMLResponse:
-    return page(request, "projects.html", viewer, projects=projects.list_projects(home))
+    """`project list`, with each project's theme from `theme list`."""
+    return page(
+        request,
+        "projects.html",
+        viewer,
+        projects=projects.list_projects(home),
+        theme_of=_theme_of(themes.list_themes(home)),
+    )
 
 
 @router.get("/projects/{name}", response_class=HTMLResponse)
@@ -68,6 +87,7 @@ def project_show(
         view=views.project_view(home, name),
         budget=spend.project_budget(home, name),
         milestones=milestones.list_milestones(home, name),
+        charged_kinds=CHARGED_KINDS,
     )
 
 
@@ -77,11 +97,17 @@ METRICS = ("auc", "accuracy")  # AUC first; a round without it (one class) still
 def _job_context(home: Consortium, job_id: str) -> dict[str, Any]:
     job = jobs.job_detail(home, job_id)
     reported = {m for r in job.rounds for m in (r.get("overall") or {}) if m in METRICS}
+    federated = job.kind not in CHARGED_KINDS
     return {
         "job": job,
         "live": job.status in RUNNING,
-        "charts": [round_chart(job.rounds, m) for m in METRICS if m in reported]
-        or [round_chart((), "auc")],
+        "federated": federated,
+        "charts": (
+            [round_chart(job.rounds, m) for m in METRICS if m in reported]
+            or [round_chart((), "auc")]
+        )
+        if federated
+        else [],
     }
 
 
@@ -155,11 +181,17 @@ def privacy_page(
         for e in transparency.show_entries(home, kind=kind)
     ]
     history = epsilon_history(sorted(entries, key=lambda e: e[0]))
+    budgets = privacy.budgets(home)
+    lifetime = {b.dataset: b.lifetime for b in budgets}
     charts = [
         epsilon_chart(
-            f"ε spent by {dataset}, entry by entry",
+            f"ε spent by {dataset}, entry by entry"
+            + ("" if lifetime.get(dataset) is None else ", against its lifetime budget"),
             [(f"epsilon/{dataset}/{p.seq}", f"entry {p.seq} · {p.time}", p.total) for p in points],
             "Nothing spent yet.",
+            None
+            if lifetime.get(dataset) is None
+            else (f"epsilon/{dataset}/lifetime", lifetime[dataset]),
         )
         for dataset, points in history.items()
     ]
@@ -167,7 +199,7 @@ def privacy_page(
         request,
         "privacy.html",
         viewer,
-        budgets=privacy.budgets(home),
+        budgets=budgets,
         history=history,
         charts=charts,
     )
