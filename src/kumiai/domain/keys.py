@@ -6,6 +6,7 @@ every command that reads the database imports this module, and reading needs nei
 
 import base64
 import hashlib
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -58,10 +59,24 @@ def sign(key: Ed25519PrivateKey, message: bytes) -> str:
 
 
 def verify(public_b64: str, message: bytes, signature_b64: str) -> bool:
-    """True only when the signature is well-formed and valid for this key and message."""
+    """True only when the signature is well-formed and valid for this key and message.
+
+    Remembered for the last few (key, message, signature): a node checks the same job and
+    agreement signatures on every message of a job, and the answer for the same bytes
+    cannot change.
+    """
+    if type(message) is bytes and type(public_b64) is str and type(signature_b64) is str:
+        return _remembered(public_b64, message, signature_b64)
+    return _verify(public_b64, message, signature_b64)
+
+
+def _verify(public_b64: str, message: bytes, signature_b64: str) -> bool:
     try:
         public = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_b64, validate=True))
         public.verify(base64.b64decode(signature_b64, validate=True), message)
     except (InvalidSignature, ValueError, TypeError):
         return False
     return True
+
+
+_remembered = lru_cache(maxsize=256)(_verify)
