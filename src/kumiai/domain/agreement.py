@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property, lru_cache
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -114,29 +115,44 @@ class SignedAgreement:
     key_fingerprint: str
 
     def to_json(self) -> str:
-        return canonical_json(
-            {
-                "payload": self.terms.payload(),
-                "signature": self.signature,
-                "key_fingerprint": self.key_fingerprint,
-            }
-        ).decode("utf-8")
+        return self._canonical[1]
+
+    def signed_bytes(self) -> bytes:
+        """The bytes the steward signed: canonical_json(terms.payload())."""
+        return self._canonical[0]
+
+    @cached_property
+    def _canonical(self) -> tuple[bytes, str]:
+        """Computed once (the agreement is frozen): a node compares it on every message."""
+        payload = self.terms.payload()
+        whole = {
+            "payload": payload,
+            "signature": self.signature,
+            "key_fingerprint": self.key_fingerprint,
+        }
+        return canonical_json(payload), canonical_json(whole).decode("utf-8")
 
     @classmethod
     def from_json(cls, text: str) -> "SignedAgreement":
-        try:
-            doc = load_json(text)
-            return cls(
-                terms=AgreementTerms.from_payload(doc["payload"]),
-                signature=str(doc.get("signature") or ""),
-                key_fingerprint=str(doc.get("key_fingerprint") or ""),
-            )
-        except UnsupportedVersion:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError, InvalidInput) as exc:
-            raise InvalidInput(
-                f"agreement document is malformed ({exc}); re-export it from the steward's node"
-            ) from None
+        """Parsed once per distinct text: a node reads its own copy on every message."""
+        return _parse_signed_agreement(text)
+
+
+@lru_cache(maxsize=64)
+def _parse_signed_agreement(text: str) -> SignedAgreement:
+    try:
+        doc = load_json(text)
+        return SignedAgreement(
+            terms=AgreementTerms.from_payload(doc["payload"]),
+            signature=str(doc.get("signature") or ""),
+            key_fingerprint=str(doc.get("key_fingerprint") or ""),
+        )
+    except UnsupportedVersion:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidInput) as exc:
+        raise InvalidInput(
+            f"agreement document is malformed ({exc}); re-export it from the steward's node"
+        ) from None
 
 
 def sign_agreement(terms: AgreementTerms, key: Ed25519PrivateKey) -> SignedAgreement:
@@ -150,7 +166,7 @@ def sign_agreement(terms: AgreementTerms, key: Ed25519PrivateKey) -> SignedAgree
 
 def signature_is_valid(agreement: SignedAgreement, steward_public_b64: str) -> bool:
     return bool(agreement.signature) and keys.verify(
-        steward_public_b64, canonical_json(agreement.terms.payload()), agreement.signature
+        steward_public_b64, agreement.signed_bytes(), agreement.signature
     )
 
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property, lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -163,32 +164,44 @@ class SignedJob:
     signature: str
 
     def signed_bytes(self) -> bytes:
-        return canonical_json(self.document.payload())
+        return self._canonical[0]
 
     def to_json(self) -> str:
-        return canonical_json(
-            {
-                "type": SIGNED_JOB_TYPE,
-                "version": JOB_VERSION,
-                "job": self.document.payload(),
-                "signature": self.signature,
-            }
-        ).decode("utf-8")
+        return self._canonical[1]
+
+    @cached_property
+    def _canonical(self) -> tuple[bytes, str]:
+        """The signed bytes and the whole document, computed once: both are frozen, and a
+        node compares them on every message of a job."""
+        payload = self.document.payload()
+        whole = {
+            "type": SIGNED_JOB_TYPE,
+            "version": JOB_VERSION,
+            "job": payload,
+            "signature": self.signature,
+        }
+        return canonical_json(payload), canonical_json(whole).decode("utf-8")
 
     @classmethod
     def from_json(cls, text: str) -> "SignedJob":
-        try:
-            doc = json.loads(text)
-            if doc.get("type") != SIGNED_JOB_TYPE or doc.get("version") != JOB_VERSION:
-                raise ValueError(f"not a version-{JOB_VERSION} {SIGNED_JOB_TYPE}")
-            signature = str(doc["signature"])
-            job = doc["job"]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise InvalidInput(
-                f"signed job document is malformed ({exc}); the coordinator must send a "
-                f"version-{JOB_VERSION} {SIGNED_JOB_TYPE}"
-            ) from None
-        return cls(JobDocument.from_payload(job), signature)
+        """Parsed once per distinct text: every message of a job carries the same document."""
+        return _parse_signed_job(text)
+
+
+@lru_cache(maxsize=64)
+def _parse_signed_job(text: str) -> SignedJob:
+    try:
+        doc = json.loads(text)
+        if doc.get("type") != SIGNED_JOB_TYPE or doc.get("version") != JOB_VERSION:
+            raise ValueError(f"not a version-{JOB_VERSION} {SIGNED_JOB_TYPE}")
+        signature = str(doc["signature"])
+        job = doc["job"]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidInput(
+            f"signed job document is malformed ({exc}); the coordinator must send a "
+            f"version-{JOB_VERSION} {SIGNED_JOB_TYPE}"
+        ) from None
+    return SignedJob(JobDocument.from_payload(job), signature)
 
 
 def sign_job(document: JobDocument, coordinator_key: Ed25519PrivateKey) -> SignedJob:

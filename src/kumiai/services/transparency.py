@@ -4,12 +4,11 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
 from kumiai.adapters.files import write_atomic
-from kumiai.adapters.signatures import verify_in_parallel
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import (
     CosignatureRow,
@@ -18,7 +17,6 @@ from kumiai.adapters.storage.schema import (
     TreeHeadRow,
 )
 from kumiai.domain import keys, merkle
-from kumiai.domain.audit import AuditReport, Cosignature, ExportContents, audit
 from kumiai.domain.canonical import (
     has_lone_surrogate,
     load_json,
@@ -31,6 +29,9 @@ from kumiai.domain.ledger import SignedEntry, TreeHead
 from kumiai.domain.refusal import Refusal, parse_refusal_copy, unrecorded
 from kumiai.domain.witness import WitnessVerdict
 from kumiai.services.consortium import Consortium
+
+if TYPE_CHECKING:  # the auditor's replay loads only to verify: `ledger show` never needs it
+    from kumiai.domain.audit import AuditReport, ExportContents
 
 EXPORT_TYPE = "kumiai.ledger-export"
 EXPORT_VERSION = 2  # 2: entries, heads and cosignatures signed as RFC 8785 canonical JSON
@@ -222,11 +223,13 @@ def export_lines(consortium: Consortium) -> tuple[bytes, int]:
     return ("\n".join(lines) + "\n").encode(), len(leaves)
 
 
-def read_export(path: Path) -> ExportContents:
+def read_export(path: Path) -> "ExportContents":
     """Parse an export; a malformed line is named by its number.
 
     verifiers/js/verify.mjs refuses exactly what this refuses (its exit code 2).
     """
+    from kumiai.domain.audit import Cosignature, ExportContents
+
     if not path.is_file():
         raise InvalidInput(
             f"ledger export {path} does not exist; create one with `kumiai ledger export FILE`"
@@ -306,14 +309,17 @@ def read_pinned_keys(path: Path | None) -> dict[str, str]:
 
 def verify_export(
     path: Path, keys_file: Path | None = None, pinned: dict[str, str] | None = None
-) -> AuditReport:
+) -> "AuditReport":
     """Verify an export offline; `pinned` adds keys known otherwise (a node's pinned
     coordinator key) where the keys file names none."""
+    from kumiai.adapters.signatures import verify_in_parallel
+    from kumiai.domain.audit import audit
+
     keys = {**(pinned or {}), **read_pinned_keys(keys_file)}
     return audit(read_export(path), pinned=keys, verify_batch=verify_in_parallel)
 
 
-def verify_ledger(consortium: Consortium, keys_file: Path | None = None) -> AuditReport:
+def verify_ledger(consortium: Consortium, keys_file: Path | None = None) -> "AuditReport":
     """Export to a temporary file inside the home and verify that, exactly as an auditor would."""
     path = consortium.home / "ledger-verify.jsonl"
     export_ledger(consortium, path)

@@ -21,6 +21,7 @@ from kumiai.interfaces.cli.analyse import analyse
 from kumiai.interfaces.cli.bench import bench
 from kumiai.interfaces.cli.board import charter_app, motion_app
 from kumiai.interfaces.cli.budget import budget_app
+from kumiai.interfaces.cli.collector import pause_collection
 from kumiai.interfaces.cli.contribution import contributions
 from kumiai.interfaces.cli.coordinator import coordinator_app
 from kumiai.interfaces.cli.demo import demo_app
@@ -122,6 +123,7 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 def run() -> None:
     """Entry point: user mistakes print one line and exit non-zero, never a traceback."""
+    pause_collection()  # the command's own imports are most of its start-up
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
