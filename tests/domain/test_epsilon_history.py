@@ -67,13 +67,13 @@ def figures(points: list[BudgetPoint]) -> list[tuple[int, float, float, float | 
     return [(p.seq, p.spent, p.committed, p.left) for p in points]
 
 
-def test_a_job_commits_its_plan_spends_it_down_and_frees_the_rest_when_it_completes() -> None:
+def test_a_job_commits_its_plan_spends_it_down_and_frees_the_rest_at_its_release() -> None:
     entries = [
         (1, T, "privacy.budget-set", {"dataset": "a", "epsilon": 4.0}),
         at(2, started("j1", 1.0, "a")),
         (3, T, "round.completed", {"job": "j1", "epsilon": {"a": 0.25}}),
         (4, T, "round.completed", {"job": "j1", "epsilon": {"a": 0.75}}),
-        (5, T, "job.completed", {"job": "j1"}),
+        (5, T, "model.released", {"model": "m1", "job": "j1"}),
     ]
     assert figures(budget_history(entries)["a"]) == [
         (1, 0.0, 0.0, 4.0),
@@ -109,8 +109,8 @@ def test_two_overlapping_jobs_each_hold_their_own_plan() -> None:
         at(3, started("j2", 2.0, "a")),
         (4, T, "round.completed", {"job": "j1", "epsilon": {"a": 1.5}}),  # over its plan
         (5, T, "round.completed", {"job": "j2", "epsilon": {"a": 0.5}}),
-        (6, T, "job.completed", {"job": "j1"}),
-        (7, T, "job.completed", {"job": "j2"}),
+        (6, T, "model.released", {"model": "m1", "job": "j1"}),
+        (7, T, "model.released", {"model": "m2", "job": "j2"}),
     ]
     assert figures(budget_history(entries)["a"]) == [
         (1, 0.0, 0.0, 5.0),
@@ -170,7 +170,10 @@ def test_the_spent_series_is_the_epsilon_history() -> None:
         ("privacy.budget-set", {"dataset": "a", "epsilon": -2.0}),
         ("privacy.budget-set", {"dataset": "a", "epsilon": False}),
         ("privacy.budget-set", {"dataset": None, "epsilon": 2.0}),
-        ("job.completed", {"job": "j1"}),  # ends a job that never started here
+        ("model.released", {"job": "j1"}),  # ends a job that never started here
+        ("job.refused", {"job": "j0", "dataset": "b"}),  # a dataset its plan never named
+        ("job.refused", {"job": "j0", "dataset": ["a"]}),
+        ("job.completed", {"job": "j0"}),  # no such kind: a job ends at its release
         ("job.failed", {"job": ["j0"]}),
     ],
 )
@@ -197,3 +200,15 @@ def test_a_replayed_start_holds_once_and_an_unplanned_dataset_commits_nothing() 
     assert figures(history["a"]) == [(1, 0.0, 1.0, None), (3, 0.5, 0.5, None)]
     assert figures(history["unknown"]) == [(3, 0.5, 0.0, None)]  # spent, as the report counts
     assert "b" not in history
+
+
+def test_a_refusing_site_frees_its_dataset_and_an_analysis_release_spends_then_ends() -> None:
+    entries = [
+        at(1, started("s1", 0.5, "a", "b")),
+        (2, T, "job.refused", {"job": "s1", "dataset": "b", "round": 0, "reason": "no"}),
+        (3, T, "analysis.released", {"job": "s1", "spent": {"a": 0.25}}),
+        at(4, started("s1", 0.5, "a")),  # replayed after it ended: holds nothing again
+    ]
+    history = budget_history(entries)
+    assert figures(history["a"]) == [(1, 0.0, 0.5, None), (3, 0.25, 0.0, None)]
+    assert figures(history["b"]) == [(1, 0.0, 0.5, None), (2, 0.0, 0.0, None)]

@@ -10,9 +10,11 @@ the report's ε figure for that dataset.
 
 `budget_history` replays the same spends beside what running jobs hold and the lifetime
 budget: a job commits, on each dataset its signed document (`job.started`) names, its
-planned ε (`settings.epsilon`) less what it has spent so far, until its `job.completed` or
-`job.failed` entry; the lifetime is the latest `privacy.budget-set` for the dataset; and
-left = lifetime − spent − committed, as the `budget` table computes it today.
+planned ε (`settings.epsilon`) less what it has spent so far, until the job is over
+(`model.released`, `analysis.released` or `job.failed`) or the dataset's node refused it
+(`job.refused` naming the dataset: it never reserved); the lifetime is the latest
+`privacy.budget-set` for the dataset; and left = lifetime − spent − committed, as the
+`budget` table computes it today.
 """
 
 import math
@@ -21,8 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 SPEND_KINDS = ("round.completed", "privacy.recovered", "privacy.charged", "analysis.released")
-START, OVER, BUDGET_SET = "job.started", ("job.completed", "job.failed"), "privacy.budget-set"
-BUDGET_KINDS = (*SPEND_KINDS, START, *OVER, BUDGET_SET)
+START, REFUSED, BUDGET_SET = "job.started", "job.refused", "privacy.budget-set"
+# A job is over at its model's release (training), its analysis's release (statistics) or
+# its failure; the ledger has no separate `job.completed` entry.
+OVER = ("model.released", "analysis.released", "job.failed")
+BUDGET_KINDS = tuple(dict.fromkeys((*SPEND_KINDS, START, REFUSED, *OVER, BUDGET_SET)))
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,7 @@ class _Replay:
         self.spent: dict[tuple[str, str], float] = {}  # (job, dataset) -> largest stated
         self.plans: dict[str, dict[str, float]] = {}  # running job -> dataset -> planned ε
         self.lifetime: dict[str, float] = {}
+        self.started: set[str] = set()  # every job ever started, running or over
 
     def apply(self, kind: str, payload: dict[str, Any]) -> set[str]:
         """Apply one entry; the datasets whose figures it may have moved."""
@@ -100,28 +106,37 @@ class _Replay:
         if not isinstance(job, str):
             return set()
         if kind == START:
-            if job in self.plans:  # a replayed start holds nothing twice
+            if job in self.started:  # a replayed start holds nothing again, even once over
                 return set()
+            self.started.add(job)
             self.plans[job] = _planned(payload)
             return set(self.plans[job])
-        if kind in OVER:
-            return set(self.plans.pop(job, {}))
-        raised = set()
+        if kind == REFUSED:
+            plan = self.plans.get(job, {})
+            return (
+                {dataset}
+                if isinstance(dataset, str) and plan.pop(dataset, None) is not None
+                else set()
+            )
+        moved = set()
         for name, value in _stated(kind, payload) if kind in SPEND_KINDS else ():
             if value > self.spent.get((job, name), 0.0):
                 self.spent[(job, name)] = value
-                raised.add(name)
-        return raised
+                moved.add(name)
+        if kind in OVER:  # after its own spend: an analysis's release states it, then ends it
+            moved |= set(self.plans.pop(job, {}))
+        return moved
 
     def total(self, dataset: str) -> float:
-        return sum(v for (_, d), v in self.spent.items() if d == dataset)
+        return sum((v for (_, d), v in self.spent.items() if d == dataset), 0.0)
 
     def committed(self, dataset: str) -> float:
-        return sum(
+        held = (
             max(plan[dataset] - self.spent.get((job, dataset), 0.0), 0.0)
             for job, plan in self.plans.items()
             if dataset in plan
         )
+        return sum(held, 0.0)  # 0.0, not 0, when nothing is held: a float figure either way
 
 
 def budget_history(
