@@ -30,6 +30,7 @@ from kumiai.services.members import list_members
 from kumiai.services.motions import cast_vote, propose_motion
 from kumiai.services.projects import propose_project
 from tests.domain.report_ledger import EVIL
+from tests.interfaces.privacy_charts import assert_charts_end_at_the_table
 from tests.interfaces.web_sign_in import sign_in
 from tests.services.reported import build_association
 
@@ -482,3 +483,18 @@ def test_the_models_list_shows_each_models_overall_scores(web: Web) -> None:
     assert '<th scope="col">accuracy</th><th scope="col">AUC</th>' in html
     row = html[html.index('<a href="/ui/models/heart-v1">') :]
     assert '<td class="n">—</td><td class="n">0.900</td>' in row[: row.index("</tr>")]
+
+
+def test_each_privacy_chart_ends_at_the_tables_spent_committed_and_left(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """On its own copy of the association, with a lifetime budget set at one node (the
+    shared one charts nothing: it spent no ε and set no budget)."""
+    root = tmp_path_factory.mktemp("web-privacy")
+    consortium, _ = dashboard_association(root)
+    privacy.set_budget(consortium, "cleveland-clinic-heart", 2.5)
+    with TestClient(create_app(root / "c", dashboard=True)) as client:
+        sign_in(client, consortium.coordinator_key())
+        html = client.get("/ui/privacy").text
+    assert_charts_end_at_the_table(html, privacy.budgets(consortium), {"cleveland-clinic-heart"})
+    assert "left 2.5000 of its lifetime budget 2.5000" in html

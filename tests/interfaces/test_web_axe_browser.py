@@ -18,6 +18,7 @@ from kumiai.domain.sign_in import respond
 from kumiai.interfaces.api.app import create_app
 from kumiai.services import projects
 from kumiai.services.consortium import open_consortium
+from kumiai.services.privacy import set_budget
 from tests.interfaces.axe import assert_accessible, axe_source, describe, violations
 from tests.interfaces.test_report_browser import browser, require_chromium
 from tests.interfaces.test_web import dashboard_association
@@ -51,9 +52,10 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """test_web's association, served by uvicorn as `coordinator serve` would (no demo
-    operator: every viewer signs in)."""
+    operator: every viewer signs in), with one lifetime budget set so Privacy draws a chart."""
     root = tmp_path_factory.mktemp("web-axe")
-    dashboard_association(root)
+    consortium, _ = dashboard_association(root)
+    set_budget(consortium, "cleveland-clinic-heart", 2.5)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(root / "c"), host="127.0.0.1", port=port, log_level="warning")
@@ -112,6 +114,9 @@ def test_every_main_page_has_no_serious_or_critical_axe_violation(
         assert_accessible(page, f"/ui/{path}")
         if path.startswith("members/"):
             _shoot(page, tmp_path, "member")
+        if path == "privacy":  # the one chart, of the dataset with a budget, was checked too
+            assert page.locator("figure.chart svg[role=img]").count() == 1
+            _shoot(page, tmp_path, "privacy")
     assert problems == [], problems
     page.goto(served.url + "projects/nope")  # the error page, 404
     assert "unknown project" in page.inner_text("#error")

@@ -18,11 +18,13 @@ from kumiai.services.consortium import open_consortium
 from kumiai.services.privacy import set_budget
 from kumiai.services.training import train
 from tests.domain.report_ledger import EVIL
+from tests.interfaces.privacy_charts import assert_charts_end_at_the_table
 from tests.interfaces.web_sign_in import sign_in
 from tests.services.helpers import HOSPITALS, heart_consortium
 
 pytestmark = pytest.mark.simulation
 RAW = "<script>alert('x')</script>"
+HOSPITALS_HEART = ("cleveland-clinic-heart", "hungarian-cardiology-heart", "va-long-beach-heart")
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,15 @@ def test_the_privacy_page_replays_epsilon_over_time_to_the_budget_figure(
             float(v)
             for v in re.findall(rf'data-figure="epsilon/{dataset}/\d+" data-value="([^"]+)"', html)
         ]
-        assert len(values) == 3 and values == sorted(values)  # one point per round, growing
+        spends = sorted({v for v in values if v})
+        assert len(spends) == 3 and values == sorted(values)  # a rise per round, never lower
         assert values[-1] == pytest.approx(lines[dataset].spent, abs=1e-9)
         assert 0 < values[-1] <= 1.0
-    assert "epsilon/va-long-beach-heart/" not in html  # it refused: nothing spent
+    # The refusing site was asked (its plan held from the start to its refusal), spent nothing.
+    assert set(
+        re.findall(r'data-figure="epsilon/va-long-beach-heart/\d+" data-value="([^"]+)"', html)
+    ) == {"0.0"}
+    assert_charts_end_at_the_table(html, list(lines.values()), set(HOSPITALS_HEART))
     row = html[html.index('<tr data-dataset="cleveland-clinic-heart">') :]
     assert f'<td class="n">{3.0:.4f}</td>' in row[: row.index("</tr>")]  # its lifetime budget
 
@@ -123,5 +130,15 @@ def test_each_epsilon_chart_ends_with_the_lifetime_budget_it_is_read_against(
     )
     # The longest bar, so the chart's scale is the budget; a dataset without one has none.
     assert bars == [("380.00", "cleveland-clinic-heart", "3.0")]
-    assert "ε spent by cleveland-clinic-heart, entry by entry, against its lifetime budget" in html
-    assert "ε spent by hungarian-cardiology-heart, entry by entry</figcaption>" in html
+    # With a budget, each entry's stack (spent + committed + left) is as long as the budget.
+    stacks: dict[str, float] = {}
+    for seq, value in re.findall(
+        r'data-figure="(?:epsilon|committed|left)/cleveland-clinic-heart/(\d+)" '
+        r'data-value="([^"]+)"',
+        html,
+    ):
+        stacks[seq] = stacks.get(seq, 0.0) + float(value)
+    assert len(stacks) >= 5 and all(v == pytest.approx(3.0) for v in stacks.values())
+    assert "of its lifetime budget 3.0000</figcaption>" in html
+    assert "ε of hungarian-cardiology-heart, entry by entry: spent 0.99" in html
+    assert "; no lifetime budget set</figcaption>" in html

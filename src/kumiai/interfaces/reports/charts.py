@@ -26,6 +26,7 @@ class Segment:
 class Row:
     label: str
     segments: Sequence[Segment]
+    amount: float | None = None  # the figure printed after the bar; None: the stack's total
 
 
 def _e(text: object) -> str:
@@ -72,7 +73,7 @@ def bar_chart(title: str, rows: Sequence[Row], empty: str) -> str:
                 f'data-value="{_e(json.dumps(value))}"><title>{_e(row.label)} — {_e(tip)}'
                 "</title></rect>"
             )
-        total = sum(s.fig["value"] for s in row.segments)
+        total = sum(s.fig["value"] for s in row.segments) if row.amount is None else row.amount
         shown = value_text({**row.segments[0].fig, "value": total}) if row.segments else ""
         parts.append(f'<text x="{LABEL + PLOT + 6}" y="{y + 13}" class="amount">{_e(shown)}</text>')
     parts.append("</svg></figure>")

@@ -7,11 +7,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from kumiai.domain.contribution_charge import CONTRIBUTION
-from kumiai.domain.epsilon_history import SPEND_KINDS, epsilon_history
+from kumiai.domain.epsilon_history import BUDGET_KINDS, budget_history
 from kumiai.domain.job import JobStatus
 from kumiai.domain.personalisation import PERSONALISATION
 from kumiai.domain.roles import Action
-from kumiai.interfaces.web.charts import epsilon_chart, round_chart, share_chart
+from kumiai.interfaces.web.charts import BUDGET_SERIES, budget_chart, round_chart, share_chart
 from kumiai.interfaces.web.context import Home, Viewer, needs, page
 from kumiai.services import (
     head_status,
@@ -174,27 +174,16 @@ def model_show(
 def privacy_page(
     request: Request, home: Home, viewer: Annotated[Viewer, needs(Action.BUDGETS_READ)]
 ) -> HTMLResponse:
-    """`kumiai budget`, and each dataset's ε over time replayed from the ledger."""
+    """`kumiai budget`, and each dataset's ε spent, committed and left over time, replayed
+    from the ledger; a dataset the catalogue does not hold is not charted."""
     entries = [
         (e.seq, e.time, e.kind, e.payload)
-        for kind in SPEND_KINDS
+        for kind in BUDGET_KINDS
         for e in transparency.show_entries(home, kind=kind)
     ]
-    history = epsilon_history(sorted(entries, key=lambda e: e[0]))
+    history = budget_history(sorted(entries, key=lambda e: e[0]))
     budgets = privacy.budgets(home)
-    lifetime = {b.dataset: b.lifetime for b in budgets}
-    charts = [
-        epsilon_chart(
-            f"ε spent by {dataset}, entry by entry"
-            + ("" if lifetime.get(dataset) is None else ", against its lifetime budget"),
-            [(f"epsilon/{dataset}/{p.seq}", f"entry {p.seq} · {p.time}", p.total) for p in points],
-            "Nothing spent yet.",
-            None
-            if lifetime.get(dataset) is None
-            else (f"epsilon/{dataset}/lifetime", lifetime[dataset]),
-        )
-        for dataset, points in history.items()
-    ]
+    charts = [budget_chart(b.dataset, history[b.dataset]) for b in budgets if b.dataset in history]
     return page(
         request,
         "privacy.html",
@@ -202,4 +191,5 @@ def privacy_page(
         budgets=budgets,
         history=history,
         charts=charts,
+        series=BUDGET_SERIES,
     )
