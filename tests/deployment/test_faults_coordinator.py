@@ -26,7 +26,7 @@ from kumiai.services.consortium import Consortium, open_consortium
 from kumiai.services.deployment import connected, supernode_log
 from kumiai.services.jobs import list_jobs
 from kumiai.services.privacy import budgets
-from tests.deployment.conftest import alive
+from tests.deployment.conftest import alive, stop_every
 from tests.deployment.test_across_organisations import (
     ENV,
     FOUR,
@@ -51,12 +51,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
     try:
         yield four_hospitals(tmp_path_factory.mktemp("faults"), started)
     finally:
-        pids = []
-        for process in reversed(started):
-            if process.pid is not None:
-                pids += [process.pid, *descendants(process.pid)]
-            process.stop()
-        assert not [p for p in pids if alive(p)], "a process outlived its stop"
+        stop_every(started)
 
 
 class Training:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interfaces.test_web_browser import _free_port
+from tests.interfaces.uvicorn_thread import free_port as _free_port
 
 pytestmark = pytest.mark.simulation
 

@@ -3,13 +3,10 @@ becomes an HttpOnly, SameSite=Strict cookie, the waiting request is shown, and s
 under the strict policy moves it to the agreements the node holds. The node's calls reach
 the coordinator app in-process (test_api_acts' transport)."""
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from kumiai.domain.training import TrainingSettings
 from kumiai.interfaces.web.node_pages import NODE_COOKIE, create_node_app
@@ -21,7 +18,8 @@ from kumiai.services.training import train
 from tests.interfaces.axe import assert_accessible
 from tests.interfaces.test_api_acts import A, B, World, node_of, through_test_transport, world
 from tests.interfaces.test_report_browser import browser, require_chromium
-from tests.interfaces.test_web_browser import _free_port, _shoot, _watch
+from tests.interfaces.test_web_browser import _shoot, _watch
+from tests.interfaces.uvicorn_thread import served_on_loopback
 from tests.services.helpers import log_records
 
 pytestmark = [pytest.mark.browser, pytest.mark.simulation]
@@ -31,18 +29,9 @@ TOKEN = "the-start-token-printed-once"
 
 @pytest.fixture
 def served(world: World, through_test_transport: None) -> Iterator[str]:
-    port = _free_port()
     app = create_node_app(world.consortium.member_home(A), TOKEN)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the node's pages did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(10)
+    with served_on_loopback(app, "the node's pages") as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 def test_a_steward_signs_a_request_and_it_moves_to_agreements(

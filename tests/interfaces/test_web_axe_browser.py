@@ -4,15 +4,12 @@ pages are checked in test_node_pages_browser): no violation of impact serious or
 And the keyboard alone: sign in, reach the overview, open a project, without a mouse."""
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from kumiai.domain.sign_in import respond
 from kumiai.interfaces.api.app import create_app
@@ -22,7 +19,8 @@ from kumiai.services.privacy import set_budget
 from tests.interfaces.axe import assert_accessible, axe_source, describe, violations
 from tests.interfaces.test_report_browser import browser, require_chromium
 from tests.interfaces.test_web import dashboard_association
-from tests.interfaces.test_web_browser import _free_port, _shoot, _watch
+from tests.interfaces.test_web_browser import _shoot, _watch
+from tests.interfaces.uvicorn_thread import served_on_loopback
 
 pytestmark = [pytest.mark.browser]
 __all__ = ["browser", "require_chromium"]  # the report test's fixture, shared
@@ -56,19 +54,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("web-axe")
     consortium, _ = dashboard_association(root)
     set_budget(consortium, "cleveland-clinic-heart", 2.5)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(root / "c"), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the dashboard's server did not start"
-        time.sleep(0.05)
-    yield Served(root / "c", f"http://127.0.0.1:{port}/ui/")
-    server.should_exit = True
-    thread.join(10)
+    with served_on_loopback(create_app(root / "c")) as port:
+        yield Served(root / "c", f"http://127.0.0.1:{port}/ui/")
 
 
 def _answer(page: Any, served: Served) -> str:

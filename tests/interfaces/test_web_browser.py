@@ -11,10 +11,8 @@ Chromium these tests fail, saying how to install it (as the report's browser tes
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from kumiai.domain import merkle
 from kumiai.interfaces.api.app import create_app
 from kumiai.services import jobs, transparency
 from kumiai.services.consortium import open_consortium
 from tests.interfaces.test_report_browser import ROOT, browser, require_chromium
+from tests.interfaces.uvicorn_thread import served_on_loopback
 from tests.services.helpers import HOSPITALS, heart_consortium
 
 pytestmark = [pytest.mark.browser, pytest.mark.simulation]
@@ -47,34 +45,13 @@ class Served:
     url: str  # the dashboard's root, ending in /ui/
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """Three hospitals, two signed; the API and dashboard under uvicorn in a thread."""
     home = tmp_path_factory.mktemp("web-browser") / "c"
     heart_consortium(home, sign=HOSPITALS[:2])
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(home, dashboard=True, local_operator=True),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the dashboard's server did not start"
-        time.sleep(0.05)
-    yield Served(home, f"http://127.0.0.1:{port}/ui/")
-    server.should_exit = True
-    thread.join(10)
+    with served_on_loopback(create_app(home, dashboard=True, local_operator=True)) as port:
+        yield Served(home, f"http://127.0.0.1:{port}/ui/")
 
 
 def _artifact(path: Path) -> None:

@@ -4,20 +4,18 @@ sign-out ends it. Served by uvicorn on loopback WITHOUT the demo's automatic ope
 `coordinator serve` would serve it (without TLS here, so the cookie is not Secure)."""
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from kumiai.domain.sign_in import respond
 from kumiai.interfaces.api.app import create_app
 from kumiai.node.home import NodeHome
 from tests.interfaces.test_report_browser import browser, require_chromium
-from tests.interfaces.test_web_browser import _free_port, _shoot, _watch
+from tests.interfaces.test_web_browser import _shoot, _watch
+from tests.interfaces.uvicorn_thread import served_on_loopback
 from tests.services.helpers import HOSPITALS, heart_consortium
 
 pytestmark = [pytest.mark.browser]
@@ -28,19 +26,8 @@ __all__ = ["browser", "require_chromium"]  # the report test's fixture, shared
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     home = tmp_path_factory.mktemp("signin-browser") / "c"
     heart_consortium(home, sign=HOSPITALS[:1])
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(home), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the dashboard's server did not start"
-        time.sleep(0.05)
-    yield home, f"http://127.0.0.1:{port}/ui/"
-    server.should_exit = True
-    thread.join(10)
+    with served_on_loopback(create_app(home)) as port:
+        yield home, f"http://127.0.0.1:{port}/ui/"
 
 
 def test_a_steward_signs_in_with_the_nodes_key_sees_its_pages_and_signs_out(
