@@ -18,6 +18,17 @@ from kumiai.domain.training import TrainingSettings
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
+@pytest.fixture(autouse=True)
+def fresh_consoles() -> Iterator[None]:
+    """The CLI's Rich consoles are made on first use and kept; each test gets new ones, sized
+    by its own environment (its `COLUMNS`), not by whichever test ran first in this worker."""
+    from kumiai.interfaces.cli.context import _consoles
+
+    _consoles.cache_clear()
+    yield
+    _consoles.cache_clear()
+
+
 @pytest.fixture
 def steward_key():  # type: ignore[no-untyped-def]
     return keys.new_private_key()

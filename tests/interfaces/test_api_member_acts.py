@@ -451,7 +451,10 @@ def test_a_vote_from_the_cli_shows_the_motion_and_asks_first(world: World, motio
 
     home = str(world.consortium.member_home(A))
     before = world.counts()
-    declined = CliRunner().invoke(cli, ["node", "vote", motion, "yes", "--home", home], input="n\n")
+    wide = {"COLUMNS": "200"}  # the digest on one line, whatever the worker's terminal
+    declined = CliRunner().invoke(
+        cli, ["node", "vote", motion, "yes", "--home", home], input="n\n", env=wide
+    )
     assert declined.exit_code == 1, declined.output
     assert "admit-member, proposed by lab" in declined.output
     assert "member: st-mary" in declined.output
@@ -459,7 +462,9 @@ def test_a_vote_from_the_cli_shows_the_motion_and_asks_first(world: World, motio
         declined.output
     )
     assert "Not voted on" in declined.output and world.counts() == before
-    voted = CliRunner().invoke(cli, ["node", "vote", motion, "no", "--home", home, "--yes"])
+    voted = CliRunner().invoke(
+        cli, ["node", "vote", motion, "no", "--home", home, "--yes"], env=wide
+    )
     assert voted.exit_code == 0, voted.output
     assert f"Voted no on {motion}" in voted.output
     assert world.last_entry().entry.payload["choice"] == "no"
