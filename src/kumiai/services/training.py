@@ -6,7 +6,6 @@ job's completion, in one transaction, so nothing is ever half-released.
 """
 
 import json
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from kumiai.services.consortium import Consortium
 from kumiai.services.jobs import (
     HeldReservation,
     fail_job,
+    new_job_id,
     recover_interrupted_jobs,
     release_privacy,
     running_job,
@@ -79,7 +79,11 @@ class TrainingOutcome:
 
 
 def _start_job(
-    consortium: Consortium, project: str, settings: TrainingSettings, by: str | None
+    consortium: Consortium,
+    project: str,
+    settings: TrainingSettings,
+    by: str | None,
+    job_id: str | None = None,
 ) -> tuple[FederatedJob, list[tuple[NodePort, str]], str]:
     """Create the job record and the signed job document; one node per requested dataset."""
     with transaction(consortium.sessions) as session:
@@ -90,7 +94,7 @@ def _start_job(
                 f"project {project!r} has no data-use requests yet; request "
                 f"datasets first: kumiai request {project} --dataset NAME ..."
             )
-        job_id = f"job-{uuid.uuid4().hex[:8]}"
+        job_id = job_id or new_job_id()
         now = utc_now()
         agreements = agreements_for_job(session, project)
         signed = sign_job(
@@ -230,6 +234,7 @@ def train(
     superlink: SuperLinkAddress | None = None,
     round_timeout: float | None = None,
     admission_timeout: float | None = None,
+    job_id: str | None = None,
 ) -> TrainingOutcome:
     """Run one federated training job for a project on Flower's simulation engine, or, with
     `superlink`, on the deployment engine: the members' nodes run their own SuperNodes
@@ -246,6 +251,7 @@ def train(
     `admission_timeout` (default 120 s) bounds how long the job waits for the members'
     nodes to connect and answer; a node still offline then is recorded as refused,
     offline, and the job goes on without it if enough others came (`domain.quorum`).
+    `job_id` is the id chosen before the job starts (`POST /jobs` answers with it first).
     """
     if superlink is not None and node_mods:
         raise InvalidInput("on the deployment engine each node chooses its own mods")
@@ -261,7 +267,7 @@ def train(
         raise InvalidInput("the privacy plan was made for other settings; plan this job's again")
     settings = privacy.settings  # client-level DP: σ fixed once for every node
     refuse_over_quota(consortium, project, settings.rounds)  # before anything is reserved
-    job, sites, by = _start_job(consortium, project, settings, by)
+    job, sites, by = _start_job(consortium, project, settings, by, job_id)
     with transaction(consortium.sessions) as session:
         head = consortium.ledger.latest_head(session)
     assert head is not None  # _start_job just appended and sealed an entry
