@@ -5,6 +5,7 @@ says): what is tested is who may start, every refusal with nothing written, the 
 id, and that a job whose thread crashes reads as failed, never running.
 """
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,19 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from kumiai.adapters.coordinator_client import CoordinatorClient
 from kumiai.adapters.flower.superlink import SuperLinkAddress
 from kumiai.adapters.storage.database import transaction
-from kumiai.adapters.storage.schema import JobRow, LedgerEntryRow
+from kumiai.adapters.storage.schema import JobRoundRow, JobRow, JobSiteRow, LedgerEntryRow
 from kumiai.domain import keys
-from kumiai.domain.errors import InvalidInput
+from kumiai.domain.clock import utc_now
+from kumiai.domain.errors import InvalidInput, JobFailed, StateError
 from kumiai.interfaces.api.app import create_app
+from kumiai.interfaces.cli import remote_training
+from kumiai.interfaces.cli.main import app as cli
+from kumiai.node import remote
 from kumiai.node.port import LocalNode
 from kumiai.services.access import grant_access
 from kumiai.services.consortium import Consortium
@@ -29,7 +35,7 @@ from kumiai.services.members import add_member
 from tests.services.helpers import HOSPITALS, heart_consortium
 from tests.services.test_quota import _with_quota
 
-A = HOSPITALS[0]
+A, B = HOSPITALS[0], HOSPITALS[1]
 LINK = SuperLinkAddress("127.0.0.1", 9092, Path("ca.pem"))
 
 
@@ -259,3 +265,139 @@ def test_a_job_past_the_projects_quota_is_refused_as_the_cli_refuses_it(
     # as `kumiai train`'s refusal: no job, one signed job.refused entry
     assert (jobs, entries) == (before[0], before[1] + 1)
     assert world.runner.calls == []
+
+
+# -- `kumiai train PROJECT --coordinator URL` -------------------------------------------------
+
+URL = "https://coordinator.example:8443"
+
+
+class RoundsRunner(Runner):
+    """Records two rounds at one site, one site refused, then completes (or fails)."""
+
+    def __call__(
+        self, consortium: Consortium, project: str, settings: Any, progress: Any, **kw: Any
+    ) -> None:
+        self.calls.append({"project": project, "settings": settings, **kw})
+        job_id = kw["job_id"]
+        with transaction(consortium.sessions) as session:
+            session.add(running_job(job_id, project, "train", settings))
+            session.flush()
+            session.add(
+                JobSiteRow(job_id=job_id, dataset=f"{A}-heart", member=A, status="participating")
+            )
+            session.add(
+                JobSiteRow(
+                    job_id=job_id,
+                    dataset=f"{B}-heart",
+                    member=B,
+                    status="refused",
+                    reason="no agreement",
+                )
+            )
+        for n in (1, 2):
+            scores = {"examples": 50, "accuracy": 0.5 + n / 10, "auc": 0.75}
+            with transaction(consortium.sessions) as session:
+                metrics = {
+                    "train_loss": 0.5,
+                    "overall": scores,
+                    "sites": {f"{A}-heart": scores},
+                    "epsilon": {},
+                    "member_epsilon": None,
+                }
+                session.add(
+                    JobRoundRow(
+                        job_id=job_id,
+                        round=n,
+                        seconds=0.1,
+                        recorded_at=utc_now(),
+                        metrics_json=json.dumps(metrics),
+                    )
+                )
+                session.get(JobRow, job_id).completed_rounds = n  # type: ignore[union-attr]
+        if self.error is not None:
+            raise self.error
+        with transaction(consortium.sessions) as session:
+            row = session.get(JobRow, job_id)
+            assert row is not None
+            row.status, row.finished_at = "completed", utc_now()
+
+
+@pytest.fixture
+def remote_world(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    def reader_for(root: Path, url: str) -> CoordinatorClient:
+        assert url == URL
+        return world.client(LocalNode(root).home.private_key())
+
+    monkeypatch.setattr(remote, "reader_for", reader_for)
+    monkeypatch.setattr(remote_training, "POLL_SECONDS", 0.05)
+    world.runner = RoundsRunner()
+    world.app.state.job_runner = world.runner
+    return world
+
+
+def train_remotely(world: World, *options: str) -> Any:
+    env = {"KUMIAI_NODE_HOME": str(world.consortium.member_home(A)), "KUMIAI_HOME": "/nowhere"}
+    args = ["train", "heart", "--rounds", "2", "--lr", "0.05", "--coordinator", URL, *options]
+    return CliRunner().invoke(cli, args, env=env)
+
+
+def test_train_at_a_coordinator_starts_the_job_and_shows_its_rounds_and_sites(
+    remote_world: World,
+) -> None:
+    result = train_remotely(remote_world)
+    assert result.exit_code == 0, result.output
+    call = remote_world.runner.calls[0]
+    assert call["by"] == A and call["superlink"] == LINK
+    assert call["settings"].rounds == 2 and call["settings"].learning_rate == 0.05
+    assert call["admission_timeout"] == 120.0 and call["round_timeout"] is None
+    job = call["job_id"]
+    out = " ".join(result.stdout.split())
+    assert f"Job {job} started at {URL} (by {A})" in out
+    assert f"1 site(s) admitted the job: {A}-heart" in out
+    assert f"refused {B}-heart: no agreement" in out
+    assert f"no model (job {job}, 2 rounds)" in out
+    assert f"{A}-heart │ 50 │ 0.700 │ 0.750" in out  # the last round's scores
+    assert f"{B}-heart │ — │ refused" in out
+
+
+def test_a_failed_remote_job_exits_non_zero_with_its_error(remote_world: World) -> None:
+    remote_world.runner.error = RuntimeError("a node's SuperNode vanished")
+    result = train_remotely(remote_world)
+    assert result.exit_code == 1 and isinstance(result.exception, JobFailed)
+    job = remote_world.runner.calls[0]["job_id"]
+    assert str(result.exception) == (
+        f"job {job} failed: internal error: RuntimeError: a node's SuperNode vanished"
+    )
+
+
+def test_ctrl_c_stops_watching_only(remote_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*_: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(remote_training, "watch", interrupted)
+    result = train_remotely(remote_world)
+    assert result.exit_code == 130
+    job = remote_world.runner.calls[0]["job_id"]
+    assert f"Stopped watching; job {job} goes on at the coordinator" in " ".join(
+        result.output.split()
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(["--superlink", "127.0.0.1:9092"], "drop it"), (["--by", "lab"], "--by is for")],
+)
+def test_local_only_options_are_refused_with_a_coordinator(
+    remote_world: World, option: list[str], message: str
+) -> None:
+    result = train_remotely(remote_world, *option)
+    assert isinstance(result.exception, InvalidInput) and message in str(result.exception)
+    assert remote_world.runner.calls == []
+
+
+def test_a_refused_start_is_one_line(remote_world: World) -> None:
+    remote_world.app.state.superlink = None
+    result = train_remotely(remote_world)
+    assert isinstance(result.exception, StateError)  # main() prints it as one line
+    assert str(result.exception).startswith("coordinator: this coordinator supervises no")
