@@ -401,3 +401,37 @@ def test_a_refused_start_is_one_line(remote_world: World) -> None:
     result = train_remotely(remote_world)
     assert isinstance(result.exception, StateError)  # main() prints it as one line
     assert str(result.exception).startswith("coordinator: this coordinator supervises no")
+
+
+# -- the real training service, in the serve process's thread --------------------------------
+
+
+def test_a_real_job_runs_in_the_serve_thread_and_reads_as_completed(world: World) -> None:
+    """`services.training.train` itself, its SuperLink swapped for the simulation engine
+    (the deployment engine needs the members' SuperNodes: docs/operations.md's walkthrough)."""
+    from kumiai.services.training import train
+
+    def on_simulation(*args: Any, superlink: Any, **kw: Any) -> Any:
+        assert superlink == LINK
+        # The simulation engine runs the nodes' homes here, which a served consortium only
+        # reaches through what they submit; the deployment engine never asks it to.
+        world.consortium.served = False
+        return train(*args, superlink=None, **kw)
+
+    world.app.state.job_runner = on_simulation
+    status, reply = world.start(world.key(A), body(rounds=2))
+    assert status == 202, reply
+    with world.client(world.key(A)) as client:
+        for _ in range(1200):
+            detail = client.get(f"/jobs/{reply['job']}")
+            if detail["status"] != "running":
+                break
+            threading.Event().wait(0.1)
+        models = client.get("/models", project="heart")
+        started = client.get("/ledger/entries", kind="job.started")
+    assert detail["error"] is None, detail["error"]
+    assert (detail["status"], detail["error"], detail["completed_rounds"]) == ("completed", None, 2)
+    assert [m["job_id"] for m in models] == [reply["job"]]
+    entry = started["entries"][-1] if isinstance(started, dict) else started[-1]
+    # no node is there to sign when it runs: the coordinator signs, naming who asked
+    assert (entry["actor"], entry["payload"]["requested_by"]) == ("coordinator", A)

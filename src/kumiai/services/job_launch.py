@@ -116,6 +116,7 @@ def start_training_job(
                 admission_timeout=admission_timeout,
                 round_timeout=round_timeout,
                 job_id=job_id,
+                requested_by=caller.name,
             )
         except BaseException as exc:  # the thread's last word: the record says why
             crashed.append(exc)
