@@ -435,3 +435,48 @@ def test_a_real_job_runs_in_the_serve_thread_and_reads_as_completed(world: World
     entry = started["entries"][-1] if isinstance(started, dict) else started[-1]
     # no node is there to sign when it runs: the coordinator signs, naming who asked
     assert (entry["actor"], entry["payload"]["requested_by"]) == ("coordinator", A)
+
+
+# -- `coordinator serve` hands its SuperLink to the app ---------------------------------------
+
+
+def test_serve_gives_the_app_the_superlink_it_supervises(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from kumiai.interfaces.api import server
+
+    served: list[Any] = []
+    monkeypatch.setattr(server.uvicorn, "run", lambda app, **_: served.append(app))
+    server.serve(tmp_path / "c", "127.0.0.1", 8443, LINK)
+    server.serve(tmp_path / "c", "127.0.0.1", 8443)  # no --superlink-port: POST /jobs is 409
+    assert [app.state.superlink for app in served] == [LINK, None]
+
+
+def test_coordinator_serve_passes_its_superlinks_address(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from kumiai.interfaces.api import server
+    from kumiai.services import deployment, node_admission
+
+    class Link:
+        pid, nodes, address = 4242, {A: "key"}, LINK
+
+        def stop(self) -> None: ...
+
+    class Keeper:
+        def __init__(self, *_: Any) -> None: ...
+
+        def start(self) -> None: ...
+
+        def stop(self) -> None: ...
+
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(deployment, "start_superlink", lambda *_: Link())
+    monkeypatch.setattr(node_admission, "AdmissionKeeper", Keeper)
+    monkeypatch.setattr(server, "serve", lambda *args: calls.append(args))
+    home = str(tmp_path / "c")
+    result = CliRunner().invoke(
+        cli, ["--home", home, "coordinator", "serve", "--superlink-port", "9092"]
+    )
+    assert result.exit_code == 0, result.output
+    assert calls == [(tmp_path / "c", "127.0.0.1", 8443, LINK)]
