@@ -20,8 +20,6 @@ from kumiai.services.access import Principal
 
 router = APIRouter(tags=["jobs"], route_class=SignedBeforeBody)
 
-NOT_TRAINING = frozenset({"analysis", "secure_aggregation"})  # not `kumiai train` options
-
 
 class JobBody(BaseModel):
     project: str
@@ -49,9 +47,9 @@ def training_settings(fields: dict[str, Any]) -> Any:
     from dataclasses import fields as dataclass_fields
 
     from kumiai.domain.disclosure import PublicDomain
-    from kumiai.domain.training import TrainingSettings
+    from kumiai.domain.training import NOT_TRAIN_OPTIONS, TrainingSettings
 
-    known = {f.name for f in dataclass_fields(TrainingSettings)} - NOT_TRAINING
+    known = {f.name for f in dataclass_fields(TrainingSettings)} - NOT_TRAIN_OPTIONS
     unknown = sorted(set(fields) - known)
     if unknown:
         raise InvalidInput(

@@ -33,19 +33,19 @@ def train_at_coordinator(
     round_timeout: float | None,
     poll: float | None = None,
 ) -> None:
+    from kumiai.domain.training import NOT_TRAIN_OPTIONS
     from kumiai.interfaces.cli.context import console, errors
     from kumiai.interfaces.cli.progress import RichTrainingProgress
     from kumiai.interfaces.cli.remote import signed_client
     from kumiai.interfaces.cli.training import scores_table
 
+    fields = json.loads(settings.to_json())
     body = {
         "project": project,
-        "settings": json.loads(settings.to_json()),
+        "settings": {k: v for k, v in fields.items() if k not in NOT_TRAIN_OPTIONS},
         "admission_timeout": admission_timeout,
         "round_timeout": round_timeout,
     }
-    for not_set_by_train in ("analysis", "secure_aggregation"):
-        del body["settings"][not_set_by_train]
     with signed_client(url) as client:
         started = client.post("/jobs", body)
         job_id = started["job"]
