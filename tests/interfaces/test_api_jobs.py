@@ -175,6 +175,11 @@ def test_an_auditor_may_not_start_a_job(world: World) -> None:
         ({"epsilon": -1.0}, "epsilon"),
         ({"analysis": "{}"}, "unknown training setting(s) analysis"),
         ({"flavour": 1}, "unknown training setting(s) flavour"),
+        ({"rounds": "many"}, 'training setting rounds must be int, got "many"'),
+        ({"rounds": 2.5}, "training setting rounds must be int, got 2.5"),
+        ({"epsilon": True}, "training setting epsilon must be float or null, got true"),
+        ({"public_domain": {"bounds": {"age": [5, 1]}}}, "settings.public_domain is malformed"),
+        ({"public_domain": "nope"}, "the public domain (--public-domain) is malformed"),
     ],
 )
 def test_bad_settings_are_refused_by_the_domains_checks(

@@ -6,7 +6,7 @@ and `GET /jobs/{id}` reads its rounds, sites, status and error (`services.job_la
 """
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_type_hints
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -62,10 +62,24 @@ def training_settings(fields: dict[str, Any]) -> Any:
         values["public_domain"] = PublicDomain.from_json(
             json.dumps(domain), "settings.public_domain"
         ).to_json()
-    try:
-        return TrainingSettings(**values)
-    except TypeError as exc:  # a value of the wrong type that the checks did not name
-        raise InvalidInput(f"training settings: {exc}") from None
+    hints = get_type_hints(TrainingSettings)
+    for name, value in values.items():
+        values[name] = typed(name, value, hints[name])
+    return TrainingSettings(**values)
+
+
+def typed(name: str, value: Any, hint: Any) -> Any:
+    """`value` as the setting's declared type (an integer is a float too), or refused naming
+    the setting: the domain's checks compare numbers, and a string there is no number."""
+    allowed = get_args(hint) or (hint,)
+    if value is None and type(None) in allowed:
+        return value
+    if float in allowed and type(value) in (int, float):
+        return float(value)
+    if type(value) in allowed:
+        return value
+    names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+    raise InvalidInput(f"training setting {name} must be {names}, got {json.dumps(value)}")
 
 
 @router.post(
