@@ -12,6 +12,7 @@ from kumiai.domain.roles import (
     require,
     require_member_record,
     require_own,
+    require_project_member,
 )
 
 OP, S, R, B, A = "operator", "steward", "researcher", "board", "auditor"
@@ -49,6 +50,7 @@ EXPECTED: dict[str, set[str]] = {
     "member.rotate-key": {S, R},  # every member's node holds both
     "privacy.release": {S},  # a steward's node reports the ε it released
     "member.record.read": {OP, B, S},  # a steward only its own (require_member_record)
+    "job.start": {OP, R},  # a researcher only for its own projects (require_project_member)
 }
 
 
@@ -133,3 +135,33 @@ def test_another_members_steward_is_refused_naming_the_rule() -> None:
     )
     with pytest.raises(Forbidden, match=r"kpmg \(auditor\) may not member.record.read; only "):
         require_member_record("kpmg", None, [Role.AUDITOR], "kita")
+
+
+@pytest.mark.parametrize(
+    ("roles", "own", "allowed"),
+    [
+        ({Role.OPERATOR}, None, True),
+        ({Role.STEWARD, Role.RESEARCHER}, "kita", True),  # a researcher of the project
+        ({Role.STEWARD, Role.RESEARCHER, Role.BOARD}, "other", False),  # another project's
+        ({Role.STEWARD}, "kita", False),  # not a researcher's role
+        ({Role.AUDITOR}, None, False),
+        (set(), None, False),
+    ],
+)
+def test_a_job_is_started_by_the_projects_researchers_and_the_operator(
+    roles: set[Role], own: str | None, allowed: bool
+) -> None:
+    if allowed:
+        require_project_member("caller", own, roles, "heart", ["kita", "minami"])
+        return
+    with pytest.raises(Forbidden):
+        require_project_member("caller", own, roles, "heart", ["kita", "minami"])
+
+
+def test_another_projects_researcher_is_refused_naming_the_project() -> None:
+    with pytest.raises(Forbidden) as refused:
+        require_project_member("other", "other", [Role.RESEARCHER], "heart", ["kita"])
+    assert str(refused.value) == (
+        "other (researcher) may start jobs only for projects its member belongs to, not "
+        "'heart'; a member of 'heart' or the operator starts them"
+    )

@@ -59,6 +59,8 @@ class Action(StrEnum):
     PRIVACY_RELEASE = "privacy.release"  # a steward's node reports the ε it released
     # -- one member's own record: its steward, the board and the operator ------------------
     MEMBER_RECORD_READ = "member.record.read"  # a steward reads its own (require_member_record)
+    # -- a project's training job on the coordinator's SuperLink ---------------------------
+    JOB_START = "job.start"  # the project's researchers (require_project_member), the operator
 
 
 PUBLIC: frozenset[Action] = frozenset(
@@ -110,6 +112,7 @@ PERMITTED: dict[Action, frozenset[Role]] = {
     Action.KEY_ROTATE: frozenset({Role.STEWARD, Role.RESEARCHER}),
     Action.PRIVACY_RELEASE: _STEWARD,
     Action.MEMBER_RECORD_READ: frozenset({Role.OPERATOR, Role.BOARD, Role.STEWARD}),
+    Action.JOB_START: frozenset({Role.OPERATOR, Role.RESEARCHER}),
 }
 
 
@@ -157,4 +160,22 @@ def require_member_record(who: str, own: str | None, roles: Iterable[Role], memb
     raise Forbidden(
         f"{who} ({', '.join(sorted(held))}) may read only its own member record, not "
         f"{member}'s; the board and the operator read every member's"
+    )
+
+
+def require_project_member(
+    who: str, own: str | None, roles: Iterable[Role], project: str, members: Iterable[str]
+) -> None:
+    """A job of a project is started by the operator, or by a researcher of a member OF that
+    project: a researcher of another project never spends this project's quota or ε.
+
+    `own` is the member whose key `who` signed in with (None for the operator, an auditor).
+    """
+    held = frozenset(roles)
+    require(who, held, Action.JOB_START)
+    if Role.OPERATOR in held or own in frozenset(members):
+        return
+    raise Forbidden(
+        f"{who} ({', '.join(sorted(held))}) may start jobs only for projects its member "
+        f"belongs to, not {project!r}; a member of {project!r} or the operator starts them"
     )

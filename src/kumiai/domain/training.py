@@ -18,6 +18,9 @@ from kumiai.domain.privacy import (
 )
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi")
+NOT_TRAIN_OPTIONS = frozenset({"analysis", "secure_aggregation"})
+"""Settings `kumiai train` does not set (a statistics job's queries; SecAgg+, which only the
+agreements turn off): `POST /jobs` refuses them, as the CLI has no option for them."""
 # Model families every node knows (kumiai.adapters.models.families builds them). A job
 # document naming another family is refused by the node when it parses the document.
 MODEL_FAMILIES = ("logistic", "mlp")

@@ -9,6 +9,7 @@ service imports this module, never the reverse, so reading jobs does not load Fl
 
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -256,6 +257,11 @@ def _log_failure(consortium: Consortium, session: Session, job: JobRow) -> None:
     payload = {"job": job.id, "completed_rounds": job.completed_rounds, "error": job.error}
     act = Act(COORDINATOR, "job.failed", payload, project=job.project)
     consortium.ledger.append(session, act)
+
+
+def new_job_id() -> str:
+    """A fresh job id: `job-` and 8 hex digits."""
+    return f"job-{uuid.uuid4().hex[:8]}"
 
 
 def running_job(job_id: str, project: str, kind: str, settings: "TrainingSettings") -> JobRow:

@@ -6,10 +6,10 @@ job's completion, in one transaction, so nothing is ever half-released.
 """
 
 import json
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from flwr.app import Message
@@ -33,6 +33,7 @@ from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.clock import utc_now
 from kumiai.domain.errors import InvalidInput, JobFailed, KumiaiError
 from kumiai.domain.job import JobDocument, JobKind, JobStatus, sign_job
+from kumiai.domain.ledger import COORDINATOR
 from kumiai.domain.metrics import SiteScore
 from kumiai.domain.training import TrainingSettings
 from kumiai.node.port import NodePort, simulation_client_app
@@ -41,6 +42,7 @@ from kumiai.services.consortium import Consortium
 from kumiai.services.jobs import (
     HeldReservation,
     fail_job,
+    new_job_id,
     recover_interrupted_jobs,
     release_privacy,
     running_job,
@@ -79,7 +81,12 @@ class TrainingOutcome:
 
 
 def _start_job(
-    consortium: Consortium, project: str, settings: TrainingSettings, by: str | None
+    consortium: Consortium,
+    project: str,
+    settings: TrainingSettings,
+    by: str | None,
+    job_id: str | None = None,
+    requested_by: str | None = None,
 ) -> tuple[FederatedJob, list[tuple[NodePort, str]], str]:
     """Create the job record and the signed job document; one node per requested dataset."""
     with transaction(consortium.sessions) as session:
@@ -90,7 +97,7 @@ def _start_job(
                 f"project {project!r} has no data-use requests yet; request "
                 f"datasets first: kumiai request {project} --dataset NAME ..."
             )
-        job_id = f"job-{uuid.uuid4().hex[:8]}"
+        job_id = job_id or new_job_id()
         now = utc_now()
         agreements = agreements_for_job(session, project)
         signed = sign_job(
@@ -124,13 +131,29 @@ def _start_job(
         sites = [(consortium.node(d.member), d.name) for d in datasets]
         # The ledger holds the very document the nodes admit, and its signature.
         payload = {"job": job_id, "document": json.loads(signed.to_json())}
-        consortium.ledger.append(
-            session, Act(by, "job.started", payload, member=by, project=project)
-        )
+        consortium.ledger.append(session, _act(by, requested_by, "job.started", payload, project))
     return job, sites, by
 
 
-def _release(consortium: Consortium, job: FederatedJob, recorder: JobRecorder, by: str) -> str:
+def _act(
+    by: str, requested_by: str | None, kind: str, payload: dict[str, Any], project: str
+) -> Act:
+    """The member starting the job signs its start and its release at its node; a job asked
+    for through the API (`POST /jobs`) runs after the request is answered, when no node is
+    there to sign, so the coordinator signs both, naming the signed caller who asked."""
+    if requested_by is None:
+        return Act(by, kind, payload, member=by, project=project)
+    payload = {**payload, "requested_by": requested_by}
+    return Act(COORDINATOR, kind, payload, member=by, project=project)
+
+
+def _release(
+    consortium: Consortium,
+    job: FederatedJob,
+    recorder: JobRecorder,
+    by: str,
+    requested_by: str | None = None,
+) -> str:
     """Complete the job and write its model version in one transaction."""
     assert job.plan is not None and recorder.last is not None
     participating = sorted(recorder.last.sites)
@@ -178,7 +201,7 @@ def _release(consortium: Consortium, job: FederatedJob, recorder: JobRecorder, b
             "metrics": recorder.last.overall,
         }
         consortium.ledger.append(
-            session, Act(by, "model.released", payload, member=by, project=project)
+            session, _act(by, requested_by, "model.released", payload, project)
         )
     return model_id
 
@@ -230,6 +253,8 @@ def train(
     superlink: SuperLinkAddress | None = None,
     round_timeout: float | None = None,
     admission_timeout: float | None = None,
+    job_id: str | None = None,
+    requested_by: str | None = None,
 ) -> TrainingOutcome:
     """Run one federated training job for a project on Flower's simulation engine, or, with
     `superlink`, on the deployment engine: the members' nodes run their own SuperNodes
@@ -246,6 +271,9 @@ def train(
     `admission_timeout` (default 120 s) bounds how long the job waits for the members'
     nodes to connect and answer; a node still offline then is recorded as refused,
     offline, and the job goes on without it if enough others came (`domain.quorum`).
+    `job_id` is the id chosen before the job starts (`POST /jobs` answers with it first);
+    `requested_by` is that request's signed caller: the coordinator then signs the job's
+    start and release itself, naming it (the member's node is not there to sign).
     """
     if superlink is not None and node_mods:
         raise InvalidInput("on the deployment engine each node chooses its own mods")
@@ -261,7 +289,7 @@ def train(
         raise InvalidInput("the privacy plan was made for other settings; plan this job's again")
     settings = privacy.settings  # client-level DP: σ fixed once for every node
     refuse_over_quota(consortium, project, settings.rounds)  # before anything is reserved
-    job, sites, by = _start_job(consortium, project, settings, by)
+    job, sites, by = _start_job(consortium, project, settings, by, job_id, requested_by)
     with transaction(consortium.sessions) as session:
         head = consortium.ledger.latest_head(session)
     assert head is not None  # _start_job just appended and sealed an entry
@@ -288,7 +316,7 @@ def train(
             run_deployment(build_server_app(job, recorder), superlink, job.nodes)
         if recorder.last is None:
             raise JobFailed("the federation ended without a single evaluated round")
-        model_id = _release(consortium, job, recorder, by)
+        model_id = _release(consortium, job, recorder, by, requested_by)
     except KumiaiError as exc:
         fail_job(consortium, job.ticket.job_id, str(exc))
         raise

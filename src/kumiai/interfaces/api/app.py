@@ -27,6 +27,7 @@ from kumiai.interfaces.api import (
     acts,
     association,
     governance,
+    jobs,
     ledger,
     reports,
     witness,
@@ -109,6 +110,8 @@ def create_app(home: Path, *, dashboard: bool = True, local_operator: bool = Fal
     )
     app.state.consortium = open_consortium(home)
     app.state.consortium.served = True  # members' nodes sign their own acts, never the server
+    app.state.superlink = None  # `coordinator serve --superlink-port` sets it: jobs run there
+    app.state.job_runner = None  # services.training.train (tests put a stand-in here)
     app.add_exception_handler(KumiaiError, _kumiai_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
@@ -120,6 +123,7 @@ def create_app(home: Path, *, dashboard: bool = True, local_operator: bool = Fal
     app.include_router(witness.router)
     app.include_router(access.router)
     app.include_router(acts.router)
+    app.include_router(jobs.router)
     add_docs(app)
     document_errors(app)
     if dashboard:

@@ -86,9 +86,10 @@ def coordinator_serve(
             f"SuperLink (pid {link.pid}) at {host}:{superlink_port}, TLS, admitting the nodes "
             f"of {', '.join(sorted(link.nodes)) or 'no member'}"
             + (f"; no SuperNode key yet for {', '.join(missing)}" if missing else "")
-            + f". Serving {home} at {where}; Ctrl-C stops both."
+            + f". Serving {home} at {where}; researchers start jobs on it with `kumiai train "
+            "PROJECT --coordinator URL`; Ctrl-C stops both."
         )
-        serve(home, host, port)
+        serve(home, host, port, link.address)
     finally:
         keeper.stop()
         link.stop()

@@ -69,6 +69,12 @@ def _reader(url: str) -> "CoordinatorClient":
     )
 
 
+def signed_client(url: str) -> "CoordinatorClient":
+    """The client a remote command signs with (node home, or `--key`/`--ca`): for writes too
+    (`kumiai train --coordinator` posts its job with it)."""
+    return _reader(url)
+
+
 @dataclass(frozen=True)
 class Fetched:
     document: Any

@@ -5,7 +5,7 @@ command (and `--help`) must start fast.
 """
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -21,18 +21,29 @@ if TYPE_CHECKING:
 
 
 def site_table(title: str, outcome: "TrainingOutcome") -> "Table":
+    return scores_table(title, outcome.overall, outcome.sites, outcome.refused)
+
+
+def scores_table(
+    title: str,
+    overall: dict[str, Any],
+    sites: dict[str, dict[str, Any]],
+    refused: dict[str, str],
+) -> "Table":
+    """Each site's last scores, all sites together, and the sites that refused or were offline
+    (from a local outcome, or from a remote job's record: the same table)."""
     from rich.table import Table
 
     table = Table("site", "test rows", "accuracy", "AUC", title=title)
-    for dataset, m in outcome.sites.items():
+    for dataset, m in sites.items():
         table.add_row(dataset, str(m["examples"]), number(m["accuracy"]), number(m["auc"]))
     table.add_row(
         "[bold]all sites",
-        str(outcome.overall.get("examples")),
-        number(outcome.overall.get("accuracy")),
-        number(outcome.overall.get("auc")),
+        str(overall.get("examples")),
+        number(overall.get("accuracy")),
+        number(overall.get("auc")),
     )
-    for dataset, reason in outcome.refused.items():
+    for dataset, reason in refused.items():
         table.add_row(dataset, "—", f"[yellow]{refusal_label(reason)}", "—")
     return table
 
@@ -108,9 +119,21 @@ def train(
         help="Seconds to wait for the members' nodes to connect and admit the job; a node "
         "still offline then is recorded as refused (offline) and the job goes on without it.",
     ),
+    coordinator: str = typer.Option(
+        None,
+        "--coordinator",
+        help="https://HOST:PORT: start the job at this coordinator (POST /jobs) on the "
+        "SuperLink it supervises, and watch it; signed with KUMIAI_NODE_HOME's key, or "
+        "`kumiai --key FILE --ca FILE`. Default: KUMIAI_COORDINATOR, else the local home.",
+    ),
 ) -> None:
-    """Train a federated model on every site whose steward agreed; others refuse at the node."""
+    """Train a federated model on every site whose steward agreed; others refuse at the node.
+
+    With --coordinator the coordinator runs the job and this command watches it: Ctrl-C stops
+    watching only, the job goes on (`kumiai job ID` reads it).
+    """
     from kumiai.domain.training import TrainingSettings
+    from kumiai.interfaces.cli.remote import coordinator_url
 
     positive_seconds(admission_timeout, "--admission-timeout")
     settings = TrainingSettings(
@@ -138,6 +161,19 @@ def train(
         positive_weight=positive_weight,
         personalisation_epochs=personalisation_epochs,
     )
+    url = coordinator or coordinator_url()
+    if url:
+        refuse_local_options(superlink=superlink, by=by)
+        from kumiai.interfaces.cli.remote_training import train_at_coordinator
+
+        train_at_coordinator(
+            url,
+            project,
+            settings,
+            admission_timeout=admission_timeout,
+            round_timeout=round_timeout,
+        )
+        return
     # Lazy: these load Flower and Ray (seconds); only this command needs them.
     from kumiai.interfaces.cli.context import console
     from kumiai.interfaces.cli.progress import RichTrainingProgress
@@ -173,6 +209,20 @@ def train(
         site_table(f"{outcome.model_id} (job {outcome.job_id}, {outcome.rounds} rounds)", outcome)
     )
     warn_held(outcome.held)
+
+
+def refuse_local_options(superlink: str | None, by: str | None) -> None:
+    """At a coordinator, the job runs on its own SuperLink and is started by the signer."""
+    if superlink is not None:
+        raise InvalidInput(
+            "--superlink is for a job run from the coordinator's own machine; with "
+            "--coordinator the coordinator runs it on the SuperLink it supervises: drop it"
+        )
+    if by is not None:
+        raise InvalidInput(
+            "--by is for the coordinator's own machine; with --coordinator the job is started "
+            "by the member whose key signs the request: drop it"
+        )
 
 
 def positive_seconds(value: float, option: str) -> float:
