@@ -1,6 +1,7 @@
 """The coordinator's SuperLink: TLS with the consortium's CA, node authentication on with the
 keys members' nodes made when they joined, and stopped by PID."""
 
+import ssl
 import stat
 from pathlib import Path
 
@@ -247,9 +248,11 @@ def test_a_member_that_joins_while_serve_runs_connects_without_a_restart(
     serving.start()
     stopped_at_end.append(serving)
 
+    trust = ssl.create_default_context(cafile=str(home / "tls" / "ca.pem"))
+
     def answers() -> bool:
         try:
-            httpx.get(f"{url}/ledger/head", verify=str(home / "tls" / "ca.pem"), timeout=2)
+            httpx.get(f"{url}/ledger/head", verify=trust, timeout=2)
         except httpx.HTTPError:
             return False
         return True
