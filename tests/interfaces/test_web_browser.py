@@ -128,8 +128,8 @@ def test_a_running_job_updates_round_by_round_without_a_reload(
             rounds, bars, status = page.evaluate(PROGRESS)  # one read: never across a swap
             if not seen or seen[-1] != (rounds, bars):
                 seen.append((rounds, bars))
-                if rounds == 2:
-                    _shoot(page, tmp_path, "job-running")
+                if 0 < rounds < ROUNDS and status == "running":
+                    _shoot(page, tmp_path, "job-running")  # mid-job, whichever round it caught
             if status != "running" and rounds == ROUNDS:
                 break
             time.sleep(0.1)
