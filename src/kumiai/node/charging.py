@@ -12,6 +12,7 @@ again, so a retry after a crash pays nothing twice.
 
 from typing import Any
 
+from kumiai.domain.budget import BudgetDecision
 from kumiai.domain.clock import utc_now
 from kumiai.domain.contribution_charge import (
     CONTRIBUTION,
@@ -75,24 +76,44 @@ def charge_contribution(
         "model": model,
         "released_job": released_job,
         "retrainings": retrainings,
-        "released": run.as_dict(),
         "steps": charge.steps,
         "epsilon_job": charge.epsilon_job,
         "epsilon_total": charge.epsilon_total,
-        "noise_multiplier": run.noise_multiplier,
-        "delta": run.delta,
-        "rounds": 0,  # no federated round may ever train under a charge
     }
-    decision = log.reserve(
-        job=charge_id,
-        project=project,
-        planned=charge.extra,
-        delta=run.delta,
-        agreement_cap=agreement.terms.epsilon_cap,
-        details=details,
+    decision = pay_charge(
+        log, charge_id, project, run, charge.extra, agreement.terms.epsilon_cap, details
     )
     if not decision.allowed:
         return False, f"the contribution analysis of {model}: {decision.reason}", charge.extra
-    if charge.extra > 0:
-        log.spend(job=charge_id, round_=0, epsilon=charge.extra)
     return True, f"ε={charge.extra:.3f} charged for {retrainings} retrainings", charge.extra
+
+
+def pay_charge(
+    log: SpendLog,
+    charge_id: str,
+    project: str,
+    run: ReleasedRun,
+    extra: float,
+    cap: float | None,
+    details: dict[str, Any],
+) -> BudgetDecision:
+    """Reserve a charge against the cap and the lifetime budget and spend it at once (a
+    contribution analysis, a personalisation): paid before any work it pays for exists.
+    The entry names the released run it extends and trains no federated round."""
+    decision = log.reserve(
+        job=charge_id,
+        project=project,
+        planned=extra,
+        delta=run.delta,
+        agreement_cap=cap,
+        details={
+            **details,
+            "released": run.as_dict(),
+            "noise_multiplier": run.noise_multiplier,
+            "delta": run.delta,
+            "rounds": 0,  # no federated round may ever train under a charge
+        },
+    )
+    if decision.allowed and extra > 0:
+        log.spend(job=charge_id, round_=0, epsilon=extra)
+    return decision

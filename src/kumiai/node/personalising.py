@@ -32,6 +32,7 @@ from kumiai.domain.personalisation import (
 )
 from kumiai.domain.preprocessing import FeaturePlan
 from kumiai.domain.training import TrainingSettings
+from kumiai.node.charging import pay_charge
 from kumiai.node.home import NodeHome
 from kumiai.node.spendlog import SpendLog
 from kumiai.node.worker import NodeWorker
@@ -144,28 +145,10 @@ def _charge(
         )
     earlier = earlier_steps((j.details for j in view.jobs.values()), job)
     charge = charge_for(run, epochs, earlier)
-    details: dict[str, Any] = {
-        "kind": PERSONALISATION,
-        "model": model,
-        "released_job": job,
-        "released": run.as_dict(),
-        **charge.as_dict(),
-        "noise_multiplier": run.noise_multiplier,
-        "delta": run.delta,
-        "rounds": 0,  # no federated round may ever train under a charge
-    }
-    decision = log.reserve(
-        job=charge_id,
-        project=project,
-        planned=charge.extra,
-        delta=run.delta,
-        agreement_cap=cap,
-        details=details,
-    )
+    details = {"kind": PERSONALISATION, "model": model, "released_job": job, **charge.as_dict()}
+    decision = pay_charge(log, charge_id, project, run, charge.extra, cap, details)
     if not decision.allowed:
         return False, f"the personalisation of {model}: {decision.reason}", None
-    if charge.extra > 0:
-        log.spend(job=charge_id, round_=0, epsilon=charge.extra)
     sgd = {
         "steps_per_round": charge.steps,
         "sample_rate": run.sample_rate,
