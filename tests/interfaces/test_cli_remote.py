@@ -192,17 +192,7 @@ def test_an_auditor_reads_with_only_a_key_file(
     served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     home, _ = served
-    key = keys.new_private_key()
-    (tmp_path / "auditor.pem").write_bytes(keys.private_key_to_pem(key))
-    (tmp_path / "ca.pem").write_text("the consortium's CA, pinned by the auditor")
-    grant_access(
-        open_consortium(home), name="kpmg", role="auditor", public_key=keys.public_key_b64(key)
-    )
-    in_process(create_app(home), monkeypatch)
-    options = [
-        *("--coordinator", "https://coordinator.example:8443"),
-        *("--key", str(tmp_path / "auditor.pem"), "--ca", str(tmp_path / "ca.pem")),
-    ]
+    options = auditor_options(home, "kpmg", monkeypatch, tmp_path)
     for command in (["member", "list"], ["requests"], ["budget"]):
         local = run("--home", str(home), *command, "--json")
         assert run(*options, *command, "--json", env={"KUMIAI_NODE_HOME": ""}) == local
@@ -246,6 +236,21 @@ def test_every_read_command_is_remote_or_says_it_is_local_only() -> None:
 
 EXPORTED_AT = datetime(2026, 11, 29, 15, 0, tzinfo=UTC)
 URL = ("--coordinator", "https://coordinator.example:8443")
+
+
+def auditor_options(
+    home: Path, name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> list[str]:
+    """An auditor with only a granted key file and a CA file (no node home): the options
+    that reach the in-process coordinator at `home` as them."""
+    key = keys.new_private_key()
+    (tmp_path / "auditor.pem").write_bytes(keys.private_key_to_pem(key))
+    (tmp_path / "ca.pem").write_text("the consortium's CA, pinned by the auditor")
+    grant_access(
+        open_consortium(home), name=name, role="auditor", public_key=keys.public_key_b64(key)
+    )
+    in_process(create_app(home), monkeypatch)
+    return [*URL, "--key", str(tmp_path / "auditor.pem"), "--ca", str(tmp_path / "ca.pem")]
 
 
 def through(home: Path, monkeypatch: pytest.MonkeyPatch, alter: Any = None) -> dict[str, str]:
@@ -427,14 +432,7 @@ def test_an_auditor_exports_and_reports_with_only_a_key_file(
     served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     home, _ = served
-    key = keys.new_private_key()
-    (tmp_path / "auditor.pem").write_bytes(keys.private_key_to_pem(key))
-    (tmp_path / "ca.pem").write_text("the consortium's CA, pinned by the auditor")
-    grant_access(
-        open_consortium(home), name="kpmg-2", role="auditor", public_key=keys.public_key_b64(key)
-    )
-    in_process(create_app(home), monkeypatch)
-    options = [*URL, "--key", str(tmp_path / "auditor.pem"), "--ca", str(tmp_path / "ca.pem")]
+    options = auditor_options(home, "kpmg-2", monkeypatch, tmp_path)
     alone = {"KUMIAI_NODE_HOME": ""}
     export = tmp_path / "ledger.jsonl"
     done = CliRunner().invoke(cli, [*options, "ledger", "export", str(export)], env=alone)
