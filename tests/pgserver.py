@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kumiai.adapters.flower.supervised import alive
+
 
 class Unavailable(Exception):
     """Why no server could start; the PostgreSQL half of the tests is skipped, loudly."""
@@ -72,23 +74,11 @@ class PostgresServer:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGINT)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and _alive(self.pid):
+        while time.monotonic() < deadline and alive(self.pid):
             time.sleep(0.05)
-        if _alive(self.pid):
+        if alive(self.pid):
             os.kill(self.pid, signal.SIGKILL)
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by postgres
-        return True
-    # A reaped child is gone; an unreaped zombie still answers kill(0): ask /proc.
-    status = Path(f"/proc/{pid}/stat")
-    return status.exists() and status.read_text().split()[2] != "Z"
 
 
 def _binaries() -> Path:

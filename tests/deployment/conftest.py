@@ -1,30 +1,17 @@
 """Real Flower processes on 127.0.0.1: each test's processes are stopped by PID at its end."""
 
-import os
 import socket
 from collections.abc import Iterator
 
 import pytest
 
-from kumiai.adapters.flower.supervised import descendants
+from kumiai.adapters.flower.supervised import alive, descendants
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture
