@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from kumiai.adapters.models.families import model_for
 from kumiai.adapters.storage.arrays import arrays_from_bytes
 from kumiai.adapters.storage.database import transaction
-from kumiai.adapters.storage.schema import JobRow, JobSiteRow, ModelVersionRow, PrivacySpendRow
+from kumiai.adapters.storage.schema import JobRow, JobSiteRow, ModelVersionRow
 from kumiai.domain.agreement import SignedAgreement
 from kumiai.domain.clock import utc_now
 from kumiai.domain.contribution import Coalition, Shares, Utility, shapley
@@ -50,6 +50,7 @@ from kumiai.services.jobs import (
 )
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get, project_datasets
+from kumiai.services.privacy import mirror_charge
 
 METRICS = ("auc", "accuracy")
 
@@ -352,21 +353,7 @@ def _mirror_charge(
 ) -> None:
     """The node's charge as the job's privacy spend (`kumiai budget`), signed by its member."""
     with transaction(consortium.sessions) as session:
-        spend = consortium.node(member).budget(dataset).jobs[job]
-        session.merge(
-            PrivacySpendRow(
-                job_id=job,
-                dataset=dataset,
-                project=row.project,
-                planned=spend.reserved,
-                spent=spend.spent,
-                delta=float(spend.details.get("delta", 0.0)),
-                noise_multiplier=float(spend.details.get("noise_multiplier", 0.0)),
-                rounds=0,
-                status="running",
-                level="record",
-            )
-        )
+        mirror_charge(consortium, session, member, dataset, job, row.project)
         site = session.get(JobSiteRow, (job, dataset))
         if site is not None:
             site.status = "participating"

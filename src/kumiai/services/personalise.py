@@ -22,7 +22,6 @@ from kumiai.adapters.storage.schema import (
     JobRow,
     JobSiteRow,
     ModelVersionRow,
-    PrivacySpendRow,
     ProjectMemberRow,
     ProjectRow,
 )
@@ -37,6 +36,7 @@ from kumiai.services.consortium import Consortium
 from kumiai.services.jobs import fail_job, release_privacy, running_job
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import get
+from kumiai.services.privacy import mirror_charge
 
 
 @dataclass(frozen=True)
@@ -182,20 +182,6 @@ def _mirror(
             site.status, site.reason = "refused", result.refused[dataset]
             continue
         site.status = "participating"
-        spend = consortium.node(member).budget(dataset).jobs[result.job]
-        session.merge(
-            PrivacySpendRow(
-                job_id=result.job,
-                dataset=dataset,
-                project=project,
-                planned=spend.reserved,
-                spent=spend.spent,
-                delta=float(spend.details.get("delta", 0.0)),
-                noise_multiplier=float(spend.details.get("noise_multiplier", 0.0)),
-                rounds=0,
-                status="running",
-                level="record",
-            )
-        )
+        mirror_charge(consortium, session, member, dataset, result.job, project)
     job = get(session, JobRow, result.job)
     job.status, job.finished_at = JobStatus.COMPLETED.value, utc_now()

@@ -7,6 +7,7 @@ refused before any node is contacted, and mirrors budgets for the `kumiai budget
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from kumiai.adapters.storage.database import transaction
 from kumiai.adapters.storage.schema import DatasetRow, PrivacySpendRow
@@ -17,6 +18,9 @@ from kumiai.domain.training import TrainingSettings, plan_privacy_for
 from kumiai.services.consortium import Consortium
 from kumiai.services.ledger import Act
 from kumiai.services.lookup import all_rows, get, project_datasets
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def _train_rows(rows: int, settings: TrainingSettings) -> int:
@@ -150,3 +154,25 @@ def budgets(consortium: Consortium) -> list[BudgetLine]:
             line.by_project[spend.project] = line.by_project.get(spend.project, 0.0) + spend.spent
             line.by_level[spend.level] = line.by_level.get(spend.level, 0.0) + spend.spent
     return list(lines.values())
+
+
+def mirror_charge(
+    consortium: Consortium, session: "Session", member: str, dataset: str, job: str, project: str
+) -> None:
+    """A charge the node logged (a contribution analysis, a personalisation) mirrored as
+    that job's privacy spend, as `kumiai budget` shows it: record-level, no federated round."""
+    spend = consortium.node(member).budget(dataset).jobs[job]
+    session.merge(
+        PrivacySpendRow(
+            job_id=job,
+            dataset=dataset,
+            project=project,
+            planned=spend.reserved,
+            spent=spend.spent,
+            delta=float(spend.details.get("delta", 0.0)),
+            noise_multiplier=float(spend.details.get("noise_multiplier", 0.0)),
+            rounds=0,
+            status="running",
+            level="record",
+        )
+    )
